@@ -1,0 +1,1 @@
+//! xvs benchmarks and tools (criterion benches live in benches/).

@@ -1,0 +1,1 @@
+//! Desired configuration: bridges, ports, tunnels, static entries, flows, policy.

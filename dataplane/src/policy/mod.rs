@@ -1,0 +1,1 @@
+//! Per-port firewall (ACL) and QoS policers.

@@ -1,0 +1,1 @@
+//! The immutable snapshot of all tables a worker reads, and its atomic handle.

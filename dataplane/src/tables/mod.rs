@@ -1,0 +1,1 @@
+//! Tables read on the per-packet path: FDB, neighbor cache, routes, flow classifier.

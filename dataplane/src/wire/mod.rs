@@ -1,0 +1,115 @@
+//! Typed zero-copy views over packet bytes, and owned representations to
+//! emit them (the smoltcp `Packet<T>` + `Repr` pattern).
+//!
+//! Invariant: once a view's `new_checked` has succeeded, no accessor of that
+//! view can panic or read out of bounds; setters need `T: AsMut<[u8]>`.
+//! Every rejection is a [`WireError`], a flat `Copy` enum so the pipeline can
+//! count drops by reason in a fixed array.
+
+/// Why bytes were rejected by a parser. Flat and fieldless on purpose: it is
+/// counted per reason on the per-packet path (see `stats::DropReason`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, thiserror::Error)]
+#[repr(u8)]
+pub enum WireError {
+    #[error("truncated packet")]
+    Truncated,
+    #[error("unsupported ethertype")]
+    UnsupportedEthertype,
+    #[error("too many stacked VLAN tags")]
+    TooManyVlanTags,
+    #[error("malformed ARP packet")]
+    BadArp,
+    #[error("IP version does not match the ethertype")]
+    BadIpVersion,
+    #[error("IPv4 header length (IHL) below 5 or beyond the packet")]
+    BadIhl,
+    #[error("IP length field disagrees with the frame")]
+    BadIpLength,
+    #[error("IPv4 header checksum mismatch")]
+    BadIpChecksum,
+    #[error("IPv4 fragment")]
+    Fragment,
+    #[error("malformed or too long IPv6 extension header chain")]
+    BadIpv6ExtHeader,
+    #[error("UDP length field disagrees with the IP payload")]
+    BadUdpLength,
+    #[error("UDP checksum mismatch")]
+    BadUdpChecksum,
+    #[error("TCP data offset below 5 or beyond the packet")]
+    BadTcpOffset,
+    #[error("VXLAN header without the I (valid VNI) flag")]
+    VxlanNoIFlag,
+    #[error("Geneve version is not 0")]
+    GeneveBadVersion,
+    #[error("Geneve protocol type is not Transparent Ethernet Bridging (0x6558)")]
+    GeneveBadProtocol,
+    #[error("Geneve options longer than the packet or malformed")]
+    GeneveBadOptions,
+    #[error("Geneve option with the critical bit set that we do not understand")]
+    GeneveCriticalOption,
+}
+
+impl WireError {
+    /// Number of variants; sizes per-reason counter arrays.
+    pub const COUNT: usize = WireError::GeneveCriticalOption as usize + 1;
+
+    pub const ALL: [WireError; WireError::COUNT] = [
+        WireError::Truncated,
+        WireError::UnsupportedEthertype,
+        WireError::TooManyVlanTags,
+        WireError::BadArp,
+        WireError::BadIpVersion,
+        WireError::BadIhl,
+        WireError::BadIpLength,
+        WireError::BadIpChecksum,
+        WireError::Fragment,
+        WireError::BadIpv6ExtHeader,
+        WireError::BadUdpLength,
+        WireError::BadUdpChecksum,
+        WireError::BadTcpOffset,
+        WireError::VxlanNoIFlag,
+        WireError::GeneveBadVersion,
+        WireError::GeneveBadProtocol,
+        WireError::GeneveBadOptions,
+        WireError::GeneveCriticalOption,
+    ];
+
+    /// Stable snake_case name for counters and JSON output.
+    pub fn name(self) -> &'static str {
+        match self {
+            WireError::Truncated => "truncated",
+            WireError::UnsupportedEthertype => "unsupported_ethertype",
+            WireError::TooManyVlanTags => "too_many_vlan_tags",
+            WireError::BadArp => "bad_arp",
+            WireError::BadIpVersion => "bad_ip_version",
+            WireError::BadIhl => "bad_ihl",
+            WireError::BadIpLength => "bad_ip_length",
+            WireError::BadIpChecksum => "bad_ip_checksum",
+            WireError::Fragment => "fragment",
+            WireError::BadIpv6ExtHeader => "bad_ipv6_ext_header",
+            WireError::BadUdpLength => "bad_udp_length",
+            WireError::BadUdpChecksum => "bad_udp_checksum",
+            WireError::BadTcpOffset => "bad_tcp_offset",
+            WireError::VxlanNoIFlag => "vxlan_no_i_flag",
+            WireError::GeneveBadVersion => "geneve_bad_version",
+            WireError::GeneveBadProtocol => "geneve_bad_protocol",
+            WireError::GeneveBadOptions => "geneve_bad_options",
+            WireError::GeneveCriticalOption => "geneve_critical_option",
+        }
+    }
+}
+
+/// Result of a parse.
+pub type Result<T> = core::result::Result<T, WireError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn all_lists_every_variant_in_order() {
+        for (i, e) in WireError::ALL.iter().enumerate() {
+            assert_eq!(*e as usize, i, "{e:?}");
+        }
+    }
+}
