@@ -1,1 +1,861 @@
-//! Desired configuration: bridges, ports, tunnels, static entries, flows, policy.
+//! Desired configuration: bridges, ports, the uplink, tunnel ports, static
+//! FDB entries, flows, firewall rules and policers, as an operator states
+//! them (names, not indices).
+//!
+//! This is what xvsctl edits, what a config file holds and what is persisted.
+//! [`Config::validate`] checks the whole thing and returns every problem at
+//! once (LSDN's validate-then-commit); only a valid config is compiled into a
+//! snapshot, so a change either applies completely or not at all.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::fmt;
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::types::{MacAddr, PortNo};
+
+/// Largest valid VNI (24 bits).
+pub const MAX_VNI: u32 = (1 << 24) - 1;
+/// Default ephemeral range for the outer UDP source port (RFC 7348 §5).
+pub const DEFAULT_SRC_PORT_RANGE: (u16, u16) = (49152, 65535);
+/// Port numbers are assigned from here up; 0 is never a port.
+pub const FIRST_PORT_NO: PortNo = 1;
+
+/// The whole desired configuration.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub bridges: Vec<BridgeConfig>,
+    pub uplink: Option<UplinkConfig>,
+    pub ports: Vec<PortConfig>,
+    pub tunnels: Vec<TunnelConfig>,
+    pub fdb: Vec<StaticFdbConfig>,
+    pub acls: Vec<AclConfig>,
+    pub qos: Vec<QosConfig>,
+}
+
+/// A bridge: one L2 domain (per VLAN), with its own FDB and flow table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BridgeConfig {
+    pub name: String,
+    /// Most MACs the bridge learns (static entries count too).
+    #[serde(default = "default_fdb_max")]
+    pub fdb_max_entries: usize,
+    /// Idle time after which a learned MAC is forgotten.
+    #[serde(default = "default_fdb_aging")]
+    pub fdb_aging_secs: u64,
+    /// Flow rules in the OpenFlow-like text syntax of `tables::flow`.
+    /// An empty list means the bridge is a plain learning switch (NORMAL).
+    #[serde(default)]
+    pub flows: Vec<String>,
+}
+
+fn default_fdb_max() -> usize {
+    65_536
+}
+fn default_fdb_aging() -> u64 {
+    300
+}
+
+impl BridgeConfig {
+    pub fn new(name: impl Into<String>) -> Self {
+        BridgeConfig {
+            name: name.into(),
+            fdb_max_entries: default_fdb_max(),
+            fdb_aging_secs: default_fdb_aging(),
+            flows: Vec::new(),
+        }
+    }
+}
+
+/// 802.1Q membership of a port (the Open vSwitch model).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub enum VlanMode {
+    /// Untagged frames belong to VLAN `tag`; tagged frames are dropped.
+    /// `tag = 0` is the bridge's untagged domain.
+    Access { tag: u16 },
+    /// Tagged frames with a VID in `trunks` (empty = all VIDs) are accepted;
+    /// untagged frames belong to `native` if set, else are dropped.
+    Trunk {
+        #[serde(default)]
+        trunks: Vec<u16>,
+        #[serde(default)]
+        native: Option<u16>,
+    },
+}
+
+impl Default for VlanMode {
+    fn default() -> Self {
+        VlanMode::Access { tag: 0 }
+    }
+}
+
+/// The underlay uplink: where tunnel packets leave and arrive.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UplinkConfig {
+    pub iface: String,
+    #[serde(default)]
+    pub number: Option<PortNo>,
+    /// The uplink's MAC (outer source MAC). Read from the kernel by the
+    /// daemon when absent.
+    #[serde(default)]
+    pub mac: Option<MacAddr>,
+    /// Local VTEP addresses (the kernel keeps them on the interface). Tunnel
+    /// ports without `local` use the first of the matching family.
+    #[serde(default)]
+    pub local_ips: Vec<IpAddr>,
+    #[serde(default = "default_mtu")]
+    pub mtu: u16,
+}
+
+fn default_mtu() -> u16 {
+    1500
+}
+
+/// A local (VM-facing) AF_XDP port.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PortConfig {
+    pub name: String,
+    pub bridge: String,
+    /// Stable port number (the OpenFlow port number flows refer to);
+    /// assigned by [`Config::assign_port_numbers`] when absent.
+    #[serde(default)]
+    pub number: Option<PortNo>,
+    #[serde(default)]
+    pub vlan: VlanMode,
+    #[serde(default = "default_mtu")]
+    pub mtu: u16,
+    /// Number of rx/tx queues to bind (0 = all the device has).
+    #[serde(default)]
+    pub queues: u16,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TunnelKind {
+    Vxlan,
+    Geneve,
+}
+
+impl TunnelKind {
+    pub fn default_port(self) -> u16 {
+        match self {
+            TunnelKind::Vxlan => 4789,
+            TunnelKind::Geneve => 6081,
+        }
+    }
+}
+
+impl fmt::Display for TunnelKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TunnelKind::Vxlan => "vxlan",
+            TunnelKind::Geneve => "geneve",
+        })
+    }
+}
+
+/// Outer TOS: a fixed value, or copied from the inner IP header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TosConfig {
+    Fixed(u8),
+    Inherit,
+}
+
+impl Default for TosConfig {
+    fn default() -> Self {
+        TosConfig::Fixed(0)
+    }
+}
+
+/// One Geneve option sent on every packet (and understood on receipt).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GeneveOptConfig {
+    pub class: u16,
+    #[serde(rename = "type")]
+    pub typ: u8,
+    /// Option data; its length must be a multiple of 4, at most 124 bytes.
+    #[serde(with = "hex_bytes")]
+    pub data: Vec<u8>,
+}
+
+/// A tunnel port: one VNI, one or more remote VTEPs, in one bridge.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TunnelConfig {
+    pub name: String,
+    pub bridge: String,
+    #[serde(default)]
+    pub number: Option<PortNo>,
+    pub kind: TunnelKind,
+    pub vni: u32,
+    pub remotes: Vec<IpAddr>,
+    /// Local VTEP address; defaults to the uplink's first of the family.
+    #[serde(default)]
+    pub local: Option<IpAddr>,
+    /// UDP destination port; defaults to 4789 (VXLAN) or 6081 (Geneve).
+    #[serde(default)]
+    pub dst_port: Option<u16>,
+    #[serde(default = "default_ttl")]
+    pub ttl: u8,
+    #[serde(default)]
+    pub tos: TosConfig,
+    /// Set DF on the outer IPv4 header.
+    #[serde(default)]
+    pub df: bool,
+    /// Send UDP checksums, and verify non-zero ones on receipt.
+    #[serde(default)]
+    pub csum: bool,
+    /// IPv6 underlay only: send a zero UDP checksum (RFC 6935) when `csum`
+    /// is off. Without it, IPv6 tunnels always checksum (RFC 8200).
+    #[serde(default)]
+    pub zero_csum6: bool,
+    #[serde(default = "default_src_range")]
+    pub src_port_range: (u16, u16),
+    #[serde(default)]
+    pub geneve_opts: Vec<GeneveOptConfig>,
+    /// VLAN handling of inner frames. The default (access, tag 0) drops a
+    /// decapsulated frame carrying a VLAN tag, as the issue asks.
+    #[serde(default)]
+    pub vlan: VlanMode,
+}
+
+fn default_ttl() -> u8 {
+    64
+}
+fn default_src_range() -> (u16, u16) {
+    DEFAULT_SRC_PORT_RANGE
+}
+
+impl TunnelConfig {
+    /// A tunnel with the defaults a user gets from `add-tunnel`.
+    pub fn new(
+        name: impl Into<String>,
+        bridge: impl Into<String>,
+        kind: TunnelKind,
+        vni: u32,
+        remotes: Vec<IpAddr>,
+    ) -> Self {
+        TunnelConfig {
+            name: name.into(),
+            bridge: bridge.into(),
+            number: None,
+            kind,
+            vni,
+            remotes,
+            local: None,
+            dst_port: None,
+            ttl: default_ttl(),
+            tos: TosConfig::default(),
+            df: false,
+            csum: false,
+            zero_csum6: false,
+            src_port_range: default_src_range(),
+            geneve_opts: Vec::new(),
+            vlan: VlanMode::default(),
+        }
+    }
+
+    pub fn udp_port(&self) -> u16 {
+        self.dst_port.unwrap_or(self.kind.default_port())
+    }
+}
+
+/// A static MAC entry; learning never overrides it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StaticFdbConfig {
+    pub bridge: String,
+    #[serde(default)]
+    pub vlan: u16,
+    pub mac: MacAddr,
+    /// Port or tunnel name.
+    pub port: String,
+    /// For a tunnel port: which remote VTEP (must be one of its remotes).
+    #[serde(default)]
+    pub remote: Option<IpAddr>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    In,
+    Out,
+}
+
+impl fmt::Display for Direction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Direction::In => "in",
+            Direction::Out => "out",
+        })
+    }
+}
+
+/// Firewall rules of one port and direction. Each rule is the flow match
+/// syntax plus `action=allow|drop`, e.g. `priority=10,tcp,tp_dst=22,action=drop`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AclConfig {
+    pub port: String,
+    pub dir: Direction,
+    pub rules: Vec<String>,
+}
+
+/// A policer on one port and direction.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QosConfig {
+    pub port: String,
+    pub dir: Direction,
+    /// Average rate in bits per second.
+    pub rate_bps: u64,
+    /// Bucket depth in bytes.
+    pub burst_bytes: u64,
+    /// Optional peak rate in bits per second.
+    #[serde(default)]
+    pub peak_bps: Option<u64>,
+}
+
+/// One problem found by [`Config::validate`], naming the object it is about.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{object}: {message}")]
+pub struct ConfigError {
+    /// e.g. `tunnel "vx1"` or `port "vm1"`.
+    pub object: String,
+    pub message: String,
+}
+
+impl ConfigError {
+    fn new(object: impl Into<String>, message: impl Into<String>) -> Self {
+        ConfigError {
+            object: object.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// All problems of a config, reported together.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} problem(s):", self.0.len())?;
+        for e in &self.0 {
+            write!(f, "\n  - {e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+fn vlan_ok(v: u16) -> bool {
+    v < 4095
+}
+
+impl Config {
+    /// Gives every port, tunnel and the uplink without a number the lowest
+    /// free one, so flows can refer to stable numbers.
+    pub fn assign_port_numbers(&mut self) {
+        let mut used: BTreeSet<PortNo> = self
+            .ports
+            .iter()
+            .filter_map(|p| p.number)
+            .chain(self.tunnels.iter().filter_map(|t| t.number))
+            .chain(self.uplink.iter().filter_map(|u| u.number))
+            .collect();
+        let mut next = FIRST_PORT_NO;
+        let mut take = |used: &mut BTreeSet<PortNo>| {
+            while used.contains(&next) {
+                next += 1;
+            }
+            used.insert(next);
+            next
+        };
+        if let Some(u) = self.uplink.as_mut() {
+            if u.number.is_none() {
+                u.number = Some(take(&mut used));
+            }
+        }
+        for p in &mut self.ports {
+            if p.number.is_none() {
+                p.number = Some(take(&mut used));
+            }
+        }
+        for t in &mut self.tunnels {
+            if t.number.is_none() {
+                t.number = Some(take(&mut used));
+            }
+        }
+    }
+
+    /// Name → number of every port, tunnel and the uplink.
+    pub fn port_numbers(&self) -> BTreeMap<&str, PortNo> {
+        let mut m = BTreeMap::new();
+        if let Some(u) = &self.uplink {
+            if let Some(n) = u.number {
+                m.insert(u.iface.as_str(), n);
+            }
+        }
+        for p in &self.ports {
+            if let Some(n) = p.number {
+                m.insert(p.name.as_str(), n);
+            }
+        }
+        for t in &self.tunnels {
+            if let Some(n) = t.number {
+                m.insert(t.name.as_str(), n);
+            }
+        }
+        m
+    }
+
+    /// Checks everything that can be checked without the kernel and
+    /// returns every problem found. Rules that need other modules (flow
+    /// syntax, ACL shapes, policer parameters) are checked when the
+    /// snapshot is compiled, which reports in the same form.
+    pub fn validate(&self) -> Result<(), ConfigErrors> {
+        let mut errs = Vec::new();
+        let mut e = |o: String, m: String| errs.push(ConfigError::new(o, m));
+
+        let mut bridges = HashSet::new();
+        for b in &self.bridges {
+            let o = format!("bridge {:?}", b.name);
+            if b.name.is_empty() {
+                e(o.clone(), "empty name".into());
+            }
+            if !bridges.insert(b.name.as_str()) {
+                e(o.clone(), "defined twice".into());
+            }
+            if b.fdb_max_entries == 0 {
+                e(o.clone(), "fdb_max_entries must be at least 1".into());
+            }
+            if b.fdb_aging_secs == 0 {
+                e(o, "fdb_aging_secs must be at least 1".into());
+            }
+        }
+
+        // Names and numbers are one namespace across ports, tunnels and the uplink.
+        let all = self
+            .uplink
+            .iter()
+            .map(|u| (u.iface.as_str(), u.number))
+            .chain(self.ports.iter().map(|p| (p.name.as_str(), p.number)))
+            .chain(self.tunnels.iter().map(|t| (t.name.as_str(), t.number)));
+        let mut names: HashSet<&str> = HashSet::new();
+        let mut numbers: BTreeMap<PortNo, &str> = BTreeMap::new();
+        for (name, number) in all {
+            let o = format!("port {name:?}");
+            if name.is_empty() {
+                e(o.clone(), "empty name".into());
+            }
+            if !names.insert(name) {
+                e(o.clone(), "name already used".into());
+            }
+            match number {
+                Some(n) if n == 0 || n == PortNo::MAX => {
+                    e(o, format!("port number {n} is reserved"));
+                }
+                Some(n) => {
+                    if let Some(other) = numbers.insert(n, name) {
+                        e(o, format!("port number {n} already used by {other:?}"));
+                    }
+                }
+                None => {}
+            }
+        }
+        if let Some(u) = &self.uplink {
+            let o = format!("uplink {:?}", u.iface);
+            if u.mtu < 576 {
+                e(o.clone(), format!("mtu {} below 576", u.mtu));
+            }
+            if let Some(m) = u.mac {
+                if m.is_multicast() || m.is_zero() {
+                    e(o, format!("MAC {m} is not a unicast address"));
+                }
+            }
+        }
+        for p in &self.ports {
+            let o = format!("port {:?}", p.name);
+            if !bridges.contains(p.bridge.as_str()) {
+                e(o.clone(), format!("unknown bridge {:?}", p.bridge));
+            }
+            check_vlan_mode(&o, &p.vlan, &mut e);
+            if p.mtu < 68 {
+                e(o, format!("mtu {} below 68", p.mtu));
+            }
+        }
+
+        let mut bridge_vni: BTreeMap<&str, (u32, &str)> = BTreeMap::new();
+        let mut tunnel_keys: BTreeMap<(TunnelKind, u16, Option<IpAddr>, u32), &str> =
+            BTreeMap::new();
+        for t in &self.tunnels {
+            let o = format!("tunnel {:?}", t.name);
+            if !bridges.contains(t.bridge.as_str()) {
+                e(o.clone(), format!("unknown bridge {:?}", t.bridge));
+            }
+            if t.vni > MAX_VNI {
+                e(
+                    o.clone(),
+                    format!("VNI {} out of range 0..={MAX_VNI}", t.vni),
+                );
+            }
+            // One bridge is one L2 domain: bridging two VNIs would leak
+            // frames from one virtual network into another.
+            if let Some((vni, other)) = bridge_vni.get(t.bridge.as_str()) {
+                if *vni != t.vni {
+                    e(
+                        o.clone(),
+                        format!(
+                            "VNI {} differs from VNI {vni} of tunnel {other:?} in the same bridge {:?}",
+                            t.vni, t.bridge
+                        ),
+                    );
+                }
+            } else {
+                bridge_vni.insert(&t.bridge, (t.vni, &t.name));
+            }
+            if let Some(other) = tunnel_keys.insert((t.kind, t.udp_port(), t.local, t.vni), &t.name)
+            {
+                e(
+                    o.clone(),
+                    format!(
+                        "same type, UDP port, local IP and VNI {} as tunnel {other:?}",
+                        t.vni
+                    ),
+                );
+            }
+            if t.remotes.is_empty() {
+                e(o.clone(), "at least one remote VTEP is required".into());
+            }
+            let mut seen = HashSet::new();
+            let fam = t.local.map(|l| l.is_ipv4());
+            for r in &t.remotes {
+                if !seen.insert(r) {
+                    e(o.clone(), format!("remote {r} listed twice"));
+                }
+                if r.is_unspecified() || r.is_multicast() && t.remotes.len() > 1 {
+                    e(
+                        o.clone(),
+                        format!("remote {r} is not a usable unicast VTEP address"),
+                    );
+                }
+                if fam.is_some_and(|v4| v4 != r.is_ipv4()) {
+                    e(
+                        o.clone(),
+                        format!(
+                            "remote {r} and local {} differ in family",
+                            t.local.unwrap_or(*r)
+                        ),
+                    );
+                }
+            }
+            if t.remotes.len() > usize::from(u16::MAX - 1) {
+                e(
+                    o.clone(),
+                    format!("{} remotes, at most 65534", t.remotes.len()),
+                );
+            }
+            if let Some(l) = t.local {
+                if l.is_unspecified() || l.is_multicast() {
+                    e(o.clone(), format!("local {l} is not a unicast address"));
+                }
+            } else {
+                let v4 = t.remotes.first().is_none_or(|r| r.is_ipv4());
+                let has = self
+                    .uplink
+                    .as_ref()
+                    .is_some_and(|u| u.local_ips.iter().any(|a| a.is_ipv4() == v4));
+                if !has {
+                    e(
+                        o.clone(),
+                        format!(
+                            "no local IP: set `local` or give the uplink an {} address",
+                            if v4 { "IPv4" } else { "IPv6" }
+                        ),
+                    );
+                }
+            }
+            if t.udp_port() == 0 {
+                e(o.clone(), "UDP port 0".into());
+            }
+            if t.ttl == 0 {
+                e(o.clone(), "TTL 0".into());
+            }
+            let (lo, hi) = t.src_port_range;
+            if lo == 0 || lo > hi {
+                e(
+                    o.clone(),
+                    format!("source port range {lo}-{hi} is empty or starts at 0"),
+                );
+            }
+            if t.kind == TunnelKind::Vxlan && !t.geneve_opts.is_empty() {
+                e(o.clone(), "Geneve options on a VXLAN tunnel".into());
+            }
+            let mut optlen = 0;
+            for opt in &t.geneve_opts {
+                if opt.data.len() % 4 != 0 || opt.data.len() > 124 {
+                    e(
+                        o.clone(),
+                        format!(
+                            "Geneve option {:#06x}:{:#04x}: data length {} is not a multiple of 4 up to 124",
+                            opt.class,
+                            opt.typ,
+                            opt.data.len()
+                        ),
+                    );
+                }
+                optlen += 4 + opt.data.len();
+            }
+            if optlen > 252 {
+                e(
+                    o.clone(),
+                    format!("Geneve options take {optlen} bytes, at most 252"),
+                );
+            }
+            check_vlan_mode(&o, &t.vlan, &mut e);
+        }
+
+        let ports: HashSet<&str> = self
+            .ports
+            .iter()
+            .map(|p| p.name.as_str())
+            .chain(self.tunnels.iter().map(|t| t.name.as_str()))
+            .collect();
+        let mut fdb_seen = HashSet::new();
+        for f in &self.fdb {
+            let o = format!("fdb {} vlan {} in bridge {:?}", f.mac, f.vlan, f.bridge);
+            if !bridges.contains(f.bridge.as_str()) {
+                e(o.clone(), format!("unknown bridge {:?}", f.bridge));
+            }
+            if f.mac.is_multicast() || f.mac.is_zero() {
+                e(o.clone(), "not a unicast MAC".into());
+            }
+            if !vlan_ok(f.vlan) {
+                e(o.clone(), format!("VLAN {} out of range 0..=4094", f.vlan));
+            }
+            if !fdb_seen.insert((&f.bridge, f.vlan, f.mac)) {
+                e(o.clone(), "defined twice".into());
+            }
+            let port_bridge = self
+                .ports
+                .iter()
+                .find(|p| p.name == f.port)
+                .map(|p| (&p.bridge, None))
+                .or_else(|| {
+                    self.tunnels
+                        .iter()
+                        .find(|t| t.name == f.port)
+                        .map(|t| (&t.bridge, Some(t)))
+                });
+            match port_bridge {
+                None => e(o.clone(), format!("unknown port {:?}", f.port)),
+                Some((b, tun)) => {
+                    if *b != f.bridge {
+                        e(o.clone(), format!("port {:?} is in bridge {b:?}", f.port));
+                    }
+                    match (tun, f.remote) {
+                        (Some(t), Some(r)) if !t.remotes.contains(&r) => e(
+                            o.clone(),
+                            format!("{r} is not a remote of tunnel {:?}", t.name),
+                        ),
+                        (Some(t), None) if t.remotes.len() > 1 => e(
+                            o.clone(),
+                            format!(
+                                "tunnel {:?} has several remotes: say which with `remote`",
+                                t.name
+                            ),
+                        ),
+                        (None, Some(r)) => {
+                            e(o.clone(), format!("remote {r} given for a local port"))
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+        let mut acl_seen = HashSet::new();
+        for a in &self.acls {
+            let o = format!("acl {:?} {}", a.port, a.dir);
+            if !ports.contains(a.port.as_str()) {
+                e(o.clone(), format!("unknown port {:?}", a.port));
+            }
+            if !acl_seen.insert((&a.port, a.dir)) {
+                e(o, "rules for this port and direction given twice".into());
+            }
+        }
+        let mut qos_seen = HashSet::new();
+        for q in &self.qos {
+            let o = format!("qos {:?} {}", q.port, q.dir);
+            if !ports.contains(q.port.as_str()) {
+                e(o.clone(), format!("unknown port {:?}", q.port));
+            }
+            if !qos_seen.insert((&q.port, q.dir)) {
+                e(o, "policer for this port and direction given twice".into());
+            }
+        }
+        if errs.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigErrors(errs))
+        }
+    }
+}
+
+fn check_vlan_mode(o: &str, m: &VlanMode, e: &mut dyn FnMut(String, String)) {
+    match m {
+        VlanMode::Access { tag } => {
+            if !vlan_ok(*tag) {
+                e(
+                    o.to_string(),
+                    format!("VLAN tag {tag} out of range 0..=4094"),
+                );
+            }
+        }
+        VlanMode::Trunk { trunks, native } => {
+            for v in trunks.iter().chain(native.iter()) {
+                if *v == 0 || !vlan_ok(*v) {
+                    e(o.to_string(), format!("VLAN {v} out of range 1..=4094"));
+                }
+            }
+        }
+    }
+}
+
+mod hex_bytes {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(b: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+        s.serialize_str(&h)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let s = String::deserialize(d)?;
+        super::parse_hex(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Parses an even-length hex string (optional `0x`) into bytes.
+pub fn parse_hex(s: &str) -> Result<Vec<u8>, String> {
+    let h = s.strip_prefix("0x").unwrap_or(s);
+    if h.len() % 2 != 0 {
+        return Err(format!("hex string {s:?} has an odd number of digits"));
+    }
+    (0..h.len())
+        .step_by(2)
+        .map(|i| {
+            h.get(i..i + 2)
+                .and_then(|d| u8::from_str_radix(d, 16).ok())
+                .ok_or_else(|| format!("invalid hex string {s:?}"))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base() -> Config {
+        let mut c = Config {
+            bridges: vec![BridgeConfig::new("br0")],
+            uplink: Some(UplinkConfig {
+                iface: "eth0".into(),
+                number: None,
+                mac: None,
+                local_ips: vec!["192.0.2.1".parse().unwrap()],
+                mtu: 1500,
+            }),
+            ports: vec![PortConfig {
+                name: "vm1".into(),
+                bridge: "br0".into(),
+                number: None,
+                vlan: VlanMode::default(),
+                mtu: 1500,
+                queues: 0,
+            }],
+            tunnels: vec![TunnelConfig::new(
+                "vx1",
+                "br0",
+                TunnelKind::Vxlan,
+                42,
+                vec!["192.0.2.2".parse().unwrap()],
+            )],
+            ..Default::default()
+        };
+        c.assign_port_numbers();
+        c
+    }
+
+    #[test]
+    fn valid_config_passes_and_numbers_are_stable() {
+        let c = base();
+        c.validate().unwrap();
+        let n = c.port_numbers();
+        assert_eq!(n["eth0"], 1);
+        assert_eq!(n["vm1"], 2);
+        assert_eq!(n["vx1"], 3);
+    }
+
+    #[test]
+    fn every_problem_is_listed_at_once() {
+        let mut c = base();
+        c.tunnels[0].vni = MAX_VNI + 1;
+        c.tunnels[0].bridge = "nope".into();
+        c.ports.push(c.ports[0].clone());
+        c.fdb.push(StaticFdbConfig {
+            bridge: "br0".into(),
+            vlan: 0,
+            mac: MacAddr::BROADCAST,
+            port: "ghost".into(),
+            remote: None,
+        });
+        let errs = c.validate().unwrap_err().0;
+        let text: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
+        let has = |s: &str| text.iter().any(|t| t.contains(s));
+        assert!(has("VNI 16777216 out of range"), "{text:?}");
+        assert!(has("unknown bridge \"nope\""), "{text:?}");
+        assert!(has("name already used"), "{text:?}");
+        assert!(has("not a unicast MAC"), "{text:?}");
+        assert!(has("unknown port \"ghost\""), "{text:?}");
+    }
+
+    #[test]
+    fn two_vnis_in_one_bridge_are_rejected() {
+        let mut c = base();
+        let mut t = c.tunnels[0].clone();
+        t.name = "vx2".into();
+        t.number = None;
+        t.vni = 43;
+        c.tunnels.push(t);
+        c.assign_port_numbers();
+        let errs = c.validate().unwrap_err().0;
+        assert!(errs[0].message.contains("differs from VNI 42"), "{errs:?}");
+    }
+
+    #[test]
+    fn serde_roundtrip_and_unknown_fields_rejected() {
+        let c = base();
+        let j = serde_json::to_string(&c).unwrap();
+        let back: Config = serde_json::from_str(&j).unwrap();
+        assert_eq!(back, c);
+        let bad = j.replacen("\"bridges\"", "\"bridgez\"", 1);
+        assert!(serde_json::from_str::<Config>(&bad).is_err());
+    }
+
+    #[test]
+    fn hex_parsing() {
+        assert_eq!(parse_hex("0x0a0B").unwrap(), vec![0x0a, 0x0b]);
+        assert!(parse_hex("abc").is_err());
+        assert!(parse_hex("zz").is_err());
+    }
+}
