@@ -498,6 +498,11 @@ impl Fdb {
     fn mark(&mut self, key: u64) {
         self.changed.push(key);
         self.dirty = true;
+        // A flapping MAC pushes its key on every move; if nobody calls `view`
+        // for a long time, compact rather than grow without bound.
+        if self.changed.len() > 2 * self.cfg.max_entries.max(self.cfg.merge_min_delta) {
+            self.publish();
+        }
     }
 
     /// Adds or replaces a static entry (replacing a learned one is allowed:
@@ -619,6 +624,9 @@ impl Fdb {
             return None;
         }
         self.dirty = true;
+        if self.changed.len() > 2 * self.cfg.max_entries.max(self.cfg.merge_min_delta) {
+            self.publish();
+        }
         Some(n)
     }
 
@@ -662,6 +670,14 @@ impl Fdb {
         self.dirty = false;
         self.counters.publishes += 1;
         let generation = self.view.generation + 1;
+        let limit = self.cfg.merge_min_delta.max(self.base.len / 8);
+        // Every key counted in the size difference is in the delta, so a
+        // large difference (bulk learning, a flush) means merge without first
+        // sorting the change list.
+        if self.map.len().abs_diff(self.base.len) > limit {
+            self.merge(generation);
+            return;
+        }
 
         self.changed.sort_unstable();
         self.changed.dedup();
@@ -684,7 +700,7 @@ impl Fdb {
             }
         });
 
-        if delta.len() > self.cfg.merge_min_delta.max(self.base.len / 8) {
+        if delta.len() > limit {
             self.merge(generation);
             return;
         }
@@ -947,6 +963,19 @@ mod tests {
     }
 
     #[test]
+    fn flapping_mac_does_not_grow_the_change_list() {
+        let mut f = fdb(4);
+        for i in 0..10_000u64 {
+            f.learn(0, mac(1), FdbDest::local((i % 2) as u16), i * S);
+        }
+        let limit = 2 * FdbConfig::default().merge_min_delta;
+        assert!(f.changed.len() <= limit + 1);
+        assert!(f.changed.capacity() <= 2 * limit);
+        assert_eq!(f.view().lookup(0, mac(1)), Some(FdbDest::local(1)));
+        assert_eq!(f.counters().moved, 9_999);
+    }
+
+    #[test]
     fn tombstones_hide_base_entries() {
         let mut f = Fdb::new(FdbConfig {
             max_entries: 100,
@@ -1006,7 +1035,7 @@ mod tests {
             let vlan = (i % 7) as u16;
             let out = f.learn(vlan, mac(i), FdbDest::tunnel(1, (i % 5) as u16), 0);
             assert_eq!(out, LearnOutcome::New);
-            if i % 100_000 == 99_999 {
+            if i == n / 2 {
                 f.view();
             }
         }
