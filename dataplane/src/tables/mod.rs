@@ -1,1 +1,5 @@
 //! Tables read on the per-packet path: FDB, neighbor cache, routes, flow classifier.
+
+pub mod fdb;
+pub mod neigh;
+pub mod route;
