@@ -6,8 +6,14 @@
 //! Every rejection is a [`WireError`], a flat `Copy` enum so the pipeline can
 //! count drops by reason in a fixed array.
 
+pub mod arp;
 pub mod checksum;
+pub mod ethernet;
+pub mod vlan;
 
+pub use arp::{ArpPacket, ArpRepr};
+pub use ethernet::{EthernetFrame, EthernetRepr};
+pub use vlan::{VlanRepr, VlanTag};
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
