@@ -9,6 +9,7 @@
 pub mod arp;
 pub mod checksum;
 pub mod ethernet;
+pub mod geneve;
 pub mod icmp;
 pub mod ip;
 pub mod ipv4;
@@ -16,9 +17,11 @@ pub mod ipv6;
 pub mod tcp;
 pub mod udp;
 pub mod vlan;
+pub mod vxlan;
 
 pub use arp::{ArpPacket, ArpRepr};
 pub use ethernet::{EthernetFrame, EthernetRepr};
+pub use geneve::{GeneveOption, GeneveOptionIter, GeneveOptionRepr, GenevePacket, GeneveRepr};
 pub use icmp::{IcmpPacket, IcmpRepr, Ndp, NdpKind};
 pub use ip::proto as ip_proto;
 pub use ipv4::{Ipv4Packet, Ipv4Repr};
@@ -26,6 +29,7 @@ pub use ipv6::{Ipv6Packet, Ipv6Repr};
 pub use tcp::{TcpPacket, TcpRepr};
 pub use udp::{UdpPacket, UdpRepr};
 pub use vlan::{VlanRepr, VlanTag};
+pub use vxlan::{VxlanPacket, VxlanRepr};
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
