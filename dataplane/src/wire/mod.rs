@@ -9,6 +9,7 @@
 pub mod arp;
 pub mod checksum;
 pub mod ethernet;
+pub mod flow;
 pub mod geneve;
 pub mod icmp;
 pub mod ip;
@@ -21,6 +22,7 @@ pub mod vxlan;
 
 pub use arp::{ArpPacket, ArpRepr};
 pub use ethernet::{EthernetFrame, EthernetRepr};
+pub use flow::{extract, PacketInfo};
 pub use geneve::{GeneveOption, GeneveOptionIter, GeneveOptionRepr, GenevePacket, GeneveRepr};
 pub use icmp::{IcmpPacket, IcmpRepr, Ndp, NdpKind};
 pub use ip::proto as ip_proto;
