@@ -2,7 +2,23 @@
 //! IPv4/IPv6/ARP and TCP/UDP/ICMP that fills a [`FlowKey`] and says where
 //! each layer starts.
 //!
-//! BENCHMARK_PLACEHOLDER
+//! Hand-written rather than etherparse, by measurement (`cargo bench -p
+//! xvs-bench --bench parse -- --warm-up-time 1 --measurement-time 3`,
+//! release + thin LTO, rustc 1.95, etherparse 0.21, on the shared 2-core
+//! dev VM, so the spread is wide; median [low high] ns per packet, where
+//! etherparse is `SlicedPacket::from_ethernet` plus reading the same fields):
+//!
+//! | frame                   | `extract`          | etherparse         |
+//! |-------------------------|--------------------|--------------------|
+//! | UDP/IPv4, 64 bytes      | 14.6 [13.1 16.4]   | 69.3 [65.6 72.8]   |
+//! | TCP/IPv6, 106 bytes     | 12.7 [12.4 13.0]   | 39.7 [37.2 42.7]   |
+//! | VXLAN/UDP/IPv4 (outer)  | 11.2 [10.5 11.8]   | 67.3 [66.6 68.1]   |
+//!
+//! Decision: keep the hand-written views, 3-6x faster. Beyond speed, they
+//! fill the flow key in one pass with no intermediate slices, report our
+//! own typed drop reasons, and the same views are used to write headers.
+//! etherparse stays as a dev-dependency, as the independent parser our
+//! tests cross-check against.
 //!
 //! Invariants:
 //! - Never panics, never allocates; every rejection is a [`WireError`].
