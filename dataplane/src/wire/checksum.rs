@@ -69,8 +69,9 @@ pub fn checksum(data: &[u8]) -> u16 {
 
 /// Updates a stored checksum field after a 16-bit word of the covered data
 /// changed from `old` to `new` (RFC 1624 eqn. 3: HC' = ~(~HC + ~m + m')).
-/// Eqn. 3 rather than eqn. 2 because it never produces -0 (0xffff) from a
-/// non-zero sum, which the older form did (RFC 1624 §3).
+/// Eqn. 3 rather than RFC 1141's `HC + m + ~m'`, which can store 0xffff
+/// where a full recomputation gives 0x0000 (RFC 1624 §3); eqn. 3 agrees with
+/// the full computation for any covered data that is not all zeros.
 #[inline]
 pub fn update16(csum: u16, old: u16, new: u16) -> u16 {
     let sum = u64::from(!csum) + u64::from(!old) + u64::from(new);
