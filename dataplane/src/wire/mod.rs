@@ -6,6 +6,93 @@
 //! Every rejection is a [`WireError`], a flat `Copy` enum so the pipeline can
 //! count drops by reason in a fixed array.
 
+pub mod arp;
+pub mod checksum;
+pub mod ethernet;
+pub mod flow;
+pub mod geneve;
+pub mod icmp;
+pub mod ip;
+pub mod ipv4;
+pub mod ipv6;
+pub mod tcp;
+pub mod udp;
+pub mod vlan;
+pub mod vxlan;
+
+pub use arp::{ArpPacket, ArpRepr};
+pub use ethernet::{EthernetFrame, EthernetRepr};
+pub use flow::{extract, PacketInfo};
+pub use geneve::{GeneveOption, GeneveOptionIter, GeneveOptionRepr, GenevePacket, GeneveRepr};
+pub use icmp::{IcmpPacket, IcmpRepr, Ndp, NdpKind};
+pub use ip::proto as ip_proto;
+pub use ipv4::{Ipv4Packet, Ipv4Repr};
+pub use ipv6::{Ipv6Packet, Ipv6Repr};
+pub use tcp::{TcpPacket, TcpRepr};
+pub use udp::{UdpPacket, UdpRepr};
+pub use vlan::{VlanRepr, VlanTag};
+pub use vxlan::{VxlanPacket, VxlanRepr};
+
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+use crate::types::MacAddr;
+
+/// A header field: a byte range from the start of its header.
+pub(crate) type Field = core::ops::Range<usize>;
+
+// Field readers and writers shared by the views. They index with the field's
+// range, so they cannot go out of bounds once a view's `new_checked` has
+// proved the buffer covers the header; the array width is fixed by the
+// caller's type and must equal the field width (a mismatch is a programming
+// error that every unit test would hit).
+
+#[inline(always)]
+pub(crate) fn read<const N: usize>(buf: &[u8], f: Field) -> [u8; N] {
+    let mut out = [0u8; N];
+    out.copy_from_slice(&buf[f]);
+    out
+}
+
+#[inline(always)]
+pub(crate) fn read_u16(buf: &[u8], f: Field) -> u16 {
+    u16::from_be_bytes(read(buf, f))
+}
+
+#[inline(always)]
+pub(crate) fn read_u32(buf: &[u8], f: Field) -> u32 {
+    u32::from_be_bytes(read(buf, f))
+}
+
+#[inline(always)]
+pub(crate) fn read_mac(buf: &[u8], f: Field) -> MacAddr {
+    MacAddr(read(buf, f))
+}
+
+#[inline(always)]
+pub(crate) fn read_ipv4(buf: &[u8], f: Field) -> Ipv4Addr {
+    Ipv4Addr::from(read::<4>(buf, f))
+}
+
+#[inline(always)]
+pub(crate) fn read_ipv6(buf: &[u8], f: Field) -> Ipv6Addr {
+    Ipv6Addr::from(read::<16>(buf, f))
+}
+
+#[inline(always)]
+pub(crate) fn write(buf: &mut [u8], f: Field, v: &[u8]) {
+    buf[f].copy_from_slice(v);
+}
+
+#[inline(always)]
+pub(crate) fn write_u16(buf: &mut [u8], f: Field, v: u16) {
+    write(buf, f, &v.to_be_bytes());
+}
+
+#[inline(always)]
+pub(crate) fn write_u32(buf: &mut [u8], f: Field, v: u32) {
+    write(buf, f, &v.to_be_bytes());
+}
+
 /// Why bytes were rejected by a parser. Flat and fieldless on purpose: it is
 /// counted per reason on the per-packet path (see `stats::DropReason`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, thiserror::Error)]
@@ -47,11 +134,13 @@ pub enum WireError {
     GeneveBadOptions,
     #[error("Geneve option with the critical bit set that we do not understand")]
     GeneveCriticalOption,
+    #[error("malformed ICMPv6 neighbor discovery message (code or option length)")]
+    BadNdp,
 }
 
 impl WireError {
     /// Number of variants; sizes per-reason counter arrays.
-    pub const COUNT: usize = WireError::GeneveCriticalOption as usize + 1;
+    pub const COUNT: usize = WireError::BadNdp as usize + 1;
 
     pub const ALL: [WireError; WireError::COUNT] = [
         WireError::Truncated,
@@ -72,6 +161,7 @@ impl WireError {
         WireError::GeneveBadProtocol,
         WireError::GeneveBadOptions,
         WireError::GeneveCriticalOption,
+        WireError::BadNdp,
     ];
 
     /// Stable snake_case name for counters and JSON output.
@@ -95,6 +185,7 @@ impl WireError {
             WireError::GeneveBadProtocol => "geneve_bad_protocol",
             WireError::GeneveBadOptions => "geneve_bad_options",
             WireError::GeneveCriticalOption => "geneve_critical_option",
+            WireError::BadNdp => "bad_ndp",
         }
     }
 }
