@@ -1,1 +1,3 @@
 //! Tables read on the per-packet path: FDB, neighbor cache, routes, flow classifier.
+
+pub mod classifier;
