@@ -101,7 +101,7 @@ struct Subtable {
 impl Subtable {
     fn build(mask: FlowKey, mut entries: Vec<Entry>) -> Subtable {
         // Deterministic entry order (best first) keeps builds reproducible.
-        entries.sort_unstable_by(|a, b| b.rank.cmp(&a.rank));
+        entries.sort_unstable_by_key(|e| std::cmp::Reverse(e.rank));
         let max_rank = entries.first().map_or(0, |e| e.rank);
         let nslots = (entries.len() * 2).next_power_of_two().max(2);
         let mut slots = vec![
@@ -214,7 +214,7 @@ impl<T> Classifier<T> {
             }
             subtables.push(Subtable::build(mask, entries));
         }
-        subtables.sort_by(|a, b| b.max_rank.cmp(&a.max_rank));
+        subtables.sort_by_key(|st| std::cmp::Reverse(st.max_rank));
         Classifier { rules, subtables }
     }
 
@@ -302,8 +302,7 @@ mod tests {
 
     #[test]
     fn priority_then_first_inserted() {
-        let mut exact = FlowKey::default();
-        exact.0 = [u64::MAX; 8];
+        let exact = FlowKey([u64::MAX; 8]);
         let mut k = FlowKey::default();
         k.set_in_port(3);
         let mut port_mask = FlowKey::default();
