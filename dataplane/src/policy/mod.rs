@@ -1,1 +1,4 @@
 //! Per-port firewall (ACL) and QoS policers.
+
+pub mod firewall;
+pub mod qos;
