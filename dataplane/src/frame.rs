@@ -19,6 +19,27 @@ impl<'a> Frame<'a> {
         (head.checked_add(len)? <= buf.len()).then_some(Frame { buf, head, len })
     }
 
+    /// Gives the whole buffer back (to recycle it).
+    pub fn into_buf(self) -> &'a mut [u8] {
+        self.buf
+    }
+
+    /// Makes a copy of this frame in `buf`, at the same headroom when the
+    /// buffer allows (else at the largest headroom that fits). `None` if the
+    /// frame does not fit at all.
+    pub fn copy_into<'b>(&self, buf: &'b mut [u8]) -> Option<Frame<'b>> {
+        if self.len > buf.len() {
+            return None;
+        }
+        let head = self.head.min(buf.len() - self.len);
+        buf[head..head + self.len].copy_from_slice(self.data());
+        Some(Frame {
+            buf,
+            head,
+            len: self.len,
+        })
+    }
+
     #[inline]
     pub fn data(&self) -> &[u8] {
         &self.buf[self.head..self.head + self.len]

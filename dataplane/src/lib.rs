@@ -8,12 +8,14 @@
 //! [`snapshot`] (the immutable tables a worker reads, swapped atomically).
 
 pub mod config;
+pub mod control;
 pub mod frame;
 pub mod pipeline;
 pub mod policy;
 pub mod snapshot;
 pub mod stats;
 pub mod tables;
+pub mod testkit;
 pub mod tunnel;
 pub mod types;
 pub mod wire;

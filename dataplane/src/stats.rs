@@ -53,10 +53,12 @@ pub enum DropReason {
     TooBig,
     /// Output list overflowed (more replicas than a frame may have).
     TooManyOutputs,
+    /// Outer CE mark on a Not-ECT inner packet (RFC 6040 §4.2 says drop).
+    EcnNotEct,
 }
 
 impl DropReason {
-    const OWN: usize = 20;
+    const OWN: usize = 21;
     /// Number of distinct counters.
     pub const COUNT: usize = WireError::COUNT + Self::OWN;
 
@@ -92,6 +94,7 @@ impl DropReason {
             DropReason::NoBuffer => 17,
             DropReason::TooBig => 18,
             DropReason::TooManyOutputs => 19,
+            DropReason::EcnNotEct => 20,
         }
     }
 
@@ -118,6 +121,7 @@ impl DropReason {
             DropReason::NoBuffer,
             DropReason::TooBig,
             DropReason::TooManyOutputs,
+            DropReason::EcnNotEct,
         ];
         WireError::ALL
             .into_iter()
@@ -149,6 +153,7 @@ impl DropReason {
             DropReason::NoBuffer => "no_buffer",
             DropReason::TooBig => "too_big",
             DropReason::TooManyOutputs => "too_many_outputs",
+            DropReason::EcnNotEct => "ecn_not_ect",
         }
     }
 }

@@ -1,1 +1,567 @@
-//! The per-batch packet pipeline.
+//! The per-packet pipeline: everything a worker does to a batch of frames
+//! received on one port, with no I/O in it.
+//!
+//! ```text
+//! rx ─► (uplink: tunnel pop) ─► parse ─► VLAN ingress ─► firewall in ─► policer in
+//!    ─► flow table (EMC, classifier) or NORMAL (learn, FDB, flood)
+//!    ─► per output: VLAN egress ─► firewall out ─► policer out ─► (tunnel push) ─► tx
+//! ```
+//!
+//! Invariants (Quilkin's and OVS's): every frame that comes in leaves either
+//! in `io.tx` or as a buffer in `io.free`, on every path; every drop has one
+//! counted [`DropReason`]; nothing here allocates, locks or blocks. Replicas
+//! of a flooded frame are built in spare buffers the caller provides; the
+//! last output reuses the received frame, so a unicast frame is edited in
+//! place and never copied. Workers never write shared state: learned MACs
+//! leave as [`LearnEvent`]s on a bounded channel (counted when full) and come
+//! back in a later snapshot.
+
+mod state;
+
+use crate::frame::Frame;
+use crate::policy::firewall::AclAction;
+use crate::snapshot::{BridgeEntry, PortKind, PortVlan, Snapshot};
+use crate::stats::DropReason;
+use crate::tables::flow::{Action, EMC_HASH_SEED};
+use crate::tunnel::{pop, PushMeta, RemoteIdx, NO_REMOTE};
+use crate::types::{BridgeNo, FlowKey, PortNo};
+use crate::wire::ethernet::{ethertype, EthernetFrame};
+use crate::wire::flow::extract;
+use crate::wire::vlan::{self, VlanTag};
+use crate::wire::WireError;
+
+pub use state::{LearnEvent, PortCounters, WorkerState};
+
+/// Buffers a batch moves through. The caller (the AF_XDP worker, a test or
+/// a benchmark) owns the vectors and reuses them across batches; their
+/// capacity must cover `rx.len() + spare.len()` so pushes never allocate.
+#[derive(Debug, Default)]
+pub struct BatchIo<'a> {
+    /// Free buffers the pipeline may take for replicas of flooded frames.
+    pub spare: Vec<&'a mut [u8]>,
+    /// Frames to transmit, with the port each goes out of (a local port or
+    /// the uplink, never a tunnel port).
+    pub tx: Vec<(PortNo, Frame<'a>)>,
+    /// Buffers to recycle: dropped frames.
+    pub free: Vec<&'a mut [u8]>,
+}
+
+/// How a frame's 802.1Q tag must look when it leaves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tag {
+    Untagged,
+    /// TCI (PCP + VID).
+    Tagged(u16),
+}
+
+/// One output of a frame.
+#[derive(Debug, Clone, Copy)]
+struct Out {
+    port: PortNo,
+    remote: RemoteIdx,
+    tag: Tag,
+}
+
+/// Per-frame facts every stage needs.
+#[derive(Debug)]
+struct Ctx {
+    key: FlowKey,
+    hash: u64,
+    in_port: PortNo,
+    bridge: BridgeNo,
+    /// VLAN of the frame inside its bridge.
+    vlan: u16,
+    /// Tag the frame arrived with (None = untagged).
+    rx_tag: Option<u16>,
+    now: u64,
+}
+
+/// Processes a batch of frames received on `in_port`.
+///
+/// `snap` is the snapshot the worker loaded for this batch; `now` is the
+/// worker's monotonic clock in nanoseconds (policers, learning refresh).
+pub fn process_batch<'a, I>(
+    snap: &Snapshot,
+    ws: &mut WorkerState,
+    in_port: PortNo,
+    now: u64,
+    rx: I,
+    io: &mut BatchIo<'a>,
+) where
+    I: IntoIterator<Item = Frame<'a>>,
+{
+    ws.sync(snap);
+    for frame in rx {
+        process_frame(snap, ws, in_port, now, frame, io);
+    }
+}
+
+fn drop_frame<'a>(
+    ws: &mut WorkerState,
+    port: PortNo,
+    frame: Frame<'a>,
+    r: DropReason,
+    io: &mut BatchIo<'a>,
+) {
+    ws.count_drop(port, r);
+    io.free.push(frame.into_buf());
+}
+
+/// Runs one frame through the whole pipeline.
+pub fn process_frame<'a>(
+    snap: &Snapshot,
+    ws: &mut WorkerState,
+    rx_port: PortNo,
+    now: u64,
+    mut frame: Frame<'a>,
+    io: &mut BatchIo<'a>,
+) {
+    ws.count_rx(rx_port, frame.len());
+    let Some(pe) = snap.port(rx_port) else {
+        return drop_frame(ws, rx_port, frame, DropReason::UnknownPort, io);
+    };
+    let (in_port, remote, tun_id) = match pe.kind {
+        PortKind::Local => (rx_port, NO_REMOTE, 0),
+        PortKind::Uplink => match pop(&snap.tunnels, &mut frame) {
+            Ok(d) => {
+                ws.count_rx(d.port, frame.len());
+                (d.port, d.remote, d.vni)
+            }
+            Err(r) => return drop_frame(ws, rx_port, frame, r, io),
+        },
+        // Nothing is received "on" a tunnel port: tunnel traffic arrives on
+        // the uplink and is attributed to the tunnel port by pop.
+        PortKind::Tunnel(_) | PortKind::Absent => {
+            return drop_frame(ws, rx_port, frame, DropReason::UnknownPort, io)
+        }
+    };
+    let Some(pe) = snap.port(in_port) else {
+        return drop_frame(ws, rx_port, frame, DropReason::UnknownPort, io);
+    };
+    let mut key = FlowKey::default();
+    match extract(frame.data(), &mut key) {
+        Ok(_) => {}
+        Err(e) => return drop_frame(ws, in_port, frame, e.into(), io),
+    };
+    key.set_in_port(in_port);
+    key.set_tun_id(tun_id);
+    let rx_tag = key.vlan_vid();
+    let vlan = match pe.vlan.ingress(rx_tag) {
+        Some(v) => v,
+        None => {
+            let r = if matches!(pe.kind, PortKind::Tunnel(_)) && rx_tag.is_some() {
+                DropReason::InnerVlan
+            } else {
+                DropReason::VlanNotAllowed
+            };
+            return drop_frame(ws, in_port, frame, r, io);
+        }
+    };
+    if let Some(fw) = pe.firewall[0] {
+        if firewall_drops(snap, ws, fw, &key) {
+            return drop_frame(ws, in_port, frame, DropReason::FirewallIn, io);
+        }
+    }
+    if let Some(p) = pe.policer[0] {
+        if !ws.police(snap, p, now, frame.len()) {
+            return drop_frame(ws, in_port, frame, DropReason::PolicerIn, io);
+        }
+    }
+    let Some(bridge) = snap.bridges.get(usize::from(pe.bridge)) else {
+        return drop_frame(ws, in_port, frame, DropReason::UnknownPort, io);
+    };
+    let ctx = Ctx {
+        hash: key.hash_with(EMC_HASH_SEED),
+        key,
+        in_port,
+        bridge: pe.bridge,
+        vlan,
+        rx_tag,
+        now,
+    };
+    let mut em = Emitter {
+        pending: None,
+        outputs: 0,
+    };
+    let no_output = if bridge.flows.is_empty() {
+        // A bridge without flows is a learning switch, as Open vSwitch is
+        // with its default NORMAL flow.
+        normal(snap, ws, bridge, &ctx, remote, &frame, &mut em, io);
+        DropReason::NoOutput
+    } else {
+        match ws.emc.lookup_or_classify(&bridge.flows, &ctx.key, ctx.hash) {
+            Some(rule) => {
+                run_actions(
+                    snap,
+                    ws,
+                    bridge,
+                    &ctx,
+                    remote,
+                    bridge.flows.actions(rule),
+                    &frame,
+                    &mut em,
+                    io,
+                );
+                DropReason::FlowDrop
+            }
+            // A table miss drops: there is no controller to ask.
+            None => DropReason::FlowDrop,
+        }
+    };
+    em.finish(snap, ws, &ctx, frame, no_output, io);
+}
+
+fn firewall_drops(snap: &Snapshot, ws: &mut WorkerState, fw: u16, key: &FlowKey) -> bool {
+    let Some(f) = snap.firewalls.get(usize::from(fw)) else {
+        return false;
+    };
+    let (action, rule) = f.check(key);
+    if let Some(r) = rule {
+        ws.count_fw_hit(fw, r);
+    }
+    action == AclAction::Drop
+}
+
+/// The L2 learning switch (OpenFlow NORMAL).
+#[allow(clippy::too_many_arguments)]
+fn normal<'a>(
+    snap: &Snapshot,
+    ws: &mut WorkerState,
+    bridge: &BridgeEntry,
+    ctx: &Ctx,
+    remote: RemoteIdx,
+    frame: &Frame<'a>,
+    em: &mut Emitter,
+    io: &mut BatchIo<'a>,
+) {
+    let src = ctx.key.dl_src();
+    if !src.is_multicast() && !src.is_zero() {
+        ws.learn(
+            bridge,
+            ctx.bridge,
+            ctx.vlan,
+            src,
+            ctx.in_port,
+            remote,
+            ctx.now,
+        );
+    }
+    let dst = ctx.key.dl_dst();
+    if !dst.is_multicast() {
+        if let Some(d) = bridge.fdb.lookup(ctx.vlan, dst) {
+            // Never back out of the port it came in on, whichever remote
+            // VTEP: remotes of one tunnel port are a full mesh (split horizon).
+            if d.port == ctx.in_port {
+                ws.count_drop(ctx.in_port, DropReason::SamePort);
+                return;
+            }
+            match snap.port(d.port) {
+                Some(p) if p.vlan.carries(ctx.vlan) && p.bridge == ctx.bridge => {
+                    let tag = egress_tag(&p.vlan, ctx.vlan);
+                    em.emit(
+                        snap,
+                        ws,
+                        ctx,
+                        Out {
+                            port: d.port,
+                            remote: d.remote,
+                            tag,
+                        },
+                        frame,
+                        io,
+                    );
+                }
+                _ => ws.count_drop(ctx.in_port, DropReason::VlanNotAllowed),
+            }
+            return;
+        }
+    }
+    flood(snap, ws, bridge, ctx, frame, em, io);
+}
+
+/// Broadcast, unknown unicast and multicast: every other port of the bridge
+/// that carries the VLAN, and every remote VTEP of its tunnel ports (head-end
+/// replication). Never back to the ingress port, never into another bridge
+/// (hence never into another VNI).
+fn flood<'a>(
+    snap: &Snapshot,
+    ws: &mut WorkerState,
+    bridge: &BridgeEntry,
+    ctx: &Ctx,
+    frame: &Frame<'a>,
+    em: &mut Emitter,
+    io: &mut BatchIo<'a>,
+) {
+    for &p in &bridge.ports {
+        if p == ctx.in_port {
+            continue;
+        }
+        let Some(pe) = snap.port(p) else { continue };
+        if !pe.vlan.carries(ctx.vlan) {
+            continue;
+        }
+        let tag = egress_tag(&pe.vlan, ctx.vlan);
+        emit_all_remotes(snap, ws, ctx, p, pe.kind, tag, frame, em, io);
+    }
+}
+
+/// Emits to a port; for a tunnel port, to each of its remote VTEPs.
+#[allow(clippy::too_many_arguments)]
+fn emit_all_remotes<'a>(
+    snap: &Snapshot,
+    ws: &mut WorkerState,
+    ctx: &Ctx,
+    port: PortNo,
+    kind: PortKind,
+    tag: Tag,
+    frame: &Frame<'a>,
+    em: &mut Emitter,
+    io: &mut BatchIo<'a>,
+) {
+    match kind {
+        PortKind::Tunnel(t) => {
+            let n = snap.tunnels.get(t).map_or(0, |tp| tp.remotes.len());
+            for r in 0..n {
+                em.emit(
+                    snap,
+                    ws,
+                    ctx,
+                    Out {
+                        port,
+                        remote: r as RemoteIdx,
+                        tag,
+                    },
+                    frame,
+                    io,
+                );
+            }
+        }
+        _ => em.emit(
+            snap,
+            ws,
+            ctx,
+            Out {
+                port,
+                remote: NO_REMOTE,
+                tag,
+            },
+            frame,
+            io,
+        ),
+    }
+}
+
+fn egress_tag(vlan: &PortVlan, v: u16) -> Tag {
+    match vlan.egress(v) {
+        Some(vid) => Tag::Tagged(vid),
+        None => Tag::Untagged,
+    }
+}
+
+/// Executes a flow's action list in order.
+#[allow(clippy::too_many_arguments)]
+fn run_actions<'a>(
+    snap: &Snapshot,
+    ws: &mut WorkerState,
+    bridge: &BridgeEntry,
+    ctx: &Ctx,
+    remote: RemoteIdx,
+    actions: &[Action],
+    frame: &Frame<'a>,
+    em: &mut Emitter,
+    io: &mut BatchIo<'a>,
+) {
+    // Explicit outputs send the frame as received unless a VLAN action
+    // changed it, as OpenFlow's output action does.
+    let mut tag = match ctx.rx_tag {
+        Some(_) => Tag::Tagged(ctx.key.vlan_tci() & 0x7fff),
+        None => Tag::Untagged,
+    };
+    for a in actions {
+        match *a {
+            Action::Output(p) | Action::Tunnel { port: p, .. } if p == ctx.in_port => {
+                ws.count_drop(ctx.in_port, DropReason::SamePort);
+            }
+            Action::Output(p) => match snap.port(p) {
+                Some(pe) if pe.bridge == ctx.bridge && pe.kind != PortKind::Uplink => {
+                    emit_all_remotes(snap, ws, ctx, p, pe.kind, tag, frame, em, io)
+                }
+                _ => ws.count_drop(ctx.in_port, DropReason::UnknownPort),
+            },
+            Action::Tunnel { port, remote } => match snap.port(port) {
+                Some(pe) if pe.bridge == ctx.bridge && matches!(pe.kind, PortKind::Tunnel(_)) => {
+                    em.emit(snap, ws, ctx, Out { port, remote, tag }, frame, io)
+                }
+                _ => ws.count_drop(ctx.in_port, DropReason::UnknownPort),
+            },
+            Action::Normal => normal(snap, ws, bridge, ctx, remote, frame, em, io),
+            Action::Flood => flood(snap, ws, bridge, ctx, frame, em, io),
+            Action::Drop => break,
+            Action::PushVlan(vid) => tag = Tag::Tagged(vid & 0x0fff),
+            Action::StripVlan => tag = Tag::Untagged,
+        }
+    }
+}
+
+/// Sends outputs one behind: an output is emitted as a copy only once a
+/// later one is known, so the last (usually the only) output takes the
+/// received frame itself and unicast never copies.
+#[derive(Debug)]
+struct Emitter {
+    pending: Option<Out>,
+    outputs: u32,
+}
+
+impl Emitter {
+    fn emit<'a>(
+        &mut self,
+        snap: &Snapshot,
+        ws: &mut WorkerState,
+        ctx: &Ctx,
+        out: Out,
+        frame: &Frame<'a>,
+        io: &mut BatchIo<'a>,
+    ) {
+        self.outputs += 1;
+        if let Some(prev) = self.pending.replace(out) {
+            let Some(buf) = io.spare.pop() else {
+                ws.count_drop(ctx.in_port, DropReason::NoBuffer);
+                return;
+            };
+            match frame.copy_into(buf) {
+                Some(copy) => {
+                    ws.replicas += 1;
+                    send(snap, ws, ctx, prev, copy, io);
+                }
+                None => ws.count_drop(ctx.in_port, DropReason::NoBuffer),
+            }
+        }
+    }
+
+    fn finish<'a>(
+        self,
+        snap: &Snapshot,
+        ws: &mut WorkerState,
+        ctx: &Ctx,
+        frame: Frame<'a>,
+        no_output: DropReason,
+        io: &mut BatchIo<'a>,
+    ) {
+        match self.pending {
+            Some(last) => send(snap, ws, ctx, last, frame, io),
+            None => {
+                // Drops of individual outputs were counted where they
+                // happened; count the frame once more only if it had none.
+                if self.outputs == 0 {
+                    ws.count_drop(ctx.in_port, no_output);
+                }
+                io.free.push(frame.into_buf());
+            }
+        }
+    }
+}
+
+/// Egress stages for one output, then onto the tx list.
+fn send<'a>(
+    snap: &Snapshot,
+    ws: &mut WorkerState,
+    ctx: &Ctx,
+    out: Out,
+    mut frame: Frame<'a>,
+    io: &mut BatchIo<'a>,
+) {
+    let Some(pe) = snap.port(out.port) else {
+        return drop_frame(ws, out.port, frame, DropReason::UnknownPort, io);
+    };
+    if let Some(fw) = pe.firewall[1] {
+        if firewall_drops(snap, ws, fw, &ctx.key) {
+            return drop_frame(ws, out.port, frame, DropReason::FirewallOut, io);
+        }
+    }
+    if let Err(r) = retag(&mut frame, ctx.rx_tag.is_some(), out.tag) {
+        return drop_frame(ws, out.port, frame, r, io);
+    }
+    if let Some(p) = pe.policer[1] {
+        if !ws.police(snap, p, ctx.now, frame.len()) {
+            return drop_frame(ws, out.port, frame, DropReason::PolicerOut, io);
+        }
+    }
+    let tagged = out.tag != Tag::Untagged;
+    let tx_port = match pe.kind {
+        PortKind::Local => {
+            let max = usize::from(pe.mtu) + 14 + if tagged { vlan::TAG_LEN } else { 0 };
+            if frame.len() > max {
+                return drop_frame(ws, out.port, frame, DropReason::TooBig, io);
+            }
+            out.port
+        }
+        PortKind::Tunnel(t) => {
+            let (Some(tp), Some(uplink)) = (snap.tunnels.get(t), snap.uplink) else {
+                return drop_frame(ws, out.port, frame, DropReason::NoRoute, io);
+            };
+            let tpl = match tp.template(out.remote) {
+                Ok(t) => t,
+                Err(r) => return drop_frame(ws, out.port, frame, r, io),
+            };
+            if frame.headroom() < tpl.len() {
+                if !frame.make_headroom(tpl.len()) {
+                    return drop_frame(ws, out.port, frame, DropReason::NoHeadroom, io);
+                }
+                ws.copies += 1;
+            }
+            let meta = PushMeta {
+                flow_hash: ctx.hash,
+                inner_tos: ctx.key.ip_tos(),
+                ip_id: ws.next_ip_id(),
+            };
+            if let Err(r) = tpl.push(&mut frame, &meta) {
+                return drop_frame(ws, out.port, frame, r, io);
+            }
+            let mtu = snap.port(uplink).map_or(0, |u| usize::from(u.mtu));
+            if frame.len() > mtu + 14 {
+                return drop_frame(ws, out.port, frame, DropReason::TooBig, io);
+            }
+            ws.count_tx(out.port, frame.len());
+            uplink
+        }
+        PortKind::Uplink | PortKind::Absent => {
+            return drop_frame(ws, out.port, frame, DropReason::UnknownPort, io)
+        }
+    };
+    ws.count_tx(tx_port, frame.len());
+    io.tx.push((tx_port, frame));
+}
+
+/// Makes the frame's 802.1Q tag what the output wants, moving only the 12
+/// MAC-address bytes (never the payload).
+fn retag(frame: &mut Frame<'_>, has_tag: bool, want: Tag) -> Result<(), DropReason> {
+    match (has_tag, want) {
+        (false, Tag::Untagged) => Ok(()),
+        (true, Tag::Untagged) => {
+            if frame.remove_gap(12, vlan::TAG_LEN) {
+                Ok(())
+            } else {
+                Err(WireError::Truncated.into())
+            }
+        }
+        (true, Tag::Tagged(tci)) => {
+            let tag = frame.data_mut().get_mut(14..).ok_or(WireError::Truncated)?;
+            VlanTag::new_checked(tag)?.set_tci(tci);
+            Ok(())
+        }
+        (false, Tag::Tagged(tci)) => {
+            // The gap opens at offset 12; the old ethertype slides to 16.
+            if frame.insert_gap(12, vlan::TAG_LEN).is_none() {
+                return Err(DropReason::NoHeadroom);
+            }
+            let data = frame.data_mut();
+            EthernetFrame::new_checked(&mut *data)?.set_ethertype(ethertype::VLAN);
+            let tag = data.get_mut(14..).ok_or(WireError::Truncated)?;
+            VlanTag::new_checked(tag)?.set_tci(tci);
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -147,6 +147,91 @@ pub struct AclRule {
     pub action: AclAction,
 }
 
+/// Why an ACL rule's text did not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AclParseError {
+    #[error("ACL rule {0:?}: missing action=allow|drop")]
+    MissingAction(String),
+    #[error("ACL rule {rule:?}: unknown action {action:?} (expected allow or drop)")]
+    BadAction { rule: String, action: String },
+    #[error("ACL rule {rule:?}: bad priority {value:?}")]
+    BadPriority { rule: String, value: String },
+    #[error("ACL rule {rule:?}: field {field} cannot be matched by an ACL (only MACs, IP prefixes, protocol and ports)")]
+    Unsupported { rule: String, field: &'static str },
+    #[error("ACL rule {rule:?}: {source}")]
+    Match { rule: String, source: FlowError },
+}
+
+impl std::str::FromStr for AclRule {
+    type Err = AclParseError;
+
+    /// The flow match syntax plus `priority=N` and `action=allow|drop`,
+    /// e.g. `priority=10,tcp,nw_src=10.0.0.0/8,tp_dst=22,action=drop`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let rule = || s.to_string();
+        let mut priority = crate::tables::flow::DEFAULT_PRIORITY;
+        let mut action = None;
+        let mut rest = Vec::new();
+        for tok in s.split([',', ' ', '\t']).filter(|t| !t.is_empty()) {
+            match tok.split_once('=') {
+                Some(("priority", v)) => {
+                    priority = v.trim().parse().map_err(|_| AclParseError::BadPriority {
+                        rule: rule(),
+                        value: v.to_string(),
+                    })?
+                }
+                Some(("action" | "actions", v)) => {
+                    action = Some(match v.trim() {
+                        "allow" | "accept" => AclAction::Allow,
+                        "drop" | "deny" => AclAction::Drop,
+                        other => {
+                            return Err(AclParseError::BadAction {
+                                rule: rule(),
+                                action: other.to_string(),
+                            })
+                        }
+                    })
+                }
+                _ => rest.push(tok),
+            }
+        }
+        let action = action.ok_or_else(|| AclParseError::MissingAction(rule()))?;
+        let m: FlowMatch = rest
+            .join(",")
+            .parse()
+            .map_err(|source| AclParseError::Match {
+                rule: rule(),
+                source,
+            })?;
+        let unsupported = |field| AclParseError::Unsupported {
+            rule: rule(),
+            field,
+        };
+        if m.in_port.is_some() {
+            return Err(unsupported("in_port"));
+        }
+        if m.tun_id.is_some() {
+            return Err(unsupported("tun_id"));
+        }
+        if m.dl_vlan.is_some() {
+            return Err(unsupported("dl_vlan"));
+        }
+        Ok(AclRule {
+            priority,
+            matches: AclMatch {
+                dl_src: m.dl_src,
+                dl_dst: m.dl_dst,
+                nw_src: m.nw_src,
+                nw_dst: m.nw_dst,
+                ip_proto: m.nw_proto,
+                tp_src: m.tp_src,
+                tp_dst: m.tp_dst,
+            },
+            action,
+        })
+    }
+}
+
 /// One compiled ACL. Immutable once built.
 #[derive(Debug)]
 pub struct Firewall {

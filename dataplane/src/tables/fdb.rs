@@ -170,6 +170,13 @@ pub enum LearnOutcome {
     Invalid,
 }
 
+impl LearnOutcome {
+    /// Did the event change what workers must see?
+    pub fn changed(self) -> bool {
+        matches!(self, LearnOutcome::New | LearnOutcome::Moved { .. })
+    }
+}
+
 /// One entry as `fdb-show` prints it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FdbEntryInfo {
@@ -364,6 +371,13 @@ pub struct FdbView {
     generation: u64,
 }
 
+impl Default for FdbView {
+    /// An empty view (what a bridge has before its FDB is published).
+    fn default() -> Self {
+        FdbView::empty(0)
+    }
+}
+
 impl FdbView {
     fn empty(seed: u64) -> Self {
         FdbView {
@@ -476,6 +490,19 @@ impl Fdb {
 
     pub fn config(&self) -> &FdbConfig {
         &self.cfg
+    }
+
+    /// Changes the limits (a bridge reconfigured). Entries over a lowered
+    /// `max_entries` stay until they age out; learning resumes below it.
+    pub fn set_config(&mut self, cfg: FdbConfig) -> Result<(), FdbError> {
+        Fdb::new(cfg)?;
+        self.cfg = cfg;
+        Ok(())
+    }
+
+    /// Removes every entry `pred` selects; returns how many.
+    pub fn remove_if(&mut self, mut pred: impl FnMut(&FdbEntryInfo) -> bool) -> usize {
+        self.remove_where(|k, c| pred(&info(k, c, 0))).unwrap_or(0)
     }
 
     fn validate(&self, vlan: u16, mac: MacAddr, dest: FdbDest) -> Result<(), FdbError> {

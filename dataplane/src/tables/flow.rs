@@ -737,6 +737,20 @@ pub struct FlowRule {
     pub cookie: u64,
 }
 
+impl FlowRule {
+    /// Port numbers the rule names (match and actions), for the control
+    /// plane to check they exist in the bridge.
+    pub fn referenced_ports(&self) -> impl Iterator<Item = PortNo> + '_ {
+        self.matches
+            .in_port
+            .into_iter()
+            .chain(self.actions.iter().filter_map(|a| match a {
+                Action::Output(p) | Action::Tunnel { port: p, .. } => Some(*p),
+                _ => None,
+            }))
+    }
+}
+
 impl fmt::Display for FlowRule {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "priority={}", self.priority)?;
@@ -838,6 +852,19 @@ pub struct FlowTable {
 }
 
 static NORMAL_ACTIONS: [Action; 1] = [Action::Normal];
+
+impl Default for FlowTable {
+    /// The empty table: every frame takes the NORMAL path.
+    fn default() -> Self {
+        FlowTable {
+            classifier: Classifier::build(Vec::new()),
+            ranges: Box::new([]),
+            actions: Box::new([]),
+            rules: Vec::new(),
+            generation: 0,
+        }
+    }
+}
 
 impl FlowTable {
     /// Validates and compiles `rules`; rule indices are positions in

@@ -1,0 +1,608 @@
+//! The control plane's state and the snapshot builder: desired config,
+//! underlay state (routes, neighbors), the authoritative FDBs, and the
+//! compilation of all of it into the immutable [`Snapshot`] workers read.
+//!
+//! One thread owns a [`Control`] (the daemon's control thread); it is the
+//! only writer of the [`SnapshotHandle`]. Applying a config is validate-
+//! then-commit: every problem is collected first and nothing changes unless
+//! there are none. Learn events from workers arrive on a bounded channel
+//! and are folded into the FDBs in batches, each batch published as one new
+//! snapshot that shares every unchanged table with the previous one.
+
+use std::collections::{BTreeSet, HashMap};
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use crossbeam_channel::{Receiver, Sender};
+
+use crate::config::{
+    BridgeConfig, Config, ConfigError, ConfigErrors, Direction, TunnelConfig, VlanMode,
+};
+use crate::pipeline::LearnEvent;
+use crate::policy::firewall::{AclRule, Firewall};
+use crate::policy::qos::PolicerConfig;
+use crate::snapshot::{BridgeEntry, PortEntry, PortKind, PortVlan, Snapshot, SnapshotHandle};
+use crate::stats::DropReason;
+use crate::tables::fdb::{Fdb, FdbConfig, FdbDest};
+use crate::tables::flow::{FlowRule, FlowTable};
+use crate::tables::neigh::{NeighCache, NeighConfig};
+use crate::tables::route::RouteTable;
+use crate::tunnel::{RemoteIdx, Template, TunnelPort, TunnelTable, NO_REMOTE};
+use crate::types::{MacAddr, PortNo};
+
+/// Capacity of the learn-event channel shared by all workers.
+pub const LEARN_QUEUE: usize = 65_536;
+
+/// Underlay facts templates are built from.
+#[derive(Debug)]
+pub struct Underlay {
+    pub routes: RouteTable,
+    pub neigh: NeighCache,
+    /// MAC of the uplink (outer source MAC).
+    pub uplink_mac: Option<MacAddr>,
+}
+
+impl Default for Underlay {
+    fn default() -> Self {
+        Underlay {
+            routes: RouteTable::default(),
+            neigh: NeighCache::new(NeighConfig::default())
+                .expect("default neighbor config is valid"),
+            uplink_mac: None,
+        }
+    }
+}
+
+impl Underlay {
+    /// Next hop and its MAC for a remote VTEP, or why not yet.
+    pub fn resolve(&self, remote: IpAddr) -> Result<(IpAddr, MacAddr), DropReason> {
+        let route = self.routes.lookup(remote).ok_or(DropReason::NoRoute)?;
+        let nh = route.gateway.unwrap_or(remote);
+        let mac = self.neigh.lookup(nh).ok_or(DropReason::NeighUnresolved)?;
+        Ok((nh, mac))
+    }
+}
+
+/// The control plane.
+#[derive(Debug)]
+pub struct Control {
+    config: Config,
+    pub underlay: Underlay,
+    fdbs: HashMap<String, Fdb>,
+    handle: Arc<SnapshotHandle>,
+    current: Arc<Snapshot>,
+    learn_tx: Sender<LearnEvent>,
+    learn_rx: Receiver<LearnEvent>,
+    next_generation: u64,
+    /// Next hops a template waits for: the daemon sends ARP/ND for them.
+    unresolved: BTreeSet<IpAddr>,
+    neigh_generation_built: u64,
+    route_generation_built: u64,
+}
+
+impl Control {
+    pub fn new() -> Control {
+        let (learn_tx, learn_rx) = crossbeam_channel::bounded(LEARN_QUEUE);
+        let empty = Arc::new(Snapshot::empty());
+        Control {
+            config: Config::default(),
+            underlay: Underlay::default(),
+            fdbs: HashMap::new(),
+            handle: Arc::new(SnapshotHandle::new(Snapshot::empty())),
+            current: empty,
+            learn_tx,
+            learn_rx,
+            next_generation: 1,
+            unresolved: BTreeSet::new(),
+            neigh_generation_built: 0,
+            route_generation_built: 0,
+        }
+    }
+
+    /// The handle workers load snapshots from.
+    pub fn handle(&self) -> Arc<SnapshotHandle> {
+        Arc::clone(&self.handle)
+    }
+
+    /// A sender for a worker's learn events.
+    pub fn learn_sender(&self) -> Sender<LearnEvent> {
+        self.learn_tx.clone()
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        Arc::clone(&self.current)
+    }
+
+    pub fn fdb(&self, bridge: &str) -> Option<&Fdb> {
+        self.fdbs.get(bridge)
+    }
+
+    /// Next hops waiting for resolution.
+    pub fn unresolved(&self) -> impl Iterator<Item = &IpAddr> {
+        self.unresolved.iter()
+    }
+
+    /// Validates `config` whole and, only if it has no problem, makes it
+    /// the running config in one snapshot swap.
+    pub fn apply(&mut self, mut config: Config) -> Result<(), ConfigErrors> {
+        config.assign_port_numbers();
+        config.validate()?;
+        let compiled = compile(&config, &self.current, self.next_generation)?;
+
+        // Nothing below can fail: commit.
+        let mut fdbs = HashMap::new();
+        for b in &config.bridges {
+            let cfg = fdb_config(b);
+            let mut fdb = match self.fdbs.remove(&b.name) {
+                Some(mut f) => {
+                    // compile() validated the limits.
+                    let _ = f.set_config(cfg);
+                    f
+                }
+                None => match Fdb::new(cfg) {
+                    Ok(f) => f,
+                    Err(_) => continue,
+                },
+            };
+            // Learned entries behind ports that left the bridge go; static
+            // entries are re-derived from the config below.
+            fdb.remove_if(|e| e.is_static || !compiled.bridge_has_port(&b.name, e.dest.port));
+            fdbs.insert(b.name.clone(), fdb);
+        }
+        for (bridge, vlan, mac, dest) in &compiled.statics {
+            if let Some(fdb) = fdbs.get_mut(bridge) {
+                // Capacity was checked by compile(); a failure here would
+                // be a bug, not bad input.
+                let _ = fdb.add_static(*vlan, *mac, *dest);
+            }
+        }
+        self.fdbs = fdbs;
+        self.config = config;
+        self.next_generation += 1;
+        let mut snap = compiled.snapshot;
+        self.fill_dynamic(&mut snap, true);
+        self.publish(snap);
+        Ok(())
+    }
+
+    /// Folds pending learn events into the FDBs; publishes one snapshot if
+    /// any changed. Returns the number of events processed.
+    pub fn process_learning(&mut self, now: u64) -> usize {
+        let mut n = 0;
+        let mut changed = false;
+        while let Ok(ev) = self.learn_rx.try_recv() {
+            n += 1;
+            // Events are numbered by the snapshot the worker had: drop those
+            // a reconfiguration made stale (port gone or moved bridges).
+            let Some(pe) = self.current.port(ev.port) else {
+                continue;
+            };
+            if pe.bridge != ev.bridge {
+                continue;
+            }
+            let Some(b) = self.current.bridges.get(usize::from(ev.bridge)) else {
+                continue;
+            };
+            if let Some(fdb) = self.fdbs.get_mut(&b.name) {
+                changed |= fdb
+                    .learn(
+                        ev.vlan,
+                        ev.mac,
+                        FdbDest {
+                            port: ev.port,
+                            remote: ev.remote,
+                        },
+                        now,
+                    )
+                    .changed();
+            }
+        }
+        if changed {
+            self.republish();
+        }
+        n
+    }
+
+    /// Periodic work: FDB aging, neighbor expiry, template rebuilds.
+    pub fn tick(&mut self, now: u64) {
+        let mut changed = false;
+        for fdb in self.fdbs.values_mut() {
+            changed |= fdb.age(now) > 0;
+        }
+        changed |= !self.underlay.neigh.expire(now).is_empty();
+        if changed || self.underlay_changed() {
+            self.republish();
+        }
+    }
+
+    /// Call after changing `underlay` (routes, neighbors, uplink MAC):
+    /// rebuilds templates and publishes if anything they depend on moved.
+    pub fn underlay_updated(&mut self) {
+        if self.underlay_changed() {
+            self.republish();
+        }
+    }
+
+    fn underlay_changed(&self) -> bool {
+        self.underlay.neigh.generation() != self.neigh_generation_built
+            || self.underlay.routes.generation() != self.route_generation_built
+    }
+
+    /// A new snapshot from the current one with fresh FDB views and
+    /// templates; everything else is shared.
+    fn republish(&mut self) {
+        let mut snap = (*self.current).clone();
+        snap.generation = self.next_generation;
+        self.next_generation += 1;
+        let templates = self.underlay_changed();
+        self.fill_dynamic(&mut snap, templates);
+        self.publish(snap);
+    }
+
+    /// Fills what changes without a config change: FDB views and, when
+    /// asked, tunnel templates.
+    fn fill_dynamic(&mut self, snap: &mut Snapshot, templates: bool) {
+        let bridges: Vec<BridgeEntry> = snap
+            .bridges
+            .iter()
+            .map(|b| {
+                let mut b = b.clone();
+                if let Some(fdb) = self.fdbs.get_mut(&b.name) {
+                    b.fdb = fdb.view();
+                }
+                b
+            })
+            .collect();
+        snap.bridges = Arc::from(bridges);
+
+        if templates {
+            let mut unresolved = BTreeSet::new();
+            let mut ports: Vec<TunnelPort> = snap.tunnels.ports().to_vec();
+            for tp in &mut ports {
+                let cfg = self.config.tunnels.iter().find(|t| t.name == tp.name);
+                let Some(cfg) = cfg else { continue };
+                for (i, remote) in tp.remotes.clone().iter().enumerate() {
+                    let t = self.build_template(cfg, tp.local, *remote, &mut unresolved);
+                    tp.set_template(i as RemoteIdx, t);
+                }
+            }
+            // Rebuilding with the same ports cannot fail: keys were checked
+            // when the config was compiled.
+            if let Ok(t) = TunnelTable::build(ports) {
+                snap.tunnels = Arc::new(t);
+            }
+            self.unresolved = unresolved;
+            self.neigh_generation_built = self.underlay.neigh.generation();
+            self.route_generation_built = self.underlay.routes.generation();
+        }
+    }
+
+    fn build_template(
+        &self,
+        cfg: &TunnelConfig,
+        local: IpAddr,
+        remote: IpAddr,
+        unresolved: &mut BTreeSet<IpAddr>,
+    ) -> Result<Template, DropReason> {
+        let src_mac = self.underlay.uplink_mac.ok_or(DropReason::NoRoute)?;
+        let route = self
+            .underlay
+            .routes
+            .lookup(remote)
+            .ok_or(DropReason::NoRoute)?;
+        let nh = route.gateway.unwrap_or(remote);
+        let Some(dst_mac) = self.underlay.neigh.lookup(nh) else {
+            unresolved.insert(nh);
+            return Err(DropReason::NeighUnresolved);
+        };
+        Template::build(cfg, local, remote, src_mac, dst_mac).map_err(|_| DropReason::NoRoute)
+    }
+
+    fn publish(&mut self, snap: Snapshot) {
+        let snap = Arc::new(snap);
+        self.handle.store(Arc::clone(&snap));
+        self.current = snap;
+    }
+}
+
+impl Default for Control {
+    fn default() -> Self {
+        Control::new()
+    }
+}
+
+/// A config compiled into a snapshot (FDB views and templates still to be
+/// filled), plus the static FDB entries to install.
+struct Compiled {
+    snapshot: Snapshot,
+    statics: Vec<(String, u16, MacAddr, FdbDest)>,
+    bridge_ports: HashMap<String, Vec<PortNo>>,
+}
+
+impl Compiled {
+    fn bridge_has_port(&self, bridge: &str, port: PortNo) -> bool {
+        self.bridge_ports
+            .get(bridge)
+            .is_some_and(|v| v.contains(&port))
+    }
+}
+
+fn fdb_config(b: &BridgeConfig) -> FdbConfig {
+    FdbConfig {
+        max_entries: b.fdb_max_entries,
+        aging_ns: b.fdb_aging_secs.saturating_mul(1_000_000_000),
+        ..FdbConfig::default()
+    }
+}
+
+fn vlan_of(m: &VlanMode) -> PortVlan {
+    match m {
+        VlanMode::Access { tag } => PortVlan::Access(*tag),
+        VlanMode::Trunk { trunks, native } => PortVlan::trunk(trunks, *native),
+    }
+}
+
+/// Compiles a validated config. Reports every problem the lower layers find
+/// (flow syntax, ACL shapes, policer parameters, tunnel key clashes).
+fn compile(config: &Config, prev: &Snapshot, generation: u64) -> Result<Compiled, ConfigErrors> {
+    let mut errs = Vec::new();
+    let numbers = config.port_numbers();
+    let max_no = numbers.values().copied().max().unwrap_or(0);
+    let mut ports = vec![PortEntry::absent(); usize::from(max_no) + 1];
+    let bridge_no: HashMap<&str, u16> = config
+        .bridges
+        .iter()
+        .enumerate()
+        .map(|(i, b)| (b.name.as_str(), i as u16))
+        .collect();
+    let mut bridge_ports: HashMap<String, Vec<PortNo>> = HashMap::new();
+
+    if let Some(u) = &config.uplink {
+        let n = numbers[u.iface.as_str()];
+        ports[usize::from(n)] = PortEntry {
+            name: u.iface.clone(),
+            kind: PortKind::Uplink,
+            bridge: 0,
+            vlan: PortVlan::Access(0),
+            mtu: u.mtu,
+            firewall: [None; 2],
+            policer: [None; 2],
+        };
+    }
+    for p in &config.ports {
+        let n = numbers[p.name.as_str()];
+        let b = bridge_no[p.bridge.as_str()];
+        ports[usize::from(n)] = PortEntry {
+            name: p.name.clone(),
+            kind: PortKind::Local,
+            bridge: b,
+            vlan: vlan_of(&p.vlan),
+            mtu: p.mtu,
+            firewall: [None; 2],
+            policer: [None; 2],
+        };
+        bridge_ports.entry(p.bridge.clone()).or_default().push(n);
+    }
+    let mut tunnel_ports = Vec::new();
+    for t in &config.tunnels {
+        let n = numbers[t.name.as_str()];
+        let b = bridge_no[t.bridge.as_str()];
+        let local = t.local.or_else(|| {
+            let v4 = t.remotes.first().is_none_or(|r| r.is_ipv4());
+            config
+                .uplink
+                .as_ref()
+                .and_then(|u| u.local_ips.iter().find(|a| a.is_ipv4() == v4).copied())
+        });
+        let Some(local) = local else {
+            // validate() already reported it.
+            continue;
+        };
+        ports[usize::from(n)] = PortEntry {
+            name: t.name.clone(),
+            kind: PortKind::Tunnel(tunnel_ports.len() as u16),
+            bridge: b,
+            vlan: vlan_of(&t.vlan),
+            mtu: config.uplink.as_ref().map_or(1500, |u| u.mtu),
+            firewall: [None; 2],
+            policer: [None; 2],
+        };
+        tunnel_ports.push(TunnelPort::new(t, n, local));
+        bridge_ports.entry(t.bridge.clone()).or_default().push(n);
+    }
+    let tunnels = match TunnelTable::build(tunnel_ports) {
+        Ok(t) => t,
+        Err(e) => {
+            errs.push(ConfigError {
+                object: "tunnels".into(),
+                message: e.to_string(),
+            });
+            TunnelTable::default()
+        }
+    };
+
+    let mut firewalls = Vec::new();
+    for a in &config.acls {
+        let o = format!("acl {:?} {}", a.port, a.dir);
+        let mut rules = Vec::new();
+        for (i, r) in a.rules.iter().enumerate() {
+            match r.parse::<AclRule>() {
+                Ok(r) => rules.push(r),
+                Err(e) => errs.push(ConfigError {
+                    object: format!("{o} rule {}", i + 1),
+                    message: e.to_string(),
+                }),
+            }
+        }
+        match Firewall::build(rules) {
+            Ok(fw) => {
+                let idx = firewalls.len() as u16;
+                firewalls.push(fw);
+                if let Some(&n) = numbers.get(a.port.as_str()) {
+                    ports[usize::from(n)].firewall[dir_index(a.dir)] = Some(idx);
+                }
+            }
+            Err(e) => errs.push(ConfigError {
+                object: o,
+                message: e.to_string(),
+            }),
+        }
+    }
+    let mut policers = Vec::new();
+    for q in &config.qos {
+        let o = format!("qos {:?} {}", q.port, q.dir);
+        let cfg =
+            PolicerConfig::new(q.rate_bps / 8, q.burst_bytes).and_then(|c| match q.peak_bps {
+                Some(p) => c.with_peak(p / 8),
+                None => Ok(c),
+            });
+        match cfg {
+            Ok(cfg) => {
+                let idx = policers.len() as u16;
+                policers.push(cfg);
+                if let Some(&n) = numbers.get(q.port.as_str()) {
+                    ports[usize::from(n)].policer[dir_index(q.dir)] = Some(idx);
+                }
+            }
+            Err(e) => errs.push(ConfigError {
+                object: o,
+                message: e.to_string(),
+            }),
+        }
+    }
+
+    let mut bridges = Vec::new();
+    for b in &config.bridges {
+        let mut rules = Vec::new();
+        for (i, f) in b.flows.iter().enumerate() {
+            match f.parse::<FlowRule>() {
+                Ok(r) => rules.push(r),
+                Err(e) => errs.push(ConfigError {
+                    object: format!("bridge {:?} flow {}", b.name, i + 1),
+                    message: e.to_string(),
+                }),
+            }
+        }
+        // Flows name port numbers: check they are ports of this bridge.
+        let mine = bridge_ports.get(&b.name).cloned().unwrap_or_default();
+        for (i, r) in rules.iter().enumerate() {
+            for p in r.referenced_ports() {
+                if !mine.contains(&p) {
+                    errs.push(ConfigError {
+                        object: format!("bridge {:?} flow {}", b.name, i + 1),
+                        message: format!("port {p} is not a port of this bridge"),
+                    });
+                }
+            }
+        }
+        // Keep the previous table (and its generation, so exact-match
+        // caches stay warm) when the rules did not change.
+        let prev_table = prev
+            .bridges
+            .iter()
+            .find(|pb| pb.name == b.name)
+            .filter(|pb| pb.flows.rules() == rules.as_slice())
+            .map(|pb| Arc::clone(&pb.flows));
+        let flows = match prev_table {
+            Some(t) => t,
+            None => match FlowTable::build(rules, generation) {
+                Ok(t) => Arc::new(t),
+                Err(e) => {
+                    errs.push(ConfigError {
+                        object: format!("bridge {:?} flows", b.name),
+                        message: e.to_string(),
+                    });
+                    Arc::new(FlowTable::default())
+                }
+            },
+        };
+        if let Err(e) = Fdb::new(fdb_config(b)) {
+            errs.push(ConfigError {
+                object: format!("bridge {:?}", b.name),
+                message: e.to_string(),
+            });
+        }
+        let aging_ns = b.fdb_aging_secs.saturating_mul(1_000_000_000);
+        bridges.push(BridgeEntry {
+            name: b.name.clone(),
+            ports: mine,
+            fdb: Arc::default(),
+            flows,
+            learn_refresh_ns: (aging_ns / 8).max(1_000_000_000),
+        });
+    }
+
+    let mut statics = Vec::new();
+    let mut per_bridge: HashMap<&str, usize> = HashMap::new();
+    for f in &config.fdb {
+        let Some(&n) = numbers.get(f.port.as_str()) else {
+            continue;
+        };
+        let remote = match (f.remote, config.tunnels.iter().find(|t| t.name == f.port)) {
+            (Some(r), Some(t)) => t
+                .remotes
+                .iter()
+                .position(|x| *x == r)
+                .map_or(NO_REMOTE, |i| i as RemoteIdx),
+            (None, Some(_)) => 0,
+            _ => NO_REMOTE,
+        };
+        *per_bridge.entry(f.bridge.as_str()).or_default() += 1;
+        statics.push((f.bridge.clone(), f.vlan, f.mac, FdbDest { port: n, remote }));
+    }
+    for b in &config.bridges {
+        let n = per_bridge.get(b.name.as_str()).copied().unwrap_or(0);
+        if n > b.fdb_max_entries {
+            errs.push(ConfigError {
+                object: format!("bridge {:?}", b.name),
+                message: format!(
+                    "{n} static FDB entries exceed fdb_max_entries {}",
+                    b.fdb_max_entries
+                ),
+            });
+        }
+    }
+
+    if !errs.is_empty() {
+        return Err(ConfigErrors(errs));
+    }
+    let policy_changed = prev.firewalls.len() != firewalls.len()
+        || prev.policers.as_ref() != policers.as_slice()
+        || config_acls_changed(prev, &firewalls);
+    Ok(Compiled {
+        snapshot: Snapshot {
+            generation,
+            policy_generation: if policy_changed {
+                generation
+            } else {
+                prev.policy_generation
+            },
+            ports: Arc::from(ports),
+            bridges: Arc::from(bridges),
+            tunnels: Arc::new(tunnels),
+            uplink: config.uplink.as_ref().map(|u| numbers[u.iface.as_str()]),
+            firewalls: Arc::from(firewalls),
+            policers: Arc::from(policers),
+        },
+        statics,
+        bridge_ports,
+    })
+}
+
+fn config_acls_changed(prev: &Snapshot, new: &[Firewall]) -> bool {
+    prev.firewalls
+        .iter()
+        .zip(new)
+        .any(|(a, b)| a.rules() != b.rules())
+}
+
+fn dir_index(d: Direction) -> usize {
+    match d {
+        Direction::In => 0,
+        Direction::Out => 1,
+    }
+}

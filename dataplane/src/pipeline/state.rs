@@ -1,0 +1,232 @@
+//! Per-worker mutable state: counters, the exact-match cache, policer
+//! buckets, firewall hit counters and the learning filter.
+//!
+//! Owned and written by exactly one worker thread; the control plane reads
+//! copies of the counters on demand (the worker hands them over, e.g. by
+//! a periodic snapshot), never the live struct.
+
+use crossbeam_channel::{Sender, TrySendError};
+
+use crate::policy::qos::PolicerState;
+use crate::snapshot::{BridgeEntry, Snapshot};
+use crate::stats::{DropCounters, DropReason};
+use crate::tables::flow::{ExactMatchCache, EMC_DEFAULT_ENTRIES};
+use crate::tunnel::RemoteIdx;
+use crate::types::{BridgeNo, MacAddr, PortNo};
+
+/// A MAC seen behind a port (and remote VTEP), reported to the control
+/// plane, which owns the FDB.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LearnEvent {
+    pub bridge: BridgeNo,
+    pub vlan: u16,
+    pub mac: MacAddr,
+    pub port: PortNo,
+    pub remote: RemoteIdx,
+    pub now: u64,
+}
+
+/// Counters of one port, as seen by one worker.
+#[derive(Debug, Clone, Default)]
+pub struct PortCounters {
+    pub rx_packets: u64,
+    pub rx_bytes: u64,
+    pub tx_packets: u64,
+    pub tx_bytes: u64,
+    pub drops: DropCounters,
+}
+
+impl PortCounters {
+    pub fn merge(&mut self, o: &PortCounters) {
+        self.rx_packets += o.rx_packets;
+        self.rx_bytes += o.rx_bytes;
+        self.tx_packets += o.tx_packets;
+        self.tx_bytes += o.tx_bytes;
+        self.drops.merge(&o.drops);
+    }
+}
+
+/// Slots of the learning filter (direct-mapped).
+const LEARN_FILTER_SLOTS: usize = 4096;
+
+#[derive(Debug, Clone, Copy, Default)]
+struct LearnSlot {
+    /// VLAN << 48 | MAC, plus 1 << 63 so an empty slot never matches.
+    key: u64,
+    /// bridge << 32 | port << 16 | remote.
+    dest: u64,
+    sent_at: u64,
+}
+
+/// Everything a worker owns.
+#[derive(Debug)]
+pub struct WorkerState {
+    pub id: usize,
+    /// Drops by reason, all ports together.
+    pub drops: DropCounters,
+    /// Per port number.
+    pub ports: Vec<PortCounters>,
+    /// Hit counters per firewall, per rule.
+    pub fw_hits: Vec<Vec<u64>>,
+    /// Frames copied because they lacked headroom for a tunnel header.
+    pub copies: u64,
+    /// Replicas made for flooding / multiple outputs.
+    pub replicas: u64,
+    /// Learn events sent, and lost to a full channel.
+    pub learn_sent: u64,
+    pub learn_lost: u64,
+    pub(crate) emc: ExactMatchCache,
+    policers: Vec<PolicerState>,
+    learn_filter: Box<[LearnSlot]>,
+    learn_tx: Option<Sender<LearnEvent>>,
+    policy_generation: u64,
+    ip_id: u16,
+}
+
+impl WorkerState {
+    /// State for worker `id`; learn events go to `learn_tx` (none: learning
+    /// off, as in benchmarks of the static path).
+    pub fn new(id: usize, learn_tx: Option<Sender<LearnEvent>>) -> WorkerState {
+        WorkerState {
+            id,
+            drops: DropCounters::default(),
+            ports: Vec::new(),
+            fw_hits: Vec::new(),
+            copies: 0,
+            replicas: 0,
+            learn_sent: 0,
+            learn_lost: 0,
+            emc: ExactMatchCache::new(EMC_DEFAULT_ENTRIES),
+            policers: Vec::new(),
+            learn_filter: vec![LearnSlot::default(); LEARN_FILTER_SLOTS].into_boxed_slice(),
+            learn_tx,
+            policy_generation: u64::MAX,
+            ip_id: (id as u16).wrapping_mul(0x4000),
+        }
+    }
+
+    /// Adapts to a new snapshot: grows counters, and resets policers and
+    /// firewall hit counters only when the policy itself changed. Runs once
+    /// per batch; allocates only when the snapshot grew.
+    pub fn sync(&mut self, snap: &Snapshot) {
+        if self.ports.len() < snap.ports.len() {
+            self.ports
+                .resize_with(snap.ports.len(), PortCounters::default);
+        }
+        if self.policy_generation != snap.policy_generation {
+            self.policy_generation = snap.policy_generation;
+            self.policers = snap
+                .policers
+                .iter()
+                .map(|c| PolicerState::new(c, 0))
+                .collect();
+            self.fw_hits = snap
+                .firewalls
+                .iter()
+                .map(|f| vec![0; f.rule_count()])
+                .collect();
+        }
+    }
+
+    #[inline]
+    pub(crate) fn count_rx(&mut self, port: PortNo, bytes: usize) {
+        if let Some(c) = self.ports.get_mut(usize::from(port)) {
+            c.rx_packets += 1;
+            c.rx_bytes += bytes as u64;
+        }
+    }
+
+    #[inline]
+    pub(crate) fn count_tx(&mut self, port: PortNo, bytes: usize) {
+        if let Some(c) = self.ports.get_mut(usize::from(port)) {
+            c.tx_packets += 1;
+            c.tx_bytes += bytes as u64;
+        }
+    }
+
+    #[inline]
+    pub(crate) fn count_drop(&mut self, port: PortNo, r: DropReason) {
+        self.drops.count(r);
+        if let Some(c) = self.ports.get_mut(usize::from(port)) {
+            c.drops.count(r);
+        }
+    }
+
+    #[inline]
+    pub(crate) fn count_fw_hit(&mut self, fw: u16, rule: u32) {
+        if let Some(h) = self
+            .fw_hits
+            .get_mut(usize::from(fw))
+            .and_then(|v| v.get_mut(rule as usize))
+        {
+            *h += 1;
+        }
+    }
+
+    /// Does a frame of `bytes` conform to policer `p`?
+    #[inline]
+    pub(crate) fn police(&mut self, snap: &Snapshot, p: u16, now: u64, bytes: usize) -> bool {
+        match (
+            self.policers.get_mut(usize::from(p)),
+            snap.policers.get(usize::from(p)),
+        ) {
+            (Some(st), Some(cfg)) => st.conform(cfg, now, bytes as u32),
+            _ => true,
+        }
+    }
+
+    #[inline]
+    pub(crate) fn next_ip_id(&mut self) -> u16 {
+        self.ip_id = self.ip_id.wrapping_add(1);
+        self.ip_id
+    }
+
+    /// Reports `mac` behind (`port`, `remote`) unless this worker already
+    /// did so recently; the snapshot's FDB answering the same suppresses
+    /// nothing, because the report also refreshes the entry's age.
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    pub(crate) fn learn(
+        &mut self,
+        bridge: &BridgeEntry,
+        bridge_no: BridgeNo,
+        vlan: u16,
+        mac: MacAddr,
+        port: PortNo,
+        remote: RemoteIdx,
+        now: u64,
+    ) {
+        let Some(tx) = &self.learn_tx else { return };
+        let key = 1 << 63 | u64::from(vlan) << 48 | mac.to_u64();
+        let dest = u64::from(bridge_no) << 32 | u64::from(port) << 16 | u64::from(remote);
+        let h = (key ^ dest).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        let slot = &mut self.learn_filter[(h >> 52) as usize & (LEARN_FILTER_SLOTS - 1)];
+        if slot.key == key
+            && slot.dest == dest
+            && now.saturating_sub(slot.sent_at) < bridge.learn_refresh_ns
+        {
+            return;
+        }
+        // The FDB already pointing there and a recent report make the event
+        // redundant; a changed location (a move) is always reported.
+        let ev = LearnEvent {
+            bridge: bridge_no,
+            vlan,
+            mac,
+            port,
+            remote,
+            now,
+        };
+        match tx.try_send(ev) {
+            Ok(()) => {
+                self.learn_sent += 1;
+                *slot = LearnSlot {
+                    key,
+                    dest,
+                    sent_at: now,
+                };
+            }
+            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => self.learn_lost += 1,
+        }
+    }
+}

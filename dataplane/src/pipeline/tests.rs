@@ -1,0 +1,596 @@
+//! Pipeline tests on real frames built (and re-parsed) with etherparse, an
+//! independent implementation, over the testkit topology.
+
+use std::net::Ipv4Addr;
+
+use etherparse::{NetSlice, PacketBuilder, SlicedPacket, TransportSlice};
+
+use super::*;
+use crate::config::{AclConfig, Config, Direction, QosConfig, VlanMode};
+use crate::control::Control;
+use crate::testkit::{self, Pool, PEER2_MAC, PEER3_MAC, UPLINK_MAC};
+use crate::types::MacAddr;
+use crate::wire::WireError;
+
+const ETH0: PortNo = 1;
+const VM1: PortNo = 2;
+const VM2: PortNo = 3;
+const VM3: PortNo = 4;
+const VM4: PortNo = 5;
+const VX1: PortNo = 6;
+
+const A: [u8; 6] = [0x02, 0xaa, 0, 0, 0, 1];
+const B: [u8; 6] = [0x02, 0xbb, 0, 0, 0, 2];
+const BCAST: [u8; 6] = [0xff; 6];
+
+fn udp_frame(src: [u8; 6], dst: [u8; 6], n: usize) -> Vec<u8> {
+    let b = PacketBuilder::ethernet2(src, dst)
+        .ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+        .udp(1000, 2000);
+    let payload = vec![0xab; n];
+    let mut v = Vec::with_capacity(b.size(n));
+    b.write(&mut v, &payload).unwrap();
+    v
+}
+
+fn tagged_frame(src: [u8; 6], dst: [u8; 6], vid: u16) -> Vec<u8> {
+    let b = PacketBuilder::ethernet2(src, dst)
+        .single_vlan(vid.try_into().unwrap())
+        .ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+        .udp(1000, 2000);
+    let mut v = Vec::new();
+    b.write(&mut v, &[1, 2, 3, 4]).unwrap();
+    v
+}
+
+/// An outer IPv4/UDP packet from `src` to our VTEP carrying `payload`.
+fn outer(src: [u8; 4], dst_port: u16, payload: &[u8]) -> Vec<u8> {
+    let b = PacketBuilder::ethernet2(PEER2_MAC.0, UPLINK_MAC.0)
+        .ipv4(src, [192, 0, 2, 1], 64)
+        .udp(50000, dst_port);
+    let mut v = Vec::new();
+    b.write(&mut v, payload).unwrap();
+    v
+}
+
+fn vxlan(src: [u8; 4], vni: u32, inner: &[u8]) -> Vec<u8> {
+    let mut p = vec![0x08, 0, 0, 0];
+    p.extend_from_slice(&(vni << 8).to_be_bytes());
+    p.extend_from_slice(inner);
+    outer(src, 4789, &p)
+}
+
+/// Geneve header with `opts` (already TLV-encoded) and flags byte `flags`.
+fn geneve(vni: u32, flags: u8, opts: &[u8], inner: &[u8]) -> Vec<u8> {
+    let mut p = vec![(opts.len() / 4) as u8, flags, 0x65, 0x58];
+    p.extend_from_slice(&(vni << 8).to_be_bytes());
+    p.extend_from_slice(opts);
+    p.extend_from_slice(inner);
+    outer([192, 0, 2, 2], 6081, &p)
+}
+
+/// The fixture's known option (class 0x0102, type 0x83, 8 bytes).
+fn known_opt() -> Vec<u8> {
+    vec![0x01, 0x02, 0x83, 2, 0xde, 0xad, 0xbe, 0xef, 1, 2, 3, 4]
+}
+
+struct Bed {
+    ctl: Control,
+    ws: WorkerState,
+    pool: Pool,
+    now: u64,
+}
+
+impl Bed {
+    fn new() -> Bed {
+        Bed::with(testkit::testbed())
+    }
+
+    fn with(ctl: Control) -> Bed {
+        let ws = WorkerState::new(0, Some(ctl.learn_sender()));
+        Bed {
+            ctl,
+            ws,
+            pool: Pool::new(64),
+            now: 1_000_000_000,
+        }
+    }
+
+    fn apply(&mut self, f: impl FnOnce(&mut Config)) {
+        let mut c = self.ctl.config().clone();
+        f(&mut c);
+        self.ctl.apply(c).unwrap();
+    }
+
+    fn send(&mut self, port: PortNo, frames: &[&[u8]]) -> testkit::BatchOut {
+        let snap = self.ctl.snapshot();
+        self.now += 1_000;
+        let out = self
+            .pool
+            .run(&snap, &mut self.ws, port, self.now, frames, 16);
+        self.ctl.process_learning(self.now);
+        out
+    }
+
+    fn drops(&self, r: DropReason) -> u64 {
+        self.ws.drops.get(r)
+    }
+}
+
+/// Parses an encapsulated frame: (eth dst, ip src, ip dst, udp src port,
+/// udp dst port, tunnel header + inner bytes).
+fn dissect(f: &[u8]) -> (MacAddr, Ipv4Addr, Ipv4Addr, u16, u16, Vec<u8>) {
+    let p = SlicedPacket::from_ethernet(f).expect("valid outer frame");
+    let eth = match p.link {
+        Some(etherparse::LinkSlice::Ethernet2(e)) => e,
+        other => panic!("not ethernet: {other:?}"),
+    };
+    let Some(NetSlice::Ipv4(ip)) = p.net else {
+        panic!("not ipv4")
+    };
+    let h = ip.header().to_header();
+    assert_eq!(
+        h.header_checksum,
+        h.calc_header_checksum(),
+        "outer IPv4 checksum"
+    );
+    assert_eq!(usize::from(h.total_len), f.len() - 14, "IPv4 total length");
+    let Some(TransportSlice::Udp(udp)) = p.transport else {
+        panic!("not udp")
+    };
+    assert_eq!(usize::from(udp.length()), f.len() - 14 - 20, "UDP length");
+    (
+        MacAddr(eth.destination()),
+        h.source.into(),
+        h.destination.into(),
+        udp.source_port(),
+        udp.destination_port(),
+        udp.payload().to_vec(),
+    )
+}
+
+#[test]
+fn broadcast_floods_local_ports_and_every_remote_vtep_once() {
+    let mut bed = Bed::new();
+    let f = udp_frame(A, BCAST, 64);
+    let out = bed.send(VM1, &[&f]);
+    let mut ports: Vec<PortNo> = out.tx.iter().map(|(p, _)| *p).collect();
+    ports.sort();
+    assert_eq!(
+        ports,
+        vec![ETH0, ETH0, VM2],
+        "{:?}",
+        bed.ws.drops.nonzero().collect::<Vec<_>>()
+    );
+    let mut remotes = Vec::new();
+    for (p, bytes) in &out.tx {
+        if *p == VM2 {
+            assert_eq!(bytes, &f, "local copy is the frame as received");
+            continue;
+        }
+        let (dmac, src, dst, sport, dport, payload) = dissect(bytes);
+        assert_eq!(src, Ipv4Addr::new(192, 0, 2, 1));
+        assert_eq!(dport, 4789);
+        assert!((49152..=65535).contains(&sport));
+        assert_eq!(
+            &payload[..8],
+            &[0x08, 0, 0, 0, 0, 0, 42, 0],
+            "VXLAN I flag, VNI 42"
+        );
+        assert_eq!(&payload[8..], &f[..], "inner frame intact");
+        remotes.push((dst, dmac));
+    }
+    remotes.sort();
+    assert_eq!(
+        remotes,
+        vec![
+            (Ipv4Addr::new(192, 0, 2, 2), PEER2_MAC),
+            (Ipv4Addr::new(192, 0, 2, 3), PEER3_MAC)
+        ]
+    );
+    assert_eq!(bed.ws.replicas, 2);
+    assert_eq!(bed.ws.copies, 0);
+    // Nothing leaked into the other bridges.
+    assert!(out.tx.iter().all(|(p, _)| *p != VM3 && *p != VM4));
+}
+
+#[test]
+fn learning_turns_flooding_into_unicast_in_place() {
+    let mut bed = Bed::new();
+    // B talks to A from behind remote 192.0.2.3: learned there.
+    let from_b = udp_frame(B, A, 32);
+    let out = bed.send(ETH0, &[&vxlan([192, 0, 2, 3], 42, &from_b)]);
+    assert_eq!(
+        out.tx.len(),
+        2,
+        "A unknown: flooded to vm1 and vm2 only, never back to a VTEP"
+    );
+    assert!(out
+        .tx
+        .iter()
+        .all(|(p, f)| (*p == VM1 || *p == VM2) && f == &from_b));
+    let fdb = bed.ctl.fdb("br0").unwrap();
+    let e = fdb
+        .iter(0)
+        .find(|e| e.mac == MacAddr(B))
+        .expect("B learned");
+    assert_eq!((e.dest.port, e.dest.remote), (VX1, 1));
+
+    // A answers: one frame, straight to 192.0.2.3, no replica, no copy.
+    let replicas = bed.ws.replicas;
+    let to_b = udp_frame(A, B, 32);
+    let out = bed.send(VM1, &[&to_b]);
+    assert_eq!(out.tx.len(), 1);
+    let (dmac, _, dst, _, _, payload) = dissect(&out.tx[0].1);
+    assert_eq!((dst, dmac), (Ipv4Addr::new(192, 0, 2, 3), PEER3_MAC));
+    assert_eq!(&payload[8..], &to_b[..]);
+    assert_eq!(bed.ws.replicas, replicas);
+    assert_eq!(bed.ws.copies, 0);
+
+    // And A was learned on vm1: B's next frame goes to vm1 only.
+    let out = bed.send(ETH0, &[&vxlan([192, 0, 2, 3], 42, &from_b)]);
+    assert_eq!(out.tx.len(), 1);
+    assert_eq!(out.tx[0].0, VM1);
+}
+
+#[test]
+fn source_port_is_stable_per_flow_and_varies_across_flows() {
+    let mut bed = Bed::new();
+    let mut ports = std::collections::BTreeSet::new();
+    for i in 0..32u16 {
+        let b = PacketBuilder::ethernet2(A, BCAST)
+            .ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+            .udp(1000 + i, 2000);
+        let mut f = Vec::new();
+        b.write(&mut f, &[0; 8]).unwrap();
+        let a = bed.send(VM1, &[&f]);
+        let b2 = bed.send(VM1, &[&f]);
+        let sp = |o: &testkit::BatchOut| {
+            o.tx.iter()
+                .find(|(p, _)| *p == ETH0)
+                .map(|(_, f)| dissect(f).3)
+                .unwrap()
+        };
+        assert_eq!(sp(&a), sp(&b2), "same flow, same source port");
+        ports.insert(sp(&a));
+    }
+    assert!(ports.len() > 20, "entropy across flows: {}", ports.len());
+}
+
+#[test]
+fn geneve_with_known_option_is_delivered_and_bad_ones_are_counted() {
+    let mut bed = Bed::new();
+    let inner = udp_frame(B, BCAST, 16);
+    let out = bed.send(ETH0, &[&geneve(43, 0, &known_opt(), &inner)]);
+    assert_eq!(out.tx.len(), 1);
+    assert_eq!(out.tx[0], (VM3, inner.clone()));
+
+    // Unknown option, critical bit set: dropped (RFC 8926 §3.5.1).
+    let crit = [0xff, 0xff, 0x80, 1, 0, 0, 0, 0];
+    let out = bed.send(ETH0, &[&geneve(43, 0x40, &crit, &inner)]);
+    assert!(out.tx.is_empty());
+    assert_eq!(bed.drops(WireError::GeneveCriticalOption.into()), 1);
+
+    // Unknown but not critical: fine.
+    let soft = [0xff, 0xff, 0x01, 1, 0, 0, 0, 0];
+    let out = bed.send(ETH0, &[&geneve(43, 0, &soft, &inner)]);
+    assert_eq!(out.tx.len(), 1);
+
+    // O bit: a control packet, never forwarded.
+    let out = bed.send(ETH0, &[&geneve(43, 0x80, &known_opt(), &inner)]);
+    assert!(out.tx.is_empty());
+    assert_eq!(bed.drops(DropReason::GeneveControl), 1);
+
+    // Version 1.
+    let mut v1 = geneve(43, 0, &[], &inner);
+    v1[14 + 20 + 8] |= 0x40;
+    bed.send(ETH0, &[&v1]);
+    assert_eq!(bed.drops(WireError::GeneveBadVersion.into()), 1);
+
+    // Options longer than the packet.
+    let mut long = geneve(43, 0, &[], &inner[..0]);
+    long[14 + 20 + 8] = 0x3f;
+    bed.send(ETH0, &[&long]);
+    assert_eq!(bed.drops(WireError::GeneveBadOptions.into()), 1);
+}
+
+#[test]
+fn geneve_push_carries_the_configured_option() {
+    let mut bed = Bed::new();
+    let f = udp_frame(A, BCAST, 16);
+    let out = bed.send(VM3, &[&f]);
+    assert_eq!(out.tx.len(), 1);
+    let (_, _, dst, _, dport, payload) = dissect(&out.tx[0].1);
+    assert_eq!((dst, dport), (Ipv4Addr::new(192, 0, 2, 2), 6081));
+    assert_eq!(payload[0], 3, "version 0, 3 words of options");
+    assert_eq!(payload[1], 0x40, "C bit: a critical option is present");
+    assert_eq!(&payload[2..4], &[0x65, 0x58]);
+    assert_eq!(&payload[4..8], &[0, 0, 43, 0]);
+    assert_eq!(&payload[8..20], &known_opt()[..]);
+    assert_eq!(&payload[20..], &f[..]);
+}
+
+#[test]
+fn vnis_never_leak_into_each_other() {
+    let mut bed = Bed::new();
+    // The same inner MACs in two bridges.
+    let inner = udp_frame(B, BCAST, 16);
+    let out = bed.send(ETH0, &[&vxlan([192, 0, 2, 2], 42, &inner)]);
+    assert!(out.tx.iter().all(|(p, _)| *p == VM1 || *p == VM2));
+    let out = bed.send(ETH0, &[&geneve(43, 0, &known_opt(), &inner)]);
+    assert!(out.tx.iter().all(|(p, _)| *p == VM3));
+    // VNI 43 over VXLAN, or an unknown VNI: no tunnel port matches.
+    let out = bed.send(
+        ETH0,
+        &[
+            &vxlan([192, 0, 2, 2], 43, &inner),
+            &vxlan([192, 0, 2, 2], 7, &inner),
+        ],
+    );
+    assert!(out.tx.is_empty());
+    assert_eq!(bed.drops(DropReason::NoTunnelPort), 2);
+    // B was learned in br0 and br1 independently.
+    assert!(bed
+        .ctl
+        .fdb("br0")
+        .unwrap()
+        .iter(0)
+        .any(|e| e.mac == MacAddr(B)));
+    assert!(bed
+        .ctl
+        .fdb("br1")
+        .unwrap()
+        .iter(0)
+        .any(|e| e.mac == MacAddr(B)));
+}
+
+#[test]
+fn tunnel_packets_that_do_not_belong_are_dropped_with_a_reason() {
+    let mut bed = Bed::new();
+    let inner = udp_frame(B, A, 16);
+    let cases: Vec<(Vec<u8>, DropReason)> = vec![
+        (vxlan([192, 0, 2, 9], 42, &inner), DropReason::UnknownRemote),
+        (tagged_inner(), DropReason::InnerVlan),
+        (
+            {
+                let mut f = vxlan([192, 0, 2, 2], 42, &inner);
+                f[14 + 20 + 8] = 0; // clear the I flag
+                f
+            },
+            WireError::VxlanNoIFlag.into(),
+        ),
+        (
+            {
+                let mut f = vxlan([192, 0, 2, 2], 42, &inner);
+                f[14 + 10] ^= 0xff; // corrupt the IPv4 checksum
+                f
+            },
+            WireError::BadIpChecksum.into(),
+        ),
+        (outer([192, 0, 2, 2], 53, &[0; 32]), DropReason::NotTunnel),
+        (udp_frame(B, A, 16), DropReason::NotTunnel),
+    ];
+    for (f, why) in cases {
+        let before = bed.drops(why);
+        let out = bed.send(ETH0, &[&f]);
+        assert!(out.tx.is_empty(), "{why:?}");
+        assert_eq!(bed.drops(why), before + 1, "{why:?}");
+    }
+}
+
+fn tagged_inner() -> Vec<u8> {
+    vxlan([192, 0, 2, 2], 42, &tagged_frame(B, A, 10))
+}
+
+#[test]
+fn reserved_vxlan_bits_are_ignored_on_receipt() {
+    let mut bed = Bed::new();
+    let inner = udp_frame(B, BCAST, 16);
+    let mut f = vxlan([192, 0, 2, 2], 42, &inner);
+    let v = 14 + 20 + 8;
+    f[v] = 0xff; // every flag bit
+    f[v + 1] = 0xff;
+    f[v + 7] = 0xff;
+    let out = bed.send(ETH0, &[&f]);
+    assert_eq!(out.tx.len(), 2);
+}
+
+#[test]
+fn malformed_frames_are_counted_never_panic_and_no_buffer_is_lost() {
+    let mut bed = Bed::new();
+    let inner = udp_frame(B, A, 40);
+    let samples: Vec<(PortNo, Vec<u8>)> = vec![
+        (ETH0, vxlan([192, 0, 2, 2], 42, &inner)),
+        (ETH0, geneve(43, 0, &known_opt(), &inner)),
+        (VM1, inner.clone()),
+        (VM1, tagged_frame(A, B, 5)),
+    ];
+    for (port, f) in &samples {
+        for cut in 0..f.len() {
+            let before = bed.ws.drops.total();
+            let out = bed.send(*port, &[&f[..cut]]);
+            let dropped = bed.ws.drops.total() - before;
+            assert!(
+                out.tx.len() as u64 + dropped >= 1,
+                "cut {cut}: frame vanished"
+            );
+        }
+        for i in 0..f.len() {
+            for bit in [0x01u8, 0x80] {
+                let mut g = f.clone();
+                g[i] ^= bit;
+                bed.send(*port, &[&g]);
+            }
+        }
+    }
+}
+
+#[test]
+fn access_and_trunk_ports_follow_802_1q() {
+    let mut bed = Bed::new();
+    bed.apply(|c| {
+        c.ports[0].vlan = VlanMode::Access { tag: 10 };
+        c.ports[1].vlan = VlanMode::Trunk {
+            trunks: vec![10, 20],
+            native: None,
+        };
+    });
+    // Untagged on access 10: leaves the trunk tagged 10, not the tunnel
+    // (it only carries the untagged domain).
+    let f = udp_frame(A, BCAST, 16);
+    let out = bed.send(VM1, &[&f]);
+    assert_eq!(out.tx.len(), 1);
+    assert_eq!(out.tx[0].0, VM2);
+    assert_eq!(out.tx[0].1, tagged_frame_like(&f, 10));
+    // Tagged on the access port: refused.
+    let out = bed.send(VM1, &[&tagged_frame(A, BCAST, 10)]);
+    assert!(out.tx.is_empty());
+    assert_eq!(bed.drops(DropReason::VlanNotAllowed), 1);
+    // Tagged 10 on the trunk: untagged on the access port.
+    let t = tagged_frame_like(&f, 10);
+    let out = bed.send(VM2, &[&t]);
+    assert_eq!(out.tx, vec![(VM1, f.clone())]);
+    // Tagged 30 on the trunk: not a member.
+    let out = bed.send(VM2, &[&tagged_frame_like(&f, 30)]);
+    assert!(out.tx.is_empty());
+    assert_eq!(bed.drops(DropReason::VlanNotAllowed), 2);
+}
+
+/// `f` with an 802.1Q tag (VID `vid`, PCP 0) inserted after the MACs.
+fn tagged_frame_like(f: &[u8], vid: u16) -> Vec<u8> {
+    let mut v = f[..12].to_vec();
+    v.extend_from_slice(&[0x81, 0x00]);
+    v.extend_from_slice(&vid.to_be_bytes());
+    v.extend_from_slice(&f[12..]);
+    v
+}
+
+#[test]
+fn firewall_and_policer_drop_and_count() {
+    let mut bed = Bed::new();
+    bed.apply(|c| {
+        c.acls.push(AclConfig {
+            port: "vm1".into(),
+            dir: Direction::In,
+            rules: vec!["priority=10,udp,tp_dst=2000,action=drop".into()],
+        });
+        c.qos.push(QosConfig {
+            port: "vm2".into(),
+            dir: Direction::Out,
+            rate_bps: 8_000,
+            burst_bytes: 10_000,
+            peak_bps: None,
+        });
+    });
+    let f = udp_frame(A, BCAST, 16);
+    let out = bed.send(VM1, &[&f]);
+    assert!(out.tx.is_empty());
+    assert_eq!(bed.drops(DropReason::FirewallIn), 1);
+    assert_eq!(bed.ws.fw_hits[0][0], 1);
+
+    // From vm3's bridge nothing is filtered; from the tunnel into br0, the
+    // egress policer on vm2 passes the burst and then drops.
+    let big = udp_frame(B, BCAST, 1000);
+    let frames: Vec<Vec<u8>> = (0..20).map(|_| vxlan([192, 0, 2, 2], 42, &big)).collect();
+    let refs: Vec<&[u8]> = frames.iter().map(|v| &v[..]).collect();
+    let out = bed.send(ETH0, &refs);
+    let to_vm2 = out.tx.iter().filter(|(p, _)| *p == VM2).count();
+    assert!(
+        (8..=10).contains(&to_vm2),
+        "burst of 10 kB passes ~9 frames: {to_vm2}"
+    );
+    assert_eq!(bed.drops(DropReason::PolicerOut), 20 - to_vm2 as u64);
+}
+
+#[test]
+fn flows_override_normal_switching_and_hit_the_exact_match_cache() {
+    let mut bed = Bed::new();
+    bed.apply(|c| {
+        c.bridges[0].flows = vec![
+            format!("priority=100,in_port={VM1},actions=output:{VM2}"),
+            format!("priority=90,in_port={VM2},udp,tp_dst=2000,actions=drop"),
+            format!("priority=80,in_port={VM2},actions=mod_vlan_vid:7,output:{VM1}"),
+        ];
+    });
+    let f = udp_frame(A, BCAST, 16);
+    for _ in 0..3 {
+        let out = bed.send(VM1, &[&f]);
+        assert_eq!(out.tx, vec![(VM2, f.clone())]);
+    }
+    assert!(bed.ws.emc.hits() >= 2);
+    let out = bed.send(VM2, &[&f]);
+    assert!(out.tx.is_empty());
+    assert_eq!(bed.drops(DropReason::FlowDrop), 1);
+    // A frame no rule matches is dropped too (table miss).
+    let out = bed.send(ETH0, &[&vxlan([192, 0, 2, 2], 42, &f)]);
+    assert!(out.tx.is_empty());
+    assert_eq!(bed.drops(DropReason::FlowDrop), 2);
+}
+
+#[test]
+fn unresolved_next_hop_drops_only_that_remote_until_resolved() {
+    let mut ctl = testkit::control();
+    ctl.underlay.neigh.remove("192.0.2.3".parse().unwrap());
+    ctl.apply(testkit::config()).unwrap();
+    assert!(ctl
+        .unresolved()
+        .any(|a| *a == "192.0.2.3".parse::<std::net::IpAddr>().unwrap()));
+    let mut bed = Bed::with(ctl);
+    let f = udp_frame(A, BCAST, 16);
+    let out = bed.send(VM1, &[&f]);
+    assert_eq!(out.tx.len(), 2, "vm2 and 192.0.2.2");
+    assert_eq!(bed.drops(DropReason::NeighUnresolved), 1);
+
+    // The neighbor shows up (snooped ARP reply): templates are rebuilt.
+    bed.ctl.underlay.neigh.learn(
+        "192.0.2.3".parse().unwrap(),
+        MacAddr([2, 0, 0, 0, 0, 0x33]),
+        bed.now,
+        crate::tables::neigh::NeighSource::Snooped,
+    );
+    bed.ctl.underlay_updated();
+    let out = bed.send(VM1, &[&f]);
+    assert_eq!(out.tx.len(), 3);
+    assert!(out
+        .tx
+        .iter()
+        .any(|(p, f)| *p == ETH0 && dissect(f).0 == MacAddr([2, 0, 0, 0, 0, 0x33])));
+}
+
+#[test]
+fn ipv6_underlay_sends_a_valid_udp_checksum() {
+    let mut bed = Bed::new();
+    let f = udp_frame(A, BCAST, 33);
+    let out = bed.send(VM4, &[&f]);
+    assert_eq!(out.tx.len(), 1);
+    let bytes = &out.tx[0].1;
+    let p = SlicedPacket::from_ethernet(bytes).unwrap();
+    let Some(NetSlice::Ipv6(ip)) = p.net else {
+        panic!("not ipv6")
+    };
+    let h = ip.header().to_header();
+    assert_eq!(usize::from(h.payload_length), bytes.len() - 14 - 40);
+    let Some(TransportSlice::Udp(udp)) = p.transport else {
+        panic!("not udp")
+    };
+    let uh = udp.to_header();
+    assert_ne!(uh.checksum, 0, "IPv6 needs a UDP checksum");
+    assert_eq!(
+        uh.checksum,
+        uh.calc_checksum_ipv6(&h, udp.payload()).unwrap()
+    );
+    assert_eq!(&udp.payload()[8..], &f[..]);
+}
+
+#[test]
+fn reconfiguring_another_bridge_keeps_flows_cached_and_ports_counted() {
+    let mut bed = Bed::new();
+    let f = udp_frame(A, BCAST, 16);
+    bed.send(VM1, &[&f]);
+    let gen = bed.ctl.snapshot().bridges[0].flows.generation();
+    bed.apply(|c| c.bridges[1].flows = vec!["priority=1,actions=drop".into()]);
+    assert_eq!(bed.ctl.snapshot().bridges[0].flows.generation(), gen);
+    bed.send(VM1, &[&f]);
+    assert_eq!(bed.ws.ports[usize::from(VM1)].rx_packets, 2);
+    assert_eq!(bed.ws.ports[usize::from(VM2)].tx_packets, 2);
+}

@@ -1,0 +1,200 @@
+//! Tunnel pop: validate a packet received on the uplink against the tunnel
+//! port table, extract the VNI and remote VTEP, and strip the outer headers
+//! in place (no copy: the frame start moves forward).
+//!
+//! Checks run cheapest-first and every failure is one typed, counted
+//! reason. Where the RFCs and Open vSwitch differ we follow the RFCs:
+//! - VXLAN reserved bits are ignored on receipt (RFC 7348 §5); OVS drops
+//!   frames with unknown flag bits set.
+//! - A zero UDP checksum is always accepted (RFC 7348 §5, RFC 6935 for
+//!   IPv6 tunnels); a non-zero one is verified when the port has `csum`.
+//! - Geneve: version must be 0; an O-bit packet is a control packet and is
+//!   never forwarded to a port; an unknown option with the critical bit set
+//!   drops the packet (RFC 8926 §3.4, §3.5.1). OVS matches the last two.
+//! - ECN is decapsulated per RFC 6040 (normal mode): an outer CE is copied
+//!   to an ECN-capable inner header, and dropped for a Not-ECT inner one.
+
+use crate::config::TunnelKind;
+use crate::frame::Frame;
+use crate::stats::DropReason;
+use crate::types::{ip_to_u128, PortNo};
+use crate::wire::checksum;
+use crate::wire::ethernet::{self, ethertype, EthernetFrame};
+use crate::wire::geneve::GenevePacket;
+use crate::wire::ip_proto;
+use crate::wire::ipv4::Ipv4Packet;
+use crate::wire::ipv6::Ipv6Packet;
+use crate::wire::udp::{self, UdpPacket};
+use crate::wire::vxlan::{self, VxlanPacket};
+use crate::wire::WireError;
+
+use super::{RemoteIdx, TunnelTable};
+
+const ECN_MASK: u8 = 0x03;
+const ECN_CE: u8 = 0x03;
+
+/// What pop learned about a tunnel packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decap {
+    /// Index of the tunnel port in the table.
+    pub tunnel: u16,
+    /// Its port number.
+    pub port: PortNo,
+    /// Which of its remote VTEPs sent the packet.
+    pub remote: RemoteIdx,
+    pub vni: u32,
+    /// Bytes stripped from the front.
+    pub outer_len: usize,
+}
+
+/// Validates and strips the outer headers of `frame`. On error the frame is
+/// unchanged.
+#[inline]
+pub fn pop(table: &TunnelTable, frame: &mut Frame<'_>) -> Result<Decap, DropReason> {
+    let data = frame.data();
+    let eth = EthernetFrame::new_checked(data)?;
+    let ip_off = ethernet::HEADER_LEN;
+    let (src, dst, udp_off, ip_end, outer_ecn, v6) = match eth.ethertype() {
+        ethertype::IPV4 => {
+            let ip = Ipv4Packet::new_checked(eth.payload())?;
+            // Hardware usually checks this for the kernel; nobody did for us.
+            if !ip.verify_checksum() {
+                return Err(WireError::BadIpChecksum.into());
+            }
+            if ip.is_fragment() {
+                return Err(WireError::Fragment.into());
+            }
+            if ip.protocol() != ip_proto::UDP {
+                return Err(DropReason::NotTunnel);
+            }
+            (
+                ip_to_u128(ip.src_addr().into()),
+                ip_to_u128(ip.dst_addr().into()),
+                ip_off + ip.header_len(),
+                ip_off + usize::from(ip.total_len()),
+                ip.tos() & ECN_MASK,
+                false,
+            )
+        }
+        ethertype::IPV6 => {
+            let ip = Ipv6Packet::new_checked(eth.payload())?;
+            let (proto, off) = ip.upper_layer()?;
+            if proto != ip_proto::UDP {
+                return Err(DropReason::NotTunnel);
+            }
+            (
+                u128::from(ip.src_addr()),
+                u128::from(ip.dst_addr()),
+                ip_off + off,
+                ip_off + 40 + usize::from(ip.payload_len()),
+                ip.traffic_class() & ECN_MASK,
+                true,
+            )
+        }
+        _ => return Err(DropReason::NotTunnel),
+    };
+    // The IP length excludes Ethernet padding; the views below see only
+    // what the IP header claims.
+    let l4 = data.get(udp_off..ip_end).ok_or(WireError::BadIpLength)?;
+    let udp = UdpPacket::new_checked(l4)?;
+    let kind = table
+        .kind_for_port(udp.dst_port())
+        .ok_or(DropReason::NotTunnel)?;
+    let (vni, tun_len, geneve) = match kind {
+        TunnelKind::Vxlan => {
+            let v = VxlanPacket::new_checked(udp.payload())?;
+            (v.vni(), vxlan::HEADER_LEN, None)
+        }
+        TunnelKind::Geneve => {
+            let g = GenevePacket::new_checked(udp.payload())?;
+            if g.protocol() != ethertype::TEB {
+                return Err(WireError::GeneveBadProtocol.into());
+            }
+            (g.vni(), g.header_len(), Some(g))
+        }
+    };
+    let idx = table
+        .lookup(kind, dst, udp.dst_port(), vni)
+        .ok_or(DropReason::NoTunnelPort)?;
+    let Some(tp) = table.get(idx) else {
+        return Err(DropReason::NoTunnelPort);
+    };
+    let remote = tp.remote_index(src).ok_or(DropReason::UnknownRemote)?;
+    if let Some(g) = geneve {
+        if g.oam() {
+            return Err(DropReason::GeneveControl);
+        }
+        g.check_options(|class, typ| tp.knows_option(class, typ))?;
+    }
+    if tp.verify_csum && udp.checksum() != 0 {
+        let ok = if v6 {
+            let ip = Ipv6Packet::new_unchecked(&data[ip_off..]);
+            udp.verify_checksum_v6(&ip.src_addr(), &ip.dst_addr())
+        } else {
+            let ip = Ipv4Packet::new_unchecked(&data[ip_off..]);
+            udp.verify_checksum_v4(ip.src_addr(), ip.dst_addr())
+        };
+        if !ok {
+            return Err(WireError::BadUdpChecksum.into());
+        }
+    }
+    let inner_off = udp_off + udp::HEADER_LEN + tun_len;
+    let inner_len = udp_off + usize::from(udp.len()) - inner_off;
+    if inner_len < ethernet::HEADER_LEN {
+        return Err(WireError::Truncated.into());
+    }
+    let port = tp.port;
+    // From here on the packet is accepted; only ECN can still drop it, and
+    // it must be checked before the frame is changed.
+    if outer_ecn == ECN_CE {
+        let inner = &mut frame.data_mut()[inner_off..inner_off + inner_len];
+        ecn_decap_ce(inner)?;
+    }
+    frame.pull_front(inner_off);
+    frame.truncate(inner_len);
+    Ok(Decap {
+        tunnel: idx,
+        port,
+        remote,
+        vni,
+        outer_len: inner_off,
+    })
+}
+
+/// RFC 6040 §4.2 with an outer CE: mark an ECN-capable inner IP header CE;
+/// a Not-ECT inner IP packet must be dropped. Non-IP inner frames pass.
+fn ecn_decap_ce(inner: &mut [u8]) -> Result<(), DropReason> {
+    let Ok(eth) = EthernetFrame::new_checked(&mut *inner) else {
+        return Ok(());
+    };
+    match eth.ethertype() {
+        ethertype::IPV4 => {
+            let Ok(mut ip) = Ipv4Packet::new_checked(&mut inner[ethernet::HEADER_LEN..]) else {
+                return Ok(());
+            };
+            let tos = ip.tos();
+            match tos & ECN_MASK {
+                0 => return Err(DropReason::EcnNotEct),
+                ECN_CE => {}
+                _ => {
+                    let new = tos | ECN_CE;
+                    let c = checksum::update16(ip.checksum(), u16::from(tos), u16::from(new));
+                    ip.set_tos(new);
+                    ip.set_checksum(c);
+                }
+            }
+        }
+        ethertype::IPV6 => {
+            let Ok(mut ip) = Ipv6Packet::new_checked(&mut inner[ethernet::HEADER_LEN..]) else {
+                return Ok(());
+            };
+            let tc = ip.traffic_class();
+            match tc & ECN_MASK {
+                0 => return Err(DropReason::EcnNotEct),
+                _ => ip.set_traffic_class(tc | ECN_CE),
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}

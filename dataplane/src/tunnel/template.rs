@@ -1,0 +1,301 @@
+//! Precomputed outer headers and tunnel push (the Open vSwitch tnl_push
+//! design, lib/netdev-native-tnl.c).
+//!
+//! A [`Template`] holds the complete outer Ethernet + IP + UDP + VXLAN/Geneve
+//! header for one (tunnel port, remote VTEP), built once on the control path
+//! from the tunnel's config, the route to the remote and the next hop's MAC.
+//! [`Template::push`] copies it into the frame's headroom and patches only
+//! what varies per packet: IP total/payload length, the IPv4 checksum
+//! (incrementally, RFC 1624), the outer TOS when inherited, the IPv4 ident
+//! when DF is off, UDP length, the UDP source port (flow entropy, RFC 7348
+//! §5) and the UDP checksum when enabled.
+
+use std::net::IpAddr;
+
+use crate::config::{TosConfig, TunnelConfig, TunnelKind};
+use crate::frame::Frame;
+use crate::stats::DropReason;
+use crate::types::MacAddr;
+use crate::wire::checksum;
+use crate::wire::ethernet::{self, ethertype, EthernetFrame, EthernetRepr};
+use crate::wire::geneve::{self, GeneveOptionRepr, GenevePacket, GeneveRepr};
+use crate::wire::ip_proto;
+use crate::wire::ipv4::{self, Ipv4Packet, Ipv4Repr};
+use crate::wire::ipv6::{self, Ipv6Packet, Ipv6Repr};
+use crate::wire::udp::{self, UdpPacket, UdpRepr};
+use crate::wire::vxlan::{self, VxlanPacket, VxlanRepr};
+
+/// Longest outer header: Ethernet + IPv6 + UDP + Geneve with full options.
+pub const MAX_HEADER_LEN: usize = ethernet::HEADER_LEN
+    + ipv6::HEADER_LEN
+    + udp::HEADER_LEN
+    + geneve::HEADER_LEN
+    + geneve::MAX_OPTIONS_LEN;
+
+/// ECN bits of the TOS / traffic class byte.
+const ECN_MASK: u8 = 0x03;
+
+/// Why a template could not be built.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TemplateError {
+    #[error("local VTEP {local} and remote VTEP {remote} are of different IP families")]
+    FamilyMismatch { local: IpAddr, remote: IpAddr },
+}
+
+/// Per-packet values push needs from the inner frame.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PushMeta {
+    /// Hash of the inner flow, for the UDP source port.
+    pub flow_hash: u64,
+    /// Inner IP TOS / traffic class (0 for non-IP), for TOS inheritance and
+    /// ECN propagation.
+    pub inner_tos: u8,
+    /// Value for the IPv4 identification field when DF is off.
+    pub ip_id: u16,
+}
+
+/// The outer header of one (tunnel port, remote VTEP).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Template {
+    hdr: Box<[u8]>,
+    v6: bool,
+    udp_off: usize,
+    udp_csum: bool,
+    tos_inherit: bool,
+    df: bool,
+    src_min: u16,
+    src_span: u32,
+    remote: IpAddr,
+}
+
+impl Template {
+    /// Builds the header for `cfg` towards `remote`, sent from `local`
+    /// through the next hop `dst_mac` out of an interface with MAC `src_mac`.
+    pub fn build(
+        cfg: &TunnelConfig,
+        local: IpAddr,
+        remote: IpAddr,
+        src_mac: MacAddr,
+        dst_mac: MacAddr,
+    ) -> Result<Template, TemplateError> {
+        if local.is_ipv4() != remote.is_ipv4() {
+            return Err(TemplateError::FamilyMismatch { local, remote });
+        }
+        let tun_len = match cfg.kind {
+            TunnelKind::Vxlan => vxlan::HEADER_LEN,
+            TunnelKind::Geneve => {
+                geneve::HEADER_LEN
+                    + cfg
+                        .geneve_opts
+                        .iter()
+                        .map(|o| 4 + o.data.len())
+                        .sum::<usize>()
+            }
+        };
+        let v6 = remote.is_ipv6();
+        let ip_len = if v6 {
+            ipv6::HEADER_LEN
+        } else {
+            ipv4::HEADER_LEN
+        };
+        let ip_off = ethernet::HEADER_LEN;
+        let udp_off = ip_off + ip_len;
+        let tun_off = udp_off + udp::HEADER_LEN;
+        let mut hdr = vec![0u8; tun_off + tun_len].into_boxed_slice();
+
+        let tos = match cfg.tos {
+            TosConfig::Fixed(t) => t & !ECN_MASK,
+            TosConfig::Inherit => 0,
+        };
+        EthernetRepr {
+            src_addr: src_mac,
+            dst_addr: dst_mac,
+            ethertype: if v6 { ethertype::IPV6 } else { ethertype::IPV4 },
+        }
+        .emit(&mut EthernetFrame::new_unchecked(&mut hdr[..]));
+        // Lengths are written as zero here; push adds the real ones, which is
+        // what lets the IPv4 checksum be patched incrementally.
+        match (local, remote) {
+            (IpAddr::V4(src), IpAddr::V4(dst)) => {
+                let repr = Ipv4Repr {
+                    src_addr: src,
+                    dst_addr: dst,
+                    protocol: ip_proto::UDP,
+                    payload_len: 0,
+                    ttl: cfg.ttl,
+                    tos,
+                    dont_frag: cfg.df,
+                    ident: 0,
+                };
+                let mut ip = Ipv4Packet::new_unchecked(&mut hdr[ip_off..udp_off]);
+                repr.emit(&mut ip);
+                ip.set_total_len(0);
+                ip.fill_checksum();
+            }
+            (IpAddr::V6(src), IpAddr::V6(dst)) => {
+                let repr = Ipv6Repr {
+                    src_addr: src,
+                    dst_addr: dst,
+                    next_header: ip_proto::UDP,
+                    payload_len: 0,
+                    hop_limit: cfg.ttl,
+                    traffic_class: tos,
+                    flow_label: 0,
+                };
+                repr.emit(&mut Ipv6Packet::new_unchecked(&mut hdr[ip_off..udp_off]));
+            }
+            _ => unreachable!("families checked above"),
+        }
+        UdpRepr {
+            src_port: cfg.src_port_range.0,
+            dst_port: cfg.udp_port(),
+            payload_len: 0,
+        }
+        .emit(&mut UdpPacket::new_unchecked(&mut hdr[udp_off..tun_off]));
+        match cfg.kind {
+            TunnelKind::Vxlan => VxlanRepr { vni: cfg.vni }
+                .emit(&mut VxlanPacket::new_unchecked(&mut hdr[tun_off..])),
+            TunnelKind::Geneve => GeneveRepr {
+                vni: cfg.vni,
+                protocol: ethertype::TEB,
+                oam: false,
+                critical: false,
+                options: cfg
+                    .geneve_opts
+                    .iter()
+                    .map(|o| GeneveOptionRepr {
+                        class: o.class,
+                        typ: o.typ,
+                        data: o.data.clone(),
+                    })
+                    .collect(),
+            }
+            .emit(&mut GenevePacket::new_unchecked(&mut hdr[tun_off..])),
+        }
+        let (lo, hi) = cfg.src_port_range;
+        Ok(Template {
+            hdr,
+            v6,
+            udp_off,
+            // IPv6 requires a UDP checksum (RFC 8200 §8.1) unless the tunnel
+            // is configured for zero checksums (RFC 6935/6936).
+            udp_csum: cfg.csum || (v6 && !cfg.zero_csum6),
+            tos_inherit: cfg.tos == TosConfig::Inherit,
+            df: cfg.df,
+            src_min: lo,
+            src_span: u32::from(hi.saturating_sub(lo)) + 1,
+            remote,
+        })
+    }
+
+    /// Length of the outer header push adds.
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.hdr.len()
+    }
+
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.hdr.is_empty()
+    }
+
+    pub fn remote(&self) -> IpAddr {
+        self.remote
+    }
+
+    /// The raw header bytes (lengths and checksums zero), for `tunnel-ports`.
+    pub fn bytes(&self) -> &[u8] {
+        &self.hdr
+    }
+
+    /// UDP source port for a flow hash: scaled into the configured range
+    /// (multiply-shift, as Open vSwitch does, instead of a modulo).
+    #[inline]
+    pub fn src_port(&self, flow_hash: u64) -> u16 {
+        let h = (flow_hash ^ (flow_hash >> 32)) as u32;
+        self.src_min + ((u64::from(h) * u64::from(self.src_span)) >> 32) as u16
+    }
+
+    /// Prepends the outer header. The frame must have `self.len()` bytes of
+    /// headroom (`NoHeadroom` otherwise: the caller decides whether to make
+    /// room by copying). Returns the number of bytes added.
+    #[inline]
+    pub fn push(&self, frame: &mut Frame<'_>, meta: &PushMeta) -> Result<usize, DropReason> {
+        let n = self.hdr.len();
+        let inner_len = frame.len();
+        let total = n - ethernet::HEADER_LEN + inner_len;
+        if total > usize::from(u16::MAX) {
+            return Err(DropReason::TooBig);
+        }
+        let Some(front) = frame.push_front(n) else {
+            return Err(DropReason::NoHeadroom);
+        };
+        front.copy_from_slice(&self.hdr);
+        let data = frame.data_mut();
+        let ecn = meta.inner_tos & ECN_MASK;
+        let (ip_hdr, rest) =
+            data[ethernet::HEADER_LEN..].split_at_mut(self.udp_off - ethernet::HEADER_LEN);
+        let udp_len = (total - ip_hdr.len()) as u16;
+        if self.v6 {
+            let mut ip = Ipv6Packet::new_unchecked(&mut *ip_hdr);
+            ip.set_payload_len(udp_len);
+            let tc = if self.tos_inherit {
+                meta.inner_tos
+            } else {
+                ip.traffic_class() | ecn
+            };
+            ip.set_traffic_class(tc);
+        } else {
+            let mut ip = Ipv4Packet::new_unchecked(&mut *ip_hdr);
+            let mut csum = ip.checksum();
+            csum = checksum::update16(csum, 0, total as u16);
+            ip.set_total_len(total as u16);
+            let old_tos = ip.tos();
+            let tos = if self.tos_inherit {
+                meta.inner_tos
+            } else {
+                old_tos | ecn
+            };
+            if tos != old_tos {
+                // The TOS shares a 16-bit word with version/IHL.
+                csum = checksum::update16(csum, u16::from(old_tos), u16::from(tos));
+                ip.set_tos(tos);
+            }
+            if !self.df && meta.ip_id != 0 {
+                csum = checksum::update16(csum, 0, meta.ip_id);
+                ip.set_ident(meta.ip_id);
+            }
+            ip.set_checksum(csum);
+        }
+        let mut udp = UdpPacket::new_unchecked(&mut *rest);
+        udp.set_src_port(self.src_port(meta.flow_hash));
+        udp.set_len(udp_len);
+        if self.udp_csum {
+            let ip = &data[ethernet::HEADER_LEN..self.udp_off];
+            let initial = if self.v6 {
+                let ip = Ipv6Packet::new_unchecked(ip);
+                checksum::pseudo_header_v6(
+                    &ip.src_addr(),
+                    &ip.dst_addr(),
+                    ip_proto::UDP,
+                    u32::from(udp_len),
+                )
+            } else {
+                let ip = Ipv4Packet::new_unchecked(ip);
+                checksum::pseudo_header_v4(
+                    ip.src_addr(),
+                    ip.dst_addr(),
+                    ip_proto::UDP,
+                    u32::from(udp_len),
+                )
+            };
+            let (_, udp_bytes) = data.split_at_mut(self.udp_off);
+            let mut c = !checksum::fold(checksum::ones_sum(initial, udp_bytes));
+            if c == 0 {
+                c = 0xffff;
+            }
+            UdpPacket::new_unchecked(udp_bytes).set_checksum(c);
+        }
+        Ok(n)
+    }
+}
