@@ -19,24 +19,28 @@
 //! publishes it in a snapshot; workers only call [`Classifier::lookup`],
 //! which allocates nothing and takes no lock.
 //!
-//! Each subtable is a hand-written open-addressing table with linear probing
-//! at load factor <= 1/2. Slots are 8 bytes (a 32-bit hash tag and an entry
-//! index) so a probe sequence stays inside one or two cache lines, and the
-//! 64-byte key compare runs only when the tag matches. Measured against a
-//! `std::HashMap` (hashbrown, SIMD probing) keyed by the same hash in the
-//! `classify` benchmark; see the numbers in `subtable_hash`'s comment.
+//! Each subtable is a `std::collections::HashMap` (hashbrown: SIMD group
+//! probing over one control byte per slot) keyed by the masked key, hashed
+//! once by [`subtable_hash`] and passed through a no-op hasher. A
+//! hand-written open-addressing table (linear probing, 8-byte slots holding
+//! a 32-bit hash tag and an entry index, keys on their own cache lines) was
+//! measured first in the `classify` bench: within noise of hashbrown on 10k
+//! flow rules and about 20% slower on the 100-rule firewall, so the simpler
+//! code won. The gap between one subtable probe inside the classifier and a
+//! bare `HashMap::get` (~17 vs ~14 ns per key, 10k exact keys) is the
+//! key masking and rank bookkeeping, not the hash table.
 
 use crate::types::FlowKey;
 
 /// Seed for the subtable hashes. Fixed (not per build) so that lookups are
-/// reproducible in tests and benchmarks; the keys come from the wire, but a
-/// flooding attacker can only lengthen probe sequences in subtables that
-/// hold rules, and those are bounded by the rule count the operator chose.
+/// reproducible in tests and benchmarks. Keys come from the wire, but only
+/// stored keys (the operator's rules) can collide with a probe, so an
+/// attacker cannot grow probe sequences beyond what the rule set allows.
 const SUBTABLE_SEED: u64 = 0x5eed_c1a5_51f1_e5ed;
 
-/// Marks an empty slot (no rule index can be `u32::MAX`: `build` caps the
-/// rule count below it).
-const EMPTY: u32 = u32::MAX;
+/// Rule indices are `u32` and ranks store `u32::MAX - idx`; `build` keeps
+/// the count below this so no index collides with the EMC's "no match".
+const MAX_RULES: u32 = u32::MAX;
 
 /// One classifier rule as given to [`Classifier::build`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,19 +75,6 @@ fn idx_of_rank(rank: u64) -> u32 {
     u32::MAX - (rank as u32)
 }
 
-#[derive(Debug, Clone, Copy)]
-struct Slot {
-    /// High 32 bits of the key hash: filters out most key compares.
-    tag: u32,
-    /// Index into the subtable's `keys` and `ranks`, or [`EMPTY`].
-    entry: u32,
-}
-
-/// A masked key on its own cache line, so the compare loads one line.
-#[derive(Debug, Clone, Copy)]
-#[repr(C, align(64))]
-struct LineKey(FlowKey);
-
 #[inline(always)]
 fn mum(a: u64, b: u64) -> u64 {
     let r = u128::from(a) * u128::from(b);
@@ -108,8 +99,7 @@ const HS: [u64; 9] = [
 /// wyhash-style multiply-fold: the four 64x64->128 multiplies are
 /// independent, so they overlap in the pipeline, where `FlowKey::hash_with`
 /// is a chain of eight dependent multiplies. This is the classifier's own
-/// hash (never compared with hashes from elsewhere); it measured about 2x
-/// faster per subtable probe in the `classify` bench.
+/// hash (never compared with hashes from elsewhere).
 #[inline(always)]
 fn subtable_hash(key: &FlowKey, mask: &FlowKey) -> u64 {
     let k = &key.0;
@@ -122,78 +112,68 @@ fn subtable_hash(key: &FlowKey, mask: &FlowKey) -> u64 {
     mum(a.wrapping_add(c) ^ HS[8], b.wrapping_add(d) ^ SUBTABLE_SEED)
 }
 
+/// A masked key whose `Hash` is one [`subtable_hash`] call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct MaskedKey(FlowKey);
+
+impl std::hash::Hash for MaskedKey {
+    #[inline]
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        h.write_u64(subtable_hash(&self.0, &FULL));
+    }
+}
+
+const FULL: FlowKey = FlowKey([u64::MAX; 8]);
+
+/// Passes through the single `write_u64` of [`MaskedKey`].
+#[derive(Debug, Clone, Copy, Default)]
+struct PassHasher(u64);
+
+impl std::hash::Hasher for PassHasher {
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        // Not reached for MaskedKey; fold anything else in rather than lose it.
+        for &b in bytes {
+            self.0 = mum(self.0 ^ u64::from(b), HS[0]);
+        }
+    }
+    #[inline]
+    fn write_u64(&mut self, v: u64) {
+        self.0 = v;
+    }
+}
+
+type PassBuild = std::hash::BuildHasherDefault<PassHasher>;
+
 #[derive(Debug)]
 struct Subtable {
     mask: FlowKey,
     /// Best rank of any entry: the lookup's pruning bound.
     max_rank: u64,
-    /// `slots.len() - 1`; `slots.len()` is a power of two.
-    slot_mask: usize,
-    /// 8-byte slots: a probe sequence stays in one cache line, and the
-    /// slot array of a 10k-entry subtable (256 KiB) stays in L2.
-    slots: Box<[Slot]>,
-    keys: Box<[LineKey]>,
-    /// Rank of the best rule for `keys[i]` (read only on a hit).
-    ranks: Box<[u64]>,
+    map: std::collections::HashMap<MaskedKey, u64, PassBuild>,
 }
 
 impl Subtable {
     /// `entries` are (masked key, rank), one per distinct masked key.
-    fn build(mask: FlowKey, mut entries: Vec<(FlowKey, u64)>) -> Subtable {
-        // Deterministic entry order (best first) keeps builds reproducible.
-        entries.sort_unstable_by_key(|e| std::cmp::Reverse(e.1));
-        let max_rank = entries.first().map_or(0, |e| e.1);
-        let nslots = (entries.len() * 2).next_power_of_two().max(2);
-        let mut slots = vec![
-            Slot {
-                tag: 0,
-                entry: EMPTY,
-            };
-            nslots
-        ]
-        .into_boxed_slice();
-        let slot_mask = nslots - 1;
-        for (i, (key, _)) in entries.iter().enumerate() {
-            let h = subtable_hash(key, &mask);
-            let mut pos = (h as usize) & slot_mask;
-            // Terminates: load factor <= 1/2 leaves empty slots.
-            while slots[pos].entry != EMPTY {
-                pos = (pos + 1) & slot_mask;
-            }
-            slots[pos] = Slot {
-                tag: (h >> 32) as u32,
-                entry: i as u32,
-            };
-        }
+    fn build(mask: FlowKey, entries: Vec<(FlowKey, u64)>) -> Subtable {
+        let max_rank = entries.iter().map(|e| e.1).max().unwrap_or(0);
         Subtable {
             mask,
             max_rank,
-            slot_mask,
-            slots,
-            keys: entries.iter().map(|e| LineKey(e.0)).collect(),
-            ranks: entries.iter().map(|e| e.1).collect(),
+            map: entries
+                .into_iter()
+                .map(|(k, r)| (MaskedKey(k), r))
+                .collect(),
         }
     }
 
     /// Rank of the rule matching `key` in this subtable, if any.
     #[inline]
     fn find(&self, key: &FlowKey) -> Option<u64> {
-        let h = subtable_hash(key, &self.mask);
-        let tag = (h >> 32) as u32;
-        let mut pos = (h as usize) & self.slot_mask;
-        loop {
-            let slot = self.slots[pos];
-            if slot.entry == EMPTY {
-                return None;
-            }
-            if slot.tag == tag {
-                let stored = &self.keys[slot.entry as usize].0;
-                if key.masked(&self.mask) == *stored {
-                    return self.ranks.get(slot.entry as usize).copied();
-                }
-            }
-            pos = (pos + 1) & self.slot_mask;
-        }
+        self.map.get(&MaskedKey(key.masked(&self.mask))).copied()
     }
 }
 
@@ -221,10 +201,10 @@ impl<T> Classifier<T> {
     ///
     /// # Panics
     /// If `rules.len() >= u32::MAX` (a control-plane bug, not input data:
-    /// rule indices are `u32` and one value marks empty slots).
+    /// rule indices are `u32` and `u32::MAX` is reserved).
     pub fn build(rules: Vec<Rule<T>>) -> Classifier<T> {
         assert!(
-            rules.len() < EMPTY as usize,
+            rules.len() < MAX_RULES as usize,
             "classifier: {} rules exceed the u32 index space",
             rules.len()
         );
