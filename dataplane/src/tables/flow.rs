@@ -696,7 +696,9 @@ impl FromStr for Action {
             Some((n, a)) => (n, Some(a)),
             None => (s, None),
         };
-        match (name, arg) {
+        // ovs-ofctl takes action names in any case (NORMAL, Drop, ...).
+        let name = name.to_ascii_lowercase();
+        match (name.as_str(), arg) {
             ("normal", None) => Ok(Action::Normal),
             ("drop", None) => Ok(Action::Drop),
             ("flood", None) => Ok(Action::Flood),
