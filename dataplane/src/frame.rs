@@ -89,6 +89,23 @@ impl<'a> Frame<'a> {
         Some(&mut self.buf[self.head..self.head + n])
     }
 
+    /// Grows the frame by `n <= N` bytes at the front and returns the `N`
+    /// bytes that end where the frame used to start: the caller writes a
+    /// right-aligned `N`-byte block, of which the last `n` bytes become the
+    /// new front and the rest lands in headroom that stays headroom. A fixed
+    /// size lets the copy compile to a few vector moves instead of a memcpy
+    /// call. `None`, with nothing changed, unless `N` bytes of headroom exist.
+    #[inline]
+    pub fn push_front_fixed<const N: usize>(&mut self, n: usize) -> Option<&mut [u8; N]> {
+        if n > N || N > self.head {
+            return None;
+        }
+        let end = self.head;
+        self.head -= n;
+        self.len += n;
+        self.buf.get_mut(end - N..end)?.try_into().ok()
+    }
+
     /// Removes `n` bytes from the front. `false`, with nothing changed, if
     /// the frame is shorter than `n`.
     #[inline]

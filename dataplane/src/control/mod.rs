@@ -570,9 +570,19 @@ fn compile(config: &Config, prev: &Snapshot, generation: u64) -> Result<Compiled
     if !errs.is_empty() {
         return Err(ConfigErrors(errs));
     }
+    // Workers cache firewall verdicts and keep policer buckets per policy
+    // generation: it must change when rules, policers or their assignment
+    // to ports change, and only then.
+    let assignment = |p: &[PortEntry]| -> Vec<(String, [Option<u16>; 2], [Option<u16>; 2])> {
+        p.iter()
+            .filter(|e| e.kind != PortKind::Absent)
+            .map(|e| (e.name.clone(), e.firewall, e.policer))
+            .collect()
+    };
     let policy_changed = prev.firewalls.len() != firewalls.len()
         || prev.policers.as_ref() != policers.as_slice()
-        || config_acls_changed(prev, &firewalls);
+        || config_acls_changed(prev, &firewalls)
+        || assignment(&prev.ports) != assignment(&ports);
     Ok(Compiled {
         snapshot: Snapshot {
             generation,

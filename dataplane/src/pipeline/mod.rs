@@ -157,8 +157,26 @@ pub fn process_frame<'a>(
             return drop_frame(ws, in_port, frame, r, io);
         }
     };
-    if let Some(fw) = pe.firewall[0] {
-        if firewall_drops(snap, ws, fw, &key) {
+    let Some(bridge) = snap.bridges.get(usize::from(pe.bridge)) else {
+        return drop_frame(ws, in_port, frame, DropReason::UnknownPort, io);
+    };
+    let hash = key.hash_with(EMC_HASH_SEED);
+    // One exact-match probe answers both the flow rule and the ingress
+    // firewall verdict; a bridge with neither needs no probe at all.
+    let fw_in = pe.firewall[0];
+    let (rule, fw) = if bridge.flows.is_empty() && fw_in.is_none() {
+        (None, FW_NO_HIT)
+    } else {
+        ws.emc
+            .lookup_with_aux(&bridge.flows, &key, hash, snap.policy_generation, |k| {
+                firewall_verdict(snap, fw_in, k)
+            })
+    };
+    if fw != FW_NO_HIT {
+        if let Some(f) = fw_in {
+            ws.count_fw_hit(f, (fw & !FW_DROP) - 1);
+        }
+        if fw & FW_DROP != 0 {
             return drop_frame(ws, in_port, frame, DropReason::FirewallIn, io);
         }
     }
@@ -167,11 +185,8 @@ pub fn process_frame<'a>(
             return drop_frame(ws, in_port, frame, DropReason::PolicerIn, io);
         }
     }
-    let Some(bridge) = snap.bridges.get(usize::from(pe.bridge)) else {
-        return drop_frame(ws, in_port, frame, DropReason::UnknownPort, io);
-    };
     let ctx = Ctx {
-        hash: key.hash_with(EMC_HASH_SEED),
+        hash,
         key,
         in_port,
         bridge: pe.bridge,
@@ -189,26 +204,39 @@ pub fn process_frame<'a>(
         normal(snap, ws, bridge, &ctx, remote, &frame, &mut em, io);
         DropReason::NoOutput
     } else {
-        match ws.emc.lookup_or_classify(&bridge.flows, &ctx.key, ctx.hash) {
-            Some(rule) => {
-                run_actions(
-                    snap,
-                    ws,
-                    bridge,
-                    &ctx,
-                    remote,
-                    bridge.flows.actions(rule),
-                    &frame,
-                    &mut em,
-                    io,
-                );
-                DropReason::FlowDrop
-            }
-            // A table miss drops: there is no controller to ask.
-            None => DropReason::FlowDrop,
+        // A table miss drops (rule None): there is no controller to ask.
+        if let Some(rule) = rule {
+            run_actions(
+                snap,
+                ws,
+                bridge,
+                &ctx,
+                remote,
+                bridge.flows.actions(rule),
+                &frame,
+                &mut em,
+                io,
+            );
         }
+        DropReason::FlowDrop
     };
     em.finish(snap, ws, &ctx, frame, no_output, io);
+}
+
+/// Ingress firewall verdict as cached in the exact-match cache: no rule hit,
+/// or the rule index + 1, with [`FW_DROP`] set when that rule drops.
+const FW_NO_HIT: u32 = 0;
+const FW_DROP: u32 = 1 << 31;
+
+fn firewall_verdict(snap: &Snapshot, fw: Option<u16>, key: &FlowKey) -> u32 {
+    let Some(f) = fw.and_then(|f| snap.firewalls.get(usize::from(f))) else {
+        return FW_NO_HIT;
+    };
+    match f.check(key) {
+        (_, None) => FW_NO_HIT,
+        (AclAction::Allow, Some(r)) => (r + 1) & !FW_DROP,
+        (AclAction::Drop, Some(r)) => ((r + 1) & !FW_DROP) | FW_DROP,
+    }
 }
 
 fn firewall_drops(snap: &Snapshot, ws: &mut WorkerState, fw: u16, key: &FlowKey) -> bool {

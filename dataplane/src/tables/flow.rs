@@ -965,8 +965,13 @@ struct EmcWay {
     hash: u64,
     /// `generation + 1` of the table the result came from; 0 = empty.
     stamp: u64,
+    /// Stamp of `aux` (the caller's second generation); 0 = not computed.
+    aux_stamp: u64,
     /// Rule index, or [`EMC_NO_MATCH`].
     rule: u32,
+    /// A second per-key result the caller caches alongside the rule (the
+    /// pipeline keeps the ingress firewall verdict here).
+    aux: u32,
 }
 
 /// Two ways and which of them was used last. Aligned so a set never
@@ -1039,23 +1044,46 @@ impl ExactMatchCache {
         key: &FlowKey,
         hash: u64,
     ) -> Option<u32> {
+        self.lookup_with_aux(table, key, hash, 0, |_| 0).0
+    }
+
+    /// As [`ExactMatchCache::lookup_or_classify`], and also caches a second
+    /// per-key value `aux(key)`, valid while `aux_generation` stays the same
+    /// (one probe then answers two questions, e.g. flow rule and firewall
+    /// verdict). `aux` must be a pure function of the key for a given
+    /// `aux_generation`.
+    #[inline]
+    pub fn lookup_with_aux(
+        &mut self,
+        table: &FlowTable,
+        key: &FlowKey,
+        hash: u64,
+        aux_generation: u64,
+        aux: impl FnOnce(&FlowKey) -> u32,
+    ) -> (Option<u32>, u32) {
         let stamp = table.generation().wrapping_add(1);
-        if stamp == 0 {
+        let aux_stamp = aux_generation.wrapping_add(1);
+        if stamp == 0 || aux_stamp == 0 {
             // Generation u64::MAX has no stamp distinct from "empty": do
             // not cache, stay correct.
             self.misses += 1;
-            return table.lookup(key);
+            return (table.lookup(key), aux(key));
         }
         let set = &mut self.sets[(hash as usize) & self.set_mask];
-        for (w, e) in set.ways.iter().enumerate() {
+        for (w, e) in set.ways.iter_mut().enumerate() {
             if e.stamp == stamp && e.hash == hash && e.key == *key {
                 set.mru = w as u8;
                 self.hits += 1;
-                return (e.rule != EMC_NO_MATCH).then_some(e.rule);
+                if e.aux_stamp != aux_stamp {
+                    e.aux = aux(key);
+                    e.aux_stamp = aux_stamp;
+                }
+                return ((e.rule != EMC_NO_MATCH).then_some(e.rule), e.aux);
             }
         }
         self.misses += 1;
         let result = table.lookup(key);
+        let a = aux(key);
         let victim = if set.ways[0].stamp != stamp {
             0
         } else if set.ways[1].stamp != stamp {
@@ -1067,10 +1095,12 @@ impl ExactMatchCache {
             key: *key,
             hash,
             stamp,
+            aux_stamp,
             rule: result.unwrap_or(EMC_NO_MATCH),
+            aux: a,
         };
         set.mru = victim as u8;
-        result
+        (result, a)
     }
 }
 

@@ -54,19 +54,28 @@ pub struct TunnelPort {
     pub known_opts: Vec<(u16, u8)>,
     /// One template per remote, or why it cannot be built yet.
     pub templates: Vec<Result<Template, DropReason>>,
+    /// Remotes as u128, for the linear scan that beats hashing when few.
+    remote_keys: Vec<u128>,
     remote_index: HashMap<u128, RemoteIdx, FxBuildHasher>,
 }
+
+/// Up to this many entries a linear scan is faster than a hash lookup.
+const LINEAR_MAX: usize = 8;
 
 impl TunnelPort {
     /// A tunnel port whose templates are still to be resolved
     /// (`NeighUnresolved` until [`TunnelPort::set_template`]).
     pub fn new(cfg: &TunnelConfig, port: PortNo, local: IpAddr) -> TunnelPort {
-        let remote_index = cfg
-            .remotes
-            .iter()
-            .enumerate()
-            .map(|(i, r)| (ip_to_u128(*r), i as RemoteIdx))
-            .collect();
+        let remote_keys: Vec<u128> = cfg.remotes.iter().map(|r| ip_to_u128(*r)).collect();
+        let remote_index = if remote_keys.len() > LINEAR_MAX {
+            remote_keys
+                .iter()
+                .enumerate()
+                .map(|(i, r)| (*r, i as RemoteIdx))
+                .collect()
+        } else {
+            HashMap::default()
+        };
         TunnelPort {
             port,
             name: cfg.name.clone(),
@@ -79,6 +88,7 @@ impl TunnelPort {
             accept_inner_vlan: matches!(cfg.vlan, VlanMode::Trunk { .. }),
             known_opts: cfg.geneve_opts.iter().map(|o| (o.class, o.typ)).collect(),
             templates: vec![Err(DropReason::NeighUnresolved); cfg.remotes.len()],
+            remote_keys,
             remote_index,
         }
     }
@@ -92,6 +102,13 @@ impl TunnelPort {
     /// Index of a remote VTEP address, if it is one of ours.
     #[inline]
     pub fn remote_index(&self, ip: u128) -> Option<RemoteIdx> {
+        if self.remote_keys.len() <= LINEAR_MAX {
+            return self
+                .remote_keys
+                .iter()
+                .position(|r| *r == ip)
+                .map(|i| i as RemoteIdx);
+        }
         self.remote_index.get(&ip).copied()
     }
 
@@ -115,6 +132,8 @@ impl TunnelPort {
 #[derive(Debug, Clone, Default)]
 pub struct TunnelTable {
     ports: Vec<TunnelPort>,
+    /// Keys of `ports`, in order, for the linear scan when few.
+    keys: Vec<PortKey>,
     by_key: HashMap<PortKey, u16, FxBuildHasher>,
     /// UDP destination ports we terminate, and their protocol. Tiny: a
     /// linear scan beats hashing.
@@ -171,8 +190,18 @@ impl TunnelTable {
                 None => udp_ports.push((p.dst_port, p.kind, i)),
             }
         }
+        let keys = ports
+            .iter()
+            .map(|p| PortKey {
+                local: ip_to_u128(p.local),
+                vni: p.vni,
+                dst_port: p.dst_port,
+                kind: p.kind,
+            })
+            .collect();
         Ok(TunnelTable {
             ports,
+            keys,
             by_key,
             udp_ports: udp_ports.into_iter().map(|(p, k, _)| (p, k)).collect(),
         })
@@ -191,14 +220,16 @@ impl TunnelTable {
     /// port, VNI), as an index into [`TunnelTable::ports`].
     #[inline]
     pub fn lookup(&self, kind: TunnelKind, local: u128, dst_port: u16, vni: u32) -> Option<u16> {
-        self.by_key
-            .get(&PortKey {
-                local,
-                vni,
-                dst_port,
-                kind,
-            })
-            .copied()
+        let key = PortKey {
+            local,
+            vni,
+            dst_port,
+            kind,
+        };
+        if self.keys.len() <= LINEAR_MAX {
+            return self.keys.iter().position(|k| *k == key).map(|i| i as u16);
+        }
+        self.by_key.get(&key).copied()
     }
 
     #[inline]

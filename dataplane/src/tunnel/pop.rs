@@ -9,8 +9,9 @@
 //! - A zero UDP checksum is always accepted (RFC 7348 §5, RFC 6935 for
 //!   IPv6 tunnels); a non-zero one is verified when the port has `csum`.
 //! - Geneve: version must be 0; an O-bit packet is a control packet and is
-//!   never forwarded to a port; an unknown option with the critical bit set
-//!   drops the packet (RFC 8926 §3.4, §3.5.1). OVS matches the last two.
+//!   never forwarded to a port; when the C bit says critical options are
+//!   present, an unknown option with the critical bit set drops the packet
+//!   (RFC 8926 §3.4, §3.5.1). OVS matches the last two.
 //! - ECN is decapsulated per RFC 6040 (normal mode): an outer CE is copied
 //!   to an ECN-capable inner header, and dropped for a Not-ECT inner one.
 
@@ -124,7 +125,12 @@ pub fn pop(table: &TunnelTable, frame: &mut Frame<'_>) -> Result<Decap, DropReas
         if g.oam() {
             return Err(DropReason::GeneveControl);
         }
-        g.check_options(|class, typ| tp.knows_option(class, typ))?;
+        // RFC 8926 §3.4: the C bit says whether any option is critical;
+        // an endpoint must parse the options only when it is set (and may
+        // ignore non-critical ones), so the common case skips the walk.
+        if g.critical() {
+            g.check_options(|class, typ| tp.knows_option(class, typ))?;
+        }
     }
     if tp.verify_csum && udp.checksum() != 0 {
         let ok = if v6 {

@@ -32,6 +32,9 @@ pub const MAX_HEADER_LEN: usize = ethernet::HEADER_LEN
     + geneve::HEADER_LEN
     + geneve::MAX_OPTIONS_LEN;
 
+/// Size of the fixed-copy block (see [`Frame::push_front_fixed`]).
+const FIXED: usize = 96;
+
 /// ECN bits of the TOS / traffic class byte.
 const ECN_MASK: u8 = 0x03;
 
@@ -58,6 +61,9 @@ pub struct PushMeta {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Template {
     hdr: Box<[u8]>,
+    /// `hdr` right-aligned in a fixed block, for the fixed-size copy when
+    /// the header fits (VXLAN over IPv4 and IPv6, Geneve with few options).
+    fixed: Option<Box<[u8; FIXED]>>,
     v6: bool,
     udp_off: usize,
     udp_csum: bool,
@@ -173,8 +179,14 @@ impl Template {
             .emit(&mut GenevePacket::new_unchecked(&mut hdr[tun_off..])),
         }
         let (lo, hi) = cfg.src_port_range;
+        let fixed = (hdr.len() <= FIXED).then(|| {
+            let mut b = Box::new([0u8; FIXED]);
+            b[FIXED - hdr.len()..].copy_from_slice(&hdr);
+            b
+        });
         Ok(Template {
             hdr,
+            fixed,
             v6,
             udp_off,
             // IPv6 requires a UDP checksum (RFC 8200 §8.1) unless the tunnel
@@ -227,10 +239,20 @@ impl Template {
         if total > usize::from(u16::MAX) {
             return Err(DropReason::TooBig);
         }
-        let Some(front) = frame.push_front(n) else {
-            return Err(DropReason::NoHeadroom);
-        };
-        front.copy_from_slice(&self.hdr);
+        match (&self.fixed, frame.headroom() >= FIXED) {
+            (Some(fixed), true) => {
+                let Some(block) = frame.push_front_fixed::<FIXED>(n) else {
+                    return Err(DropReason::NoHeadroom);
+                };
+                *block = **fixed;
+            }
+            _ => {
+                let Some(front) = frame.push_front(n) else {
+                    return Err(DropReason::NoHeadroom);
+                };
+                front.copy_from_slice(&self.hdr);
+            }
+        }
         let data = frame.data_mut();
         let ecn = meta.inner_tos & ECN_MASK;
         let (ip_hdr, rest) =

@@ -296,3 +296,35 @@ fn mixed_families_are_refused() {
     )
     .is_err());
 }
+
+#[test]
+fn large_tables_use_the_hashed_path_with_the_same_answers() {
+    // 20 tunnel ports of 20 remotes each: past the linear-scan threshold.
+    let ports: Vec<TunnelPort> = (0..20u32)
+        .map(|t| {
+            let remotes: Vec<IpAddr> = (0..20u8)
+                .map(|r| IpAddr::V4(Ipv4Addr::new(10, t as u8, 0, r + 1)))
+                .collect();
+            let mut cfg =
+                TunnelConfig::new(format!("t{t}"), "br", TunnelKind::Vxlan, 100 + t, remotes);
+            cfg.local = Some("192.0.2.1".parse().unwrap());
+            TunnelPort::new(&cfg, 10 + t as u16, "192.0.2.1".parse().unwrap())
+        })
+        .collect();
+    let table = TunnelTable::build(ports).unwrap();
+    let local = crate::types::ip_to_u128("192.0.2.1".parse().unwrap());
+    for t in 0..20u32 {
+        let idx = table
+            .lookup(TunnelKind::Vxlan, local, 4789, 100 + t)
+            .unwrap();
+        let tp = table.get(idx).unwrap();
+        assert_eq!(tp.port, 10 + t as u16);
+        for r in 0..20u8 {
+            let ip = crate::types::ip_to_u128(IpAddr::V4(Ipv4Addr::new(10, t as u8, 0, r + 1)));
+            assert_eq!(tp.remote_index(ip), Some(u16::from(r)));
+        }
+        assert_eq!(tp.remote_index(0), None);
+    }
+    assert_eq!(table.lookup(TunnelKind::Vxlan, local, 4789, 99), None);
+    assert_eq!(table.lookup(TunnelKind::Geneve, local, 4789, 100), None);
+}
