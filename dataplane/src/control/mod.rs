@@ -573,7 +573,7 @@ fn compile(config: &Config, prev: &Snapshot, generation: u64) -> Result<Compiled
     // Workers cache firewall verdicts and keep policer buckets per policy
     // generation: it must change when rules, policers or their assignment
     // to ports change, and only then.
-    let assignment = |p: &[PortEntry]| -> Vec<(String, [Option<u16>; 2], [Option<u16>; 2])> {
+    let assignment = |p: &[PortEntry]| -> Vec<PolicyAssignment> {
         p.iter()
             .filter(|e| e.kind != PortKind::Absent)
             .map(|e| (e.name.clone(), e.firewall, e.policer))
@@ -602,6 +602,9 @@ fn compile(config: &Config, prev: &Snapshot, generation: u64) -> Result<Compiled
         bridge_ports,
     })
 }
+
+/// A port's firewall and policer slots, by port name.
+type PolicyAssignment = (String, [Option<u16>; 2], [Option<u16>; 2]);
 
 fn config_acls_changed(prev: &Snapshot, new: &[Firewall]) -> bool {
     prev.firewalls
