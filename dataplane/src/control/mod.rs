@@ -25,10 +25,15 @@ use crate::snapshot::{BridgeEntry, PortEntry, PortKind, PortVlan, Snapshot, Snap
 use crate::stats::DropReason;
 use crate::tables::fdb::{Fdb, FdbConfig, FdbDest};
 use crate::tables::flow::{FlowRule, FlowTable};
-use crate::tables::neigh::{NeighCache, NeighConfig};
+use crate::tables::neigh::{NeighCache, NeighChange, NeighConfig, NeighSource};
 use crate::tables::route::RouteTable;
 use crate::tunnel::{RemoteIdx, Template, TunnelPort, TunnelTable, NO_REMOTE};
 use crate::types::{MacAddr, PortNo};
+use crate::wire::arp::{self, ArpPacket};
+use crate::wire::ethernet::{ethertype, EthernetFrame};
+use crate::wire::icmp::{parse_ndp, NdpKind};
+use crate::wire::ip_proto;
+use crate::wire::ipv6::Ipv6Packet;
 
 /// Capacity of the learn-event channel shared by all workers.
 pub const LEARN_QUEUE: usize = 65_536;
@@ -227,6 +232,20 @@ impl Control {
         }
     }
 
+    /// Learns from an ARP reply or IPv6 neighbor advertisement seen on the
+    /// uplink (snooped by the XDP program and handed up). Any other frame is
+    /// ignored. Templates are rebuilt when a next hop's MAC appeared or
+    /// moved. Returns what the neighbor cache did, if it was such a frame.
+    pub fn snoop(&mut self, frame: &[u8], now: u64) -> Option<NeighChange> {
+        let (ip, mac) = neighbor_from_frame(frame)?;
+        let change = self
+            .underlay
+            .neigh
+            .learn(ip, mac, now, NeighSource::Snooped);
+        self.underlay_updated();
+        Some(change)
+    }
+
     fn underlay_changed(&self) -> bool {
         self.underlay.neigh.generation() != self.neigh_generation_built
             || self.underlay.routes.generation() != self.route_generation_built
@@ -312,6 +331,31 @@ impl Control {
 impl Default for Control {
     fn default() -> Self {
         Control::new()
+    }
+}
+
+/// The (IP, MAC) an ARP reply or a neighbor advertisement announces.
+fn neighbor_from_frame(frame: &[u8]) -> Option<(IpAddr, MacAddr)> {
+    let eth = EthernetFrame::new_checked(frame).ok()?;
+    match eth.ethertype() {
+        ethertype::ARP => {
+            let arp = ArpPacket::new_checked(eth.payload()).ok()?;
+            (arp.operation() == arp::op::REPLY)
+                .then(|| (IpAddr::V4(arp.sender_proto_addr()), arp.sender_hw_addr()))
+        }
+        ethertype::IPV6 => {
+            let ip = Ipv6Packet::new_checked(eth.payload()).ok()?;
+            let (proto, off) = ip.upper_layer().ok()?;
+            if proto != ip_proto::ICMPV6 {
+                return None;
+            }
+            let ndp = parse_ndp(eth.payload().get(off..)?).ok()??;
+            match (ndp.kind, ndp.lladdr) {
+                (NdpKind::Advert, Some(mac)) => Some((IpAddr::V6(ndp.target), mac)),
+                _ => None,
+            }
+        }
+        _ => None,
     }
 }
 

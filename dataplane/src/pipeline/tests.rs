@@ -402,9 +402,23 @@ fn malformed_frames_are_counted_never_panic_and_no_buffer_is_lost() {
     let samples: Vec<(PortNo, Vec<u8>)> = vec![
         (ETH0, vxlan([192, 0, 2, 2], 42, &inner)),
         (ETH0, geneve(43, 0, &known_opt(), &inner)),
+        (ETH0, vxlan([192, 0, 2, 2], 42, &ipv4_with_options(&inner))),
+        (ETH0, vxlan([192, 0, 2, 2], 42, &ipv6_with_ext_headers())),
         (VM1, inner.clone()),
         (VM1, tagged_frame(A, B, 5)),
+        (VM1, ipv4_with_options(&inner)),
+        (VM1, ipv6_with_ext_headers()),
     ];
+    // The extra samples are valid frames that reach a VM.
+    for (port, f) in &samples[2..4] {
+        let out = bed.send(*port, &[f]);
+        assert_eq!(
+            out.tx.len(),
+            2,
+            "{:?}",
+            bed.ws.drops.nonzero().collect::<Vec<_>>()
+        );
+    }
     for (port, f) in &samples {
         for cut in 0..f.len() {
             let before = bed.ws.drops.total();
@@ -423,6 +437,40 @@ fn malformed_frames_are_counted_never_panic_and_no_buffer_is_lost() {
             }
         }
     }
+}
+
+/// `f` (Ethernet + IPv4 without options) with 8 bytes of IPv4 options
+/// (NOPs and an end-of-list) inserted; lengths and checksum fixed.
+fn ipv4_with_options(f: &[u8]) -> Vec<u8> {
+    let mut v = f[..34].to_vec();
+    v.extend_from_slice(&[1, 1, 1, 1, 1, 1, 1, 0]);
+    v.extend_from_slice(&f[34..]);
+    v[14] = 0x47;
+    let tl = u16::from_be_bytes([v[16], v[17]]) + 8;
+    v[16..18].copy_from_slice(&tl.to_be_bytes());
+    v[24..26].copy_from_slice(&[0, 0]);
+    let c = crate::wire::checksum::checksum(&v[14..42]);
+    v[24..26].copy_from_slice(&c.to_be_bytes());
+    v
+}
+
+/// An IPv6/UDP frame with a hop-by-hop and a destination-options header.
+fn ipv6_with_ext_headers() -> Vec<u8> {
+    let b = PacketBuilder::ethernet2(B, A)
+        .ipv6([0xfe; 16], [0xfd; 16], 64)
+        .udp(5000, 6000);
+    let mut v = Vec::new();
+    b.write(&mut v, &[9; 12]).unwrap();
+    // Insert hop-by-hop (next: dest opts) and dest opts (next: UDP), each
+    // 8 bytes of PadN.
+    let mut out = v[..54].to_vec();
+    out.extend_from_slice(&[60, 0, 1, 4, 0, 0, 0, 0]);
+    out.extend_from_slice(&[17, 0, 1, 4, 0, 0, 0, 0]);
+    out.extend_from_slice(&v[54..]);
+    out[20] = 0; // next header: hop-by-hop
+    let pl = u16::from_be_bytes([out[18], out[19]]) + 16;
+    out[18..20].copy_from_slice(&pl.to_be_bytes());
+    out
 }
 
 #[test]
@@ -593,4 +641,44 @@ fn reconfiguring_another_bridge_keeps_flows_cached_and_ports_counted() {
     bed.send(VM1, &[&f]);
     assert_eq!(bed.ws.ports[usize::from(VM1)].rx_packets, 2);
     assert_eq!(bed.ws.ports[usize::from(VM2)].tx_packets, 2);
+}
+
+#[test]
+fn snooped_arp_reply_moves_a_next_hop_without_a_restart() {
+    let mut bed = Bed::new();
+    let f = udp_frame(A, BCAST, 16);
+    let new_mac = [2, 0, 0, 0, 0, 0x99];
+    // 192.0.2.2 now answers from another MAC (e.g. a failed-over gateway).
+    let arp = {
+        let mut v = vec![0u8; 42];
+        v[..6].copy_from_slice(&UPLINK_MAC.0);
+        v[6..12].copy_from_slice(&new_mac);
+        v[12..14].copy_from_slice(&[0x08, 0x06]);
+        v[14..22].copy_from_slice(&[0, 1, 8, 0, 6, 4, 0, 2]);
+        v[22..28].copy_from_slice(&new_mac);
+        v[28..32].copy_from_slice(&[192, 0, 2, 2]);
+        v[32..38].copy_from_slice(&UPLINK_MAC.0);
+        v[38..42].copy_from_slice(&[192, 0, 2, 1]);
+        v
+    };
+    // A static entry is config: a snooped reply never overrides it.
+    assert_eq!(
+        bed.ctl.snoop(&arp, bed.now),
+        Some(crate::tables::neigh::NeighChange::Ignored)
+    );
+    bed.ctl.underlay.neigh.remove("192.0.2.2".parse().unwrap());
+    assert!(matches!(
+        bed.ctl.snoop(&arp, bed.now),
+        Some(crate::tables::neigh::NeighChange::New)
+    ));
+    let out = bed.send(VM1, &[&f]);
+    let macs: Vec<MacAddr> = out
+        .tx
+        .iter()
+        .filter(|(p, _)| *p == ETH0)
+        .map(|(_, f)| dissect(f).0)
+        .collect();
+    assert!(macs.contains(&MacAddr(new_mac)), "{macs:?}");
+    // Not an ARP reply: ignored.
+    assert_eq!(bed.ctl.snoop(&f, bed.now), None);
 }
