@@ -1,5 +1,5 @@
-//! Per-packet cost of the dataplane core: tunnel push and pop, FDB lookup
-//! at 1M entries, and the whole pipeline on batches of 64 frames.
+//! Per-packet cost of the dataplane core: tunnel push and pop, and the
+//! whole pipeline on batches of 64 frames. (Large tables: benches/tables.rs.)
 //!
 //! Run: `cargo bench -p xvs-bench --bench dataplane`. Frames are built with
 //! etherparse (independent of our emitters).
@@ -15,7 +15,6 @@ use xvs_dataplane::config::{
 };
 use xvs_dataplane::frame::Frame;
 use xvs_dataplane::pipeline::{process_batch, BatchIo, WorkerState};
-use xvs_dataplane::tables::fdb::{Fdb, FdbConfig, FdbDest};
 use xvs_dataplane::testkit::{self, CHUNK, HEADROOM};
 use xvs_dataplane::tunnel::{pop, PushMeta, Template, TunnelPort, TunnelTable, MAX_HEADER_LEN};
 use xvs_dataplane::types::{MacAddr, PortNo};
@@ -94,42 +93,6 @@ fn bench_tunnel(c: &mut Criterion) {
     g.finish();
 }
 
-fn bench_fdb(c: &mut Criterion) {
-    const N: u64 = 1_000_000;
-    let mut fdb = Fdb::new(FdbConfig {
-        max_entries: N as usize + 1,
-        aging_ns: u64::MAX / 4,
-        ..FdbConfig::default()
-    })
-    .unwrap();
-    let mac =
-        |i: u64| MacAddr::from_u64(0x0200_0000_0000 | (i.wrapping_mul(0x9e37_79b9) & 0xffff_ffff));
-    for i in 0..N {
-        let _ = fdb.learn(0, mac(i), FdbDest::local((i % 64) as PortNo + 1), 0);
-    }
-    let view = fdb.view();
-    let probes: Vec<MacAddr> = (0..4096u64)
-        .map(|i| mac(i.wrapping_mul(7919) % N))
-        .collect();
-    let mut g = c.benchmark_group("fdb");
-    g.throughput(Throughput::Elements(probes.len() as u64));
-    g.bench_function("lookup_1M_random", |b| {
-        b.iter(|| {
-            let mut hits = 0u32;
-            for m in &probes {
-                hits += view.lookup(0, *m).is_some() as u32;
-            }
-            black_box(hits)
-        })
-    });
-    g.finish();
-    println!(
-        "fdb: {} entries, {} bytes per entry",
-        fdb.len(),
-        fdb.memory_bytes() / fdb.len().max(1)
-    );
-}
-
 /// The full per-packet path: parse, flow classification (EMC), firewall
 /// with 100 rules, ingress policer, FDB lookup, VXLAN push; 64 frames of 64
 /// distinct flows per batch. Each iteration first copies the 64 frames into
@@ -166,6 +129,12 @@ fn bench_pipeline(c: &mut Criterion) {
     ctl.apply(cfg).unwrap();
     let snap = ctl.snapshot();
     let vm1: PortNo = snap.port_by_name("vm1").unwrap();
+    eprintln!(
+        "gens: flows {} policy {} gen {}",
+        snap.bridges[0].flows.generation(),
+        snap.policy_generation,
+        snap.generation
+    );
     let frames: Vec<Vec<u8>> = (0..64)
         .map(|i| udp_frame(A, B, 1000 + i, 64 - 42))
         .collect();
@@ -214,70 +183,12 @@ fn bench_pipeline(c: &mut Criterion) {
         "{:?}",
         ws.drops.nonzero().collect::<Vec<_>>()
     );
+    eprintln!(
+        "pipeline: EMC hits {} misses {}",
+        ws.emc_hits(),
+        ws.emc_misses()
+    );
 }
 
-/// A flow table of 100k rules: 100k exact 5-tuples plus a handful of
-/// wildcard rules, looked up with the classifier alone (no EMC) on 4096
-/// random keys that hit.
-fn bench_flows_100k(c: &mut Criterion) {
-    use xvs_dataplane::tables::flow::{FlowRule, FlowTable};
-    use xvs_dataplane::types::{ipv4_to_u128, FlowKey};
-    let n = 100_000u32;
-    let addr = |i: u32| std::net::Ipv4Addr::from(0x0a00_0000 | i);
-    let mut rules: Vec<FlowRule> = (0..n)
-        .map(|i| {
-            format!(
-                "priority=100,tcp,nw_src={},nw_dst=10.255.0.1,tp_src={},tp_dst=80,actions=output:2",
-                addr(i),
-                1024 + (i % 50_000)
-            )
-            .parse()
-            .unwrap()
-        })
-        .collect();
-    for r in [
-        "priority=50,ip,nw_dst=10.0.0.0/8,actions=output:3",
-        "priority=10,udp,actions=normal",
-        "priority=1,actions=drop",
-    ] {
-        rules.push(r.parse().unwrap());
-    }
-    let t0 = std::time::Instant::now();
-    let table = FlowTable::build(rules, 1).unwrap();
-    println!("flows: built {} rules in {:?}", table.len(), t0.elapsed());
-    let keys: Vec<FlowKey> = (0..4096u32)
-        .map(|j| {
-            let i = j.wrapping_mul(2_654_435_761) % n;
-            let mut k = FlowKey::default();
-            k.set_eth_type(0x0800);
-            k.set_ip_proto(6);
-            k.set_nw_src(ipv4_to_u128(addr(i)));
-            k.set_nw_dst(ipv4_to_u128(std::net::Ipv4Addr::new(10, 255, 0, 1)));
-            k.set_tp_src((1024 + (i % 50_000)) as u16);
-            k.set_tp_dst(80);
-            k
-        })
-        .collect();
-    let mut g = c.benchmark_group("flows");
-    g.throughput(Throughput::Elements(keys.len() as u64));
-    g.bench_function("classify_100k_rules", |b| {
-        b.iter(|| {
-            let mut hits = 0u32;
-            for k in &keys {
-                hits += table.lookup(k).is_some() as u32;
-            }
-            assert_eq!(hits, keys.len() as u32);
-            black_box(hits)
-        })
-    });
-    g.finish();
-}
-
-criterion_group!(
-    benches,
-    bench_tunnel,
-    bench_fdb,
-    bench_pipeline,
-    bench_flows_100k
-);
+criterion_group!(benches, bench_tunnel, bench_pipeline);
 criterion_main!(benches);

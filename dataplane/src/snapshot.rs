@@ -153,6 +153,8 @@ pub struct Snapshot {
     pub bridges: Arc<[BridgeEntry]>,
     pub tunnels: Arc<TunnelTable>,
     pub uplink: Option<PortNo>,
+    /// The uplink's MTU (0 without an uplink), read per encapsulated frame.
+    pub uplink_mtu: u16,
     pub firewalls: Arc<[Firewall]>,
     pub policers: Arc<[PolicerConfig]>,
 }
@@ -168,6 +170,7 @@ impl Snapshot {
             bridges: Arc::from(Vec::new()),
             tunnels: Arc::new(TunnelTable::default()),
             uplink: None,
+            uplink_mtu: 0,
             firewalls: Arc::from(Vec::new()),
             policers: Arc::from(Vec::new()),
         }

@@ -639,6 +639,7 @@ fn compile(config: &Config, prev: &Snapshot, generation: u64) -> Result<Compiled
             bridges: Arc::from(bridges),
             tunnels: Arc::new(tunnels),
             uplink: config.uplink.as_ref().map(|u| numbers[u.iface.as_str()]),
+            uplink_mtu: config.uplink.as_ref().map_or(0, |u| u.mtu),
             firewalls: Arc::from(firewalls),
             policers: Arc::from(policers),
         },

@@ -545,8 +545,7 @@ fn send<'a>(
             if let Err(r) = tpl.push(&mut frame, &meta) {
                 return drop_frame(ws, out.port, frame, r, io);
             }
-            let mtu = snap.port(uplink).map_or(0, |u| usize::from(u.mtu));
-            if frame.len() > mtu + 14 {
+            if frame.len() > usize::from(snap.uplink_mtu) + 14 {
                 return drop_frame(ws, out.port, frame, DropReason::TooBig, io);
             }
             ws.count_tx(out.port, frame.len());

@@ -128,6 +128,15 @@ impl WorkerState {
         }
     }
 
+    /// Exact-match cache hits and misses, for stats.
+    pub fn emc_hits(&self) -> u64 {
+        self.emc.hits()
+    }
+
+    pub fn emc_misses(&self) -> u64 {
+        self.emc.misses()
+    }
+
     #[inline]
     pub(crate) fn count_rx(&mut self, port: PortNo, bytes: usize) {
         if let Some(c) = self.ports.get_mut(usize::from(port)) {

@@ -682,3 +682,72 @@ fn snooped_arp_reply_moves_a_next_hop_without_a_restart() {
     // Not an ARP reply: ignored.
     assert_eq!(bed.ctl.snoop(&f, bed.now), None);
 }
+
+#[test]
+fn exact_match_cache_hits_on_repeated_flows() {
+    let mut ctl = testkit::control();
+    let mut c = testkit::config();
+    c.bridges[0].flows = vec!["priority=100,ip,actions=NORMAL".into()];
+    c.acls.push(AclConfig {
+        port: "vm1".into(),
+        dir: Direction::In,
+        rules: vec!["priority=10,tcp,tp_dst=22,action=drop".into()],
+    });
+    ctl.apply(c).unwrap();
+    let mut bed = Bed::with(ctl);
+    let f = udp_frame(A, B, 16);
+    for _ in 0..4 {
+        bed.send(VM1, &[&f]);
+    }
+    eprintln!(
+        "gen {} pol {}",
+        bed.ctl.snapshot().bridges[0].flows.generation(),
+        bed.ctl.snapshot().policy_generation
+    );
+    assert_eq!(bed.ws.emc_misses(), 1);
+    assert_eq!(bed.ws.emc_hits(), 3);
+}
+
+#[test]
+fn emc_debug_bench_config() {
+    use crate::config::StaticFdbConfig;
+    let mut ctl = testkit::control();
+    let mut cfg = testkit::config();
+    cfg.bridges[0].flows = vec![
+        "priority=200,tcp,tp_dst=22,actions=drop".into(),
+        "priority=100,ip,actions=NORMAL".into(),
+        "priority=1,actions=drop".into(),
+    ];
+    cfg.acls.push(AclConfig {
+        port: "vm1".into(),
+        dir: Direction::In,
+        rules: (0..100)
+            .map(|i| format!("priority=10,tcp,tp_dst={},action=drop", 1000 + i))
+            .collect(),
+    });
+    cfg.fdb.push(StaticFdbConfig {
+        bridge: "br0".into(),
+        vlan: 0,
+        mac: MacAddr(B),
+        port: "vx1".into(),
+        remote: Some("192.0.2.2".parse().unwrap()),
+    });
+    ctl.apply(cfg).unwrap();
+    let mut bed = Bed::with(ctl);
+    bed.ws = WorkerState::new(0, None);
+    let frames: Vec<Vec<u8>> = (0..4)
+        .map(|i| {
+            let b = PacketBuilder::ethernet2(A, B)
+                .ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+                .udp(1000 + i, 2000);
+            let mut v = Vec::new();
+            b.write(&mut v, &[0xab; 22]).unwrap();
+            v
+        })
+        .collect();
+    let refs: Vec<&[u8]> = frames.iter().map(|v| &v[..]).collect();
+    for _ in 0..3 {
+        bed.send(VM1, &refs);
+    }
+    assert_eq!(bed.ws.emc_misses(), 4);
+}
