@@ -163,8 +163,14 @@ pub const FLOW_WORDS: usize = 8;
 /// - w7: tp_src (bits 48..64), tp_dst (bits 32..48), reserved (bits 0..32)
 ///
 /// ICMP type/code are carried in tp_src/tp_dst, as OpenFlow does.
-#[derive(Clone, Copy, Hash, Default)]
+#[derive(Clone, Copy, Default)]
 pub struct FlowKey(pub [u64; FLOW_WORDS]);
+
+impl std::hash::Hash for FlowKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.hash(state)
+    }
+}
 
 impl PartialEq for FlowKey {
     /// Branch-free word compare: the derived one calls memcmp, which costs
