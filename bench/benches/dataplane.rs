@@ -7,29 +7,13 @@
 use std::hint::black_box;
 use std::net::IpAddr;
 
-use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use etherparse::PacketBuilder;
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
-use xvs_dataplane::config::{
-    AclConfig, Direction, GeneveOptConfig, QosConfig, StaticFdbConfig, TunnelConfig, TunnelKind,
-};
+use xvs_bench::{udp_frame, A, B};
+use xvs_dataplane::config::{GeneveOptConfig, TunnelConfig, TunnelKind};
 use xvs_dataplane::frame::Frame;
-use xvs_dataplane::pipeline::{process_batch, BatchIo, WorkerState};
-use xvs_dataplane::testkit::{self, CHUNK, HEADROOM};
 use xvs_dataplane::tunnel::{pop, PushMeta, Template, TunnelPort, TunnelTable, MAX_HEADER_LEN};
-use xvs_dataplane::types::{MacAddr, PortNo};
-
-const A: [u8; 6] = [0x02, 0xaa, 0, 0, 0, 1];
-const B: [u8; 6] = [0x02, 0xbb, 0, 0, 0, 2];
-
-fn udp_frame(src: [u8; 6], dst: [u8; 6], sport: u16, n: usize) -> Vec<u8> {
-    let b = PacketBuilder::ethernet2(src, dst)
-        .ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
-        .udp(sport, 2000);
-    let mut v = Vec::new();
-    b.write(&mut v, &vec![0xab; n]).unwrap();
-    v
-}
+use xvs_dataplane::types::MacAddr;
 
 fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
@@ -94,100 +78,26 @@ fn bench_tunnel(c: &mut Criterion) {
 }
 
 /// The full per-packet path: parse, flow classification (EMC), firewall
-/// with 100 rules, ingress policer, FDB lookup, VXLAN push; 64 frames of 64
-/// distinct flows per batch. Each iteration first copies the 64 frames into
-/// their buffers (what the NIC's DMA does); that copy is inside the figure.
+/// with 100 rules, ingress policer, FDB lookup, VXLAN push; 64 frames per
+/// batch over 64 or 1024 distinct flows, 64-byte frames.
 fn bench_pipeline(c: &mut Criterion) {
-    let mut ctl = testkit::control();
-    let mut cfg = testkit::config();
-    cfg.bridges[0].flows = vec![
-        "priority=200,tcp,tp_dst=22,actions=drop".into(),
-        "priority=100,ip,actions=NORMAL".into(),
-        "priority=1,actions=drop".into(),
-    ];
-    cfg.acls.push(AclConfig {
-        port: "vm1".into(),
-        dir: Direction::In,
-        rules: (0..100)
-            .map(|i| format!("priority=10,tcp,tp_dst={},action=drop", 1000 + i))
-            .collect(),
-    });
-    cfg.qos.push(QosConfig {
-        port: "vm1".into(),
-        dir: Direction::In,
-        rate_bps: 100_000_000_000,
-        burst_bytes: 1 << 30,
-        peak_bps: None,
-    });
-    cfg.fdb.push(StaticFdbConfig {
-        bridge: "br0".into(),
-        vlan: 0,
-        mac: MacAddr(B),
-        port: "vx1".into(),
-        remote: Some(ip("192.0.2.2")),
-    });
-    ctl.apply(cfg).unwrap();
-    let snap = ctl.snapshot();
-    let vm1: PortNo = snap.port_by_name("vm1").unwrap();
-    eprintln!(
-        "gens: flows {} policy {} gen {}",
-        snap.bridges[0].flows.generation(),
-        snap.policy_generation,
-        snap.generation
-    );
-    let frames: Vec<Vec<u8>> = (0..64)
-        .map(|i| udp_frame(A, B, 1000 + i, 64 - 42))
-        .collect();
-    let mut ws = WorkerState::new(0, None);
-    let mut chunks = vec![vec![0u8; CHUNK]; 64];
-
-    // The worker's clock: one microsecond per batch keeps the policer
-    // refilling (12.5 kB per batch at 100 Gbit/s) as a real clock would.
-    let mut now = 0u64;
+    let ctl = xvs_bench::encap_control();
     let mut g = c.benchmark_group("pipeline");
     g.throughput(Throughput::Elements(64));
-    g.bench_function("batch64_vxlan_encap", |b| {
-        b.iter_batched_ref(
-            || (),
-            |_| {
-                let rx: Vec<Frame<'_>> = chunks
-                    .iter_mut()
-                    .zip(&frames)
-                    .map(|(c, f)| {
-                        c[HEADROOM..HEADROOM + f.len()].copy_from_slice(f);
-                        Frame::new(&mut c[..], HEADROOM, f.len()).unwrap()
-                    })
-                    .collect();
-                let mut io = BatchIo {
-                    spare: Vec::new(),
-                    tx: Vec::with_capacity(64),
-                    free: Vec::with_capacity(64),
-                };
-                now += 1_000;
-                process_batch(&snap, &mut ws, vm1, now, rx, &mut io);
-                assert_eq!(
-                    io.tx.len(),
-                    64,
-                    "{:?}",
-                    ws.drops.nonzero().collect::<Vec<_>>()
-                );
-                black_box(io.tx.len())
-            },
-            BatchSize::SmallInput,
-        )
-    });
+    for flows in [64usize, 1024] {
+        let mut l = xvs_bench::EncapLoop::new(&ctl, flows, 64 - 42);
+        let mut round = 0;
+        g.bench_function(format!("batch64_vxlan_encap_{flows}flows"), |b| {
+            b.iter(|| {
+                round += 1;
+                let sent = l.batch(round);
+                assert_eq!(sent, 64, "{:?}", l.ws.drops.nonzero().collect::<Vec<_>>());
+                black_box(sent)
+            })
+        });
+        assert_eq!(l.ws.drops.total(), 0);
+    }
     g.finish();
-    assert_eq!(
-        ws.drops.total(),
-        0,
-        "{:?}",
-        ws.drops.nonzero().collect::<Vec<_>>()
-    );
-    eprintln!(
-        "pipeline: EMC hits {} misses {}",
-        ws.emc_hits(),
-        ws.emc_misses()
-    );
 }
 
 criterion_group!(benches, bench_tunnel, bench_pipeline);

@@ -179,6 +179,11 @@ pub struct PolicerState {
     peak: u128,
     /// Latest `now` seen: refills are measured from here.
     last: u64,
+    /// The caps in nanobytes and the (burst, mtu) they were computed from:
+    /// recomputed only when a different config is passed, which keeps two
+    /// 128-bit multiplications off the per-packet path.
+    caps: (u128, u128),
+    caps_of: (u64, u32),
 }
 
 impl PolicerState {
@@ -188,6 +193,8 @@ impl PolicerState {
             committed: cfg.committed_cap(),
             peak: cfg.peak_cap(),
             last: now,
+            caps: (cfg.committed_cap(), cfg.peak_cap()),
+            caps_of: (cfg.burst_bytes, cfg.mtu),
         }
     }
 
@@ -195,35 +202,46 @@ impl PolicerState {
     /// is taken from both buckets, otherwise nothing is taken.
     #[inline]
     pub fn conform(&mut self, cfg: &PolicerConfig, now: u64, bytes: u32) -> bool {
-        let committed_cap = cfg.committed_cap();
-        let peak_cap = cfg.peak_cap();
+        // A worker passes one `now` per batch: refill once per batch, not
+        // per packet.
         if now > self.last {
-            let elapsed = u128::from(now - self.last);
-            // Products of two u64 always fit in u128 (see module docs).
-            self.committed = self
-                .committed
-                .saturating_add(elapsed * u128::from(cfg.rate_bytes_per_sec));
-            if let Some(p) = cfg.peak_bytes_per_sec {
-                self.peak = self.peak.saturating_add(elapsed * u128::from(p));
-            }
-            self.last = now;
+            self.refill(cfg, now);
         }
         // Clamp even without a refill: a config swapped in with a smaller
         // burst or mtu takes effect at once.
-        self.committed = self.committed.min(committed_cap);
-        self.peak = self.peak.min(peak_cap);
-
-        let cost = u128::from(bytes) * NANOS_PER_SEC;
-        let peak_ok = cfg.peak_bytes_per_sec.is_none() || cost <= self.peak;
-        if cost <= self.committed && peak_ok {
-            self.committed -= cost;
-            if cfg.peak_bytes_per_sec.is_some() {
-                self.peak -= cost;
-            }
-            true
-        } else {
-            false
+        if self.caps_of != (cfg.burst_bytes, cfg.mtu) {
+            self.caps = (cfg.committed_cap(), cfg.peak_cap());
+            self.caps_of = (cfg.burst_bytes, cfg.mtu);
         }
+        self.committed = self.committed.min(self.caps.0);
+        self.peak = self.peak.min(self.caps.1);
+        let cost = u128::from(bytes) * NANOS_PER_SEC;
+        if cost > self.committed {
+            return false;
+        }
+        if cfg.peak_bytes_per_sec.is_some() {
+            if cost > self.peak {
+                return false;
+            }
+            self.peak -= cost;
+        }
+        self.committed -= cost;
+        true
+    }
+
+    /// Adds what `now - last` earned. A clock that goes backwards refills
+    /// nothing (the caller only calls with `now > last`, and `last` stays the
+    /// latest time seen).
+    fn refill(&mut self, cfg: &PolicerConfig, now: u64) {
+        let elapsed = u128::from(now - self.last);
+        // Products of two u64 always fit in u128 (see module docs).
+        self.committed = self
+            .committed
+            .saturating_add(elapsed * u128::from(cfg.rate_bytes_per_sec));
+        if let Some(p) = cfg.peak_bytes_per_sec {
+            self.peak = self.peak.saturating_add(elapsed * u128::from(p));
+        }
+        self.last = now;
     }
 
     /// Whole bytes currently in the committed bucket (for stats and tests).
