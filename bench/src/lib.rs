@@ -135,7 +135,7 @@ impl EncapLoop {
         let sent = self.io.tx.len();
         self.pool
             .extend(self.io.tx.drain(..).map(|(_, f)| f.into_buf()));
-        self.pool.extend(self.io.free.drain(..));
+        self.pool.append(&mut self.io.free);
         sent
     }
 }
