@@ -207,8 +207,10 @@ pub struct TunnelConfig {
     pub ttl: u8,
     #[serde(default)]
     pub tos: TosConfig,
-    /// Set DF on the outer IPv4 header.
-    #[serde(default)]
+    /// Set DF on the outer IPv4 header. On by default, as Open vSwitch's
+    /// df_default: VTEPs must not fragment (RFC 7348 §4.3), and with DF the
+    /// ident need not vary per packet (RFC 6864).
+    #[serde(default = "default_true")]
     pub df: bool,
     /// Send UDP checksums, and verify non-zero ones on receipt.
     #[serde(default)]
@@ -225,6 +227,10 @@ pub struct TunnelConfig {
     /// decapsulated frame carrying a VLAN tag, as the issue asks.
     #[serde(default)]
     pub vlan: VlanMode,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 fn default_ttl() -> u8 {
@@ -254,7 +260,7 @@ impl TunnelConfig {
             dst_port: None,
             ttl: default_ttl(),
             tos: TosConfig::default(),
-            df: false,
+            df: true,
             csum: false,
             zero_csum6: false,
             src_port_range: default_src_range(),

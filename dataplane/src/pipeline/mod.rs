@@ -20,7 +20,7 @@ mod state;
 
 use crate::frame::Frame;
 use crate::policy::firewall::AclAction;
-use crate::snapshot::{BridgeEntry, PortKind, PortVlan, Snapshot};
+use crate::snapshot::{BridgeEntry, PortEntry, PortKind, PortVlan, Snapshot};
 use crate::stats::DropReason;
 use crate::tables::flow::{Action, EMC_HASH_SEED};
 use crate::tunnel::{pop, PushMeta, RemoteIdx, NO_REMOTE};
@@ -91,9 +91,65 @@ pub fn process_batch<'a, I>(
     I: IntoIterator<Item = Frame<'a>>,
 {
     ws.sync(snap);
-    for frame in rx {
-        process_frame(snap, ws, in_port, now, frame, io);
+    // Everything about the receiving port is looked up once per batch.
+    let rx_pe = snap.port(in_port);
+    let local = rx_pe.filter(|p| p.kind == PortKind::Local).and_then(|pe| {
+        let bridge = snap.bridges.get(usize::from(pe.bridge))?;
+        Some(Ingress {
+            port: in_port,
+            pe,
+            bridge,
+            remote: NO_REMOTE,
+            tun_id: 0,
+        })
+    });
+    let uplink = rx_pe.is_some_and(|p| p.kind == PortKind::Uplink);
+    for mut frame in rx {
+        ws.count_rx(in_port, frame.len());
+        if let Some(ing) = &local {
+            process_frame(snap, ws, ing, now, frame, io);
+        } else if uplink {
+            // Tunnel traffic arrives on the uplink and is attributed to its
+            // tunnel port by pop; nothing is received "on" a tunnel port.
+            let d = match pop(&snap.tunnels, &mut frame) {
+                Ok(d) => d,
+                Err(r) => {
+                    drop_frame(ws, in_port, frame, r, io);
+                    continue;
+                }
+            };
+            let ing = snap.port(d.port).and_then(|pe| {
+                let bridge = snap.bridges.get(usize::from(pe.bridge))?;
+                Some(Ingress {
+                    port: d.port,
+                    pe,
+                    bridge,
+                    remote: d.remote,
+                    tun_id: d.vni,
+                })
+            });
+            match ing {
+                Some(ing) => {
+                    ws.count_rx(d.port, frame.len());
+                    process_frame(snap, ws, &ing, now, frame, io);
+                }
+                None => drop_frame(ws, in_port, frame, DropReason::UnknownPort, io),
+            }
+        } else {
+            drop_frame(ws, in_port, frame, DropReason::UnknownPort, io);
+        }
     }
+}
+
+/// The logical port a frame entered its bridge by: a local port, or the
+/// tunnel port (and remote VTEP) pop attributed it to.
+#[derive(Debug)]
+struct Ingress<'s> {
+    port: PortNo,
+    pe: &'s PortEntry,
+    bridge: &'s BridgeEntry,
+    remote: RemoteIdx,
+    tun_id: u32,
 }
 
 fn drop_frame<'a>(
@@ -107,44 +163,23 @@ fn drop_frame<'a>(
     io.free.push(frame.into_buf());
 }
 
-/// Runs one frame through the whole pipeline.
-pub fn process_frame<'a>(
+/// Runs one frame, already attributed to its ingress port, through the rest
+/// of the pipeline.
+fn process_frame<'a>(
     snap: &Snapshot,
     ws: &mut WorkerState,
-    rx_port: PortNo,
+    ing: &Ingress<'_>,
     now: u64,
-    mut frame: Frame<'a>,
+    frame: Frame<'a>,
     io: &mut BatchIo<'a>,
 ) {
-    ws.count_rx(rx_port, frame.len());
-    let Some(pe) = snap.port(rx_port) else {
-        return drop_frame(ws, rx_port, frame, DropReason::UnknownPort, io);
-    };
-    let (in_port, remote, tun_id) = match pe.kind {
-        PortKind::Local => (rx_port, NO_REMOTE, 0),
-        PortKind::Uplink => match pop(&snap.tunnels, &mut frame) {
-            Ok(d) => {
-                ws.count_rx(d.port, frame.len());
-                (d.port, d.remote, d.vni)
-            }
-            Err(r) => return drop_frame(ws, rx_port, frame, r, io),
-        },
-        // Nothing is received "on" a tunnel port: tunnel traffic arrives on
-        // the uplink and is attributed to the tunnel port by pop.
-        PortKind::Tunnel(_) | PortKind::Absent => {
-            return drop_frame(ws, rx_port, frame, DropReason::UnknownPort, io)
-        }
-    };
-    let Some(pe) = snap.port(in_port) else {
-        return drop_frame(ws, rx_port, frame, DropReason::UnknownPort, io);
-    };
+    let (in_port, pe, bridge) = (ing.port, ing.pe, ing.bridge);
     let mut key = FlowKey::default();
-    match extract(frame.data(), &mut key) {
-        Ok(_) => {}
-        Err(e) => return drop_frame(ws, in_port, frame, e.into(), io),
-    };
+    if let Err(e) = extract(frame.data(), &mut key) {
+        return drop_frame(ws, in_port, frame, e.into(), io);
+    }
     key.set_in_port(in_port);
-    key.set_tun_id(tun_id);
+    key.set_tun_id(ing.tun_id);
     let rx_tag = key.vlan_vid();
     let vlan = match pe.vlan.ingress(rx_tag) {
         Some(v) => v,
@@ -156,9 +191,6 @@ pub fn process_frame<'a>(
             };
             return drop_frame(ws, in_port, frame, r, io);
         }
-    };
-    let Some(bridge) = snap.bridges.get(usize::from(pe.bridge)) else {
-        return drop_frame(ws, in_port, frame, DropReason::UnknownPort, io);
     };
     let hash = key.hash_with(EMC_HASH_SEED);
     // One exact-match probe answers both the flow rule and the ingress
@@ -194,6 +226,7 @@ pub fn process_frame<'a>(
         rx_tag,
         now,
     };
+    let remote = ing.remote;
     let mut em = Emitter {
         pending: None,
         outputs: 0,

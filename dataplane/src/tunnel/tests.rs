@@ -234,6 +234,7 @@ fn tos_inherit_and_ecn_are_applied_per_packet() {
     assert!(ip.verify_checksum());
 
     cfg.tos = TosConfig::Inherit;
+    cfg.df = false;
     let tpl = Template::build(&cfg, local, remote, SRC_MAC, DST_MAC).unwrap();
     let mut buf = vec![0u8; 200];
     let mut f = Frame::new(&mut buf, 100, 60).unwrap();
