@@ -19,12 +19,29 @@
 //! open while registered (the kernel drops an entry when its socket
 //! closes). Every item mirrored from `src/bpf/xvs.h` is named after it.
 //!
-//! Headroom for tunnel push: with [`XdpProgram::set_port_headroom`] the
-//! port program moves the frame start back by a fixed number of bytes, so
-//! each received descriptor starts with that many spare bytes in front of
-//! the Ethernet header. That lets userspace prepend a header of exactly
-//! that length without copying the payload; see the crate's
-//! `tests/afxdp.rs` for the measured layout and its limits.
+//! Headroom for tunnel push (measured by `tests/afxdp.rs`, kernel 6.18,
+//! veth in native XDP mode, AF_XDP in copy mode, xsk-rs 0.11):
+//! - A received descriptor starts at frame start + UMEM `frame_headroom` +
+//!   256 (`XDP_PACKET_HEADROOM`): offset 384 with a 128-byte UMEM headroom.
+//! - With [`XdpProgram::set_port_headroom`]`(n)` the port program calls
+//!   `bpf_xdp_adjust_head(-n)`. In copy mode the address stays at 384 and
+//!   the length grows by `n`: the `n` spare bytes are inside the
+//!   descriptor, in front of the Ethernet header. (In zero-copy mode the
+//!   kernel reports the moved address instead, `xp_get_handle`, which
+//!   gives userspace the same view.) Userspace can then push a header of
+//!   exactly `n` bytes in place and transmit the descriptor unchanged: the
+//!   spike pushes a 50-byte VXLAN/IPv4 header this way and the peer's
+//!   kernel receives the VXLAN datagram.
+//! - A header of any other length needs the descriptor address moved,
+//!   which xsk-rs 0.11 cannot do (`FrameDesc::addr` is `pub(crate)`, its
+//!   rings are private). The kernel accepts any TX address whose
+//!   `addr + len` stays inside the chunk (aligned mode), so the general
+//!   fix is descriptor control: a patched xsk-rs with a `FrameDesc` address
+//!   setter (`[patch.crates-io]`), or our own rings over libxdp-sys
+//!   (`xsk_ring_prod__tx_desc`). Either makes the UMEM `frame_headroom`
+//!   and the 256-byte XDP headroom usable for a header of any length, with
+//!   no XDP-side reserve at all; decap (moving the start forward) needs the
+//!   same control.
 
 use std::ffi::{CString, OsStr};
 use std::fmt;
