@@ -4,11 +4,18 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# System packages: none are needed by the pure dataplane tests yet; the
-# namespace tests (issue 3 on) add theirs here.
-need=()
-if [ ${#need[@]} -gt 0 ]; then
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
+# System packages. bpf/ compiles its XDP program with clang (llvm for the
+# BPF target, libbpf's build wants m4, libelf, zlib, pkg-config); xsk-rs
+# builds libxdp, whose configure requires libpcap headers; the namespace
+# tests drive iproute2's `ip`.
+need=(make clang llvm m4 libelf-dev zlib1g-dev pkg-config libpcap-dev iproute2)
+missing=()
+for p in "${need[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  [ "$(id -u)" = 0 ] || { echo "missing packages (install as root): ${missing[*]}" >&2; exit 1; }
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
 fi
 
 cargo fmt --all -- --check

@@ -1,0 +1,852 @@
+//! The xvs XDP programs and their loader.
+//!
+//! `src/bpf/xvs.bpf.c` holds two programs sharing one set of maps:
+//! - `xvs_port` (VM-facing ports) redirects every frame to the AF_XDP
+//!   socket of its rx queue and drops (counted) when that queue has none;
+//! - `xvs_uplink` (the underlay uplink) redirects only UDP to a local VTEP
+//!   address and tunnel port, copies ARP replies and IPv6 neighbor
+//!   advertisements into the `snoop` ring buffer, and passes everything
+//!   else to the kernel.
+//!
+//! [`XdpProgram`] loads one copy of the object per interface, attaches the
+//! chosen program natively where the driver allows and generically
+//! otherwise (reported by [`XdpProgram::attach_mode`]), removes a stale xvs
+//! program left by a crashed process first, and detaches on drop. It never
+//! replaces a program that is not ours.
+//!
+//! Invariants: the maps belong to this loader alone (nothing else holds
+//! their fds); `xsks` entries are AF_XDP socket fds that the caller keeps
+//! open while registered (the kernel drops an entry when its socket
+//! closes). Every item mirrored from `src/bpf/xvs.h` is named after it.
+//!
+//! Headroom for tunnel push (measured by `tests/afxdp.rs`, kernel 6.18,
+//! veth in native XDP mode, AF_XDP in copy mode, xsk-rs 0.11):
+//! - A received descriptor starts at frame start + UMEM `frame_headroom` +
+//!   256 (`XDP_PACKET_HEADROOM`): offset 384 with a 128-byte UMEM headroom.
+//! - With [`XdpProgram::set_port_headroom`]`(n)` the port program calls
+//!   `bpf_xdp_adjust_head(-n)`. In copy mode the address stays at 384 and
+//!   the length grows by `n`: the `n` spare bytes are inside the
+//!   descriptor, in front of the Ethernet header. (In zero-copy mode the
+//!   kernel reports the moved address instead, `xp_get_handle`, which
+//!   gives userspace the same view.) Userspace can then push a header of
+//!   exactly `n` bytes in place and transmit the descriptor unchanged: the
+//!   spike pushes a 50-byte VXLAN/IPv4 header this way and the peer's
+//!   kernel receives the VXLAN datagram.
+//! - A header of any other length needs the descriptor address moved,
+//!   which xsk-rs 0.11 cannot do (`FrameDesc::addr` is `pub(crate)`, its
+//!   rings are private). The kernel accepts any TX address whose
+//!   `addr + len` stays inside the chunk (aligned mode), so the general
+//!   fix is descriptor control: a patched xsk-rs with a `FrameDesc` address
+//!   setter (`[patch.crates-io]`), or our own rings over libxdp-sys
+//!   (`xsk_ring_prod__tx_desc`). Either makes the UMEM `frame_headroom`
+//!   and the 256-byte XDP headroom usable for a header of any length, with
+//!   no XDP-side reserve at all; decap (moving the start forward) needs the
+//!   same control.
+
+use std::ffi::{CString, OsStr};
+use std::fmt;
+use std::net::IpAddr;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use libbpf_rs::{
+    MapCore, MapFlags, MapHandle, Object, ObjectBuilder, RingBuffer, RingBufferBuilder, Xdp,
+    XdpFlags,
+};
+
+/// The compiled BPF object (built by `build.rs`).
+static OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/xvs.bpf.o"));
+
+/// `XVS_MAX_QUEUES`: capacity of the XSKMAP, so the highest rx queue index
+/// we can serve is one less.
+pub const MAX_QUEUES: u32 = 64;
+/// `XVS_MAX_VTEPS`: local VTEP addresses per address family.
+pub const MAX_VTEPS: usize = 16;
+/// `XVS_MAX_TUNNEL_PORTS`: UDP ports we terminate.
+pub const MAX_TUNNEL_PORTS: usize = 16;
+/// `XVS_SNOOP_MAX`: bytes of a snooped frame copied into the ring buffer.
+pub const SNOOP_MAX: usize = 128;
+/// `XVS_MAX_PORT_HEADROOM_MASK`: the largest headroom the port program may
+/// reserve (the kernel guarantees 256 bytes less a 32-byte `xdp_frame`).
+pub const MAX_PORT_HEADROOM: u32 = 0x7f;
+
+const PROG_PORT: &str = "xvs_port";
+const PROG_UPLINK: &str = "xvs_uplink";
+
+/// One loader error: each names the interface and the step that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("interface {ifname:?} not found in this network namespace")]
+    NoInterface { ifname: String },
+    #[error("{ifname}: opening the xvs BPF object: {source}")]
+    Open {
+        ifname: String,
+        source: libbpf_rs::Error,
+    },
+    #[error("{ifname}: loading the xvs BPF object into the kernel (are we root?): {source}")]
+    Load {
+        ifname: String,
+        source: libbpf_rs::Error,
+    },
+    #[error("{ifname}: the xvs BPF object has no {what}")]
+    Missing { ifname: String, what: &'static str },
+    #[error("{ifname}: querying the attached XDP program: {source}")]
+    Query {
+        ifname: String,
+        source: libbpf_rs::Error,
+    },
+    #[error(
+        "{ifname}: XDP program {name:?} (id {id}) is attached and is not ours; \
+         refusing to replace it"
+    )]
+    Foreign {
+        ifname: String,
+        name: String,
+        id: u32,
+    },
+    #[error("{ifname}: removing stale xvs program id {id}: {source}")]
+    Stale {
+        ifname: String,
+        id: u32,
+        source: libbpf_rs::Error,
+    },
+    #[error("{ifname}: attaching {program} failed: native: {native}; generic: {generic}")]
+    Attach {
+        ifname: String,
+        program: &'static str,
+        native: String,
+        generic: String,
+    },
+    #[error("{ifname}: {op} in map {map}: {source}")]
+    Map {
+        ifname: String,
+        map: &'static str,
+        op: String,
+        source: libbpf_rs::Error,
+    },
+    #[error("{ifname}: rx queue {queue} is beyond the XSKMAP (at most {max} queues)")]
+    Queue {
+        ifname: String,
+        queue: u32,
+        max: u32,
+    },
+    #[error("{ifname}: port headroom {headroom} is above the maximum {max}")]
+    Headroom {
+        ifname: String,
+        headroom: u32,
+        max: u32,
+    },
+    #[error("{ifname}: polling the snoop ring buffer: {source}")]
+    Poll {
+        ifname: String,
+        source: libbpf_rs::Error,
+    },
+}
+
+/// Which of the two programs to attach.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// A VM-facing port: every frame to the AF_XDP socket of its queue.
+    Port,
+    /// The underlay uplink: only our tunnel traffic; ARP/ND snooped.
+    Uplink,
+}
+
+impl Mode {
+    fn program(self) -> &'static str {
+        match self {
+            Mode::Port => PROG_PORT,
+            Mode::Uplink => PROG_UPLINK,
+        }
+    }
+}
+
+/// How the program may be attached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AttachFlags {
+    /// Native (driver) mode, and generic mode if the driver refuses.
+    #[default]
+    Auto,
+    /// Native mode or fail.
+    NativeOnly,
+    /// Generic (skb) mode only.
+    GenericOnly,
+}
+
+/// The mode the program was attached in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttachMode {
+    /// In the driver (`XDP_FLAGS_DRV_MODE`).
+    Native,
+    /// On the skb path (`XDP_FLAGS_SKB_MODE`): slower, always available.
+    Generic,
+}
+
+impl AttachMode {
+    fn flags(self) -> XdpFlags {
+        match self {
+            AttachMode::Native => XdpFlags::DRV_MODE,
+            AttachMode::Generic => XdpFlags::SKB_MODE,
+        }
+    }
+}
+
+impl fmt::Display for AttachMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            AttachMode::Native => "native",
+            AttachMode::Generic => "generic",
+        })
+    }
+}
+
+/// Index of each counter in the per-CPU `counters` array (`enum xvs_counter`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u32)]
+enum Counter {
+    PortRedirected = 0,
+    PortNoSocket = 1,
+    PortHeadroomFailed = 2,
+    UplinkRedirected = 3,
+    UplinkNoSocket = 4,
+    UplinkPassed = 5,
+    SnoopArp = 6,
+    SnoopNd = 7,
+    SnoopLost = 8,
+}
+
+const COUNTERS: [Counter; 9] = [
+    Counter::PortRedirected,
+    Counter::PortNoSocket,
+    Counter::PortHeadroomFailed,
+    Counter::UplinkRedirected,
+    Counter::UplinkNoSocket,
+    Counter::UplinkPassed,
+    Counter::SnoopArp,
+    Counter::SnoopNd,
+    Counter::SnoopLost,
+];
+
+/// The program's counters, summed over CPUs. Written by the XDP program,
+/// read on demand by the control path.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Port frames handed to a socket (the redirect itself may still fail
+    /// if the socket's rx ring is full: see the socket's `rx_dropped`).
+    pub port_redirected: u64,
+    /// Port frames dropped: no socket registered for their queue.
+    pub port_no_socket: u64,
+    /// Port frames dropped: the headroom could not be reserved.
+    pub port_headroom_failed: u64,
+    /// Uplink tunnel frames handed to a socket.
+    pub uplink_redirected: u64,
+    /// Uplink tunnel frames dropped: no socket registered for their queue.
+    pub uplink_no_socket: u64,
+    /// Uplink frames passed to the kernel (including snooped ones).
+    pub uplink_passed: u64,
+    /// ARP replies copied to the snoop ring.
+    pub snoop_arp: u64,
+    /// Neighbor advertisements copied to the snoop ring.
+    pub snoop_nd: u64,
+    /// Snoops lost: the ring was full.
+    pub snoop_lost: u64,
+}
+
+impl Counters {
+    fn slot(&mut self, c: Counter) -> &mut u64 {
+        match c {
+            Counter::PortRedirected => &mut self.port_redirected,
+            Counter::PortNoSocket => &mut self.port_no_socket,
+            Counter::PortHeadroomFailed => &mut self.port_headroom_failed,
+            Counter::UplinkRedirected => &mut self.uplink_redirected,
+            Counter::UplinkNoSocket => &mut self.uplink_no_socket,
+            Counter::UplinkPassed => &mut self.uplink_passed,
+            Counter::SnoopArp => &mut self.snoop_arp,
+            Counter::SnoopNd => &mut self.snoop_nd,
+            Counter::SnoopLost => &mut self.snoop_lost,
+        }
+    }
+}
+
+/// What a snooped frame is (`enum xvs_snoop_kind`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SnoopKind {
+    /// An ARP reply.
+    Arp,
+    /// An ICMPv6 neighbor advertisement.
+    NeighborAdvert,
+}
+
+/// One frame copied by the uplink program: the first [`SNOOP_MAX`] bytes,
+/// starting at the Ethernet header. Parse it with the dataplane's wire views.
+#[derive(Clone, Copy)]
+pub struct SnoopedFrame {
+    /// Interface the frame arrived on.
+    pub ifindex: u32,
+    /// What the program matched.
+    pub kind: SnoopKind,
+    len: u16,
+    data: [u8; SNOOP_MAX],
+}
+
+impl SnoopedFrame {
+    /// The copied bytes.
+    pub fn frame(&self) -> &[u8] {
+        &self.data[..usize::from(self.len)]
+    }
+
+    /// Decodes one ring-buffer record (`struct xvs_snoop`); `None` if it is
+    /// malformed, which only a mismatched object could produce.
+    fn decode(rec: &[u8]) -> Option<Self> {
+        // struct xvs_snoop { u32 ifindex; u16 kind; u16 len; u8 data[128]; }
+        let ifindex = u32::from_ne_bytes(rec.get(0..4)?.try_into().ok()?);
+        let kind = match u16::from_ne_bytes(rec.get(4..6)?.try_into().ok()?) {
+            1 => SnoopKind::Arp,
+            2 => SnoopKind::NeighborAdvert,
+            _ => return None,
+        };
+        let len = u16::from_ne_bytes(rec.get(6..8)?.try_into().ok()?);
+        let body = rec.get(8..8 + SNOOP_MAX)?;
+        if usize::from(len) > SNOOP_MAX {
+            return None;
+        }
+        let mut data = [0; SNOOP_MAX];
+        data.copy_from_slice(body);
+        Some(Self {
+            ifindex,
+            kind,
+            len,
+            data,
+        })
+    }
+}
+
+impl fmt::Debug for SnoopedFrame {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SnoopedFrame")
+            .field("ifindex", &self.ifindex)
+            .field("kind", &self.kind)
+            .field("len", &self.len)
+            .finish()
+    }
+}
+
+/// Reads snooped frames from one program's ring buffer. Owned by the one
+/// control-path thread that polls it.
+pub struct SnoopPoller {
+    ifname: String,
+    ring: RingBuffer<'static>,
+    /// Filled by the ring callback during `poll`, drained by `poll`.
+    seen: Arc<Mutex<Vec<SnoopedFrame>>>,
+    /// Records that did not decode (a mismatched object); never expected.
+    malformed: Arc<Mutex<u64>>,
+}
+
+impl fmt::Debug for SnoopPoller {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SnoopPoller")
+            .field("ifname", &self.ifname)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SnoopPoller {
+    /// Waits up to `timeout` for snooped frames and appends every one
+    /// available to `out`; returns how many were appended.
+    pub fn poll(&mut self, timeout: Duration, out: &mut Vec<SnoopedFrame>) -> Result<usize, Error> {
+        self.ring.poll(timeout).map_err(|source| Error::Poll {
+            ifname: self.ifname.clone(),
+            source,
+        })?;
+        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        let n = seen.len();
+        out.append(&mut seen);
+        Ok(n)
+    }
+
+    /// Records that did not decode as `struct xvs_snoop`.
+    pub fn malformed(&self) -> u64 {
+        *self.malformed.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// One xvs XDP program attached to one interface; detached on drop.
+pub struct XdpProgram {
+    ifname: String,
+    ifindex: i32,
+    mode: Mode,
+    attached: AttachMode,
+    /// Holds the program (and the maps) alive.
+    object: Object,
+    prog_id: u32,
+    xsks: MapHandle,
+    cfg: MapHandle,
+    vtep4: MapHandle,
+    vtep6: MapHandle,
+    tunnel_ports: MapHandle,
+    counters: MapHandle,
+    snoop: MapHandle,
+}
+
+impl fmt::Debug for XdpProgram {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("XdpProgram")
+            .field("ifname", &self.ifname)
+            .field("ifindex", &self.ifindex)
+            .field("mode", &self.mode)
+            .field("attached", &self.attached)
+            .field("prog_id", &self.prog_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The index of `ifname` in the calling thread's network namespace.
+pub fn ifindex(ifname: &str) -> Result<i32, Error> {
+    let missing = || Error::NoInterface {
+        ifname: ifname.to_string(),
+    };
+    let c = CString::new(ifname).map_err(|_| missing())?;
+    // SAFETY: `c` is a valid NUL-terminated string that outlives the call;
+    // if_nametoindex only reads it.
+    let index = unsafe { libc::if_nametoindex(c.as_ptr()) };
+    match i32::try_from(index) {
+        Ok(i) if i > 0 => Ok(i),
+        _ => Err(missing()),
+    }
+}
+
+/// Whether the AF_XDP socket `fd` is bound in zero-copy mode
+/// (`XDP_OPTIONS_ZEROCOPY`); `false` means copy mode.
+pub fn xsk_zero_copy(fd: BorrowedFd<'_>) -> std::io::Result<bool> {
+    const SOL_XDP: libc::c_int = 283;
+    const XDP_OPTIONS: libc::c_int = 8;
+    const XDP_OPTIONS_ZEROCOPY: u32 = 1;
+    let mut opts: u32 = 0;
+    let mut len = std::mem::size_of::<u32>() as libc::socklen_t;
+    // SAFETY: `fd` is a live socket for the duration of the call; `opts`
+    // and `len` are valid for writes of the size passed in `len`.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            SOL_XDP,
+            XDP_OPTIONS,
+            (&raw mut opts).cast(),
+            &mut len,
+        )
+    };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(opts & XDP_OPTIONS_ZEROCOPY != 0)
+}
+
+impl XdpProgram {
+    /// Loads the xvs object and attaches `mode`'s program to `ifname` (in
+    /// the calling thread's network namespace).
+    ///
+    /// A stale xvs program (from a crashed process) is removed first; any
+    /// other program on the interface is left alone and reported as
+    /// [`Error::Foreign`].
+    pub fn attach(ifname: &str, mode: Mode, flags: AttachFlags) -> Result<Self, Error> {
+        let ifindex = ifindex(ifname)?;
+        let name = || ifname.to_string();
+        let open = ObjectBuilder::default()
+            .open_memory(OBJECT)
+            .map_err(|source| Error::Open {
+                ifname: name(),
+                source,
+            })?;
+        let object = open.load().map_err(|source| Error::Load {
+            ifname: name(),
+            source,
+        })?;
+        let program = mode.program();
+        let prog_id = {
+            let prog = object
+                .progs()
+                .find(|p| p.name() == OsStr::new(program))
+                .ok_or(Error::Missing {
+                    ifname: name(),
+                    what: program,
+                })?;
+            libbpf_rs::Program::id_from_fd(prog.as_fd()).map_err(|source| Error::Load {
+                ifname: name(),
+                source,
+            })?
+        };
+        let handle = |map: &'static str| -> Result<MapHandle, Error> {
+            let m = object
+                .maps()
+                .find(|m| m.name() == OsStr::new(map))
+                .ok_or(Error::Missing {
+                    ifname: name(),
+                    what: map,
+                })?;
+            MapHandle::try_from(&m).map_err(|source| Error::Map {
+                ifname: name(),
+                map,
+                op: "duplicating the fd".to_string(),
+                source,
+            })
+        };
+        let maps = (
+            handle("xsks")?,
+            handle("cfg")?,
+            handle("vtep4")?,
+            handle("vtep6")?,
+            handle("tunnel_ports")?,
+            handle("counters")?,
+            handle("snoop")?,
+        );
+        let attached = {
+            let prog = object
+                .progs()
+                .find(|p| p.name() == OsStr::new(program))
+                .ok_or(Error::Missing {
+                    ifname: name(),
+                    what: program,
+                })?;
+            let xdp = Xdp::new(prog.as_fd());
+            remove_stale(&xdp, ifname, ifindex)?;
+            attach_with(&xdp, ifname, ifindex, program, flags)?
+        };
+        Ok(Self {
+            ifname: name(),
+            ifindex,
+            mode,
+            attached,
+            object,
+            prog_id,
+            xsks: maps.0,
+            cfg: maps.1,
+            vtep4: maps.2,
+            vtep6: maps.3,
+            tunnel_ports: maps.4,
+            counters: maps.5,
+            snoop: maps.6,
+        })
+    }
+
+    /// The interface this program is attached to.
+    pub fn ifname(&self) -> &str {
+        &self.ifname
+    }
+
+    /// The interface index (in the namespace it was attached in).
+    pub fn ifindex(&self) -> i32 {
+        self.ifindex
+    }
+
+    /// Which program is attached.
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    /// Native or generic: what the driver accepted.
+    pub fn attach_mode(&self) -> AttachMode {
+        self.attached
+    }
+
+    /// The kernel's id of the attached program.
+    pub fn prog_id(&self) -> u32 {
+        self.prog_id
+    }
+
+    fn map_err(&self, map: &'static str, op: String) -> impl FnOnce(libbpf_rs::Error) -> Error {
+        let ifname = self.ifname.clone();
+        move |source| Error::Map {
+            ifname,
+            map,
+            op,
+            source,
+        }
+    }
+
+    /// Sends frames arriving on rx `queue` to the AF_XDP socket `fd`.
+    pub fn register_xsk(&self, queue: u32, fd: BorrowedFd<'_>) -> Result<(), Error> {
+        self.check_queue(queue)?;
+        let raw: u32 = fd.as_raw_fd() as u32;
+        self.xsks
+            .update(&queue.to_ne_bytes(), &raw.to_ne_bytes(), MapFlags::ANY)
+            .map_err(self.map_err("xsks", format!("registering queue {queue}")))
+    }
+
+    /// Stops sending frames of rx `queue` to a socket (they are then dropped
+    /// on a port and on the uplink, counted as `*_no_socket`).
+    pub fn unregister_xsk(&self, queue: u32) -> Result<(), Error> {
+        self.check_queue(queue)?;
+        self.xsks
+            .delete(&queue.to_ne_bytes())
+            .map_err(self.map_err("xsks", format!("unregistering queue {queue}")))
+    }
+
+    fn check_queue(&self, queue: u32) -> Result<(), Error> {
+        if queue >= MAX_QUEUES {
+            return Err(Error::Queue {
+                ifname: self.ifname.clone(),
+                queue,
+                max: MAX_QUEUES,
+            });
+        }
+        Ok(())
+    }
+
+    /// Bytes the port program reserves in front of each frame (0: none).
+    pub fn set_port_headroom(&self, headroom: u32) -> Result<(), Error> {
+        if headroom > MAX_PORT_HEADROOM {
+            return Err(Error::Headroom {
+                ifname: self.ifname.clone(),
+                headroom,
+                max: MAX_PORT_HEADROOM,
+            });
+        }
+        self.cfg
+            .update(&0u32.to_ne_bytes(), &headroom.to_ne_bytes(), MapFlags::ANY)
+            .map_err(self.map_err("cfg", format!("setting port headroom {headroom}")))
+    }
+
+    /// Terminates tunnel traffic to the local VTEP address `addr`.
+    pub fn add_vtep(&self, addr: IpAddr) -> Result<(), Error> {
+        let (map, name, key) = self.vtep_key(addr);
+        map.update(&key, &[1], MapFlags::ANY)
+            .map_err(self.map_err(name, format!("adding VTEP {addr}")))
+    }
+
+    /// Stops terminating tunnel traffic to `addr`.
+    pub fn remove_vtep(&self, addr: IpAddr) -> Result<(), Error> {
+        let (map, name, key) = self.vtep_key(addr);
+        map.delete(&key)
+            .map_err(self.map_err(name, format!("removing VTEP {addr}")))
+    }
+
+    fn vtep_key(&self, addr: IpAddr) -> (&MapHandle, &'static str, Vec<u8>) {
+        match addr {
+            // Keys are in network byte order, as the program reads them.
+            IpAddr::V4(a) => (&self.vtep4, "vtep4", a.octets().to_vec()),
+            IpAddr::V6(a) => (&self.vtep6, "vtep6", a.octets().to_vec()),
+        }
+    }
+
+    /// Terminates UDP to destination `port` (VXLAN 4789, Geneve 6081, ...).
+    pub fn add_tunnel_port(&self, port: u16) -> Result<(), Error> {
+        self.tunnel_ports
+            .update(&port.to_be_bytes(), &[1], MapFlags::ANY)
+            .map_err(self.map_err("tunnel_ports", format!("adding UDP port {port}")))
+    }
+
+    /// Stops terminating UDP to `port`.
+    pub fn remove_tunnel_port(&self, port: u16) -> Result<(), Error> {
+        self.tunnel_ports
+            .delete(&port.to_be_bytes())
+            .map_err(self.map_err("tunnel_ports", format!("removing UDP port {port}")))
+    }
+
+    /// The program's counters, summed over CPUs.
+    pub fn counters(&self) -> Result<Counters, Error> {
+        let mut out = Counters::default();
+        for c in COUNTERS {
+            let idx = c as u32;
+            let per_cpu = self
+                .counters
+                .lookup_percpu(&idx.to_ne_bytes(), MapFlags::ANY)
+                .map_err(self.map_err("counters", format!("reading counter {c:?}")))?
+                .unwrap_or_default();
+            *out.slot(c) = per_cpu
+                .iter()
+                .filter_map(|v| v.get(..8).and_then(|b| b.try_into().ok()))
+                .map(u64::from_ne_bytes)
+                .fold(0u64, u64::wrapping_add);
+        }
+        Ok(out)
+    }
+
+    /// A poller for the frames this program snoops (uplink mode).
+    pub fn snoop_poller(&self) -> Result<SnoopPoller, Error> {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let malformed = Arc::new(Mutex::new(0u64));
+        let (s, m) = (Arc::clone(&seen), Arc::clone(&malformed));
+        let mut builder = RingBufferBuilder::new();
+        builder
+            .add(&self.snoop, move |rec: &[u8]| {
+                match SnoopedFrame::decode(rec) {
+                    Some(f) => s.lock().unwrap_or_else(|p| p.into_inner()).push(f),
+                    None => *m.lock().unwrap_or_else(|p| p.into_inner()) += 1,
+                }
+                0
+            })
+            .map_err(self.map_err("snoop", "adding the ring buffer".to_string()))?;
+        let ring = builder
+            .build()
+            .map_err(self.map_err("snoop", "mapping the ring buffer".to_string()))?;
+        Ok(SnoopPoller {
+            ifname: self.ifname.clone(),
+            ring,
+            seen,
+            malformed,
+        })
+    }
+
+    fn detach(&self) -> Result<(), Error> {
+        let prog = self
+            .object
+            .progs()
+            .find(|p| p.name() == OsStr::new(self.mode.program()))
+            .ok_or(Error::Missing {
+                ifname: self.ifname.clone(),
+                what: self.mode.program(),
+            })?;
+        let xdp = Xdp::new(prog.as_fd());
+        let flags = self.attached.flags();
+        let current = xdp
+            .query_id(self.ifindex, self.attached.flags())
+            .map_err(|source| Error::Query {
+                ifname: self.ifname.clone(),
+                source,
+            })?;
+        // Only ours: someone may have replaced it after a crash-restart race.
+        if current == self.prog_id {
+            xdp.detach(self.ifindex, flags)
+                .map_err(|source| Error::Stale {
+                    ifname: self.ifname.clone(),
+                    id: self.prog_id,
+                    source,
+                })?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for XdpProgram {
+    fn drop(&mut self) {
+        // Nowhere to report from drop but stderr; the interface may also be
+        // gone already (namespace deleted), which is fine.
+        if let Err(e) = self.detach() {
+            if ifindex(&self.ifname).is_ok() {
+                eprintln!("xvs-bpf: detach: {e}");
+            }
+        }
+    }
+}
+
+/// Detaches an xvs program left attached by a crashed process; refuses to
+/// touch any other program.
+fn remove_stale(xdp: &Xdp<'_>, ifname: &str, ifindex: i32) -> Result<(), Error> {
+    let opts = xdp
+        .query(ifindex, XdpFlags::NONE)
+        .map_err(|source| Error::Query {
+            ifname: ifname.to_string(),
+            source,
+        })?;
+    for (id, flags) in [
+        (opts.drv_prog_id, XdpFlags::DRV_MODE),
+        (opts.skb_prog_id, XdpFlags::SKB_MODE),
+        (opts.hw_prog_id, XdpFlags::HW_MODE),
+    ] {
+        if id == 0 {
+            continue;
+        }
+        let name = libbpf_rs::query::ProgInfoIter::default()
+            .find(|p| p.id == id)
+            .map(|p| p.name.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if name != PROG_PORT && name != PROG_UPLINK {
+            return Err(Error::Foreign {
+                ifname: ifname.to_string(),
+                name,
+                id,
+            });
+        }
+        xdp.detach(ifindex, flags).map_err(|source| Error::Stale {
+            ifname: ifname.to_string(),
+            id,
+            source,
+        })?;
+    }
+    Ok(())
+}
+
+fn attach_with(
+    xdp: &Xdp<'_>,
+    ifname: &str,
+    ifindex: i32,
+    program: &'static str,
+    flags: AttachFlags,
+) -> Result<AttachMode, Error> {
+    let try_mode = |mode: AttachMode| {
+        xdp.attach(ifindex, mode.flags() | XdpFlags::UPDATE_IF_NOEXIST)
+            .map(|()| mode)
+            .map_err(|e| e.to_string())
+    };
+    let skipped = || "not tried".to_string();
+    let (native, generic) = match flags {
+        AttachFlags::NativeOnly => (try_mode(AttachMode::Native), Err(skipped())),
+        AttachFlags::GenericOnly => (Err(skipped()), try_mode(AttachMode::Generic)),
+        AttachFlags::Auto => match try_mode(AttachMode::Native) {
+            Ok(m) => return Ok(m),
+            Err(n) => (Err(n), try_mode(AttachMode::Generic)),
+        },
+    };
+    match (native, generic) {
+        (Ok(m), _) | (_, Ok(m)) => Ok(m),
+        (Err(native), Err(generic)) => Err(Error::Attach {
+            ifname: ifname.to_string(),
+            program,
+            native,
+            generic,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn object_has_both_programs_and_every_map() {
+        let open = ObjectBuilder::default().open_memory(OBJECT).unwrap();
+        let progs: Vec<_> = open.progs().map(|p| p.name().to_os_string()).collect();
+        for p in [PROG_PORT, PROG_UPLINK] {
+            assert!(progs.iter().any(|n| n == p), "{p} missing: {progs:?}");
+        }
+        let maps: Vec<_> = open.maps().map(|m| m.name().to_os_string()).collect();
+        for m in [
+            "xsks",
+            "cfg",
+            "vtep4",
+            "vtep6",
+            "tunnel_ports",
+            "counters",
+            "snoop",
+        ] {
+            assert!(maps.iter().any(|n| n == m), "{m} missing: {maps:?}");
+        }
+    }
+
+    #[test]
+    fn snoop_record_decodes_and_rejects_garbage() {
+        let mut rec = vec![0u8; 8 + SNOOP_MAX];
+        rec[0..4].copy_from_slice(&7u32.to_ne_bytes());
+        rec[4..6].copy_from_slice(&1u16.to_ne_bytes());
+        rec[6..8].copy_from_slice(&42u16.to_ne_bytes());
+        rec[8] = 0xff;
+        let f = SnoopedFrame::decode(&rec).unwrap();
+        assert_eq!(
+            (f.ifindex, f.kind, f.frame().len()),
+            (7, SnoopKind::Arp, 42)
+        );
+        assert_eq!(f.frame()[0], 0xff);
+        rec[4..6].copy_from_slice(&9u16.to_ne_bytes());
+        assert!(SnoopedFrame::decode(&rec).is_none(), "unknown kind");
+        rec[4..6].copy_from_slice(&2u16.to_ne_bytes());
+        rec[6..8].copy_from_slice(&200u16.to_ne_bytes());
+        assert!(SnoopedFrame::decode(&rec).is_none(), "len beyond data");
+        assert!(SnoopedFrame::decode(&rec[..20]).is_none(), "short record");
+    }
+
+    #[test]
+    fn missing_interface_is_named() {
+        let e = XdpProgram::attach("xvs-no-such0", Mode::Port, AttachFlags::Auto).unwrap_err();
+        assert!(e.to_string().contains("xvs-no-such0"), "{e}");
+    }
+}
