@@ -174,17 +174,27 @@ fn process_frame<'a>(
     io: &mut BatchIo<'a>,
 ) {
     let (in_port, pe, bridge) = (ing.port, ing.pe, ing.bridge);
-    let mut key = FlowKey::default();
-    if let Err(e) = extract(frame.data(), &mut key) {
+    // The key is built in place inside the context and never copied: a wide
+    // copy of words just written one by one stalls on store forwarding.
+    let mut ctx = Ctx {
+        key: FlowKey::default(),
+        hash: 0,
+        in_port,
+        bridge: pe.bridge,
+        vlan: 0,
+        rx_tag: None,
+        now,
+    };
+    if let Err(e) = extract(frame.data(), &mut ctx.key) {
         return drop_frame(ws, in_port, frame, e.into(), io);
     }
-    key.set_in_port(in_port);
-    key.set_tun_id(ing.tun_id);
-    let rx_tag = key.vlan_vid();
-    let vlan = match pe.vlan.ingress(rx_tag) {
+    ctx.key.set_in_port(in_port);
+    ctx.key.set_tun_id(ing.tun_id);
+    ctx.rx_tag = ctx.key.vlan_vid();
+    ctx.vlan = match pe.vlan.ingress(ctx.rx_tag) {
         Some(v) => v,
         None => {
-            let r = if matches!(pe.kind, PortKind::Tunnel(_)) && rx_tag.is_some() {
+            let r = if matches!(pe.kind, PortKind::Tunnel(_)) && ctx.rx_tag.is_some() {
                 DropReason::InnerVlan
             } else {
                 DropReason::VlanNotAllowed
@@ -192,17 +202,20 @@ fn process_frame<'a>(
             return drop_frame(ws, in_port, frame, r, io);
         }
     };
-    let hash = key.hash_with(EMC_HASH_SEED);
+    ctx.hash = ctx.key.hash_with(EMC_HASH_SEED);
     // One exact-match probe answers both the flow rule and the ingress
     // firewall verdict; a bridge with neither needs no probe at all.
     let fw_in = pe.firewall[0];
     let (rule, fw) = if bridge.flows.is_empty() && fw_in.is_none() {
         (None, FW_NO_HIT)
     } else {
-        ws.emc
-            .lookup_with_aux(&bridge.flows, &key, hash, snap.policy_generation, |k| {
-                firewall_verdict(snap, fw_in, k)
-            })
+        ws.emc.lookup_with_aux(
+            &bridge.flows,
+            &ctx.key,
+            ctx.hash,
+            snap.policy_generation,
+            |k| firewall_verdict(snap, fw_in, k),
+        )
     };
     if fw != FW_NO_HIT {
         if let Some(f) = fw_in {
@@ -217,15 +230,6 @@ fn process_frame<'a>(
             return drop_frame(ws, in_port, frame, DropReason::PolicerIn, io);
         }
     }
-    let ctx = Ctx {
-        hash,
-        key,
-        in_port,
-        bridge: pe.bridge,
-        vlan,
-        rx_tag,
-        now,
-    };
     let remote = ing.remote;
     let mut em = Emitter {
         pending: None,

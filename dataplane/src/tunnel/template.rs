@@ -72,6 +72,13 @@ pub struct Template {
     src_min: u16,
     src_span: u32,
     remote: IpAddr,
+    /// Header fields push patches, kept here so push computes from the
+    /// template and only writes to the frame (reading back bytes just
+    /// written by the block copy stalls on store forwarding).
+    base_csum: u16,
+    base_tos: u8,
+    /// UDP pseudo-header sum with a zero length.
+    pseudo0: u64,
 }
 
 impl Template {
@@ -179,6 +186,16 @@ impl Template {
             .emit(&mut GenevePacket::new_unchecked(&mut hdr[tun_off..])),
         }
         let (lo, hi) = cfg.src_port_range;
+        let ip = &hdr[ip_off..udp_off];
+        let (base_csum, base_tos, pseudo0) = if v6 {
+            let ip = Ipv6Packet::new_unchecked(ip);
+            let p = checksum::pseudo_header_v6(&ip.src_addr(), &ip.dst_addr(), ip_proto::UDP, 0);
+            (0, ip.traffic_class(), p)
+        } else {
+            let ip = Ipv4Packet::new_unchecked(ip);
+            let p = checksum::pseudo_header_v4(ip.src_addr(), ip.dst_addr(), ip_proto::UDP, 0);
+            (ip.checksum(), ip.tos(), p)
+        };
         let fixed = (hdr.len() <= FIXED).then(|| {
             let mut b = Box::new([0u8; FIXED]);
             b[FIXED - hdr.len()..].copy_from_slice(&hdr);
@@ -197,6 +214,9 @@ impl Template {
             src_min: lo,
             src_span: u32::from(hi.saturating_sub(lo)) + 1,
             remote,
+            base_csum,
+            base_tos,
+            pseudo0,
         })
     }
 
@@ -258,29 +278,22 @@ impl Template {
         let (ip_hdr, rest) =
             data[ethernet::HEADER_LEN..].split_at_mut(self.udp_off - ethernet::HEADER_LEN);
         let udp_len = (total - ip_hdr.len()) as u16;
+        let tos = if self.tos_inherit {
+            meta.inner_tos
+        } else {
+            self.base_tos | ecn
+        };
         if self.v6 {
             let mut ip = Ipv6Packet::new_unchecked(&mut *ip_hdr);
             ip.set_payload_len(udp_len);
-            let tc = if self.tos_inherit {
-                meta.inner_tos
-            } else {
-                ip.traffic_class() | ecn
-            };
-            ip.set_traffic_class(tc);
+            ip.set_traffic_class(tos);
         } else {
             let mut ip = Ipv4Packet::new_unchecked(&mut *ip_hdr);
-            let mut csum = ip.checksum();
-            csum = checksum::update16(csum, 0, total as u16);
+            let mut csum = checksum::update16(self.base_csum, 0, total as u16);
             ip.set_total_len(total as u16);
-            let old_tos = ip.tos();
-            let tos = if self.tos_inherit {
-                meta.inner_tos
-            } else {
-                old_tos | ecn
-            };
-            if tos != old_tos {
+            if tos != self.base_tos {
                 // The TOS shares a 16-bit word with version/IHL.
-                csum = checksum::update16(csum, u16::from(old_tos), u16::from(tos));
+                csum = checksum::update16(csum, u16::from(self.base_tos), u16::from(tos));
                 ip.set_tos(tos);
             }
             if !self.df && meta.ip_id != 0 {
@@ -293,24 +306,7 @@ impl Template {
         udp.set_src_port(self.src_port(meta.flow_hash));
         udp.set_len(udp_len);
         if self.udp_csum {
-            let ip = &data[ethernet::HEADER_LEN..self.udp_off];
-            let initial = if self.v6 {
-                let ip = Ipv6Packet::new_unchecked(ip);
-                checksum::pseudo_header_v6(
-                    &ip.src_addr(),
-                    &ip.dst_addr(),
-                    ip_proto::UDP,
-                    u32::from(udp_len),
-                )
-            } else {
-                let ip = Ipv4Packet::new_unchecked(ip);
-                checksum::pseudo_header_v4(
-                    ip.src_addr(),
-                    ip.dst_addr(),
-                    ip_proto::UDP,
-                    u32::from(udp_len),
-                )
-            };
+            let initial = self.pseudo0 + u64::from(udp_len);
             let (_, udp_bytes) = data.split_at_mut(self.udp_off);
             let mut c = !checksum::fold(checksum::ones_sum(initial, udp_bytes));
             if c == 0 {
