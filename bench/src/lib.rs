@@ -109,6 +109,25 @@ impl EncapLoop {
         }
     }
 
+    /// The harness alone: fills and recycles 64 buffers exactly as
+    /// [`EncapLoop::batch`] does, without the pipeline. Its cost is what
+    /// `batch` adds on top of the pipeline itself.
+    pub fn harness_only(&mut self, round: usize) -> usize {
+        let nf = self.frames.len();
+        for i in 0..64 {
+            let f = &self.frames[(round * 64 + i) % nf];
+            let Some(buf) = self.pool.pop() else { break };
+            buf[HEADROOM..HEADROOM + f.len()].copy_from_slice(f);
+            if let Some(fr) = Frame::new(buf, HEADROOM, f.len()) {
+                self.rx.push(fr);
+            }
+        }
+        self.now += 1_000;
+        let n = self.rx.len();
+        self.pool.extend(self.rx.drain(..).map(Frame::into_buf));
+        n
+    }
+
     /// One batch of 64 frames (cycling through the flows); returns how many
     /// were sent.
     pub fn batch(&mut self, round: usize) -> usize {
