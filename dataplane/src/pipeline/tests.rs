@@ -709,7 +709,7 @@ fn exact_match_cache_hits_on_repeated_flows() {
 }
 
 #[test]
-fn emc_debug_bench_config() {
+fn flows_differing_only_in_ports_each_stay_cached() {
     use crate::config::StaticFdbConfig;
     let mut ctl = testkit::control();
     let mut cfg = testkit::config();
@@ -750,4 +750,68 @@ fn emc_debug_bench_config() {
         bed.send(VM1, &refs);
     }
     assert_eq!(bed.ws.emc_misses(), 4);
+}
+
+#[test]
+fn moves_are_learned_statics_are_not_and_idle_macs_age_out() {
+    use crate::config::StaticFdbConfig;
+    let mut bed = Bed::new();
+    bed.apply(|c| {
+        c.bridges[0].fdb_aging_secs = 10;
+        c.fdb.push(StaticFdbConfig {
+            bridge: "br0".into(),
+            vlan: 0,
+            mac: MacAddr(B),
+            port: "vx1".into(),
+            remote: Some("192.0.2.3".parse().unwrap()),
+        });
+    });
+    let fdb = |bed: &Bed, m: [u8; 6]| {
+        bed.ctl
+            .fdb("br0")
+            .unwrap()
+            .iter(0)
+            .find(|e| e.mac == MacAddr(m))
+            .map(|e| (e.dest.port, e.is_static))
+    };
+    // A appears on vm1, then moves to vm2.
+    bed.send(VM1, &[&udp_frame(A, BCAST, 8)]);
+    assert_eq!(fdb(&bed, A), Some((VM1, false)));
+    bed.send(VM2, &[&udp_frame(A, BCAST, 8)]);
+    assert_eq!(fdb(&bed, A), Some((VM2, false)));
+    assert_eq!(bed.ctl.fdb("br0").unwrap().counters().moved, 1);
+    // B is static behind 192.0.2.3: a frame from B on vm1 changes nothing,
+    // and traffic to B keeps going to the tunnel.
+    bed.send(VM1, &[&udp_frame(B, BCAST, 8)]);
+    assert_eq!(fdb(&bed, B), Some((VX1, true)));
+    let out = bed.send(VM2, &[&udp_frame(A, B, 8)]);
+    assert_eq!(out.tx.len(), 1);
+    assert_eq!(dissect(&out.tx[0].1).2, Ipv4Addr::new(192, 0, 2, 3));
+    // Ten idle seconds later A is gone, B (static) stays.
+    bed.ctl.tick(bed.now + 12_000_000_000);
+    assert_eq!(fdb(&bed, A), None);
+    assert_eq!(fdb(&bed, B), Some((VX1, true)));
+    // And the workers' view follows: a frame to A floods again.
+    let out = bed.send(VM2, &[&udp_frame(B, A, 8)]);
+    assert!(out.tx.len() > 1);
+}
+
+#[test]
+fn a_full_learning_queue_is_counted_not_waited_on() {
+    let mut bed = Bed::new();
+    // Never drained: fill the channel past its capacity with distinct MACs.
+    let n = crate::control::LEARN_QUEUE + 10;
+    let snap = bed.ctl.snapshot();
+    let frames: Vec<Vec<u8>> = (0..n as u32)
+        .map(|i| {
+            let b = i.to_be_bytes();
+            udp_frame([2, 0, b[0], b[1], b[2], b[3]], BCAST, 1)
+        })
+        .collect();
+    for chunk in frames.chunks(64) {
+        let refs: Vec<&[u8]> = chunk.iter().map(|v| &v[..]).collect();
+        bed.pool.run(&snap, &mut bed.ws, VM1, 1, &refs, 0);
+    }
+    assert_eq!(bed.ws.learn_sent, crate::control::LEARN_QUEUE as u64);
+    assert_eq!(bed.ws.learn_lost, 10);
 }
