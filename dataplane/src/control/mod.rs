@@ -9,6 +9,8 @@
 //! and are folded into the FDBs in batches, each batch published as one new
 //! snapshot that shares every unchanged table with the previous one.
 
+pub mod kernel;
+
 use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -26,7 +28,7 @@ use crate::stats::DropReason;
 use crate::tables::fdb::{Fdb, FdbConfig, FdbDest};
 use crate::tables::flow::{FlowRule, FlowTable};
 use crate::tables::neigh::{NeighCache, NeighChange, NeighConfig, NeighSource};
-use crate::tables::route::RouteTable;
+use crate::tables::route::{RouteOrigin, RouteTable};
 use crate::tunnel::{RemoteIdx, Template, TunnelPort, TunnelTable, NO_REMOTE};
 use crate::types::{MacAddr, PortNo};
 use crate::wire::arp::{self, ArpPacket};
@@ -230,6 +232,53 @@ impl Control {
         if self.underlay_changed() {
             self.republish();
         }
+    }
+
+    /// Replaces the kernel-learned routes with `state`'s and learns its
+    /// neighbors (static and snooped entries stay); rebuilds templates.
+    pub fn load_kernel(&mut self, state: &kernel::KernelState, now: u64) {
+        self.underlay.routes.remove_origin(RouteOrigin::Kernel);
+        for r in &state.routes {
+            // A route the table refuses (e.g. a family mismatch) is one we
+            // could not use anyway.
+            let _ = self.underlay.routes.insert(r.clone());
+        }
+        for n in &state.neighbors {
+            self.underlay
+                .neigh
+                .learn(n.ip, n.mac, now, NeighSource::Kernel);
+        }
+        self.underlay_updated();
+    }
+
+    /// Applies route and neighbor notifications from the kernel.
+    pub fn apply_kernel_events(&mut self, events: &[kernel::KernelEvent], now: u64) {
+        for ev in events {
+            match ev {
+                kernel::KernelEvent::RouteAdded(r) => {
+                    let _ = self.underlay.routes.insert(r.clone());
+                }
+                kernel::KernelEvent::RouteRemoved { prefix, metric } => {
+                    self.underlay.routes.remove(prefix, Some(*metric));
+                }
+                kernel::KernelEvent::NeighUpdated(n) => {
+                    self.underlay
+                        .neigh
+                        .learn(n.ip, n.mac, now, NeighSource::Kernel);
+                }
+                kernel::KernelEvent::NeighRemoved(ip) => {
+                    if self
+                        .underlay
+                        .neigh
+                        .state(*ip)
+                        .is_some_and(|s| !matches!(s, crate::tables::neigh::NeighState::Static))
+                    {
+                        self.underlay.neigh.remove(*ip);
+                    }
+                }
+            }
+        }
+        self.underlay_updated();
     }
 
     /// Learns from an ARP reply or IPv6 neighbor advertisement seen on the

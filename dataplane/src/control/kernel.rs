@@ -1,0 +1,362 @@
+//! Underlay state from the kernel over rtnetlink, the Open vSwitch
+//! userspace-tunneling way: the main table's IPv4 and IPv6 unicast routes
+//! and the neighbor table are dumped at start ([`dump`]) and followed by
+//! notifications ([`Monitor`]); the control plane folds both into its
+//! [`Underlay`](super::Underlay), which rebuilds tunnel templates.
+//!
+//! Control path only: a plain blocking (dump) or non-blocking (monitor)
+//! netlink socket on the control thread; workers never see any of it.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use netlink_packet_core::{
+    NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_DUMP, NLM_F_REQUEST,
+};
+use netlink_packet_route::link::{LinkAttribute, LinkMessage};
+use netlink_packet_route::neighbour::{
+    NeighbourAddress, NeighbourAttribute, NeighbourMessage, NeighbourState,
+};
+use netlink_packet_route::route::{
+    RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteType,
+};
+use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
+use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
+
+use crate::tables::route::{Prefix, Route, RouteOrigin};
+use crate::types::MacAddr;
+
+/// The kernel's main routing table (RT_TABLE_MAIN).
+const MAIN_TABLE: u32 = 254;
+/// rtnetlink multicast groups (RTNLGRP_*).
+const GROUP_NEIGH: u32 = 3;
+const GROUP_IPV4_ROUTE: u32 = 7;
+const GROUP_IPV6_ROUTE: u32 = 11;
+
+/// Why talking to the kernel failed.
+#[derive(Debug, thiserror::Error)]
+pub enum KernelError {
+    #[error("netlink socket: {0}")]
+    Socket(#[source] std::io::Error),
+    #[error("netlink {what}: {source}")]
+    Io {
+        what: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("netlink {what}: the kernel answered error {code}")]
+    Kernel { what: &'static str, code: i32 },
+    #[error("netlink {what}: undecodable message: {reason}")]
+    Decode { what: &'static str, reason: String },
+}
+
+/// A neighbor entry the kernel holds with a usable MAC.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KernelNeigh {
+    pub ip: IpAddr,
+    pub mac: MacAddr,
+    pub ifindex: u32,
+}
+
+/// One change the kernel announced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KernelEvent {
+    RouteAdded(Route),
+    RouteRemoved {
+        prefix: Prefix,
+        metric: u32,
+    },
+    NeighUpdated(KernelNeigh),
+    /// The entry went away or lost its MAC (failed, incomplete).
+    NeighRemoved(IpAddr),
+}
+
+/// What [`dump`] read.
+#[derive(Debug, Default, Clone)]
+pub struct KernelState {
+    pub routes: Vec<Route>,
+    pub neighbors: Vec<KernelNeigh>,
+}
+
+fn socket() -> Result<Socket, KernelError> {
+    let mut s = Socket::new(NETLINK_ROUTE).map_err(KernelError::Socket)?;
+    s.bind_auto().map_err(KernelError::Socket)?;
+    s.connect(&SocketAddr::new(0, 0))
+        .map_err(KernelError::Socket)?;
+    Ok(s)
+}
+
+/// Sends one dump request and collects every answer until `Done`.
+fn dump_one(
+    s: &Socket,
+    what: &'static str,
+    req: RouteNetlinkMessage,
+) -> Result<Vec<RouteNetlinkMessage>, KernelError> {
+    let mut hdr = NetlinkHeader::default();
+    hdr.flags = NLM_F_REQUEST | NLM_F_DUMP;
+    let mut packet = NetlinkMessage::new(hdr, NetlinkPayload::from(req));
+    packet.finalize();
+    let mut buf = vec![0u8; packet.buffer_len()];
+    packet.serialize(&mut buf[..]);
+    s.send(&buf[..], 0)
+        .map_err(|source| KernelError::Io { what, source })?;
+    let mut out = Vec::new();
+    let mut rx = vec![0u8; 1 << 16];
+    loop {
+        let n = s
+            .recv(&mut &mut rx[..], 0)
+            .map_err(|source| KernelError::Io { what, source })?;
+        let mut off = 0;
+        while off < n {
+            let msg =
+                NetlinkMessage::<RouteNetlinkMessage>::deserialize(&rx[off..n]).map_err(|e| {
+                    KernelError::Decode {
+                        what,
+                        reason: e.to_string(),
+                    }
+                })?;
+            let len = msg.header.length as usize;
+            match msg.payload {
+                NetlinkPayload::Done(_) => return Ok(out),
+                NetlinkPayload::Error(e) => {
+                    return Err(KernelError::Kernel {
+                        what,
+                        code: e.code.map_or(0, |c| c.get()),
+                    })
+                }
+                NetlinkPayload::InnerMessage(m) => out.push(m),
+                _ => {}
+            }
+            if len == 0 {
+                break;
+            }
+            off += len;
+        }
+    }
+}
+
+/// Reads the main table's unicast routes and the usable neighbor entries.
+pub fn dump() -> Result<KernelState, KernelError> {
+    let s = socket()?;
+    let links: HashMap<u32, String> = dump_one(
+        &s,
+        "link dump",
+        RouteNetlinkMessage::GetLink(LinkMessage::default()),
+    )?
+    .into_iter()
+    .filter_map(|m| match m {
+        RouteNetlinkMessage::NewLink(l) => {
+            let name = l.attributes.iter().find_map(|a| match a {
+                LinkAttribute::IfName(n) => Some(n.clone()),
+                _ => None,
+            })?;
+            Some((l.header.index, name))
+        }
+        _ => None,
+    })
+    .collect();
+    let mut state = KernelState::default();
+    for family in [AddressFamily::Inet, AddressFamily::Inet6] {
+        let mut req = RouteMessage::default();
+        req.header.address_family = family;
+        for m in dump_one(&s, "route dump", RouteNetlinkMessage::GetRoute(req))? {
+            if let RouteNetlinkMessage::NewRoute(r) = m {
+                if let Some(route) = route_from(&r, &links) {
+                    state.routes.push(route);
+                }
+            }
+        }
+    }
+    for m in dump_one(
+        &s,
+        "neighbor dump",
+        RouteNetlinkMessage::GetNeighbour(NeighbourMessage::default()),
+    )? {
+        if let RouteNetlinkMessage::NewNeighbour(n) = m {
+            if let Some(n) = neigh_from(&n) {
+                state.neighbors.push(n);
+            }
+        }
+    }
+    Ok(state)
+}
+
+fn route_addr(a: &RouteAddress) -> Option<IpAddr> {
+    match a {
+        RouteAddress::Inet(v4) => Some(IpAddr::V4(*v4)),
+        RouteAddress::Inet6(v6) => Some(IpAddr::V6(*v6)),
+        _ => None,
+    }
+}
+
+fn table_of(h: &RouteHeader, attrs: &[RouteAttribute]) -> u32 {
+    attrs
+        .iter()
+        .find_map(|a| match a {
+            RouteAttribute::Table(t) => Some(*t),
+            _ => None,
+        })
+        .unwrap_or(u32::from(h.table))
+}
+
+/// A main-table unicast route, or `None` for everything we do not route
+/// tunnels by (local, broadcast, other tables, multipath without a single
+/// next hop).
+fn route_from(r: &RouteMessage, links: &HashMap<u32, String>) -> Option<Route> {
+    let h = &r.header;
+    if h.kind != RouteType::Unicast || table_of(h, &r.attributes) != MAIN_TABLE {
+        return None;
+    }
+    let any: IpAddr = match h.address_family {
+        AddressFamily::Inet => Ipv4Addr::UNSPECIFIED.into(),
+        AddressFamily::Inet6 => Ipv6Addr::UNSPECIFIED.into(),
+        _ => return None,
+    };
+    let (mut dst, mut gateway, mut src, mut oif, mut metric) = (any, None, None, 0, 0);
+    for a in &r.attributes {
+        match a {
+            RouteAttribute::Destination(d) => dst = route_addr(d)?,
+            RouteAttribute::Gateway(g) => gateway = route_addr(g),
+            RouteAttribute::PrefSource(p) => src = route_addr(p),
+            RouteAttribute::Oif(i) => oif = *i,
+            RouteAttribute::Priority(p) => metric = *p,
+            _ => {}
+        }
+    }
+    if oif == 0 {
+        return None;
+    }
+    Some(Route {
+        prefix: Prefix::new(dst, h.destination_prefix_length).ok()?,
+        gateway,
+        dev: links.get(&oif).cloned().unwrap_or_else(|| oif.to_string()),
+        ifindex: oif,
+        src,
+        metric,
+        origin: RouteOrigin::Kernel,
+    })
+}
+
+fn neigh_ip(n: &NeighbourMessage) -> Option<IpAddr> {
+    n.attributes.iter().find_map(|a| match a {
+        NeighbourAttribute::Destination(NeighbourAddress::Inet(v4)) => Some(IpAddr::V4(*v4)),
+        NeighbourAttribute::Destination(NeighbourAddress::Inet6(v6)) => Some(IpAddr::V6(*v6)),
+        _ => None,
+    })
+}
+
+/// A neighbor with a usable MAC (the kernel's reachable, stale, delay,
+/// probe, permanent and noarp states), or `None`.
+fn neigh_from(n: &NeighbourMessage) -> Option<KernelNeigh> {
+    let usable = matches!(
+        n.header.state,
+        NeighbourState::Reachable
+            | NeighbourState::Stale
+            | NeighbourState::Delay
+            | NeighbourState::Probe
+            | NeighbourState::Permanent
+            | NeighbourState::Noarp
+    );
+    if !usable {
+        return None;
+    }
+    let mac = n.attributes.iter().find_map(|a| match a {
+        NeighbourAttribute::LinkLayerAddress(b) if b.len() == 6 => MacAddr::from_slice(b),
+        _ => None,
+    })?;
+    if mac.is_zero() || mac.is_multicast() {
+        return None;
+    }
+    Some(KernelNeigh {
+        ip: neigh_ip(n)?,
+        mac,
+        ifindex: n.header.ifindex,
+    })
+}
+
+/// Route and neighbor notifications, read without blocking.
+#[derive(Debug)]
+pub struct Monitor {
+    sock: Socket,
+    buf: Vec<u8>,
+    links: HashMap<u32, String>,
+}
+
+impl Monitor {
+    /// Subscribes to IPv4/IPv6 route and neighbor changes. Start it before
+    /// [`dump`] so nothing between the two is missed (replaying a change
+    /// the dump already had is harmless).
+    pub fn new() -> Result<Monitor, KernelError> {
+        let mut sock = Socket::new(NETLINK_ROUTE).map_err(KernelError::Socket)?;
+        sock.bind_auto().map_err(KernelError::Socket)?;
+        for g in [GROUP_NEIGH, GROUP_IPV4_ROUTE, GROUP_IPV6_ROUTE] {
+            sock.add_membership(g).map_err(KernelError::Socket)?;
+        }
+        sock.set_non_blocking(true).map_err(KernelError::Socket)?;
+        Ok(Monitor {
+            sock,
+            buf: vec![0u8; 1 << 16],
+            links: HashMap::new(),
+        })
+    }
+
+    /// Names for interface indices in the routes reported (from a dump).
+    pub fn set_link_names(&mut self, links: HashMap<u32, String>) {
+        self.links = links;
+    }
+
+    /// Every event queued now; empty when there is none.
+    pub fn poll(&mut self) -> Result<Vec<KernelEvent>, KernelError> {
+        let mut out = Vec::new();
+        loop {
+            let n = match self.sock.recv(&mut &mut self.buf[..], 0) {
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(out),
+                Err(source) => {
+                    return Err(KernelError::Io {
+                        what: "monitor",
+                        source,
+                    })
+                }
+            };
+            let mut off = 0;
+            while off < n {
+                let Ok(msg) = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&self.buf[off..n])
+                else {
+                    // One undecodable notification must not stop the rest.
+                    break;
+                };
+                let len = msg.header.length as usize;
+                if let NetlinkPayload::InnerMessage(m) = msg.payload {
+                    if let Some(ev) = self.event(m) {
+                        out.push(ev);
+                    }
+                }
+                if len == 0 {
+                    break;
+                }
+                off += len;
+            }
+        }
+    }
+
+    fn event(&self, m: RouteNetlinkMessage) -> Option<KernelEvent> {
+        match m {
+            RouteNetlinkMessage::NewRoute(r) => {
+                route_from(&r, &self.links).map(KernelEvent::RouteAdded)
+            }
+            RouteNetlinkMessage::DelRoute(r) => {
+                route_from(&r, &self.links).map(|r| KernelEvent::RouteRemoved {
+                    prefix: r.prefix,
+                    metric: r.metric,
+                })
+            }
+            RouteNetlinkMessage::NewNeighbour(n) => Some(match neigh_from(&n) {
+                Some(k) => KernelEvent::NeighUpdated(k),
+                None => KernelEvent::NeighRemoved(neigh_ip(&n)?),
+            }),
+            RouteNetlinkMessage::DelNeighbour(n) => Some(KernelEvent::NeighRemoved(neigh_ip(&n)?)),
+            _ => None,
+        }
+    }
+}

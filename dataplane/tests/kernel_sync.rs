@@ -1,0 +1,293 @@
+//! Routes and neighbors read from a real kernel (in a network namespace of
+//! the test's own), followed through notifications, and turned into tunnel
+//! templates: a next hop that changes its MAC changes the template without
+//! a restart. Needs root and iproute2; skipped otherwise.
+//!
+//! The test re-runs its own binary inside the namespace (`ip netns exec`),
+//! so no unsafe `setns` is needed; a guard deletes the namespace even when
+//! the test fails.
+
+use std::net::IpAddr;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use xvs_dataplane::config::{
+    BridgeConfig, Config, PortConfig, TunnelConfig, TunnelKind, UplinkConfig, VlanMode,
+};
+use xvs_dataplane::control::kernel::{dump, KernelEvent, Monitor};
+use xvs_dataplane::control::Control;
+use xvs_dataplane::types::MacAddr;
+
+const INNER: &str = "XVS_KERNEL_SYNC_INNER";
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(2).map(|u| u == "0"))
+        })
+        .unwrap_or(false)
+}
+
+fn have_ip() -> bool {
+    Command::new("ip")
+        .arg("-V")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+fn ip(args: &[&str]) {
+    let out = Command::new("ip").args(args).output().expect("run ip");
+    assert!(
+        out.status.success(),
+        "ip {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Deletes the namespace on drop, pass or fail.
+struct NetNs(String);
+
+impl NetNs {
+    fn new(name: &str) -> NetNs {
+        let _ = Command::new("ip").args(["netns", "del", name]).output();
+        ip(&["netns", "add", name]);
+        NetNs(name.to_string())
+    }
+}
+
+impl Drop for NetNs {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).output();
+    }
+}
+
+/// Runs `test` of this binary inside namespace `ns`; panics if it fails.
+fn run_inside(ns: &str, test: &str) {
+    let exe = std::env::current_exe().expect("own path");
+    let out = Command::new("ip")
+        .args(["netns", "exec", ns])
+        .arg(exe)
+        .args(["--exact", test, "--nocapture", "--test-threads=1"])
+        .env(INNER, "1")
+        .output()
+        .expect("re-run inside the namespace");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "inside {ns}:\n{text}");
+    assert!(
+        text.contains("1 passed"),
+        "the inner test did not run:\n{text}"
+    );
+}
+
+fn setup(ns: &str) {
+    for args in [
+        vec!["link", "add", "v0", "type", "veth", "peer", "name", "v1"],
+        vec!["addr", "add", "10.9.0.1/24", "dev", "v0"],
+        vec!["link", "set", "v0", "up"],
+        vec!["link", "set", "v1", "up"],
+        vec![
+            "-6",
+            "addr",
+            "add",
+            "2001:db8:9::1/64",
+            "dev",
+            "v0",
+            "nodad",
+        ],
+        vec![
+            "route",
+            "add",
+            "10.20.0.0/16",
+            "via",
+            "10.9.0.2",
+            "metric",
+            "7",
+        ],
+        vec![
+            "-6",
+            "route",
+            "add",
+            "2001:db8:20::/48",
+            "via",
+            "2001:db8:9::2",
+        ],
+        vec![
+            "neigh",
+            "replace",
+            "10.9.0.2",
+            "lladdr",
+            "02:00:00:00:00:22",
+            "dev",
+            "v0",
+            "nud",
+            "permanent",
+        ],
+        vec![
+            "-6",
+            "neigh",
+            "replace",
+            "2001:db8:9::2",
+            "lladdr",
+            "02:00:00:00:00:23",
+            "dev",
+            "v0",
+            "nud",
+            "permanent",
+        ],
+    ] {
+        let mut a = vec!["-n", ns];
+        a.extend(args);
+        ip(&a);
+    }
+}
+
+#[test]
+fn kernel_routes_and_neighbors_drive_templates() {
+    if std::env::var_os(INNER).is_some() {
+        return inner();
+    }
+    if !is_root() || !have_ip() {
+        eprintln!("skipped: needs root and iproute2");
+        return;
+    }
+    let ns = NetNs::new("xvs-ksync");
+    setup(&ns.0);
+    run_inside(&ns.0, "kernel_routes_and_neighbors_drive_templates");
+}
+
+fn addr(s: &str) -> IpAddr {
+    s.parse().expect("literal address")
+}
+
+/// Polls the monitor until `want` is seen or a second passes.
+fn wait_for(m: &mut Monitor, want: impl Fn(&KernelEvent) -> bool) -> Vec<KernelEvent> {
+    let deadline = Instant::now() + Duration::from_secs(1);
+    let mut seen = Vec::new();
+    while Instant::now() < deadline {
+        seen.extend(m.poll().expect("poll"));
+        if seen.iter().any(&want) {
+            return seen;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    panic!("event not seen in 1 s; got {seen:?}");
+}
+
+fn inner() {
+    let mut mon = Monitor::new().expect("monitor");
+    let state = dump().expect("dump");
+    let r4 = state
+        .routes
+        .iter()
+        .find(|r| r.prefix.to_string() == "10.20.0.0/16")
+        .unwrap_or_else(|| panic!("10.20.0.0/16 in {:?}", state.routes));
+    assert_eq!(r4.gateway, Some(addr("10.9.0.2")));
+    assert_eq!(r4.dev, "v0");
+    assert_eq!(r4.metric, 7);
+    assert!(state
+        .routes
+        .iter()
+        .any(|r| r.prefix.to_string() == "10.9.0.0/24" && r.gateway.is_none()));
+    assert!(state
+        .routes
+        .iter()
+        .any(|r| r.prefix.to_string() == "2001:db8:20::/48"
+            && r.gateway == Some(addr("2001:db8:9::2"))));
+    let n = |ip: &str| {
+        state
+            .neighbors
+            .iter()
+            .find(|n| n.ip == addr(ip))
+            .map(|n| n.mac)
+    };
+    assert_eq!(n("10.9.0.2"), Some(MacAddr([2, 0, 0, 0, 0, 0x22])));
+    assert_eq!(n("2001:db8:9::2"), Some(MacAddr([2, 0, 0, 0, 0, 0x23])));
+
+    // A tunnel towards 10.20.1.1 resolves through the kernel's route and
+    // neighbor: its template carries the gateway's MAC.
+    let mut ctl = Control::new();
+    ctl.underlay.uplink_mac = Some(MacAddr([2, 0, 0, 0, 0, 1]));
+    ctl.load_kernel(&state, 1);
+    let mut cfg = Config {
+        bridges: vec![BridgeConfig::new("br0")],
+        uplink: Some(UplinkConfig {
+            iface: "v0".into(),
+            number: None,
+            mac: None,
+            local_ips: vec![addr("10.9.0.1")],
+            mtu: 1500,
+        }),
+        ports: vec![PortConfig {
+            name: "vm1".into(),
+            bridge: "br0".into(),
+            number: None,
+            vlan: VlanMode::default(),
+            mtu: 1500,
+            queues: 0,
+        }],
+        tunnels: vec![TunnelConfig::new(
+            "vx1",
+            "br0",
+            TunnelKind::Vxlan,
+            5,
+            vec![addr("10.20.1.1")],
+        )],
+        ..Default::default()
+    };
+    cfg.assign_port_numbers();
+    ctl.apply(cfg).expect("valid config");
+    let dst_mac = |ctl: &Control| {
+        let snap = ctl.snapshot();
+        let t = snap.tunnels.ports()[0]
+            .template(0)
+            .map(|t| t.bytes()[..6].to_vec());
+        t.ok()
+    };
+    assert_eq!(dst_mac(&ctl), Some(vec![2, 0, 0, 0, 0, 0x22]));
+
+    // The gateway moves to a new MAC: the kernel says so, the template
+    // follows, no restart.
+    ip(&[
+        "neigh",
+        "replace",
+        "10.9.0.2",
+        "lladdr",
+        "02:00:00:00:00:99",
+        "dev",
+        "v0",
+        "nud",
+        "permanent",
+    ]);
+    let evs = wait_for(
+        &mut mon,
+        |e| matches!(e, KernelEvent::NeighUpdated(n) if n.ip == addr("10.9.0.2") && n.mac == MacAddr([2, 0, 0, 0, 0, 0x99])),
+    );
+    ctl.apply_kernel_events(&evs, 2);
+    assert_eq!(dst_mac(&ctl), Some(vec![2, 0, 0, 0, 0, 0x99]));
+
+    // Route changes are followed too.
+    ip(&["route", "add", "10.30.0.0/16", "via", "10.9.0.2"]);
+    let evs = wait_for(
+        &mut mon,
+        |e| matches!(e, KernelEvent::RouteAdded(r) if r.prefix.to_string() == "10.30.0.0/16"),
+    );
+    ctl.apply_kernel_events(&evs, 3);
+    assert!(ctl.underlay.routes.lookup(addr("10.30.1.1")).is_some());
+    ip(&["route", "del", "10.20.0.0/16"]);
+    let evs = wait_for(
+        &mut mon,
+        |e| matches!(e, KernelEvent::RouteRemoved { prefix, .. } if prefix.to_string() == "10.20.0.0/16"),
+    );
+    ctl.apply_kernel_events(&evs, 4);
+    // No route to the remote any more: the template is gone, frames to it
+    // are dropped as no_route rather than sent to a stale next hop.
+    assert_eq!(dst_mac(&ctl), None);
+}
