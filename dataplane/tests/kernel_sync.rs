@@ -291,3 +291,82 @@ fn inner() {
     // are dropped as no_route rather than sent to a stale next hop.
     assert_eq!(dst_mac(&ctl), None);
 }
+
+#[test]
+fn an_unresolved_next_hop_is_resolved_through_the_kernel() {
+    if std::env::var_os(INNER).is_some() {
+        return inner_resolve();
+    }
+    if !is_root() || !have_ip() {
+        eprintln!("skipped: needs root and iproute2");
+        return;
+    }
+    let a = NetNs::new("xvs-kres-a");
+    let b = NetNs::new("xvs-kres-b");
+    ip(&[
+        "-n", &a.0, "link", "add", "v0", "type", "veth", "peer", "name", "v1", "netns", &b.0,
+    ]);
+    ip(&[
+        "-n",
+        &b.0,
+        "link",
+        "set",
+        "v1",
+        "address",
+        "02:00:00:00:00:b2",
+    ]);
+    ip(&["-n", &a.0, "addr", "add", "10.9.0.1/24", "dev", "v0"]);
+    ip(&["-n", &b.0, "addr", "add", "10.9.0.2/24", "dev", "v1"]);
+    ip(&["-n", &a.0, "link", "set", "v0", "up"]);
+    ip(&["-n", &b.0, "link", "set", "v1", "up"]);
+    run_inside(
+        &a.0,
+        "an_unresolved_next_hop_is_resolved_through_the_kernel",
+    );
+}
+
+fn inner_resolve() {
+    let mut mon = Monitor::new().expect("monitor");
+    let state = dump().expect("dump");
+    let mut ctl = Control::new();
+    ctl.underlay.uplink_mac = Some(MacAddr([2, 0, 0, 0, 0, 1]));
+    ctl.load_kernel(&state, 1);
+    let mut cfg = Config {
+        bridges: vec![BridgeConfig::new("br0")],
+        uplink: Some(UplinkConfig {
+            iface: "v0".into(),
+            number: None,
+            mac: None,
+            local_ips: vec![addr("10.9.0.1")],
+            mtu: 1500,
+        }),
+        tunnels: vec![TunnelConfig::new(
+            "vx1",
+            "br0",
+            TunnelKind::Vxlan,
+            5,
+            vec![addr("10.9.0.2")],
+        )],
+        ..Default::default()
+    };
+    cfg.assign_port_numbers();
+    ctl.apply(cfg).expect("valid config");
+    assert!(
+        ctl.snapshot().tunnels.ports()[0].template(0).is_err(),
+        "no MAC yet"
+    );
+    let due = ctl.due_resolutions(1);
+    assert_eq!(due.len(), 1, "{due:?}");
+    assert_eq!(due[0].0, addr("10.9.0.2"));
+    // Throttled: asking again at once sends nothing.
+    assert!(ctl.due_resolutions(2).is_empty());
+    xvs_dataplane::control::kernel::resolve(due[0].0, due[0].1).expect("resolve");
+    let evs = wait_for(
+        &mut mon,
+        |e| matches!(e, KernelEvent::NeighUpdated(n) if n.ip == addr("10.9.0.2")),
+    );
+    ctl.apply_kernel_events(&evs, 3);
+    let snap = ctl.snapshot();
+    let t = snap.tunnels.ports()[0].template(0).expect("resolved");
+    assert_eq!(&t.bytes()[..6], &[2, 0, 0, 0, 0, 0xb2]);
+}

@@ -11,11 +11,12 @@ use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use netlink_packet_core::{
-    NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_DUMP, NLM_F_REQUEST,
+    NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP,
+    NLM_F_REQUEST,
 };
 use netlink_packet_route::link::{LinkAttribute, LinkMessage};
 use netlink_packet_route::neighbour::{
-    NeighbourAddress, NeighbourAttribute, NeighbourMessage, NeighbourState,
+    NeighbourAddress, NeighbourAttribute, NeighbourFlags, NeighbourMessage, NeighbourState,
 };
 use netlink_packet_route::route::{
     RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteType,
@@ -179,6 +180,58 @@ pub fn dump() -> Result<KernelState, KernelError> {
         }
     }
     Ok(state)
+}
+
+/// Asks the kernel to resolve `ip` on interface `ifindex` (an ARP request
+/// or neighbor solicitation, with the kernel's own retries): an
+/// RTM_NEWNEIGH with NTF_USE creates the entry if needed and kicks
+/// resolution. The answer arrives as a neighbor notification
+/// ([`Monitor`]); meanwhile frames to the tunnel are dropped and counted
+/// (`neigh_unresolved`), never held.
+pub fn resolve(ip: IpAddr, ifindex: u32) -> Result<(), KernelError> {
+    let what = "neighbor resolve";
+    let s = socket()?;
+    let mut msg = NeighbourMessage::default();
+    msg.header.family = if ip.is_ipv4() {
+        AddressFamily::Inet
+    } else {
+        AddressFamily::Inet6
+    };
+    msg.header.ifindex = ifindex;
+    msg.header.flags = NeighbourFlags::Use;
+    msg.attributes
+        .push(NeighbourAttribute::Destination(match ip {
+            IpAddr::V4(a) => NeighbourAddress::Inet(a),
+            IpAddr::V6(a) => NeighbourAddress::Inet6(a),
+        }));
+    let mut hdr = NetlinkHeader::default();
+    hdr.flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE;
+    let mut packet = NetlinkMessage::new(
+        hdr,
+        NetlinkPayload::from(RouteNetlinkMessage::NewNeighbour(msg)),
+    );
+    packet.finalize();
+    let mut buf = vec![0u8; packet.buffer_len()];
+    packet.serialize(&mut buf[..]);
+    s.send(&buf[..], 0)
+        .map_err(|source| KernelError::Io { what, source })?;
+    let mut rx = vec![0u8; 4096];
+    let n = s
+        .recv(&mut &mut rx[..], 0)
+        .map_err(|source| KernelError::Io { what, source })?;
+    let msg = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&rx[..n]).map_err(|e| {
+        KernelError::Decode {
+            what,
+            reason: e.to_string(),
+        }
+    })?;
+    match msg.payload {
+        NetlinkPayload::Error(e) if e.code.is_some() => Err(KernelError::Kernel {
+            what,
+            code: e.code.map_or(0, |c| c.get()),
+        }),
+        _ => Ok(()),
+    }
 }
 
 fn route_addr(a: &RouteAddress) -> Option<IpAddr> {

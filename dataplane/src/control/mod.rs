@@ -133,6 +133,20 @@ impl Control {
         self.unresolved.iter()
     }
 
+    /// Next hops to send a resolution request for now, each with the
+    /// interface its route leaves by; throttled per address by the
+    /// neighbor cache (one request per retry interval, a few retries).
+    pub fn due_resolutions(&mut self, now: u64) -> Vec<(IpAddr, u32)> {
+        let mut due = Vec::new();
+        for ip in &self.unresolved {
+            if self.underlay.neigh.request(*ip, now) {
+                let ifindex = self.underlay.routes.lookup(*ip).map_or(0, |r| r.ifindex);
+                due.push((*ip, ifindex));
+            }
+        }
+        due
+    }
+
     /// Validates `config` whole and, only if it has no problem, makes it
     /// the running config in one snapshot swap.
     pub fn apply(&mut self, mut config: Config) -> Result<(), ConfigErrors> {
