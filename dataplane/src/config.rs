@@ -368,7 +368,50 @@ fn vlan_ok(v: u16) -> bool {
     v < 4095
 }
 
+/// Why a config file could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigLoadError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The TOML itself, or a field of the wrong type or name; toml's message
+    /// names the line, the column and the key.
+    #[error("{path}: {message}")]
+    Syntax { path: String, message: String },
+    #[error("{path}: {errors}")]
+    Invalid { path: String, errors: ConfigErrors },
+}
+
 impl Config {
+    /// Parses a TOML config (the format `xvsd --config` reads; see
+    /// `examples/xvsd.toml`), assigns port numbers and validates it whole.
+    /// `origin` names the source in messages.
+    pub fn from_toml(text: &str, origin: &str) -> Result<Config, ConfigLoadError> {
+        let mut c: Config = toml::from_str(text).map_err(|e| ConfigLoadError::Syntax {
+            path: origin.to_string(),
+            message: e.to_string(),
+        })?;
+        c.assign_port_numbers();
+        c.validate().map_err(|errors| ConfigLoadError::Invalid {
+            path: origin.to_string(),
+            errors,
+        })?;
+        Ok(c)
+    }
+
+    /// Reads and parses a TOML config file.
+    pub fn load(path: &std::path::Path) -> Result<Config, ConfigLoadError> {
+        let p = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigLoadError::Read {
+            path: p.clone(),
+            source,
+        })?;
+        Config::from_toml(&text, &p)
+    }
+
     /// Gives every port, tunnel and the uplink without a number the lowest
     /// free one, so flows can refer to stable numbers.
     pub fn assign_port_numbers(&mut self) {
@@ -856,6 +899,42 @@ mod tests {
         assert_eq!(back, c);
         let bad = j.replacen("\"bridges\"", "\"bridgez\"", 1);
         assert!(serde_json::from_str::<Config>(&bad).is_err());
+    }
+
+    #[test]
+    fn the_example_config_file_loads() {
+        let text = include_str!("../../examples/xvsd.toml");
+        let c = Config::from_toml(text, "examples/xvsd.toml").unwrap();
+        assert_eq!(c.bridges.len(), 2);
+        assert_eq!(c.tunnels[1].kind, TunnelKind::Geneve);
+        assert_eq!(c.tunnels[1].geneve_opts[0].data, vec![0, 0, 0, 1]);
+        // Its flows, ACLs and policers compile too.
+        crate::control::Control::new().apply(c).unwrap();
+    }
+
+    #[test]
+    fn toml_errors_name_the_line_and_the_key() {
+        let e = Config::from_toml(
+            "[[bridges]]\nname = \"br0\"\nfdb_max_entries = \"many\"\n",
+            "t.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("t.toml") && e.contains("line 3") && e.contains("fdb_max_entries"),
+            "{e}"
+        );
+        let e = Config::from_toml("[[bridges]]\nname = \"br0\"\ncolour = 1\n", "t.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("colour"), "{e}");
+        let e = Config::from_toml(
+            "[[bridges]]\nname = \"br0\"\n[[tunnels]]\nname = \"vx\"\nbridge = \"br0\"\nkind = \"vxlan\"\nvni = 99999999\nremotes = [\"192.0.2.2\"]\nlocal = \"192.0.2.1\"\n",
+            "t.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("VNI 99999999 out of range"), "{e}");
     }
 
     #[test]
