@@ -92,6 +92,27 @@ impl FrameDesc {
         self.addr
     }
 
+    /// Moves the start of the packet data segment to `addr`, an offset
+    /// from the start of the [`Umem`](super::Umem) (xvs patch).
+    ///
+    /// Lets a header be pushed into the frame's headroom (move the
+    /// start back) or popped (move it forward) without copying the
+    /// packet: the kernel accepts any TX address whose `addr + len`
+    /// stays inside the frame in aligned mode. The data length is
+    /// left as it is; set it with [`Cursor::set_pos`] on
+    /// [`Umem::data_mut`](super::Umem::data_mut), which bounds it by
+    /// the room left between `addr` and the end of the frame.
+    ///
+    /// Safe because it only changes a number: every function that
+    /// dereferences a descriptor (`Umem::data`, `TxQueue::produce`,
+    /// ...) is already `unsafe` and requires that the descriptor
+    /// describe a frame of its `Umem`, which stays the caller's job
+    /// when `addr` stays inside the same frame.
+    #[inline]
+    pub fn set_addr(&mut self, addr: usize) {
+        self.addr = addr
+    }
+
     /// Current headroom and packet data lengths for the frame pointed
     /// at by this descriptor.
     #[inline]
