@@ -91,7 +91,7 @@ fn main() {
             let b = measure(push_memmove, frames, len, runs, min);
             println!(
                 "{len:>5}B {frames:>5} ({:>5} KiB) {a:>8.2} ns {b:>8.2} ns {:>7.1}x",
-                frames * CHUNK >> 10,
+                (frames * CHUNK) >> 10,
                 b / a
             );
         }
