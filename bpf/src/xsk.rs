@@ -232,15 +232,26 @@ impl XskPort {
 
     /// Gives owned chunks (any address inside each) to the fill ring for
     /// the kernel to receive into. Returns how many were lent (fewer when
-    /// the ring is full); stops at the first that is not ours.
+    /// the ring is full); lends none if one is not ours or comes twice.
     pub fn fill(&mut self, addrs: &[u64]) -> Result<usize, XskError> {
         let room = self.fq.nb_free(addrs.len() as u32) as usize;
         let n = addrs.len().min(room);
         let mut descs = Vec::with_capacity(n);
+        let mut taken = Vec::with_capacity(n);
         for &a in &addrs[..n] {
             let base = a / CHUNK * CHUNK;
-            let i = self.check(base, 1)?;
-            self.owned[i] = false;
+            match self.check(base, 1) {
+                Ok(i) => {
+                    self.owned[i] = false;
+                    taken.push(i);
+                }
+                Err(e) => {
+                    for i in taken {
+                        self.owned[i] = true;
+                    }
+                    return Err(e);
+                }
+            }
             let mut d = FrameDesc::default();
             d.set_addr(base as usize);
             descs.push(d);
