@@ -41,7 +41,11 @@
 //!   (`xsk_ring_prod__tx_desc`). Either makes the UMEM `frame_headroom`
 //!   and the 256-byte XDP headroom usable for a header of any length, with
 //!   no XDP-side reserve at all; decap (moving the start forward) needs the
-//!   same control.
+//!   same control. [`xsk::XskPort`] provides it, through a one-method
+//!   patch of xsk-rs (`vendor/README.md`): frames are `(addr, len)`
+//!   pairs with the start anywhere in the chunk.
+
+pub mod xsk;
 
 use std::ffi::{CString, OsStr};
 use std::fmt;
