@@ -16,16 +16,18 @@
 //! control plane splits the rate; that split is the control plane's choice).
 //!
 //! Arithmetic is integer only and exact. Tokens are kept in "nanobytes"
-//! (bytes × 10⁹) in `u128`, so a refill of `elapsed_ns × rate_bytes_per_sec`
-//! is exactly the bytes earned, with no remainder to carry. Why nothing
-//! overflows:
-//! - `elapsed_ns` and the rate are both `u64`, so their product is at most
-//!   `(2⁶⁴−1)² < 2¹²⁸`: it always fits in `u128`. This removes the need for
-//!   Firecracker's cap on the elapsed time; the cap we do apply is the bucket
-//!   size, after a saturating add.
-//! - a bucket holds at most `burst_bytes × 10⁹ < 2⁶⁴ × 2³⁰ = 2⁹⁴`, and the
-//!   saturating add of a refill to it is then clamped to that capacity.
-//! - a packet costs `bytes × 10⁹ < 2³² × 2³⁰ = 2⁶²`.
+//! (bytes × 10⁹), so a refill of `elapsed_ns × rate_bytes_per_sec` is
+//! exactly the bytes earned, with no remainder to carry. The per-packet
+//! path is all `u64`; only the refill (once per batch) uses `u128`. Why
+//! nothing overflows:
+//! - a bucket holds at most `MAX_BURST_BYTES × 10⁹ = 10¹⁹ < 2⁶⁴` (bursts
+//!   above 10 GB are refused by validation; `mtu` is a `u32`, so
+//!   `mtu × 10⁹ < 2³² × 2³⁰ = 2⁶²`);
+//! - a packet costs `bytes × 10⁹ < 2⁶²` for any `u32` length;
+//! - a refill computes `elapsed_ns × rate`, two `u64`s, in `u128` (their
+//!   product is below `2¹²⁸`), adds the bucket, clamps to its capacity and
+//!   only then narrows to `u64`. So no cap on the elapsed time is needed
+//!   (Firecracker's rate limiter needs one; we do not).
 //!
 //! Time is the caller's `now` in nanoseconds. If it goes backwards the
 //! bucket is not refilled and the high-water mark of `now` is kept, so a
@@ -38,7 +40,11 @@ use std::fmt;
 /// default is the device MTU).
 pub const DEFAULT_MTU: u32 = 9000;
 
-const NANOS_PER_SEC: u128 = 1_000_000_000;
+const NANOS_PER_SEC: u64 = 1_000_000_000;
+
+/// Largest burst a policer may have (10 GB), which keeps buckets in `u64`
+/// nanobytes (see the module doc).
+pub const MAX_BURST_BYTES: u64 = 10_000_000_000;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum QosError {
@@ -51,6 +57,8 @@ pub enum QosError {
          could never conform (raise the burst or lower the mtu)"
     )]
     BurstBelowMtu { burst: u64, mtu: u32 },
+    #[error("policer burst {0} bytes is larger than the maximum {MAX_BURST_BYTES} bytes")]
+    BurstTooLarge(u64),
     #[error("policer peak rate {peak} bytes/s is below the average rate {rate} bytes/s")]
     PeakBelowRate { peak: u64, rate: u64 },
     #[error("bad number in {input:?}: expected digits with an optional fraction and unit")]
@@ -130,6 +138,9 @@ impl PolicerConfig {
         if self.mtu == 0 {
             return Err(QosError::ZeroMtu);
         }
+        if self.burst_bytes > MAX_BURST_BYTES {
+            return Err(QosError::BurstTooLarge(self.burst_bytes));
+        }
         if self.burst_bytes < u64::from(self.mtu) {
             return Err(QosError::BurstBelowMtu {
                 burst: self.burst_bytes,
@@ -147,12 +158,14 @@ impl PolicerConfig {
         Ok(())
     }
 
-    fn committed_cap(&self) -> u128 {
-        u128::from(self.burst_bytes) * NANOS_PER_SEC
+    /// Bucket capacities in nanobytes; saturating only matters for a config
+    /// that skipped validation.
+    fn committed_cap(&self) -> u64 {
+        self.burst_bytes.saturating_mul(NANOS_PER_SEC)
     }
 
-    fn peak_cap(&self) -> u128 {
-        u128::from(self.mtu) * NANOS_PER_SEC
+    fn peak_cap(&self) -> u64 {
+        u64::from(self.mtu).saturating_mul(NANOS_PER_SEC)
     }
 }
 
@@ -174,15 +187,15 @@ impl fmt::Display for PolicerConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PolicerState {
     /// Nanobytes in the committed bucket.
-    committed: u128,
+    committed: u64,
     /// Nanobytes in the peak bucket (unused without a peak rate).
-    peak: u128,
+    peak: u64,
     /// Latest `now` seen: refills are measured from here.
     last: u64,
     /// The caps in nanobytes and the (burst, mtu) they were computed from:
     /// recomputed only when a different config is passed, which keeps two
     /// 128-bit multiplications off the per-packet path.
-    caps: (u128, u128),
+    caps: (u64, u64),
     caps_of: (u64, u32),
 }
 
@@ -215,7 +228,7 @@ impl PolicerState {
         }
         self.committed = self.committed.min(self.caps.0);
         self.peak = self.peak.min(self.caps.1);
-        let cost = u128::from(bytes) * NANOS_PER_SEC;
+        let cost = u64::from(bytes) * NANOS_PER_SEC;
         if cost > self.committed {
             return false;
         }
@@ -234,19 +247,22 @@ impl PolicerState {
     /// latest time seen).
     fn refill(&mut self, cfg: &PolicerConfig, now: u64) {
         let elapsed = u128::from(now - self.last);
-        // Products of two u64 always fit in u128 (see module docs).
-        self.committed = self
-            .committed
-            .saturating_add(elapsed * u128::from(cfg.rate_bytes_per_sec));
+        // Products of two u64 always fit in u128; clamping to the cap
+        // (a u64) before narrowing makes the conversion lossless.
+        let fill = |tokens: u64, rate: u64, cap: u64| {
+            let t = u128::from(tokens) + elapsed * u128::from(rate);
+            t.min(u128::from(cap)) as u64
+        };
+        self.committed = fill(self.committed, cfg.rate_bytes_per_sec, cfg.committed_cap());
         if let Some(p) = cfg.peak_bytes_per_sec {
-            self.peak = self.peak.saturating_add(elapsed * u128::from(p));
+            self.peak = fill(self.peak, p, cfg.peak_cap());
         }
         self.last = now;
     }
 
     /// Whole bytes currently in the committed bucket (for stats and tests).
     pub fn committed_bytes(&self) -> u64 {
-        (self.committed / NANOS_PER_SEC) as u64
+        self.committed / NANOS_PER_SEC
     }
 }
 
@@ -511,11 +527,16 @@ mod tests {
 
     #[test]
     fn extreme_values_do_not_overflow() {
-        let cfg = PolicerConfig {
+        let too_big = PolicerConfig {
             rate_bytes_per_sec: u64::MAX,
             burst_bytes: u64::MAX,
             peak_bytes_per_sec: Some(u64::MAX),
             mtu: u32::MAX,
+        };
+        assert_eq!(too_big.validate(), Err(QosError::BurstTooLarge(u64::MAX)));
+        let cfg = PolicerConfig {
+            burst_bytes: MAX_BURST_BYTES,
+            ..too_big
         };
         cfg.validate().unwrap();
         let mut st = PolicerState::new(&cfg, 0);
