@@ -61,12 +61,11 @@ impl Default for Underlay {
 }
 
 impl Underlay {
-    /// Next hop and its MAC for a remote VTEP, or why not yet.
-    pub fn resolve(&self, remote: IpAddr) -> Result<(IpAddr, MacAddr), DropReason> {
-        let route = self.routes.lookup(remote).ok_or(DropReason::NoRoute)?;
-        let nh = route.gateway.unwrap_or(remote);
-        let mac = self.neigh.lookup(nh).ok_or(DropReason::NeighUnresolved)?;
-        Ok((nh, mac))
+    /// The next hop towards a remote VTEP: the route's gateway, or the
+    /// remote itself on a directly connected route; `None` without a route.
+    pub fn next_hop(&self, remote: IpAddr) -> Option<IpAddr> {
+        let route = self.routes.lookup(remote)?;
+        Some(route.gateway.unwrap_or(remote))
     }
 }
 
