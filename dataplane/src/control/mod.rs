@@ -194,7 +194,12 @@ impl Control {
     pub fn process_learning(&mut self, now: u64) -> usize {
         let mut n = 0;
         let mut changed = false;
-        while let Ok(ev) = self.learn_rx.try_recv() {
+        // Bounded: workers may refill the queue while it is drained, and the
+        // control thread has other work (a later call takes the rest).
+        while n < LEARN_QUEUE {
+            let Ok(ev) = self.learn_rx.try_recv() else {
+                break;
+            };
             n += 1;
             // Events are numbered by the snapshot the worker had: drop those
             // a reconfiguration made stale (port gone or moved bridges).

@@ -190,9 +190,11 @@ impl WorkerState {
         self.ip_id
     }
 
-    /// Reports `mac` behind (`port`, `remote`) unless this worker already
-    /// did so recently; the snapshot's FDB answering the same suppresses
-    /// nothing, because the report also refreshes the entry's age.
+    /// Reports `mac` behind (`port`, `remote`) to the control plane unless
+    /// this worker reported exactly that within the bridge's refresh
+    /// interval. The report is sent even when the FDB already says the same:
+    /// it is also what keeps an active MAC from aging out. A move (another
+    /// port or remote) misses the filter and is reported at once.
     #[allow(clippy::too_many_arguments)]
     #[inline]
     pub(crate) fn learn(
@@ -216,8 +218,6 @@ impl WorkerState {
         {
             return;
         }
-        // The FDB already pointing there and a recent report make the event
-        // redundant; a changed location (a move) is always reported.
         let ev = LearnEvent {
             bridge: bridge_no,
             vlan,
