@@ -103,7 +103,10 @@ impl<'a> Frame<'a> {
         let end = self.head;
         self.head -= n;
         self.len += n;
-        self.buf.get_mut(end - N..end)?.try_into().ok()
+        // In bounds: N <= end <= buf.len(), checked above; the slice is
+        // exactly N long, so the conversion cannot fail either.
+        let block: &mut [u8; N] = (&mut self.buf[end - N..end]).try_into().ok()?;
+        Some(block)
     }
 
     /// Removes `n` bytes from the front. `false`, with nothing changed, if
@@ -203,6 +206,22 @@ mod tests {
         assert!(f.remove_gap(12, 4));
         assert_eq!(f.data(), &orig[..]);
         assert!(!f.remove_gap(10, 7));
+    }
+
+    #[test]
+    fn fixed_push_writes_the_block_ending_at_the_old_start() {
+        let mut b = [0u8; 64];
+        let mut f = Frame::new(&mut b, 40, 8).unwrap();
+        assert!(f.push_front_fixed::<32>(12).is_some_and(|blk| {
+            blk.copy_from_slice(&[7u8; 32]);
+            true
+        }));
+        assert_eq!((f.head(), f.len()), (28, 20));
+        assert_eq!(&f.data()[..12], &[7u8; 12]);
+        assert!(f.push_front_fixed::<32>(33).is_none());
+        let mut f2 = Frame::new(&mut b, 16, 8).unwrap();
+        assert!(f2.push_front_fixed::<32>(4).is_none(), "headroom below N");
+        assert_eq!((f2.head(), f2.len()), (16, 8));
     }
 
     #[test]
