@@ -959,9 +959,9 @@ impl FlowTable {
 /// Stored in an entry for a cached miss.
 const EMC_NO_MATCH: u32 = u32::MAX;
 
+/// What a way holds besides its key.
 #[derive(Debug, Clone, Copy, Default)]
-struct EmcWay {
-    key: FlowKey,
+struct EmcMeta {
     hash: u64,
     /// `generation + 1` of the table the result came from; 0 = empty.
     stamp: u64,
@@ -974,13 +974,15 @@ struct EmcWay {
     aux: u32,
 }
 
-/// Two ways and which of them was used last. Aligned so a set never
-/// straddles more cache lines than its size needs (3 lines).
+/// Two ways: both ways' metadata share the first cache line, the keys
+/// follow, so a hit touches two lines (the metadata and its key) whichever
+/// way it is in. The LRU bits live apart, in one dense byte array, so a hit
+/// does not dirty a third line.
 #[derive(Debug, Clone, Copy, Default)]
-#[repr(align(64))]
+#[repr(C, align(64))]
 struct EmcSet {
-    ways: [EmcWay; 2],
-    mru: u8,
+    meta: [EmcMeta; 2],
+    keys: [FlowKey; 2],
 }
 
 /// Per-worker exact-match cache in front of a [`FlowTable`].
@@ -996,6 +998,8 @@ struct EmcSet {
 #[derive(Debug)]
 pub struct ExactMatchCache {
     sets: Box<[EmcSet]>,
+    /// Most recently used way, per set.
+    mru: Box<[u8]>,
     set_mask: usize,
     hits: u64,
     misses: u64,
@@ -1014,6 +1018,7 @@ impl ExactMatchCache {
         let nsets = (entries.max(2).next_power_of_two()) / 2;
         ExactMatchCache {
             sets: vec![EmcSet::default(); nsets].into_boxed_slice(),
+            mru: vec![0u8; nsets].into_boxed_slice(),
             set_mask: nsets - 1,
             hits: 0,
             misses: 0,
@@ -1069,37 +1074,39 @@ impl ExactMatchCache {
             self.misses += 1;
             return (table.lookup(key), aux(key));
         }
-        let set = &mut self.sets[(hash as usize) & self.set_mask];
-        for (w, e) in set.ways.iter_mut().enumerate() {
-            if e.stamp == stamp && e.hash == hash && e.key == *key {
-                set.mru = w as u8;
+        let idx = (hash as usize) & self.set_mask;
+        let set = &mut self.sets[idx];
+        for w in 0..2 {
+            let m = &mut set.meta[w];
+            if m.stamp == stamp && m.hash == hash && set.keys[w] == *key {
+                self.mru[idx] = w as u8;
                 self.hits += 1;
-                if e.aux_stamp != aux_stamp {
-                    e.aux = aux(key);
-                    e.aux_stamp = aux_stamp;
+                if m.aux_stamp != aux_stamp {
+                    m.aux = aux(key);
+                    m.aux_stamp = aux_stamp;
                 }
-                return ((e.rule != EMC_NO_MATCH).then_some(e.rule), e.aux);
+                return ((m.rule != EMC_NO_MATCH).then_some(m.rule), m.aux);
             }
         }
         self.misses += 1;
         let result = table.lookup(key);
         let a = aux(key);
-        let victim = if set.ways[0].stamp != stamp {
+        let victim = if set.meta[0].stamp != stamp {
             0
-        } else if set.ways[1].stamp != stamp {
+        } else if set.meta[1].stamp != stamp {
             1
         } else {
-            1 - usize::from(set.mru & 1)
+            1 - usize::from(self.mru[idx] & 1)
         };
-        set.ways[victim] = EmcWay {
-            key: *key,
+        set.meta[victim] = EmcMeta {
             hash,
             stamp,
             aux_stamp,
             rule: result.unwrap_or(EMC_NO_MATCH),
             aux: a,
         };
-        set.mru = victim as u8;
+        set.keys[victim] = *key;
+        self.mru[idx] = victim as u8;
         (result, a)
     }
 }
