@@ -236,7 +236,9 @@ impl Worker {
             let data_len = frame.len();
             let head = frame.head();
             if out == in_port {
-                let base = region.addr_of(frame.into_buf().as_ptr()).expect("own chunk");
+                let base = region
+                    .addr_of(frame.into_buf().as_ptr())
+                    .expect("own chunk");
                 same.push((base + head as u64, data_len as u32));
                 continue;
             }
