@@ -7,8 +7,8 @@ cd "$(dirname "$0")/.."
 # System packages. bpf/ compiles its XDP program with clang (llvm for the
 # BPF target, libbpf's build wants m4, libelf, zlib, pkg-config); xsk-rs
 # builds libxdp, whose configure requires libpcap headers; the namespace
-# tests drive iproute2's `ip`.
-need=(make clang llvm m4 libelf-dev zlib1g-dev pkg-config libpcap-dev iproute2)
+# tests drive iproute2's `ip` and iputils' `ping`.
+need=(make clang llvm m4 libelf-dev zlib1g-dev pkg-config libpcap-dev iproute2 iputils-ping)
 missing=()
 for p in "${need[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

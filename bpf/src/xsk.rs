@@ -99,7 +99,30 @@ pub struct XskPort {
     descs: Vec<FrameDesc>,
     /// Scratch descriptors for ring batches.
     scratch: Vec<FrameDesc>,
+    /// Chunks lent to the fill ring and not yet received.
+    in_fill: usize,
+    /// Address of the UMEM's first byte, as an integer: only compared
+    /// with pointers into chunks lent by [`XskPort::chunks_mut`], never
+    /// dereferenced.
+    base: usize,
     zero_copy: bool,
+}
+
+/// Where a port's UMEM lies in memory: maps a pointer into a chunk lent
+/// by [`XskPort::chunks_mut`] back to its UMEM address. Plain numbers, so
+/// it can be used while the chunks are borrowed.
+#[derive(Debug, Clone, Copy)]
+pub struct Region {
+    base: usize,
+    len: usize,
+}
+
+impl Region {
+    /// The UMEM address of `p`, if it points into this UMEM.
+    pub fn addr_of(&self, p: *const u8) -> Option<u64> {
+        let off = (p as usize).checked_sub(self.base)?;
+        (off < self.len).then_some(off as u64)
+    }
 }
 
 impl fmt::Debug for XskPort {
@@ -181,11 +204,97 @@ impl XskPort {
                 .copied()
                 .collect(),
             scratch: vec![FrameDesc::default(); cfg.ring as usize],
+            in_fill: 0,
+            base: 0,
             zero_copy,
         };
+        // Chunk 0 is ours until the fill below: its first byte is the
+        // UMEM's first byte.
+        let mut d0 = port.desc(0, 1);
+        // SAFETY: chunk 0 is owned by userspace (nothing was lent yet)
+        // and `port` is borrowed mutably: the view is the only access,
+        // and only its address is kept.
+        port.base = unsafe { port.umem.data_mut(&mut d0) }
+            .contents_mut()
+            .as_mut_ptr() as usize;
         let lent = port.fill(&chunks[..cfg.rx_frames as usize])?;
         debug_assert_eq!(lent, cfg.rx_frames as usize);
         Ok(port)
+    }
+
+    /// Where the UMEM lies, to map lent chunks back to addresses.
+    pub fn region(&self) -> Region {
+        Region {
+            base: self.base,
+            len: self.owned.len() * CHUNK as usize,
+        }
+    }
+
+    /// Chunks currently lent to the fill ring (not yet received).
+    pub fn in_fill(&self) -> usize {
+        self.in_fill
+    }
+
+    /// Chunks left in the TX pool.
+    pub fn pool_len(&self) -> usize {
+        self.pool.len()
+    }
+
+    /// Puts an owned chunk (any address inside it) back into the TX pool.
+    /// The chunk must not be borrowed or queued anywhere else afterwards
+    /// except through [`Self::alloc`]; giving the same chunk twice is
+    /// refused.
+    pub fn release(&mut self, addr: u64) -> Result<(), XskError> {
+        let base = addr / CHUNK * CHUNK;
+        self.check(base, 1)?;
+        if self.pool.contains(&base) {
+            return Err(XskError::BadDesc { addr, len: 0 });
+        }
+        self.pool.push(base);
+        Ok(())
+    }
+
+    /// Lends whole owned chunks as disjoint writable slices of
+    /// [`CHUNK`] bytes, one per address, in order. Every address must be
+    /// the start of a chunk userspace owns, and none may repeat; then no
+    /// two slices overlap, and the kernel touches none of them until the
+    /// chunk is given back through [`Self::fill`] or [`Self::tx_send`],
+    /// which the `&mut self` borrow prevents while the slices live. Map a
+    /// pointer into a slice back to its address with [`Self::region`].
+    pub fn chunks_mut(&mut self, addrs: &[u64]) -> Result<Vec<&mut [u8]>, XskError> {
+        let mut idx = Vec::with_capacity(addrs.len());
+        for &a in addrs {
+            if a % CHUNK != 0 {
+                return Err(XskError::BadDesc { addr: a, len: 0 });
+            }
+            let i = self.check(a, CHUNK as u32)?;
+            if idx.contains(&i) {
+                return Err(XskError::BadDesc { addr: a, len: 0 });
+            }
+            idx.push(i);
+        }
+        Ok(idx
+            .into_iter()
+            .map(|i| {
+                let mut d = self.desc(i as u64 * CHUNK, CHUNK as u32);
+                // SAFETY: chunk `i` is owned by userspace (`check`), so no
+                // ring holds it and the kernel does not write it; this
+                // view is used only to take the chunk's pointer.
+                let p = unsafe { self.umem.data_mut(&mut d) }
+                    .contents_mut()
+                    .as_mut_ptr();
+                // SAFETY: `p` points at the start of chunk `i` with
+                // `CHUNK` bytes behind it (the view above covered them),
+                // inside the UMEM mapping, which lives as long as `self`
+                // (the slices borrow `self` mutably, so the mapping
+                // outlives them); the indices are distinct, so the
+                // slices are disjoint; the chunks are ours and the
+                // `&mut self` borrow keeps every other accessor of this
+                // port (frame, frame_mut, fill, tx_send) away while they
+                // live, so nothing else reads or writes them.
+                unsafe { std::slice::from_raw_parts_mut(p, CHUNK as usize) }
+            })
+            .collect())
     }
 
     /// Whether the kernel runs this socket in zero-copy mode.
@@ -261,6 +370,7 @@ impl XskPort {
         // belong to this UMEM (`check`).
         let lent = unsafe { self.fq.produce(&descs) };
         debug_assert_eq!(lent, n, "nb_free promised the room");
+        self.in_fill += lent;
         Ok(lent)
     }
 
@@ -276,6 +386,7 @@ impl XskPort {
             self.owned[(addr / CHUNK) as usize] = true;
             out.push((addr, d.lengths().data() as u32));
         }
+        self.in_fill = self.in_fill.saturating_sub(n);
         Ok(n)
     }
 

@@ -938,6 +938,22 @@ fn port_pushes_and_pops_headers_by_moving_the_descriptor_address() {
             port.frame_mut(base, 60).is_ok(),
             "a refused batch keeps its chunks ours"
         );
+        // chunks_mut: whole owned chunks, by base address, no repeats.
+        let other = port.alloc().expect("TX pool chunk");
+        assert!(port.chunks_mut(&[base + 1]).is_err(), "not a chunk start");
+        assert!(port.chunks_mut(&[base, base]).is_err(), "a chunk twice");
+        assert!(
+            port.chunks_mut(&[got[0].0 / xsk::CHUNK * xsk::CHUNK])
+                .is_err(),
+            "a chunk in the fill ring"
+        );
+        let region = port.region();
+        let mut lent = port.chunks_mut(&[base, other]).expect("two owned chunks");
+        assert_eq!(lent[0].len(), xsk::CHUNK as usize);
+        lent[1][300] = 0x5a;
+        let addrs: Vec<Option<u64>> = lent.iter().map(|c| region.addr_of(c.as_ptr())).collect();
+        assert_eq!(addrs, vec![Some(base), Some(other)]);
+        assert_eq!(port.frame(other + 300, 1).unwrap(), &[0x5a]);
 
         let c = prog.counters().unwrap();
         eprintln!("desc: counters {c:?}");
