@@ -959,9 +959,9 @@ impl FlowTable {
 /// Stored in an entry for a cached miss.
 const EMC_NO_MATCH: u32 = u32::MAX;
 
-/// What a way holds besides its key.
 #[derive(Debug, Clone, Copy, Default)]
-struct EmcMeta {
+struct EmcWay {
+    key: FlowKey,
     hash: u64,
     /// `generation + 1` of the table the result came from; 0 = empty.
     stamp: u64,
@@ -974,15 +974,13 @@ struct EmcMeta {
     aux: u32,
 }
 
-/// Two ways: both ways' metadata share the first cache line, the keys
-/// follow, so a hit touches two lines (the metadata and its key) whichever
-/// way it is in. The LRU bits live apart, in one dense byte array, so a hit
-/// does not dirty a third line.
+/// Two ways and which of them was used last. Aligned so a set never
+/// straddles more cache lines than its size needs (3 lines).
 #[derive(Debug, Clone, Copy, Default)]
-#[repr(C, align(64))]
+#[repr(align(64))]
 struct EmcSet {
-    meta: [EmcMeta; 2],
-    keys: [FlowKey; 2],
+    ways: [EmcWay; 2],
+    mru: u8,
 }
 
 /// Per-worker exact-match cache in front of a [`FlowTable`].
@@ -998,8 +996,6 @@ struct EmcSet {
 #[derive(Debug)]
 pub struct ExactMatchCache {
     sets: Box<[EmcSet]>,
-    /// Most recently used way, per set.
-    mru: Box<[u8]>,
     set_mask: usize,
     hits: u64,
     misses: u64,
@@ -1018,7 +1014,6 @@ impl ExactMatchCache {
         let nsets = (entries.max(2).next_power_of_two()) / 2;
         ExactMatchCache {
             sets: vec![EmcSet::default(); nsets].into_boxed_slice(),
-            mru: vec![0u8; nsets].into_boxed_slice(),
             set_mask: nsets - 1,
             hits: 0,
             misses: 0,
@@ -1074,39 +1069,37 @@ impl ExactMatchCache {
             self.misses += 1;
             return (table.lookup(key), aux(key));
         }
-        let idx = (hash as usize) & self.set_mask;
-        let set = &mut self.sets[idx];
-        for w in 0..2 {
-            let m = &mut set.meta[w];
-            if m.stamp == stamp && m.hash == hash && set.keys[w] == *key {
-                self.mru[idx] = w as u8;
+        let set = &mut self.sets[(hash as usize) & self.set_mask];
+        for (w, e) in set.ways.iter_mut().enumerate() {
+            if e.stamp == stamp && e.hash == hash && e.key == *key {
+                set.mru = w as u8;
                 self.hits += 1;
-                if m.aux_stamp != aux_stamp {
-                    m.aux = aux(key);
-                    m.aux_stamp = aux_stamp;
+                if e.aux_stamp != aux_stamp {
+                    e.aux = aux(key);
+                    e.aux_stamp = aux_stamp;
                 }
-                return ((m.rule != EMC_NO_MATCH).then_some(m.rule), m.aux);
+                return ((e.rule != EMC_NO_MATCH).then_some(e.rule), e.aux);
             }
         }
         self.misses += 1;
         let result = table.lookup(key);
         let a = aux(key);
-        let victim = if set.meta[0].stamp != stamp {
+        let victim = if set.ways[0].stamp != stamp {
             0
-        } else if set.meta[1].stamp != stamp {
+        } else if set.ways[1].stamp != stamp {
             1
         } else {
-            1 - usize::from(self.mru[idx] & 1)
+            1 - usize::from(set.mru & 1)
         };
-        set.meta[victim] = EmcMeta {
+        set.ways[victim] = EmcWay {
+            key: *key,
             hash,
             stamp,
             aux_stamp,
             rule: result.unwrap_or(EMC_NO_MATCH),
             aux: a,
         };
-        set.keys[victim] = *key;
-        self.mru[idx] = victim as u8;
+        set.mru = victim as u8;
         (result, a)
     }
 }
