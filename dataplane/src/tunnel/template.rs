@@ -63,7 +63,7 @@ pub struct Template {
     hdr: Box<[u8]>,
     /// `hdr` right-aligned in a fixed block, for the fixed-size copy when
     /// the header fits (VXLAN over IPv4 and IPv6, Geneve with few options).
-    fixed: Option<Box<[u8; FIXED]>>,
+    fixed: Option<[u8; FIXED]>,
     v6: bool,
     udp_off: usize,
     udp_csum: bool,
@@ -197,7 +197,7 @@ impl Template {
             (ip.checksum(), ip.tos(), p)
         };
         let fixed = (hdr.len() <= FIXED).then(|| {
-            let mut b = Box::new([0u8; FIXED]);
+            let mut b = [0u8; FIXED];
             b[FIXED - hdr.len()..].copy_from_slice(&hdr);
             b
         });
@@ -264,7 +264,7 @@ impl Template {
                 let Some(block) = frame.push_front_fixed::<FIXED>(n) else {
                     return Err(DropReason::NoHeadroom);
                 };
-                *block = **fixed;
+                *block = *fixed;
             }
             _ => {
                 let Some(front) = frame.push_front(n) else {
