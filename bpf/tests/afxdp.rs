@@ -15,7 +15,6 @@ use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::num::NonZeroU32;
 use std::os::fd::{AsRawFd, BorrowedFd};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use etherparse::{
@@ -26,6 +25,7 @@ use xsk_rs::config::{BindFlags, LibxdpFlags, QueueSize, SocketConfig, UmemConfig
 use xsk_rs::{CompQueue, FillQueue, FrameDesc, RxQueue, Socket, TxQueue, Umem};
 use xvs_bpf::xsk::{self, XskConfig, XskPort};
 use xvs_bpf::{xsk_zero_copy, AttachFlags, Mode, SnoopKind, XdpProgram};
+use xvs_tests::{ip_out, is_root, on_thread, veth, Netns};
 
 /// Room kept in every UMEM frame ahead of the kernel's XDP headroom
 /// (xsk-rs `frame_headroom`): the largest outer header we push.
@@ -38,11 +38,6 @@ const VXLAN4_HEADER: usize = 50;
 const VXLAN_PORT: u16 = 4789;
 const WAIT: Duration = Duration::from_secs(5);
 
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    unsafe { libc::geteuid() == 0 }
-}
-
 macro_rules! require_root {
     () => {
         if !is_root() {
@@ -50,108 +45,6 @@ macro_rules! require_root {
             return;
         }
     };
-}
-
-fn ip(args: &[&str]) {
-    let out = Command::new("ip")
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("running ip {args:?}: {e} (is iproute2 installed?)"));
-    assert!(
-        out.status.success(),
-        "ip {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn ip_out(args: &[&str]) -> String {
-    let out = Command::new("ip").args(args).output().expect("running ip");
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// A network namespace for one test, deleted on drop (panics included).
-struct Netns {
-    name: String,
-}
-
-impl Netns {
-    fn new(tag: &str) -> Self {
-        let name = format!("xvs-{tag}-{}", std::process::id());
-        // A leftover from a killed run of the same pid would fail `add`.
-        let _ = Command::new("ip").args(["netns", "del", &name]).output();
-        ip(&["netns", "add", &name]);
-        let ns = Self { name };
-        ns.ip(&["link", "set", "lo", "up"]);
-        ns
-    }
-
-    /// `ip -n NAME args...`
-    fn ip(&self, args: &[&str]) {
-        let mut all = vec!["-n", &self.name];
-        all.extend_from_slice(args);
-        ip(&all);
-    }
-
-    /// Moves the calling thread into this namespace. Sockets, interface
-    /// lookups and XDP attachment made afterwards happen there; sockets
-    /// made earlier stay where they were made.
-    fn enter(&self) {
-        let path = format!("/run/netns/{}", self.name);
-        let f = std::fs::File::open(&path).unwrap_or_else(|e| panic!("open {path}: {e}"));
-        // SAFETY: `f` is an open namespace file for the duration of the
-        // call; setns only changes the calling thread's network namespace.
-        let rc = unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) };
-        assert_eq!(rc, 0, "setns {path}: {}", std::io::Error::last_os_error());
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .output();
-    }
-}
-
-/// A veth pair with one queue pair each, `a_if` in `a`, `b_if` in `b`, up.
-fn veth(a: &Netns, a_if: &str, a_mac: &str, b: &Netns, b_if: &str, b_mac: &str) {
-    ip(&[
-        "link",
-        "add",
-        a_if,
-        "netns",
-        &a.name,
-        "address",
-        a_mac,
-        "numtxqueues",
-        "1",
-        "numrxqueues",
-        "1",
-        "type",
-        "veth",
-        "peer",
-        "name",
-        b_if,
-        "netns",
-        &b.name,
-        "address",
-        b_mac,
-        "numtxqueues",
-        "1",
-        "numrxqueues",
-        "1",
-    ]);
-    a.ip(&["link", "set", a_if, "up"]);
-    b.ip(&["link", "set", b_if, "up"]);
-}
-
-/// Runs `f` on a fresh thread (whose namespace changes stay on it) and
-/// returns its result, re-raising its panic.
-fn on_thread<T: Send>(f: impl FnOnce() -> T + Send) -> T {
-    std::thread::scope(|s| match s.spawn(f).join() {
-        Ok(v) => v,
-        Err(p) => std::panic::resume_unwind(p),
-    })
 }
 
 /// One AF_XDP socket on queue 0 with its UMEM and rings.

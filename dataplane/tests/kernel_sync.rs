@@ -17,52 +17,15 @@ use xvs_dataplane::config::{
 use xvs_dataplane::control::kernel::{dump, KernelEvent, Monitor};
 use xvs_dataplane::control::Control;
 use xvs_dataplane::types::MacAddr;
+use xvs_tests::{ip, is_root, Netns};
 
 const INNER: &str = "XVS_KERNEL_SYNC_INNER";
-
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .and_then(|l| l.split_whitespace().nth(2).map(|u| u == "0"))
-        })
-        .unwrap_or(false)
-}
 
 fn have_ip() -> bool {
     Command::new("ip")
         .arg("-V")
         .output()
         .is_ok_and(|o| o.status.success())
-}
-
-fn ip(args: &[&str]) {
-    let out = Command::new("ip").args(args).output().expect("run ip");
-    assert!(
-        out.status.success(),
-        "ip {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// Deletes the namespace on drop, pass or fail.
-struct NetNs(String);
-
-impl NetNs {
-    fn new(name: &str) -> NetNs {
-        let _ = Command::new("ip").args(["netns", "del", name]).output();
-        ip(&["netns", "add", name]);
-        NetNs(name.to_string())
-    }
-}
-
-impl Drop for NetNs {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).output();
-    }
 }
 
 /// Runs `test` of this binary inside namespace `ns`; panics if it fails.
@@ -158,9 +121,9 @@ fn kernel_routes_and_neighbors_drive_templates() {
         eprintln!("skipped: needs root and iproute2");
         return;
     }
-    let ns = NetNs::new("xvs-ksync");
-    setup(&ns.0);
-    run_inside(&ns.0, "kernel_routes_and_neighbors_drive_templates");
+    let ns = Netns::new("ksync");
+    setup(&ns.name);
+    run_inside(&ns.name, "kernel_routes_and_neighbors_drive_templates");
 }
 
 fn addr(s: &str) -> IpAddr {
@@ -301,26 +264,26 @@ fn an_unresolved_next_hop_is_resolved_through_the_kernel() {
         eprintln!("skipped: needs root and iproute2");
         return;
     }
-    let a = NetNs::new("xvs-kres-a");
-    let b = NetNs::new("xvs-kres-b");
+    let a = Netns::new("kres-a");
+    let b = Netns::new("kres-b");
     ip(&[
-        "-n", &a.0, "link", "add", "v0", "type", "veth", "peer", "name", "v1", "netns", &b.0,
+        "-n", &a.name, "link", "add", "v0", "type", "veth", "peer", "name", "v1", "netns", &b.name,
     ]);
     ip(&[
         "-n",
-        &b.0,
+        &b.name,
         "link",
         "set",
         "v1",
         "address",
         "02:00:00:00:00:b2",
     ]);
-    ip(&["-n", &a.0, "addr", "add", "10.9.0.1/24", "dev", "v0"]);
-    ip(&["-n", &b.0, "addr", "add", "10.9.0.2/24", "dev", "v1"]);
-    ip(&["-n", &a.0, "link", "set", "v0", "up"]);
-    ip(&["-n", &b.0, "link", "set", "v1", "up"]);
+    ip(&["-n", &a.name, "addr", "add", "10.9.0.1/24", "dev", "v0"]);
+    ip(&["-n", &b.name, "addr", "add", "10.9.0.2/24", "dev", "v1"]);
+    ip(&["-n", &a.name, "link", "set", "v0", "up"]);
+    ip(&["-n", &b.name, "link", "set", "v1", "up"]);
     run_inside(
-        &a.0,
+        &a.name,
         "an_unresolved_next_hop_is_resolved_through_the_kernel",
     );
 }

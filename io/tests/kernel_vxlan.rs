@@ -15,7 +15,6 @@
 //! bounded.
 
 use std::net::IpAddr;
-use std::os::fd::AsRawFd;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
@@ -31,82 +30,12 @@ use xvs_dataplane::tables::neigh::NeighSource;
 use xvs_dataplane::tables::route::{Route, RouteOrigin};
 use xvs_dataplane::types::MacAddr;
 use xvs_io::{Worker, WorkerCounters, WorkerPort};
+use xvs_tests::{enter_netns, is_root, veth, Netns};
 
 const UPLINK_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 1]);
 const UPLINK_MAC_S: &str = "02:00:00:00:00:01";
 const PEER_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 2]);
 const PEER_MAC_S: &str = "02:00:00:00:00:02";
-
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    unsafe { libc::geteuid() == 0 }
-}
-
-fn ip(args: &[&str]) {
-    let out = Command::new("ip")
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("running ip {args:?}: {e} (is iproute2 installed?)"));
-    assert!(
-        out.status.success(),
-        "ip {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// A network namespace for one test, deleted on drop (panics included).
-struct Netns {
-    name: String,
-}
-
-impl Netns {
-    fn new(tag: &str) -> Self {
-        let name = format!("xvs-{tag}-{}", std::process::id());
-        let _ = Command::new("ip").args(["netns", "del", &name]).output();
-        ip(&["netns", "add", &name]);
-        let ns = Self { name };
-        ns.ip(&["link", "set", "lo", "up"]);
-        ns
-    }
-
-    fn ip(&self, args: &[&str]) {
-        let mut all = vec!["-n", &self.name];
-        all.extend_from_slice(args);
-        ip(&all);
-    }
-
-    /// Moves the calling thread into this namespace.
-    fn enter(&self) {
-        let path = format!("/run/netns/{}", self.name);
-        let f = std::fs::File::open(&path).unwrap_or_else(|e| panic!("open {path}: {e}"));
-        // SAFETY: `f` is an open namespace file for the duration of the
-        // call; setns only changes the calling thread's network namespace.
-        let rc = unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) };
-        assert_eq!(rc, 0, "setns {path}: {}", std::io::Error::last_os_error());
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .output();
-    }
-}
-
-/// A veth pair with one queue pair each (a frame on a queue with no
-/// socket would be dropped), `a_if` in `a`, `b_if` in `b`, up.
-fn veth(a: &Netns, a_if: &str, a_mac: &str, b: &Netns, b_if: &str, b_mac: &str) {
-    #[rustfmt::skip]
-    ip(&[
-        "link", "add", a_if, "netns", &a.name, "address", a_mac,
-        "numtxqueues", "1", "numrxqueues", "1",
-        "type", "veth", "peer", "name", b_if, "netns", &b.name, "address", b_mac,
-        "numtxqueues", "1", "numrxqueues", "1",
-    ]);
-    a.ip(&["link", "set", a_if, "up"]);
-    b.ip(&["link", "set", b_if, "up"]);
-}
 
 fn addr(s: &str) -> IpAddr {
     s.parse().expect("literal address")
@@ -202,10 +131,7 @@ fn vm_pings_a_kernel_vxlan_peer_through_the_worker() {
         let stop = Arc::clone(&stop);
         let hv_name = hv.name.clone();
         std::thread::spawn(move || {
-            Netns {
-                name: hv_name.clone(),
-            }
-            .enter_no_drop();
+            enter_netns(&hv_name);
             let port_prog =
                 XdpProgram::attach("hvp0", Mode::Port, AttachFlags::Auto).expect("attach xvs_port");
             let up_prog = XdpProgram::attach("hvu0", Mode::Uplink, AttachFlags::Auto)
@@ -306,12 +232,4 @@ fn check_counters(c: &WorkerCounters) {
     // Every reply and request crossed between the two UMEMs.
     assert!(c.copies >= 6, "{c:?}");
     assert_eq!(c.tx_ring_full + c.no_chunk + c.unknown_port, 0, "{c:?}");
-}
-
-impl Netns {
-    /// Enters without taking ownership (the test thread owns the guard).
-    fn enter_no_drop(self) {
-        self.enter();
-        std::mem::forget(self);
-    }
 }
