@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use xvs_dataplane::config::{
     BridgeConfig, Config, PortConfig, TunnelConfig, TunnelKind, UplinkConfig, VlanMode,
 };
-use xvs_dataplane::control::kernel::{dump, KernelEvent, Monitor};
+use xvs_dataplane::control::kernel::{dump, KernelEvent, KernelState, Monitor};
 use xvs_dataplane::control::Control;
 use xvs_dataplane::types::MacAddr;
 use xvs_tests::{ip, is_root, Netns};
@@ -176,37 +176,7 @@ fn inner() {
 
     // A tunnel towards 10.20.1.1 resolves through the kernel's route and
     // neighbor: its template carries the gateway's MAC.
-    let mut ctl = Control::new();
-    ctl.underlay.uplink_mac = Some(MacAddr([2, 0, 0, 0, 0, 1]));
-    ctl.load_kernel(&state, 1);
-    let mut cfg = Config {
-        bridges: vec![BridgeConfig::new("br0")],
-        uplink: Some(UplinkConfig {
-            iface: "v0".into(),
-            number: None,
-            mac: None,
-            local_ips: vec![addr("10.9.0.1")],
-            mtu: 1500,
-        }),
-        ports: vec![PortConfig {
-            name: "vm1".into(),
-            bridge: "br0".into(),
-            number: None,
-            vlan: VlanMode::default(),
-            mtu: 1500,
-            queues: 0,
-        }],
-        tunnels: vec![TunnelConfig::new(
-            "vx1",
-            "br0",
-            TunnelKind::Vxlan,
-            5,
-            vec![addr("10.20.1.1")],
-        )],
-        ..Default::default()
-    };
-    cfg.assign_port_numbers();
-    ctl.apply(cfg).expect("valid config");
+    let mut ctl = control_towards(&state, "10.20.1.1");
     let dst_mac = |ctl: &Control| {
         let snap = ctl.snapshot();
         let t = snap.tunnels.ports()[0]
@@ -288,12 +258,12 @@ fn an_unresolved_next_hop_is_resolved_through_the_kernel() {
     );
 }
 
-fn inner_resolve() {
-    let mut mon = Monitor::new().expect("monitor");
-    let state = dump().expect("dump");
+/// A control plane fed `state` from the kernel, with bridge br0 holding
+/// vm1 and a VXLAN tunnel (VNI 5) from 10.9.0.1 on v0 towards `remote`.
+fn control_towards(state: &KernelState, remote: &str) -> Control {
     let mut ctl = Control::new();
     ctl.underlay.uplink_mac = Some(MacAddr([2, 0, 0, 0, 0, 1]));
-    ctl.load_kernel(&state, 1);
+    ctl.load_kernel(state, 1);
     let mut cfg = Config {
         bridges: vec![BridgeConfig::new("br0")],
         uplink: Some(UplinkConfig {
@@ -303,17 +273,32 @@ fn inner_resolve() {
             local_ips: vec![addr("10.9.0.1")],
             mtu: 1500,
         }),
+        ports: vec![PortConfig {
+            name: "vm1".into(),
+            bridge: "br0".into(),
+            number: None,
+            vlan: VlanMode::default(),
+            mtu: 1500,
+            queues: 0,
+        }],
         tunnels: vec![TunnelConfig::new(
             "vx1",
             "br0",
             TunnelKind::Vxlan,
             5,
-            vec![addr("10.9.0.2")],
+            vec![addr(remote)],
         )],
         ..Default::default()
     };
     cfg.assign_port_numbers();
     ctl.apply(cfg).expect("valid config");
+    ctl
+}
+
+fn inner_resolve() {
+    let mut mon = Monitor::new().expect("monitor");
+    let state = dump().expect("dump");
+    let mut ctl = control_towards(&state, "10.9.0.2");
     assert!(
         ctl.snapshot().tunnels.ports()[0].template(0).is_err(),
         "no MAC yet"
