@@ -4,19 +4,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# System packages. bpf/ compiles its XDP program with clang (llvm for the
-# BPF target, libbpf's build wants m4, libelf, zlib, pkg-config); xsk-rs
-# builds libxdp, whose configure requires libpcap headers; the namespace
-# tests drive iproute2's `ip` and iputils' `ping`.
-need=(make clang llvm m4 libelf-dev zlib1g-dev pkg-config libpcap-dev iproute2 iputils-ping)
-missing=()
-for p in "${need[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  [ "$(id -u)" = 0 ] || { echo "missing packages (install as root): ${missing[*]}" >&2; exit 1; }
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
-fi
+source scripts/packages.sh
+# Besides the build: the namespace tests drive iproute2's `ip`, ping,
+# iperf3 and ethtool, and check our packets against tshark's dissectors
+# and Open vSwitch 3.1 (started by the tests themselves).
+ensure_packages "${BUILD_PACKAGES[@]}" iproute2 iputils-ping iperf3 ethtool tshark openvswitch-switch
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings

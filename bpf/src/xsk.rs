@@ -297,6 +297,13 @@ impl XskPort {
             .collect())
     }
 
+    /// The socket's file descriptor, to wait for frames with poll(2).
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        // SAFETY: the fd belongs to `self.rx`, open for as long as `self`
+        // is borrowed.
+        unsafe { BorrowedFd::borrow_raw(self.rx.fd().as_raw_fd()) }
+    }
+
     /// Whether the kernel runs this socket in zero-copy mode.
     pub fn zero_copy(&self) -> bool {
         self.zero_copy

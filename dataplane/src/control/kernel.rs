@@ -77,6 +77,8 @@ pub enum KernelEvent {
 pub struct KernelState {
     pub routes: Vec<Route>,
     pub neighbors: Vec<KernelNeigh>,
+    /// Interface names by index, for [`Monitor::set_link_names`].
+    pub links: HashMap<u32, String>,
 }
 
 fn socket() -> Result<Socket, KernelError> {
@@ -156,13 +158,16 @@ pub fn dump() -> Result<KernelState, KernelError> {
         _ => None,
     })
     .collect();
-    let mut state = KernelState::default();
+    let mut state = KernelState {
+        links,
+        ..KernelState::default()
+    };
     for family in [AddressFamily::Inet, AddressFamily::Inet6] {
         let mut req = RouteMessage::default();
         req.header.address_family = family;
         for m in dump_one(&s, "route dump", RouteNetlinkMessage::GetRoute(req))? {
             if let RouteNetlinkMessage::NewRoute(r) = m {
-                if let Some(route) = route_from(&r, &links) {
+                if let Some(route) = route_from(&r, &state.links) {
                     state.routes.push(route);
                 }
             }

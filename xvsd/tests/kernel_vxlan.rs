@@ -29,8 +29,8 @@ use xvs_dataplane::control::Control;
 use xvs_dataplane::tables::neigh::NeighSource;
 use xvs_dataplane::tables::route::{Route, RouteOrigin};
 use xvs_dataplane::types::MacAddr;
-use xvs_io::{Worker, WorkerCounters, WorkerPort};
 use xvs_tests::{enter_netns, is_root, veth, Netns};
+use xvsd::{Worker, WorkerCounters, WorkerPort};
 
 const UPLINK_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 1]);
 const UPLINK_MAC_S: &str = "02:00:00:00:00:01";
@@ -154,8 +154,8 @@ fn vm_pings_a_kernel_vxlan_peer_through_the_worker() {
                 if u.zero_copy() { "zero-copy" } else { "copy" },
             );
             let ports = vec![
-                WorkerPort::new(vm_port, p, cfg.rx_frames as usize),
-                WorkerPort::new(uplink_port, u, cfg.rx_frames as usize),
+                WorkerPort::new(vm_port, 0, p, cfg.rx_frames as usize),
+                WorkerPort::new(uplink_port, 0, u, cfg.rx_frames as usize),
             ];
             let mut w = Worker::new(0, ports, handle, Some(learn));
             ready_tx.send(()).expect("ready");

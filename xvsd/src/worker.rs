@@ -1,7 +1,8 @@
-//! Workers: AF_XDP ports driven through the dataplane pipeline.
+//! Workers: AF_XDP sockets driven through the dataplane pipeline.
 //!
-//! A [`Worker`] owns a set of [`XskPort`]s (VM-facing ports and the
-//! uplink), each with its own UMEM, and runs one poll loop:
+//! A [`Worker`] owns a set of [`XskPort`] sockets, one per (interface,
+//! queue) it serves (VM-facing ports and the uplink), each with its own
+//! UMEM, and runs one poll loop:
 //!
 //! ```text
 //! for each port: rx (batch 64) ─► lend the chunks as Frames ─► process_batch
@@ -18,8 +19,9 @@
 //! ownership checks hold; nothing here is unsafe. The dataplane crate stays
 //! free of I/O: this crate is the only place the two meet.
 
+use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
@@ -27,6 +29,7 @@ use xvs_bpf::xsk::{self, XskError, XskPort};
 use xvs_dataplane::frame::Frame;
 use xvs_dataplane::pipeline::{process_batch, BatchIo, LearnEvent, PortCounters, WorkerState};
 use xvs_dataplane::snapshot::SnapshotHandle;
+use xvs_dataplane::stats::DropCounters;
 use xvs_dataplane::types::PortNo;
 
 /// Frames taken from an rx ring per batch.
@@ -63,10 +66,12 @@ pub struct WorkerCounters {
     pub completions: u64,
 }
 
-/// One port of a worker: its number in the snapshot and its socket.
+/// One socket of a worker: the port it belongs to (its number in the
+/// snapshot), its queue and the socket.
 #[derive(Debug)]
 pub struct WorkerPort {
     pub no: PortNo,
+    pub queue: u32,
     pub xsk: XskPort,
     /// Chunks the port should keep lent to its fill ring.
     pub fill_target: usize,
@@ -75,9 +80,10 @@ pub struct WorkerPort {
 }
 
 impl WorkerPort {
-    pub fn new(no: PortNo, xsk: XskPort, fill_target: usize) -> WorkerPort {
+    pub fn new(no: PortNo, queue: u32, xsk: XskPort, fill_target: usize) -> WorkerPort {
         WorkerPort {
             no,
+            queue,
             xsk,
             fill_target,
             pending: Vec::with_capacity(BATCH * 2),
@@ -97,19 +103,75 @@ impl WorkerPort {
     }
 }
 
-/// A poll-mode worker over a set of ports.
+/// How a worker waits when there is no traffic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PollMode {
+    /// Spin without pause: the lowest latency, a whole core.
+    Busy,
+    /// Spin for `spin`, then sleep in poll(2) on the sockets until a frame
+    /// arrives (or a short timeout, to notice a stop request), so several
+    /// daemons and a traffic generator can share a small machine.
+    Adaptive { spin: Duration },
+}
+
+impl Default for PollMode {
+    fn default() -> Self {
+        PollMode::Adaptive {
+            spin: Duration::from_micros(200),
+        }
+    }
+}
+
+/// The longest a sleeping worker waits before it looks at its stop flag.
+const SLEEP_MS: i32 = 20;
+/// How often a worker publishes its counters.
+const REPORT_EVERY: Duration = Duration::from_millis(100);
+
+/// Where the time of a worker went (for `worker-stats`).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Load {
+    /// Nanoseconds in rounds that moved at least one frame.
+    pub busy_ns: u64,
+    /// Nanoseconds in empty rounds and asleep.
+    pub idle_ns: u64,
+    /// Rounds that found nothing.
+    pub empty_polls: u64,
+    /// Times the worker went to sleep in poll(2).
+    pub sleeps: u64,
+}
+
+/// What a worker publishes for the control thread, refreshed every
+/// [`REPORT_EVERY`] and when it stops.
+#[derive(Debug, Default, Clone)]
+pub struct WorkerReport {
+    pub id: usize,
+    pub counters: WorkerCounters,
+    pub load: Load,
+    /// Pipeline counters per port number.
+    pub ports: Vec<PortCounters>,
+    pub drops: DropCounters,
+}
+
+/// A poll-mode worker over a set of sockets.
 #[derive(Debug)]
 pub struct Worker {
     ports: Vec<WorkerPort>,
+    /// By port number: the socket (index in `ports`) frames to that port
+    /// leave by, when they did not arrive on that port.
+    tx_of: Vec<Option<usize>>,
     handle: Arc<SnapshotHandle>,
     ws: WorkerState,
     pub counters: WorkerCounters,
-    start: Instant,
+    pub load: Load,
+    epoch: Instant,
+    mode: PollMode,
+    report: Option<Arc<Mutex<WorkerReport>>>,
     // Scratch, reused across batches.
     rx: Vec<(u64, u32)>,
     addrs: Vec<u64>,
     recycle: Vec<u64>,
     comp: Vec<u64>,
+    pollfds: Vec<libc::pollfd>,
 }
 
 /// The chunk base of a UMEM address.
@@ -118,23 +180,57 @@ fn chunk_of(addr: u64) -> u64 {
 }
 
 impl Worker {
+    /// A worker over `ports` (sockets); the first socket of each port
+    /// number is the one it transmits by. `epoch` is the daemon's clock
+    /// origin, shared with the control thread.
     pub fn new(
         id: usize,
         ports: Vec<WorkerPort>,
         handle: Arc<SnapshotHandle>,
         learn_tx: Option<Sender<LearnEvent>>,
     ) -> Worker {
+        let mut tx_of = Vec::new();
+        for (i, p) in ports.iter().enumerate() {
+            let n = usize::from(p.no);
+            if tx_of.len() <= n {
+                tx_of.resize(n + 1, None);
+            }
+            tx_of[n].get_or_insert(i);
+        }
         Worker {
             ports,
+            tx_of,
             handle,
             ws: WorkerState::new(id, learn_tx),
             counters: WorkerCounters::default(),
-            start: Instant::now(),
+            load: Load::default(),
+            epoch: Instant::now(),
+            mode: PollMode::default(),
+            report: None,
             rx: Vec::with_capacity(BATCH),
             addrs: Vec::with_capacity(BATCH + SPARES),
             recycle: Vec::with_capacity(BATCH + SPARES),
             comp: Vec::with_capacity(4 * BATCH),
+            pollfds: Vec::new(),
         }
+    }
+
+    /// Sets how the worker waits when idle.
+    pub fn with_mode(mut self, mode: PollMode) -> Worker {
+        self.mode = mode;
+        self
+    }
+
+    /// Uses `epoch` as time zero for policers (the control thread's).
+    pub fn with_epoch(mut self, epoch: Instant) -> Worker {
+        self.epoch = epoch;
+        self
+    }
+
+    /// Publishes counters into `report` while running.
+    pub fn with_report(mut self, report: Arc<Mutex<WorkerReport>>) -> Worker {
+        self.report = Some(report);
+        self
     }
 
     /// Pipeline counters of a port (as this worker saw it).
@@ -155,19 +251,91 @@ impl Worker {
         &self.ports
     }
 
-    /// Runs until `stop` is set; returns the counters.
-    pub fn run(&mut self, stop: &AtomicBool) -> Result<WorkerCounters, XskError> {
-        while !stop.load(Ordering::Relaxed) {
-            if self.poll_once()? == 0 {
-                // Adaptive polling in its simplest form: yield the core
-                // after an idle round.
-                std::thread::sleep(Duration::from_micros(50));
+    /// What this worker has done so far.
+    pub fn report(&self) -> WorkerReport {
+        WorkerReport {
+            id: self.ws.id,
+            counters: self.counters,
+            load: self.load,
+            ports: self.ws.ports.clone(),
+            drops: self.ws.drops.clone(),
+        }
+    }
+
+    fn publish(&self) {
+        if let Some(r) = &self.report {
+            // The control thread holds the lock only to copy the report
+            // out; if it does right now, publish next time.
+            if let Ok(mut g) = r.try_lock() {
+                *g = self.report();
             }
         }
+    }
+
+    /// Runs until `stop` is set; returns the counters.
+    pub fn run(&mut self, stop: &AtomicBool) -> Result<WorkerCounters, XskError> {
+        let mut last = Instant::now();
+        let mut idle_since: Option<Instant> = None;
+        let mut last_report = last;
+        while !stop.load(Ordering::Relaxed) {
+            let got = self.poll_once()?;
+            let now = Instant::now();
+            let spent = now.duration_since(last).as_nanos() as u64;
+            last = now;
+            if got > 0 {
+                self.load.busy_ns += spent;
+                idle_since = None;
+            } else {
+                self.load.idle_ns += spent;
+                self.load.empty_polls += 1;
+                let since = *idle_since.get_or_insert(now);
+                if let PollMode::Adaptive { spin } = self.mode {
+                    if now.duration_since(since) >= spin {
+                        self.sleep()?;
+                        let woke = Instant::now();
+                        self.load.idle_ns += woke.duration_since(last).as_nanos() as u64;
+                        last = woke;
+                    }
+                }
+            }
+            if last.duration_since(last_report) >= REPORT_EVERY {
+                last_report = last;
+                self.publish();
+            }
+        }
+        self.publish();
         Ok(self.counters)
     }
 
-    /// One round over every port; returns the frames received.
+    /// Sleeps in poll(2) until a socket has a frame or [`SLEEP_MS`] pass.
+    fn sleep(&mut self) -> Result<(), XskError> {
+        self.load.sleeps += 1;
+        self.pollfds.clear();
+        self.pollfds.extend(self.ports.iter().map(|p| libc::pollfd {
+            fd: p.xsk.fd().as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        }));
+        // SAFETY: `pollfds` is a valid array of `len` pollfd structs that
+        // outlives the call; the fds stay open (the sockets are owned by
+        // `self.ports`, which is not touched during the call).
+        let r = unsafe {
+            libc::poll(
+                self.pollfds.as_mut_ptr(),
+                self.pollfds.len() as libc::nfds_t,
+                SLEEP_MS,
+            )
+        };
+        if r < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() != std::io::ErrorKind::Interrupted {
+                return Err(XskError::Io(e));
+            }
+        }
+        Ok(())
+    }
+
+    /// One round over every socket; returns the frames received.
     pub fn poll_once(&mut self) -> Result<usize, XskError> {
         let mut got = 0;
         for i in 0..self.ports.len() {
@@ -189,7 +357,7 @@ impl Worker {
         }
         self.counters.batches += 1;
         self.counters.rx_frames += n as u64;
-        let now = self.start.elapsed().as_nanos() as u64;
+        let now = self.epoch.elapsed().as_nanos() as u64;
         let snap = self.handle.load_full();
 
         let (before, rest) = self.ports.split_at_mut(i);
@@ -242,10 +410,12 @@ impl Worker {
                 same.push((base + head as u64, data_len as u32));
                 continue;
             }
-            let dst = before
-                .iter_mut()
-                .chain(after.iter_mut())
-                .find(|p| p.no == out);
+            // The socket to send by, if this worker has one on `out`.
+            let dst = match self.tx_of.get(usize::from(out)).copied().flatten() {
+                Some(d) if d < i => before.get_mut(d),
+                Some(d) if d > i => after.get_mut(d - i - 1),
+                _ => None,
+            };
             let Some(dst) = dst else {
                 self.counters.unknown_port += 1;
                 recycle.extend(region.addr_of(frame.into_buf().as_ptr()));

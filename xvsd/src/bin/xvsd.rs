@@ -1,0 +1,132 @@
+//! `xvsd`: the xvs switch daemon's command line.
+//!
+//! Exit codes: 0 after a clean shutdown (SIGINT/SIGTERM), 1 when the
+//! config is invalid or an interface, XDP program or socket cannot be set
+//! up, or a worker fails.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+use tracing::{error, info};
+use tracing_subscriber::EnvFilter;
+use xvs_bpf::AttachFlags;
+use xvs_dataplane::config::Config;
+use xvsd::daemon::{Daemon, Options};
+use xvsd::PollMode;
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Poll {
+    /// Spin without pause (a whole core per worker, lowest latency).
+    Busy,
+    /// Spin briefly, then sleep in poll() until traffic comes.
+    Adaptive,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum XdpMode {
+    /// Native (driver) mode, generic if the driver refuses.
+    Auto,
+    Native,
+    Generic,
+}
+
+/// The xvs VXLAN/Geneve switch daemon.
+///
+/// Logs go to stderr; set RUST_LOG (e.g. RUST_LOG=xvsd=debug) to filter.
+#[derive(Debug, Parser)]
+#[command(name = "xvsd", version)]
+struct Args {
+    /// Config file (TOML: bridges, ports, uplink, tunnels, ACLs, QoS); see
+    /// examples/xvsd.toml. Without one, xvsd starts with no bridge.
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    /// Check the config (and the interfaces it names) and exit.
+    #[arg(long)]
+    check: bool,
+    /// Worker threads (at most the queue count of every interface).
+    #[arg(long, default_value_t = 1)]
+    workers: usize,
+    /// Cores to pin the workers to, in order (default: worker i on core i).
+    #[arg(long, value_delimiter = ',')]
+    cores: Option<Vec<usize>>,
+    /// How idle workers wait.
+    #[arg(long, value_enum, default_value_t = Poll::Adaptive)]
+    poll: Poll,
+    /// Microseconds an adaptive worker spins before it sleeps.
+    #[arg(long, default_value_t = 200)]
+    spin_us: u64,
+    /// UMEM chunks (4 KiB) per AF_XDP socket; a power of two.
+    #[arg(long, default_value_t = 4096)]
+    umem_frames: u32,
+    /// XDP attach mode.
+    #[arg(long, value_enum, default_value_t = XdpMode::Auto)]
+    xdp_mode: XdpMode,
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
+        .init();
+    let args = Args::parse();
+    match run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            error!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Args) -> Result<(), String> {
+    let config = match &args.config {
+        Some(path) => Config::load(path).map_err(|e| e.to_string())?,
+        None => Config::default(),
+    };
+    if args.check {
+        let mut c = config;
+        c.assign_port_numbers();
+        c.validate().map_err(|e| format!("invalid config:\n{e}"))?;
+        println!("config ok");
+        return Ok(());
+    }
+    let opts = Options {
+        workers: args.workers,
+        cores: args.cores,
+        poll: match args.poll {
+            Poll::Busy => PollMode::Busy,
+            Poll::Adaptive => PollMode::Adaptive {
+                spin: Duration::from_micros(args.spin_us),
+            },
+        },
+        umem_frames: args.umem_frames,
+        attach: match args.xdp_mode {
+            XdpMode::Auto => AttachFlags::Auto,
+            XdpMode::Native => AttachFlags::NativeOnly,
+            XdpMode::Generic => AttachFlags::GenericOnly,
+        },
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, Arc::clone(&stop))
+            .map_err(|e| format!("installing the signal handler: {e}"))?;
+    }
+    let mut daemon = Daemon::start(config, &opts).map_err(|e| e.to_string())?;
+    info!("xvsd running");
+    let result = daemon.run(&stop);
+    info!("shutting down");
+    daemon.log_counters();
+    let down = daemon.shutdown();
+    result.map_err(|e| e.to_string())?;
+    down.map_err(|e| e.to_string())?;
+    info!("stopped cleanly");
+    Ok(())
+}

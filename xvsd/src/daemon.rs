@@ -1,0 +1,539 @@
+//! The daemon: from a config to running workers, and the control thread.
+//!
+//! [`Daemon::start`] checks everything that can be wrong before touching
+//! an interface (config, interfaces present, queue counts against the
+//! worker count), then loads the kernel's routes and neighbors, attaches
+//! our XDP program to every port and the uplink, binds one AF_XDP socket
+//! per (interface, queue) and starts one pinned worker per core.
+//!
+//! Queues and workers: worker `w` of `W` serves queue `q` of every
+//! interface when `q % W == w`, so every worker has a socket on every
+//! port and can transmit anywhere without sharing a TX ring (AF_XDP rings
+//! are single-producer). Hence `W` may not exceed the smallest queue
+//! count; with more cores than queues the extra cores stay idle, as a
+//! NIC's RSS would leave them.
+//!
+//! [`Daemon::run`] is the control thread's loop: snooped ARP replies and
+//! neighbor advertisements from the uplink program, route and neighbor
+//! notifications from the kernel, learn events from workers, aging, and
+//! resolution of next hops that have no MAC (through the kernel). Each
+//! change is published as one new snapshot; workers never wait for it.
+//!
+//! [`Daemon::shutdown`] stops the workers, closes the sockets, then
+//! detaches the programs; dropping a `Daemon` does the same.
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use tracing::{debug, error, info, warn};
+use xvs_bpf::xsk::{XskConfig, XskError, XskPort};
+use xvs_bpf::{AttachFlags, Mode, SnoopPoller, XdpProgram};
+use xvs_dataplane::config::{Config, ConfigErrors};
+use xvs_dataplane::control::kernel::{self, KernelError, Monitor};
+use xvs_dataplane::control::Control;
+use xvs_dataplane::pipeline::PortCounters;
+use xvs_dataplane::stats::DropCounters;
+use xvs_dataplane::types::{MacAddr, PortNo};
+
+use crate::worker::{PollMode, Worker, WorkerPort, WorkerReport};
+
+/// How the daemon runs (the command line), apart from the config.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Worker threads.
+    pub workers: usize,
+    /// Core of each worker, in order; `None`: worker `i` on core `i`
+    /// modulo the cores there are.
+    pub cores: Option<Vec<usize>>,
+    pub poll: PollMode,
+    /// UMEM chunks per socket (a power of two); half are lent to the
+    /// fill ring.
+    pub umem_frames: u32,
+    pub attach: AttachFlags,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            workers: 1,
+            cores: None,
+            poll: PollMode::default(),
+            umem_frames: 4096,
+            attach: AttachFlags::Auto,
+        }
+    }
+}
+
+/// Why the daemon could not start or had to stop.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("invalid config:\n{0}")]
+    Config(ConfigErrors),
+    #[error("{role} interface {iface:?} does not exist in this network namespace")]
+    NoInterface { iface: String, role: &'static str },
+    #[error("interface {iface:?}: {reason}")]
+    Interface { iface: String, reason: String },
+    #[error("--workers {workers}: {iface} has {queues} queue(s) to serve; every worker needs one queue of every interface")]
+    TooManyWorkers {
+        workers: usize,
+        iface: String,
+        queues: u32,
+    },
+    #[error("options: {0}")]
+    Options(String),
+    #[error(transparent)]
+    Bpf(#[from] xvs_bpf::Error),
+    #[error(transparent)]
+    Xsk(#[from] XskError),
+    #[error("reading the kernel's routes and neighbors: {0}")]
+    Kernel(#[from] KernelError),
+    #[error("worker {id} stopped: {reason}")]
+    Worker { id: usize, reason: String },
+}
+
+/// One running worker thread.
+#[derive(Debug)]
+struct WorkerThread {
+    id: usize,
+    thread: Option<JoinHandle<Result<Vec<WorkerPort>, XskError>>>,
+    report: Arc<Mutex<WorkerReport>>,
+}
+
+/// A running xvsd.
+#[derive(Debug)]
+pub struct Daemon {
+    ctl: Control,
+    /// Port programs, then the uplink's (dropped last: detached after
+    /// every socket closed).
+    programs: Vec<XdpProgram>,
+    snoop: Option<SnoopPoller>,
+    monitor: Monitor,
+    workers: Vec<WorkerThread>,
+    stop_workers: Arc<AtomicBool>,
+    epoch: Instant,
+    /// Names of port numbers, for reports.
+    names: Vec<(PortNo, String)>,
+}
+
+/// The receive queues the kernel gives `iface` (`rx-N` in sysfs); 1 when
+/// sysfs does not say.
+pub fn queue_count(iface: &str) -> u32 {
+    let dir = Path::new("/sys/class/net").join(iface).join("queues");
+    std::fs::read_dir(dir)
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .filter(|e| e.file_name().to_string_lossy().starts_with("rx-"))
+                .count() as u32
+        })
+        .unwrap_or(1)
+        .max(1)
+}
+
+/// The MAC address of `iface`, from sysfs.
+pub fn interface_mac(iface: &str) -> Result<MacAddr, DaemonError> {
+    let path = Path::new("/sys/class/net").join(iface).join("address");
+    let text = std::fs::read_to_string(&path).map_err(|e| DaemonError::Interface {
+        iface: iface.into(),
+        reason: format!("reading {}: {e}", path.display()),
+    })?;
+    text.trim().parse().map_err(|e| DaemonError::Interface {
+        iface: iface.into(),
+        reason: format!("MAC {:?}: {e}", text.trim()),
+    })
+}
+
+/// An interface to serve: its name, port number, program mode, queues.
+struct Iface {
+    name: String,
+    no: PortNo,
+    mode: Mode,
+    queues: u32,
+}
+
+/// Checks the interfaces of `config` against the kernel and the worker
+/// count; returns what to attach and bind, uplink last.
+fn plan(config: &Config, opts: &Options) -> Result<Vec<Iface>, DaemonError> {
+    let numbers = config.port_numbers();
+    let mut out = Vec::new();
+    let mut wanted: Vec<(&str, Mode, u16)> = config
+        .ports
+        .iter()
+        .map(|p| (p.name.as_str(), Mode::Port, p.queues))
+        .collect();
+    if let Some(u) = &config.uplink {
+        wanted.push((u.iface.as_str(), Mode::Uplink, 0));
+    }
+    for (name, mode, want) in wanted {
+        if xvs_bpf::ifindex(name).is_err() {
+            return Err(DaemonError::NoInterface {
+                iface: name.into(),
+                role: match mode {
+                    Mode::Port => "port",
+                    Mode::Uplink => "uplink",
+                },
+            });
+        }
+        let have = queue_count(name);
+        let queues = match u32::from(want) {
+            0 => have,
+            n if n > have => {
+                return Err(DaemonError::Interface {
+                    iface: name.into(),
+                    reason: format!("queues = {n} but the device has {have}"),
+                })
+            }
+            n => {
+                warn!(
+                    iface = name,
+                    bound = n,
+                    device = have,
+                    "not every queue is bound: frames the device puts on the others are dropped"
+                );
+                n
+            }
+        };
+        if (queues as usize) < opts.workers {
+            return Err(DaemonError::TooManyWorkers {
+                workers: opts.workers,
+                iface: name.into(),
+                queues,
+            });
+        }
+        let no = *numbers.get(name).ok_or_else(|| DaemonError::Interface {
+            iface: name.into(),
+            reason: "no port number (a config bug)".into(),
+        })?;
+        out.push(Iface {
+            name: name.into(),
+            no,
+            mode,
+            queues,
+        });
+    }
+    Ok(out)
+}
+
+impl Daemon {
+    /// Validates `config`, sets everything up and starts the workers. On
+    /// error nothing stays attached or bound.
+    pub fn start(mut config: Config, opts: &Options) -> Result<Daemon, DaemonError> {
+        if opts.workers == 0 {
+            return Err(DaemonError::Options("--workers must be at least 1".into()));
+        }
+        if !opts.umem_frames.is_power_of_two() || opts.umem_frames < 64 {
+            return Err(DaemonError::Options(format!(
+                "--umem-frames {}: a power of two, at least 64",
+                opts.umem_frames
+            )));
+        }
+        if let Some(cores) = &opts.cores {
+            if cores.len() < opts.workers {
+                return Err(DaemonError::Options(format!(
+                    "--cores lists {} core(s) for {} worker(s)",
+                    cores.len(),
+                    opts.workers
+                )));
+            }
+        }
+        config.assign_port_numbers();
+        config.validate().map_err(DaemonError::Config)?;
+        let ifaces = plan(&config, opts)?;
+        if let Some(u) = config.uplink.as_mut() {
+            if u.mac.is_none() {
+                u.mac = Some(interface_mac(&u.iface)?);
+            }
+        }
+
+        // Subscribe before the dump so no change falls between the two.
+        let mut monitor = Monitor::new()?;
+        let state = kernel::dump()?;
+        monitor.set_link_names(state.links.clone());
+        let epoch = Instant::now();
+        let mut ctl = Control::new();
+        ctl.underlay.uplink_mac = config.uplink.as_ref().and_then(|u| u.mac);
+        ctl.load_kernel(&state, 0);
+        ctl.apply(config.clone()).map_err(DaemonError::Config)?;
+        info!(
+            routes = state.routes.len(),
+            neighbors = state.neighbors.len(),
+            "underlay loaded from the kernel"
+        );
+
+        let mut programs = Vec::new();
+        let mut snoop = None;
+        for i in &ifaces {
+            let prog = XdpProgram::attach(&i.name, i.mode, opts.attach)?;
+            info!(iface = %i.name, program = ?i.mode, mode = %prog.attach_mode(), queues = i.queues, "XDP attached");
+            if i.mode == Mode::Uplink {
+                let up = config.uplink.as_ref().expect("uplink planned from config");
+                for ip in &up.local_ips {
+                    prog.add_vtep(*ip)?;
+                }
+                let ports: BTreeSet<u16> = config.tunnels.iter().map(|t| t.udp_port()).collect();
+                for p in ports {
+                    prog.add_tunnel_port(p)?;
+                }
+                snoop = Some(prog.snoop_poller()?);
+            }
+            programs.push(prog);
+        }
+
+        let xsk_cfg = XskConfig {
+            frames: opts.umem_frames,
+            rx_frames: opts.umem_frames / 2,
+            ring: opts.umem_frames / 2,
+            frame_headroom: 0,
+        };
+        let mut per_worker: Vec<Vec<WorkerPort>> = (0..opts.workers).map(|_| Vec::new()).collect();
+        for (i, prog) in ifaces.iter().zip(&programs) {
+            for q in 0..i.queues {
+                let xsk = XskPort::bind(&i.name, q, prog, xsk_cfg)?;
+                debug!(iface = %i.name, queue = q, zero_copy = xsk.zero_copy(), "socket bound");
+                if q == 0 {
+                    info!(
+                        iface = %i.name,
+                        mode = if xsk.zero_copy() { "zero-copy" } else { "copy" },
+                        "AF_XDP"
+                    );
+                }
+                per_worker[q as usize % opts.workers].push(WorkerPort::new(
+                    i.no,
+                    q,
+                    xsk,
+                    xsk_cfg.rx_frames as usize,
+                ));
+            }
+        }
+
+        let stop_workers = Arc::new(AtomicBool::new(false));
+        let core_ids = core_affinity::get_core_ids().unwrap_or_default();
+        let mut workers = Vec::new();
+        for (id, ports) in per_worker.into_iter().enumerate() {
+            let core = match &opts.cores {
+                Some(c) => Some(c[id]),
+                None if !core_ids.is_empty() => Some(core_ids[id % core_ids.len()].id),
+                None => None,
+            };
+            let report = Arc::new(Mutex::new(WorkerReport {
+                id,
+                ..Default::default()
+            }));
+            let worker = Worker::new(id, ports, ctl.handle(), Some(ctl.learn_sender()))
+                .with_mode(opts.poll)
+                .with_epoch(epoch)
+                .with_report(Arc::clone(&report));
+            let stop = Arc::clone(&stop_workers);
+            let thread = std::thread::Builder::new()
+                .name(format!("xvs-worker-{id}"))
+                .spawn(move || {
+                    if let Some(core) = core {
+                        if !core_affinity::set_for_current(core_affinity::CoreId { id: core }) {
+                            warn!(worker = id, core, "could not pin the worker");
+                        }
+                    }
+                    info!(worker = id, core = ?core, sockets = worker.ports().len(), "worker running");
+                    let mut worker = worker;
+                    worker.run(&stop)?;
+                    Ok(worker.into_ports())
+                })
+                .map_err(|e| DaemonError::Worker {
+                    id,
+                    reason: format!("spawning the thread: {e}"),
+                })?;
+            workers.push(WorkerThread {
+                id,
+                thread: Some(thread),
+                report,
+            });
+        }
+
+        let names = config.port_numbers();
+        let names = names.into_iter().map(|(n, p)| (p, n.to_owned())).collect();
+        Ok(Daemon {
+            ctl,
+            programs,
+            snoop,
+            monitor,
+            workers,
+            stop_workers,
+            epoch,
+            names,
+        })
+    }
+
+    /// The control plane (tests and the control socket read it).
+    pub fn control(&mut self) -> &mut Control {
+        &mut self.ctl
+    }
+
+    /// Nanoseconds since the daemon started (the clock of learn events,
+    /// aging and policers).
+    pub fn now(&self) -> u64 {
+        self.epoch.elapsed().as_nanos() as u64
+    }
+
+    /// The control loop; returns when `stop` is set (a signal) or a
+    /// worker failed.
+    pub fn run(&mut self, stop: &AtomicBool) -> Result<(), DaemonError> {
+        let mut last_tick = 0;
+        let mut snooped = Vec::new();
+        while !stop.load(Ordering::Relaxed) {
+            self.step(&mut snooped, &mut last_tick)?;
+        }
+        Ok(())
+    }
+
+    /// One round of control work, waiting up to 10 ms for snooped frames.
+    fn step(
+        &mut self,
+        snooped: &mut Vec<xvs_bpf::SnoopedFrame>,
+        last_tick: &mut u64,
+    ) -> Result<(), DaemonError> {
+        for w in &mut self.workers {
+            if w.thread.as_ref().is_some_and(|t| t.is_finished()) {
+                let t = w.thread.take().expect("checked above");
+                let reason = match t.join() {
+                    Ok(Ok(_)) => "stopped early".to_string(),
+                    Ok(Err(e)) => e.to_string(),
+                    Err(_) => "panicked".to_string(),
+                };
+                return Err(DaemonError::Worker { id: w.id, reason });
+            }
+        }
+        let wait = Duration::from_millis(10);
+        match &mut self.snoop {
+            Some(p) => {
+                snooped.clear();
+                match p.poll(wait, snooped) {
+                    Ok(_) => {}
+                    // A signal (the stop request) woke the wait.
+                    Err(xvs_bpf::Error::Poll { source, .. })
+                        if source.kind() == libbpf_rs::ErrorKind::Interrupted => {}
+                    Err(e) => warn!("snoop ring: {e}"),
+                }
+                for f in snooped.iter() {
+                    let now = self.now();
+                    if let Some(change) = self.ctl.snoop(f.frame(), now) {
+                        debug!(?change, "snooped neighbor");
+                    }
+                }
+            }
+            None => std::thread::sleep(wait),
+        }
+        let now = self.now();
+        match self.monitor.poll() {
+            Ok(events) if !events.is_empty() => {
+                debug!(n = events.len(), "kernel events");
+                self.ctl.apply_kernel_events(&events, now);
+            }
+            Ok(_) => {}
+            Err(e) => warn!("kernel notifications: {e}"),
+        }
+        self.ctl.process_learning(now);
+        if now - *last_tick >= 1_000_000_000 {
+            *last_tick = now;
+            self.ctl.tick(now);
+        }
+        for (ip, ifindex) in self.ctl.due_resolutions(now) {
+            match resolve(ip, ifindex) {
+                Ok(()) => debug!(%ip, ifindex, "asked the kernel to resolve the next hop"),
+                Err(e) => warn!(%ip, "resolving the next hop: {e}"),
+            }
+        }
+        Ok(())
+    }
+
+    /// The latest report of every worker.
+    pub fn reports(&self) -> Vec<WorkerReport> {
+        self.workers
+            .iter()
+            .map(|w| w.report.lock().unwrap_or_else(|p| p.into_inner()).clone())
+            .collect()
+    }
+
+    /// Logs every port's counters, all workers together.
+    pub fn log_counters(&self) {
+        let reports = self.reports();
+        let mut drops = DropCounters::default();
+        for r in &reports {
+            drops.merge(&r.drops);
+            info!(
+                worker = r.id,
+                rx = r.counters.rx_frames,
+                tx = r.counters.tx_frames,
+                copies = r.counters.copies,
+                busy_ms = r.load.busy_ns / 1_000_000,
+                sleeps = r.load.sleeps,
+                "worker"
+            );
+        }
+        for (no, name) in &self.names {
+            let mut c = PortCounters::default();
+            for r in &reports {
+                if let Some(p) = r.ports.get(usize::from(*no)) {
+                    c.merge(p);
+                }
+            }
+            info!(
+                port = %name,
+                rx = c.rx_packets,
+                tx = c.tx_packets,
+                dropped = c.drops.total(),
+                "port"
+            );
+        }
+        let reasons: Vec<String> = drops.nonzero().map(|(n, c)| format!("{n}={c}")).collect();
+        if !reasons.is_empty() {
+            info!(drops = %reasons.join(" "), "drops by reason");
+        }
+    }
+
+    /// Stops the workers, closes their sockets, detaches the programs.
+    pub fn shutdown(mut self) -> Result<(), DaemonError> {
+        self.stop_threads()
+    }
+
+    fn stop_threads(&mut self) -> Result<(), DaemonError> {
+        self.stop_workers.store(true, Ordering::Relaxed);
+        let mut first_err = None;
+        for w in &mut self.workers {
+            let Some(t) = w.thread.take() else { continue };
+            match t.join() {
+                // The sockets close here, before the programs detach.
+                Ok(Ok(ports)) => drop(ports),
+                Ok(Err(e)) => {
+                    error!(worker = w.id, "worker failed: {e}");
+                    first_err.get_or_insert(DaemonError::Worker {
+                        id: w.id,
+                        reason: e.to_string(),
+                    });
+                }
+                Err(_) => {
+                    first_err.get_or_insert(DaemonError::Worker {
+                        id: w.id,
+                        reason: "panicked".into(),
+                    });
+                }
+            }
+        }
+        self.snoop = None;
+        // Detach (XdpProgram's drop), port programs first.
+        self.programs.clear();
+        first_err.map_or(Ok(()), Err)
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.stop_threads();
+    }
+}
+
+fn resolve(ip: IpAddr, ifindex: u32) -> Result<(), KernelError> {
+    kernel::resolve(ip, ifindex)
+}
