@@ -1,10 +1,14 @@
 //! Network-namespace test support shared by the integration tests of every
 //! crate: a namespace guard that always cleans up (also when the test
-//! panics), veth pairs, and the `ip` helpers. Tests need root and iproute2;
+//! panics), veth pairs, the `ip` helpers, bounded ping and iperf3 runs, a
+//! running-`xvsd` guard, and tshark captures. Tests need root and iproute2;
 //! they check [`is_root`] and skip otherwise.
 
 use std::os::fd::AsRawFd;
-use std::process::Command;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 /// Whether the tests that create namespaces can run.
 pub fn is_root() -> bool {
@@ -105,4 +109,281 @@ pub fn on_thread<T: Send>(f: impl FnOnce() -> T + Send) -> T {
         Ok(v) => v,
         Err(p) => std::panic::resume_unwind(p),
     })
+}
+
+impl Netns {
+    /// Runs `cmd args...` inside this namespace (`ip netns exec`) and
+    /// returns its output, whatever the exit status.
+    pub fn exec(&self, cmd: &str, args: &[&str]) -> Output {
+        Command::new("ip")
+            .args(["netns", "exec", &self.name, cmd])
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("running {cmd} in {}: {e}", self.name))
+    }
+
+    /// Like [`Netns::exec`], panicking with stderr unless it succeeds;
+    /// returns stdout.
+    pub fn run(&self, cmd: &str, args: &[&str]) -> String {
+        let out = self.exec(cmd, args);
+        assert!(
+            out.status.success(),
+            "{cmd} {args:?} in {} failed: {}{}",
+            self.name,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Turns TX checksum offload (and with it TSO) off on `iface`: a veth
+    /// hands AF_XDP frames whose TCP/UDP checksums are only partial.
+    pub fn no_tx_offload(&self, iface: &str) {
+        self.run("ethtool", &["-K", iface, "tx", "off"]);
+    }
+
+    /// Sends `count` pings to `dst` (0.2 s apart, 2 s deadline each);
+    /// returns how many were answered.
+    pub fn ping(&self, dst: &str, count: u32) -> u32 {
+        let c = count.to_string();
+        let out = self.exec("ping", &["-c", &c, "-i", "0.2", "-W", "2", dst]);
+        let text = String::from_utf8_lossy(&out.stdout);
+        text.split(',')
+            .find_map(|p| p.trim().strip_suffix(" received"))
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or(0)
+    }
+}
+
+/// A veth pair with `queues` queue pairs each, both ends up.
+pub fn veth_queues(a: &Netns, a_if: &str, b: &Netns, b_if: &str, queues: u32) {
+    let q = queues.to_string();
+    #[rustfmt::skip]
+    ip(&[
+        "link", "add", a_if, "netns", &a.name, "numtxqueues", &q, "numrxqueues", &q,
+        "type", "veth", "peer", "name", b_if, "netns", &b.name,
+        "numtxqueues", &q, "numrxqueues", &q,
+    ]);
+    a.ip(&["link", "set", a_if, "up"]);
+    b.ip(&["link", "set", b_if, "up"]);
+}
+
+/// A bounded iperf3 TCP transfer from `client` to `server_ip` (an iperf3
+/// server started in `server` for this one test); returns the received
+/// Mbit/s. Panics if the transfer fails or takes more than 30 s.
+pub fn iperf3(server: &Netns, client: &Netns, server_ip: &str, secs: u32) -> f64 {
+    let pidfile = std::env::temp_dir().join(format!("xvs-iperf-{}-{}", server.name, secs));
+    let pid = pidfile.to_string_lossy().into_owned();
+    server.run("iperf3", &["-s", "-1", "-D", "--pidfile", &pid]);
+    // The daemonized server needs a moment to listen.
+    std::thread::sleep(Duration::from_millis(300));
+    let t = secs.to_string();
+    let out = client.exec(
+        "timeout",
+        &["30", "iperf3", "-c", server_ip, "-t", &t, "-J"],
+    );
+    if let Ok(p) = std::fs::read_to_string(&pidfile) {
+        if let Ok(p) = p.trim().parse::<i32>() {
+            // SAFETY: kill has no memory-safety preconditions.
+            unsafe { libc::kill(p, libc::SIGKILL) };
+        }
+    }
+    let _ = std::fs::remove_file(&pidfile);
+    let json = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "iperf3 to {server_ip} failed: {json}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // "sum_received": { ..., "bits_per_second": N, ... }
+    let rx = json
+        .find("\"sum_received\"")
+        .expect("iperf3 JSON has sum_received");
+    let bps = json[rx..]
+        .split("\"bits_per_second\":")
+        .nth(1)
+        .and_then(|s| s.split([',', '\n', '}']).next())
+        .and_then(|s| s.trim().parse::<f64>().ok())
+        .expect("bits_per_second");
+    bps / 1e6
+}
+
+/// A running `xvsd` in a namespace, killed on drop (panics included).
+#[derive(Debug)]
+pub struct Xvsd {
+    child: Option<Child>,
+    pub config: PathBuf,
+    pub log: PathBuf,
+    bin: PathBuf,
+    ns: String,
+    args: Vec<String>,
+}
+
+impl Xvsd {
+    /// Writes `config` (TOML) to a file and starts `bin --config FILE
+    /// ARGS...` in `ns`; returns once it logged that it runs (at most
+    /// 15 s), panicking with its log if it exits or does not get there.
+    pub fn start(bin: &Path, ns: &Netns, config: &str, args: &[&str]) -> Xvsd {
+        let dir = std::env::temp_dir();
+        let tag = format!("{}-{}", ns.name, unique());
+        let cfg = dir.join(format!("xvsd-{tag}.toml"));
+        std::fs::write(&cfg, config).expect("write config");
+        let mut d = Xvsd {
+            child: None,
+            config: cfg,
+            log: dir.join(format!("xvsd-{tag}.log")),
+            bin: bin.to_owned(),
+            ns: ns.name.clone(),
+            args: args.iter().map(|s| s.to_string()).collect(),
+        };
+        d.spawn();
+        d
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::File::create(&self.log).expect("create log");
+        let child = Command::new("ip")
+            .args(["netns", "exec", &self.ns])
+            .arg(&self.bin)
+            .arg("--config")
+            .arg(&self.config)
+            .args(&self.args)
+            .env("RUST_LOG", "info,xvsd=debug")
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn xvsd");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if self.log().contains("xvsd running") {
+                return;
+            }
+            let exited = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten());
+            if let Some(s) = exited {
+                panic!("xvsd exited ({s}) while starting:\n{}", self.log());
+            }
+            if Instant::now() > deadline {
+                panic!("xvsd did not start in 15 s:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// What it logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Kills it with SIGKILL (no cleanup of its own) and reaps it.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts it again with the same config and arguments.
+    pub fn restart(&mut self) {
+        self.kill9();
+        self.spawn();
+    }
+
+    /// Stops it with SIGTERM and returns its exit status and log; kills it
+    /// if it has not exited after 10 s.
+    pub fn stop(mut self) -> (ExitStatus, String) {
+        let mut c = self.child.take().expect("running");
+        // SAFETY: kill has no memory-safety preconditions.
+        unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let status = loop {
+            if let Ok(Some(s)) = c.try_wait() {
+                break s;
+            }
+            if Instant::now() > deadline {
+                let _ = c.kill();
+                break c.wait().expect("reap xvsd");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        (status, self.log())
+    }
+}
+
+impl Drop for Xvsd {
+    fn drop(&mut self) {
+        self.kill9();
+        let _ = std::fs::remove_file(&self.config);
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_file(&self.log);
+        }
+    }
+}
+
+/// A number unique within this process (file names of parallel tests).
+fn unique() -> u64 {
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::Relaxed)
+}
+
+/// Captures on `iface` in `ns` with tshark while `during` runs, and
+/// returns the `-T fields` lines for `fields` of the packets matching the
+/// display filter. The capture stops 1 s after `during` returns (at most
+/// `during`'s time + 20 s in all).
+pub fn tshark<T>(
+    ns: &Netns,
+    iface: &str,
+    filter: &str,
+    fields: &[&str],
+    during: impl FnOnce() -> T,
+) -> (Vec<String>, T) {
+    let pcap = std::env::temp_dir().join(format!("xvs-{}-{}.pcap", ns.name, unique()));
+    let p = pcap.to_string_lossy().into_owned();
+    let mut cap = Command::new("ip")
+        .args([
+            "netns", "exec", &ns.name, "tshark", "-q", "-i", iface, "-w", &p,
+        ])
+        .args(["-a", "duration:60"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("tshark (is it installed?)");
+    // tshark says "Capturing on" once the capture is live.
+    let mut err = cap.stderr.take().expect("stderr");
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !String::from_utf8_lossy(&seen).contains("Capturing on") && Instant::now() < deadline {
+        let mut b = [0u8; 256];
+        match std::io::Read::read(&mut err, &mut b) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => seen.extend_from_slice(&b[..n]),
+        }
+    }
+    let result = during();
+    std::thread::sleep(Duration::from_secs(1));
+    // SAFETY: kill has no memory-safety preconditions.
+    unsafe { libc::kill(cap.id() as i32, libc::SIGINT) };
+    let _ = cap.wait();
+    let mut args = vec!["-r", &p, "-Y", filter, "-T", "fields"];
+    for f in fields {
+        args.extend(["-e", f]);
+    }
+    let out = Command::new("tshark")
+        .args(&args)
+        .output()
+        .expect("tshark -r");
+    let _ = std::fs::remove_file(&pcap);
+    let lines = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    (lines, result)
 }
