@@ -335,8 +335,9 @@ fn unique() -> u64 {
 }
 
 /// Captures on `iface` in `ns` with tshark while `during` runs, and
-/// returns the `-T fields` lines for `fields` of the packets matching the
-/// display filter. The capture stops 1 s after `during` returns (at most
+/// returns the `-T fields` lines (values separated by `|`, first
+/// occurrence of each: the outer header in a tunnel packet) for `fields`
+/// of the packets matching the display filter. The capture stops 1 s after `during` returns (at most
 /// `during`'s time + 20 s in all).
 pub fn tshark<T>(
     ns: &Netns,
@@ -372,7 +373,14 @@ pub fn tshark<T>(
     // SAFETY: kill has no memory-safety preconditions.
     unsafe { libc::kill(cap.id() as i32, libc::SIGINT) };
     let _ = cap.wait();
-    let mut args = vec!["-r", &p, "-Y", filter, "-T", "fields"];
+    // Have tshark verify every checksum it can (reported as
+    // `*.checksum.status`: 1 good, 0 bad, 2 not verified).
+    #[rustfmt::skip]
+    let mut args = vec![
+        "-r", &p, "-Y", filter, "-T", "fields", "-E", "separator=|", "-E", "occurrence=f",
+        "-o", "ip.check_checksum:TRUE", "-o", "udp.check_checksum:TRUE",
+        "-o", "tcp.check_checksum:TRUE",
+    ];
     for f in fields {
         args.extend(["-e", f]);
     }
