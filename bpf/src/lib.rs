@@ -384,6 +384,8 @@ pub struct XdpProgram {
     /// Holds the program (and the maps) alive.
     object: Object,
     prog_id: u32,
+    /// Id of a stale xvs program (of a crashed process) removed at attach.
+    replaced: Option<u32>,
     xsks: MapHandle,
     cfg: MapHandle,
     vtep4: MapHandle,
@@ -503,7 +505,7 @@ impl XdpProgram {
             handle("counters")?,
             handle("snoop")?,
         );
-        let attached = {
+        let (attached, replaced) = {
             let prog = object
                 .progs()
                 .find(|p| p.name() == OsStr::new(program))
@@ -512,14 +514,18 @@ impl XdpProgram {
                     what: program,
                 })?;
             let xdp = Xdp::new(prog.as_fd());
-            remove_stale(&xdp, ifname, ifindex)?;
-            attach_with(&xdp, ifname, ifindex, program, flags)?
+            let replaced = remove_stale(&xdp, ifname, ifindex)?;
+            (
+                attach_with(&xdp, ifname, ifindex, program, flags)?,
+                replaced,
+            )
         };
         Ok(Self {
             ifname: name(),
             ifindex,
             mode,
             attached,
+            replaced,
             object,
             prog_id,
             xsks: maps.0,
@@ -530,6 +536,12 @@ impl XdpProgram {
             counters: maps.5,
             snoop: maps.6,
         })
+    }
+
+    /// The id of the stale xvs program (left by a crashed process) that
+    /// [`XdpProgram::attach`] removed, if there was one.
+    pub fn replaced_stale(&self) -> Option<u32> {
+        self.replaced
     }
 
     /// The interface this program is attached to.
@@ -734,14 +746,15 @@ impl Drop for XdpProgram {
 }
 
 /// Detaches an xvs program left attached by a crashed process; refuses to
-/// touch any other program.
-fn remove_stale(xdp: &Xdp<'_>, ifname: &str, ifindex: i32) -> Result<(), Error> {
+/// touch any other program. Returns the id of the program removed.
+fn remove_stale(xdp: &Xdp<'_>, ifname: &str, ifindex: i32) -> Result<Option<u32>, Error> {
     let opts = xdp
         .query(ifindex, XdpFlags::NONE)
         .map_err(|source| Error::Query {
             ifname: ifname.to_string(),
             source,
         })?;
+    let mut removed = None;
     for (id, flags) in [
         (opts.drv_prog_id, XdpFlags::DRV_MODE),
         (opts.skb_prog_id, XdpFlags::SKB_MODE),
@@ -766,8 +779,9 @@ fn remove_stale(xdp: &Xdp<'_>, ifname: &str, ifindex: i32) -> Result<(), Error> 
             id,
             source,
         })?;
+        removed = Some(id);
     }
-    Ok(())
+    Ok(removed)
 }
 
 fn attach_with(

@@ -268,6 +268,9 @@ impl Daemon {
         let mut snoop = None;
         for i in &ifaces {
             let prog = XdpProgram::attach(&i.name, i.mode, opts.attach)?;
+            if let Some(id) = prog.replaced_stale() {
+                warn!(iface = %i.name, id, "removed a stale xvs XDP program (a previous xvsd did not exit cleanly)");
+            }
             info!(iface = %i.name, program = ?i.mode, mode = %prog.attach_mode(), queues = i.queues, "XDP attached");
             if i.mode == Mode::Uplink {
                 let up = config.uplink.as_ref().expect("uplink planned from config");

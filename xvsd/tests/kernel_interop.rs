@@ -102,7 +102,7 @@ fn ping_and_tcp_both_ways_with_the_kernel_vxlan() {
     let up = iperf3(&t.peer, &t.vm, "10.0.0.2", 2);
     let down = iperf3(&t.vm, &t.peer, "10.0.0.1", 2);
     eprintln!("iperf3: vm -> kernel vxlan {up:.0} Mbit/s, kernel vxlan -> vm {down:.0} Mbit/s");
-    assert!(up > 50.0 && down > 50.0, "{up} {down}\n{}", d.log());
+    assert!(up > 20.0 && down > 20.0, "{up} {down}\n{}", d.log());
     let (status, log) = d.stop();
     assert!(status.success(), "{status}\n{log}");
     assert!(log.contains("stopped cleanly"), "{log}");
