@@ -14,14 +14,23 @@
 //! one-line setter, while every descriptor access here goes through
 //! xsk-rs's existing functions.
 //!
-//! Safety model: [`XskPort`] tracks which chunks userspace owns. A chunk
-//! is ours after [`XskPort::bind`] (the TX pool), after [`XskPort::rx`]
-//! returned it or [`XskPort::complete`] gave it back; it is the kernel's
-//! from [`XskPort::fill`] or [`XskPort::tx_send`] on. Every access and
+//! Shared UMEM: an [`XskSet`] is one UMEM with any number of sockets, one
+//! per (interface, queue), each with its own four rings (the kernel's
+//! `XDP_SHARED_UMEM` with per-socket fill and completion rings, which
+//! xsk-rs sets up when a UMEM is bound to a new (interface, queue)). A
+//! frame received on one socket is transmitted by another by handing its
+//! descriptor over: no copy. A worker owns one set for all the queues it
+//! serves. [`XskPort`] is a set with one socket.
+//!
+//! Safety model: [`XskSet`] tracks which chunks userspace owns. A chunk
+//! is ours after [`XskSet::new`] (the TX pool), after [`XskSet::rx`]
+//! returned it or [`XskSet::complete`] gave it back; it is the kernel's
+//! from [`XskSet::fill`] or [`XskSet::tx_send`] on. Every access and
 //! every descriptor handed to the kernel is checked against that state
 //! and against the chunk's bounds, which is what makes the xsk-rs calls
 //! (all `unsafe`: they trust a descriptor to be ours and of this UMEM)
-//! sound here.
+//! sound here. The checks cost no allocation: batches go through scratch
+//! buffers sized at creation.
 
 use std::fmt;
 use std::io;
@@ -39,12 +48,14 @@ pub const CHUNK: u64 = 4096;
 /// (`XDP_PACKET_HEADROOM`), on top of the UMEM `frame_headroom`.
 pub const XDP_HEADROOM: u64 = 256;
 
-/// Sizes of one port.
+/// Sizes of one port (for an [`XskSet`]: `frames` is the whole UMEM,
+/// `rx_frames` and `ring` apply to every socket).
 #[derive(Debug, Clone, Copy)]
 pub struct XskConfig {
     /// UMEM chunks in all.
     pub frames: u32,
-    /// Chunks lent to the fill ring at bind; the rest are the TX pool.
+    /// Chunks lent to each socket's fill ring at bind; the rest are the
+    /// TX pool.
     pub rx_frames: u32,
     /// Size of each of the four rings (a power of two).
     pub ring: u32,
@@ -84,32 +95,8 @@ pub enum XskError {
     Io(#[from] io::Error),
 }
 
-/// One AF_XDP socket on one queue with its own UMEM and the four rings.
-pub struct XskPort {
-    umem: Umem,
-    tx: TxQueue,
-    rx: RxQueue,
-    fq: FillQueue,
-    cq: CompQueue,
-    /// `owned[i]`: chunk `i` belongs to userspace.
-    owned: Vec<bool>,
-    /// Chunks of the TX pool not yet handed out by [`Self::alloc`].
-    pool: Vec<u64>,
-    /// One descriptor per chunk, borrowed by [`FrameMut`].
-    descs: Vec<FrameDesc>,
-    /// Scratch descriptors for ring batches.
-    scratch: Vec<FrameDesc>,
-    /// Chunks lent to the fill ring and not yet received.
-    in_fill: usize,
-    /// Address of the UMEM's first byte, as an integer: only compared
-    /// with pointers into chunks lent by [`XskPort::chunks_mut`], never
-    /// dereferenced.
-    base: usize,
-    zero_copy: bool,
-}
-
-/// Where a port's UMEM lies in memory: maps a pointer into a chunk lent
-/// by [`XskPort::chunks_mut`] back to its UMEM address. Plain numbers, so
+/// Where a UMEM lies in memory: maps a pointer into a chunk lent by
+/// [`XskSet::chunks_mut`] back to its UMEM address. Plain numbers, so
 /// it can be used while the chunks are borrowed.
 #[derive(Debug, Clone, Copy)]
 pub struct Region {
@@ -125,28 +112,67 @@ impl Region {
     }
 }
 
-impl fmt::Debug for XskPort {
+/// The rings of one socket of an [`XskSet`].
+struct Sock {
+    ifname: String,
+    queue: u32,
+    tx: TxQueue,
+    rx: RxQueue,
+    fq: FillQueue,
+    cq: CompQueue,
+    /// Chunks lent to the fill ring and not yet received.
+    in_fill: usize,
+    zero_copy: bool,
+}
+
+/// One UMEM shared by AF_XDP sockets on any number of (interface, queue)
+/// pairs.
+pub struct XskSet {
+    // Field order is drop order: the sockets (their rings) go before
+    // the UMEM they share.
+    socks: Vec<Sock>,
+    umem: Umem,
+    cfg: XskConfig,
+    /// `owned[i]`: chunk `i` belongs to userspace.
+    owned: Vec<bool>,
+    /// Owned chunks not handed out by [`Self::alloc`] nor lent.
+    pool: Vec<u64>,
+    /// One descriptor per chunk, borrowed by [`FrameMut`].
+    descs: Vec<FrameDesc>,
+    /// Scratch for ring batches (at most one ring's worth).
+    scratch: Vec<FrameDesc>,
+    /// Scratch: chunk indices taken by a batch being checked.
+    taken: Vec<usize>,
+    /// Address of the UMEM's first byte, as an integer: only compared
+    /// with pointers into chunks lent by [`XskSet::chunks_mut`] or
+    /// turned into them there.
+    base: usize,
+}
+
+impl fmt::Debug for XskSet {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("XskPort")
+        f.debug_struct("XskSet")
             .field("chunks", &self.owned.len())
             .field("owned", &self.owned.iter().filter(|o| **o).count())
-            .field("zero_copy", &self.zero_copy)
+            .field("pool", &self.pool.len())
+            .field(
+                "sockets",
+                &self
+                    .socks
+                    .iter()
+                    .map(|s| format!("{}:{}", s.ifname, s.queue))
+                    .collect::<Vec<_>>(),
+            )
             .finish()
     }
 }
 
-impl XskPort {
-    /// Creates the UMEM and socket on `ifname` queue `queue`, registers
-    /// the socket in `prog`'s XSKMAP (libxdp's own program is inhibited),
-    /// and lends `cfg.rx_frames` chunks to the fill ring.
-    pub fn bind(
-        ifname: &str,
-        queue: u32,
-        prog: &XdpProgram,
-        cfg: XskConfig,
-    ) -> Result<Self, XskError> {
+impl XskSet {
+    /// A UMEM of `cfg.frames` chunks, all in the TX pool, with no socket
+    /// yet.
+    pub fn new(cfg: XskConfig) -> Result<Self, XskError> {
         let setup = |what: &'static str, reason: String| XskError::Setup {
-            ifname: ifname.to_owned(),
+            ifname: "(UMEM)".to_owned(),
             what,
             reason,
         };
@@ -164,6 +190,45 @@ impl XskPort {
         }
         let (umem, descs) =
             Umem::new(umem_cfg, frames, false).map_err(|e| setup("UMEM", e.to_string()))?;
+        let chunks: Vec<u64> = descs
+            .iter()
+            .map(|d| d.addr() as u64 / CHUNK * CHUNK)
+            .collect();
+        let mut set = Self {
+            socks: Vec::new(),
+            umem,
+            cfg,
+            owned: vec![true; chunks.len()],
+            descs: vec![FrameDesc::default(); chunks.len()],
+            pool: chunks.iter().rev().copied().collect(),
+            scratch: vec![FrameDesc::default(); cfg.ring as usize],
+            taken: Vec::with_capacity(cfg.ring as usize),
+            base: 0,
+        };
+        // Chunk 0 is ours (nothing was lent yet): its first byte is the
+        // UMEM's first byte.
+        let mut d0 = set.desc(0, 1);
+        // SAFETY: chunk 0 is owned by userspace and `set` is borrowed
+        // mutably: the view is the only access, and only its address is
+        // kept.
+        set.base = unsafe { set.umem.data_mut(&mut d0) }
+            .contents_mut()
+            .as_mut_ptr() as usize;
+        Ok(set)
+    }
+
+    /// Creates a socket on `ifname` queue `queue` sharing this UMEM,
+    /// registers it in `prog`'s XSKMAP (libxdp's own program is
+    /// inhibited), and lends it `rx_frames` chunks from the pool for its
+    /// fill ring. Returns the socket's index.
+    pub fn bind(&mut self, ifname: &str, queue: u32, prog: &XdpProgram) -> Result<usize, XskError> {
+        let setup = |what: &'static str, reason: String| XskError::Setup {
+            ifname: ifname.to_owned(),
+            what,
+            reason,
+        };
+        let cfg = self.cfg;
+        let q = |n| QueueSize::new(n).map_err(|e| setup("ring size", e.to_string()));
         let sock_cfg = SocketConfig::builder()
             .rx_queue_size(q(cfg.ring)?)
             .tx_queue_size(q(cfg.ring)?)
@@ -173,11 +238,17 @@ impl XskPort {
         let name = ifname
             .parse()
             .map_err(|e: std::ffi::NulError| setup("name", e.to_string()))?;
-        // SAFETY: the UMEM lives in the returned struct next to the queues
-        // (and xsk-rs reference-counts its region), so it outlives them.
-        let (tx, rx, fqcq) = unsafe { Socket::new(sock_cfg, &umem, &name, queue) }
+        // SAFETY: the UMEM lives in `self` and is dropped after the
+        // queues (field order; xsk-rs also reference-counts it), and the
+        // inhibit-program flag is set, as sharing requires.
+        let (tx, rx, fqcq) = unsafe { Socket::new(sock_cfg, &self.umem, &name, queue) }
             .map_err(|e| setup("AF_XDP socket", e.to_string()))?;
-        let (fq, cq) = fqcq.ok_or_else(|| setup("rings", "UMEM already shared".into()))?;
+        let (fq, cq) = fqcq.ok_or_else(|| {
+            setup(
+                "rings",
+                format!("queue {queue} is already bound to this UMEM"),
+            )
+        })?;
         // SAFETY: the fd belongs to `rx`, open for as long as this borrow.
         let fd = unsafe { BorrowedFd::borrow_raw(rx.fd().as_raw_fd()) };
         let zero_copy = xsk_zero_copy(fd)?;
@@ -186,40 +257,27 @@ impl XskPort {
                 ifname: ifname.to_owned(),
                 source,
             })?;
-        let chunks: Vec<u64> = descs
-            .iter()
-            .map(|d| d.addr() as u64 / CHUNK * CHUNK)
-            .collect();
-        let mut port = Self {
-            umem,
+        self.socks.push(Sock {
+            ifname: ifname.to_owned(),
+            queue,
             tx,
             rx,
             fq,
             cq,
-            owned: vec![true; chunks.len()],
-            descs: vec![FrameDesc::default(); chunks.len()],
-            pool: chunks[cfg.rx_frames as usize..]
-                .iter()
-                .rev()
-                .copied()
-                .collect(),
-            scratch: vec![FrameDesc::default(); cfg.ring as usize],
             in_fill: 0,
-            base: 0,
             zero_copy,
-        };
-        // Chunk 0 is ours until the fill below: its first byte is the
-        // UMEM's first byte.
-        let mut d0 = port.desc(0, 1);
-        // SAFETY: chunk 0 is owned by userspace (nothing was lent yet)
-        // and `port` is borrowed mutably: the view is the only access,
-        // and only its address is kept.
-        port.base = unsafe { port.umem.data_mut(&mut d0) }
-            .contents_mut()
-            .as_mut_ptr() as usize;
-        let lent = port.fill(&chunks[..cfg.rx_frames as usize])?;
-        debug_assert_eq!(lent, cfg.rx_frames as usize);
-        Ok(port)
+        });
+        let s = self.socks.len() - 1;
+        let want = (cfg.rx_frames as usize).min(self.pool.len());
+        let lend: Vec<u64> = (0..want).filter_map(|_| self.pool.pop()).collect();
+        let lent = self.fill(s, &lend)?;
+        debug_assert_eq!(lent, want);
+        Ok(s)
+    }
+
+    /// The number of sockets.
+    pub fn sockets(&self) -> usize {
+        self.socks.len()
     }
 
     /// Where the UMEM lies, to map lent chunks back to addresses.
@@ -230,9 +288,9 @@ impl XskPort {
         }
     }
 
-    /// Chunks currently lent to the fill ring (not yet received).
-    pub fn in_fill(&self) -> usize {
-        self.in_fill
+    /// Chunks currently lent to socket `s`'s fill ring.
+    pub fn in_fill(&self, s: usize) -> usize {
+        self.socks.get(s).map_or(0, |k| k.in_fill)
     }
 
     /// Chunks left in the TX pool.
@@ -240,73 +298,79 @@ impl XskPort {
         self.pool.len()
     }
 
+    /// Socket `s`'s file descriptor, to wait for frames with poll(2).
+    pub fn fd(&self, s: usize) -> BorrowedFd<'_> {
+        // SAFETY: the fd belongs to the socket's rx queue, open for as
+        // long as `self` is borrowed.
+        unsafe { BorrowedFd::borrow_raw(self.socks[s].rx.fd().as_raw_fd()) }
+    }
+
+    /// Whether the kernel runs socket `s` in zero-copy mode.
+    pub fn zero_copy(&self, s: usize) -> bool {
+        self.socks.get(s).is_some_and(|k| k.zero_copy)
+    }
+
     /// Puts an owned chunk (any address inside it) back into the TX pool.
     /// The chunk must not be borrowed or queued anywhere else afterwards
-    /// except through [`Self::alloc`]; giving the same chunk twice is
-    /// refused.
+    /// except through [`Self::alloc`]. Cheap (no search): giving the same
+    /// chunk twice is the caller's bug, caught in debug builds.
     pub fn release(&mut self, addr: u64) -> Result<(), XskError> {
         let base = addr / CHUNK * CHUNK;
         self.check(base, 1)?;
-        if self.pool.contains(&base) {
-            return Err(XskError::BadDesc { addr, len: 0 });
-        }
+        debug_assert!(!self.pool.contains(&base), "chunk {base:#x} released twice");
         self.pool.push(base);
         Ok(())
     }
 
-    /// Lends whole owned chunks as disjoint writable slices of
-    /// [`CHUNK`] bytes, one per address, in order. Every address must be
-    /// the start of a chunk userspace owns, and none may repeat; then no
-    /// two slices overlap, and the kernel touches none of them until the
-    /// chunk is given back through [`Self::fill`] or [`Self::tx_send`],
-    /// which the `&mut self` borrow prevents while the slices live. Map a
-    /// pointer into a slice back to its address with [`Self::region`].
-    pub fn chunks_mut(&mut self, addrs: &[u64]) -> Result<Vec<&mut [u8]>, XskError> {
-        let mut idx = Vec::with_capacity(addrs.len());
+    /// Lends whole owned chunks as disjoint writable slices of [`CHUNK`]
+    /// bytes, one per address, in order, appended to `out`. Every address
+    /// must be the start of a chunk userspace owns, and none may repeat;
+    /// then no two slices overlap, and the kernel touches none of them
+    /// until the chunk is given back through [`Self::fill`] or
+    /// [`Self::tx_send`], which the `&mut self` borrow prevents while the
+    /// slices live. Map a pointer into a slice back to its address with
+    /// [`Self::region`]. Lends nothing on error.
+    pub fn chunks_mut<'a>(
+        &'a mut self,
+        addrs: &[u64],
+        out: &mut Vec<&'a mut [u8]>,
+    ) -> Result<(), XskError> {
+        // Mark each chunk as lent while checking, so a repeat fails the
+        // ownership check; then restore the marks.
+        let mut bad = None;
+        self.taken.clear();
         for &a in addrs {
-            if a % CHUNK != 0 {
-                return Err(XskError::BadDesc { addr: a, len: 0 });
+            match self.check(a, CHUNK as u32) {
+                Ok(i) if a % CHUNK == 0 => {
+                    self.owned[i] = false;
+                    self.taken.push(i);
+                }
+                _ => {
+                    bad = Some(a);
+                    break;
+                }
             }
-            let i = self.check(a, CHUNK as u32)?;
-            if idx.contains(&i) {
-                return Err(XskError::BadDesc { addr: a, len: 0 });
-            }
-            idx.push(i);
         }
-        Ok(idx
-            .into_iter()
-            .map(|i| {
-                let mut d = self.desc(i as u64 * CHUNK, CHUNK as u32);
-                // SAFETY: chunk `i` is owned by userspace (`check`), so no
-                // ring holds it and the kernel does not write it; this
-                // view is used only to take the chunk's pointer.
-                let p = unsafe { self.umem.data_mut(&mut d) }
-                    .contents_mut()
-                    .as_mut_ptr();
-                // SAFETY: `p` points at the start of chunk `i` with
-                // `CHUNK` bytes behind it (the view above covered them),
-                // inside the UMEM mapping, which lives as long as `self`
-                // (the slices borrow `self` mutably, so the mapping
-                // outlives them); the indices are distinct, so the
-                // slices are disjoint; the chunks are ours and the
-                // `&mut self` borrow keeps every other accessor of this
-                // port (frame, frame_mut, fill, tx_send) away while they
-                // live, so nothing else reads or writes them.
-                unsafe { std::slice::from_raw_parts_mut(p, CHUNK as usize) }
-            })
-            .collect())
-    }
-
-    /// The socket's file descriptor, to wait for frames with poll(2).
-    pub fn fd(&self) -> BorrowedFd<'_> {
-        // SAFETY: the fd belongs to `self.rx`, open for as long as `self`
-        // is borrowed.
-        unsafe { BorrowedFd::borrow_raw(self.rx.fd().as_raw_fd()) }
-    }
-
-    /// Whether the kernel runs this socket in zero-copy mode.
-    pub fn zero_copy(&self) -> bool {
-        self.zero_copy
+        for &i in &self.taken {
+            self.owned[i] = true;
+        }
+        if let Some(addr) = bad {
+            return Err(XskError::BadDesc { addr, len: 0 });
+        }
+        let base = self.base as *mut u8;
+        out.extend(self.taken.iter().map(|&i| {
+            // SAFETY: `base` is the UMEM's first byte (taken from
+            // xsk-rs's own view of chunk 0), the mapping spans every
+            // chunk and chunk `i` lies inside it; the mapping lives as
+            // long as `self`, which the slices borrow mutably. The
+            // indices are distinct (checked above), so the slices are
+            // disjoint; the chunks are ours (no ring holds them, the
+            // kernel does not write them) and the `&mut self` borrow
+            // keeps every other accessor (frame, frame_mut, fill,
+            // tx_send) away while they live.
+            unsafe { std::slice::from_raw_parts_mut(base.add(i * CHUNK as usize), CHUNK as usize) }
+        }));
+        Ok(())
     }
 
     /// The chunk index of `(addr, len)` if it lies inside one chunk that
@@ -325,7 +389,7 @@ impl XskPort {
     }
 
     /// A fresh descriptor for `(addr, len)`, already checked. Takes
-    /// `&mut self` so that no frame borrowed from the port is alive.
+    /// `&mut self` so that no frame borrowed from the set is alive.
     fn desc(&mut self, addr: u64, len: u32) -> FrameDesc {
         let mut d = FrameDesc::default();
         d.set_addr(addr as usize);
@@ -346,54 +410,74 @@ impl XskPort {
         self.pool.pop()
     }
 
-    /// Gives owned chunks (any address inside each) to the fill ring for
-    /// the kernel to receive into. Returns how many were lent (fewer when
-    /// the ring is full); lends none if one is not ours or comes twice.
-    pub fn fill(&mut self, addrs: &[u64]) -> Result<usize, XskError> {
-        let room = self.fq.nb_free(addrs.len() as u32) as usize;
-        let n = addrs.len().min(room);
-        let mut descs = Vec::with_capacity(n);
-        let mut taken = Vec::with_capacity(n);
-        for &a in &addrs[..n] {
-            let base = a / CHUNK * CHUNK;
-            match self.check(base, 1) {
+    /// Checks `(addr, len)` pairs for a batch to give to the kernel,
+    /// marks their chunks the kernel's and writes their descriptors into
+    /// `scratch`; on error nothing stays marked. A chunk given twice
+    /// fails the second check (it is already marked).
+    fn take_batch(&mut self, items: impl Iterator<Item = (u64, u32)>) -> Result<usize, XskError> {
+        self.taken.clear();
+        let mut n = 0;
+        for (addr, len) in items {
+            match self.check(addr, len) {
                 Ok(i) => {
+                    self.scratch[n] = self.desc(addr, len);
                     self.owned[i] = false;
-                    taken.push(i);
+                    self.taken.push(i);
+                    n += 1;
                 }
                 Err(e) => {
-                    for i in taken {
+                    for &i in &self.taken {
                         self.owned[i] = true;
                     }
                     return Err(e);
                 }
             }
-            let mut d = FrameDesc::default();
-            d.set_addr(base as usize);
-            descs.push(d);
         }
+        Ok(n)
+    }
+
+    /// Gives owned chunks (any address inside each) to socket `s`'s fill
+    /// ring for the kernel to receive into. Returns how many were lent
+    /// (fewer when the ring is full); lends none if one is not ours or
+    /// comes twice.
+    pub fn fill(&mut self, s: usize, addrs: &[u64]) -> Result<usize, XskError> {
+        let room = self.socks[s].fq.nb_free(addrs.len() as u32) as usize;
+        let n = addrs.len().min(room).min(self.scratch.len());
+        let got = self.take_batch(addrs[..n].iter().map(|&a| (a / CHUNK * CHUNK, 1)))?;
+        let sock = &mut self.socks[s];
         // SAFETY: each chunk was ours and is now marked the kernel's, so
         // nothing in userspace touches it until `rx` hands it back; all
-        // belong to this UMEM (`check`).
-        let lent = unsafe { self.fq.produce(&descs) };
-        debug_assert_eq!(lent, n, "nb_free promised the room");
-        self.in_fill += lent;
+        // belong to this UMEM (`check`), which this socket shares.
+        let lent = unsafe { sock.fq.produce(&self.scratch[..got]) };
+        debug_assert_eq!(lent, got, "nb_free promised the room");
+        sock.in_fill += lent;
         Ok(lent)
     }
 
-    /// Received frames, appended to `out` as `(addr, len)`; waits up to
-    /// `timeout_ms` for the first. The frames' chunks are ours until given
-    /// to [`Self::fill`] or [`Self::tx_send`].
-    pub fn rx(&mut self, out: &mut Vec<(u64, u32)>, timeout_ms: i32) -> Result<usize, XskError> {
+    /// At most `max` frames received on socket `s`, appended to `out` as
+    /// `(addr, len)`; waits up to `timeout_ms` for the first. The frames'
+    /// chunks are ours until given to [`Self::fill`] or [`Self::tx_send`].
+    pub fn rx(
+        &mut self,
+        s: usize,
+        out: &mut Vec<(u64, u32)>,
+        max: usize,
+        timeout_ms: i32,
+    ) -> Result<usize, XskError> {
+        let sock = &mut self.socks[s];
+        let max = max.min(self.scratch.len());
         // SAFETY: the rx ring only returns chunks of this UMEM that were
         // lent through `fill`; the scratch descriptors are overwritten.
-        let n = unsafe { self.rx.poll_and_consume(&mut self.scratch, timeout_ms) }?;
+        let n = unsafe {
+            sock.rx
+                .poll_and_consume(&mut self.scratch[..max], timeout_ms)
+        }?;
         for d in &self.scratch[..n] {
             let addr = d.addr() as u64;
             self.owned[(addr / CHUNK) as usize] = true;
             out.push((addr, d.lengths().data() as u32));
         }
-        self.in_fill = self.in_fill.saturating_sub(n);
+        sock.in_fill = sock.in_fill.saturating_sub(n);
         Ok(n)
     }
 
@@ -422,58 +506,46 @@ impl XskPort {
         Ok(FrameMut(data))
     }
 
-    /// Queues owned frames for transmission, each from its own address:
-    /// the start may sit anywhere in its chunk. Returns how many were
-    /// queued (fewer when the ring is full) after kicking the kernel if
-    /// it asked for a wakeup. Nothing is queued if any descriptor is not
-    /// an owned frame inside one chunk, or two share a chunk.
-    pub fn tx_send(&mut self, descs: &[(u64, u32)]) -> Result<usize, XskError> {
-        let room = self.tx.nb_free(descs.len() as u32) as usize;
-        let n = descs.len().min(room);
-        let mut batch = Vec::with_capacity(n);
-        let mut taken = Vec::with_capacity(n);
-        for &(addr, len) in &descs[..n] {
-            match self.check(addr, len) {
-                Ok(i) => {
-                    batch.push(self.desc(addr, len));
-                    self.owned[i] = false;
-                    taken.push(i);
-                }
-                Err(e) => {
-                    for i in taken {
-                        self.owned[i] = true;
-                    }
-                    return Err(e);
-                }
-            }
-        }
+    /// Queues owned frames for transmission on socket `s`, each from its
+    /// own address: the start may sit anywhere in its chunk, and the chunk
+    /// may have been received on any socket of this set. Returns how many
+    /// were queued (fewer when the ring is full) after kicking the kernel
+    /// if it asked for a wakeup. Nothing is queued if any descriptor is
+    /// not an owned frame inside one chunk, or two share a chunk.
+    pub fn tx_send(&mut self, s: usize, descs: &[(u64, u32)]) -> Result<usize, XskError> {
+        let room = self.socks[s].tx.nb_free(descs.len() as u32) as usize;
+        let n = descs.len().min(room).min(self.scratch.len());
+        let got = self.take_batch(descs[..n].iter().copied())?;
+        let sock = &mut self.socks[s];
         // SAFETY: every frame was ours, lies inside one chunk of this
-        // UMEM, and is now marked the kernel's (so no chunk is queued
-        // twice and userspace no longer touches it) until `complete`
-        // hands it back.
-        let sent = unsafe { self.tx.produce(&batch) };
-        debug_assert_eq!(sent, n, "nb_free promised the room");
-        if self.tx.needs_wakeup() {
-            self.tx.wakeup()?;
+        // UMEM (shared by this socket), and is now marked the kernel's
+        // (so no chunk is queued twice and userspace no longer touches
+        // it) until `complete` hands it back.
+        let sent = unsafe { sock.tx.produce(&self.scratch[..got]) };
+        debug_assert_eq!(sent, got, "nb_free promised the room");
+        if sock.tx.needs_wakeup() {
+            sock.tx.wakeup()?;
         }
         Ok(sent)
     }
 
-    /// Kicks the kernel's TX if it asked for it (copy mode sends a bounded
-    /// number of frames per kick).
-    pub fn kick(&mut self) -> Result<(), XskError> {
-        if self.tx.needs_wakeup() {
-            self.tx.wakeup()?;
+    /// Kicks socket `s`'s TX if the kernel asked for it (copy mode sends
+    /// a bounded number of frames per kick).
+    pub fn kick(&mut self, s: usize) -> Result<(), XskError> {
+        let sock = &mut self.socks[s];
+        if sock.tx.needs_wakeup() {
+            sock.tx.wakeup()?;
         }
         Ok(())
     }
 
-    /// Chunks whose transmission completed, appended to `out` as the
-    /// addresses they were sent from; they are ours again.
-    pub fn complete(&mut self, out: &mut Vec<u64>) -> usize {
+    /// Chunks whose transmission on socket `s` completed, appended to
+    /// `out` as the addresses they were sent from; they are ours again.
+    pub fn complete(&mut self, s: usize, out: &mut Vec<u64>) -> usize {
+        let sock = &mut self.socks[s];
         // SAFETY: the completion ring only returns chunks of this UMEM
         // queued by `tx_send`; the scratch descriptors are overwritten.
-        let n = unsafe { self.cq.consume(&mut self.scratch) };
+        let n = unsafe { sock.cq.consume(&mut self.scratch) };
         for d in &self.scratch[..n] {
             let addr = d.addr() as u64;
             self.owned[(addr / CHUNK) as usize] = true;
@@ -483,7 +555,112 @@ impl XskPort {
     }
 }
 
-/// A writable frame of an [`XskPort`] (dereferences to its bytes).
+/// One AF_XDP socket on one queue with its own UMEM: an [`XskSet`] with a
+/// single socket.
+#[derive(Debug)]
+pub struct XskPort {
+    set: XskSet,
+}
+
+impl XskPort {
+    /// Creates the UMEM and socket on `ifname` queue `queue`, registers
+    /// the socket in `prog`'s XSKMAP (libxdp's own program is inhibited),
+    /// and lends `cfg.rx_frames` chunks to the fill ring.
+    pub fn bind(
+        ifname: &str,
+        queue: u32,
+        prog: &XdpProgram,
+        cfg: XskConfig,
+    ) -> Result<Self, XskError> {
+        let mut set = XskSet::new(cfg)?;
+        set.bind(ifname, queue, prog)?;
+        Ok(Self { set })
+    }
+
+    /// The set underneath (one socket, index 0).
+    pub fn set(&mut self) -> &mut XskSet {
+        &mut self.set
+    }
+
+    /// See [`XskSet::region`].
+    pub fn region(&self) -> Region {
+        self.set.region()
+    }
+
+    /// Chunks currently lent to the fill ring (not yet received).
+    pub fn in_fill(&self) -> usize {
+        self.set.in_fill(0)
+    }
+
+    /// Chunks left in the TX pool.
+    pub fn pool_len(&self) -> usize {
+        self.set.pool_len()
+    }
+
+    /// See [`XskSet::release`].
+    pub fn release(&mut self, addr: u64) -> Result<(), XskError> {
+        self.set.release(addr)
+    }
+
+    /// See [`XskSet::chunks_mut`]; returns the slices.
+    pub fn chunks_mut(&mut self, addrs: &[u64]) -> Result<Vec<&mut [u8]>, XskError> {
+        let mut out = Vec::with_capacity(addrs.len());
+        self.set.chunks_mut(addrs, &mut out)?;
+        Ok(out)
+    }
+
+    /// The socket's file descriptor, to wait for frames with poll(2).
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.set.fd(0)
+    }
+
+    /// Whether the kernel runs this socket in zero-copy mode.
+    pub fn zero_copy(&self) -> bool {
+        self.set.zero_copy(0)
+    }
+
+    /// See [`XskSet::alloc`].
+    pub fn alloc(&mut self) -> Option<u64> {
+        self.set.alloc()
+    }
+
+    /// See [`XskSet::fill`].
+    pub fn fill(&mut self, addrs: &[u64]) -> Result<usize, XskError> {
+        self.set.fill(0, addrs)
+    }
+
+    /// See [`XskSet::rx`].
+    pub fn rx(&mut self, out: &mut Vec<(u64, u32)>, timeout_ms: i32) -> Result<usize, XskError> {
+        self.set.rx(0, out, usize::MAX, timeout_ms)
+    }
+
+    /// See [`XskSet::frame`].
+    pub fn frame(&mut self, addr: u64, len: u32) -> Result<&[u8], XskError> {
+        self.set.frame(addr, len)
+    }
+
+    /// See [`XskSet::frame_mut`].
+    pub fn frame_mut(&mut self, addr: u64, len: u32) -> Result<FrameMut<'_>, XskError> {
+        self.set.frame_mut(addr, len)
+    }
+
+    /// See [`XskSet::tx_send`].
+    pub fn tx_send(&mut self, descs: &[(u64, u32)]) -> Result<usize, XskError> {
+        self.set.tx_send(0, descs)
+    }
+
+    /// See [`XskSet::kick`].
+    pub fn kick(&mut self) -> Result<(), XskError> {
+        self.set.kick(0)
+    }
+
+    /// See [`XskSet::complete`].
+    pub fn complete(&mut self, out: &mut Vec<u64>) -> usize {
+        self.set.complete(0, out)
+    }
+}
+
+/// A writable frame of an [`XskSet`] (dereferences to its bytes).
 #[derive(Debug)]
 pub struct FrameMut<'a>(xsk_rs::umem::frame::DataMut<'a>);
 

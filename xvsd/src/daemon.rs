@@ -31,7 +31,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use tracing::{debug, error, info, warn};
-use xvs_bpf::xsk::{XskConfig, XskError, XskPort};
+use xvs_bpf::xsk::{XskConfig, XskError, XskSet};
 use xvs_bpf::{AttachFlags, Mode, SnoopPoller, XdpProgram};
 use xvs_dataplane::config::{Config, ConfigErrors};
 use xvs_dataplane::control::kernel::{self, KernelError, Monitor};
@@ -100,7 +100,7 @@ pub enum DaemonError {
 #[derive(Debug)]
 struct WorkerThread {
     id: usize,
-    thread: Option<JoinHandle<Result<Vec<WorkerPort>, XskError>>>,
+    thread: Option<JoinHandle<Result<XskSet, XskError>>>,
     report: Arc<Mutex<WorkerReport>>,
 }
 
@@ -292,31 +292,40 @@ impl Daemon {
             ring: opts.umem_frames / 2,
             frame_headroom: 0,
         };
-        let mut per_worker: Vec<Vec<WorkerPort>> = (0..opts.workers).map(|_| Vec::new()).collect();
+        // One UMEM per worker, shared by all its sockets: a frame goes
+        // from any of its ports to any other by descriptor, no copy.
+        let mut per_worker = Vec::new();
+        for w in 0..opts.workers {
+            let sockets: u32 = ifaces
+                .iter()
+                .map(|i| (w as u32..i.queues).step_by(opts.workers).count() as u32)
+                .sum();
+            let cfg = XskConfig {
+                frames: xsk_cfg.frames * sockets.max(1),
+                ..xsk_cfg
+            };
+            per_worker.push((XskSet::new(cfg)?, Vec::new()));
+        }
         for (i, prog) in ifaces.iter().zip(&programs) {
             for q in 0..i.queues {
-                let xsk = XskPort::bind(&i.name, q, prog, xsk_cfg)?;
-                debug!(iface = %i.name, queue = q, zero_copy = xsk.zero_copy(), "socket bound");
+                let (set, ports) = &mut per_worker[q as usize % opts.workers];
+                let s = set.bind(&i.name, q, prog)?;
+                debug!(iface = %i.name, queue = q, zero_copy = set.zero_copy(s), "socket bound");
                 if q == 0 {
                     info!(
                         iface = %i.name,
-                        mode = if xsk.zero_copy() { "zero-copy" } else { "copy" },
+                        mode = if set.zero_copy(s) { "zero-copy" } else { "copy" },
                         "AF_XDP"
                     );
                 }
-                per_worker[q as usize % opts.workers].push(WorkerPort::new(
-                    i.no,
-                    q,
-                    xsk,
-                    xsk_cfg.rx_frames as usize,
-                ));
+                ports.push(WorkerPort::new(i.no, q, s, xsk_cfg.rx_frames as usize));
             }
         }
 
         let stop_workers = Arc::new(AtomicBool::new(false));
         let core_ids = core_affinity::get_core_ids().unwrap_or_default();
         let mut workers = Vec::new();
-        for (id, ports) in per_worker.into_iter().enumerate() {
+        for (id, (set, ports)) in per_worker.into_iter().enumerate() {
             let core = match &opts.cores {
                 Some(c) => Some(c[id]),
                 None if !core_ids.is_empty() => Some(core_ids[id % core_ids.len()].id),
@@ -326,7 +335,7 @@ impl Daemon {
                 id,
                 ..Default::default()
             }));
-            let worker = Worker::new(id, ports, ctl.handle(), Some(ctl.learn_sender()))
+            let worker = Worker::new(id, set, ports, ctl.handle(), Some(ctl.learn_sender()))
                 .with_mode(opts.poll)
                 .with_epoch(epoch)
                 .with_report(Arc::clone(&report));
@@ -342,7 +351,7 @@ impl Daemon {
                     info!(worker = id, core = ?core, sockets = worker.ports().len(), "worker running");
                     let mut worker = worker;
                     worker.run(&stop)?;
-                    Ok(worker.into_ports())
+                    Ok(worker.into_set())
                 })
                 .map_err(|e| DaemonError::Worker {
                     id,
@@ -469,7 +478,7 @@ impl Daemon {
                 worker = r.id,
                 rx = r.counters.rx_frames,
                 tx = r.counters.tx_frames,
-                copies = r.counters.copies,
+                other_port = r.counters.tx_other_port,
                 busy_ms = r.load.busy_ns / 1_000_000,
                 sleeps = r.load.sleeps,
                 "worker"
@@ -508,7 +517,7 @@ impl Daemon {
             let Some(t) = w.thread.take() else { continue };
             match t.join() {
                 // The sockets close here, before the programs detach.
-                Ok(Ok(ports)) => drop(ports),
+                Ok(Ok(set)) => drop(set),
                 Ok(Err(e)) => {
                     error!(worker = w.id, "worker failed: {e}");
                     first_err.get_or_insert(DaemonError::Worker {

@@ -1,31 +1,32 @@
 //! Workers: AF_XDP sockets driven through the dataplane pipeline.
 //!
-//! A [`Worker`] owns a set of [`XskPort`] sockets, one per (interface,
-//! queue) it serves (VM-facing ports and the uplink), each with its own
-//! UMEM, and runs one poll loop:
+//! A [`Worker`] owns one [`XskSet`]: a UMEM shared by the sockets of
+//! every (interface, queue) it serves (VM-facing ports and the uplink),
+//! and runs one poll loop:
 //!
 //! ```text
-//! for each port: rx (batch 64) ─► lend the chunks as Frames ─► process_batch
-//!   ─► tx out of the same port: the descriptor, in place (no copy)
-//!   ─► tx out of another port: one memcpy into a chunk of that port's UMEM
-//!      (counted), the source chunk recycled
+//! for each socket: rx (batch 64) ─► lend the chunks as Frames ─► process_batch
+//!   ─► tx out of any port: the descriptor, in place (shared UMEM: no copy)
 //!   ─► dropped frames and unused spares recycled
 //! then: send (kick per 32 in copy mode), reap completions, refill fill rings
 //! ```
 //!
-//! Invariants: every chunk a batch received or borrowed comes back to its
-//! port (sent, refilled or pooled), on every path; a chunk is lent to the
-//! pipeline only through [`XskPort::chunks_mut`], so the I/O layer's
-//! ownership checks hold; nothing here is unsafe. The dataplane crate stays
-//! free of I/O: this crate is the only place the two meet.
+//! Invariants: every chunk a batch received or borrowed comes back (sent,
+//! lent to a fill ring or pooled), on every path; a chunk is lent to the
+//! pipeline only through [`XskSet::chunks_mut`], so the I/O layer's
+//! ownership checks hold. The loop allocates nothing once running: the
+//! batch vectors are kept between batches (empty, see [`relife`]). The
+//! dataplane crate stays free of I/O: this crate is the only place the
+//! two meet.
 
+use std::mem::ManuallyDrop;
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
-use xvs_bpf::xsk::{self, XskError, XskPort};
+use xvs_bpf::xsk::{self, XskError, XskSet};
 use xvs_dataplane::frame::Frame;
 use xvs_dataplane::pipeline::{process_batch, BatchIo, LearnEvent, PortCounters, WorkerState};
 use xvs_dataplane::snapshot::SnapshotHandle;
@@ -39,9 +40,6 @@ pub const BATCH: usize = 64;
 pub const TX_KICK: usize = 32;
 /// Spare chunks offered to the pipeline per batch for flood replicas.
 pub const SPARES: usize = 8;
-/// Where a copied frame starts in its destination chunk: behind the
-/// kernel's XDP headroom, leaving room for a later push.
-const COPY_HEAD: usize = xsk::XDP_HEADROOM as usize;
 
 /// Counters of one worker (I/O events; per-port pipeline counters live
 /// in its [`WorkerState`]).
@@ -49,57 +47,110 @@ const COPY_HEAD: usize = xsk::XDP_HEADROOM as usize;
 pub struct WorkerCounters {
     pub batches: u64,
     pub rx_frames: u64,
-    /// Frames queued on a TX ring (in place or copied).
+    /// Frames queued on a TX ring, all by descriptor (no copy).
     pub tx_frames: u64,
-    /// Frames sent out of the port they arrived on, without a copy.
-    pub tx_in_place: u64,
-    /// Frames copied into another port's UMEM (one memcpy each).
-    pub copies: u64,
-    pub copy_bytes: u64,
-    /// Frames dropped because the destination had no free chunk.
-    pub no_chunk: u64,
+    /// Frames sent out of another port than they arrived on.
+    pub tx_other_port: u64,
     /// Frames dropped because a TX ring was full.
     pub tx_ring_full: u64,
-    /// Frames the pipeline sent to a port this worker does not own.
+    /// Frames the pipeline sent to a port this worker has no socket on.
     pub unknown_port: u64,
     /// Chunks whose transmission completed.
     pub completions: u64,
+    /// Rounds that left a fill ring short because the pool was empty.
+    pub fill_short: u64,
 }
 
 /// One socket of a worker: the port it belongs to (its number in the
-/// snapshot), its queue and the socket.
+/// snapshot), its queue and its index in the worker's [`XskSet`].
 #[derive(Debug)]
 pub struct WorkerPort {
     pub no: PortNo,
     pub queue: u32,
-    pub xsk: XskPort,
-    /// Chunks the port should keep lent to its fill ring.
+    pub sock: usize,
+    /// Chunks the socket should keep lent to its fill ring.
     pub fill_target: usize,
-    /// Frames waiting for this port's TX ring.
+    /// Frames waiting for this socket's TX ring.
     pending: Vec<(u64, u32)>,
 }
 
 impl WorkerPort {
-    pub fn new(no: PortNo, queue: u32, xsk: XskPort, fill_target: usize) -> WorkerPort {
+    pub fn new(no: PortNo, queue: u32, sock: usize, fill_target: usize) -> WorkerPort {
         WorkerPort {
             no,
             queue,
-            xsk,
+            sock,
             fill_target,
-            pending: Vec::with_capacity(BATCH * 2),
+            pending: Vec::with_capacity(4 * BATCH),
+        }
+    }
+}
+
+/// Reuses an empty vector's allocation for the same element type with
+/// other lifetimes: the batch vectors hold borrows of UMEM chunks that
+/// must end with each batch, while their allocations should live on.
+///
+/// # Safety
+/// `A` and `B` must be the same type except for lifetimes.
+unsafe fn relife<A, B>(mut v: Vec<A>) -> Vec<B> {
+    const { assert!(size_of::<A>() == size_of::<B>() && align_of::<A>() == align_of::<B>()) };
+    v.clear();
+    let mut v = ManuallyDrop::new(v);
+    // SAFETY: the vector is empty, so no value is reinterpreted; the
+    // allocation was made for `A`, which has `B`'s layout (the caller
+    // guarantees the same type, and the assertion checks the layout),
+    // and `v` is never used or dropped again.
+    unsafe { Vec::from_raw_parts(v.as_mut_ptr().cast::<B>(), 0, v.capacity()) }
+}
+
+/// The batch vectors, kept empty between batches.
+#[derive(Debug, Default)]
+struct Store {
+    chunks: Vec<&'static mut [u8]>,
+    spare: Vec<&'static mut [u8]>,
+    free: Vec<&'static mut [u8]>,
+    frames: Vec<Frame<'static>>,
+    tx: Vec<(PortNo, Frame<'static>)>,
+}
+
+/// The vectors of one batch, borrowing chunks for `'a`.
+struct Batch<'a> {
+    chunks: Vec<&'a mut [u8]>,
+    frames: Vec<Frame<'a>>,
+    io: BatchIo<'a>,
+}
+
+impl Store {
+    /// The stored allocations, empty, typed for a batch.
+    fn lend<'a>(&mut self) -> Batch<'a> {
+        use std::mem::take;
+        // SAFETY: every vector becomes the same type with `'a` in place
+        // of `'static`.
+        unsafe {
+            Batch {
+                chunks: relife(take(&mut self.chunks)),
+                frames: relife(take(&mut self.frames)),
+                io: BatchIo {
+                    spare: relife(take(&mut self.spare)),
+                    tx: relife(take(&mut self.tx)),
+                    free: relife(take(&mut self.free)),
+                },
+            }
         }
     }
 
-    /// Gives owned chunks back: to the fill ring while it holds fewer
-    /// than `fill_target`, to the TX pool otherwise.
-    fn recycle(&mut self, addrs: &[u64]) -> Result<(), XskError> {
-        let want = self.fill_target.saturating_sub(self.xsk.in_fill());
-        let n = want.min(addrs.len());
-        let lent = self.xsk.fill(&addrs[..n])?;
-        for &a in &addrs[lent..] {
-            self.xsk.release(a)?;
+    /// Takes the allocations back once the batch is done (`relife`
+    /// empties them, so no borrow of the batch survives).
+    fn keep(&mut self, b: Batch<'_>) {
+        // SAFETY: every vector becomes the same type with `'static` in
+        // place of the batch's lifetime, and is emptied first.
+        unsafe {
+            self.chunks = relife(b.chunks);
+            self.frames = relife(b.frames);
+            self.spare = relife(b.io.spare);
+            self.tx = relife(b.io.tx);
+            self.free = relife(b.io.free);
         }
-        Ok(())
     }
 }
 
@@ -152,12 +203,14 @@ pub struct WorkerReport {
     pub drops: DropCounters,
 }
 
-/// A poll-mode worker over a set of sockets.
+/// A poll-mode worker over a set of sockets sharing one UMEM.
 #[derive(Debug)]
 pub struct Worker {
+    set: XskSet,
+    /// One per socket, in socket order.
     ports: Vec<WorkerPort>,
-    /// By port number: the socket (index in `ports`) frames to that port
-    /// leave by, when they did not arrive on that port.
+    /// By port number: the socket frames to that port leave by, when they
+    /// did not arrive on that port.
     tx_of: Vec<Option<usize>>,
     handle: Arc<SnapshotHandle>,
     ws: WorkerState,
@@ -169,9 +222,9 @@ pub struct Worker {
     // Scratch, reused across batches.
     rx: Vec<(u64, u32)>,
     addrs: Vec<u64>,
-    recycle: Vec<u64>,
     comp: Vec<u64>,
     pollfds: Vec<libc::pollfd>,
+    store: Store,
 }
 
 /// The chunk base of a UMEM address.
@@ -180,15 +233,20 @@ fn chunk_of(addr: u64) -> u64 {
 }
 
 impl Worker {
-    /// A worker over `ports` (sockets); the first socket of each port
-    /// number is the one it transmits by. `epoch` is the daemon's clock
-    /// origin, shared with the control thread.
+    /// A worker over the sockets of `set`, described by `ports` (one per
+    /// socket, in socket order); the first socket of each port number is
+    /// the one it transmits by.
     pub fn new(
         id: usize,
+        set: XskSet,
         ports: Vec<WorkerPort>,
         handle: Arc<SnapshotHandle>,
         learn_tx: Option<Sender<LearnEvent>>,
     ) -> Worker {
+        assert!(
+            ports.iter().enumerate().all(|(i, p)| p.sock == i) && ports.len() == set.sockets(),
+            "one WorkerPort per socket, in order"
+        );
         let mut tx_of = Vec::new();
         for (i, p) in ports.iter().enumerate() {
             let n = usize::from(p.no);
@@ -197,7 +255,15 @@ impl Worker {
             }
             tx_of[n].get_or_insert(i);
         }
+        let store = Store {
+            chunks: Vec::with_capacity(BATCH + SPARES),
+            spare: Vec::with_capacity(SPARES),
+            free: Vec::with_capacity(BATCH + SPARES),
+            frames: Vec::with_capacity(BATCH),
+            tx: Vec::with_capacity(BATCH + SPARES),
+        };
         Worker {
+            set,
             ports,
             tx_of,
             handle,
@@ -208,10 +274,10 @@ impl Worker {
             mode: PollMode::default(),
             report: None,
             rx: Vec::with_capacity(BATCH),
-            addrs: Vec::with_capacity(BATCH + SPARES),
-            recycle: Vec::with_capacity(BATCH + SPARES),
+            addrs: Vec::with_capacity(4 * BATCH),
             comp: Vec::with_capacity(4 * BATCH),
             pollfds: Vec::new(),
+            store,
         }
     }
 
@@ -249,6 +315,11 @@ impl Worker {
 
     pub fn ports(&self) -> &[WorkerPort] {
         &self.ports
+    }
+
+    /// The sockets and their UMEM.
+    pub fn set(&self) -> &XskSet {
+        &self.set
     }
 
     /// What this worker has done so far.
@@ -311,14 +382,16 @@ impl Worker {
     fn sleep(&mut self) -> Result<(), XskError> {
         self.load.sleeps += 1;
         self.pollfds.clear();
-        self.pollfds.extend(self.ports.iter().map(|p| libc::pollfd {
-            fd: p.xsk.fd().as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        }));
+        for s in 0..self.set.sockets() {
+            self.pollfds.push(libc::pollfd {
+                fd: self.set.fd(s).as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            });
+        }
         // SAFETY: `pollfds` is a valid array of `len` pollfd structs that
         // outlives the call; the fds stay open (the sockets are owned by
-        // `self.ports`, which is not touched during the call).
+        // `self.set`, which is not touched during the call).
         let r = unsafe {
             libc::poll(
                 self.pollfds.as_mut_ptr(),
@@ -338,20 +411,21 @@ impl Worker {
     /// One round over every socket; returns the frames received.
     pub fn poll_once(&mut self) -> Result<usize, XskError> {
         let mut got = 0;
-        for i in 0..self.ports.len() {
-            got += self.batch(i)?;
+        for s in 0..self.ports.len() {
+            got += self.batch(s)?;
         }
-        for p in 0..self.ports.len() {
-            self.flush(p);
-            self.reap(p)?;
+        for s in 0..self.ports.len() {
+            self.flush(s)?;
+            self.reap(s)?;
+            self.top_up(s)?;
         }
         Ok(got)
     }
 
-    /// Receives one batch on port `i` and runs it through the pipeline.
-    fn batch(&mut self, i: usize) -> Result<usize, XskError> {
+    /// Receives one batch on socket `s` and runs it through the pipeline.
+    fn batch(&mut self, s: usize) -> Result<usize, XskError> {
         self.rx.clear();
-        let n = self.ports[i].xsk.rx(&mut self.rx, 0)?;
+        let n = self.set.rx(s, &mut self.rx, BATCH, 0)?;
         if n == 0 {
             return Ok(0);
         }
@@ -359,155 +433,156 @@ impl Worker {
         self.counters.rx_frames += n as u64;
         let now = self.epoch.elapsed().as_nanos() as u64;
         let snap = self.handle.load_full();
+        let in_port = self.ports[s].no;
 
-        let (before, rest) = self.ports.split_at_mut(i);
-        let (src, after) = rest.split_first_mut().expect("port i exists");
-        let in_port = src.no;
         self.addrs.clear();
         self.addrs.extend(self.rx.iter().map(|&(a, _)| chunk_of(a)));
         for _ in 0..SPARES {
-            match src.xsk.alloc() {
+            match self.set.alloc() {
                 Some(a) => self.addrs.push(a),
                 None => break,
             }
         }
-        let region = src.xsk.region();
-        let mut chunks = src.xsk.chunks_mut(&self.addrs)?;
-        let spare_chunks = chunks.split_off(n);
-        let mut lost = Vec::new();
-        let frames: Vec<Frame<'_>> = chunks
-            .into_iter()
-            .zip(&self.rx)
-            .filter_map(|(c, &(addr, len))| {
-                let head = (addr - chunk_of(addr)) as usize;
-                let base = c.as_ptr();
-                let f = Frame::new(c, head, len as usize);
-                if f.is_none() {
-                    lost.extend(region.addr_of(base));
-                }
-                f
-            })
-            .collect();
-        let cap = n + spare_chunks.len();
-        let mut io = BatchIo {
-            spare: spare_chunks,
-            tx: Vec::with_capacity(cap),
-            free: Vec::with_capacity(cap),
-        };
-        process_batch(&snap, &mut self.ws, in_port, now, frames, &mut io);
+        // `addrs[..lent]`: the chunks lent to this batch.
+        let lent = self.addrs.len();
+        let region = self.set.region();
+        let mut b = self.store.lend();
+        if let Err(e) = self.set.chunks_mut(&self.addrs, &mut b.chunks) {
+            // Not expected (the addresses came from rx and the pool);
+            // give the received chunks back to the fill ring.
+            let _ = self.set.fill(s, &self.addrs[..n]);
+            for &a in &self.addrs[n..] {
+                let _ = self.set.release(a);
+            }
+            return Err(e);
+        }
+        let Batch { chunks, frames, io } = &mut b;
+        io.spare.extend(chunks.drain(n..));
+        // Chunks that cannot hold their frame (never, from the kernel)
+        // go back through `free`.
+        for (c, &(addr, len)) in chunks.drain(..).zip(&self.rx) {
+            let head = (addr - chunk_of(addr)) as usize;
+            if head + len as usize <= c.len() {
+                frames.extend(Frame::new(c, head, len as usize));
+            } else {
+                io.free.push(c);
+            }
+        }
+        process_batch(&snap, &mut self.ws, in_port, now, frames.drain(..), io);
 
-        let mut same = Vec::with_capacity(io.tx.len());
-        let mut recycle = std::mem::take(&mut self.recycle);
-        recycle.clear();
-        recycle.extend(lost);
         for (out, frame) in io.tx.drain(..) {
-            let data_len = frame.len();
-            let head = frame.head();
-            if out == in_port {
-                let base = region
-                    .addr_of(frame.into_buf().as_ptr())
-                    .expect("own chunk");
-                same.push((base + head as u64, data_len as u32));
-                continue;
-            }
-            // The socket to send by, if this worker has one on `out`.
-            let dst = match self.tx_of.get(usize::from(out)).copied().flatten() {
-                Some(d) if d < i => before.get_mut(d),
-                Some(d) if d > i => after.get_mut(d - i - 1),
-                _ => None,
-            };
-            let Some(dst) = dst else {
-                self.counters.unknown_port += 1;
-                recycle.extend(region.addr_of(frame.into_buf().as_ptr()));
+            let len = frame.len() as u32;
+            let head = frame.head() as u64;
+            let Some(base) = region.addr_of(frame.into_buf().as_ptr()) else {
                 continue;
             };
-            match dst.xsk.alloc() {
-                Some(chunk) if COPY_HEAD + data_len <= xsk::CHUNK as usize => {
-                    let addr = chunk + COPY_HEAD as u64;
-                    let mut to = dst.xsk.frame_mut(addr, data_len as u32)?;
-                    to.copy_from_slice(frame.data());
-                    dst.pending.push((addr, data_len as u32));
-                    self.counters.copies += 1;
-                    self.counters.copy_bytes += data_len as u64;
+            let d = if out == in_port {
+                Some(s)
+            } else {
+                self.counters.tx_other_port += 1;
+                self.tx_of.get(usize::from(out)).copied().flatten()
+            };
+            match d {
+                Some(d) => self.ports[d].pending.push((base + head, len)),
+                None => {
+                    self.counters.unknown_port += 1;
+                    self.addrs.push(base);
                 }
-                Some(chunk) => {
-                    dst.xsk.release(chunk)?;
-                    self.counters.no_chunk += 1;
-                }
-                None => self.counters.no_chunk += 1,
             }
-            recycle.extend(region.addr_of(frame.into_buf().as_ptr()));
         }
-        for buf in io.free.drain(..) {
-            recycle.extend(region.addr_of(buf.as_ptr()));
+        // From here on `addrs` holds only chunks to recycle: dropped
+        // frames and unused spares.
+        self.addrs.drain(..lent);
+        for buf in io.free.drain(..).chain(io.spare.drain(..)) {
+            self.addrs.extend(region.addr_of(buf.as_ptr()));
         }
-        let unused: Vec<u64> = io
-            .spare
-            .drain(..)
-            .filter_map(|b| region.addr_of(b.as_ptr()))
-            .collect();
-        drop(io);
-        // The chunks are no longer borrowed: give them back.
-        for a in unused {
-            src.xsk.release(a)?;
-        }
-        src.pending.extend_from_slice(&same);
-        self.counters.tx_in_place += same.len() as u64;
-        src.recycle(&recycle)?;
-        self.recycle = recycle;
+        // The batch's borrows end here; keep the allocations.
+        self.store.keep(b);
+        self.recycle(s)?;
         Ok(n)
     }
 
-    /// Queues a port's pending frames, `TX_KICK` at a time (each
-    /// `tx_send` kicks when the kernel asks); frames the ring cannot take
-    /// are dropped (counted) and their chunks recycled.
-    fn flush(&mut self, p: usize) {
-        let port = &mut self.ports[p];
-        if port.pending.is_empty() {
-            return;
+    /// Gives the chunks in `addrs` back: to socket `s`'s fill ring while
+    /// it is below its target, to the pool otherwise.
+    fn recycle(&mut self, s: usize) -> Result<(), XskError> {
+        let want = self.ports[s]
+            .fill_target
+            .saturating_sub(self.set.in_fill(s));
+        let n = want.min(self.addrs.len());
+        let lent = self.set.fill(s, &self.addrs[..n])?;
+        for i in lent..self.addrs.len() {
+            self.set.release(self.addrs[i])?;
         }
-        let pending = std::mem::take(&mut port.pending);
+        self.addrs.clear();
+        Ok(())
+    }
+
+    /// Tops socket `s`'s fill ring up from the pool (a socket that only
+    /// receives gets its chunks back through other sockets' completions,
+    /// which land in the pool).
+    fn top_up(&mut self, s: usize) -> Result<(), XskError> {
+        let want = self.ports[s]
+            .fill_target
+            .saturating_sub(self.set.in_fill(s));
+        if want < BATCH {
+            return Ok(());
+        }
+        self.addrs.clear();
+        while self.addrs.len() < want {
+            match self.set.alloc() {
+                Some(a) => self.addrs.push(a),
+                None => {
+                    self.counters.fill_short += 1;
+                    break;
+                }
+            }
+        }
+        self.recycle(s)
+    }
+
+    /// Queues socket `s`'s pending frames, `TX_KICK` at a time (each
+    /// `tx_send` kicks when the kernel asks); frames the ring cannot take
+    /// are dropped (counted) and their chunks pooled.
+    fn flush(&mut self, s: usize) -> Result<(), XskError> {
+        let mut pending = std::mem::take(&mut self.ports[s].pending);
         let mut done = 0;
         while done < pending.len() {
             let end = (done + TX_KICK).min(pending.len());
-            let want = end - done;
-            match port.xsk.tx_send(&pending[done..end]) {
-                Ok(k) => {
-                    self.counters.tx_frames += k as u64;
-                    done += k;
-                    if k < want {
-                        break;
-                    }
-                }
-                Err(_) => break,
+            let k = self.set.tx_send(s, &pending[done..end])?;
+            self.counters.tx_frames += k as u64;
+            done += k;
+            if k < end - (done - k) {
+                break;
             }
         }
         if done < pending.len() {
             self.counters.tx_ring_full += (pending.len() - done) as u64;
-            let rest: Vec<u64> = pending[done..].iter().map(|d| chunk_of(d.0)).collect();
-            let _ = port.recycle(&rest);
+            for &(a, _) in &pending[done..] {
+                self.set.release(chunk_of(a))?;
+            }
         }
-        port.pending = pending;
-        port.pending.clear();
+        pending.clear();
+        self.ports[s].pending = pending;
+        Ok(())
     }
 
-    /// Reaps a port's completions into its fill ring (or pool), kicking
-    /// TX so copy mode keeps draining.
-    fn reap(&mut self, p: usize) -> Result<(), XskError> {
-        let port = &mut self.ports[p];
-        port.xsk.kick()?;
+    /// Reaps socket `s`'s completions into its fill ring (or the pool),
+    /// kicking TX so copy mode keeps draining.
+    fn reap(&mut self, s: usize) -> Result<(), XskError> {
+        self.set.kick(s)?;
         self.comp.clear();
-        let n = port.xsk.complete(&mut self.comp);
+        let n = self.set.complete(s, &mut self.comp);
         if n > 0 {
             self.counters.completions += n as u64;
-            let bases: Vec<u64> = self.comp.iter().map(|&a| chunk_of(a)).collect();
-            port.recycle(&bases)?;
+            self.addrs.clear();
+            self.addrs.extend(self.comp.iter().map(|&a| chunk_of(a)));
+            self.recycle(s)?;
         }
         Ok(())
     }
 
-    /// Gives the ports back (to drop them after the XDP programs).
-    pub fn into_ports(self) -> Vec<WorkerPort> {
-        self.ports
+    /// Gives the sockets back (to drop them before the XDP programs).
+    pub fn into_set(self) -> XskSet {
+        self.set
     }
 }
