@@ -147,6 +147,29 @@ pub fn interface_mac(iface: &str) -> Result<MacAddr, DaemonError> {
     })
 }
 
+/// UMEM headroom to add to the kernel's 256 bytes in front of every
+/// received frame, so that the longest outer header of `config` is pushed
+/// in place (a Geneve header with many options over IPv6 exceeds 256).
+pub fn extra_headroom(config: &Config) -> u32 {
+    let longest = config
+        .tunnels
+        .iter()
+        .map(|t| {
+            let ip = if t.remotes.iter().any(IpAddr::is_ipv6) {
+                40
+            } else {
+                20
+            };
+            let opts: usize = t.geneve_opts.iter().map(|o| 4 + o.data.len()).sum();
+            // Ethernet + IP + UDP + VXLAN/Geneve base header + options.
+            14 + ip + 8 + 8 + opts
+        })
+        .max()
+        .unwrap_or(0) as u32;
+    let kernel = xvs_bpf::xsk::XDP_HEADROOM as u32;
+    longest.saturating_sub(kernel).next_multiple_of(64)
+}
+
 /// An interface to serve: its name, port number, program mode, queues.
 struct Iface {
     name: String,
@@ -290,7 +313,7 @@ impl Daemon {
             frames: opts.umem_frames,
             rx_frames: opts.umem_frames / 2,
             ring: opts.umem_frames / 2,
-            frame_headroom: 0,
+            frame_headroom: extra_headroom(&config),
         };
         // One UMEM per worker, shared by all its sockets: a frame goes
         // from any of its ports to any other by descriptor, no copy.
@@ -548,4 +571,39 @@ impl Drop for Daemon {
 
 fn resolve(ip: IpAddr, ifindex: u32) -> Result<(), KernelError> {
     kernel::resolve(ip, ifindex)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use xvs_dataplane::config::{GeneveOptConfig, TunnelConfig, TunnelKind};
+
+    fn tunnel(remote: &str, opts: usize) -> TunnelConfig {
+        let mut t = TunnelConfig::new(
+            "t",
+            "br0",
+            TunnelKind::Geneve,
+            1,
+            vec![remote.parse().expect("address")],
+        );
+        t.geneve_opts = (0..opts)
+            .map(|_| GeneveOptConfig {
+                class: 1,
+                typ: 1,
+                data: vec![0; 56],
+            })
+            .collect();
+        t
+    }
+
+    #[test]
+    fn headroom_grows_only_past_the_kernels_256_bytes() {
+        let mut c = Config::default();
+        assert_eq!(extra_headroom(&c), 0);
+        c.tunnels = vec![tunnel("192.0.2.1", 1)];
+        assert_eq!(extra_headroom(&c), 0, "110 bytes fit");
+        // 14 + 40 + 16 + 4 * 60 = 310: 54 more, rounded to 64.
+        c.tunnels = vec![tunnel("2001:db8::1", 4)];
+        assert_eq!(extra_headroom(&c), 64);
+    }
 }
