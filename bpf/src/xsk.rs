@@ -466,12 +466,27 @@ impl XskSet {
     ) -> Result<usize, XskError> {
         let sock = &mut self.socks[s];
         let max = max.min(self.scratch.len());
-        // SAFETY: the rx ring only returns chunks of this UMEM that were
-        // lent through `fill`; the scratch descriptors are overwritten.
-        let n = unsafe {
-            sock.rx
-                .poll_and_consume(&mut self.scratch[..max], timeout_ms)
-        }?;
+        let n = if timeout_ms == 0 {
+            // The poll loop's path: read the ring, no syscall (xsk-rs's
+            // `poll_and_consume` would poll(2) even with a zero timeout).
+            // SAFETY: the rx ring only returns chunks of this UMEM that
+            // were lent through `fill`; the scratch descriptors are
+            // overwritten.
+            let n = unsafe { sock.rx.consume(&mut self.scratch[..max]) };
+            if n == 0 && sock.fq.needs_wakeup() {
+                // need_wakeup: the kernel waits for a syscall before it
+                // takes more fill-ring entries (zero-copy drivers); only
+                // when idle, so a busy ring costs nothing.
+                sock.fq.wakeup(sock.rx.fd_mut(), 0)?;
+            }
+            n
+        } else {
+            // SAFETY: as above.
+            unsafe {
+                sock.rx
+                    .poll_and_consume(&mut self.scratch[..max], timeout_ms)
+            }?
+        };
         for d in &self.scratch[..n] {
             let addr = d.addr() as u64;
             self.owned[(addr / CHUNK) as usize] = true;

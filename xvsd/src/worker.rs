@@ -72,6 +72,8 @@ pub struct WorkerPort {
     pub fill_target: usize,
     /// Frames waiting for this socket's TX ring.
     pending: Vec<(u64, u32)>,
+    /// Frames on the TX ring not yet completed.
+    in_flight: usize,
 }
 
 impl WorkerPort {
@@ -82,6 +84,7 @@ impl WorkerPort {
             sock,
             fill_target,
             pending: Vec::with_capacity(4 * BATCH),
+            in_flight: 0,
         }
     }
 }
@@ -550,6 +553,7 @@ impl Worker {
             let end = (done + TX_KICK).min(pending.len());
             let k = self.set.tx_send(s, &pending[done..end])?;
             self.counters.tx_frames += k as u64;
+            self.ports[s].in_flight += k;
             done += k;
             if k < end - (done - k) {
                 break;
@@ -567,11 +571,16 @@ impl Worker {
     }
 
     /// Reaps socket `s`'s completions into its fill ring (or the pool),
-    /// kicking TX so copy mode keeps draining.
+    /// kicking TX while frames are in flight so copy mode keeps draining
+    /// (and not otherwise: an idle round makes no syscall).
     fn reap(&mut self, s: usize) -> Result<(), XskError> {
+        if self.ports[s].in_flight == 0 {
+            return Ok(());
+        }
         self.set.kick(s)?;
         self.comp.clear();
         let n = self.set.complete(s, &mut self.comp);
+        self.ports[s].in_flight = self.ports[s].in_flight.saturating_sub(n);
         if n > 0 {
             self.counters.completions += n as u64;
             self.addrs.clear();
