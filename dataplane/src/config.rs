@@ -33,6 +33,35 @@ pub struct Config {
     pub fdb: Vec<StaticFdbConfig>,
     pub acls: Vec<AclConfig>,
     pub qos: Vec<QosConfig>,
+    /// Underlay routes added by the operator (OVS `ovs/route/add`); they
+    /// sit beside the routes read from the kernel (longest prefix, then
+    /// lowest metric wins).
+    pub routes: Vec<RouteConfig>,
+    /// Static underlay neighbors (OVS `tnl/arp/set`): never expire, never
+    /// replaced by snooped or kernel entries.
+    pub neighbors: Vec<NeighborConfig>,
+}
+
+/// An operator's underlay route.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    pub prefix: crate::tables::route::Prefix,
+    /// Next hop; none for an on-link prefix.
+    #[serde(default)]
+    pub gateway: Option<IpAddr>,
+    /// Output interface (the uplink).
+    pub dev: String,
+    #[serde(default)]
+    pub metric: u32,
+}
+
+/// A static underlay neighbor.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NeighborConfig {
+    pub ip: IpAddr,
+    pub mac: MacAddr,
 }
 
 /// A bridge: one L2 domain (per VLAN), with its own FDB and flow table.
@@ -752,6 +781,37 @@ impl Config {
                 e(o, "policer for this port and direction given twice".into());
             }
         }
+        let mut route_seen = HashSet::new();
+        for r in &self.routes {
+            let o = format!("route {}", r.prefix);
+            if let Some(g) = r.gateway {
+                if g.is_ipv4() != r.prefix.is_ipv4() {
+                    e(
+                        o.clone(),
+                        format!("gateway {g} is not of the prefix's family"),
+                    );
+                }
+            }
+            if r.dev.is_empty() {
+                e(o.clone(), "no output interface (dev)".into());
+            }
+            if !route_seen.insert((r.prefix, r.metric)) {
+                e(o, format!("given twice with metric {}", r.metric));
+            }
+        }
+        let mut neigh_seen = HashSet::new();
+        for n in &self.neighbors {
+            let o = format!("neighbor {}", n.ip);
+            if n.mac.is_zero() || n.mac.is_multicast() {
+                e(o.clone(), format!("{} is not a unicast MAC", n.mac));
+            }
+            if n.ip.is_unspecified() || n.ip.is_multicast() {
+                e(o.clone(), "not a unicast address".into());
+            }
+            if !neigh_seen.insert(n.ip) {
+                e(o, "given twice".into());
+            }
+        }
         if errs.is_empty() {
             Ok(())
         } else {
@@ -910,6 +970,45 @@ mod tests {
         assert_eq!(c.tunnels[1].geneve_opts[0].data, vec![0, 0, 0, 1]);
         // Its flows, ACLs and policers compile too.
         crate::control::Control::new().apply(c).unwrap();
+    }
+
+    #[test]
+    fn config_routes_and_static_neighbors_are_installed_and_withdrawn() {
+        let mut ctl = crate::control::Control::new();
+        let mut c = Config::default();
+        c.routes.push(RouteConfig {
+            prefix: "198.51.100.0/24".parse().unwrap(),
+            gateway: Some("192.0.2.254".parse().unwrap()),
+            dev: "eth0".into(),
+            metric: 0,
+        });
+        c.neighbors.push(NeighborConfig {
+            ip: "192.0.2.254".parse().unwrap(),
+            mac: "02:00:00:00:fe:01".parse().unwrap(),
+        });
+        ctl.apply(c.clone()).unwrap();
+        let hop = ctl.underlay.next_hop("198.51.100.7".parse().unwrap());
+        assert_eq!(hop, Some("192.0.2.254".parse().unwrap()));
+        assert_eq!(
+            ctl.underlay.neigh.state("192.0.2.254".parse().unwrap()),
+            Some(crate::tables::neigh::NeighState::Static)
+        );
+        ctl.apply(Config::default()).unwrap();
+        assert_eq!(ctl.underlay.next_hop("198.51.100.7".parse().unwrap()), None);
+        assert_eq!(
+            ctl.underlay.neigh.state("192.0.2.254".parse().unwrap()),
+            None
+        );
+
+        // Bad entries are named.
+        c.routes[0].gateway = Some("2001:db8::1".parse().unwrap());
+        c.neighbors[0].mac = "01:00:5e:00:00:01".parse().unwrap();
+        let errs = c.validate().unwrap_err().to_string();
+        assert!(
+            errs.contains("route 198.51.100.0/24") && errs.contains("family"),
+            "{errs}"
+        );
+        assert!(errs.contains("not a unicast MAC"), "{errs}");
     }
 
     #[test]

@@ -37,6 +37,15 @@ use crate::wire::icmp::{parse_ndp, NdpKind};
 use crate::wire::ip_proto;
 use crate::wire::ipv6::Ipv6Packet;
 
+/// The index of interface `name` in this network namespace, 0 if there is
+/// none (a route's ifindex only says where to resolve its next hop).
+pub fn ifindex_of(name: &str) -> u32 {
+    std::fs::read_to_string(format!("/sys/class/net/{name}/ifindex"))
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0)
+}
+
 /// Capacity of the learn-event channel shared by all workers.
 pub const LEARN_QUEUE: usize = 65_536;
 
@@ -181,12 +190,40 @@ impl Control {
             }
         }
         self.fdbs = fdbs;
+        self.apply_underlay(&config);
         self.config = config;
         self.next_generation += 1;
         let mut snap = compiled.snapshot;
         self.fill_dynamic(&mut snap, true);
         self.publish(snap);
         Ok(())
+    }
+
+    /// Installs the config's routes and static neighbors, replacing those
+    /// of the previous config (validated: nothing here can fail).
+    fn apply_underlay(&mut self, config: &Config) {
+        self.underlay.routes.remove_origin(RouteOrigin::Config);
+        for r in &config.routes {
+            let _ = self.underlay.routes.insert(crate::tables::route::Route {
+                prefix: r.prefix,
+                gateway: r.gateway,
+                dev: r.dev.clone(),
+                ifindex: crate::control::ifindex_of(&r.dev),
+                src: None,
+                metric: r.metric,
+                origin: RouteOrigin::Config,
+            });
+        }
+        for old in &self.config.neighbors {
+            if !config.neighbors.iter().any(|n| n.ip == old.ip) {
+                self.underlay.neigh.remove(old.ip);
+            }
+        }
+        for n in &config.neighbors {
+            self.underlay
+                .neigh
+                .learn(n.ip, n.mac, 0, NeighSource::Static);
+        }
     }
 
     /// Folds pending learn events into the FDBs; publishes one snapshot if

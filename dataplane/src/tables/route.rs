@@ -183,6 +183,8 @@ impl<'de> Deserialize<'de> for Prefix {
 pub enum RouteOrigin {
     Kernel,
     User,
+    /// From the config's `routes` (replaced whole on every apply).
+    Config,
 }
 
 /// One underlay route.
