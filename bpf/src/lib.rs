@@ -386,7 +386,7 @@ pub struct XdpProgram {
     prog_id: u32,
     /// Id of a stale xvs program (of a crashed process) removed at attach.
     replaced: Option<u32>,
-    xsks: MapHandle,
+    xsks: XskRegistrar,
     cfg: MapHandle,
     vtep4: MapHandle,
     vtep6: MapHandle,
@@ -404,6 +404,65 @@ impl fmt::Debug for XdpProgram {
             .field("attached", &self.attached)
             .field("prog_id", &self.prog_id)
             .finish_non_exhaustive()
+    }
+}
+
+/// Registers AF_XDP sockets in one program's XSKMAP, from any thread.
+pub struct XskRegistrar {
+    ifname: String,
+    xsks: MapHandle,
+}
+
+impl fmt::Debug for XskRegistrar {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("XskRegistrar")
+            .field("ifname", &self.ifname)
+            .finish_non_exhaustive()
+    }
+}
+
+impl XskRegistrar {
+    /// The interface whose program this registers for.
+    pub fn ifname(&self) -> &str {
+        &self.ifname
+    }
+
+    fn map_err(&self, op: String) -> impl FnOnce(libbpf_rs::Error) -> Error {
+        let ifname = self.ifname.clone();
+        move |source| Error::Map {
+            ifname,
+            map: "xsks",
+            op,
+            source,
+        }
+    }
+
+    fn check(&self, queue: u32) -> Result<(), Error> {
+        if queue >= MAX_QUEUES {
+            return Err(Error::Queue {
+                ifname: self.ifname.clone(),
+                queue,
+                max: MAX_QUEUES,
+            });
+        }
+        Ok(())
+    }
+
+    /// Sends frames arriving on rx `queue` to the AF_XDP socket `fd`.
+    pub fn register(&self, queue: u32, fd: BorrowedFd<'_>) -> Result<(), Error> {
+        self.check(queue)?;
+        let raw: u32 = fd.as_raw_fd() as u32;
+        self.xsks
+            .update(&queue.to_ne_bytes(), &raw.to_ne_bytes(), MapFlags::ANY)
+            .map_err(self.map_err(format!("registering queue {queue}")))
+    }
+
+    /// Stops sending frames of rx `queue` to a socket.
+    pub fn unregister(&self, queue: u32) -> Result<(), Error> {
+        self.check(queue)?;
+        self.xsks
+            .delete(&queue.to_ne_bytes())
+            .map_err(self.map_err(format!("unregistering queue {queue}")))
     }
 }
 
@@ -528,7 +587,10 @@ impl XdpProgram {
             replaced,
             object,
             prog_id,
-            xsks: maps.0,
+            xsks: XskRegistrar {
+                ifname: name(),
+                xsks: maps.0,
+            },
             cfg: maps.1,
             vtep4: maps.2,
             vtep6: maps.3,
@@ -579,33 +641,27 @@ impl XdpProgram {
         }
     }
 
+    /// A handle on this program's socket map that another thread can own
+    /// (a worker binding its own sockets); it stays valid after the
+    /// program is dropped (the map lives while a handle does).
+    pub fn registrar(&self) -> Result<XskRegistrar, Error> {
+        let xsks = MapHandle::try_from(&self.xsks.xsks)
+            .map_err(self.map_err("xsks", "duplicating the map handle".into()))?;
+        Ok(XskRegistrar {
+            ifname: self.ifname.clone(),
+            xsks,
+        })
+    }
+
     /// Sends frames arriving on rx `queue` to the AF_XDP socket `fd`.
     pub fn register_xsk(&self, queue: u32, fd: BorrowedFd<'_>) -> Result<(), Error> {
-        self.check_queue(queue)?;
-        let raw: u32 = fd.as_raw_fd() as u32;
-        self.xsks
-            .update(&queue.to_ne_bytes(), &raw.to_ne_bytes(), MapFlags::ANY)
-            .map_err(self.map_err("xsks", format!("registering queue {queue}")))
+        self.xsks.register(queue, fd)
     }
 
     /// Stops sending frames of rx `queue` to a socket (they are then dropped
     /// on a port and on the uplink, counted as `*_no_socket`).
     pub fn unregister_xsk(&self, queue: u32) -> Result<(), Error> {
-        self.check_queue(queue)?;
-        self.xsks
-            .delete(&queue.to_ne_bytes())
-            .map_err(self.map_err("xsks", format!("unregistering queue {queue}")))
-    }
-
-    fn check_queue(&self, queue: u32) -> Result<(), Error> {
-        if queue >= MAX_QUEUES {
-            return Err(Error::Queue {
-                ifname: self.ifname.clone(),
-                queue,
-                max: MAX_QUEUES,
-            });
-        }
-        Ok(())
+        self.xsks.unregister(queue)
     }
 
     /// Bytes the port program reserves in front of each frame (0: none).

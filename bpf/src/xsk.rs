@@ -40,7 +40,7 @@ use std::os::fd::{AsRawFd, BorrowedFd};
 use xsk_rs::config::{BindFlags, FrameSize, LibxdpFlags, QueueSize, SocketConfig, UmemConfig};
 use xsk_rs::{CompQueue, FillQueue, FrameDesc, RxQueue, Socket, TxQueue, Umem};
 
-use crate::{xsk_zero_copy, XdpProgram};
+use crate::{xsk_zero_copy, XdpProgram, XskRegistrar};
 
 /// UMEM chunk size (aligned mode): one frame per chunk.
 pub const CHUNK: u64 = 4096;
@@ -93,6 +93,8 @@ pub enum XskError {
     BadDesc { addr: u64, len: u32 },
     #[error("AF_XDP ring: {0}")]
     Io(#[from] io::Error),
+    #[error("no socket in slot {0}")]
+    NoSocket(usize),
 }
 
 /// Where a UMEM lies in memory: maps a pointer into a chunk lent by
@@ -123,6 +125,15 @@ struct Sock {
     /// Chunks lent to the fill ring and not yet received.
     in_fill: usize,
     zero_copy: bool,
+    /// Where the socket is registered, when it was bound through
+    /// [`XskSet::bind_with`] (unregistered on [`XskSet::remove`]).
+    reg: Option<XskRegistrar>,
+}
+
+/// Where a new socket is registered.
+enum Registrar<'a> {
+    Program(&'a XdpProgram),
+    Owned(XskRegistrar),
 }
 
 /// One UMEM shared by AF_XDP sockets on any number of (interface, queue)
@@ -130,11 +141,16 @@ struct Sock {
 pub struct XskSet {
     // Field order is drop order: the sockets (their rings) go before
     // the UMEM they share.
-    socks: Vec<Sock>,
+    /// Sockets by slot; a removed socket leaves its slot empty (indices
+    /// of the others stay valid).
+    socks: Vec<Option<Sock>>,
     umem: Umem,
     cfg: XskConfig,
     /// `owned[i]`: chunk `i` belongs to userspace.
     owned: Vec<bool>,
+    /// For a chunk the kernel holds: the slot of the socket whose fill or
+    /// TX ring it was given to (to take it back if that socket goes).
+    lent_to: Vec<u16>,
     /// Owned chunks not handed out by [`Self::alloc`] nor lent.
     pool: Vec<u64>,
     /// One descriptor per chunk, borrowed by [`FrameMut`].
@@ -160,6 +176,7 @@ impl fmt::Debug for XskSet {
                 &self
                     .socks
                     .iter()
+                    .flatten()
                     .map(|s| format!("{}:{}", s.ifname, s.queue))
                     .collect::<Vec<_>>(),
             )
@@ -199,6 +216,7 @@ impl XskSet {
             umem,
             cfg,
             owned: vec![true; chunks.len()],
+            lent_to: vec![0; chunks.len()],
             descs: vec![FrameDesc::default(); chunks.len()],
             pool: chunks.iter().rev().copied().collect(),
             scratch: vec![FrameDesc::default(); cfg.ring as usize],
@@ -220,8 +238,25 @@ impl XskSet {
     /// Creates a socket on `ifname` queue `queue` sharing this UMEM,
     /// registers it in `prog`'s XSKMAP (libxdp's own program is
     /// inhibited), and lends it `rx_frames` chunks from the pool for its
-    /// fill ring. Returns the socket's index.
+    /// fill ring. Returns the socket's slot.
     pub fn bind(&mut self, ifname: &str, queue: u32, prog: &XdpProgram) -> Result<usize, XskError> {
+        self.bind_inner(ifname, queue, Registrar::Program(prog))
+    }
+
+    /// Like [`Self::bind`], registering through `reg` (a worker binding
+    /// sockets for a program owned by another thread); the socket is
+    /// unregistered when [`Self::remove`]d.
+    pub fn bind_with(&mut self, queue: u32, reg: XskRegistrar) -> Result<usize, XskError> {
+        let ifname = reg.ifname().to_owned();
+        self.bind_inner(&ifname, queue, Registrar::Owned(reg))
+    }
+
+    fn bind_inner(
+        &mut self,
+        ifname: &str,
+        queue: u32,
+        registrar: Registrar<'_>,
+    ) -> Result<usize, XskError> {
         let setup = |what: &'static str, reason: String| XskError::Setup {
             ifname: ifname.to_owned(),
             what,
@@ -252,12 +287,19 @@ impl XskSet {
         // SAFETY: the fd belongs to `rx`, open for as long as this borrow.
         let fd = unsafe { BorrowedFd::borrow_raw(rx.fd().as_raw_fd()) };
         let zero_copy = xsk_zero_copy(fd)?;
-        prog.register_xsk(queue, fd)
-            .map_err(|source| XskError::Register {
-                ifname: ifname.to_owned(),
-                source,
-            })?;
-        self.socks.push(Sock {
+        let registered = match &registrar {
+            Registrar::Program(p) => p.register_xsk(queue, fd),
+            Registrar::Owned(r) => r.register(queue, fd),
+        };
+        registered.map_err(|source| XskError::Register {
+            ifname: ifname.to_owned(),
+            source,
+        })?;
+        let reg = match registrar {
+            Registrar::Program(_) => None,
+            Registrar::Owned(r) => Some(r),
+        };
+        let sock = Sock {
             ifname: ifname.to_owned(),
             queue,
             tx,
@@ -266,8 +308,18 @@ impl XskSet {
             cq,
             in_fill: 0,
             zero_copy,
-        });
-        let s = self.socks.len() - 1;
+            reg,
+        };
+        let s = match self.socks.iter().position(Option::is_none) {
+            Some(free) => {
+                self.socks[free] = Some(sock);
+                free
+            }
+            None => {
+                self.socks.push(Some(sock));
+                self.socks.len() - 1
+            }
+        };
         let want = (cfg.rx_frames as usize).min(self.pool.len());
         let lend: Vec<u64> = (0..want).filter_map(|_| self.pool.pop()).collect();
         let lent = self.fill(s, &lend)?;
@@ -275,9 +327,67 @@ impl XskSet {
         Ok(s)
     }
 
-    /// The number of sockets.
-    pub fn sockets(&self) -> usize {
+    /// Chunks in the UMEM.
+    pub fn chunks(&self) -> usize {
+        self.owned.len()
+    }
+
+    /// Size of each socket's rings.
+    pub fn ring_size(&self) -> usize {
+        self.cfg.ring as usize
+    }
+
+    /// The number of slots (bound sockets and empty slots).
+    pub fn slots(&self) -> usize {
         self.socks.len()
+    }
+
+    /// The number of bound sockets.
+    pub fn sockets(&self) -> usize {
+        self.socks.iter().flatten().count()
+    }
+
+    /// Whether slot `s` holds a socket.
+    pub fn is_bound(&self, s: usize) -> bool {
+        matches!(self.socks.get(s), Some(Some(_)))
+    }
+
+    /// Closes the socket in slot `s` (unregistering it first when it was
+    /// bound with [`Self::bind_with`]) and takes back every chunk its
+    /// rings held: once the socket is gone the kernel no longer touches
+    /// them. Returns the chunks taken back.
+    pub fn remove(&mut self, s: usize) -> Result<usize, XskError> {
+        let sock = self
+            .socks
+            .get_mut(s)
+            .and_then(Option::take)
+            .ok_or(XskError::NoSocket(s))?;
+        let unreg = match &sock.reg {
+            Some(reg) => reg
+                .unregister(sock.queue)
+                .map_err(|source| XskError::Register {
+                    ifname: sock.ifname.clone(),
+                    source,
+                }),
+            None => Ok(()),
+        };
+        drop(sock);
+        let mut back = 0;
+        for i in 0..self.owned.len() {
+            if !self.owned[i] && usize::from(self.lent_to[i]) == s {
+                self.owned[i] = true;
+                self.pool.push(i as u64 * CHUNK);
+                back += 1;
+            }
+        }
+        unreg.map(|()| back)
+    }
+
+    fn sock(&mut self, s: usize) -> Result<&mut Sock, XskError> {
+        self.socks
+            .get_mut(s)
+            .and_then(Option::as_mut)
+            .ok_or(XskError::NoSocket(s))
     }
 
     /// Where the UMEM lies, to map lent chunks back to addresses.
@@ -290,7 +400,10 @@ impl XskSet {
 
     /// Chunks currently lent to socket `s`'s fill ring.
     pub fn in_fill(&self, s: usize) -> usize {
-        self.socks.get(s).map_or(0, |k| k.in_fill)
+        self.socks
+            .get(s)
+            .and_then(Option::as_ref)
+            .map_or(0, |k| k.in_fill)
     }
 
     /// Chunks left in the TX pool.
@@ -302,12 +415,19 @@ impl XskSet {
     pub fn fd(&self, s: usize) -> BorrowedFd<'_> {
         // SAFETY: the fd belongs to the socket's rx queue, open for as
         // long as `self` is borrowed.
-        unsafe { BorrowedFd::borrow_raw(self.socks[s].rx.fd().as_raw_fd()) }
+        let raw = self.socks[s].as_ref().map_or(-1, |k| k.rx.fd().as_raw_fd());
+        // SAFETY: the fd belongs to the socket's rx queue, open for as
+        // long as `self` is borrowed (-1, for an empty slot, is never a
+        // valid fd and poll(2) ignores it).
+        unsafe { BorrowedFd::borrow_raw(raw) }
     }
 
     /// Whether the kernel runs socket `s` in zero-copy mode.
     pub fn zero_copy(&self, s: usize) -> bool {
-        self.socks.get(s).is_some_and(|k| k.zero_copy)
+        self.socks
+            .get(s)
+            .and_then(Option::as_ref)
+            .is_some_and(|k| k.zero_copy)
     }
 
     /// Puts an owned chunk (any address inside it) back into the TX pool.
@@ -414,7 +534,11 @@ impl XskSet {
     /// marks their chunks the kernel's and writes their descriptors into
     /// `scratch`; on error nothing stays marked. A chunk given twice
     /// fails the second check (it is already marked).
-    fn take_batch(&mut self, items: impl Iterator<Item = (u64, u32)>) -> Result<usize, XskError> {
+    fn take_batch(
+        &mut self,
+        s: usize,
+        items: impl Iterator<Item = (u64, u32)>,
+    ) -> Result<usize, XskError> {
         self.taken.clear();
         let mut n = 0;
         for (addr, len) in items {
@@ -422,6 +546,7 @@ impl XskSet {
                 Ok(i) => {
                     self.scratch[n] = self.desc(addr, len);
                     self.owned[i] = false;
+                    self.lent_to[i] = s as u16;
                     self.taken.push(i);
                     n += 1;
                 }
@@ -441,10 +566,12 @@ impl XskSet {
     /// (fewer when the ring is full); lends none if one is not ours or
     /// comes twice.
     pub fn fill(&mut self, s: usize, addrs: &[u64]) -> Result<usize, XskError> {
-        let room = self.socks[s].fq.nb_free(addrs.len() as u32) as usize;
+        let room = self.sock(s)?.fq.nb_free(addrs.len() as u32) as usize;
         let n = addrs.len().min(room).min(self.scratch.len());
-        let got = self.take_batch(addrs[..n].iter().map(|&a| (a / CHUNK * CHUNK, 1)))?;
-        let sock = &mut self.socks[s];
+        let got = self.take_batch(s, addrs[..n].iter().map(|&a| (a / CHUNK * CHUNK, 1)))?;
+        let Some(sock) = self.socks[s].as_mut() else {
+            unreachable!("checked by sock()")
+        };
         // SAFETY: each chunk was ours and is now marked the kernel's, so
         // nothing in userspace touches it until `rx` hands it back; all
         // belong to this UMEM (`check`), which this socket shares.
@@ -464,7 +591,9 @@ impl XskSet {
         max: usize,
         timeout_ms: i32,
     ) -> Result<usize, XskError> {
-        let sock = &mut self.socks[s];
+        let Some(sock) = self.socks.get_mut(s).and_then(Option::as_mut) else {
+            return Err(XskError::NoSocket(s));
+        };
         let max = max.min(self.scratch.len());
         let n = if timeout_ms == 0 {
             // The poll loop's path: read the ring, no syscall (xsk-rs's
@@ -528,10 +657,12 @@ impl XskSet {
     /// if it asked for a wakeup. Nothing is queued if any descriptor is
     /// not an owned frame inside one chunk, or two share a chunk.
     pub fn tx_send(&mut self, s: usize, descs: &[(u64, u32)]) -> Result<usize, XskError> {
-        let room = self.socks[s].tx.nb_free(descs.len() as u32) as usize;
+        let room = self.sock(s)?.tx.nb_free(descs.len() as u32) as usize;
         let n = descs.len().min(room).min(self.scratch.len());
-        let got = self.take_batch(descs[..n].iter().copied())?;
-        let sock = &mut self.socks[s];
+        let got = self.take_batch(s, descs[..n].iter().copied())?;
+        let Some(sock) = self.socks[s].as_mut() else {
+            unreachable!("checked by sock()")
+        };
         // SAFETY: every frame was ours, lies inside one chunk of this
         // UMEM (shared by this socket), and is now marked the kernel's
         // (so no chunk is queued twice and userspace no longer touches
@@ -547,7 +678,7 @@ impl XskSet {
     /// Kicks socket `s`'s TX if the kernel asked for it (copy mode sends
     /// a bounded number of frames per kick).
     pub fn kick(&mut self, s: usize) -> Result<(), XskError> {
-        let sock = &mut self.socks[s];
+        let sock = self.sock(s)?;
         if sock.tx.needs_wakeup() {
             sock.tx.wakeup()?;
         }
@@ -557,7 +688,9 @@ impl XskSet {
     /// Chunks whose transmission on socket `s` completed, appended to
     /// `out` as the addresses they were sent from; they are ours again.
     pub fn complete(&mut self, s: usize, out: &mut Vec<u64>) -> usize {
-        let sock = &mut self.socks[s];
+        let Some(sock) = self.socks.get_mut(s).and_then(Option::as_mut) else {
+            return 0;
+        };
         // SAFETY: the completion ring only returns chunks of this UMEM
         // queued by `tx_send`; the scratch descriptors are overwritten.
         let n = unsafe { sock.cq.consume(&mut self.scratch) };

@@ -22,7 +22,7 @@
 //! [`Daemon::shutdown`] stops the workers, closes the sockets, then
 //! detaches the programs; dropping a `Daemon` does the same.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -30,6 +30,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use crossbeam_channel::Sender;
 use tracing::{debug, error, info, warn};
 use xvs_bpf::xsk::{XskConfig, XskError, XskSet};
 use xvs_bpf::{AttachFlags, Mode, SnoopPoller, XdpProgram};
@@ -40,7 +41,7 @@ use xvs_dataplane::pipeline::PortCounters;
 use xvs_dataplane::stats::DropCounters;
 use xvs_dataplane::types::{MacAddr, PortNo};
 
-use crate::worker::{PollMode, Worker, WorkerPort, WorkerReport};
+use crate::worker::{PollMode, Worker, WorkerCmd, WorkerReport};
 
 /// How the daemon runs (the command line), apart from the config.
 #[derive(Debug, Clone)]
@@ -51,9 +52,15 @@ pub struct Options {
     /// modulo the cores there are.
     pub cores: Option<Vec<usize>>,
     pub poll: PollMode,
-    /// UMEM chunks per socket (a power of two); half are lent to the
-    /// fill ring.
+    /// UMEM chunks (4 KiB) per worker, shared by its sockets (a power of
+    /// two); half are lent to the sockets' fill rings, the rest carry
+    /// frames in flight.
     pub umem_frames: u32,
+    /// UMEM headroom in front of every received frame beyond the
+    /// kernel's 256 bytes (fixed for the daemon's life: the UMEM is made
+    /// once); raised at start to what the config's longest tunnel header
+    /// needs.
+    pub frame_headroom: u32,
     pub attach: AttachFlags,
 }
 
@@ -63,7 +70,8 @@ impl Default for Options {
             workers: 1,
             cores: None,
             poll: PollMode::default(),
-            umem_frames: 4096,
+            umem_frames: 16384,
+            frame_headroom: 0,
             attach: AttachFlags::Auto,
         }
     }
@@ -102,15 +110,33 @@ struct WorkerThread {
     id: usize,
     thread: Option<JoinHandle<Result<XskSet, XskError>>>,
     report: Arc<Mutex<WorkerReport>>,
+    cmds: Sender<WorkerCmd>,
 }
+
+/// An interface xvsd serves: its program and what it was set up with.
+#[derive(Debug)]
+struct Attached {
+    prog: XdpProgram,
+    no: PortNo,
+    mode: Mode,
+    queues: u32,
+    /// Uplink only: VTEP addresses and tunnel UDP ports in its maps.
+    vteps: BTreeSet<IpAddr>,
+    tunnel_ports: BTreeSet<u16>,
+}
+
+/// How long the control thread waits for a worker to bind or close a
+/// socket (workers look for requests between rounds, at least every
+/// 20 ms when asleep).
+const WORKER_REPLY: Duration = Duration::from_secs(5);
 
 /// A running xvsd.
 #[derive(Debug)]
 pub struct Daemon {
     ctl: Control,
-    /// Port programs, then the uplink's (dropped last: detached after
-    /// every socket closed).
-    programs: Vec<XdpProgram>,
+    opts: Options,
+    /// By interface name.
+    ifaces: BTreeMap<String, Attached>,
     snoop: Option<SnoopPoller>,
     monitor: Monitor,
     workers: Vec<WorkerThread>,
@@ -244,13 +270,22 @@ fn plan(config: &Config, opts: &Options) -> Result<Vec<Iface>, DaemonError> {
 impl Daemon {
     /// Validates `config`, sets everything up and starts the workers. On
     /// error nothing stays attached or bound.
-    pub fn start(mut config: Config, opts: &Options) -> Result<Daemon, DaemonError> {
+    pub fn start(config: Config, opts: &Options) -> Result<Daemon, DaemonError> {
+        let mut opts = opts.clone();
+        opts.frame_headroom = opts.frame_headroom.max(extra_headroom(&config));
+        let mut d = Daemon::start_empty(&opts)?;
+        d.apply(config)?;
+        Ok(d)
+    }
+
+    /// Starts the workers with no port, the kernel's underlay loaded.
+    pub fn start_empty(opts: &Options) -> Result<Daemon, DaemonError> {
         if opts.workers == 0 {
             return Err(DaemonError::Options("--workers must be at least 1".into()));
         }
-        if !opts.umem_frames.is_power_of_two() || opts.umem_frames < 64 {
+        if !opts.umem_frames.is_power_of_two() || opts.umem_frames < 256 {
             return Err(DaemonError::Options(format!(
-                "--umem-frames {}: a power of two, at least 64",
+                "--umem-frames {}: a power of two, at least 256",
                 opts.umem_frames
             )));
         }
@@ -263,92 +298,32 @@ impl Daemon {
                 )));
             }
         }
-        config.assign_port_numbers();
-        config.validate().map_err(DaemonError::Config)?;
-        let ifaces = plan(&config, opts)?;
-        if let Some(u) = config.uplink.as_mut() {
-            if u.mac.is_none() {
-                u.mac = Some(interface_mac(&u.iface)?);
-            }
-        }
-
         // Subscribe before the dump so no change falls between the two.
         let mut monitor = Monitor::new()?;
         let state = kernel::dump()?;
         monitor.set_link_names(state.links.clone());
         let epoch = Instant::now();
         let mut ctl = Control::new();
-        ctl.underlay.uplink_mac = config.uplink.as_ref().and_then(|u| u.mac);
         ctl.load_kernel(&state, 0);
-        ctl.apply(config.clone()).map_err(DaemonError::Config)?;
         info!(
             routes = state.routes.len(),
             neighbors = state.neighbors.len(),
             "underlay loaded from the kernel"
         );
 
-        let mut programs = Vec::new();
-        let mut snoop = None;
-        for i in &ifaces {
-            let prog = XdpProgram::attach(&i.name, i.mode, opts.attach)?;
-            if let Some(id) = prog.replaced_stale() {
-                warn!(iface = %i.name, id, "removed a stale xvs XDP program (a previous xvsd did not exit cleanly)");
-            }
-            info!(iface = %i.name, program = ?i.mode, mode = %prog.attach_mode(), queues = i.queues, "XDP attached");
-            if i.mode == Mode::Uplink {
-                let up = config.uplink.as_ref().expect("uplink planned from config");
-                for ip in &up.local_ips {
-                    prog.add_vtep(*ip)?;
-                }
-                let ports: BTreeSet<u16> = config.tunnels.iter().map(|t| t.udp_port()).collect();
-                for p in ports {
-                    prog.add_tunnel_port(p)?;
-                }
-                snoop = Some(prog.snoop_poller()?);
-            }
-            programs.push(prog);
-        }
-
-        let xsk_cfg = XskConfig {
-            frames: opts.umem_frames,
-            rx_frames: opts.umem_frames / 2,
-            ring: opts.umem_frames / 2,
-            frame_headroom: extra_headroom(&config),
-        };
         // One UMEM per worker, shared by all its sockets: a frame goes
         // from any of its ports to any other by descriptor, no copy.
-        let mut per_worker = Vec::new();
-        for w in 0..opts.workers {
-            let sockets: u32 = ifaces
-                .iter()
-                .map(|i| (w as u32..i.queues).step_by(opts.workers).count() as u32)
-                .sum();
-            let cfg = XskConfig {
-                frames: xsk_cfg.frames * sockets.max(1),
-                ..xsk_cfg
-            };
-            per_worker.push((XskSet::new(cfg)?, Vec::new()));
-        }
-        for (i, prog) in ifaces.iter().zip(&programs) {
-            for q in 0..i.queues {
-                let (set, ports) = &mut per_worker[q as usize % opts.workers];
-                let s = set.bind(&i.name, q, prog)?;
-                debug!(iface = %i.name, queue = q, zero_copy = set.zero_copy(s), "socket bound");
-                if q == 0 {
-                    info!(
-                        iface = %i.name,
-                        mode = if set.zero_copy(s) { "zero-copy" } else { "copy" },
-                        "AF_XDP"
-                    );
-                }
-                ports.push(WorkerPort::new(i.no, q, s, xsk_cfg.rx_frames as usize));
-            }
-        }
-
+        let xsk_cfg = XskConfig {
+            frames: opts.umem_frames,
+            rx_frames: 0,
+            ring: 2048.min(opts.umem_frames / 2),
+            frame_headroom: opts.frame_headroom,
+        };
         let stop_workers = Arc::new(AtomicBool::new(false));
         let core_ids = core_affinity::get_core_ids().unwrap_or_default();
         let mut workers = Vec::new();
-        for (id, (set, ports)) in per_worker.into_iter().enumerate() {
+        for id in 0..opts.workers {
+            let set = XskSet::new(xsk_cfg)?;
             let core = match &opts.cores {
                 Some(c) => Some(c[id]),
                 None if !core_ids.is_empty() => Some(core_ids[id % core_ids.len()].id),
@@ -358,10 +333,12 @@ impl Daemon {
                 id,
                 ..Default::default()
             }));
-            let worker = Worker::new(id, set, ports, ctl.handle(), Some(ctl.learn_sender()))
+            let (cmds, cmd_rx) = crossbeam_channel::bounded(64);
+            let worker = Worker::new(id, set, Vec::new(), ctl.handle(), Some(ctl.learn_sender()))
                 .with_mode(opts.poll)
                 .with_epoch(epoch)
-                .with_report(Arc::clone(&report));
+                .with_report(Arc::clone(&report))
+                .with_commands(cmd_rx);
             let stop = Arc::clone(&stop_workers);
             let thread = std::thread::Builder::new()
                 .name(format!("xvs-worker-{id}"))
@@ -371,7 +348,7 @@ impl Daemon {
                             warn!(worker = id, core, "could not pin the worker");
                         }
                     }
-                    info!(worker = id, core = ?core, sockets = worker.ports().len(), "worker running");
+                    info!(worker = id, core = ?core, "worker running");
                     let mut worker = worker;
                     worker.run(&stop)?;
                     Ok(worker.into_set())
@@ -384,21 +361,192 @@ impl Daemon {
                 id,
                 thread: Some(thread),
                 report,
+                cmds,
             });
         }
-
-        let names = config.port_numbers();
-        let names = names.into_iter().map(|(n, p)| (p, n.to_owned())).collect();
         Ok(Daemon {
             ctl,
-            programs,
-            snoop,
+            opts: opts.clone(),
+            ifaces: BTreeMap::new(),
+            snoop: None,
             monitor,
             workers,
             stop_workers,
             epoch,
-            names,
+            names: Vec::new(),
         })
+    }
+
+    /// Makes `config` the running configuration, or changes nothing:
+    /// validates it whole, checks its interfaces, attaches programs and
+    /// binds sockets for new interfaces (workers keep forwarding on the
+    /// others meanwhile), publishes the new snapshot in one swap, then
+    /// closes what the old config had and the new one has not.
+    pub fn apply(&mut self, mut config: Config) -> Result<(), DaemonError> {
+        config.assign_port_numbers();
+        config.validate().map_err(DaemonError::Config)?;
+        let plan = plan(&config, &self.opts)?;
+        if let Some(u) = config.uplink.as_mut() {
+            if u.mac.is_none() {
+                u.mac = Some(interface_mac(&u.iface)?);
+            }
+        }
+        let need = extra_headroom(&config);
+        if need > self.opts.frame_headroom {
+            return Err(DaemonError::Options(format!(
+                "the longest tunnel header needs {need} bytes of UMEM headroom beyond the \
+                 kernel's 256; start xvsd with --frame-headroom {need} or more"
+            )));
+        }
+
+        // What goes, what comes: an interface whose role, number or
+        // queues changed is closed and set up again.
+        let same =
+            |a: &Attached, i: &Iface| a.mode == i.mode && a.no == i.no && a.queues == i.queues;
+        let gone: Vec<String> = self
+            .ifaces
+            .iter()
+            .filter(|(name, a)| !plan.iter().any(|i| &i.name == *name && same(a, i)))
+            .map(|(name, _)| name.clone())
+            .collect();
+        let new: Vec<&Iface> = plan
+            .iter()
+            .filter(|i| !self.ifaces.get(&i.name).is_some_and(|a| same(a, i)))
+            .collect();
+        // A changed interface must be closed before it is set up again.
+        let changed: Vec<String> = gone
+            .iter()
+            .filter(|g| new.iter().any(|i| &i.name == *g))
+            .cloned()
+            .collect();
+        for name in &changed {
+            self.close(name);
+        }
+
+        let mut added: Vec<String> = Vec::new();
+        let result = (|| {
+            for i in &new {
+                self.open(i)?;
+                added.push(i.name.clone());
+            }
+            self.sync_uplink_maps(&config)?;
+            self.ctl.underlay.uplink_mac = config.uplink.as_ref().and_then(|u| u.mac);
+            self.ctl.apply(config.clone()).map_err(DaemonError::Config)
+        })();
+        if let Err(e) = result {
+            for name in &added {
+                self.close(name);
+            }
+            return Err(e);
+        }
+        for name in gone.iter().filter(|g| !changed.contains(g)) {
+            self.close(name);
+        }
+        let names = config.port_numbers();
+        self.names = names.into_iter().map(|(n, p)| (p, n.to_owned())).collect();
+        Ok(())
+    }
+
+    /// Attaches the program to `i` and has the workers bind its queues.
+    fn open(&mut self, i: &Iface) -> Result<(), DaemonError> {
+        let prog = XdpProgram::attach(&i.name, i.mode, self.opts.attach)?;
+        if let Some(id) = prog.replaced_stale() {
+            warn!(iface = %i.name, id, "removed a stale xvs XDP program (a previous xvsd did not exit cleanly)");
+        }
+        info!(iface = %i.name, program = ?i.mode, mode = %prog.attach_mode(), queues = i.queues, "XDP attached");
+        let snoop = match i.mode {
+            Mode::Uplink => Some(prog.snoop_poller()?),
+            Mode::Port => None,
+        };
+        self.ifaces.insert(
+            i.name.clone(),
+            Attached {
+                prog,
+                no: i.no,
+                mode: i.mode,
+                queues: i.queues,
+                vteps: BTreeSet::new(),
+                tunnel_ports: BTreeSet::new(),
+            },
+        );
+        for q in 0..i.queues {
+            let w = q as usize % self.workers.len();
+            let reg = self.ifaces[&i.name].prog.registrar()?;
+            let (reply, done) = crossbeam_channel::bounded(1);
+            let asked = self.workers[w].cmds.send(WorkerCmd::Add {
+                no: i.no,
+                queue: q,
+                reg,
+                reply,
+            });
+            let answer = asked
+                .map_err(|_| "the worker is gone".to_string())
+                .and_then(|()| {
+                    done.recv_timeout(WORKER_REPLY)
+                        .map_err(|_| "no answer from the worker".to_string())?
+                });
+            if let Err(reason) = answer {
+                self.close(&i.name);
+                return Err(DaemonError::Interface {
+                    iface: i.name.clone(),
+                    reason: format!("binding queue {q} (worker {w}): {reason}"),
+                });
+            }
+            debug!(iface = %i.name, queue = q, worker = w, "socket bound");
+        }
+        if snoop.is_some() {
+            self.snoop = snoop;
+        }
+        Ok(())
+    }
+
+    /// Has the workers close `name`'s sockets, then detaches its program.
+    fn close(&mut self, name: &str) {
+        let Some(a) = self.ifaces.remove(name) else {
+            return;
+        };
+        for w in &self.workers {
+            let (reply, done) = crossbeam_channel::bounded(1);
+            if w.cmds.send(WorkerCmd::Remove { no: a.no, reply }).is_ok() {
+                match done.recv_timeout(WORKER_REPLY) {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => warn!(iface = name, worker = w.id, "closing sockets: {e}"),
+                    Err(_) => warn!(iface = name, worker = w.id, "no answer closing sockets"),
+                }
+            }
+        }
+        if a.mode == Mode::Uplink {
+            self.snoop = None;
+        }
+        info!(iface = name, "XDP detached");
+        drop(a);
+    }
+
+    /// Makes the uplink program's VTEP and tunnel-port maps match `config`.
+    fn sync_uplink_maps(&mut self, config: &Config) -> Result<(), DaemonError> {
+        let Some(u) = &config.uplink else {
+            return Ok(());
+        };
+        let Some(a) = self.ifaces.get_mut(&u.iface) else {
+            return Ok(());
+        };
+        let vteps: BTreeSet<IpAddr> = u.local_ips.iter().copied().collect();
+        let ports: BTreeSet<u16> = config.tunnels.iter().map(|t| t.udp_port()).collect();
+        for ip in vteps.difference(&a.vteps) {
+            a.prog.add_vtep(*ip)?;
+        }
+        for ip in a.vteps.difference(&vteps) {
+            a.prog.remove_vtep(*ip)?;
+        }
+        for p in ports.difference(&a.tunnel_ports) {
+            a.prog.add_tunnel_port(*p)?;
+        }
+        for p in a.tunnel_ports.difference(&ports) {
+            a.prog.remove_tunnel_port(*p)?;
+        }
+        a.vteps = vteps;
+        a.tunnel_ports = ports;
+        Ok(())
     }
 
     /// The control plane (tests and the control socket read it).
@@ -557,8 +705,9 @@ impl Daemon {
             }
         }
         self.snoop = None;
-        // Detach (XdpProgram's drop), port programs first.
-        self.programs.clear();
+        // The sockets closed with the workers' sets; now detach
+        // (XdpProgram's drop).
+        self.ifaces.clear();
         first_err.map_or(Ok(()), Err)
     }
 }

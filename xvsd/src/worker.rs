@@ -25,7 +25,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::Sender;
+use crossbeam_channel::{Receiver, Sender};
 use xvs_bpf::xsk::{self, XskError, XskSet};
 use xvs_dataplane::frame::Frame;
 use xvs_dataplane::pipeline::{process_batch, BatchIo, LearnEvent, PortCounters, WorkerState};
@@ -104,6 +104,25 @@ unsafe fn relife<A, B>(mut v: Vec<A>) -> Vec<B> {
     // guarantees the same type, and the assertion checks the layout),
     // and `v` is never used or dropped again.
     unsafe { Vec::from_raw_parts(v.as_mut_ptr().cast::<B>(), 0, v.capacity()) }
+}
+
+/// A reconfiguration request from the control thread, answered on
+/// `reply` once done.
+#[derive(Debug)]
+pub enum WorkerCmd {
+    /// Bind a socket on `queue` of the interface `reg` registers for, as
+    /// port `no`.
+    Add {
+        no: PortNo,
+        queue: u32,
+        reg: xvs_bpf::XskRegistrar,
+        reply: Sender<Result<(), String>>,
+    },
+    /// Close every socket of port `no`.
+    Remove {
+        no: PortNo,
+        reply: Sender<Result<(), String>>,
+    },
 }
 
 /// The batch vectors, kept empty between batches.
@@ -210,8 +229,10 @@ pub struct WorkerReport {
 #[derive(Debug)]
 pub struct Worker {
     set: XskSet,
-    /// One per socket, in socket order.
-    ports: Vec<WorkerPort>,
+    /// By socket slot of `set` (empty where no socket is).
+    ports: Vec<Option<WorkerPort>>,
+    /// Reconfiguration requests from the control thread.
+    cmds: Option<Receiver<WorkerCmd>>,
     /// By port number: the socket frames to that port leave by, when they
     /// did not arrive on that port.
     tx_of: Vec<Option<usize>>,
@@ -247,17 +268,9 @@ impl Worker {
         learn_tx: Option<Sender<LearnEvent>>,
     ) -> Worker {
         assert!(
-            ports.iter().enumerate().all(|(i, p)| p.sock == i) && ports.len() == set.sockets(),
+            ports.iter().enumerate().all(|(i, p)| p.sock == i) && ports.len() == set.slots(),
             "one WorkerPort per socket, in order"
         );
-        let mut tx_of = Vec::new();
-        for (i, p) in ports.iter().enumerate() {
-            let n = usize::from(p.no);
-            if tx_of.len() <= n {
-                tx_of.resize(n + 1, None);
-            }
-            tx_of[n].get_or_insert(i);
-        }
         let store = Store {
             chunks: Vec::with_capacity(BATCH + SPARES),
             spare: Vec::with_capacity(SPARES),
@@ -265,10 +278,11 @@ impl Worker {
             frames: Vec::with_capacity(BATCH),
             tx: Vec::with_capacity(BATCH + SPARES),
         };
-        Worker {
+        let mut w = Worker {
             set,
-            ports,
-            tx_of,
+            ports: ports.into_iter().map(Some).collect(),
+            cmds: None,
+            tx_of: Vec::new(),
             handle,
             ws: WorkerState::new(id, learn_tx),
             counters: WorkerCounters::default(),
@@ -281,6 +295,97 @@ impl Worker {
             comp: Vec::with_capacity(4 * BATCH),
             pollfds: Vec::new(),
             store,
+        };
+        w.rebuild_tx_of();
+        w
+    }
+
+    /// Takes reconfiguration requests from `cmds` between rounds.
+    pub fn with_commands(mut self, cmds: Receiver<WorkerCmd>) -> Worker {
+        self.cmds = Some(cmds);
+        self
+    }
+
+    fn rebuild_tx_of(&mut self) {
+        self.tx_of.clear();
+        for (i, p) in self.ports.iter().enumerate() {
+            let Some(p) = p else { continue };
+            let n = usize::from(p.no);
+            if self.tx_of.len() <= n {
+                self.tx_of.resize(n + 1, None);
+            }
+            self.tx_of[n].get_or_insert(i);
+        }
+    }
+
+    /// The bound socket in slot `s`; only called for slots known bound.
+    fn port(&mut self, s: usize) -> &mut WorkerPort {
+        self.ports[s].as_mut().expect("slot holds a socket")
+    }
+
+    /// Carries out pending reconfiguration requests (off the packet path:
+    /// between rounds, rarely).
+    fn commands(&mut self) {
+        let Some(rx) = &self.cmds else { return };
+        let Ok(cmd) = rx.try_recv() else { return };
+        match cmd {
+            WorkerCmd::Add {
+                no,
+                queue,
+                reg,
+                reply,
+            } => {
+                let r = self.add_socket(no, queue, reg).map_err(|e| e.to_string());
+                let _ = reply.send(r);
+            }
+            WorkerCmd::Remove { no, reply } => {
+                let r = self.remove_port(no).map_err(|e| e.to_string());
+                let _ = reply.send(r);
+            }
+        }
+    }
+
+    /// Binds a socket for port `no` on `queue` of `reg`'s interface.
+    pub fn add_socket(
+        &mut self,
+        no: PortNo,
+        queue: u32,
+        reg: xvs_bpf::XskRegistrar,
+    ) -> Result<(), XskError> {
+        let s = self.set.bind_with(queue, reg)?;
+        if self.ports.len() <= s {
+            self.ports.resize_with(s + 1, || None);
+        }
+        self.ports[s] = Some(WorkerPort::new(no, queue, s, 0));
+        self.rebalance();
+        Ok(())
+    }
+
+    /// Closes every socket of port `no`; frames still queued for it are
+    /// dropped (the snapshot no longer names the port by then).
+    pub fn remove_port(&mut self, no: PortNo) -> Result<(), XskError> {
+        for s in 0..self.ports.len() {
+            if self.ports[s].as_ref().is_some_and(|p| p.no == no) {
+                if let Some(p) = self.ports[s].take() {
+                    for &(a, _) in &p.pending {
+                        self.set.release(chunk_of(a))?;
+                    }
+                }
+                self.set.remove(s)?;
+            }
+        }
+        self.rebalance();
+        Ok(())
+    }
+
+    /// Shares the UMEM's chunks out between the fill rings: half for
+    /// receiving, the rest for frames in flight and replicas.
+    fn rebalance(&mut self) {
+        self.rebuild_tx_of();
+        let n = self.set.sockets().max(1);
+        let per = (self.set.chunks() / 2 / n).clamp(BATCH, self.set.ring_size());
+        for p in self.ports.iter_mut().flatten() {
+            p.fill_target = per;
         }
     }
 
@@ -316,8 +421,9 @@ impl Worker {
         &self.ws
     }
 
-    pub fn ports(&self) -> &[WorkerPort] {
-        &self.ports
+    /// The sockets this worker serves.
+    pub fn ports(&self) -> impl Iterator<Item = &WorkerPort> {
+        self.ports.iter().flatten()
     }
 
     /// The sockets and their UMEM.
@@ -352,6 +458,7 @@ impl Worker {
         let mut idle_since: Option<Instant> = None;
         let mut last_report = last;
         while !stop.load(Ordering::Relaxed) {
+            self.commands();
             let got = self.poll_once()?;
             let now = Instant::now();
             let spent = now.duration_since(last).as_nanos() as u64;
@@ -385,7 +492,7 @@ impl Worker {
     fn sleep(&mut self) -> Result<(), XskError> {
         self.load.sleeps += 1;
         self.pollfds.clear();
-        for s in 0..self.set.sockets() {
+        for s in (0..self.set.slots()).filter(|&s| self.set.is_bound(s)) {
             self.pollfds.push(libc::pollfd {
                 fd: self.set.fd(s).as_raw_fd(),
                 events: libc::POLLIN,
@@ -415,9 +522,14 @@ impl Worker {
     pub fn poll_once(&mut self) -> Result<usize, XskError> {
         let mut got = 0;
         for s in 0..self.ports.len() {
-            got += self.batch(s)?;
+            if self.ports[s].is_some() {
+                got += self.batch(s)?;
+            }
         }
         for s in 0..self.ports.len() {
+            if self.ports[s].is_none() {
+                continue;
+            }
             self.flush(s)?;
             self.reap(s)?;
             self.top_up(s)?;
@@ -436,7 +548,7 @@ impl Worker {
         self.counters.rx_frames += n as u64;
         let now = self.epoch.elapsed().as_nanos() as u64;
         let snap = self.handle.load_full();
-        let in_port = self.ports[s].no;
+        let in_port = self.port(s).no;
 
         self.addrs.clear();
         self.addrs.extend(self.rx.iter().map(|&(a, _)| chunk_of(a)));
@@ -485,8 +597,8 @@ impl Worker {
                 self.counters.tx_other_port += 1;
                 self.tx_of.get(usize::from(out)).copied().flatten()
             };
-            match d {
-                Some(d) => self.ports[d].pending.push((base + head, len)),
+            match d.and_then(|d| self.ports[d].as_mut()) {
+                Some(p) => p.pending.push((base + head, len)),
                 None => {
                     self.counters.unknown_port += 1;
                     self.addrs.push(base);
@@ -508,9 +620,7 @@ impl Worker {
     /// Gives the chunks in `addrs` back: to socket `s`'s fill ring while
     /// it is below its target, to the pool otherwise.
     fn recycle(&mut self, s: usize) -> Result<(), XskError> {
-        let want = self.ports[s]
-            .fill_target
-            .saturating_sub(self.set.in_fill(s));
+        let want = self.port(s).fill_target.saturating_sub(self.set.in_fill(s));
         let n = want.min(self.addrs.len());
         let lent = self.set.fill(s, &self.addrs[..n])?;
         for i in lent..self.addrs.len() {
@@ -524,9 +634,7 @@ impl Worker {
     /// receives gets its chunks back through other sockets' completions,
     /// which land in the pool).
     fn top_up(&mut self, s: usize) -> Result<(), XskError> {
-        let want = self.ports[s]
-            .fill_target
-            .saturating_sub(self.set.in_fill(s));
+        let want = self.port(s).fill_target.saturating_sub(self.set.in_fill(s));
         if want < BATCH {
             return Ok(());
         }
@@ -547,13 +655,13 @@ impl Worker {
     /// `tx_send` kicks when the kernel asks); frames the ring cannot take
     /// are dropped (counted) and their chunks pooled.
     fn flush(&mut self, s: usize) -> Result<(), XskError> {
-        let mut pending = std::mem::take(&mut self.ports[s].pending);
+        let mut pending = std::mem::take(&mut self.port(s).pending);
         let mut done = 0;
         while done < pending.len() {
             let end = (done + TX_KICK).min(pending.len());
             let k = self.set.tx_send(s, &pending[done..end])?;
             self.counters.tx_frames += k as u64;
-            self.ports[s].in_flight += k;
+            self.port(s).in_flight += k;
             done += k;
             if k < end - (done - k) {
                 break;
@@ -566,7 +674,7 @@ impl Worker {
             }
         }
         pending.clear();
-        self.ports[s].pending = pending;
+        self.port(s).pending = pending;
         Ok(())
     }
 
@@ -574,13 +682,14 @@ impl Worker {
     /// kicking TX while frames are in flight so copy mode keeps draining
     /// (and not otherwise: an idle round makes no syscall).
     fn reap(&mut self, s: usize) -> Result<(), XskError> {
-        if self.ports[s].in_flight == 0 {
+        if self.port(s).in_flight == 0 {
             return Ok(());
         }
         self.set.kick(s)?;
         self.comp.clear();
         let n = self.set.complete(s, &mut self.comp);
-        self.ports[s].in_flight = self.ports[s].in_flight.saturating_sub(n);
+        let p = self.port(s);
+        p.in_flight = p.in_flight.saturating_sub(n);
         if n > 0 {
             self.counters.completions += n as u64;
             self.addrs.clear();

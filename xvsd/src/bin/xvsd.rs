@@ -60,9 +60,15 @@ struct Args {
     /// Microseconds an adaptive worker spins before it sleeps.
     #[arg(long, default_value_t = 200)]
     spin_us: u64,
-    /// UMEM chunks (4 KiB) per AF_XDP socket; a power of two.
-    #[arg(long, default_value_t = 4096)]
+    /// UMEM chunks (4 KiB) per worker, shared by its sockets; a power of
+    /// two.
+    #[arg(long, default_value_t = 16384)]
     umem_frames: u32,
+    /// Bytes of UMEM headroom beyond the kernel's 256 in front of every
+    /// frame, for tunnel headers longer than that (raised automatically
+    /// to what the config file needs).
+    #[arg(long, default_value_t = 0)]
+    frame_headroom: u32,
     /// XDP attach mode.
     #[arg(long, value_enum, default_value_t = XdpMode::Auto)]
     xdp_mode: XdpMode,
@@ -108,6 +114,7 @@ fn run(args: Args) -> Result<(), String> {
             },
         },
         umem_frames: args.umem_frames,
+        frame_headroom: args.frame_headroom,
         attach: match args.xdp_mode {
             XdpMode::Auto => AttachFlags::Auto,
             XdpMode::Native => AttachFlags::NativeOnly,
