@@ -5,6 +5,7 @@
 //! binary (`src/bin/xvsd.rs`) is the command line around [`daemon`].
 
 pub mod daemon;
+pub mod state;
 pub mod worker;
 
 pub use worker::{PollMode, Worker, WorkerCounters, WorkerPort, WorkerReport};
