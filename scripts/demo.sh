@@ -14,9 +14,10 @@ source scripts/packages.sh
 [ "$(id -u)" = 0 ] || { echo "the demo creates network namespaces: run it as root" >&2; exit 1; }
 ensure_packages "${BUILD_PACKAGES[@]}" iproute2 iputils-ping iperf3 ethtool
 
-echo "== building xvsd (release)"
-cargo build --release --locked -q -p xvsd
+echo "== building xvsd and xvsctl (release)"
+cargo build --release --locked -q -p xvsd -p xvs-ctl
 XVSD=$PWD/target/release/xvsd
+XVSCTL=$PWD/target/release/xvsctl
 
 P=xvsdemo$$
 tmp=$(mktemp -d)
@@ -105,6 +106,7 @@ for n in 1 2; do
   # Not through x(): $! must be xvsd itself (ip netns exec execs it), not a
   # subshell, so that SIGTERM reaches the daemon.
   RUST_LOG=${RUST_LOG:-info} NO_COLOR=1 ip netns exec "$P-hv$n" "$XVSD" --config "$tmp/hv$n.toml" \
+    --socket "$tmp/xvsd$n.sock" --state "$tmp/state$n.json" \
     --cores $(( (n - 1) % ncores )) 2>"$tmp/xvsd$n.log" &
   pids+=($!)
 done
@@ -122,6 +124,10 @@ echo "== ping across VXLAN (vm1a -> vm2a) and Geneve (vm1b -> vm2b)"
 x vm1a ping -c 4 -i 0.2 -W 2 10.1.0.2
 x vm1b ping -c 4 -i 0.2 -W 2 10.2.0.2
 
+echo "== xvsctl on hv1: the learned MACs and the tunnel ports"
+"$XVSCTL" --socket "$tmp/xvsd1.sock" fdb-show
+"$XVSCTL" --socket "$tmp/xvsd1.sock" tunnel-ports
+
 for pair in "vm2a 10.1.0.2 vm1a VXLAN" "vm2b 10.2.0.2 vm1b Geneve"; do
   set -- $pair
   echo "== iperf3 TCP, 3 s, $3 -> $1 over $4"
@@ -129,6 +135,10 @@ for pair in "vm2a 10.1.0.2 vm1a VXLAN" "vm2b 10.2.0.2 vm1b Geneve"; do
   sleep 0.3
   x "$3" timeout 20 iperf3 -c "$2" -t 3 -f m | grep -E "sender|receiver"
 done
+
+echo "== xvsctl on hv1: counters and worker load"
+"$XVSCTL" --socket "$tmp/xvsd1.sock" stats
+"$XVSCTL" --socket "$tmp/xvsd1.sock" worker-stats
 
 echo "== stopping the daemons (SIGTERM); their counters:"
 for pid in "${pids[@]}"; do kill -TERM "$pid"; done

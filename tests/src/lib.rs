@@ -212,8 +212,12 @@ pub fn iperf3(server: &Netns, client: &Netns, server_ip: &str, secs: u32) -> f64
 #[derive(Debug)]
 pub struct Xvsd {
     child: Option<Child>,
-    pub config: PathBuf,
+    /// The config file it starts from; none: from its state file.
+    pub config: Option<PathBuf>,
     pub log: PathBuf,
+    /// Its control socket and state file (private to this instance).
+    pub socket: PathBuf,
+    pub state: PathBuf,
     bin: PathBuf,
     ns: String,
     args: Vec<String>,
@@ -230,8 +234,29 @@ impl Xvsd {
         std::fs::write(&cfg, config).expect("write config");
         let mut d = Xvsd {
             child: None,
-            config: cfg,
+            config: Some(cfg),
             log: dir.join(format!("xvsd-{tag}.log")),
+            socket: dir.join(format!("xvsd-{tag}.sock")),
+            state: dir.join(format!("xvsd-{tag}.state.json")),
+            bin: bin.to_owned(),
+            ns: ns.name.clone(),
+            args: args.iter().map(|s| s.to_string()).collect(),
+        };
+        d.spawn();
+        d
+    }
+
+    /// Starts `bin ARGS...` in `ns` with no config file: empty, or what
+    /// its state file holds (see [`Xvsd::restart_from_state`]).
+    pub fn start_empty(bin: &Path, ns: &Netns, args: &[&str]) -> Xvsd {
+        let dir = std::env::temp_dir();
+        let tag = format!("{}-{}", ns.name, unique());
+        let mut d = Xvsd {
+            child: None,
+            config: None,
+            log: dir.join(format!("xvsd-{tag}.log")),
+            socket: dir.join(format!("xvsd-{tag}.sock")),
+            state: dir.join(format!("xvsd-{tag}.state.json")),
             bin: bin.to_owned(),
             ns: ns.name.clone(),
             args: args.iter().map(|s| s.to_string()).collect(),
@@ -242,11 +267,16 @@ impl Xvsd {
 
     fn spawn(&mut self) {
         let log = std::fs::File::create(&self.log).expect("create log");
-        let child = Command::new("ip")
-            .args(["netns", "exec", &self.ns])
-            .arg(&self.bin)
-            .arg("--config")
-            .arg(&self.config)
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &self.ns]).arg(&self.bin);
+        if let Some(c) = &self.config {
+            cmd.arg("--config").arg(c);
+        }
+        let child = cmd
+            .arg("--socket")
+            .arg(&self.socket)
+            .arg("--state")
+            .arg(&self.state)
             .args(&self.args)
             .env("RUST_LOG", "info,xvsd=debug")
             .env("NO_COLOR", "1")
@@ -297,6 +327,32 @@ impl Xvsd {
         self.spawn();
     }
 
+    /// Kills it and starts it again without the config file: it restores
+    /// what its state file holds.
+    pub fn restart_from_state(&mut self) {
+        self.kill9();
+        if let Some(c) = self.config.take() {
+            let _ = std::fs::remove_file(c);
+        }
+        self.spawn();
+    }
+
+    /// Runs `xvsctl --socket SOCKET ARGS...` (the binary at `xvsctl`)
+    /// against this daemon; returns (exit code, stdout, stderr).
+    pub fn ctl(&self, xvsctl: &Path, args: &[&str]) -> (i32, String, String) {
+        let out = Command::new(xvsctl)
+            .arg("--socket")
+            .arg(&self.socket)
+            .args(args)
+            .output()
+            .expect("run xvsctl");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
     /// Stops it with SIGTERM and returns its exit status and log; kills it
     /// if it has not exited after 10 s.
     pub fn stop(mut self) -> (ExitStatus, String) {
@@ -321,7 +377,11 @@ impl Xvsd {
 impl Drop for Xvsd {
     fn drop(&mut self) {
         self.kill9();
-        let _ = std::fs::remove_file(&self.config);
+        if let Some(c) = &self.config {
+            let _ = std::fs::remove_file(c);
+        }
+        let _ = std::fs::remove_file(&self.socket);
+        let _ = std::fs::remove_file(&self.state);
         if !std::thread::panicking() {
             let _ = std::fs::remove_file(&self.log);
         }

@@ -30,14 +30,21 @@ fn run_xvsd(ns: Option<&Netns>, config: &str, args: &[&str]) -> (Option<i32>, St
         }
         None => Command::new(XVSD),
     };
+    // Every case here fails at start; still, never touch the default
+    // socket or state file.
+    let state = path.with_extension("state.json");
     let out = cmd
         .arg("--config")
         .arg(&path)
+        .arg("--no-socket")
+        .arg("--state")
+        .arg(&state)
         .args(args)
         .env("NO_COLOR", "1")
         .output()
         .expect("run xvsd");
     let _ = std::fs::remove_file(&path);
+    let _ = std::fs::remove_file(&state);
     (
         out.status.code(),
         String::from_utf8_lossy(&out.stderr).into_owned(),

@@ -72,6 +72,25 @@ struct Args {
     /// XDP attach mode.
     #[arg(long, value_enum, default_value_t = XdpMode::Auto)]
     xdp_mode: XdpMode,
+    /// The control socket xvsctl talks to.
+    #[arg(long, default_value = xvs_ctl::protocol::DEFAULT_SOCKET)]
+    socket: PathBuf,
+    /// Group (name or gid) whose members may use the control socket, besides
+    /// root.
+    #[arg(long)]
+    socket_group: Option<String>,
+    /// Run without a control socket (the config file is all there is).
+    #[arg(long, conflicts_with_all = ["socket", "socket_group"])]
+    no_socket: bool,
+    /// Where committed configuration is persisted and restored from at
+    /// start (ignored when --config is given: the file's config is applied
+    /// and persisted instead).
+    #[arg(long, default_value = xvsd::state::DEFAULT_STATE)]
+    state: PathBuf,
+    /// Start with no bridge even if the state file holds a config (or is
+    /// corrupt); the next committed change overwrites it.
+    #[arg(long)]
+    start_empty: bool,
 }
 
 fn main() -> ExitCode {
@@ -95,7 +114,14 @@ fn main() -> ExitCode {
 fn run(args: Args) -> Result<(), String> {
     let config = match &args.config {
         Some(path) => Config::load(path).map_err(|e| e.to_string())?,
-        None => Config::default(),
+        None if args.start_empty => Config::default(),
+        None => match xvsd::state::load(&args.state).map_err(|e| e.to_string())? {
+            Some(c) => {
+                info!(state = %args.state.display(), "restoring the persisted configuration");
+                c
+            }
+            None => Config::default(),
+        },
     };
     if args.check {
         let mut c = config;
@@ -126,7 +152,25 @@ fn run(args: Args) -> Result<(), String> {
         signal_hook::flag::register(sig, Arc::clone(&stop))
             .map_err(|e| format!("installing the signal handler: {e}"))?;
     }
+    let from_file = args.config.is_some();
     let mut daemon = Daemon::start(config, &opts).map_err(|e| e.to_string())?;
+    daemon.persist_to(&args.state);
+    if from_file {
+        xvsd::state::save(&args.state, daemon.control().config()).map_err(|e| e.to_string())?;
+    }
+    if !args.no_socket {
+        let group = match &args.socket_group {
+            Some(g) => Some(
+                xvs_ctl::server::group_id(g)
+                    .map_err(|e| format!("--socket-group {g}: {e}"))?
+                    .ok_or_else(|| format!("--socket-group {g}: no such group"))?,
+            ),
+            None => None,
+        };
+        daemon
+            .listen(&args.socket, group)
+            .map_err(|e| e.to_string())?;
+    }
     info!("xvsd running");
     let result = daemon.run(&stop);
     info!("shutting down");

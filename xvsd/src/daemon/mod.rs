@@ -30,7 +30,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::Sender;
+use crossbeam_channel::{Receiver, Sender};
 use tracing::{debug, error, info, warn};
 use xvs_bpf::xsk::{XskConfig, XskError, XskSet};
 use xvs_bpf::{AttachFlags, Mode, SnoopPoller, XdpProgram};
@@ -42,6 +42,8 @@ use xvs_dataplane::stats::DropCounters;
 use xvs_dataplane::types::{MacAddr, PortNo};
 
 use crate::worker::{PollMode, Worker, WorkerCmd, WorkerReport};
+
+mod rpc;
 
 /// How the daemon runs (the command line), apart from the config.
 #[derive(Debug, Clone)]
@@ -144,6 +146,15 @@ pub struct Daemon {
     epoch: Instant,
     /// Names of port numbers, for reports.
     names: Vec<(PortNo, String)>,
+    /// The core each worker is pinned to.
+    cores: Vec<Option<usize>>,
+    /// The control socket, and the calls it hands over.
+    server: Option<(
+        xvs_ctl::server::ServerHandle,
+        Receiver<xvs_ctl::server::Call>,
+    )>,
+    /// Where committed configs are persisted.
+    state_path: Option<std::path::PathBuf>,
 }
 
 /// The receive queues the kernel gives `iface` (`rx-N` in sysfs); 1 when
@@ -322,6 +333,7 @@ impl Daemon {
         let stop_workers = Arc::new(AtomicBool::new(false));
         let core_ids = core_affinity::get_core_ids().unwrap_or_default();
         let mut workers = Vec::new();
+        let mut cores = Vec::new();
         for id in 0..opts.workers {
             let set = XskSet::new(xsk_cfg)?;
             let core = match &opts.cores {
@@ -329,6 +341,7 @@ impl Daemon {
                 None if !core_ids.is_empty() => Some(core_ids[id % core_ids.len()].id),
                 None => None,
             };
+            cores.push(core);
             let report = Arc::new(Mutex::new(WorkerReport {
                 id,
                 ..Default::default()
@@ -374,7 +387,27 @@ impl Daemon {
             stop_workers,
             epoch,
             names: Vec::new(),
+            cores,
+            server: None,
+            state_path: None,
         })
+    }
+
+    /// Serves the control socket at `path` (mode 0660, group `group`):
+    /// calls are answered by [`Daemon::run`]'s loop.
+    pub fn listen(&mut self, path: &Path, group: Option<u32>) -> Result<(), DaemonError> {
+        let (tx, rx) = crossbeam_channel::bounded(64);
+        let handle = xvs_ctl::server::Server::bind(path, group)
+            .and_then(|s| s.spawn(tx))
+            .map_err(|e| DaemonError::Options(e.to_string()))?;
+        info!(socket = %path.display(), "control socket listening");
+        self.server = Some((handle, rx));
+        Ok(())
+    }
+
+    /// Persists every committed transaction to `path`.
+    pub fn persist_to(&mut self, path: &Path) {
+        self.state_path = Some(path.to_owned());
     }
 
     /// Makes `config` the running configuration, or changes nothing:
@@ -608,6 +641,14 @@ impl Daemon {
             }
             None => std::thread::sleep(wait),
         }
+        let calls: Vec<_> = self
+            .server
+            .as_ref()
+            .map(|(_, rx)| rx.try_iter().collect())
+            .unwrap_or_default();
+        for call in calls {
+            self.handle(call);
+        }
         let now = self.now();
         match self.monitor.poll() {
             Ok(events) if !events.is_empty() => {
@@ -682,6 +723,9 @@ impl Daemon {
     }
 
     fn stop_threads(&mut self) -> Result<(), DaemonError> {
+        if let Some((handle, _)) = self.server.take() {
+            handle.shutdown();
+        }
         self.stop_workers.store(true, Ordering::Relaxed);
         let mut first_err = None;
         for w in &mut self.workers {

@@ -1,0 +1,250 @@
+//! Answers control-socket calls on the control thread: transactions
+//! (applied whole through [`Daemon::apply`], persisted before they are
+//! acknowledged) and the read-only views (config, FDB, neighbors, routes,
+//! flows, ACLs, counters, workers, tunnel ports).
+//!
+//! The server (`xvs_ctl::server`) has already rejected everything that is
+//! not a well-formed, typed call; what reaches here is a [`Call`] to
+//! answer exactly once.
+
+use std::collections::BTreeMap;
+
+use xvs_ctl::command;
+use xvs_ctl::protocol::{
+    FdbKind, FdbRow, Method, NeighRow, PortKindName, RouteRow, RpcError, StatsParams, StatsRow,
+    TransactResult, WorkerPortStats, WorkerStatsRow,
+};
+use xvs_ctl::server::Call;
+use xvs_ctl::view;
+use xvs_dataplane::pipeline::PortCounters;
+use xvs_dataplane::snapshot::PortKind;
+use xvs_dataplane::stats::DropCounters;
+use xvs_dataplane::tunnel::NO_REMOTE;
+use xvs_dataplane::types::PortNo;
+
+use super::{Daemon, DaemonError};
+use crate::state;
+
+fn drops_map(d: &DropCounters) -> BTreeMap<String, u64> {
+    d.nonzero().map(|(n, c)| (n.to_owned(), c)).collect()
+}
+
+impl Daemon {
+    /// Answers one call.
+    pub(super) fn handle(&mut self, call: Call) {
+        let method = call.method.clone();
+        match method {
+            Method::Transact(p) => {
+                let r = self.transact(&p.commands);
+                call.respond(r)
+            }
+            Method::Show => call.respond(Ok(self.ctl.config().clone())),
+            Method::FdbShow(p) => {
+                let r = self.fdb_rows(p.bridge.as_deref());
+                call.respond(r)
+            }
+            Method::NeighShow => {
+                let rows: Vec<NeighRow> = self
+                    .ctl
+                    .underlay
+                    .neigh
+                    .iter()
+                    .map(|n| NeighRow::from(&n))
+                    .collect();
+                call.respond(Ok(rows))
+            }
+            Method::RouteShow => {
+                let rows: Vec<RouteRow> = self
+                    .ctl
+                    .underlay
+                    .routes
+                    .iter()
+                    .map(RouteRow::from)
+                    .collect();
+                call.respond(Ok(rows))
+            }
+            Method::DumpFlows(p) => {
+                call.respond(view::flow_rows(self.ctl.config(), p.bridge.as_deref()))
+            }
+            Method::AclShow(p) => call.respond(view::acl_rows(self.ctl.config(), &p.port, p.dir)),
+            Method::Stats(p) => {
+                let r = self.stats_rows(&p);
+                call.respond(r)
+            }
+            Method::WorkerStats => {
+                let rows = self.worker_rows();
+                call.respond(Ok(rows))
+            }
+            Method::TunnelPorts => call.respond(Ok(view::tunnel_port_rows(self.ctl.config()))),
+            // The server answers `hello` itself; answer it anyway.
+            Method::Hello => call.fail(RpcError::internal("hello is answered by the server")),
+        }
+    }
+
+    /// Applies `cmds` as one transaction: all of them to a copy of the
+    /// running config, validated whole, made running, then persisted; or
+    /// nothing, with every problem listed.
+    fn transact(&mut self, cmds: &[command::Command]) -> Result<TransactResult, RpcError> {
+        let current = self.ctl.config().clone();
+        let new = command::apply_all(cmds, &current).map_err(RpcError::rejected)?;
+        let changed = new != current;
+        if changed {
+            match self.apply(new) {
+                Ok(()) => {}
+                Err(DaemonError::Config(errs)) => {
+                    return Err(RpcError::rejected(command::attribute(cmds, &errs)))
+                }
+                Err(e) => return Err(RpcError::rejected(vec![e.to_string()])),
+            }
+            if let Some(path) = self.state_path.clone() {
+                if let Err(e) = state::save(&path, self.ctl.config()) {
+                    // Not durable: not acknowledged. Go back to what is on
+                    // disk (the previous config, which applied before).
+                    let back = self.apply(current);
+                    return Err(RpcError::internal(format!(
+                        "{e}; the change was rolled back{}",
+                        back.err().map_or(String::new(), |b| format!(
+                            " (rolling back failed too: {b})"
+                        ))
+                    )));
+                }
+            }
+        }
+        Ok(TransactResult {
+            applied: cmds.len(),
+            changed,
+        })
+    }
+
+    fn port_name(&self, no: PortNo) -> String {
+        self.names
+            .iter()
+            .find(|(n, _)| *n == no)
+            .map_or_else(|| format!("#{no}"), |(_, name)| name.clone())
+    }
+
+    fn fdb_rows(&self, bridge: Option<&str>) -> Result<Vec<FdbRow>, RpcError> {
+        let config = self.ctl.config();
+        if let Some(b) = bridge {
+            if !config.bridges.iter().any(|x| x.name == b) {
+                return Err(RpcError::invalid_params(
+                    "fdb_show",
+                    "params.bridge",
+                    format!("no bridge {b:?}"),
+                ));
+            }
+        }
+        let snap = self.ctl.snapshot();
+        let now = self.now();
+        let mut rows = Vec::new();
+        for b in config
+            .bridges
+            .iter()
+            .filter(|b| bridge.is_none_or(|x| x == b.name))
+        {
+            let Some(fdb) = self.ctl.fdb(&b.name) else {
+                continue;
+            };
+            for e in fdb.iter(now) {
+                let remote = match snap.port(e.dest.port).map(|p| p.kind) {
+                    Some(PortKind::Tunnel(t)) if e.dest.remote != NO_REMOTE => snap
+                        .tunnels
+                        .ports()
+                        .get(usize::from(t))
+                        .and_then(|tp| tp.remotes.get(usize::from(e.dest.remote)).copied()),
+                    _ => None,
+                };
+                rows.push(FdbRow {
+                    bridge: b.name.clone(),
+                    vlan: e.vlan,
+                    mac: e.mac,
+                    port: self.port_name(e.dest.port),
+                    remote,
+                    kind: if e.is_static {
+                        FdbKind::Static
+                    } else {
+                        FdbKind::Learned
+                    },
+                    age_secs: (!e.is_static).then_some(e.age_ns / 1_000_000_000),
+                });
+            }
+        }
+        Ok(rows)
+    }
+
+    fn stats_rows(&self, p: &StatsParams) -> Result<Vec<StatsRow>, RpcError> {
+        let snap = self.ctl.snapshot();
+        if let Some(t) = &p.target {
+            if !self.names.iter().any(|(_, n)| n == t) {
+                return Err(RpcError::invalid_params(
+                    "stats",
+                    "params.target",
+                    format!("no port, tunnel or uplink named {t:?}"),
+                ));
+            }
+        }
+        let reports = self.reports();
+        let mut rows = Vec::new();
+        for (no, name) in &self.names {
+            if p.target.as_ref().is_some_and(|t| t != name) {
+                continue;
+            }
+            let kind = match snap.port(*no).map(|e| e.kind) {
+                Some(PortKind::Tunnel(_)) => PortKindName::Tunnel,
+                Some(PortKind::Uplink) => PortKindName::Uplink,
+                _ => PortKindName::Port,
+            };
+            let mut sum = PortCounters::default();
+            let mut per = Vec::new();
+            for r in &reports {
+                let c = r.ports.get(usize::from(*no)).cloned().unwrap_or_default();
+                sum.merge(&c);
+                per.push(WorkerPortStats {
+                    worker: r.id,
+                    rx_packets: c.rx_packets,
+                    rx_bytes: c.rx_bytes,
+                    tx_packets: c.tx_packets,
+                    tx_bytes: c.tx_bytes,
+                    drops: drops_map(&c.drops),
+                });
+            }
+            rows.push(StatsRow {
+                name: name.clone(),
+                kind,
+                rx_packets: sum.rx_packets,
+                rx_bytes: sum.rx_bytes,
+                tx_packets: sum.tx_packets,
+                tx_bytes: sum.tx_bytes,
+                drops: drops_map(&sum.drops),
+                per_worker: p.per_worker.then_some(per),
+            });
+        }
+        Ok(rows)
+    }
+
+    fn worker_rows(&self) -> Vec<WorkerStatsRow> {
+        self.reports()
+            .into_iter()
+            .map(|r| {
+                let total = r.load.busy_ns + r.load.idle_ns;
+                let packets = r.counters.rx_frames;
+                WorkerStatsRow {
+                    id: r.id,
+                    core: self.cores.get(r.id).copied().flatten(),
+                    busy_pct: if total == 0 {
+                        0.0
+                    } else {
+                        100.0 * r.load.busy_ns as f64 / total as f64
+                    },
+                    packets,
+                    cycles_per_packet: (packets > 0 && r.load.busy_cycles > 0)
+                        .then(|| r.load.busy_cycles as f64 / packets as f64),
+                    batches: r.counters.batches,
+                    empty_polls: r.load.empty_polls,
+                    sleeps: r.load.sleeps,
+                    ring_full: r.counters.tx_ring_full,
+                }
+            })
+            .collect()
+    }
+}
