@@ -369,6 +369,14 @@ impl SnoopPoller {
         Ok(n)
     }
 
+    /// An fd that polls readable when records wait (the ring's epoll fd),
+    /// to sleep on it together with other fds.
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        // SAFETY: the epoll fd belongs to `self.ring` and stays open as
+        // long as `self` is borrowed.
+        unsafe { BorrowedFd::borrow_raw(self.ring.epoll_fd()) }
+    }
+
     /// Records that did not decode as `struct xvs_snoop`.
     pub fn malformed(&self) -> u64 {
         *self.malformed.lock().unwrap_or_else(|p| p.into_inner())

@@ -78,6 +78,20 @@ pub struct ServerOptions {
     pub max_request_bytes: usize,
     /// Reported by `hello`.
     pub daemon_version: String,
+    /// Called after each call is handed to the daemon, so a daemon that
+    /// sleeps in poll(2) on other fds can wake up for it (e.g. by writing
+    /// an eventfd) instead of finding it on its next round.
+    pub waker: Option<Waker>,
+}
+
+/// A wake-up callback for the daemon's loop (see [`ServerOptions::waker`]).
+#[derive(Clone)]
+pub struct Waker(pub Arc<dyn Fn() + Send + Sync>);
+
+impl std::fmt::Debug for Waker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Waker")
+    }
 }
 
 impl Default for ServerOptions {
@@ -89,6 +103,7 @@ impl Default for ServerOptions {
             write_timeout: Duration::from_secs(10),
             max_request_bytes: MAX_REQUEST_BYTES,
             daemon_version: env!("CARGO_PKG_VERSION").to_string(),
+            waker: None,
         }
     }
 }
@@ -571,7 +586,11 @@ fn handle_line(line: &[u8], shared: &Shared, tx: &Sender<Call>) -> Response {
         reply: reply_tx,
     };
     match tx.send_timeout(call, timeout) {
-        Ok(()) => {}
+        Ok(()) => {
+            if let Some(w) = &shared.options.waker {
+                (w.0)();
+            }
+        }
         Err(crossbeam_channel::SendTimeoutError::Timeout(_)) => {
             return Response::error(id, RpcError::busy("the daemon's request queue stayed full"))
         }

@@ -455,3 +455,23 @@ pub fn tshark<T>(
         .collect();
     (lines, result)
 }
+
+/// A binary of this workspace (`xvsd`, `xvsctl`, ...), from the target
+/// directory the running test was built into. `cargo test --workspace`
+/// builds every package's binaries first; running one package's tests
+/// alone may need `cargo build --workspace` before.
+pub fn workspace_bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/<test> -> target/<profile>/<name>
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("test executable in target/<profile>/deps");
+    let bin = dir.join(name);
+    assert!(
+        bin.exists(),
+        "{} is not built: run `cargo build --workspace` (or the whole suite with `cargo test --workspace`)",
+        bin.display()
+    );
+    bin
+}

@@ -358,6 +358,12 @@ impl Monitor {
         })
     }
 
+    /// The netlink socket's fd, to sleep on it together with other fds.
+    pub fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        use std::os::fd::AsFd;
+        self.sock.as_fd()
+    }
+
     /// Names for interface indices in the routes reported (from a dump).
     pub fn set_link_names(&mut self, links: HashMap<u32, String>) {
         self.links = links;

@@ -155,6 +155,8 @@ pub struct Daemon {
     )>,
     /// Where committed configs are persisted.
     state_path: Option<std::path::PathBuf>,
+    /// An eventfd the control socket writes when it hands over a call.
+    wake: Arc<std::os::fd::OwnedFd>,
 }
 
 /// The receive queues the kernel gives `iface` (`rx-N` in sysfs); 1 when
@@ -390,6 +392,7 @@ impl Daemon {
             cores,
             server: None,
             state_path: None,
+            wake: Arc::new(eventfd()?),
         })
     }
 
@@ -397,12 +400,58 @@ impl Daemon {
     /// calls are answered by [`Daemon::run`]'s loop.
     pub fn listen(&mut self, path: &Path, group: Option<u32>) -> Result<(), DaemonError> {
         let (tx, rx) = crossbeam_channel::bounded(64);
+        let wake = Arc::clone(&self.wake);
+        let waker = xvs_ctl::server::Waker(Arc::new(move || {
+            use std::os::fd::AsRawFd;
+            let one = 1u64.to_ne_bytes();
+            // SAFETY: writes 8 bytes from `one` to the eventfd the
+            // closure keeps alive.
+            unsafe { libc::write(wake.as_raw_fd(), one.as_ptr().cast(), one.len()) };
+        }));
         let handle = xvs_ctl::server::Server::bind(path, group)
+            .map(|s| {
+                s.with_options(xvs_ctl::server::ServerOptions {
+                    waker: Some(waker),
+                    ..Default::default()
+                })
+            })
             .and_then(|s| s.spawn(tx))
             .map_err(|e| DaemonError::Options(e.to_string()))?;
         info!(socket = %path.display(), "control socket listening");
         self.server = Some((handle, rx));
         Ok(())
+    }
+
+    /// Sleeps until a snooped frame, a kernel notification or a control
+    /// call arrives, or `ms` milliseconds pass (the bound on how late
+    /// learn events and aging are handled).
+    fn sleep(&self, ms: i32) {
+        use std::os::fd::AsRawFd;
+        let mut fds = vec![libc::pollfd {
+            fd: self.wake.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        }];
+        fds.push(libc::pollfd {
+            fd: self.monitor.fd().as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        });
+        if let Some(p) = &self.snoop {
+            fds.push(libc::pollfd {
+                fd: p.fd().as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            });
+        }
+        // SAFETY: `fds` is a valid array of `len` pollfds for the call; the
+        // fds are owned by `self`, which outlives it. A failure (EINTR from
+        // the stop signal) just ends the wait early.
+        unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
+        let mut buf = [0u8; 8];
+        // SAFETY: reads at most 8 bytes into `buf` from our own eventfd
+        // (non-blocking: EAGAIN when nothing was signalled).
+        unsafe { libc::read(self.wake.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
     }
 
     /// Persists every committed transaction to `path`.
@@ -621,25 +670,22 @@ impl Daemon {
                 return Err(DaemonError::Worker { id: w.id, reason });
             }
         }
-        let wait = Duration::from_millis(10);
-        match &mut self.snoop {
-            Some(p) => {
-                snooped.clear();
-                match p.poll(wait, snooped) {
-                    Ok(_) => {}
-                    // A signal (the stop request) woke the wait.
-                    Err(xvs_bpf::Error::Poll { source, .. })
-                        if source.kind() == libbpf_rs::ErrorKind::Interrupted => {}
-                    Err(e) => warn!("snoop ring: {e}"),
-                }
-                for f in snooped.iter() {
-                    let now = self.now();
-                    if let Some(change) = self.ctl.snoop(f.frame(), now) {
-                        debug!(?change, "snooped neighbor");
-                    }
+        self.sleep(10);
+        if let Some(p) = &mut self.snoop {
+            snooped.clear();
+            match p.poll(Duration::ZERO, snooped) {
+                Ok(_) => {}
+                // A signal (the stop request) woke the wait.
+                Err(xvs_bpf::Error::Poll { source, .. })
+                    if source.kind() == libbpf_rs::ErrorKind::Interrupted => {}
+                Err(e) => warn!("snoop ring: {e}"),
+            }
+            for f in snooped.iter() {
+                let now = self.now();
+                if let Some(change) = self.ctl.snoop(f.frame(), now) {
+                    debug!(?change, "snooped neighbor");
                 }
             }
-            None => std::thread::sleep(wait),
         }
         let calls: Vec<_> = self
             .server
@@ -760,6 +806,20 @@ impl Drop for Daemon {
     fn drop(&mut self) {
         let _ = self.stop_threads();
     }
+}
+
+fn eventfd() -> Result<std::os::fd::OwnedFd, DaemonError> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: eventfd has no memory-safety preconditions.
+    let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+    if fd < 0 {
+        return Err(DaemonError::Options(format!(
+            "eventfd: {}",
+            std::io::Error::last_os_error()
+        )));
+    }
+    // SAFETY: `fd` was just created and is owned by nobody else.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
 }
 
 fn resolve(ip: IpAddr, ifindex: u32) -> Result<(), KernelError> {
