@@ -142,6 +142,29 @@ impl Netns {
         self.run("ethtool", &["-K", iface, "tx", "off"]);
     }
 
+    /// New interfaces in this namespace get no IPv6 (no autoconf, MLD or
+    /// router solicitations): tests that count frames see only their own.
+    pub fn no_ipv6_on_new_interfaces(&self) {
+        self.run(
+            "sh",
+            &[
+                "-c",
+                "echo 1 > /proc/sys/net/ipv6/conf/default/disable_ipv6",
+            ],
+        );
+    }
+
+    /// Frames received on `iface` (its kernel counter).
+    pub fn rx_packets(&self, iface: &str) -> u64 {
+        self.run(
+            "cat",
+            &[&format!("/sys/class/net/{iface}/statistics/rx_packets")],
+        )
+        .trim()
+        .parse()
+        .expect("rx_packets")
+    }
+
     /// Sends `count` pings to `dst` (0.2 s apart, 2 s deadline each);
     /// returns how many were answered.
     pub fn ping(&self, dst: &str, count: u32) -> u32 {
@@ -228,32 +251,26 @@ impl Xvsd {
     /// ARGS...` in `ns`; returns once it logged that it runs (at most
     /// 15 s), panicking with its log if it exits or does not get there.
     pub fn start(bin: &Path, ns: &Netns, config: &str, args: &[&str]) -> Xvsd {
-        let dir = std::env::temp_dir();
-        let tag = format!("{}-{}", ns.name, unique());
-        let cfg = dir.join(format!("xvsd-{tag}.toml"));
-        std::fs::write(&cfg, config).expect("write config");
-        let mut d = Xvsd {
-            child: None,
-            config: Some(cfg),
-            log: dir.join(format!("xvsd-{tag}.log")),
-            socket: dir.join(format!("xvsd-{tag}.sock")),
-            state: dir.join(format!("xvsd-{tag}.state.json")),
-            bin: bin.to_owned(),
-            ns: ns.name.clone(),
-            args: args.iter().map(|s| s.to_string()).collect(),
-        };
-        d.spawn();
-        d
+        Xvsd::launch(bin, ns, Some(config), args)
     }
 
     /// Starts `bin ARGS...` in `ns` with no config file: empty, or what
     /// its state file holds (see [`Xvsd::restart_from_state`]).
     pub fn start_empty(bin: &Path, ns: &Netns, args: &[&str]) -> Xvsd {
+        Xvsd::launch(bin, ns, None, args)
+    }
+
+    fn launch(bin: &Path, ns: &Netns, config: Option<&str>, args: &[&str]) -> Xvsd {
         let dir = std::env::temp_dir();
         let tag = format!("{}-{}", ns.name, unique());
+        let config = config.map(|text| {
+            let cfg = dir.join(format!("xvsd-{tag}.toml"));
+            std::fs::write(&cfg, text).expect("write config");
+            cfg
+        });
         let mut d = Xvsd {
             child: None,
-            config: None,
+            config,
             log: dir.join(format!("xvsd-{tag}.log")),
             socket: dir.join(format!("xvsd-{tag}.sock")),
             state: dir.join(format!("xvsd-{tag}.state.json")),

@@ -12,28 +12,11 @@ use std::time::Duration;
 
 use xvs_tests::{is_root, veth, Netns, Xvsd};
 
-fn no_ipv6_on_new_interfaces(ns: &Netns) {
-    ns.run(
-        "sh",
-        &[
-            "-c",
-            "echo 1 > /proc/sys/net/ipv6/conf/default/disable_ipv6",
-        ],
-    );
-}
-
-fn rx_packets(vm: &Netns) -> u64 {
-    vm.run("cat", &["/sys/class/net/eth0/statistics/rx_packets"])
-        .trim()
-        .parse()
-        .expect("rx_packets")
-}
-
 /// A VM namespace `tag` with `eth0` (IP `ip`/24, MTU 1400, no IPv6) whose
 /// peer `port` is in `hv`.
 fn vm(tag: &str, hv: &Netns, port: &str, n: u8, ip: &str) -> Netns {
     let vm = Netns::new(tag);
-    no_ipv6_on_new_interfaces(&vm);
+    vm.no_ipv6_on_new_interfaces();
     let mac = format!("02:00:00:0{n}:0a:01");
     let port_mac = format!("02:00:00:0{n}:0a:02");
     veth(&vm, "eth0", &mac, hv, port, &port_mac);
@@ -99,7 +82,7 @@ fn a_broadcast_reaches_every_remote_vtep_exactly_once() {
         );
         net.ip(&["link", "set", &b, "master", "br0"]);
         hv.ip(&["addr", "add", &format!("{}/24", vteps[i]), "dev", &u]);
-        no_ipv6_on_new_interfaces(hv);
+        hv.no_ipv6_on_new_interfaces();
         let port = format!("p{n}");
         vms.push(vm(&format!("flv{n}"), hv, &port, n, &format!("10.1.0.{n}")));
         let others: Vec<&str> = vteps.iter().copied().filter(|v| *v != vteps[i]).collect();
@@ -118,12 +101,12 @@ fn a_broadcast_reaches_every_remote_vtep_exactly_once() {
         assert_eq!(vms[0].ping(v, 2), 2, "to vm{}\n{}", i + 2, logs());
     }
     std::thread::sleep(Duration::from_millis(200));
-    let before: Vec<u64> = vms.iter().map(rx_packets).collect();
+    let before: Vec<u64> = vms.iter().map(|v| v.rx_packets("eth0")).collect();
     // Three ARP requests for an address nobody has: broadcasts, and no
     // answer comes back to count.
     vms[0].exec("arping", &["-c", "3", "-w", "3", "-I", "eth0", "10.1.0.99"]);
     std::thread::sleep(Duration::from_millis(300));
-    let after: Vec<u64> = vms.iter().map(rx_packets).collect();
+    let after: Vec<u64> = vms.iter().map(|v| v.rx_packets("eth0")).collect();
     let got: Vec<u64> = after.iter().zip(&before).map(|(a, b)| a - b).collect();
     assert_eq!(
         got,
@@ -173,7 +156,7 @@ fn the_tunnel_follows_a_next_hop_that_changes_its_mac_during_a_ping() {
     hv1.ip(&["route", "add", "198.51.100.0/24", "via", "192.0.2.254"]);
     hv2.ip(&["route", "add", "192.0.2.0/24", "via", "198.51.100.254"]);
     for hv in [&hv1, &hv2] {
-        no_ipv6_on_new_interfaces(hv);
+        hv.no_ipv6_on_new_interfaces();
     }
     let vm1 = vm("nhv1", &hv1, "p1", 1, "10.1.0.1");
     let _vm2 = vm("nhv2", &hv2, "p2", 2, "10.1.0.2");

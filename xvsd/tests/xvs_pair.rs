@@ -71,7 +71,7 @@ fn pair(tag: &str, underlay: Underlay, ips: [[&str; 2]; 2], macs: [[&str; 2]; 2]
     // router solicitations) out of the VM-facing ports, straight to the
     // VMs; the ports created from here on have no IPv6.
     for hv in &hvs {
-        no_ipv6_on_new_interfaces(hv);
+        hv.no_ipv6_on_new_interfaces();
     }
     let vms = [0, 1].map(|h| {
         [0, 1].map(|b| {
@@ -81,7 +81,7 @@ fn pair(tag: &str, underlay: Underlay, ips: [[&str; 2]; 2], macs: [[&str; 2]; 2]
             let port_mac = format!("02:00:00:0{}:0{}:02", h + 1, b + 1);
             // Nothing but the test's own traffic (no IPv6 autoconf, MLD),
             // from the moment the interface exists.
-            no_ipv6_on_new_interfaces(&vm);
+            vm.no_ipv6_on_new_interfaces();
             veth(&vm, "eth0", macs[h][b], &hvs[h], &port, &port_mac);
             vm.ip(&["link", "set", "eth0", "mtu", "1400"]);
             vm.ip(&["addr", "add", &format!("{}/24", ips[h][b]), "dev", "eth0"]);
@@ -135,16 +135,6 @@ geneve_opts = [{{ class = 0x0102, type = 1, data = "00000001" }}]
         })
         .collect();
     Pair { vms, hvs, xvsd }
-}
-
-fn no_ipv6_on_new_interfaces(ns: &Netns) {
-    ns.run(
-        "sh",
-        &[
-            "-c",
-            "echo 1 > /proc/sys/net/ipv6/conf/default/disable_ipv6",
-        ],
-    );
 }
 
 fn logs(p: &Pair) -> String {
@@ -201,13 +191,6 @@ fn vxlan_and_geneve_over_an_ipv6_underlay() {
     both_tunnels("p6", Underlay::V6);
 }
 
-fn rx_packets(vm: &Netns) -> u64 {
-    vm.run("cat", &["/sys/class/net/eth0/statistics/rx_packets"])
-        .trim()
-        .parse()
-        .expect("rx_packets")
-}
-
 #[test]
 fn identical_macs_and_ips_in_two_vnis_never_cross() {
     if !is_root() {
@@ -220,7 +203,10 @@ fn identical_macs_and_ips_in_two_vnis_never_cross() {
     let p = pair("iso", Underlay::V4, ips, macs);
     for b in 0..2 {
         let other = 1 - b;
-        let before = [rx_packets(&p.vms[0][other]), rx_packets(&p.vms[1][other])];
+        let before = [
+            p.vms[0][other].rx_packets("eth0"),
+            p.vms[1][other].rx_packets("eth0"),
+        ];
         p.vms[0][b].ping("10.9.0.2", 1);
         assert_eq!(
             p.vms[0][b].ping("10.9.0.2", 5),
@@ -228,7 +214,10 @@ fn identical_macs_and_ips_in_two_vnis_never_cross() {
             "bridge {b}\n{}",
             logs(&p)
         );
-        let after = [rx_packets(&p.vms[0][other]), rx_packets(&p.vms[1][other])];
+        let after = [
+            p.vms[0][other].rx_packets("eth0"),
+            p.vms[1][other].rx_packets("eth0"),
+        ];
         assert_eq!(
             before,
             after,

@@ -63,23 +63,13 @@ impl Bed {
     }
 }
 
-fn no_ipv6_on_new_interfaces(ns: &Netns) {
-    ns.run(
-        "sh",
-        &[
-            "-c",
-            "echo 1 > /proc/sys/net/ipv6/conf/default/disable_ipv6",
-        ],
-    );
-}
-
 /// xvsd started empty, with bridge a = {pa1, pa2} set up through xvsctl.
 fn bed(tag: &str) -> Bed {
     let hv = Netns::new(&format!("{tag}hv"));
-    no_ipv6_on_new_interfaces(&hv);
+    hv.no_ipv6_on_new_interfaces();
     let mk_vm = |n: &str, ip: &str, port: &str, mac: &str| {
         let vm = Netns::new(&format!("{tag}{n}"));
-        no_ipv6_on_new_interfaces(&vm);
+        vm.no_ipv6_on_new_interfaces();
         veth(
             &vm,
             "eth0",
