@@ -752,22 +752,28 @@ impl Worker {
     }
 
     /// Reaps socket `s`'s completions into its fill ring (or the pool),
-    /// kicking TX while frames are in flight so copy mode keeps draining
-    /// (and not otherwise: an idle round makes no syscall).
+    /// then kicks TX if frames are still waiting on the ring, so copy mode
+    /// keeps draining (and not otherwise: an idle round makes no syscall).
     fn reap(&mut self, s: usize) -> Result<(), XskError> {
         if self.port(s).in_flight == 0 {
             return Ok(());
         }
-        self.set.kick(s)?;
         self.comp.clear();
         let n = self.set.complete(s, &mut self.comp);
         let p = self.port(s);
         p.in_flight = p.in_flight.saturating_sub(n);
+        let left = p.in_flight;
         if n > 0 {
             self.counters.completions += n as u64;
             self.addrs.clear();
             self.addrs.extend(self.comp.iter().map(|&a| chunk_of(a)));
             self.recycle(s)?;
+        }
+        // Copy mode sends during the kick `tx_send` already made; kick
+        // again only for frames still on the ring (a syscall per socket
+        // per round otherwise).
+        if left > 0 {
+            self.set.kick(s)?;
         }
         Ok(())
     }
