@@ -57,6 +57,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/packages.sh
+source bench/xvsd_config.sh
 [ "$(id -u)" = 0 ] || { echo "creates network namespaces and attaches XDP: run as root" >&2; exit 1; }
 ensure_packages "${BUILD_PACKAGES[@]}" iproute2 openvswitch-switch python3 procps util-linux
 
@@ -179,36 +180,7 @@ napi_core1() {
 xvs_up() { # xvs_up KIND
   x sw ip addr add 192.0.2.1/24 dev u0
   x sw ip neigh replace 192.0.2.2 lladdr $S0_MAC dev u0 nud permanent
-  cat >"$tmp/xvsd-$1.toml" <<TOML
-[uplink]
-iface = "u0"
-local_ips = ["192.0.2.1"]
-
-[[bridges]]
-name = "br0"
-
-[[ports]]
-name = "p0"
-bridge = "br0"
-
-[[tunnels]]
-name = "tun"
-bridge = "br0"
-kind = "$1"
-vni = $VNI
-remotes = ["192.0.2.2"]
-
-[[fdb]]
-bridge = "br0"
-mac = "$VM_B"
-port = "tun"
-remote = "192.0.2.2"
-
-[[fdb]]
-bridge = "br0"
-mac = "$GEN_MAC"
-port = "p0"
-TOML
+  xvsd_bench_config "$1" >"$tmp/xvsd-$1.toml"
   rm -f "$tmp/xvsd.sock" "$tmp/xvsd-state.json"
   NO_COLOR=1 RUST_LOG=info ip netns exec "$P-sw" "${pin1[@]}" "$XVSD" \
     --config "$tmp/xvsd-$1.toml" --workers 1 --cores 1 --poll busy \

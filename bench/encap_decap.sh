@@ -34,6 +34,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/packages.sh
+source bench/xvsd_config.sh
 [ "$(id -u)" = 0 ] || { echo "creates network namespaces and attaches XDP: run as root" >&2; exit 1; }
 ensure_packages "${BUILD_PACKAGES[@]}" iproute2
 
@@ -95,38 +96,7 @@ done
 x hv ip neigh replace 192.0.2.2 lladdr $S0_MAC dev u0 nud permanent
 
 config() { # config KIND
-  cat >"$tmp/xvsd-$1.toml" <<TOML
-[uplink]
-iface = "u0"
-local_ips = ["192.0.2.1"]
-
-[[bridges]]
-name = "br0"
-
-[[ports]]
-name = "p0"
-bridge = "br0"
-
-[[tunnels]]
-name = "tun"
-bridge = "br0"
-kind = "$1"
-vni = $VNI
-remotes = ["192.0.2.2"]
-
-# Both MACs are known up front: every frame is forwarded as unicast,
-# never flooded, from the first one on.
-[[fdb]]
-bridge = "br0"
-mac = "$VM_B"
-port = "tun"
-remote = "192.0.2.2"
-
-[[fdb]]
-bridge = "br0"
-mac = "$GEN_MAC"
-port = "p0"
-TOML
+  xvsd_bench_config "$1" >"$tmp/xvsd-$1.toml"
 }
 
 start_xvsd() { # start_xvsd KIND
