@@ -614,7 +614,8 @@ impl Worker {
         self.counters.batches += 1;
         self.counters.rx_frames += n as u64;
         let now = self.epoch.elapsed().as_nanos() as u64;
-        let snap = self.handle.load_full();
+        // A guard, not a clone: no shared reference count touched per batch.
+        let snap = self.handle.load();
         let in_port = self.port(s).no;
 
         self.addrs.clear();
