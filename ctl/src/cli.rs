@@ -212,6 +212,19 @@ pub enum Verb {
         /// Seconds after which an idle learned MAC is forgotten (default 300).
         #[arg(long, value_name = "SECS")]
         fdb_aging: Option<u64>,
+        /// Learn no MACs: the FDB holds only static and installed entries.
+        #[arg(long)]
+        no_learning: bool,
+        /// Answer ARP/ND for addresses of the bridge's table (arp-add).
+        #[arg(long)]
+        arp_suppress: bool,
+    },
+    /// Change options of a bridge: learning=BOOL, arp-suppress=BOOL.
+    SetBr {
+        bridge: String,
+        /// KEY=VALUE pairs.
+        #[arg(required = true, value_name = "KEY=VALUE")]
+        options: Vec<String>,
     },
     /// Delete a bridge with its ports, tunnels, MACs, ACLs and policers.
     DelBr {
@@ -489,12 +502,19 @@ impl Verb {
                 may_exist,
                 fdb_max_entries,
                 fdb_aging,
+                no_learning,
+                arp_suppress,
             } => one(Command::AddBr(cmd::AddBr {
                 name: bridge.clone(),
                 may_exist: *may_exist,
                 fdb_max_entries: *fdb_max_entries,
                 fdb_aging_secs: *fdb_aging,
+                learning: no_learning.then_some(false),
+                arp_suppress: arp_suppress.then_some(true),
             })),
+            Verb::SetBr { bridge, options } => {
+                Some(parse_set_br(bridge, options).map(|c| vec![Command::SetBr(c)]))
+            }
             Verb::DelBr { bridge, if_exists } => one(Command::DelBr(cmd::DelBr {
                 name: bridge.clone(),
                 if_exists: *if_exists,
@@ -696,6 +716,36 @@ impl Verb {
             _ => None,
         }
     }
+}
+
+/// `set-br BR KEY=VALUE...`: the keys are the bridge options, with `-`
+/// or `_` between words.
+fn parse_set_br(bridge: &str, options: &[String]) -> Result<cmd::SetBr, String> {
+    let mut c = cmd::SetBr {
+        name: bridge.to_string(),
+        learning: None,
+        arp_suppress: None,
+    };
+    for o in options {
+        let (k, v) = o
+            .split_once('=')
+            .ok_or_else(|| format!("set-br: {o:?} is not KEY=VALUE"))?;
+        let slot = match k.replace('_', "-").as_str() {
+            "learning" => &mut c.learning,
+            "arp-suppress" => &mut c.arp_suppress,
+            _ => {
+                return Err(format!(
+                    "set-br: unknown option {k:?} (learning, arp-suppress)"
+                ))
+            }
+        };
+        *slot = Some(match v {
+            "true" | "on" | "yes" | "1" => true,
+            "false" | "off" | "no" | "0" => false,
+            _ => return Err(format!("set-br: {k}={v:?}: expected true or false")),
+        });
+    }
+    Ok(c)
 }
 
 fn read_input(file: &std::path::Path, stdin: &mut dyn Read) -> Result<String, String> {
@@ -1580,8 +1630,12 @@ pub fn show_tree(c: &Config) -> String {
     };
     for b in &c.bridges {
         s.push_str(&format!(
-            "bridge {} (fdb max {}, aging {}s)\n",
-            b.name, b.fdb_max_entries, b.fdb_aging_secs
+            "bridge {} (fdb max {}, aging {}s{}{})\n",
+            b.name,
+            b.fdb_max_entries,
+            b.fdb_aging_secs,
+            if b.learning { "" } else { ", no learning" },
+            if b.arp_suppress { ", arp-suppress" } else { "" },
         ));
         for p in c.ports.iter().filter(|p| p.bridge == b.name) {
             let q = if p.queues == 0 {
@@ -1751,6 +1805,29 @@ mod tests {
             .is_none());
         assert_eq!(parse(&["add-br", "x"]).unwrap().name(), "add-br");
         assert_eq!(parse(&["worker-stats"]).unwrap().name(), "worker-stats");
+    }
+
+    #[test]
+    fn bridge_options_on_add_br_and_set_br() {
+        let c = commands(&["add-br", "br0", "--no-learning", "--arp-suppress"]);
+        let Command::AddBr(b) = &c[0] else { panic!() };
+        assert_eq!((b.learning, b.arp_suppress), (Some(false), Some(true)));
+        let c = commands(&["add-br", "br0"]);
+        let Command::AddBr(b) = &c[0] else { panic!() };
+        assert_eq!((b.learning, b.arp_suppress), (None, None));
+        let c = commands(&["set-br", "br0", "learning=false", "arp_suppress=on"]);
+        let Command::SetBr(b) = &c[0] else { panic!() };
+        assert_eq!((b.learning, b.arp_suppress), (Some(false), Some(true)));
+        let bad = |args: &[&str]| {
+            parse(args)
+                .unwrap()
+                .commands(&mut std::io::empty())
+                .unwrap()
+                .unwrap_err()
+        };
+        assert!(bad(&["set-br", "br0", "learning"]).contains("KEY=VALUE"));
+        assert!(bad(&["set-br", "br0", "learning=maybe"]).contains("true or false"));
+        assert!(bad(&["set-br", "br0", "colour=red"]).contains("unknown option"));
     }
 
     #[test]

@@ -50,6 +50,24 @@ pub struct AddBr {
     pub fdb_max_entries: Option<usize>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fdb_aging_secs: Option<u64>,
+    /// Absent: on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub learning: Option<bool>,
+    /// Absent: off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arp_suppress: Option<bool>,
+}
+
+/// `set-br BR [learning=BOOL] [arp-suppress=BOOL]`: changes options of an
+/// existing bridge; options not given keep their value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetBr {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub learning: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arp_suppress: Option<bool>,
 }
 
 /// `del-br NAME`: the bridge, its ports and tunnels, and everything that
@@ -342,6 +360,7 @@ macro_rules! commands {
 commands! {
     AddBr(AddBr) = "add-br",
     DelBr(DelBr) = "del-br",
+    SetBr(SetBr) = "set-br",
     AddPort(AddPort) = "add-port",
     AddTunnel(AddTunnel) = "add-tunnel",
     DelPort(DelPort) = "del-port",
@@ -366,6 +385,7 @@ impl Command {
         let what = match self {
             Command::AddBr(c) => c.name.clone(),
             Command::DelBr(c) => c.name.clone(),
+            Command::SetBr(c) => c.name.clone(),
             Command::AddPort(c) => format!("{} {}", c.bridge, c.name),
             Command::AddTunnel(c) => c.name.clone(),
             Command::DelPort(c) => c.name.clone(),
@@ -397,6 +417,7 @@ impl Command {
         let q = |s: &str| format!("{s:?}");
         match self {
             Command::AddBr(c) => vec![q(&c.name)],
+            Command::SetBr(c) => vec![q(&c.name)],
             Command::AddPort(c) => vec![q(&c.name)],
             Command::AddTunnel(c) => vec![q(&c.name)],
             Command::SetUplink(c) => vec![q(&c.iface)],
@@ -580,6 +601,7 @@ impl<'a> Editor<'a> {
         match cmd {
             Command::AddBr(c) => add_br(config, c),
             Command::DelBr(c) => del_br(config, c),
+            Command::SetBr(c) => set_br(config, c),
             Command::AddPort(c) => add_port(config, c),
             Command::AddTunnel(c) => add_tunnel(config, c),
             Command::DelPort(c) => del_port(config, c),
@@ -814,7 +836,28 @@ fn add_br(config: &mut Config, c: &AddBr) -> Result<(), CommandError> {
     if let Some(s) = c.fdb_aging_secs {
         b.fdb_aging_secs = s;
     }
+    if let Some(l) = c.learning {
+        b.learning = l;
+    }
+    if let Some(a) = c.arp_suppress {
+        b.arp_suppress = a;
+    }
     config.bridges.push(b);
+    Ok(())
+}
+
+fn set_br(config: &mut Config, c: &SetBr) -> Result<(), CommandError> {
+    let b = config
+        .bridges
+        .iter_mut()
+        .find(|b| b.name == c.name)
+        .ok_or_else(|| CommandError::NoBridge(c.name.clone()))?;
+    if let Some(l) = c.learning {
+        b.learning = l;
+    }
+    if let Some(a) = c.arp_suppress {
+        b.arp_suppress = a;
+    }
     Ok(())
 }
 

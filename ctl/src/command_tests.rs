@@ -40,6 +40,8 @@ fn add_br(name: &str) -> Command {
         may_exist: false,
         fdb_max_entries: None,
         fdb_aging_secs: None,
+        learning: None,
+        arp_suppress: None,
     })
 }
 
@@ -144,6 +146,8 @@ fn add_br_and_its_errors() {
             may_exist: true,
             fdb_max_entries: Some(5),
             fdb_aging_secs: None,
+            learning: None,
+            arp_suppress: None,
         }),
         &mut c,
     )
@@ -159,9 +163,42 @@ fn add_br_and_its_errors() {
             may_exist: false,
             fdb_max_entries: Some(0),
             fdb_aging_secs: None,
+            learning: None,
+            arp_suppress: None,
         }),
     );
     assert!(e.contains("fdb_max_entries 0"), "{e}");
+}
+
+#[test]
+fn set_br_changes_only_the_options_given() {
+    let mut c = base();
+    assert!(c.bridges[0].learning && !c.bridges[0].arp_suppress);
+    let set = |learning, arp_suppress| {
+        Command::SetBr(SetBr {
+            name: "br0".into(),
+            learning,
+            arp_suppress,
+        })
+    };
+    apply_ok(&mut c, &[set(Some(false), None)]);
+    assert!(!c.bridges[0].learning && !c.bridges[0].arp_suppress);
+    apply_ok(&mut c, &[set(None, Some(true))]);
+    assert!(!c.bridges[0].learning && c.bridges[0].arp_suppress);
+    let e = err(
+        &c,
+        Command::SetBr(SetBr {
+            name: "nope".into(),
+            learning: Some(true),
+            arp_suppress: None,
+        }),
+    );
+    assert_eq!(e, "no bridge \"nope\"");
+    // Old configs (without the fields) still read, with the defaults.
+    let old: xvs_dataplane::config::BridgeConfig =
+        serde_json::from_str(r#"{"name":"b","fdb_max_entries":5,"fdb_aging_secs":9,"flows":[]}"#)
+            .unwrap();
+    assert!(old.learning && !old.arp_suppress);
 }
 
 #[test]
@@ -846,6 +883,11 @@ fn commands_round_trip_through_json() {
         Command::DelBr(DelBr {
             name: "br0".into(),
             if_exists: true,
+        }),
+        Command::SetBr(SetBr {
+            name: "br0".into(),
+            learning: Some(false),
+            arp_suppress: None,
         }),
         add_port("br0", "vm1"),
         vxlan("br0", "vx1", 5, &["192.0.2.2", "2001:db8::2"]),

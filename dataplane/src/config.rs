@@ -79,6 +79,24 @@ pub struct BridgeConfig {
     /// An empty list means the bridge is a plain learning switch (NORMAL).
     #[serde(default)]
     pub flows: Vec<String>,
+    /// Learn source MACs (the default). Off: the FDB holds only static
+    /// entries and those a control plane installs (LSDN's static mode);
+    /// unknown destinations still flood (or go to the lookup, if any).
+    #[serde(default = "default_true", skip_serializing_if = "is_true")]
+    pub learning: bool,
+    /// Answer ARP requests and IPv6 neighbor solicitations for addresses
+    /// in the bridge's overlay address table ([`Config::addrs`]) on the
+    /// port they came in on, instead of flooding them.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub arp_suppress: bool,
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 fn default_fdb_max() -> usize {
@@ -95,6 +113,8 @@ impl BridgeConfig {
             fdb_max_entries: default_fdb_max(),
             fdb_aging_secs: default_fdb_aging(),
             flows: Vec::new(),
+            learning: true,
+            arp_suppress: false,
         }
     }
 }

@@ -139,6 +139,11 @@ pub struct BridgeEntry {
     /// Workers re-send a learn event for a MAC they already reported after
     /// this long, which keeps active MACs from aging out.
     pub learn_refresh_ns: u64,
+    /// Source MACs are learned (off: LSDN's static mode).
+    pub learning: bool,
+    /// ARP requests and neighbor solicitations for known addresses are
+    /// answered in place.
+    pub arp_suppress: bool,
 }
 
 /// Everything a worker reads.

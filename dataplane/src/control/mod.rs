@@ -179,7 +179,10 @@ impl Control {
             };
             // Learned entries behind ports that left the bridge go; static
             // entries are re-derived from the config below.
-            fdb.remove_if(|e| e.is_static || !compiled.bridge_has_port(&b.name, e.dest.port));
+            // A bridge whose learning was turned off forgets what it learned.
+            fdb.remove_if(|e| {
+                e.is_static || !b.learning || !compiled.bridge_has_port(&b.name, e.dest.port)
+            });
             fdbs.insert(b.name.clone(), fdb);
         }
         for (bridge, vlan, mac, dest) in &compiled.statics {
@@ -246,7 +249,13 @@ impl Control {
             if pe.bridge != ev.bridge {
                 continue;
             }
-            let Some(b) = self.current.bridges.get(usize::from(ev.bridge)) else {
+            // Events sent before learning was turned off are stale too.
+            let Some(b) = self
+                .current
+                .bridges
+                .get(usize::from(ev.bridge))
+                .filter(|b| b.learning)
+            else {
                 continue;
             };
             if let Some(fdb) = self.fdbs.get_mut(&b.name) {
@@ -681,6 +690,8 @@ fn compile(config: &Config, prev: &Snapshot, generation: u64) -> Result<Compiled
             fdb: Arc::default(),
             flows,
             learn_refresh_ns: (aging_ns / 8).max(1_000_000_000),
+            learning: b.learning,
+            arp_suppress: b.arp_suppress,
         });
     }
 

@@ -300,7 +300,7 @@ fn normal<'a>(
     io: &mut BatchIo<'a>,
 ) {
     let src = ctx.key.dl_src();
-    if !src.is_multicast() && !src.is_zero() {
+    if bridge.learning && !src.is_multicast() && !src.is_zero() {
         ws.learn(
             bridge,
             ctx.bridge,

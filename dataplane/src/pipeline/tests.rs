@@ -815,3 +815,20 @@ fn a_full_learning_queue_is_counted_not_waited_on() {
     assert_eq!(bed.ws.learn_sent, crate::control::LEARN_QUEUE as u64);
     assert_eq!(bed.ws.learn_lost, 10);
 }
+
+#[test]
+fn a_bridge_without_learning_keeps_only_static_entries() {
+    let mut bed = Bed::new();
+    // A learned while learning is on, then forgotten when it goes off.
+    bed.send(VM1, &[&udp_frame(A, BCAST, 8)]);
+    assert_eq!(bed.ctl.fdb("br0").unwrap().iter(0).count(), 1);
+    bed.apply(|c| c.bridges[0].learning = false);
+    assert_eq!(bed.ctl.fdb("br0").unwrap().iter(0).count(), 0);
+    let sent = bed.ws.learn_sent;
+    bed.send(VM1, &[&udp_frame(A, BCAST, 8)]);
+    assert_eq!(bed.ws.learn_sent, sent, "no learn event at all");
+    assert_eq!(bed.ctl.fdb("br0").unwrap().iter(0).count(), 0);
+    // Traffic to A keeps flooding: nothing says where it is.
+    let out = bed.send(VM2, &[&udp_frame(B, A, 8)]);
+    assert!(out.tx.len() > 1);
+}
