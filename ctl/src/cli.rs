@@ -460,6 +460,11 @@ pub enum Verb {
         #[arg(long)]
         chunked: bool,
     },
+    /// The declarative network model: validate, apply, show.
+    Model {
+        #[command(subcommand)]
+        verb: crate::model::cli::ModelVerb,
+    },
     /// Show the versions of xvsctl, xvsd and the protocol.
     Version,
     /// Print a shell completion script.
@@ -1070,6 +1075,16 @@ fn single(opts: &Opts, verb: Verb, io: &mut Io<'_>) -> i32 {
                     1
                 }
             };
+        }
+        Verb::Model { verb } => {
+            let mut cx = crate::model::cli::Ctx {
+                socket: &opts.socket,
+                timeout: opts.timeout,
+                json: opts.format == Format::Json,
+                out: io.out,
+                err: io.err,
+            };
+            return crate::model::cli::run(verb, &mut cx);
         }
         Verb::Batch { file, chunked } => {
             return match read_batch(file.as_deref(), io.stdin) {

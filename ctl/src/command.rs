@@ -170,6 +170,17 @@ pub struct FdbAdd {
     pub remote: Option<IpAddr>,
 }
 
+/// `meta-set KEY [VALUE]`: a higher control plane's record in the config
+/// (the applied network model, ...), written in the same transaction as
+/// the objects it describes. Without a value the key is removed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetaSet {
+    pub key: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<Value>,
+}
+
 /// `fdb-del BR MAC`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -377,6 +388,7 @@ commands! {
     AclDel(AclDel) = "acl-del",
     QosSet(QosSet) = "qos-set",
     QosClear(QosClear) = "qos-clear",
+    MetaSet(MetaSet) = "meta-set",
 }
 
 impl Command {
@@ -402,6 +414,7 @@ impl Command {
             Command::AclDel(c) => format!("{} {}", c.port, c.dir),
             Command::QosSet(c) => format!("{} {}", c.port, c.dir),
             Command::QosClear(c) => c.port.clone(),
+            Command::MetaSet(c) => c.key.clone(),
         };
         if what.is_empty() {
             self.op().to_string()
@@ -616,6 +629,7 @@ impl<'a> Editor<'a> {
             Command::AclDel(c) => acl_del(config, c),
             Command::QosSet(c) => qos_set(config, c),
             Command::QosClear(c) => qos_clear(config, c),
+            Command::MetaSet(c) => meta_set(config, c),
             Command::FdbAdd(_) | Command::FdbDel(_) => Ok(()),
         }
     }
@@ -807,6 +821,21 @@ fn check_name(field: &'static str, name: &str) -> Result<(), CommandError> {
             format!("{name:?}"),
             "contains whitespace or one of / , = : \"",
         ));
+    }
+    Ok(())
+}
+
+fn meta_set(config: &mut Config, c: &MetaSet) -> Result<(), CommandError> {
+    if c.key.is_empty() || c.key.len() > 64 {
+        return Err(invalid("meta key", format!("{:?}", c.key), "1 to 64 bytes"));
+    }
+    match &c.value {
+        Some(v) => {
+            config.meta.insert(c.key.clone(), v.clone());
+        }
+        None => {
+            config.meta.remove(&c.key);
+        }
     }
     Ok(())
 }

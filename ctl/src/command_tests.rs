@@ -948,6 +948,10 @@ fn commands_round_trip_through_json() {
             dir: None,
             if_exists: false,
         }),
+        Command::MetaSet(MetaSet {
+            key: "model".into(),
+            value: Some(serde_json::json!({"local": "hv1"})),
+        }),
     ];
     let ops: Vec<&str> = cmds.iter().map(Command::op).collect();
     assert_eq!(ops, Command::OPS, "one of each, in order");

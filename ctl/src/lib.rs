@@ -8,6 +8,7 @@
 //!   peer credentials), handing typed calls to the daemon over a channel;
 //! - [`client`]: the client xvsctl uses;
 //! - [`view`]: result rows that can be built from the config alone;
+//! - [`model`]: the declarative network model (validate, compile, diff);
 //! - [`units`]: policer rates and sizes in human units;
 //! - [`cli`]: xvsctl's command line (also what completions and the man
 //!   page are generated from).
@@ -15,6 +16,7 @@
 pub mod cli;
 pub mod client;
 pub mod command;
+pub mod model;
 pub mod protocol;
 pub mod server;
 pub mod units;

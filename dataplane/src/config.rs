@@ -40,6 +40,11 @@ pub struct Config {
     /// Static underlay neighbors (OVS `tnl/arp/set`): never expire, never
     /// replaced by snooped or kernel entries.
     pub neighbors: Vec<NeighborConfig>,
+    /// Records of higher control planes (the applied network model, ...),
+    /// persisted and changed in the same transactions as the objects they
+    /// describe; the dataplane never reads them.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub meta: BTreeMap<String, serde_json::Value>,
 }
 
 /// An operator's underlay route.

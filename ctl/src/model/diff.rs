@@ -1,0 +1,348 @@
+//! The smallest list of commands that takes the running config from what
+//! the model installed last time to what it asks for now.
+//!
+//! Three inputs: the running config `R`, the fragment the previously
+//! applied model compiled to `O` (what the model owns today), and the new
+//! fragment `N`. An object of `N` is added when `R` lacks it and replaced
+//! when `R` has it different; an object of `O` that `N` no longer has is
+//! deleted if it is still in `R`. Objects in `R` that neither fragment
+//! names (added by hand, by the etcd agent, ...) are never touched; an
+//! object of `N` already in `R` with the same value is adopted silently.
+//!
+//! Replacing a port or tunnel is `del-port` + add (the commands have no
+//! in-place edit for them yet); `del-port` takes the object's static MACs,
+//! ACLs and policers with it, so those of `N` are re-added whatever `R`
+//! said. Deletions come first (they free names and interfaces the
+//! additions may reuse), then additions, then `meta-set` with the new
+//! record: one transaction, all or nothing.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+use serde_json::Value;
+use xvs_dataplane::config::{
+    AclConfig, Config, Direction, PortConfig, QosConfig, StaticFdbConfig, TunnelConfig,
+};
+use xvs_dataplane::policy::firewall::{AclAction, AclRule};
+use xvs_dataplane::types::MacAddr;
+
+use super::compile::rule_matches;
+use super::META_KEY;
+use crate::command::{self as cmd, Command};
+use crate::protocol::AclVerdict;
+
+/// Commands taking `running` from `old` (the fragment the model owns now)
+/// to `new`, ending with the record. Empty when nothing changes, record
+/// included.
+pub fn diff(running: &Config, old: &Config, new: &Config, record: &Value) -> Vec<Command> {
+    let mut dels = Vec::new();
+    let mut adds = Vec::new();
+
+    // Bridges.
+    let new_bridges: HashSet<&str> = new.bridges.iter().map(|b| b.name.as_str()).collect();
+    let run_bridges: HashSet<&str> = running.bridges.iter().map(|b| b.name.as_str()).collect();
+    let dropped_bridges: HashSet<&str> = old
+        .bridges
+        .iter()
+        .map(|b| b.name.as_str())
+        .filter(|b| !new_bridges.contains(b) && run_bridges.contains(b))
+        .collect();
+    for b in &old.bridges {
+        if dropped_bridges.contains(b.name.as_str()) {
+            dels.push(Command::DelBr(cmd::DelBr {
+                name: b.name.clone(),
+                if_exists: true,
+            }));
+        }
+    }
+    for b in &new.bridges {
+        if !run_bridges.contains(b.name.as_str()) {
+            adds.push(Command::AddBr(cmd::AddBr {
+                name: b.name.clone(),
+                may_exist: true,
+                fdb_max_entries: None,
+                fdb_aging_secs: None,
+            }));
+        }
+    }
+    // Inside a bridge `del-br` removes, nothing needs deleting one by one.
+    let gone_with_bridge = |bridge: &str| dropped_bridges.contains(bridge);
+
+    // Uplink: the model sets the interface and makes sure its VTEP
+    // address is among the local ones; other local addresses stay.
+    if let Some(u) = &new.uplink {
+        let same = running.uplink.as_ref().filter(|r| r.iface == u.iface);
+        let have = same.is_some_and(|r| u.local_ips.iter().all(|ip| r.local_ips.contains(ip)));
+        if !have {
+            let mut ips = same.map(|r| r.local_ips.clone()).unwrap_or_default();
+            for ip in &u.local_ips {
+                if !ips.contains(ip) {
+                    ips.push(*ip);
+                }
+            }
+            adds.push(Command::SetUplink(cmd::SetUplink {
+                iface: u.iface.clone(),
+                local_ips: ips,
+                mac: None,
+                mtu: None,
+            }));
+        }
+    }
+
+    // Ports and tunnels: one namespace.
+    let mut recreated: HashSet<String> = HashSet::new();
+    let run_ports: HashMap<&str, &PortConfig> =
+        running.ports.iter().map(|p| (p.name.as_str(), p)).collect();
+    let run_tunnels: HashMap<&str, &TunnelConfig> = running
+        .tunnels
+        .iter()
+        .map(|t| (t.name.as_str(), t))
+        .collect();
+    let new_names: HashSet<&str> = new
+        .ports
+        .iter()
+        .map(|p| p.name.as_str())
+        .chain(new.tunnels.iter().map(|t| t.name.as_str()))
+        .collect();
+    let old_named = old
+        .ports
+        .iter()
+        .map(|p| (p.name.as_str(), p.bridge.as_str()))
+        .chain(
+            old.tunnels
+                .iter()
+                .map(|t| (t.name.as_str(), t.bridge.as_str())),
+        );
+    for (name, bridge) in old_named {
+        let present = run_ports.contains_key(name) || run_tunnels.contains_key(name);
+        if !new_names.contains(name) && present && !gone_with_bridge(bridge) {
+            dels.push(del_port(name));
+        }
+    }
+    for p in &new.ports {
+        match run_ports.get(p.name.as_str()) {
+            Some(r) if same_port(r, p) => {}
+            Some(_) => {
+                dels.push(del_port(&p.name));
+                recreated.insert(p.name.clone());
+                adds.push(add_port(p));
+            }
+            None => {
+                if run_tunnels.contains_key(p.name.as_str()) {
+                    dels.push(del_port(&p.name));
+                }
+                recreated.insert(p.name.clone());
+                adds.push(add_port(p));
+            }
+        }
+    }
+    for t in &new.tunnels {
+        match run_tunnels.get(t.name.as_str()) {
+            Some(r) if same_tunnel(r, t) => {}
+            other => {
+                if other.is_some() || run_ports.contains_key(t.name.as_str()) {
+                    dels.push(del_port(&t.name));
+                }
+                recreated.insert(t.name.clone());
+                adds.push(add_tunnel(t));
+            }
+        }
+    }
+
+    // Static MACs.
+    type Key<'a> = (&'a str, u16, MacAddr);
+    fn key(f: &StaticFdbConfig) -> Key<'_> {
+        (f.bridge.as_str(), f.vlan, f.mac)
+    }
+    let run_fdb: HashMap<Key, &StaticFdbConfig> = running.fdb.iter().map(|f| (key(f), f)).collect();
+    let new_fdb: HashSet<Key> = new.fdb.iter().map(key).collect();
+    for f in &old.fdb {
+        let k = key(f);
+        if !new_fdb.contains(&k)
+            && run_fdb.get(&k).is_some_and(|r| r == &f)
+            && !gone_with_bridge(&f.bridge)
+            && !(old_names_deleted(&dels, &f.port))
+        {
+            dels.push(Command::FdbDel(cmd::FdbDel {
+                bridge: f.bridge.clone(),
+                mac: f.mac,
+                vlan: f.vlan,
+                if_exists: true,
+            }));
+        }
+    }
+    for f in &new.fdb {
+        let unchanged = run_fdb.get(&key(f)).is_some_and(|r| *r == f);
+        if !unchanged || recreated.contains(&f.port) {
+            adds.push(Command::FdbAdd(cmd::FdbAdd {
+                bridge: f.bridge.clone(),
+                mac: f.mac,
+                port: f.port.clone(),
+                vlan: f.vlan,
+                remote: f.remote,
+            }));
+        }
+    }
+
+    // Firewall rules, per (port, direction) as a whole list.
+    let acl_key = |a: &AclConfig| (a.port.clone(), a.dir);
+    let run_acls: HashMap<(String, Direction), &AclConfig> =
+        running.acls.iter().map(|a| (acl_key(a), a)).collect();
+    let new_acls: HashSet<(String, Direction)> = new.acls.iter().map(acl_key).collect();
+    for a in &old.acls {
+        let k = acl_key(a);
+        if !new_acls.contains(&k)
+            && run_acls.contains_key(&k)
+            && !recreated.contains(&a.port)
+            && !old_names_deleted(&dels, &a.port)
+        {
+            dels.push(acl_del(&a.port, a.dir));
+        }
+    }
+    for a in &new.acls {
+        let run = run_acls.get(&acl_key(a));
+        if !recreated.contains(&a.port) && run.is_some_and(|r| same_rules(&r.rules, &a.rules)) {
+            continue;
+        }
+        if run.is_some() && !recreated.contains(&a.port) {
+            adds.push(acl_del(&a.port, a.dir));
+        }
+        for text in &a.rules {
+            if let Ok(r) = text.parse::<AclRule>() {
+                adds.push(Command::AclAdd(cmd::AclAdd {
+                    port: a.port.clone(),
+                    dir: a.dir,
+                    priority: r.priority,
+                    matches: rule_matches(text),
+                    action: match r.action {
+                        AclAction::Allow => AclVerdict::Allow,
+                        AclAction::Drop => AclVerdict::Drop,
+                    },
+                }));
+            }
+        }
+    }
+
+    // Policers.
+    let q_key = |q: &QosConfig| (q.port.clone(), q.dir);
+    let run_qos: HashMap<(String, Direction), &QosConfig> =
+        running.qos.iter().map(|q| (q_key(q), q)).collect();
+    let new_qos: HashSet<(String, Direction)> = new.qos.iter().map(q_key).collect();
+    for q in &old.qos {
+        let k = q_key(q);
+        if !new_qos.contains(&k)
+            && run_qos.contains_key(&k)
+            && !recreated.contains(&q.port)
+            && !old_names_deleted(&dels, &q.port)
+        {
+            dels.push(Command::QosClear(cmd::QosClear {
+                port: q.port.clone(),
+                dir: Some(q.dir),
+                if_exists: true,
+            }));
+        }
+    }
+    for q in &new.qos {
+        let same = run_qos.get(&q_key(q)).is_some_and(|r| *r == q);
+        if !same || recreated.contains(&q.port) {
+            adds.push(Command::QosSet(cmd::QosSet {
+                port: q.port.clone(),
+                dir: q.dir,
+                rate_bps: q.rate_bps,
+                burst_bytes: q.burst_bytes,
+                peak_bps: q.peak_bps,
+            }));
+        }
+    }
+
+    let mut out = dels;
+    out.extend(adds);
+    if !out.is_empty() || running.meta.get(META_KEY) != Some(record) {
+        out.push(Command::MetaSet(cmd::MetaSet {
+            key: META_KEY.into(),
+            value: Some(record.clone()),
+        }));
+    }
+    out
+}
+
+/// Whether a `del-port` of `name` is already in the list (it takes the
+/// port's MACs, ACLs and policers with it).
+fn old_names_deleted(dels: &[Command], name: &str) -> bool {
+    dels.iter()
+        .any(|c| matches!(c, Command::DelPort(d) if d.name == name))
+}
+
+fn del_port(name: &str) -> Command {
+    Command::DelPort(cmd::DelPort {
+        name: name.to_string(),
+        if_exists: true,
+    })
+}
+
+fn acl_del(port: &str, dir: Direction) -> Command {
+    Command::AclDel(cmd::AclDel {
+        port: port.to_string(),
+        dir,
+        priority: None,
+        matches: None,
+        if_exists: true,
+    })
+}
+
+fn same_port(a: &PortConfig, b: &PortConfig) -> bool {
+    a.bridge == b.bridge && a.vlan == b.vlan && a.mtu == b.mtu && a.queues == b.queues
+}
+
+/// Equal in what the model sets (the port number is the daemon's).
+fn same_tunnel(a: &TunnelConfig, b: &TunnelConfig) -> bool {
+    let mut a = a.clone();
+    a.number = b.number;
+    a == *b
+}
+
+/// The same rules in any order (the firewall orders by priority).
+fn same_rules(a: &[String], b: &[String]) -> bool {
+    let parse = |v: &[String]| -> Option<BTreeSet<String>> {
+        v.iter()
+            .map(|t| t.parse::<AclRule>().ok().map(|r| format!("{r:?}")))
+            .collect()
+    };
+    a.len() == b.len() && parse(a).is_some() && parse(a) == parse(b)
+}
+
+fn add_port(p: &PortConfig) -> Command {
+    let (tag, trunks, native) = match &p.vlan {
+        xvs_dataplane::config::VlanMode::Access { tag } => (Some(*tag), None, None),
+        xvs_dataplane::config::VlanMode::Trunk { trunks, native } => {
+            (None, Some(trunks.clone()), *native)
+        }
+    };
+    Command::AddPort(cmd::AddPort {
+        bridge: p.bridge.clone(),
+        name: p.name.clone(),
+        queues: (p.queues != 0).then_some(p.queues),
+        tag: tag.filter(|t| *t != 0),
+        trunks,
+        native,
+        mtu: (p.mtu != 1500).then_some(p.mtu),
+        may_exist: false,
+    })
+}
+
+fn add_tunnel(t: &TunnelConfig) -> Command {
+    Command::AddTunnel(cmd::AddTunnel {
+        bridge: t.bridge.clone(),
+        name: t.name.clone(),
+        kind: t.kind,
+        vni: t.vni,
+        remotes: t.remotes.clone(),
+        local: t.local,
+        dst_port: t.dst_port,
+        ttl: None,
+        tos: None,
+        df: None,
+        csum: t.csum,
+        geneve_opts: t.geneve_opts.clone(),
+        may_exist: false,
+    })
+}
