@@ -56,7 +56,11 @@ pub fn compile(model: &Model, local: &str) -> Config {
                 VLAN_BRIDGE.to_string()
             }
             _ => {
-                out.bridges.push(BridgeConfig::new(net.name.clone()));
+                let mut b = BridgeConfig::new(net.name.clone());
+                // Static nets know every MAC from the model: learning
+                // would only let a spoofed source move one (LSDN's static).
+                b.learning = !s.kind.is_static();
+                out.bridges.push(b);
                 net.name.clone()
             }
         };

@@ -55,13 +55,23 @@ pub fn diff(running: &Config, old: &Config, new: &Config, record: &Value) -> Vec
         }
     }
     for b in &new.bridges {
-        if !run_bridges.contains(b.name.as_str()) {
-            adds.push(Command::AddBr(cmd::AddBr {
+        match running.bridges.iter().find(|r| r.name == b.name) {
+            None => adds.push(Command::AddBr(cmd::AddBr {
                 name: b.name.clone(),
                 may_exist: true,
                 fdb_max_entries: None,
                 fdb_aging_secs: None,
-            }));
+                learning: Some(b.learning),
+                arp_suppress: Some(b.arp_suppress),
+            })),
+            Some(r) if r.learning != b.learning || r.arp_suppress != b.arp_suppress => {
+                adds.push(Command::SetBr(cmd::SetBr {
+                    name: b.name.clone(),
+                    learning: (r.learning != b.learning).then_some(b.learning),
+                    arp_suppress: (r.arp_suppress != b.arp_suppress).then_some(b.arp_suppress),
+                }))
+            }
+            Some(_) => {}
         }
     }
     // Inside a bridge `del-br` removes, nothing needs deleting one by one.

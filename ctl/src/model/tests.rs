@@ -342,6 +342,8 @@ fn apply_then_reapply_changes_nothing_and_leaves_foreign_objects_alone() {
             may_exist: false,
             fdb_max_entries: None,
             fdb_aging_secs: None,
+            learning: None,
+            arp_suppress: None,
         })],
         &Config::default(),
     )
