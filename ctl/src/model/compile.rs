@@ -9,7 +9,8 @@
 //!   physes of the net (head-end replication), or the group (`vxlan/mcast`);
 //!   none while no other phys is attached;
 //! - static nets (`vxlan/static`, `geneve`) get a static MAC for every virt
-//!   on another phys, pointing at that phys's VTEP;
+//!   with a MAC: on another phys pointing at that phys's VTEP, on this one
+//!   at its port (these bridges do not learn);
 //! - every virt on the local phys becomes a port (its interface) with its
 //!   firewall rules and policers;
 //! - the phys interface becomes the uplink (tunnel nets) or a port
@@ -141,6 +142,17 @@ pub fn compile(model: &Model, local: &str) -> Config {
             };
             out.ports
                 .push(port(iface, &bridge, VlanMode::Access { tag }));
+            if let (true, Some(mac)) = (s.kind.is_static(), v.mac) {
+                // Without learning, a local VM's MAC must be known too or
+                // every frame to it would be flooded.
+                out.fdb.push(StaticFdbConfig {
+                    bridge: bridge.clone(),
+                    vlan: 0,
+                    mac,
+                    port: iface.clone(),
+                    remote: None,
+                });
+            }
             virt_policy(&mut out, iface, v);
         }
     }
