@@ -29,9 +29,10 @@ use xvs_dataplane::types::MacAddr;
 use crate::client::{Client, ClientError};
 use crate::command::{self as cmd, Command};
 use crate::protocol::{
-    AclRow, AclShowParams, AclVerdict, DumpFlowsParams, FdbKind, FdbRow, FdbShowParams, FlowRow,
-    HelloResult, Id, Method, NeighRow, Request, RouteRow, StatsParams, StatsRow, TransactParams,
-    TransactResult, TunnelPortRow, WorkerStatsRow, DEFAULT_SOCKET, MAX_REQUEST_BYTES,
+    AclRow, AclShowParams, AclVerdict, AddrRow, ArpShowParams, DumpFlowsParams, FdbKind, FdbRow,
+    FdbShowParams, FlowRow, HelloResult, Id, Method, NeighRow, Request, RouteRow, StatsParams,
+    StatsRow, TransactParams, TransactResult, TunnelPortRow, WorkerStatsRow, DEFAULT_SOCKET,
+    MAX_REQUEST_BYTES,
 };
 use crate::units::{format_rate, format_size, parse_rate, parse_size};
 
@@ -342,6 +343,29 @@ pub enum Verb {
     },
     /// Show the MAC table (static and learned).
     FdbShow { bridge: Option<String> },
+    /// Add an overlay address (IP at MAC) to a bridge's table, what ARP/ND
+    /// suppression answers.
+    ArpAdd {
+        bridge: String,
+        ip: IpAddr,
+        mac: MacAddr,
+        #[arg(long, default_value_t = 0)]
+        vlan: u16,
+        /// The control plane that owns the entry (e.g. model, etcd).
+        #[arg(long)]
+        owner: Option<String>,
+    },
+    /// Delete an overlay address.
+    ArpDel {
+        bridge: String,
+        ip: IpAddr,
+        #[arg(long, default_value_t = 0)]
+        vlan: u16,
+        #[arg(long)]
+        if_exists: bool,
+    },
+    /// Show the overlay address table.
+    ArpShow { bridge: Option<String> },
     /// Show the underlay neighbors (ARP/ND).
     NeighShow,
     /// Set a static underlay neighbor.
@@ -613,6 +637,30 @@ impl Verb {
                 })),
                 _ => Some(Err("fdb-add needs MAC and PORT, or --file".into())),
             },
+            Verb::ArpAdd {
+                bridge,
+                ip,
+                mac,
+                vlan,
+                owner,
+            } => one(Command::ArpAdd(cmd::ArpAdd {
+                bridge: bridge.clone(),
+                ip: *ip,
+                mac: *mac,
+                vlan: *vlan,
+                owner: owner.clone(),
+            })),
+            Verb::ArpDel {
+                bridge,
+                ip,
+                vlan,
+                if_exists,
+            } => one(Command::ArpDel(cmd::ArpDel {
+                bridge: bridge.clone(),
+                ip: *ip,
+                vlan: *vlan,
+                if_exists: *if_exists,
+            })),
             Verb::FdbDel {
                 bridge,
                 mac,
@@ -1120,6 +1168,9 @@ fn single(opts: &Opts, verb: Verb, io: &mut Io<'_>) -> i32 {
         Verb::FdbShow { bridge } => Method::FdbShow(FdbShowParams {
             bridge: bridge.clone(),
         }),
+        Verb::ArpShow { bridge } => Method::ArpShow(ArpShowParams {
+            bridge: bridge.clone(),
+        }),
         Verb::NeighShow => Method::NeighShow,
         Verb::RouteShow => Method::RouteShow,
         Verb::DumpFlows { bridge } => Method::DumpFlows(DumpFlowsParams {
@@ -1301,6 +1352,23 @@ pub fn render(method: &Method, v: Value) -> Result<String, String> {
         }
         Method::Show => show_tree(&de::<Config>(v)?),
         Method::FdbShow(_) => fdb_table(&de::<Vec<FdbRow>>(v)?),
+        Method::ArpShow(_) => {
+            let rows: Vec<AddrRow> = de(v)?;
+            table(
+                &["BRIDGE", "VLAN", "IP", "MAC", "OWNER"],
+                rows.iter()
+                    .map(|r| {
+                        vec![
+                            r.bridge.clone(),
+                            r.vlan.to_string(),
+                            r.ip.to_string(),
+                            r.mac.to_string(),
+                            r.owner.clone().unwrap_or_else(|| "-".into()),
+                        ]
+                    })
+                    .collect(),
+            )
+        }
         Method::NeighShow => {
             let rows: Vec<NeighRow> = de(v)?;
             table(

@@ -15,9 +15,10 @@ use xvs_dataplane::config::{Config, Direction};
 
 use crate::command::Command;
 use crate::protocol::{
-    codes, AclRow, AclShowParams, DumpFlowsParams, FdbRow, FdbShowParams, FlowRow, HelloResult, Id,
-    Method, NeighRow, Request, Response, RouteRow, RpcError, StatsParams, StatsRow, TransactParams,
-    TransactResult, TunnelPortRow, WorkerStatsRow, MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES,
+    codes, AclRow, AclShowParams, AddrRow, ArpShowParams, DumpFlowsParams, FdbRow, FdbShowParams,
+    FlowRow, HelloResult, Id, Method, NeighRow, Request, Response, RouteRow, RpcError, StatsParams,
+    StatsRow, TransactParams, TransactResult, TunnelPortRow, WorkerStatsRow, MAX_REQUEST_BYTES,
+    MAX_RESPONSE_BYTES,
 };
 
 /// Why a call failed. [`ClientError::exit_code`] maps it to xvsctl's exit
@@ -188,6 +189,10 @@ impl Client {
 
     pub fn fdb_show(&mut self, bridge: Option<String>) -> Result<Vec<FdbRow>, ClientError> {
         self.call_as(&Method::FdbShow(FdbShowParams { bridge }))
+    }
+
+    pub fn arp_show(&mut self, bridge: Option<String>) -> Result<Vec<AddrRow>, ClientError> {
+        self.call_as(&Method::ArpShow(ArpShowParams { bridge }))
     }
 
     pub fn neigh_show(&mut self) -> Result<Vec<NeighRow>, ClientError> {

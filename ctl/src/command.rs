@@ -24,8 +24,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use xvs_dataplane::config::{
     AclConfig, BridgeConfig, Config, ConfigErrors, Direction, GeneveOptConfig, NeighborConfig,
-    PortConfig, QosConfig, RouteConfig, StaticFdbConfig, TosConfig, TunnelConfig, TunnelKind,
-    UplinkConfig, VlanMode, MAX_VNI,
+    OverlayAddrConfig, PortConfig, QosConfig, RouteConfig, StaticFdbConfig, TosConfig,
+    TunnelConfig, TunnelKind, UplinkConfig, VlanMode, MAX_VNI,
 };
 use xvs_dataplane::policy::firewall::{AclRule, Firewall};
 use xvs_dataplane::policy::qos::PolicerConfig;
@@ -187,6 +187,34 @@ pub struct MetaSet {
 pub struct FdbDel {
     pub bridge: String,
     pub mac: MacAddr,
+    #[serde(default)]
+    pub vlan: u16,
+    #[serde(default)]
+    pub if_exists: bool,
+}
+
+/// `arp-add BR IP MAC [--vlan V] [--owner O]`: an overlay address (what
+/// ARP/ND suppression answers); replaces the entry for the same bridge,
+/// VLAN and IP.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArpAdd {
+    pub bridge: String,
+    pub ip: IpAddr,
+    pub mac: MacAddr,
+    #[serde(default)]
+    pub vlan: u16,
+    /// The control plane installing it ("model", "etcd"); none: the operator.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+}
+
+/// `arp-del BR IP [--vlan V]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArpDel {
+    pub bridge: String,
+    pub ip: IpAddr,
     #[serde(default)]
     pub vlan: u16,
     #[serde(default)]
@@ -378,6 +406,8 @@ commands! {
     SetUplink(SetUplink) = "set-uplink",
     FdbAdd(FdbAdd) = "fdb-add",
     FdbDel(FdbDel) = "fdb-del",
+    ArpAdd(ArpAdd) = "arp-add",
+    ArpDel(ArpDel) = "arp-del",
     NeighSet(NeighSet) = "neigh-set",
     NeighFlush(NeighFlush) = "neigh-flush",
     RouteAdd(RouteAdd) = "route-add",
@@ -404,6 +434,8 @@ impl Command {
             Command::SetUplink(c) => c.iface.clone(),
             Command::FdbAdd(c) => format!("{} {} {}", c.bridge, c.mac, c.port),
             Command::FdbDel(c) => format!("{} {}", c.bridge, c.mac),
+            Command::ArpAdd(c) => format!("{} {} {}", c.bridge, c.ip, c.mac),
+            Command::ArpDel(c) => format!("{} {}", c.bridge, c.ip),
             Command::NeighSet(c) => c.ip.to_string(),
             Command::NeighFlush(c) => c.ip.map(|i| i.to_string()).unwrap_or_default(),
             Command::RouteAdd(c) => c.prefix.to_string(),
@@ -439,6 +471,10 @@ impl Command {
                 c.mac, c.vlan, c.bridge
             )],
             Command::NeighSet(c) => vec![format!("neighbor {}", c.ip)],
+            Command::ArpAdd(c) => vec![format!(
+                "address {} vlan {} in bridge {:?}",
+                c.ip, c.vlan, c.bridge
+            )],
             Command::RouteAdd(c) => vec![format!("route {}", c.prefix)],
             Command::AclAdd(c) => vec![format!("acl {:?} {}", c.port, c.dir)],
             Command::QosSet(c) => vec![format!("qos {:?} {}", c.port, c.dir)],
@@ -619,6 +655,8 @@ impl<'a> Editor<'a> {
             Command::AddTunnel(c) => add_tunnel(config, c),
             Command::DelPort(c) => del_port(config, c),
             Command::SetUplink(c) => set_uplink(config, c),
+            Command::ArpAdd(c) => arp_add(config, c),
+            Command::ArpDel(c) => arp_del(config, c),
             Command::NeighSet(c) => neigh_set(config, c),
             Command::NeighFlush(c) => neigh_flush(config, c),
             Command::RouteAdd(c) => route_add(config, c),
@@ -875,6 +913,46 @@ fn add_br(config: &mut Config, c: &AddBr) -> Result<(), CommandError> {
     Ok(())
 }
 
+fn arp_add(config: &mut Config, c: &ArpAdd) -> Result<(), CommandError> {
+    need_bridge(config, &c.bridge)?;
+    unicast_mac("mac", c.mac)?;
+    unicast_ip("ip", c.ip)?;
+    vlan_in_range("vlan", c.vlan, 0)?;
+    if c.owner.as_deref() == Some("") {
+        return Err(invalid("owner", "\"\"", "empty name"));
+    }
+    let entry = OverlayAddrConfig {
+        bridge: c.bridge.clone(),
+        vlan: c.vlan,
+        ip: c.ip,
+        mac: c.mac,
+        owner: c.owner.clone(),
+    };
+    match config
+        .addrs
+        .iter_mut()
+        .find(|a| a.bridge == c.bridge && a.vlan == c.vlan && a.ip == c.ip)
+    {
+        Some(a) => *a = entry,
+        None => config.addrs.push(entry),
+    }
+    Ok(())
+}
+
+fn arp_del(config: &mut Config, c: &ArpDel) -> Result<(), CommandError> {
+    need_bridge(config, &c.bridge)?;
+    let before = config.addrs.len();
+    config
+        .addrs
+        .retain(|a| !(a.bridge == c.bridge && a.vlan == c.vlan && a.ip == c.ip));
+    if config.addrs.len() == before && !c.if_exists {
+        return Err(CommandError::NotFound {
+            what: format!("address {} vlan {} in bridge {:?}", c.ip, c.vlan, c.bridge),
+        });
+    }
+    Ok(())
+}
+
 fn set_br(config: &mut Config, c: &SetBr) -> Result<(), CommandError> {
     let b = config
         .bridges
@@ -924,6 +1002,7 @@ fn del_br(config: &mut Config, c: &DelBr) -> Result<(), CommandError> {
     config.ports.retain(|p| p.bridge != c.name);
     config.tunnels.retain(|t| t.bridge != c.name);
     config.fdb.retain(|f| f.bridge != c.name);
+    config.addrs.retain(|a| a.bridge != c.name);
     drop_port_refs(config, &names);
     Ok(())
 }

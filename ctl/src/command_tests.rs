@@ -171,6 +171,87 @@ fn add_br_and_its_errors() {
 }
 
 #[test]
+fn overlay_addresses_are_added_replaced_checked_and_deleted() {
+    let mut c = base();
+    let add = |ip: &str, mac: &str, vlan, owner: Option<&str>| {
+        Command::ArpAdd(ArpAdd {
+            bridge: "br0".into(),
+            ip: ip.parse().unwrap(),
+            mac: mac.parse().unwrap(),
+            vlan,
+            owner: owner.map(Into::into),
+        })
+    };
+    let del = |ip: &str, vlan, if_exists| {
+        Command::ArpDel(ArpDel {
+            bridge: "br0".into(),
+            ip: ip.parse().unwrap(),
+            vlan,
+            if_exists,
+        })
+    };
+    apply_ok(
+        &mut c,
+        &[
+            add("10.0.0.2", "02:00:00:00:00:02", 0, None),
+            add("10.0.0.2", "02:00:00:00:00:05", 5, Some("model")),
+            add("2001:db8::2", "02:00:00:00:00:06", 0, Some("etcd")),
+            // Replaces the first.
+            add("10.0.0.2", "02:00:00:00:00:03", 0, None),
+        ],
+    );
+    assert_eq!(c.addrs.len(), 3);
+    assert_eq!(c.addrs[0].mac.to_string(), "02:00:00:00:00:03");
+    assert_eq!(c.addrs[1].owner.as_deref(), Some("model"));
+    let rows = crate::view::addr_rows(&c, Some("br0")).unwrap();
+    assert_eq!(rows.len(), 3);
+    assert!(crate::view::addr_rows(&c, Some("nope")).is_err());
+
+    assert!(err(&c, add("10.0.0.9", "01:00:5e:00:00:01", 0, None)).contains("not a unicast MAC"));
+    assert!(err(&c, add("224.0.0.1", "02:00:00:00:00:01", 0, None)).contains("not a unicast"));
+    assert!(err(&c, add("10.0.0.9", "02:00:00:00:00:01", 4095, None)).contains("VLAN"));
+    let e = err(
+        &c,
+        Command::ArpAdd(ArpAdd {
+            bridge: "nope".into(),
+            ip: "10.0.0.1".parse().unwrap(),
+            mac: "02:00:00:00:00:01".parse().unwrap(),
+            vlan: 0,
+            owner: None,
+        }),
+    );
+    assert_eq!(e, "no bridge \"nope\"");
+    assert!(err(&c, del("10.0.0.7", 0, false)).contains("not found"));
+    apply_ok(
+        &mut c,
+        &[del("10.0.0.7", 0, true), del("10.0.0.2", 5, false)],
+    );
+    assert_eq!(c.addrs.len(), 2);
+
+    // Two MACs for one address in one config (a file, another control
+    // plane's edit) are refused whole, naming the address.
+    let mut bad = c.clone();
+    let mut dup = bad.addrs[0].clone();
+    dup.mac = "02:00:00:00:00:04".parse().unwrap();
+    bad.addrs.push(dup);
+    let errs = bad.validate().unwrap_err().to_string();
+    assert!(
+        errs.contains("address 10.0.0.2 vlan 0") && errs.contains("given twice"),
+        "{errs}"
+    );
+
+    // del-br takes the bridge's addresses with it.
+    apply_ok(
+        &mut c,
+        &[Command::DelBr(DelBr {
+            name: "br0".into(),
+            if_exists: false,
+        })],
+    );
+    assert!(c.addrs.is_empty());
+}
+
+#[test]
 fn set_br_changes_only_the_options_given() {
     let mut c = base();
     assert!(c.bridges[0].learning && !c.bridges[0].arp_suppress);
@@ -907,6 +988,19 @@ fn commands_round_trip_through_json() {
             mac: "02:00:00:00:00:01".parse().unwrap(),
             vlan: 3,
             if_exists: false,
+        }),
+        Command::ArpAdd(ArpAdd {
+            bridge: "br0".into(),
+            ip: "10.0.0.1".parse().unwrap(),
+            mac: "02:00:00:00:00:01".parse().unwrap(),
+            vlan: 0,
+            owner: Some("etcd".into()),
+        }),
+        Command::ArpDel(ArpDel {
+            bridge: "br0".into(),
+            ip: "10.0.0.1".parse().unwrap(),
+            vlan: 0,
+            if_exists: true,
         }),
         Command::NeighSet(NeighSet {
             ip: "192.0.2.254".parse().unwrap(),

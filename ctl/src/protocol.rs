@@ -479,6 +479,14 @@ pub struct AclShowParams {
     pub dir: Option<Direction>,
 }
 
+/// `arp_show`: the overlay addresses of one bridge, or of all of them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArpShowParams {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bridge: Option<String>,
+}
+
 /// `stats`: every port, tunnel and the uplink, or the one named.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -504,6 +512,7 @@ pub struct StatsParams {
 /// | `stats` | [`StatsParams`] | `[StatsRow]` |
 /// | `worker_stats` | none | `[WorkerStatsRow]` |
 /// | `tunnel_ports` | none | `[TunnelPortRow]` |
+/// | `arp_show` | [`ArpShowParams`] | `[AddrRow]` |
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Method {
     Hello,
@@ -517,6 +526,7 @@ pub enum Method {
     Stats(StatsParams),
     WorkerStats,
     TunnelPorts,
+    ArpShow(ArpShowParams),
 }
 
 impl Method {
@@ -533,6 +543,7 @@ impl Method {
         "stats",
         "worker_stats",
         "tunnel_ports",
+        "arp_show",
     ];
 
     pub fn name(&self) -> &'static str {
@@ -548,6 +559,7 @@ impl Method {
             Method::Stats(_) => "stats",
             Method::WorkerStats => "worker_stats",
             Method::TunnelPorts => "tunnel_ports",
+            Method::ArpShow(_) => "arp_show",
         }
     }
 
@@ -559,6 +571,7 @@ impl Method {
             Method::DumpFlows(p) => serde_json::to_value(p),
             Method::AclShow(p) => serde_json::to_value(p),
             Method::Stats(p) => serde_json::to_value(p),
+            Method::ArpShow(p) => serde_json::to_value(p),
             _ => return None,
         };
         // These types have string keys only: serialization cannot fail.
@@ -597,6 +610,7 @@ impl Method {
             "dump_flows" => typed_params(method, params, true).map(Method::DumpFlows),
             "acl_show" => typed_params(method, params, false).map(Method::AclShow),
             "stats" => typed_params(method, params, true).map(Method::Stats),
+            "arp_show" => typed_params(method, params, true).map(Method::ArpShow),
             other => Err(RpcError::method_not_found(other)),
         }
     }
@@ -713,6 +727,18 @@ pub struct FdbRow {
     /// Seconds since last seen; absent for static entries.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub age_secs: Option<u64>,
+}
+
+/// One overlay address (`arp_show`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AddrRow {
+    pub bridge: String,
+    pub vlan: u16,
+    pub ip: IpAddr,
+    pub mac: MacAddr,
+    /// The control plane that installed it; absent: the operator.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
 }
 
 /// Resolution state of an underlay neighbor.

@@ -17,8 +17,8 @@ use xvs_dataplane::tables::route::{Route, RouteOrigin};
 use xvs_dataplane::types::PortNo;
 
 use crate::protocol::{
-    AclRow, AclVerdict, FdbKind, FdbRow, FlowRow, NeighRow, NeighSourceName, NeighStateName,
-    RouteRow, RpcError, TunnelPortRow,
+    AclRow, AclVerdict, AddrRow, FdbKind, FdbRow, FlowRow, NeighRow, NeighSourceName,
+    NeighStateName, RouteRow, RpcError, TunnelPortRow,
 };
 
 /// Port number → name, for one bridge's ports and tunnels.
@@ -264,5 +264,41 @@ impl From<&NeighEntryInfo> for NeighRow {
                 NeighSource::Static => NeighSourceName::Static,
             },
         }
+    }
+}
+
+/// `arp_show`: the overlay addresses of `bridge` (all bridges if `None`),
+/// by bridge, VLAN and address.
+pub fn addr_rows(config: &Config, bridge: Option<&str>) -> Result<Vec<AddrRow>, RpcError> {
+    check_bridge_param(config, "arp_show", bridge)?;
+    let mut rows: Vec<AddrRow> = config
+        .addrs
+        .iter()
+        .filter(|a| bridge.is_none_or(|b| b == a.bridge))
+        .map(|a| AddrRow {
+            bridge: a.bridge.clone(),
+            vlan: a.vlan,
+            ip: a.ip,
+            mac: a.mac,
+            owner: a.owner.clone(),
+        })
+        .collect();
+    rows.sort_by(|a, b| (&a.bridge, a.vlan, a.ip).cmp(&(&b.bridge, b.vlan, b.ip)));
+    Ok(rows)
+}
+
+/// A `params.bridge` that must name a bridge of `config` when given.
+pub fn check_bridge_param(
+    config: &Config,
+    method: &str,
+    bridge: Option<&str>,
+) -> Result<(), RpcError> {
+    match bridge {
+        Some(b) if !config.bridges.iter().any(|x| x.name == b) => Err(RpcError::invalid_params(
+            method,
+            "params.bridge",
+            format!("no bridge {b:?}"),
+        )),
+        _ => Ok(()),
     }
 }

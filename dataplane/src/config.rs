@@ -7,7 +7,7 @@
 //! once (LSDN's validate-then-commit); only a valid config is compiled into a
 //! snapshot, so a change either applies completely or not at all.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt;
 use std::net::IpAddr;
 
@@ -45,6 +45,25 @@ pub struct Config {
     /// describe; the dataplane never reads them.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub meta: BTreeMap<String, serde_json::Value>,
+    /// The overlay address table: which MAC an overlay IP has, per bridge
+    /// and VLAN (what ARP/ND suppression answers from).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub addrs: Vec<OverlayAddrConfig>,
+}
+
+/// One overlay address: `ip` is at `mac` in `bridge`, VLAN `vlan`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OverlayAddrConfig {
+    pub bridge: String,
+    #[serde(default)]
+    pub vlan: u16,
+    pub ip: IpAddr,
+    pub mac: MacAddr,
+    /// The control plane that installed the entry (e.g. "model", "etcd"),
+    /// so each one diffs only its own; none for the operator's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
 }
 
 /// An operator's underlay route.
@@ -822,6 +841,26 @@ impl Config {
             }
             if !route_seen.insert((r.prefix, r.metric)) {
                 e(o, format!("given twice with metric {}", r.metric));
+            }
+        }
+        let mut addr_seen: HashMap<(&str, u16, IpAddr), MacAddr> = HashMap::new();
+        for a in &self.addrs {
+            let o = format!("address {} vlan {} in bridge {:?}", a.ip, a.vlan, a.bridge);
+            if !bridges.contains(a.bridge.as_str()) {
+                e(o.clone(), format!("unknown bridge {:?}", a.bridge));
+            }
+            if a.mac.is_multicast() || a.mac.is_zero() {
+                e(o.clone(), format!("{} is not a unicast MAC", a.mac));
+            }
+            if a.ip.is_unspecified() || a.ip.is_multicast() {
+                e(o.clone(), "not a unicast address".into());
+            }
+            if !vlan_ok(a.vlan) {
+                e(o.clone(), format!("VLAN {} out of range 0..=4094", a.vlan));
+            }
+            match addr_seen.insert((&a.bridge, a.vlan, a.ip), a.mac) {
+                Some(m) if m != a.mac => e(o, format!("given twice: at {m} and at {}", a.mac)),
+                _ => {}
             }
         }
         let mut neigh_seen = HashSet::new();

@@ -15,6 +15,7 @@ use arc_swap::ArcSwap;
 
 use crate::policy::firewall::Firewall;
 use crate::policy::qos::PolicerConfig;
+use crate::tables::addr::AddrTable;
 use crate::tables::fdb::FdbView;
 use crate::tables::flow::FlowTable;
 use crate::tunnel::TunnelTable;
@@ -144,6 +145,8 @@ pub struct BridgeEntry {
     /// ARP requests and neighbor solicitations for known addresses are
     /// answered in place.
     pub arp_suppress: bool,
+    /// Overlay addresses (IP -> MAC per VLAN), answered by suppression.
+    pub addrs: Arc<AddrTable>,
 }
 
 /// Everything a worker reads.

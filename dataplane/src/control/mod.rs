@@ -25,6 +25,7 @@ use crate::policy::firewall::{AclRule, Firewall};
 use crate::policy::qos::PolicerConfig;
 use crate::snapshot::{BridgeEntry, PortEntry, PortKind, PortVlan, Snapshot, SnapshotHandle};
 use crate::stats::DropReason;
+use crate::tables::addr::AddrTable;
 use crate::tables::fdb::{Fdb, FdbConfig, FdbDest};
 use crate::tables::flow::{FlowRule, FlowTable};
 use crate::tables::neigh::{NeighCache, NeighChange, NeighConfig, NeighSource};
@@ -692,6 +693,13 @@ fn compile(config: &Config, prev: &Snapshot, generation: u64) -> Result<Compiled
             learn_refresh_ns: (aging_ns / 8).max(1_000_000_000),
             learning: b.learning,
             arp_suppress: b.arp_suppress,
+            addrs: Arc::new(AddrTable::build(
+                config
+                    .addrs
+                    .iter()
+                    .filter(|a| a.bridge == b.name)
+                    .map(|a| (a.vlan, a.ip, a.mac)),
+            )),
         });
     }
 

@@ -1,5 +1,7 @@
-//! Tables read on the per-packet path: FDB, neighbor cache, routes, flow classifier.
+//! Tables read on the per-packet path: FDB, neighbor cache, routes, flow
+//! classifier, overlay addresses.
 
+pub mod addr;
 pub mod classifier;
 pub mod fdb;
 pub mod flow;

@@ -76,6 +76,9 @@ impl Daemon {
                 call.respond(Ok(rows))
             }
             Method::TunnelPorts => call.respond(Ok(view::tunnel_port_rows(self.ctl.config()))),
+            Method::ArpShow(p) => {
+                call.respond(view::addr_rows(self.ctl.config(), p.bridge.as_deref()))
+            }
             // The server answers `hello` itself; answer it anyway.
             Method::Hello => call.fail(RpcError::internal("hello is answered by the server")),
         }
@@ -125,15 +128,7 @@ impl Daemon {
 
     fn fdb_rows(&self, bridge: Option<&str>) -> Result<Vec<FdbRow>, RpcError> {
         let config = self.ctl.config();
-        if let Some(b) = bridge {
-            if !config.bridges.iter().any(|x| x.name == b) {
-                return Err(RpcError::invalid_params(
-                    "fdb_show",
-                    "params.bridge",
-                    format!("no bridge {b:?}"),
-                ));
-            }
-        }
+        view::check_bridge_param(config, "fdb_show", bridge)?;
         let snap = self.ctl.snapshot();
         let now = self.now();
         let mut rows = Vec::new();
