@@ -1,0 +1,386 @@
+//! The agent's side of xvsd's control socket: read back what of the
+//! etcd-owned [`State`] xvsd holds now, and turn a [`Diff`] into one
+//! transaction of xvsctl commands.
+//!
+//! Ownership. The agent owns, per net of its config, the tunnel port's
+//! flood list and every static FDB entry on that tunnel port that names a
+//! remote VTEP; nothing else in xvsd is touched. Reading the owned part
+//! back from xvsd (instead of trusting a record of what was sent) makes a
+//! restarted xvsd, an agent restart and a hand edit all heal the same
+//! way: the next reconcile diffs what is there against what should be.
+//!
+//! Verbs that xvsd does not have yet sit behind [`set_tunnel`] (until
+//! `set-tunnel` exists: the tunnel is deleted and added again with the new
+//! flood list in the same transaction, and every static entry on it
+//! re-added) and [`ADDRS_SUPPORTED`] (overlay addresses need `arp-add`).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::time::Duration;
+
+use xvs_ctl::client::{Client, ClientError};
+use xvs_ctl::command::{AddTunnel, Command, DelPort, FdbAdd, FdbDel};
+use xvs_dataplane::config::{Config, TunnelConfig, TunnelKind};
+
+use crate::config::AgentConfig;
+use crate::state::{self, Diff, FdbKey, FdbTarget, State, TunnelState};
+
+/// Whether xvsd can hold overlay address entries (`arp-add`). Until it
+/// can, addresses are computed but left out of the diff.
+pub const ADDRS_SUPPORTED: bool = false;
+
+/// How long one call to xvsd may take.
+const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The etcd-owned part of `cfg` for the nets of `local`. A net whose
+/// bridge xvsd does not have is skipped (and named in the result's
+/// second member), so one missing bridge does not block the others.
+pub fn installed(cfg: &Config, local: &AgentConfig) -> (State, Vec<String>) {
+    let mut st = State::default();
+    let mut missing = Vec::new();
+    for net in &local.nets {
+        if !cfg.bridges.iter().any(|b| b.name == net.bridge) {
+            missing.push(net.bridge.clone());
+            continue;
+        }
+        if let Some(t) = cfg.tunnels.iter().find(|t| t.name == net.tunnel) {
+            st.tunnels.insert(
+                t.name.clone(),
+                TunnelState {
+                    bridge: net.bridge.clone(),
+                    vni: net.vni,
+                    remotes: t.remotes.iter().copied().collect(),
+                },
+            );
+        }
+        for f in &cfg.fdb {
+            if f.port != net.tunnel || f.bridge != net.bridge {
+                continue;
+            }
+            if let Some(remote) = f.remote {
+                st.fdb.insert(
+                    FdbKey {
+                        bridge: f.bridge.clone(),
+                        vlan: f.vlan,
+                        mac: f.mac,
+                    },
+                    FdbTarget {
+                        port: f.port.clone(),
+                        remote,
+                    },
+                );
+            }
+        }
+    }
+    (st, missing)
+}
+
+/// `desired` restricted to what xvsd can hold and to the nets whose
+/// bridge exists there.
+pub fn installable(desired: &State, missing_bridges: &[String]) -> State {
+    let ok = |b: &String| !missing_bridges.contains(b);
+    State {
+        tunnels: desired
+            .tunnels
+            .iter()
+            .filter(|(_, t)| ok(&t.bridge))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        fdb: desired
+            .fdb
+            .iter()
+            .filter(|(k, _)| ok(&k.bridge))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        addrs: if ADDRS_SUPPORTED {
+            desired
+                .addrs
+                .iter()
+                .filter(|(k, _)| ok(&k.bridge))
+                .map(|(k, v)| (k.clone(), *v))
+                .collect()
+        } else {
+            BTreeMap::new()
+        },
+    }
+}
+
+/// The commands that take xvsd from `cfg` (whose owned part diffs to `d`)
+/// to `target`, in one transaction: removals, then tunnels, then
+/// additions. A tunnel that is no longer wanted keeps its last flood list
+/// (xvsd requires at least one remote); its FDB entries go. A missing
+/// tunnel port is created with the net's type and VNI.
+pub fn commands(d: &Diff, cfg: &Config, target: &State, local: &AgentConfig) -> Vec<Command> {
+    let mut out = Vec::new();
+    for k in &d.fdb_del {
+        out.push(Command::FdbDel(FdbDel {
+            bridge: k.bridge.clone(),
+            mac: k.mac,
+            vlan: k.vlan,
+            if_exists: true,
+        }));
+    }
+    let mut adds: BTreeMap<FdbKey, FdbTarget> = d.fdb_set.clone();
+    for (name, t) in &d.tunnels_set {
+        match cfg.tunnels.iter().find(|x| &x.name == name) {
+            Some(existing) => {
+                if set_tunnel(existing, &t.remotes, &mut out) {
+                    // The old port took its static entries with it.
+                    for (k, v) in target.fdb.iter().filter(|(_, v)| &v.port == name) {
+                        adds.insert(k.clone(), v.clone());
+                    }
+                }
+            }
+            None => {
+                let kind = local
+                    .nets
+                    .iter()
+                    .find(|n| &n.tunnel == name)
+                    .map(|n| n.kind)
+                    .unwrap_or(TunnelKind::Vxlan);
+                out.push(Command::AddTunnel(AddTunnel {
+                    bridge: t.bridge.clone(),
+                    name: name.clone(),
+                    kind,
+                    vni: t.vni,
+                    remotes: t.remotes.iter().copied().collect(),
+                    local: None,
+                    dst_port: None,
+                    ttl: None,
+                    tos: None,
+                    df: None,
+                    csum: false,
+                    geneve_opts: Vec::new(),
+                    may_exist: false,
+                }))
+            }
+        }
+    }
+    for (k, v) in adds {
+        out.push(Command::FdbAdd(FdbAdd {
+            bridge: k.bridge,
+            mac: k.mac,
+            port: v.port,
+            vlan: k.vlan,
+            remote: Some(v.remote),
+        }));
+    }
+    out
+}
+
+/// Replaces the flood list of an existing tunnel port. Returns whether
+/// the port was replaced (deleted and added again) rather than edited in
+/// place, in which case its static FDB entries must be added again.
+///
+/// Until xvsd has `set-tunnel`: `del-port` + `add-tunnel` with every
+/// setting `add-tunnel` can express copied over.
+pub fn set_tunnel(
+    existing: &TunnelConfig,
+    remotes: &BTreeSet<std::net::IpAddr>,
+    out: &mut Vec<Command>,
+) -> bool {
+    out.push(Command::DelPort(DelPort {
+        name: existing.name.clone(),
+        if_exists: false,
+    }));
+    out.push(Command::AddTunnel(AddTunnel {
+        bridge: existing.bridge.clone(),
+        name: existing.name.clone(),
+        kind: existing.kind,
+        vni: existing.vni,
+        remotes: remotes.iter().copied().collect(),
+        local: existing.local,
+        dst_port: existing.dst_port,
+        ttl: Some(existing.ttl),
+        tos: Some(existing.tos),
+        df: Some(existing.df),
+        csum: existing.csum,
+        geneve_opts: existing.geneve_opts.clone(),
+        may_exist: false,
+    }));
+    true
+}
+
+/// What one reconcile did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Applied {
+    /// The diff between what xvsd held and what it should hold.
+    pub diff: Diff,
+    /// Commands sent in the one transaction (0: nothing to do).
+    pub commands: usize,
+}
+
+/// Why a reconcile did not go through.
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    #[error(transparent)]
+    Client(#[from] ClientError),
+}
+
+/// Reads xvsd's config, diffs its etcd-owned part against `desired` and
+/// applies the difference as one transaction. Blocking.
+pub fn reconcile(
+    socket: &Path,
+    local: &AgentConfig,
+    desired: &State,
+) -> Result<Applied, ReconcileError> {
+    let mut client = Client::connect(socket, CALL_TIMEOUT)?;
+    let cfg = client.show()?;
+    let (have, missing) = installed(&cfg, local);
+    for b in &missing {
+        tracing::warn!(bridge = %b, "xvsd has no such bridge: its net is not installed");
+    }
+    let target = installable(desired, &missing);
+    let d = state::diff(&have, &target);
+    let cmds = commands(&d, &cfg, &target, local);
+    let n = cmds.len();
+    if n > 0 {
+        client.transact(cmds)?;
+    }
+    Ok(Applied {
+        diff: d,
+        commands: n,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{NetConfig, VirtConfig};
+    use crate::registry::{Host, HostRecord, Registry};
+    use xvs_ctl::command::apply_all;
+    use xvs_dataplane::types::MacAddr;
+
+    fn host(n: u8, virts: &[u8]) -> AgentConfig {
+        AgentConfig {
+            etcd_endpoints: vec!["http://127.0.0.1:2379".into()],
+            prefix: "/xvs/".into(),
+            name: format!("hv{n}"),
+            underlay_ip: format!("192.0.2.{n}").parse().unwrap(),
+            vtep_mac: None,
+            subnet: None,
+            lease_ttl_secs: 10,
+            xvsd_socket: "/tmp/none".into(),
+            resync_secs: 5,
+            nets: vec![NetConfig {
+                name: "blue".into(),
+                vni: 100,
+                bridge: "blue".into(),
+                tunnel: "vx".into(),
+                kind: TunnelKind::Vxlan,
+                virts: virts
+                    .iter()
+                    .map(|&v| VirtConfig {
+                        mac: MacAddr([2, 0, 0, 0, 0, v]),
+                        ip: Some(format!("10.1.0.{v}").parse().unwrap()),
+                        port: None,
+                    })
+                    .collect(),
+            }],
+        }
+    }
+
+    fn reg(hosts: &[&AgentConfig]) -> Registry {
+        hosts
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                (
+                    c.name.clone(),
+                    Host {
+                        record: HostRecord::from_config(c),
+                        mod_revision: i as i64 + 1,
+                    },
+                )
+            })
+            .collect()
+    }
+
+    /// hv1's xvsd as an operator sets it up: a bridge with a VM port, an
+    /// uplink, an ACL elsewhere; no tunnel (the agent adds it).
+    fn base() -> Config {
+        toml::from_str(
+            r#"
+[uplink]
+iface = "u1"
+local_ips = ["192.0.2.1"]
+[[bridges]]
+name = "blue"
+[[ports]]
+name = "p1"
+bridge = "blue"
+[[fdb]]
+bridge = "blue"
+mac = "02:00:00:00:00:63"
+port = "p1"
+"#,
+        )
+        .unwrap()
+    }
+
+    /// One reconcile against a config held in memory, through the same
+    /// transaction code xvsd runs; returns the new config.
+    fn step(cfg: &Config, local: &AgentConfig, desired: &State) -> (Config, usize) {
+        let (have, missing) = installed(cfg, local);
+        let target = installable(desired, &missing);
+        let d = state::diff(&have, &target);
+        let cmds = commands(&d, cfg, &target, local);
+        let n = cmds.len();
+        let new = apply_all(&cmds, cfg).unwrap_or_else(|e| panic!("{cmds:?}: {e:?}"));
+        let (mut now, _) = installed(&new, local);
+        // A tunnel nobody is left to flood to keeps its last remote.
+        now.tunnels.retain(|k, _| target.tunnels.contains_key(k));
+        assert_eq!(now, target, "after {cmds:?}");
+        (new, n)
+    }
+
+    #[test]
+    fn hosts_coming_changing_and_going_converge_in_one_transaction_each() {
+        let h1 = host(1, &[11]);
+        let (h2, h3) = (host(2, &[21]), host(3, &[31, 32]));
+        // Alone: nothing to do.
+        let (cfg, n) = step(&base(), &h1, &state::desired(&h1, &reg(&[&h1])));
+        assert_eq!(n, 0);
+        // hv2 joins: the tunnel is created, its virt pointed at it.
+        let (cfg, n) = step(&cfg, &h1, &state::desired(&h1, &reg(&[&h1, &h2])));
+        assert!(n > 0);
+        assert_eq!(cfg.tunnels[0].vni, 100);
+        // hv3 joins: the flood list grows, the operator's entry survives.
+        let (cfg, _) = step(&cfg, &h1, &state::desired(&h1, &reg(&[&h1, &h2, &h3])));
+        assert_eq!(cfg.tunnels[0].remotes.len(), 2);
+        assert_eq!(cfg.fdb.len(), 4);
+        assert!(cfg.fdb.iter().any(|f| f.port == "p1"));
+        // Same input again: nothing.
+        let (cfg, n) = step(&cfg, &h1, &state::desired(&h1, &reg(&[&h1, &h2, &h3])));
+        assert_eq!(n, 0);
+        // hv3 leaves.
+        let (cfg, _) = step(&cfg, &h1, &state::desired(&h1, &reg(&[&h1, &h2])));
+        assert_eq!(
+            cfg.tunnels[0].remotes,
+            vec!["192.0.2.2".parse::<std::net::IpAddr>().unwrap()]
+        );
+        assert_eq!(cfg.fdb.len(), 2);
+        // hv2 leaves too: its entry goes, the tunnel keeps a remote.
+        let (cfg, _) = step(&cfg, &h1, &state::desired(&h1, &reg(&[&h1])));
+        assert_eq!(cfg.fdb.len(), 1);
+        assert_eq!(cfg.tunnels.len(), 1);
+    }
+
+    #[test]
+    fn a_missing_bridge_skips_its_net_only() {
+        let mut h1 = host(1, &[11]);
+        let mut other = h1.nets[0].clone();
+        other.name = "red".into();
+        other.bridge = "red".into();
+        other.tunnel = "vx-red".into();
+        other.vni = 200;
+        h1.nets.push(other);
+        let mut h2 = host(2, &[21]);
+        h2.nets = h1.nets.clone();
+        h2.nets[0].virts[0].mac = MacAddr([2, 0, 0, 0, 0, 21]);
+        h2.nets[1].virts[0].mac = MacAddr([2, 0, 0, 0, 0, 22]);
+        let (cfg, _) = step(&base(), &h1, &state::desired(&h1, &reg(&[&h1, &h2])));
+        assert_eq!(cfg.tunnels.len(), 1);
+        assert_eq!(cfg.tunnels[0].name, "vx");
+    }
+}
