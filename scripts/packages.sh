@@ -15,5 +15,6 @@ ensure_packages() {
 
 # What building xvs needs: bpf/ compiles its XDP program with clang (llvm
 # for the BPF target; libbpf's build wants m4, libelf, zlib, pkg-config);
-# xsk-rs builds libxdp, whose configure requires libpcap headers.
-BUILD_PACKAGES=(make clang llvm m4 libelf-dev zlib1g-dev pkg-config libpcap-dev)
+# xsk-rs builds libxdp, whose configure requires libpcap headers;
+# xvs-agent's etcd client compiles etcd's gRPC protos with protoc.
+BUILD_PACKAGES=(make clang llvm m4 libelf-dev zlib1g-dev pkg-config libpcap-dev protobuf-compiler)

@@ -234,10 +234,8 @@ pub fn apply(d: &Diff, a: &State) -> State {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{NetConfig, VirtConfig};
     use crate::registry::{Host, HostRecord};
     use proptest::prelude::*;
-    use xvs_dataplane::config::TunnelKind;
 
     fn mac(n: u8) -> MacAddr {
         MacAddr([2, 0, 0, 0, 0, n])
@@ -246,34 +244,7 @@ mod tests {
         s.parse().unwrap()
     }
 
-    fn host(n: u8, virts: &[u8]) -> AgentConfig {
-        AgentConfig {
-            etcd_endpoints: vec!["http://127.0.0.1:2379".into()],
-            prefix: "/xvs/".into(),
-            name: format!("hv{n}"),
-            underlay_ip: ip(&format!("192.0.2.{n}")),
-            vtep_mac: None,
-            subnet: None,
-            lease_ttl_secs: 10,
-            xvsd_socket: "/tmp/none".into(),
-            resync_secs: 5,
-            nets: vec![NetConfig {
-                name: "blue".into(),
-                vni: 100,
-                bridge: "blue".into(),
-                tunnel: "vx".into(),
-                kind: TunnelKind::Vxlan,
-                virts: virts
-                    .iter()
-                    .map(|&v| VirtConfig {
-                        mac: mac(v),
-                        ip: Some(ip(&format!("10.1.0.{v}"))),
-                        port: None,
-                    })
-                    .collect(),
-            }],
-        }
-    }
+    use crate::testutil::host;
 
     fn registry(hosts: &[(&AgentConfig, i64)]) -> Registry {
         hosts

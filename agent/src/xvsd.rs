@@ -246,39 +246,11 @@ pub fn reconcile(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{NetConfig, VirtConfig};
     use crate::registry::{Host, HostRecord, Registry};
     use xvs_ctl::command::apply_all;
     use xvs_dataplane::types::MacAddr;
 
-    fn host(n: u8, virts: &[u8]) -> AgentConfig {
-        AgentConfig {
-            etcd_endpoints: vec!["http://127.0.0.1:2379".into()],
-            prefix: "/xvs/".into(),
-            name: format!("hv{n}"),
-            underlay_ip: format!("192.0.2.{n}").parse().unwrap(),
-            vtep_mac: None,
-            subnet: None,
-            lease_ttl_secs: 10,
-            xvsd_socket: "/tmp/none".into(),
-            resync_secs: 5,
-            nets: vec![NetConfig {
-                name: "blue".into(),
-                vni: 100,
-                bridge: "blue".into(),
-                tunnel: "vx".into(),
-                kind: TunnelKind::Vxlan,
-                virts: virts
-                    .iter()
-                    .map(|&v| VirtConfig {
-                        mac: MacAddr([2, 0, 0, 0, 0, v]),
-                        ip: Some(format!("10.1.0.{v}").parse().unwrap()),
-                        port: None,
-                    })
-                    .collect(),
-            }],
-        }
-    }
+    use crate::testutil::host;
 
     fn reg(hosts: &[&AgentConfig]) -> Registry {
         hosts

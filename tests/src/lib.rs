@@ -4,6 +4,8 @@
 //! running-`xvsd` guard, and tshark captures. Tests need root and iproute2;
 //! they check [`is_root`] and skip otherwise.
 
+pub mod etcd;
+
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
