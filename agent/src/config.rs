@@ -287,6 +287,14 @@ port = "vm1"
     }
 
     #[test]
+    fn the_documented_example_is_valid() {
+        let text = include_str!("../../examples/xvs-agent.toml");
+        let c = AgentConfig::parse(text).unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.nets[0].virts.len(), 1);
+    }
+
+    #[test]
     fn unknown_fields_are_refused() {
         let e = AgentConfig::parse(&format!("{EXAMPLE}\nbogus = 1\n")).unwrap_err();
         assert!(e.contains("bogus"), "{e}");
