@@ -9,25 +9,28 @@
 //! restarted xvsd, an agent restart and a hand edit all heal the same
 //! way: the next reconcile diffs what is there against what should be.
 //!
+//! Overlay addresses (virt IP -> MAC, for xvsd's ARP suppression) are
+//! installed with owner [`OWNER`]; only entries with that owner are read
+//! back as ours, and an address someone else installed is left alone.
+//!
 //! Verbs that xvsd does not have yet sit behind [`set_tunnel`] (until
 //! `set-tunnel` exists: the tunnel is deleted and added again with the new
 //! flood list in the same transaction, and every static entry on it
-//! re-added) and [`ADDRS_SUPPORTED`] (overlay addresses need `arp-add`).
+//! re-added).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::Duration;
 
 use xvs_ctl::client::{Client, ClientError};
-use xvs_ctl::command::{AddTunnel, Command, DelPort, FdbAdd, FdbDel};
+use xvs_ctl::command::{AddTunnel, ArpAdd, ArpDel, Command, DelPort, FdbAdd, FdbDel};
 use xvs_dataplane::config::{Config, TunnelConfig, TunnelKind};
 
 use crate::config::AgentConfig;
-use crate::state::{self, Diff, FdbKey, FdbTarget, State, TunnelState};
+use crate::state::{self, AddrKey, Diff, FdbKey, FdbTarget, State, TunnelState};
 
-/// Whether xvsd can hold overlay address entries (`arp-add`). Until it
-/// can, addresses are computed but left out of the diff.
-pub const ADDRS_SUPPORTED: bool = false;
+/// The owner tag of the overlay addresses the agent installs.
+pub const OWNER: &str = "etcd";
 
 /// How long one call to xvsd may take.
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
@@ -53,6 +56,18 @@ pub fn installed(cfg: &Config, local: &AgentConfig) -> (State, Vec<String>) {
                 },
             );
         }
+        for a in &cfg.addrs {
+            if a.bridge == net.bridge && a.owner.as_deref() == Some(OWNER) {
+                st.addrs.insert(
+                    AddrKey {
+                        bridge: a.bridge.clone(),
+                        vlan: a.vlan,
+                        ip: a.ip,
+                    },
+                    a.mac,
+                );
+            }
+        }
         for f in &cfg.fdb {
             if f.port != net.tunnel || f.bridge != net.bridge {
                 continue;
@@ -75,10 +90,18 @@ pub fn installed(cfg: &Config, local: &AgentConfig) -> (State, Vec<String>) {
     (st, missing)
 }
 
-/// `desired` restricted to what xvsd can hold and to the nets whose
-/// bridge exists there.
-pub fn installable(desired: &State, missing_bridges: &[String]) -> State {
+/// `desired` restricted to the nets whose bridge exists in xvsd, less
+/// the addresses another owner (the operator, the model) holds in `cfg`.
+pub fn installable(desired: &State, missing_bridges: &[String], cfg: &Config) -> State {
     let ok = |b: &String| !missing_bridges.contains(b);
+    let foreign = |k: &AddrKey| {
+        cfg.addrs.iter().any(|a| {
+            a.bridge == k.bridge
+                && a.vlan == k.vlan
+                && a.ip == k.ip
+                && a.owner.as_deref() != Some(OWNER)
+        })
+    };
     State {
         tunnels: desired
             .tunnels
@@ -92,16 +115,12 @@ pub fn installable(desired: &State, missing_bridges: &[String]) -> State {
             .filter(|(k, _)| ok(&k.bridge))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect(),
-        addrs: if ADDRS_SUPPORTED {
-            desired
-                .addrs
-                .iter()
-                .filter(|(k, _)| ok(&k.bridge))
-                .map(|(k, v)| (k.clone(), *v))
-                .collect()
-        } else {
-            BTreeMap::new()
-        },
+        addrs: desired
+            .addrs
+            .iter()
+            .filter(|(k, _)| ok(&k.bridge) && !foreign(k))
+            .map(|(k, v)| (k.clone(), *v))
+            .collect(),
     }
 }
 
@@ -116,6 +135,14 @@ pub fn commands(d: &Diff, cfg: &Config, target: &State, local: &AgentConfig) -> 
         out.push(Command::FdbDel(FdbDel {
             bridge: k.bridge.clone(),
             mac: k.mac,
+            vlan: k.vlan,
+            if_exists: true,
+        }));
+    }
+    for k in &d.addrs_del {
+        out.push(Command::ArpDel(ArpDel {
+            bridge: k.bridge.clone(),
+            ip: k.ip,
             vlan: k.vlan,
             if_exists: true,
         }));
@@ -163,6 +190,15 @@ pub fn commands(d: &Diff, cfg: &Config, target: &State, local: &AgentConfig) -> 
             port: v.port,
             vlan: k.vlan,
             remote: Some(v.remote),
+        }));
+    }
+    for (k, mac) in &d.addrs_set {
+        out.push(Command::ArpAdd(ArpAdd {
+            bridge: k.bridge.clone(),
+            ip: k.ip,
+            mac: *mac,
+            vlan: k.vlan,
+            owner: Some(OWNER.into()),
         }));
     }
     out
@@ -230,7 +266,7 @@ pub fn reconcile(
     for b in &missing {
         tracing::warn!(bridge = %b, "xvsd has no such bridge: its net is not installed");
     }
-    let target = installable(desired, &missing);
+    let target = installable(desired, &missing, &cfg);
     let d = state::diff(&have, &target);
     let cmds = commands(&d, &cfg, &target, local);
     let n = cmds.len();
@@ -285,6 +321,10 @@ bridge = "blue"
 bridge = "blue"
 mac = "02:00:00:00:00:63"
 port = "p1"
+[[addrs]]
+bridge = "blue"
+ip = "10.1.0.32"
+mac = "02:00:00:00:00:63"
 "#,
         )
         .unwrap()
@@ -294,7 +334,7 @@ port = "p1"
     /// transaction code xvsd runs; returns the new config.
     fn step(cfg: &Config, local: &AgentConfig, desired: &State) -> (Config, usize) {
         let (have, missing) = installed(cfg, local);
-        let target = installable(desired, &missing);
+        let target = installable(desired, &missing, cfg);
         let d = state::diff(&have, &target);
         let cmds = commands(&d, cfg, &target, local);
         let n = cmds.len();
@@ -310,9 +350,9 @@ port = "p1"
     fn hosts_coming_changing_and_going_converge_in_one_transaction_each() {
         let h1 = host(1, &[11]);
         let (h2, h3) = (host(2, &[21]), host(3, &[31, 32]));
-        // Alone: nothing to do.
+        // Alone: only the own virt's address.
         let (cfg, n) = step(&base(), &h1, &state::desired(&h1, &reg(&[&h1])));
-        assert_eq!(n, 0);
+        assert_eq!(n, 1);
         // hv2 joins: the tunnel is created, its virt pointed at it.
         let (cfg, n) = step(&cfg, &h1, &state::desired(&h1, &reg(&[&h1, &h2])));
         assert!(n > 0);
@@ -322,6 +362,19 @@ port = "p1"
         assert_eq!(cfg.tunnels[0].remotes.len(), 2);
         assert_eq!(cfg.fdb.len(), 4);
         assert!(cfg.fdb.iter().any(|f| f.port == "p1"));
+        // Every virt's address but the one the operator set by hand.
+        let etcd = |c: &Config| {
+            c.addrs
+                .iter()
+                .filter(|a| a.owner.as_deref() == Some(OWNER))
+                .count()
+        };
+        assert_eq!(etcd(&cfg), 3);
+        assert_eq!(cfg.addrs.len(), 4);
+        assert!(cfg
+            .addrs
+            .iter()
+            .any(|a| a.owner.is_none() && a.mac.0[5] == 0x63));
         // Same input again: nothing.
         let (cfg, n) = step(&cfg, &h1, &state::desired(&h1, &reg(&[&h1, &h2, &h3])));
         assert_eq!(n, 0);
@@ -336,6 +389,7 @@ port = "p1"
         let (cfg, _) = step(&cfg, &h1, &state::desired(&h1, &reg(&[&h1])));
         assert_eq!(cfg.fdb.len(), 1);
         assert_eq!(cfg.tunnels.len(), 1);
+        assert_eq!(etcd(&cfg), 1, "only the local virt's address is left");
     }
 
     #[test]
