@@ -31,7 +31,7 @@ use crate::xvsd;
 /// How long one unary etcd call may take.
 const CALL_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often the config file's mtime is checked.
-const CONFIG_POLL: Duration = Duration::from_millis(500);
+const CONFIG_POLL: Duration = Duration::from_millis(200);
 /// Reconnect backoff bounds.
 const BACKOFF_MIN: Duration = Duration::from_millis(200);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);

@@ -39,10 +39,23 @@ struct Hv {
     vm: Netns,
     xvsd: Xvsd,
     agent: Option<Agent>,
+    /// The virts its agent registers: (MAC, IP, port).
+    virts: Vec<(String, String, String)>,
 }
 
-fn hypervisor(net: &Netns, n: u8) -> Hv {
-    let ns = Netns::new(&format!("edh{n}"));
+/// The underlay segment (a bridge in namespace `TAGnet`) with etcd on
+/// its management address.
+fn underlay(tag: &str) -> (Netns, Etcd) {
+    let net = Netns::new(&format!("{tag}net"));
+    net.ip(&["link", "add", "br0", "type", "bridge"]);
+    net.ip(&["link", "set", "br0", "up"]);
+    net.ip(&["addr", "add", &format!("{ETCD_IP}/24"), "dev", "br0"]);
+    let etcd = Etcd::start_at(Some(&net.name), ETCD_IP, 2379, 2380);
+    (net, etcd)
+}
+
+fn hypervisor(tag: &str, net: &Netns, n: u8) -> Hv {
+    let ns = Netns::new(&format!("{tag}h{n}"));
     ns.no_ipv6_on_new_interfaces();
     let (u, b) = (format!("u{n}"), format!("b{n}"));
     veth(
@@ -55,7 +68,7 @@ fn hypervisor(net: &Netns, n: u8) -> Hv {
     );
     net.ip(&["link", "set", &b, "master", "br0"]);
     ns.ip(&["addr", "add", &format!("{}/24", vtep(n)), "dev", &u]);
-    let vm = Netns::new(&format!("edv{n}"));
+    let vm = Netns::new(&format!("{tag}v{n}"));
     vm.no_ipv6_on_new_interfaces();
     let port = format!("p{n}");
     veth(
@@ -90,12 +103,17 @@ bridge = "blue"
         vm,
         xvsd,
         agent: None,
+        virts: vec![(vm_mac(n), vm_ip(n), port)],
     }
 }
 
 impl Hv {
     fn agent_config(&self, etcd: &Etcd) -> String {
-        format!(
+        self.agent_config_with(etcd, &self.virts)
+    }
+
+    fn agent_config_with(&self, etcd: &Etcd, virts: &[(String, String, String)]) -> String {
+        let mut c = format!(
             r#"
 etcd_endpoints = ["{}"]
 name = "hv{n}"
@@ -109,19 +127,16 @@ name = "blue"
 vni = 100
 bridge = "blue"
 tunnel = "vx"
-
-[[nets.virts]]
-mac = "{}"
-ip = "{}"
-port = "p{n}"
 "#,
             etcd.endpoint(),
             vtep(self.n),
             self.xvsd.socket.display(),
-            vm_mac(self.n),
-            vm_ip(self.n),
             n = self.n,
-        )
+        );
+        for (mac, ip, port) in virts {
+            c += &format!("[[nets.virts]]\nmac = \"{mac}\"\nip = \"{ip}\"\nport = \"{port}\"\n");
+        }
+        c
     }
 
     fn start_agent(&mut self, bin: &Path, etcd: &Etcd) {
@@ -169,14 +184,8 @@ fn a_host_joins_by_starting_its_agent_and_leaves_with_its_lease() {
     }
     let agent_bin: PathBuf = workspace_bin("xvs-agent");
     let xvsctl: PathBuf = workspace_bin("xvsctl");
-    // The underlay segment, with etcd on its management address.
-    let net = Netns::new("ednet");
-    net.ip(&["link", "add", "br0", "type", "bridge"]);
-    net.ip(&["link", "set", "br0", "up"]);
-    net.ip(&["addr", "add", &format!("{ETCD_IP}/24"), "dev", "br0"]);
-    let etcd = Etcd::start_at(Some(&net.name), ETCD_IP, 2379, 2380);
-
-    let mut hvs: Vec<Hv> = (1..=3).map(|n| hypervisor(&net, n)).collect();
+    let (net, etcd) = underlay("ed");
+    let mut hvs: Vec<Hv> = (1..=3).map(|n| hypervisor("ed", &net, n)).collect();
     for hv in &mut hvs {
         hv.start_agent(&agent_bin, &etcd);
     }
@@ -188,7 +197,7 @@ fn a_host_joins_by_starting_its_agent_and_leaves_with_its_lease() {
     assert_eq!(hvs[0].vm.ping(&vm_ip(2), 3), 3, "{}", logs(&hvs));
 
     // A fourth host: its xvsd, then its agent; nobody else is touched.
-    let mut hv4 = hypervisor(&net, 4);
+    let mut hv4 = hypervisor("ed", &net, 4);
     let started = Instant::now();
     hv4.start_agent(&agent_bin, &etcd);
     let times: Vec<Option<Duration>> = std::thread::scope(|s| {
@@ -254,4 +263,125 @@ fn a_host_joins_by_starting_its_agent_and_leaves_with_its_lease() {
     eprintln!("hv4's entries gone everywhere {gone:?} after SIGKILL (TTL {TTL} s)");
     // The rest still talk.
     assert_eq!(hvs[1].vm.ping(&vm_ip(3), 3), 3, "{}", logs(&hvs));
+}
+
+const MOBILE_MAC: &str = "02:00:00:00:0b:01";
+const MOBILE_IP: &str = "10.1.0.100";
+
+/// Plugs the mobile VM's `eth0` into `hv` as port `port` (xvsctl
+/// add-port): a fresh veth, the VM keeping its MAC and IP.
+fn plug(mobile: &Netns, hv: &Hv, port: &str, xvsctl: &Path) {
+    veth(
+        mobile,
+        "eth0",
+        MOBILE_MAC,
+        &hv.ns,
+        port,
+        "02:00:00:00:0b:02",
+    );
+    mobile.ip(&["link", "set", "eth0", "mtu", "1400"]);
+    mobile.ip(&["addr", "add", &format!("{MOBILE_IP}/24"), "dev", "eth0"]);
+    let (code, _, err) = hv.xvsd.ctl(xvsctl, &["add-port", "blue", port]);
+    assert_eq!(code, 0, "add-port {port}: {err}");
+}
+
+/// Whether `hv`'s xvsd has the mobile MAC as a static entry to `remote`.
+fn points_at(hv: &Hv, xvsctl: &Path, remote: &str) -> bool {
+    let shown: String = hv.show(xvsctl).split_whitespace().collect();
+    shown.contains(&format!(
+        "\"mac\":\"{MOBILE_MAC}\",\"port\":\"vx\",\"remote\":\"{remote}\""
+    ))
+}
+
+#[test]
+fn a_virt_moved_between_hosts_by_editing_two_agent_files_keeps_a_ping_stream() {
+    if !is_root() || !etcd_available() {
+        eprintln!("skipped: needs root (namespaces, BPF, AF_XDP) and etcd-server");
+        return;
+    }
+    let agent_bin: PathBuf = workspace_bin("xvs-agent");
+    let xvsctl: PathBuf = workspace_bin("xvsctl");
+    let (net, etcd) = underlay("em");
+    let mut hvs: Vec<Hv> = (1..=3).map(|n| hypervisor("em", &net, n)).collect();
+    let mobile = Netns::new("emmob");
+    mobile.no_ipv6_on_new_interfaces();
+    plug(&mobile, &hvs[1], "m2", &xvsctl);
+    hvs[1]
+        .virts
+        .push((MOBILE_MAC.into(), MOBILE_IP.into(), "m2".into()));
+    for hv in &mut hvs {
+        hv.start_agent(&agent_bin, &etcd);
+    }
+    let logs = |hvs: &[Hv]| hvs.iter().map(Hv::logs).collect::<Vec<_>>().join("\n");
+    let t = first_answer(&hvs[0].vm, MOBILE_IP, Duration::from_secs(15));
+    assert!(t.is_some(), "vm1 -> mobile on hv2\n{}", logs(&hvs));
+    assert!(points_at(&hvs[0], &xvsctl, &vtep(2)));
+
+    // The two agents' files after the move.
+    let mut on3 = hvs[2].virts.clone();
+    on3.push((MOBILE_MAC.into(), MOBILE_IP.into(), "m3".into()));
+    let cfg3 = hvs[2].agent_config_with(&etcd, &on3);
+    let cfg2 = hvs[1].agent_config_with(&etcd, &hvs[1].virts[..1]);
+    // 10 pings a second for 6 s; the move starts after 2 s.
+    let (sent, received, took) = std::thread::scope(|s| {
+        let vm1 = &hvs[0].vm;
+        let stream = s.spawn(move || {
+            let out = vm1.exec("ping", &["-c", "60", "-i", "0.1", "-W", "1", MOBILE_IP]);
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            // "60 packets transmitted, 57 received, 5% packet loss, ..."
+            let summary = text
+                .lines()
+                .find(|l| l.contains("packets transmitted"))
+                .unwrap_or_default();
+            let num = |suffix: &str| -> u32 {
+                summary
+                    .split(',')
+                    .map(str::trim)
+                    .find(|p| p.contains(suffix))
+                    .and_then(|p| p.split(' ').next())
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or(0)
+            };
+            eprintln!(
+                "{}",
+                text.lines().rev().take(3).collect::<Vec<_>>().join("\n")
+            );
+            (num("transmitted"), num("received"))
+        });
+        std::thread::sleep(Duration::from_secs(2));
+        let start = Instant::now();
+        // Out of hv2: its port goes, the VM's cable is pulled...
+        let (code, _, err) = hvs[1].xvsd.ctl(&xvsctl, &["del-port", "m2"]);
+        assert_eq!(code, 0, "del-port m2: {err}");
+        mobile.ip(&["link", "del", "eth0"]);
+        // ... and plugged into hv3; then the two agents' files change.
+        plug(&mobile, &hvs[2], "m3", &xvsctl);
+        hvs[2].agent.as_ref().unwrap().rewrite(&cfg3);
+        hvs[1].agent.as_ref().unwrap().rewrite(&cfg2);
+        let edited = start.elapsed();
+        let repointed = wait_for(Duration::from_secs(5), || {
+            points_at(&hvs[0], &xvsctl, &vtep(3)) && points_at(&hvs[1], &xvsctl, &vtep(3))
+        });
+        eprintln!(
+            "move: unplug + plug + edits took {edited:?}; hv1 and hv2 repointed {repointed:?} after the edits"
+        );
+        assert!(
+            repointed.is_some_and(|t| t <= Duration::from_secs(1)),
+            "not repointed within 1 s: {repointed:?}\n{}",
+            logs(&hvs)
+        );
+        let (sent, received) = stream.join().unwrap();
+        (sent, received, start.elapsed())
+    });
+    let lost = sent.saturating_sub(received);
+    eprintln!("ping stream across the move: {received}/{sent} answered, {lost} lost ({took:?})");
+    assert!(sent >= 55, "ping sent only {sent}");
+    assert!(lost <= 3, "{lost} lost\n{}", logs(&hvs));
+    // Nothing points at hv2 for the mobile MAC any more, and hv3 holds
+    // no static entry for it (it is local there).
+    let shown3: String = hvs[2].show(&xvsctl).split_whitespace().collect();
+    assert!(
+        !shown3.contains(&format!("\"mac\":\"{MOBILE_MAC}\",\"port\":\"vx\"")),
+        "{shown3}"
+    );
 }
