@@ -168,3 +168,26 @@ fn an_etcd_restart_loses_nothing() {
     std::thread::sleep(Duration::from_secs(TTL * 2));
     assert_eq!(hosts(&etcd), both, "{}", logs(&etcd));
 }
+
+#[test]
+fn an_agent_started_before_etcd_registers_once_it_is_up() {
+    if skip() {
+        return;
+    }
+    // The agent's endpoint has nothing behind it yet: it retries with
+    // backoff (at most 5 s apart).
+    let (client, peer) = (xvs_tests::etcd::free_port(), xvs_tests::etcd::free_port());
+    let planned = format!("http://127.0.0.1:{client}");
+    let cfg = format!(
+        "etcd_endpoints = [\"{planned}\"]\nprefix = \"/late/\"\nname = \"hv1\"\nunderlay_ip = \"192.0.2.1\"\nlease_ttl_secs = {TTL}\nxvsd_socket = \"/nonexistent/xvsd.sock\"\n"
+    );
+    let a = Agent::start(Path::new(BIN), None, &cfg);
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(a.log().contains("etcd session ended"), "{}", a.log());
+    let etcd = Etcd::start_at(None, "127.0.0.1", client, peer);
+    let t = wait_for(Duration::from_secs(10), || {
+        etcd.get("/late/hosts/hv1").is_some()
+    });
+    eprintln!("registered {t:?} after etcd came up");
+    assert!(t.is_some(), "{}", a.log());
+}
