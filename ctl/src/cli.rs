@@ -1465,6 +1465,7 @@ pub fn render(method: &Method, v: Value) -> Result<String, String> {
                     "EMPTY_POLLS",
                     "SLEEPS",
                     "RING_FULL",
+                    "EVENTS",
                 ],
                 rows.iter()
                     .map(|r| {
@@ -1480,6 +1481,7 @@ pub fn render(method: &Method, v: Value) -> Result<String, String> {
                             r.empty_polls.to_string(),
                             r.sleeps.to_string(),
                             r.ring_full.to_string(),
+                            drops_text(&r.events),
                         ]
                     })
                     .collect(),

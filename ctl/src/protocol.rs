@@ -893,6 +893,10 @@ pub struct WorkerStatsRow {
     pub sleeps: u64,
     /// Frames that found a TX ring full.
     pub ring_full: u64,
+    /// What the pipeline did besides forwarding, by name: ARP/ND requests
+    /// answered (`arp_suppressed`, `nd_suppressed`), ...
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub events: BTreeMap<String, u64>,
 }
 
 /// One tunnel port (`tunnel_ports`, OVS `tnl/ports/show`).

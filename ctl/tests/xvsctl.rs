@@ -330,7 +330,9 @@ fn every_verb_through_xvsctl() {
     );
     let w: Vec<WorkerStatsRow> = json(&d, &["worker-stats"]);
     assert_eq!(w[0].packets, 1000);
-    assert!(ok(&d, &["worker-stats"]).contains("BUSY%"));
+    assert_eq!(w[0].events["arp_suppressed"], 3);
+    let t = ok(&d, &["worker-stats"]);
+    assert!(t.contains("BUSY%") && t.contains("arp_suppressed=3"), "{t}");
     let v = ok(&d, &["version"]);
     assert!(v.contains("xvsd") && v.contains("protocol 1"), "{v}");
     let tree = ok(&d, &["show"]);

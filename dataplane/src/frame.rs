@@ -121,6 +121,18 @@ impl<'a> Frame<'a> {
         true
     }
 
+    /// Lengthens the frame by `n` bytes of tailroom (their content is
+    /// whatever the buffer held: the caller writes them). `false` if the
+    /// buffer has no room.
+    #[inline]
+    pub fn extend(&mut self, n: usize) -> bool {
+        if n > self.tailroom() {
+            return false;
+        }
+        self.len += n;
+        true
+    }
+
     /// Shortens the frame to `len` bytes (no-op if already shorter).
     #[inline]
     pub fn truncate(&mut self, len: usize) {

@@ -288,6 +288,8 @@ pub struct WorkerReport {
     /// Pipeline counters per port number.
     pub ports: Vec<PortCounters>,
     pub drops: DropCounters,
+    /// The pipeline's other counters ([`WorkerState::events`]).
+    pub events: Vec<(&'static str, u64)>,
 }
 
 /// A poll-mode worker over a set of sockets sharing one UMEM.
@@ -504,6 +506,7 @@ impl Worker {
             load: self.load,
             ports: self.ws.ports.clone(),
             drops: self.ws.drops.clone(),
+            events: self.ws.events(),
         }
     }
 

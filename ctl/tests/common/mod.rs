@@ -144,6 +144,7 @@ fn answer(call: xvs_ctl::server::Call, config: &mut Config, commits: &AtomicU64)
             empty_polls: 5,
             sleeps: 2,
             ring_full: 0,
+            events: [("arp_suppressed".to_string(), 3)].into(),
         }])),
         Method::Stats(p) => {
             let rows: Vec<StatsRow> = config

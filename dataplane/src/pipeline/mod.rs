@@ -17,6 +17,7 @@
 //! back in a later snapshot.
 
 mod state;
+mod suppress;
 
 use crate::frame::Frame;
 use crate::policy::firewall::AclAction;
@@ -170,7 +171,7 @@ fn process_frame<'a>(
     ws: &mut WorkerState,
     ing: &Ingress<'_>,
     now: u64,
-    frame: Frame<'a>,
+    mut frame: Frame<'a>,
     io: &mut BatchIo<'a>,
 ) {
     let (in_port, pe, bridge) = (ing.port, ing.pe, ing.bridge);
@@ -185,9 +186,10 @@ fn process_frame<'a>(
         rx_tag: None,
         now,
     };
-    if let Err(e) = extract(frame.data(), &mut ctx.key) {
-        return drop_frame(ws, in_port, frame, e.into(), io);
-    }
+    let info = match extract(frame.data(), &mut ctx.key) {
+        Ok(i) => i,
+        Err(e) => return drop_frame(ws, in_port, frame, e.into(), io),
+    };
     ctx.key.set_in_port(in_port);
     ctx.key.set_tun_id(ing.tun_id);
     ctx.rx_tag = ctx.key.vlan_vid();
@@ -230,6 +232,21 @@ fn process_frame<'a>(
             return drop_frame(ws, in_port, frame, DropReason::PolicerIn, io);
         }
     }
+    // Requests from a local port for a known address are answered here;
+    // from a tunnel they were the sender's switch's to answer.
+    if bridge.arp_suppress && pe.kind == PortKind::Local && suppress::candidate(&ctx.key) {
+        match suppress::answer(&mut frame, &ctx.key, &info, &bridge.addrs, ctx.vlan) {
+            suppress::Verdict::ArpReply => {
+                ws.arp_suppressed += 1;
+                return reply_in_place(ws, in_port, frame, io);
+            }
+            suppress::Verdict::NdReply => {
+                ws.nd_suppressed += 1;
+                return reply_in_place(ws, in_port, frame, io);
+            }
+            suppress::Verdict::Pass | suppress::Verdict::Miss(_) => {}
+        }
+    }
     let remote = ing.remote;
     let mut em = Emitter {
         pending: None,
@@ -258,6 +275,15 @@ fn process_frame<'a>(
         DropReason::FlowDrop
     };
     em.finish(snap, ws, &ctx, frame, no_output, io);
+}
+
+/// Sends a frame the switch rewrote into its own answer back out of the
+/// port it came in on, as it is (tag included). It is the switch speaking
+/// for the table, not a forwarded frame: the request already passed the
+/// port's ingress firewall and policer, and no egress stage applies.
+fn reply_in_place<'a>(ws: &mut WorkerState, port: PortNo, frame: Frame<'a>, io: &mut BatchIo<'a>) {
+    ws.count_tx(port, frame.len());
+    io.tx.push((port, frame));
 }
 
 /// Ingress firewall verdict as cached in the exact-match cache: no rule hit,

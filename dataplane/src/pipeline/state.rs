@@ -75,6 +75,10 @@ pub struct WorkerState {
     /// Learn events sent, and lost to a full channel.
     pub learn_sent: u64,
     pub learn_lost: u64,
+    /// ARP requests and neighbor solicitations answered from the overlay
+    /// address table instead of being flooded.
+    pub arp_suppressed: u64,
+    pub nd_suppressed: u64,
     pub(crate) emc: ExactMatchCache,
     policers: Vec<PolicerState>,
     learn_filter: Box<[LearnSlot]>,
@@ -96,6 +100,8 @@ impl WorkerState {
             replicas: 0,
             learn_sent: 0,
             learn_lost: 0,
+            arp_suppressed: 0,
+            nd_suppressed: 0,
             emc: ExactMatchCache::new(EMC_DEFAULT_ENTRIES),
             policers: Vec::new(),
             learn_filter: vec![LearnSlot::default(); LEARN_FILTER_SLOTS].into_boxed_slice(),
@@ -126,6 +132,15 @@ impl WorkerState {
                 .map(|f| vec![0; f.rule_count()])
                 .collect();
         }
+    }
+
+    /// Counters of what the pipeline did besides forwarding, by name,
+    /// for worker stats (zero ones included).
+    pub fn events(&self) -> Vec<(&'static str, u64)> {
+        vec![
+            ("arp_suppressed", self.arp_suppressed),
+            ("nd_suppressed", self.nd_suppressed),
+        ]
     }
 
     /// Exact-match cache hits and misses, for stats.

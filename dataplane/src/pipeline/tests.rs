@@ -832,3 +832,216 @@ fn a_bridge_without_learning_keeps_only_static_entries() {
     let out = bed.send(VM2, &[&udp_frame(B, A, 8)]);
     assert!(out.tx.len() > 1);
 }
+
+mod suppression {
+    use std::net::Ipv6Addr;
+
+    use super::*;
+    use crate::config::OverlayAddrConfig;
+    use crate::wire::icmp::{emit_neighbor_solicit, neighbor_solicit_len, IcmpPacket};
+    use crate::wire::ipv6::{Ipv6Packet, Ipv6Repr};
+
+    const A_IP: [u8; 4] = [10, 0, 0, 1];
+    const B_IP: [u8; 4] = [10, 0, 0, 2];
+
+    /// An Ethernet/IPv4 ARP packet, optionally behind an 802.1Q tag.
+    fn arp(
+        src: [u8; 6],
+        dst: [u8; 6],
+        tag: Option<u16>,
+        op: u16,
+        spa: [u8; 4],
+        tpa: [u8; 4],
+    ) -> Vec<u8> {
+        let mut f = Vec::new();
+        f.extend_from_slice(&dst);
+        f.extend_from_slice(&src);
+        if let Some(t) = tag {
+            f.extend_from_slice(&[0x81, 0x00]);
+            f.extend_from_slice(&t.to_be_bytes());
+        }
+        f.extend_from_slice(&[0x08, 0x06, 0, 1, 0x08, 0x00, 6, 4]);
+        f.extend_from_slice(&op.to_be_bytes());
+        f.extend_from_slice(&src);
+        f.extend_from_slice(&spa);
+        f.extend_from_slice(&[0; 6]);
+        f.extend_from_slice(&tpa);
+        f
+    }
+
+    fn bed() -> Bed {
+        let mut bed = Bed::new();
+        bed.apply(|c| {
+            c.bridges[0].arp_suppress = true;
+            for (vlan, ip, mac) in [
+                (0, "10.0.0.2", B),
+                (10, "10.0.0.2", B),
+                (0, "2001:db8::2", B),
+            ] {
+                c.addrs.push(OverlayAddrConfig {
+                    bridge: "br0".into(),
+                    vlan,
+                    ip: ip.parse().unwrap(),
+                    mac: MacAddr(mac),
+                    owner: None,
+                });
+            }
+        });
+        bed
+    }
+
+    #[test]
+    fn an_arp_request_for_a_known_ip_is_answered_on_its_port() {
+        let mut bed = bed();
+        // Padded to the 60-byte minimum, as a NIC would: the padding stays.
+        let mut req = arp(A, BCAST, None, 1, A_IP, B_IP);
+        req.resize(60, 0);
+        let out = bed.send(VM1, &[&req]);
+        assert_eq!(out.tx.len(), 1, "answered, never flooded");
+        assert_eq!(out.tx[0].0, VM1);
+        let mut want = arp(B, A, None, 2, B_IP, A_IP);
+        want[32..38].copy_from_slice(&A); // tha: the asker
+        want.resize(60, 0);
+        assert_eq!(out.tx[0].1, want);
+        assert_eq!(bed.ws.arp_suppressed, 1);
+        assert_eq!(bed.ws.nd_suppressed, 0);
+        // The tx counter of the port saw it.
+        assert_eq!(bed.ws.ports[usize::from(VM1)].tx_packets, 1);
+    }
+
+    #[test]
+    fn a_tagged_request_is_answered_with_its_tag() {
+        let mut bed = bed();
+        bed.apply(|c| {
+            c.ports[0].vlan = VlanMode::Trunk {
+                trunks: vec![10],
+                native: None,
+            }
+        });
+        let req = arp(A, BCAST, Some(0x2000 | 10), 1, A_IP, B_IP);
+        let out = bed.send(VM1, &[&req]);
+        assert_eq!(out.tx.len(), 1);
+        let mut want = arp(B, A, Some(0x2000 | 10), 2, B_IP, A_IP);
+        want[36..42].copy_from_slice(&A);
+        assert_eq!(out.tx[0], (VM1, want));
+        assert_eq!(bed.ws.arp_suppressed, 1);
+    }
+
+    #[test]
+    fn what_is_not_answerable_floods_as_before() {
+        let mut bed = bed();
+        let cases: [(&str, Vec<u8>); 4] = [
+            ("unknown IP", arp(A, BCAST, None, 1, A_IP, [10, 0, 0, 9])),
+            ("gratuitous", arp(A, BCAST, None, 1, B_IP, B_IP)),
+            ("a reply", arp(A, BCAST, None, 2, A_IP, B_IP)),
+            (
+                "about the asker itself",
+                arp(B, BCAST, None, 1, [0; 4], B_IP),
+            ),
+        ];
+        for (what, f) in &cases {
+            let out = bed.send(VM1, &[f]);
+            assert_eq!(out.tx.len(), 3, "{what}: flooded to vm2 and both VTEPs");
+            assert_eq!(out.tx[0].1, *f, "{what}: unchanged");
+        }
+        assert_eq!(bed.ws.arp_suppressed, 0);
+        // From a tunnel: the sender's switch answers, not us.
+        let req = arp(A, BCAST, None, 1, A_IP, B_IP);
+        let out = bed.send(ETH0, &[&vxlan([192, 0, 2, 2], 42, &req)]);
+        assert_eq!(out.tx.len(), 2);
+        // A bridge without suppression floods.
+        bed.apply(|c| c.bridges[0].arp_suppress = false);
+        let out = bed.send(VM1, &[&req]);
+        assert_eq!(out.tx.len(), 3);
+        assert_eq!(bed.ws.arp_suppressed, 0);
+    }
+
+    /// A neighbor solicitation from A (2001:db8::1) for `target`, to its
+    /// solicited-node group, with or without the source link-layer option.
+    fn ns(target: &str, hop_limit: u8, lladdr: bool) -> Vec<u8> {
+        let target: Ipv6Addr = target.parse().unwrap();
+        let src: Ipv6Addr = "2001:db8::1".parse().unwrap();
+        let dst = crate::wire::icmp::solicited_node(&target);
+        let n = neighbor_solicit_len(lladdr);
+        let mut f = vec![0u8; 14 + 40 + n];
+        f[..6].copy_from_slice(&crate::wire::icmp::ipv6_multicast_mac(&dst).0);
+        f[6..12].copy_from_slice(&A);
+        f[12..14].copy_from_slice(&[0x86, 0xdd]);
+        Ipv6Repr {
+            src_addr: src,
+            dst_addr: dst,
+            next_header: 58,
+            payload_len: n,
+            hop_limit,
+            traffic_class: 0,
+            flow_label: 0,
+        }
+        .emit(&mut Ipv6Packet::new_unchecked(&mut f[14..54]));
+        let mac = lladdr.then_some(MacAddr(A));
+        emit_neighbor_solicit(&mut f[54..], &src, &dst, &target, mac).unwrap();
+        f
+    }
+
+    #[test]
+    fn a_neighbor_solicitation_for_a_known_ip_gets_an_advertisement() {
+        let mut bed = bed();
+        for with_option in [true, false] {
+            let out = bed.send(VM1, &[&ns("2001:db8::2", 255, with_option)]);
+            assert_eq!(out.tx.len(), 1, "answered, never flooded");
+            let (port, f) = &out.tx[0];
+            assert_eq!(*port, VM1);
+            assert_eq!(f.len(), 14 + 40 + 32);
+            assert_eq!(&f[..6], &A);
+            assert_eq!(&f[6..12], &B);
+            assert_eq!(&f[12..14], &[0x86, 0xdd]);
+            let target: Ipv6Addr = "2001:db8::2".parse().unwrap();
+            let asker: Ipv6Addr = "2001:db8::1".parse().unwrap();
+            let ip = Ipv6Packet::new_checked(&f[14..]).unwrap();
+            assert_eq!(
+                (
+                    ip.version(),
+                    ip.payload_len(),
+                    ip.next_header(),
+                    ip.hop_limit()
+                ),
+                (6, 32, 58, 255)
+            );
+            assert_eq!((ip.src_addr(), ip.dst_addr()), (target, asker));
+            let mut body = vec![136, 0, 0, 0, 0x60, 0, 0, 0];
+            body.extend_from_slice(&target.octets());
+            body.extend_from_slice(&[2, 1]);
+            body.extend_from_slice(&B);
+            assert_eq!(&f[54..56], &body[..2]);
+            assert_eq!(&f[58..], &body[4..], "flags S+O, target, target lladdr");
+            assert!(
+                IcmpPacket::new_checked(&f[54..])
+                    .unwrap()
+                    .verify_checksum_v6(&target, &asker),
+                "ICMPv6 checksum"
+            );
+        }
+        assert_eq!(bed.ws.nd_suppressed, 2);
+        assert_eq!(bed.ws.arp_suppressed, 0);
+    }
+
+    #[test]
+    fn invalid_or_unknown_solicitations_flood() {
+        let mut bed = bed();
+        let mut bad_sum = ns("2001:db8::2", 255, true);
+        let last = bad_sum.len() - 1;
+        bad_sum[last] ^= 1;
+        let mut dad = ns("2001:db8::2", 255, false);
+        dad[22..38].fill(0); // from ::
+        for (what, f) in [
+            ("unknown target", ns("2001:db8::9", 255, true)),
+            ("hop limit 64", ns("2001:db8::2", 64, true)),
+            ("bad checksum", bad_sum),
+            ("DAD", dad),
+        ] {
+            let out = bed.send(VM1, &[&f]);
+            assert_eq!(out.tx.len(), 3, "{what}: flooded");
+            assert_eq!(out.tx[0].1, f, "{what}: unchanged");
+        }
+        assert_eq!(bed.ws.nd_suppressed, 0);
+    }
+}

@@ -316,6 +316,46 @@ pub fn emit_neighbor_solicit(
     Ok(len)
 }
 
+/// Neighbor advertisement flags (RFC 4861 §4.4), in the first byte after
+/// the checksum.
+pub mod na_flag {
+    pub const ROUTER: u8 = 0x80;
+    pub const SOLICITED: u8 = 0x40;
+    pub const OVERRIDE: u8 = 0x20;
+}
+
+/// Bytes [`emit_neighbor_advert`] writes: the fixed part and a target
+/// link-layer address option.
+pub const NEIGHBOR_ADVERT_LEN: usize = ND_BODY_LEN + LLADDR_OPT_LEN;
+
+/// Writes an ICMPv6 neighbor advertisement for `target` at `lladdr` (the
+/// target link-layer address option) with `flags` (see [`na_flag`]) into
+/// `buf` (the IPv6 payload), with its checksum for the IPv6 `src`/`dst` it
+/// will be sent with. Returns [`NEIGHBOR_ADVERT_LEN`]. The IPv6 header must
+/// use hop limit 255.
+pub fn emit_neighbor_advert(
+    buf: &mut [u8],
+    src: &Ipv6Addr,
+    dst: &Ipv6Addr,
+    target: &Ipv6Addr,
+    lladdr: MacAddr,
+    flags: u8,
+) -> Result<usize> {
+    let b = buf
+        .get_mut(..NEIGHBOR_ADVERT_LEN)
+        .ok_or(WireError::Truncated)?;
+    b[field::TYPE] = icmpv6_type::NEIGHBOR_ADVERT;
+    b[field::CODE] = 0;
+    write(b, field::ND_FLAGS, &[flags, 0, 0, 0]);
+    write(b, field::ND_TARGET, &target.octets());
+    let opt = &mut b[field::ND_OPTIONS..];
+    opt[field::OPT_TYPE] = OPT_TARGET_LLADDR;
+    opt[field::OPT_LEN] = (LLADDR_OPT_LEN / 8) as u8;
+    write(opt, field::OPT_LLADDR, &lladdr.0);
+    IcmpPacket::new_unchecked(b).fill_checksum_v6(src, dst);
+    Ok(NEIGHBOR_ADVERT_LEN)
+}
+
 /// The solicited-node multicast address of `a` (ff02::1:ffXX:XXXX, RFC 4291
 /// §2.7.1): where solicitations for `a` are sent.
 pub fn solicited_node(a: &Ipv6Addr) -> Ipv6Addr {
@@ -385,6 +425,31 @@ mod tests {
         assert_eq!(parse_ndp(&buf[..n]).unwrap().unwrap().lladdr, None);
         assert_eq!(
             emit_neighbor_solicit(&mut buf[..31], &src, &dst, &target, Some(mac)),
+            Err(WireError::Truncated)
+        );
+    }
+
+    #[test]
+    fn advert_round_trip() {
+        let src: Ipv6Addr = "2001:db8::2".parse().unwrap();
+        let dst: Ipv6Addr = "2001:db8::1".parse().unwrap();
+        let mac = MacAddr([2, 0, 0, 0, 0, 2]);
+        let mut buf = [0xffu8; 40];
+        let flags = na_flag::SOLICITED | na_flag::OVERRIDE;
+        let n = emit_neighbor_advert(&mut buf, &src, &dst, &src, mac, flags).unwrap();
+        assert_eq!(n, 32);
+        assert_eq!(&buf[4..8], &[0x60, 0, 0, 0]);
+        assert_eq!(&buf[24..32], &[2, 1, 2, 0, 0, 0, 0, 2]);
+        assert!(IcmpPacket::new_checked(&buf[..n])
+            .unwrap()
+            .verify_checksum_v6(&src, &dst));
+        let nd = parse_ndp(&buf[..n]).unwrap().unwrap();
+        assert_eq!(
+            (nd.kind, nd.target, nd.lladdr),
+            (NdpKind::Advert, src, Some(mac))
+        );
+        assert_eq!(
+            emit_neighbor_advert(&mut buf[..31], &src, &dst, &src, mac, flags),
             Err(WireError::Truncated)
         );
     }

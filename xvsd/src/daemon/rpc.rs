@@ -238,6 +238,12 @@ impl Daemon {
                     empty_polls: r.load.empty_polls,
                     sleeps: r.load.sleeps,
                     ring_full: r.counters.tx_ring_full,
+                    events: r
+                        .events
+                        .iter()
+                        .filter(|(_, v)| *v > 0)
+                        .map(|(k, v)| ((*k).to_owned(), *v))
+                        .collect(),
                 }
             })
             .collect()
