@@ -30,7 +30,10 @@
 # Knobs (environment): DURATION=5 (seconds per measurement), RUNS=1,
 #   KINDS="vxlan geneve", SIZES="64 1400", FLOWS="1 1024",
 #   RATE=0 (generator packets per second; 0: as fast as it goes),
-#   TABLE=FILE (also write the table there).
+#   DIRS="encap decap", VARY=port (what differs between flows: port, ip,
+#   both, or dst-mac: encap frames to 02:10:00:00:00:00 + flow, the MACs
+#   FDB_SIZE installs; see bench/xvsd_config.sh for REMOTES, FDB_SIZE and
+#   ACL_RULES), TABLE=FILE (also write the table there).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/packages.sh
@@ -44,6 +47,8 @@ KINDS=${KINDS:-vxlan geneve}
 SIZES=${SIZES:-64 1400}
 FLOWS=${FLOWS:-1 1024}
 RATE=${RATE:-0}
+DIRS=${DIRS:-encap decap}
+VARY=${VARY:-port}
 VNI=100
 
 echo "== building (release)" >&2
@@ -106,13 +111,14 @@ start_xvsd() { # start_xvsd KIND
     --config "$tmp/xvsd-$1.toml" --workers 1 --cores $XCORE --poll busy \
     2>"$tmp/xvsd-$1.log" &
   xvsd_pid=$!
-  for _ in $(seq 150); do
+  # A million static MACs take a while to parse and build (bench/scaling.sh).
+  for _ in $(seq 1800); do
     grep -q "xvsd running" "$tmp/xvsd-$1.log" && return 0
     kill -0 "$xvsd_pid" 2>/dev/null || break
     sleep 0.1
   done
   cat "$tmp/xvsd-$1.log" >&2
-  echo "xvsd did not start" >&2
+  echo "xvsd did not start in 180 s" >&2
   exit 1
 }
 
@@ -152,7 +158,11 @@ measure() {
   if [ "$dir" = encap ]; then
     in_if=p0 rx_ns=sink rx_if=s0 rx_args=(--expect-vni $VNI)
     tx_ns=gen
-    tx_args=(--iface g0 --src-mac $GEN_MAC --dst-mac $VM_B)
+    if [ "$VARY" = dst-mac ]; then
+      tx_args=(--iface g0 --src-mac $GEN_MAC --dst-mac 02:10:00:00:00:00)
+    else
+      tx_args=(--iface g0 --src-mac $GEN_MAC --dst-mac $VM_B)
+    fi
   else
     in_if=u0 rx_ns=gen rx_if=g0 rx_args=(--expect-udp-dport 5001)
     tx_ns=sink
@@ -177,7 +187,7 @@ measure() {
   in_drops=$(rx_dropped $in_if)
   (sleep "$(awk -v d="$DURATION" 'BEGIN { print d / 2 }')"; foreign_load "$tmp/load-$tag") &
   local load_pid=$!
-  x $tx_ns "${pin0[@]}" "$PG" tx "${tx_args[@]}" --size "$size" --flows "$flows" \
+  x $tx_ns "${pin0[@]}" "$PG" tx "${tx_args[@]}" --size "$size" --flows "$flows" --vary "$VARY" \
     --rate "$RATE" --duration "$DURATION" --json >"$tmp/tx-$tag.json"
   wait "$load_pid" || true
   sleep 0.5
@@ -223,7 +233,7 @@ table="$tmp/table.md"
 } >"$table"
 for kind in $KINDS; do
   start_xvsd "$kind"
-  for dir in encap decap; do
+  for dir in $DIRS; do
     for size in $SIZES; do
       for flows in $FLOWS; do
         for run in $(seq "$RUNS"); do

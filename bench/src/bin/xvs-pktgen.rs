@@ -150,6 +150,10 @@ enum Vary {
     Ip,
     /// Both.
     Both,
+    /// The destination MAC: `--dst-mac + flow` (its low 32 bits), so the
+    /// flows spread over that many FDB entries (and, behind them, tunnel
+    /// remotes): what the scaling benchmark needs.
+    DstMac,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -488,6 +492,11 @@ impl FrameSpec {
         }
         if matches!(self.vary, Vary::Ip | Vary::Both) {
             inner.src_ip = Ipv4Addr::from(u32::from(inner.src_ip).wrapping_add(flow));
+        }
+        if matches!(self.vary, Vary::DstMac) {
+            let m = &mut inner.dst_mac;
+            let low = u32::from_be_bytes([m[2], m[3], m[4], m[5]]).wrapping_add(flow);
+            m[2..6].copy_from_slice(&low.to_be_bytes());
         }
         inner.ip_id = flow as u16;
         // A recognisable payload: a tag, the flow, then a byte pattern.
@@ -1410,6 +1419,19 @@ mod tests {
                 assert_eq!(u32::from(src), u32::from(Ipv4Addr::new(10, 0, 0, 1)) + flow);
             }
         }
+    }
+
+    #[test]
+    fn vary_dst_mac_counts_up_the_low_32_bits() {
+        let s = spec(64, Vary::DstMac, None);
+        let base = s.build(0);
+        let f = s.build(0x1_0001);
+        assert_eq!(f[..2], base[..2]);
+        let low = |b: &[u8]| u32::from_be_bytes([b[2], b[3], b[4], b[5]]);
+        assert_eq!(low(&f).wrapping_sub(low(&base)), 0x1_0001);
+        // Source MAC, addresses and ports stay.
+        assert_eq!(f[6..12], base[6..12]);
+        assert_eq!(f[26..38], base[26..38]);
     }
 
     #[test]
