@@ -11,6 +11,9 @@
 //! - static nets (`vxlan/static`, `geneve`) get a static MAC for every virt
 //!   with a MAC: on another phys pointing at that phys's VTEP, on this one
 //!   at its port (these bridges do not learn);
+//! - every virt with an IP and a MAC becomes an overlay address of its
+//!   net's bridge (owner "model"), answered locally by ARP/ND suppression
+//!   (settings `arp_suppress`, default on);
 //! - every virt on the local phys becomes a port (its interface) with its
 //!   firewall rules and policers;
 //! - the phys interface becomes the uplink (tunnel nets) or a port
@@ -22,13 +25,13 @@
 use std::net::IpAddr;
 
 use xvs_dataplane::config::{
-    AclConfig, BridgeConfig, Config, Direction, PortConfig, QosConfig, StaticFdbConfig,
-    TunnelConfig, TunnelKind, UplinkConfig, VlanMode,
+    AclConfig, BridgeConfig, Config, Direction, OverlayAddrConfig, PortConfig, QosConfig,
+    StaticFdbConfig, TunnelConfig, TunnelKind, UplinkConfig, VlanMode,
 };
 use xvs_dataplane::policy::firewall::{AclAction, AclRule};
 
 use super::validate::{rate_values, VLAN_BRIDGE};
-use super::{Model, NetType, Virt};
+use super::{Model, NetType, Virt, META_KEY};
 
 /// Name of a net's tunnel port.
 pub fn tunnel_name(net: &str) -> String {
@@ -61,6 +64,7 @@ pub fn compile(model: &Model, local: &str) -> Config {
                 // Static nets know every MAC from the model: learning
                 // would only let a spoofed source move one (LSDN's static).
                 b.learning = !s.kind.is_static();
+                b.arp_suppress = s.suppresses_arp();
                 out.bridges.push(b);
                 net.name.clone()
             }
@@ -128,6 +132,23 @@ pub fn compile(model: &Model, local: &str) -> Config {
             if let Some(iface) = &me.iface {
                 out.ports
                     .push(port(iface, &bridge, VlanMode::Access { tag: 0 }));
+            }
+        }
+        // Every virt's address, wherever it runs: what ARP suppression
+        // answers from (the vlan bridge keeps them apart by VID).
+        let vid = match s.kind {
+            NetType::Vlan => net.vni.unwrap_or(0) as u16,
+            _ => 0,
+        };
+        for v in model.virts.iter().filter(|v| v.net == net.name) {
+            if let (Some(ip), Some(mac), true) = (v.ip, v.mac, s.suppresses_arp()) {
+                out.addrs.push(OverlayAddrConfig {
+                    bridge: bridge.clone(),
+                    vlan: vid,
+                    ip,
+                    mac,
+                    owner: Some(META_KEY.to_string()),
+                });
             }
         }
         for v in model

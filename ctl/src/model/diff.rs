@@ -20,7 +20,8 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 
 use serde_json::Value;
 use xvs_dataplane::config::{
-    AclConfig, Config, Direction, PortConfig, QosConfig, StaticFdbConfig, TunnelConfig,
+    AclConfig, Config, Direction, OverlayAddrConfig, PortConfig, QosConfig, StaticFdbConfig,
+    TunnelConfig,
 };
 use xvs_dataplane::policy::firewall::{AclAction, AclRule};
 use xvs_dataplane::types::MacAddr;
@@ -262,6 +263,42 @@ pub fn diff(running: &Config, old: &Config, new: &Config, record: &Value) -> Vec
                 peak_bps: q.peak_bps,
             }));
         }
+    }
+
+    // Overlay addresses: only those the model installed are its to
+    // replace or delete (the etcd agent may hold others).
+    type AddrKey<'a> = (&'a str, u16, std::net::IpAddr);
+    fn akey(a: &OverlayAddrConfig) -> AddrKey<'_> {
+        (a.bridge.as_str(), a.vlan, a.ip)
+    }
+    let run_addrs: HashMap<AddrKey, &OverlayAddrConfig> =
+        running.addrs.iter().map(|a| (akey(a), a)).collect();
+    let new_addrs: HashSet<AddrKey> = new.addrs.iter().map(akey).collect();
+    for a in &old.addrs {
+        let k = akey(a);
+        if !new_addrs.contains(&k)
+            && run_addrs.get(&k).is_some_and(|r| r.owner == a.owner)
+            && !gone_with_bridge(&a.bridge)
+        {
+            dels.push(Command::ArpDel(cmd::ArpDel {
+                bridge: a.bridge.clone(),
+                ip: a.ip,
+                vlan: a.vlan,
+                if_exists: true,
+            }));
+        }
+    }
+    for a in &new.addrs {
+        if run_addrs.get(&akey(a)).is_some_and(|r| *r == a) {
+            continue;
+        }
+        adds.push(Command::ArpAdd(cmd::ArpAdd {
+            bridge: a.bridge.clone(),
+            ip: a.ip,
+            mac: a.mac,
+            vlan: a.vlan,
+            owner: a.owner.clone(),
+        }));
     }
 
     let mut out = dels;

@@ -57,7 +57,8 @@ pub use compile::compile;
 pub use diff::diff;
 pub use validate::{validate, Violation};
 
-/// Key of the applied model in the config's `meta`.
+/// Key of the applied model in the config's `meta`, and the owner tag of
+/// the overlay addresses it installs.
 pub const META_KEY: &str = "model";
 
 /// The whole model.
@@ -160,11 +161,19 @@ pub struct Settings {
     /// Multicast group (`vxlan/mcast` only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group: Option<IpAddr>,
+    /// Answer ARP requests and neighbor solicitations for the virts' IPs
+    /// on the local host instead of flooding them (default on).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arp_suppress: Option<bool>,
 }
 
 impl Settings {
     pub fn udp_port(&self) -> Option<u16> {
         self.port.or(self.kind.default_port())
+    }
+
+    pub fn suppresses_arp(&self) -> bool {
+        self.arp_suppress.unwrap_or(true)
     }
 }
 

@@ -343,6 +343,14 @@ fn apply_then_reapply_changes_nothing_and_leaves_foreign_objects_alone() {
     assert!(cmds.len() > 5, "{cmds:#?}");
     assert!(c.bridges.iter().any(|b| b.name == "mine"));
     assert_eq!(Record::of(&c).unwrap().local, "hv1");
+    // Every virt's address, in its own tenant's bridge, tagged as the model's.
+    assert_eq!(c.addrs.len(), 5);
+    assert!(c.addrs.iter().all(|a| a.owner.as_deref() == Some("model")));
+    assert!(c
+        .bridges
+        .iter()
+        .filter(|b| b.name != "mine")
+        .all(|b| b.arp_suppress));
     assert!(
         plan(&c, &m, "hv1").is_empty(),
         "second apply must send nothing"
