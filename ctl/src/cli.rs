@@ -289,6 +289,10 @@ pub enum Verb {
         /// A Geneve option sent on every packet: CLASS:TYPE:HEX (repeatable).
         #[arg(long = "geneve-opt", value_name = "CLASS:TYPE:HEX", value_parser = parse_geneve_opt)]
         geneve_opt: Vec<GeneveOptConfig>,
+        /// Accept packets from VTEPs not listed and learn MACs behind them
+        /// (unicast only; implied when the remote is a multicast group).
+        #[arg(long)]
+        learn_remotes: bool,
         #[arg(long)]
         may_exist: bool,
     },
@@ -320,7 +324,8 @@ pub enum Verb {
         port: Option<String>,
         #[arg(long, default_value_t = 0)]
         vlan: u16,
-        /// For a tunnel with several remotes: the VTEP the MAC is behind.
+        /// For a tunnel: the VTEP the MAC is behind (needed with several
+        /// remotes or a group); any unicast VTEP, listed or not.
         #[arg(long, value_name = "IP")]
         remote: Option<IpAddr>,
         /// Read entries from FILE (`-`: stdin), one `MAC PORT [VLAN [REMOTE]]`
@@ -581,6 +586,7 @@ impl Verb {
                 no_df,
                 csum,
                 geneve_opt,
+                learn_remotes,
                 may_exist,
             } => one(Command::AddTunnel(cmd::AddTunnel {
                 bridge: bridge.clone(),
@@ -601,6 +607,7 @@ impl Verb {
                 },
                 csum: *csum,
                 geneve_opts: geneve_opt.clone(),
+                learn_remotes: *learn_remotes,
                 may_exist: *may_exist,
             })),
             Verb::DelPort { name, if_exists } => one(Command::DelPort(cmd::DelPort {

@@ -105,6 +105,7 @@ pub struct AddPort {
 }
 
 /// `add-tunnel BR NAME --type vxlan|geneve --vni N --remote IP[,IP...]`.
+/// A single multicast remote makes a multicast tunnel (RFC 7348 §4.2).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AddTunnel {
@@ -128,6 +129,9 @@ pub struct AddTunnel {
     pub csum: bool,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub geneve_opts: Vec<GeneveOptConfig>,
+    /// Accept and learn VTEPs beyond `remotes` (implied by a group).
+    #[serde(default)]
+    pub learn_remotes: bool,
     #[serde(default)]
     pub may_exist: bool,
 }
@@ -688,12 +692,26 @@ impl<'a> Editor<'a> {
             Some(PortRef {
                 tunnel: Some(t), ..
             }) => match c.remote {
-                Some(r) if !t.remotes.contains(&r) => {
-                    return Err(invalid(
-                        "remote",
-                        r,
-                        format!("not a remote of tunnel {:?}", t.name),
-                    ))
+                // Any unicast VTEP: beyond the tunnel's remotes it becomes
+                // a dynamic remote (unicast only, never flooded to).
+                Some(r) => {
+                    unicast_ip("remote", r)?;
+                    if t.remotes
+                        .first()
+                        .is_some_and(|f| f.is_ipv4() != r.is_ipv4())
+                    {
+                        return Err(invalid(
+                            "remote",
+                            r,
+                            format!("not of the address family of tunnel {:?}", t.name),
+                        ));
+                    }
+                }
+                None if t.group().is_some() => {
+                    return Err(CommandError::Refused(format!(
+                        "tunnel {:?} is a multicast tunnel: say which VTEP with --remote",
+                        t.name
+                    )))
                 }
                 None if t.remotes.len() > 1 => {
                     return Err(CommandError::Refused(format!(
@@ -814,6 +832,31 @@ fn unicast_mac(field: &'static str, mac: MacAddr) -> Result<(), CommandError> {
         Err(invalid(field, mac, "not a unicast MAC address"))
     } else {
         Ok(())
+    }
+}
+
+/// A tunnel's remotes: unicast VTEPs, or one multicast group alone.
+fn check_remotes(remotes: &[IpAddr]) -> Result<(), CommandError> {
+    match remotes {
+        [] => Err(invalid(
+            "remote",
+            "(none)",
+            "at least one remote VTEP is required",
+        )),
+        [g] if g.is_multicast() => Ok(()),
+        rs => {
+            for r in rs {
+                if r.is_multicast() {
+                    return Err(invalid(
+                        "remote",
+                        r,
+                        "a multicast group must be the tunnel's only remote",
+                    ));
+                }
+                unicast_ip("remote", *r)?;
+            }
+            Ok(())
+        }
     }
 }
 
@@ -1105,16 +1148,7 @@ fn add_tunnel(config: &mut Config, c: &AddTunnel) -> Result<(), CommandError> {
     if c.vni > MAX_VNI {
         return Err(invalid("VNI", c.vni, format!("out of range 0..={MAX_VNI}")));
     }
-    if c.remotes.is_empty() {
-        return Err(invalid(
-            "remote",
-            "(none)",
-            "at least one remote VTEP is required",
-        ));
-    }
-    for r in &c.remotes {
-        unicast_ip("remote", *r)?;
-    }
+    check_remotes(&c.remotes)?;
     if let Some(l) = c.local {
         unicast_ip("local", l)?;
     }
@@ -1158,6 +1192,7 @@ fn add_tunnel(config: &mut Config, c: &AddTunnel) -> Result<(), CommandError> {
     }
     t.csum = c.csum;
     t.geneve_opts = c.geneve_opts.clone();
+    t.learn_remotes = c.learn_remotes;
     config.tunnels.push(t);
     config.assign_port_numbers();
     Ok(())

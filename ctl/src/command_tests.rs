@@ -72,6 +72,7 @@ fn vxlan(bridge: &str, name: &str, vni: u32, remotes: &[&str]) -> Command {
         df: None,
         csum: false,
         geneve_opts: Vec::new(),
+        learn_remotes: false,
         may_exist: false,
     })
 }
@@ -415,6 +416,7 @@ fn add_tunnel_and_its_errors() {
             typ: 0x80,
             data: vec![0, 0, 1],
         }],
+        learn_remotes: false,
         may_exist: false,
     };
     assert!(err(&c, Command::AddTunnel(g.clone())).contains("TTL of 0"));
@@ -510,6 +512,33 @@ fn set_uplink_replaces_and_keeps_what_is_not_given() {
 }
 
 #[test]
+fn a_multicast_group_is_a_tunnels_only_remote() {
+    let mut c = base();
+    apply_ok(
+        &mut c,
+        &[on_port(vxlan("br0", "vx2", 100, &["239.1.1.1"]), 4790)],
+    );
+    c.validate().unwrap();
+    assert_eq!(c.tunnels[1].group(), Some("239.1.1.1".parse().unwrap()));
+    let e = err(
+        &c,
+        on_port(vxlan("br0", "vx3", 100, &["239.1.1.2", "192.0.2.3"]), 4791),
+    );
+    assert!(
+        e.contains("a multicast group must be the tunnel's only remote"),
+        "{e}"
+    );
+    let e = err(
+        &c,
+        Command::FdbAdd(fdb_add("br0", "02:00:00:00:00:02", "vx2")),
+    );
+    assert!(
+        e.contains("multicast tunnel: say which VTEP with --remote"),
+        "{e}"
+    );
+}
+
+#[test]
 fn fdb_add_and_del() {
     let mut c = base();
     apply_ok(
@@ -554,9 +583,16 @@ fn fdb_add_and_del() {
         Command::FdbAdd(fdb_add("br0", "02:00:00:00:00:02", "vx2"))
     )
     .contains("say which with --remote"));
+    // Any unicast VTEP of the tunnel's family, listed or not; never a group.
     let mut f = fdb_add("br0", "02:00:00:00:00:02", "vx2");
+    f.remote = Some("239.1.1.1".parse().unwrap());
+    assert!(err(&c, Command::FdbAdd(f.clone())).contains("remote 239.1.1.1: not a unicast address"));
+    f.remote = Some("2001:db8::9".parse().unwrap());
+    assert!(err(&c, Command::FdbAdd(f.clone())).contains("not of the address family"));
     f.remote = Some("192.0.2.9".parse().unwrap());
-    assert!(err(&c, Command::FdbAdd(f.clone())).contains("not a remote of tunnel \"vx2\""));
+    let mut c9 = c.clone();
+    apply(&Command::FdbAdd(f.clone()), &mut c9).unwrap();
+    c9.validate().unwrap();
     f.remote = Some("192.0.2.4".parse().unwrap());
     apply(&Command::FdbAdd(f), &mut c).unwrap();
     apply_ok(&mut c, &[add_br("br1"), add_port("br1", "vm9")]);

@@ -300,6 +300,19 @@ pub struct TunnelConfig {
     /// decapsulated frame carrying a VLAN tag, as the issue asks.
     #[serde(default)]
     pub vlan: VlanMode,
+    /// Accept packets from VTEPs not among `remotes` and learn their inner
+    /// source MACs towards them (the kernel vxlan's behaviour); the learned
+    /// VTEPs get unicast only, never floods. Implied by a multicast group.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub learn_remotes: bool,
+}
+
+/// A unicast host address: not multicast, unspecified or (IPv4) broadcast.
+pub fn is_unicast_ip(ip: &IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(a) => !(a.is_multicast() || a.is_unspecified() || a.is_broadcast()),
+        IpAddr::V6(a) => !(a.is_multicast() || a.is_unspecified()),
+    }
 }
 
 fn default_true() -> bool {
@@ -339,11 +352,21 @@ impl TunnelConfig {
             src_port_range: default_src_range(),
             geneve_opts: Vec::new(),
             vlan: VlanMode::default(),
+            learn_remotes: false,
         }
     }
 
     pub fn udp_port(&self) -> u16 {
         self.dst_port.unwrap_or(self.kind.default_port())
+    }
+
+    /// The multicast group, when the tunnel is in multicast mode (its only
+    /// remote is a group).
+    pub fn group(&self) -> Option<IpAddr> {
+        match self.remotes.as_slice() {
+            [g] if g.is_multicast() => Some(*g),
+            _ => None,
+        }
     }
 }
 
@@ -602,7 +625,12 @@ impl Config {
             }
             if let Some(m) = u.mac {
                 if m.is_multicast() || m.is_zero() {
-                    e(o, format!("MAC {m} is not a unicast address"));
+                    e(o.clone(), format!("MAC {m} is not a unicast address"));
+                }
+            }
+            for ip in &u.local_ips {
+                if !is_unicast_ip(ip) {
+                    e(o.clone(), format!("local IP {ip} is not a unicast address"));
                 }
             }
         }
@@ -665,7 +693,14 @@ impl Config {
                 if !seen.insert(r) {
                     e(o.clone(), format!("remote {r} listed twice"));
                 }
-                if r.is_unspecified() || r.is_multicast() && t.remotes.len() > 1 {
+                if r.is_multicast() && t.remotes.len() > 1 {
+                    e(
+                        o.clone(),
+                        format!(
+                            "remote {r} is a multicast group: a group must be the tunnel's only remote"
+                        ),
+                    );
+                } else if !r.is_multicast() && !is_unicast_ip(r) {
                     e(
                         o.clone(),
                         format!("remote {r} is not a usable unicast VTEP address"),
@@ -786,9 +821,28 @@ impl Config {
                         e(o.clone(), format!("port {:?} is in bridge {b:?}", f.port));
                     }
                     match (tun, f.remote) {
-                        (Some(t), Some(r)) if !t.remotes.contains(&r) => e(
+                        // Any unicast VTEP: one beyond the configured
+                        // remotes becomes a dynamic (never flooded) remote.
+                        (Some(_), Some(r)) if !is_unicast_ip(&r) => e(
                             o.clone(),
-                            format!("{r} is not a remote of tunnel {:?}", t.name),
+                            format!("remote {r} is not a unicast VTEP address"),
+                        ),
+                        (Some(t), Some(r))
+                            if t.remotes
+                                .first()
+                                .is_some_and(|f| f.is_ipv4() != r.is_ipv4()) =>
+                        {
+                            e(
+                                o.clone(),
+                                format!("remote {r} and tunnel {:?} differ in family", t.name),
+                            )
+                        }
+                        (Some(t), None) if t.group().is_some() => e(
+                            o.clone(),
+                            format!(
+                                "tunnel {:?} is a multicast tunnel: say which VTEP with `remote`",
+                                t.name
+                            ),
                         ),
                         (Some(t), None) if t.remotes.len() > 1 => e(
                             o.clone(),
@@ -1000,6 +1054,63 @@ mod tests {
         assert!(has("name already used"), "{text:?}");
         assert!(has("not a unicast MAC"), "{text:?}");
         assert!(has("unknown port \"ghost\""), "{text:?}");
+    }
+
+    #[test]
+    fn multicast_groups_are_single_remotes_never_fdb_remotes_or_local_ips() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let fdb = |mac: u8, remote: Option<&str>| StaticFdbConfig {
+            bridge: "br0".into(),
+            vlan: 0,
+            mac: MacAddr([2, 0, 0, 0, 0, mac]),
+            port: "vx1".into(),
+            remote: remote.map(ip),
+        };
+        // A group as the only remote, and static entries naming any
+        // unicast VTEP: valid.
+        let mut c = base();
+        c.tunnels[0].remotes = vec![ip("239.1.1.1")];
+        c.fdb.push(fdb(1, Some("192.0.2.9")));
+        c.validate().unwrap();
+        let mut c = base();
+        c.fdb.push(fdb(1, Some("192.0.2.9")));
+        c.validate().unwrap();
+
+        let mut c = base();
+        c.tunnels[0].remotes = vec![ip("239.1.1.1"), ip("192.0.2.2")];
+        c.uplink.as_mut().unwrap().local_ips.push(ip("224.0.0.5"));
+        c.fdb.push(fdb(1, Some("239.1.1.1")));
+        c.fdb.push(fdb(2, Some("2001:db8::9")));
+        let text: Vec<String> = c
+            .validate()
+            .unwrap_err()
+            .0
+            .iter()
+            .map(|e| e.to_string())
+            .collect();
+        let has = |s: &str| text.iter().any(|t| t.contains(s));
+        assert!(has("a group must be the tunnel's only remote"), "{text:?}");
+        assert!(
+            has("local IP 224.0.0.5 is not a unicast address"),
+            "{text:?}"
+        );
+        assert!(
+            has("remote 239.1.1.1 is not a unicast VTEP address"),
+            "{text:?}"
+        );
+        assert!(
+            has("remote 2001:db8::9 and tunnel \"vx1\" differ in family"),
+            "{text:?}"
+        );
+
+        let mut c = base();
+        c.tunnels[0].remotes = vec![ip("239.1.1.1")];
+        c.fdb.push(fdb(1, None));
+        let e = c.validate().unwrap_err().0;
+        assert!(
+            e[0].message.contains("multicast tunnel: say which VTEP"),
+            "{e:?}"
+        );
     }
 
     #[test]

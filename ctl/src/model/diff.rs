@@ -390,6 +390,7 @@ fn add_tunnel(t: &TunnelConfig) -> Command {
         df: None,
         csum: t.csum,
         geneve_opts: t.geneve_opts.clone(),
+        learn_remotes: t.learn_remotes,
         may_exist: false,
     })
 }

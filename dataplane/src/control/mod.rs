@@ -8,6 +8,17 @@
 //! there are none. Learn events from workers arrive on a bounded channel
 //! and are folded into the FDBs in batches, each batch published as one new
 //! snapshot that shares every unchanged table with the previous one.
+//!
+//! Dynamic remotes: beyond its configured remotes (the flood set) a tunnel
+//! port holds the VTEPs its FDB entries point at: learned ones (a port that
+//! learns remotes accepts packets from any VTEP; the learn event carries
+//! the outer source, and the VTEP is added here) and those static entries
+//! name. They get templates like configured remotes but are never flooded
+//! to, and go once no FDB entry refers to them (checked at the tick after
+//! the FDB changed). Whenever a port's remote list is rebuilt (config
+//! change, a remote gone), FDB entries follow their VTEP by address to its
+//! new index, in the same snapshot as the new list. Learn events are
+//! resolved by address, never by the worker's index, which may be stale.
 
 pub mod kernel;
 
@@ -30,8 +41,10 @@ use crate::tables::fdb::{Fdb, FdbConfig, FdbDest};
 use crate::tables::flow::{FlowRule, FlowTable};
 use crate::tables::neigh::{NeighCache, NeighChange, NeighConfig, NeighSource};
 use crate::tables::route::{RouteOrigin, RouteTable};
-use crate::tunnel::{RemoteIdx, Template, TunnelPort, TunnelTable, NO_REMOTE};
-use crate::types::{MacAddr, PortNo};
+use crate::tunnel::{
+    multicast_mac, RemoteIdx, Template, TunnelPort, TunnelTable, MAX_REMOTES, NO_REMOTE,
+};
+use crate::types::{ip_to_u128, MacAddr, PortNo};
 use crate::wire::arp::{self, ArpPacket};
 use crate::wire::ethernet::{ethertype, EthernetFrame};
 use crate::wire::icmp::{parse_ndp, NdpKind};
@@ -94,7 +107,20 @@ pub struct Control {
     unresolved: BTreeSet<IpAddr>,
     neigh_generation_built: u64,
     route_generation_built: u64,
+    /// Per tunnel name: its dynamic remotes, in index order after the
+    /// configured ones (never one of those). The snapshot's tunnel ports
+    /// agree with this after every publish.
+    dyn_remotes: HashMap<String, Vec<IpAddr>>,
+    /// A dynamic remote was added: rebuild the tunnel ports at the next
+    /// publish.
+    tunnels_dirty: bool,
+    /// The FDBs changed since dynamic remotes were last collected.
+    remotes_gc_due: bool,
 }
+
+/// Per tunnel port number: new index of each old remote index (`None`:
+/// the remote is gone, and so are entries pointing at it).
+type Remaps = HashMap<PortNo, Vec<Option<RemoteIdx>>>;
 
 impl Control {
     pub fn new() -> Control {
@@ -112,7 +138,16 @@ impl Control {
             unresolved: BTreeSet::new(),
             neigh_generation_built: 0,
             route_generation_built: 0,
+            dyn_remotes: HashMap::new(),
+            tunnels_dirty: false,
+            remotes_gc_due: false,
         }
+    }
+
+    /// The dynamic remotes of tunnel `name`: VTEPs beyond its configured
+    /// ones that FDB entries point at.
+    pub fn dynamic_remotes(&self, name: &str) -> &[IpAddr] {
+        self.dyn_remotes.get(name).map_or(&[], Vec::as_slice)
     }
 
     /// The handle workers load snapshots from.
@@ -161,9 +196,15 @@ impl Control {
     pub fn apply(&mut self, mut config: Config) -> Result<(), ConfigErrors> {
         config.assign_port_numbers();
         config.validate()?;
-        let compiled = compile(&config, &self.current, self.next_generation)?;
+        let compiled = compile(
+            &config,
+            &self.current,
+            self.next_generation,
+            &self.dyn_remotes,
+        )?;
 
         // Nothing below can fail: commit.
+        let remaps = remote_remaps(&self.current.tunnels, &compiled.snapshot);
         let mut fdbs = HashMap::new();
         for b in &config.bridges {
             let cfg = fdb_config(b);
@@ -179,10 +220,14 @@ impl Control {
                 },
             };
             // Learned entries behind ports that left the bridge go; static
-            // entries are re-derived from the config below.
+            // entries are re-derived from the config below; the others
+            // follow their VTEP to its index in the rebuilt tunnel port.
             // A bridge whose learning was turned off forgets what it learned.
-            fdb.remove_if(|e| {
-                e.is_static || !b.learning || !compiled.bridge_has_port(&b.name, e.dest.port)
+            fdb.retain_map(|e| {
+                if e.is_static || !b.learning || !compiled.bridge_has_port(&b.name, e.dest.port) {
+                    return None;
+                }
+                remap(&remaps, e.dest)
             });
             fdbs.insert(b.name.clone(), fdb);
         }
@@ -194,6 +239,9 @@ impl Control {
             }
         }
         self.fdbs = fdbs;
+        self.dyn_remotes = compiled.dyn_remotes;
+        self.tunnels_dirty = false;
+        self.remotes_gc_due = true;
         self.apply_underlay(&config);
         self.config = config;
         self.next_generation += 1;
@@ -250,6 +298,13 @@ impl Control {
             if pe.bridge != ev.bridge {
                 continue;
             }
+            let remote = match (pe.kind, ev.vtep) {
+                (PortKind::Tunnel(t), Some(vtep)) => match self.remote_for(t, vtep) {
+                    Some(r) => r,
+                    None => continue,
+                },
+                _ => ev.remote,
+            };
             // Events sent before learning was turned off are stale too.
             let Some(b) = self
                 .current
@@ -266,28 +321,130 @@ impl Control {
                         ev.mac,
                         FdbDest {
                             port: ev.port,
-                            remote: ev.remote,
+                            remote,
                         },
                         now,
                     )
                     .changed();
             }
         }
-        if changed {
+        if changed || self.tunnels_dirty {
+            // A move may have left a dynamic remote unreferenced.
+            self.remotes_gc_due = true;
             self.republish();
         }
         n
+    }
+
+    /// The index of `vtep` among tunnel `t`'s remotes, adding it as a
+    /// dynamic remote when the port learns remotes. `None`: the port
+    /// does not take it (it does not learn, the VTEP is not unicast, or
+    /// the port is full).
+    fn remote_for(&mut self, t: u16, vtep: IpAddr) -> Option<RemoteIdx> {
+        let tp = self.current.tunnels.get(t)?;
+        if let Some(r) = tp.remote_index(ip_to_u128(vtep)) {
+            // Never the group: pop refuses it as a source.
+            return (tp.group.is_none() || r != 0).then_some(r);
+        }
+        if !tp.learn || !crate::config::is_unicast_ip(&vtep) || vtep.is_ipv4() != tp.local.is_ipv4()
+        {
+            return None;
+        }
+        let flood = tp.flood_len();
+        let list = self.dyn_remotes.entry(tp.name.clone()).or_default();
+        // Added earlier in this batch, not yet in the snapshot.
+        if let Some(k) = list.iter().position(|r| *r == vtep) {
+            return Some((flood + k) as RemoteIdx);
+        }
+        if flood + list.len() >= MAX_REMOTES {
+            return None;
+        }
+        list.push(vtep);
+        self.tunnels_dirty = true;
+        Some((flood + list.len() - 1) as RemoteIdx)
+    }
+
+    /// Drops dynamic remotes no FDB entry points at any more, moving the
+    /// entries of later remotes down to their new indices.
+    fn collect_remotes(&mut self) {
+        self.remotes_gc_due = false;
+        let mut used: HashMap<PortNo, Vec<bool>> = HashMap::new();
+        for tp in self.current.tunnels.ports() {
+            let dynamic = self
+                .dyn_remotes
+                .get(&tp.name)
+                .map_or(&[][..], Vec::as_slice);
+            // Only when the snapshot agrees with the lists (it does after
+            // every publish).
+            if !dynamic.is_empty() && tp.dynamic_remotes() == dynamic {
+                used.insert(tp.port, vec![false; tp.remotes.len()]);
+            }
+        }
+        if used.is_empty() {
+            return;
+        }
+        for fdb in self.fdbs.values() {
+            for e in fdb.iter(0) {
+                if let Some(u) = used.get_mut(&e.dest.port) {
+                    if let Some(x) = u.get_mut(usize::from(e.dest.remote)) {
+                        *x = true;
+                    }
+                }
+            }
+        }
+        let mut remaps = Remaps::new();
+        for tp in self.current.tunnels.ports() {
+            let Some(u) = used.get(&tp.port) else {
+                continue;
+            };
+            let flood = tp.flood_len();
+            if u[flood..].iter().all(|x| *x) {
+                continue;
+            }
+            let mut next = 0;
+            let map = u
+                .iter()
+                .enumerate()
+                .map(|(i, x)| {
+                    (i < flood || *x).then(|| {
+                        next += 1;
+                        (next - 1) as RemoteIdx
+                    })
+                })
+                .collect();
+            let kept: Vec<IpAddr> = tp.remotes[flood..]
+                .iter()
+                .zip(&u[flood..])
+                .filter(|(_, x)| **x)
+                .map(|(r, _)| *r)
+                .collect();
+            self.dyn_remotes.insert(tp.name.clone(), kept);
+            remaps.insert(tp.port, map);
+        }
+        if remaps.is_empty() {
+            return;
+        }
+        for fdb in self.fdbs.values_mut() {
+            fdb.retain_map(|e| remap(&remaps, e.dest));
+        }
+        self.tunnels_dirty = true;
+        self.republish();
     }
 
     /// Periodic work: FDB aging, neighbor expiry, template rebuilds.
     pub fn tick(&mut self, now: u64) {
         let mut changed = false;
         for fdb in self.fdbs.values_mut() {
-            changed |= fdb.age(now) > 0;
+            let aged = fdb.age(now) > 0;
+            changed |= aged;
+            self.remotes_gc_due |= aged;
         }
         changed |= !self.underlay.neigh.expire(now).is_empty();
         if changed || self.underlay_changed() {
             self.republish();
+        }
+        if self.remotes_gc_due {
+            self.collect_remotes();
         }
     }
 
@@ -371,7 +528,7 @@ impl Control {
         let mut snap = (*self.current).clone();
         snap.generation = self.next_generation;
         self.next_generation += 1;
-        let templates = self.underlay_changed();
+        let templates = self.underlay_changed() || self.tunnels_dirty;
         self.fill_dynamic(&mut snap, templates);
         self.publish(snap);
     }
@@ -398,6 +555,13 @@ impl Control {
             for tp in &mut ports {
                 let cfg = self.config.tunnels.iter().find(|t| t.name == tp.name);
                 let Some(cfg) = cfg else { continue };
+                let dynamic = self
+                    .dyn_remotes
+                    .get(&tp.name)
+                    .map_or(&[][..], Vec::as_slice);
+                if tp.dynamic_remotes() != dynamic {
+                    *tp = TunnelPort::with_dynamic(cfg, tp.port, tp.local, dynamic);
+                }
                 for (i, remote) in tp.remotes.clone().iter().enumerate() {
                     let t = self.build_template(cfg, tp.local, *remote, &mut unresolved);
                     tp.set_template(i as RemoteIdx, t);
@@ -409,6 +573,7 @@ impl Control {
                 snap.tunnels = Arc::new(t);
             }
             self.unresolved = unresolved;
+            self.tunnels_dirty = false;
             self.neigh_generation_built = self.underlay.neigh.generation();
             self.route_generation_built = self.underlay.routes.generation();
         }
@@ -422,6 +587,11 @@ impl Control {
         unresolved: &mut BTreeSet<IpAddr>,
     ) -> Result<Template, DropReason> {
         let src_mac = self.underlay.uplink_mac.ok_or(DropReason::NoRoute)?;
+        if let Some(group_mac) = multicast_mac(remote) {
+            // RFC 7348 §4.2: straight to the group's MAC out of the uplink.
+            return Template::build(cfg, local, remote, src_mac, group_mac)
+                .map_err(|_| DropReason::NoRoute);
+        }
         let route = self
             .underlay
             .routes
@@ -445,6 +615,41 @@ impl Control {
 impl Default for Control {
     fn default() -> Self {
         Control::new()
+    }
+}
+
+/// Where each remote index of the old snapshot's tunnel ports went in
+/// `new`, by address, for the ports whose list changed. A port number now
+/// held by another tunnel (or none) maps every index to `None`.
+fn remote_remaps(old: &TunnelTable, new: &Snapshot) -> Remaps {
+    let mut out = Remaps::new();
+    for tp in old.ports() {
+        let now = match new.port(tp.port).map(|p| p.kind) {
+            Some(PortKind::Tunnel(t)) => new.tunnels.get(t).filter(|n| n.name == tp.name),
+            _ => None,
+        };
+        if now.is_some_and(|n| n.remotes == tp.remotes) {
+            continue;
+        }
+        let map = tp
+            .remotes
+            .iter()
+            .map(|r| now.and_then(|n| n.remote_index(ip_to_u128(*r))))
+            .collect();
+        out.insert(tp.port, map);
+    }
+    out
+}
+
+/// `dest` after a remap: unchanged for local ports and ports not remapped.
+fn remap(remaps: &Remaps, dest: FdbDest) -> Option<FdbDest> {
+    match remaps.get(&dest.port) {
+        Some(m) if dest.remote != NO_REMOTE => m
+            .get(usize::from(dest.remote))
+            .copied()
+            .flatten()
+            .map(|r| FdbDest::tunnel(dest.port, r)),
+        _ => Some(dest),
     }
 }
 
@@ -479,6 +684,8 @@ struct Compiled {
     snapshot: Snapshot,
     statics: Vec<(String, u16, MacAddr, FdbDest)>,
     bridge_ports: HashMap<String, Vec<PortNo>>,
+    /// The dynamic remotes the snapshot's tunnel ports were built with.
+    dyn_remotes: HashMap<String, Vec<IpAddr>>,
 }
 
 impl Compiled {
@@ -506,7 +713,12 @@ fn vlan_of(m: &VlanMode) -> PortVlan {
 
 /// Compiles a validated config. Reports every problem the lower layers find
 /// (flow syntax, ACL shapes, policer parameters, tunnel key clashes).
-fn compile(config: &Config, prev: &Snapshot, generation: u64) -> Result<Compiled, ConfigErrors> {
+fn compile(
+    config: &Config,
+    prev: &Snapshot,
+    generation: u64,
+    prev_dyn: &HashMap<String, Vec<IpAddr>>,
+) -> Result<Compiled, ConfigErrors> {
     let mut errs = Vec::new();
     let numbers = config.port_numbers();
     let max_no = numbers.values().copied().max().unwrap_or(0);
@@ -545,6 +757,51 @@ fn compile(config: &Config, prev: &Snapshot, generation: u64) -> Result<Compiled
         };
         bridge_ports.entry(p.bridge.clone()).or_default().push(n);
     }
+    // Dynamic remotes: those the tunnel had (learned ones among them, the
+    // tick drops the unused), then VTEPs static entries name beyond the
+    // configured remotes.
+    let mut dyn_remotes: HashMap<String, Vec<IpAddr>> = HashMap::new();
+    for t in &config.tunnels {
+        let v4 = t.remotes.first().is_none_or(|r| r.is_ipv4());
+        let kept = prev_dyn.get(&t.name).map_or_else(Vec::new, |d| {
+            d.iter()
+                .filter(|r| !t.remotes.contains(r) && r.is_ipv4() == v4)
+                .copied()
+                .collect()
+        });
+        dyn_remotes.insert(t.name.clone(), kept);
+    }
+    {
+        let mut seen: std::collections::HashSet<(usize, IpAddr)> = std::collections::HashSet::new();
+        let tunnels: HashMap<&str, (usize, &TunnelConfig)> = config
+            .tunnels
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.name.as_str(), (i, t)))
+            .collect();
+        for (i, t) in config.tunnels.iter().enumerate() {
+            seen.extend(dyn_remotes[&t.name].iter().map(|r| (i, *r)));
+        }
+        for f in &config.fdb {
+            let (Some(&(i, t)), Some(r)) = (tunnels.get(f.port.as_str()), f.remote) else {
+                continue;
+            };
+            if t.remotes.contains(&r) || !seen.insert((i, r)) {
+                continue;
+            }
+            let d = dyn_remotes.entry(t.name.clone()).or_default();
+            if t.remotes.len() + d.len() >= MAX_REMOTES {
+                errs.push(ConfigError {
+                    object: format!("tunnel {:?}", t.name),
+                    message: format!(
+                        "static FDB entries name more VTEPs than the {MAX_REMOTES} remotes a tunnel holds"
+                    ),
+                });
+                break;
+            }
+            d.push(r);
+        }
+    }
     let mut tunnel_ports = Vec::new();
     for t in &config.tunnels {
         let n = numbers[t.name.as_str()];
@@ -569,7 +826,8 @@ fn compile(config: &Config, prev: &Snapshot, generation: u64) -> Result<Compiled
             firewall: [None; 2],
             policer: [None; 2],
         };
-        tunnel_ports.push(TunnelPort::new(t, n, local));
+        let dynamic = dyn_remotes.get(&t.name).map_or(&[][..], Vec::as_slice);
+        tunnel_ports.push(TunnelPort::with_dynamic(t, n, local, dynamic));
         bridge_ports.entry(t.bridge.clone()).or_default().push(n);
     }
     let tunnels = match TunnelTable::build(tunnel_ports) {
@@ -709,12 +967,12 @@ fn compile(config: &Config, prev: &Snapshot, generation: u64) -> Result<Compiled
         let Some(&n) = numbers.get(f.port.as_str()) else {
             continue;
         };
-        let remote = match (f.remote, config.tunnels.iter().find(|t| t.name == f.port)) {
-            (Some(r), Some(t)) => t
-                .remotes
-                .iter()
-                .position(|x| *x == r)
-                .map_or(NO_REMOTE, |i| i as RemoteIdx),
+        let tunnel = match ports.get(usize::from(n)).map(|p| p.kind) {
+            Some(PortKind::Tunnel(t)) => tunnels.get(t),
+            _ => None,
+        };
+        let remote = match (f.remote, tunnel) {
+            (Some(r), Some(tp)) => tp.remote_index(ip_to_u128(r)).unwrap_or(NO_REMOTE),
             (None, Some(_)) => 0,
             _ => NO_REMOTE,
         };
@@ -768,6 +1026,7 @@ fn compile(config: &Config, prev: &Snapshot, generation: u64) -> Result<Compiled
         },
         statics,
         bridge_ports,
+        dyn_remotes,
     })
 }
 

@@ -19,6 +19,8 @@
 mod state;
 mod suppress;
 
+use std::net::IpAddr;
+
 use crate::frame::Frame;
 use crate::policy::firewall::AclAction;
 use crate::snapshot::{BridgeEntry, PortEntry, PortKind, PortVlan, Snapshot};
@@ -74,6 +76,8 @@ struct Ctx {
     vlan: u16,
     /// Tag the frame arrived with (None = untagged).
     rx_tag: Option<u16>,
+    /// The VTEP a decapsulated frame came from; `None` from a local port.
+    vtep: Option<IpAddr>,
     now: u64,
 }
 
@@ -101,6 +105,7 @@ pub fn process_batch<'a, I>(
             pe,
             bridge,
             remote: NO_REMOTE,
+            vtep: None,
             tun_id: 0,
         })
     });
@@ -126,6 +131,7 @@ pub fn process_batch<'a, I>(
                     pe,
                     bridge,
                     remote: d.remote,
+                    vtep: Some(d.vtep),
                     tun_id: d.vni,
                 })
             });
@@ -150,6 +156,7 @@ struct Ingress<'s> {
     pe: &'s PortEntry,
     bridge: &'s BridgeEntry,
     remote: RemoteIdx,
+    vtep: Option<IpAddr>,
     tun_id: u32,
 }
 
@@ -184,6 +191,7 @@ fn process_frame<'a>(
         bridge: pe.bridge,
         vlan: 0,
         rx_tag: None,
+        vtep: ing.vtep,
         now,
     };
     let info = match extract(frame.data(), &mut ctx.key) {
@@ -334,6 +342,7 @@ fn normal<'a>(
             src,
             ctx.in_port,
             remote,
+            ctx.vtep,
             ctx.now,
         );
     }
@@ -371,8 +380,9 @@ fn normal<'a>(
 }
 
 /// Broadcast, unknown unicast and multicast: every other port of the bridge
-/// that carries the VLAN, and every remote VTEP of its tunnel ports (head-end
-/// replication). Never back to the ingress port, never into another bridge
+/// that carries the VLAN, and every configured remote VTEP of its tunnel
+/// ports (head-end replication; a multicast tunnel's one remote is its
+/// group; dynamic remotes only get unicast). Never back to the ingress port, never into another bridge
 /// (hence never into another VNI).
 fn flood<'a>(
     snap: &Snapshot,
@@ -396,7 +406,8 @@ fn flood<'a>(
     }
 }
 
-/// Emits to a port; for a tunnel port, to each of its remote VTEPs.
+/// Emits to a port; for a tunnel port, to each of its configured remote
+/// VTEPs (its flood set).
 #[allow(clippy::too_many_arguments)]
 fn emit_all_remotes<'a>(
     snap: &Snapshot,
@@ -411,7 +422,7 @@ fn emit_all_remotes<'a>(
 ) {
     match kind {
         PortKind::Tunnel(t) => {
-            let n = snap.tunnels.get(t).map_or(0, |tp| tp.remotes.len());
+            let n = snap.tunnels.get(t).map_or(0, |tp| tp.flood_len());
             for r in 0..n {
                 em.emit(
                     snap,

@@ -11,7 +11,9 @@ use crate::policy::qos::PolicerState;
 use crate::snapshot::{BridgeEntry, Snapshot};
 use crate::stats::{DropCounters, DropReason};
 use crate::tables::flow::{ExactMatchCache, EMC_DEFAULT_ENTRIES};
-use crate::tunnel::RemoteIdx;
+use std::net::IpAddr;
+
+use crate::tunnel::{RemoteIdx, UNKNOWN_REMOTE};
 use crate::types::{BridgeNo, MacAddr, PortNo};
 
 /// A MAC seen behind a port (and remote VTEP), reported to the control
@@ -22,7 +24,13 @@ pub struct LearnEvent {
     pub vlan: u16,
     pub mac: MacAddr,
     pub port: PortNo,
+    /// The remote's index in the worker's snapshot ([`UNKNOWN_REMOTE`] for
+    /// a VTEP the port does not have yet); only a hint: indices can move
+    /// when the control plane rebuilds the port, so it goes by `vtep`.
     pub remote: RemoteIdx,
+    /// Behind a tunnel port: the VTEP the frame came from (its outer
+    /// source address); `None` for a local port.
+    pub vtep: Option<IpAddr>,
     pub now: u64,
 }
 
@@ -220,11 +228,22 @@ impl WorkerState {
         mac: MacAddr,
         port: PortNo,
         remote: RemoteIdx,
+        vtep: Option<IpAddr>,
         now: u64,
     ) {
         let Some(tx) = &self.learn_tx else { return };
         let key = 1 << 63 | u64::from(vlan) << 48 | mac.to_u64();
-        let dest = u64::from(bridge_no) << 32 | u64::from(port) << 16 | u64::from(remote);
+        let mut dest = u64::from(bridge_no) << 32 | u64::from(port) << 16 | u64::from(remote);
+        if remote == UNKNOWN_REMOTE {
+            // Unknown VTEPs share one index: tell them apart by address, so
+            // a MAC moving between two of them is reported at once.
+            let a = match vtep {
+                Some(IpAddr::V4(a)) => u64::from(u32::from(a)),
+                Some(IpAddr::V6(a)) => u128::from(a) as u64,
+                None => 0,
+            };
+            dest ^= a.wrapping_mul(0x9e37_79b9_7f4a_7c15) & 0xffff_0000_0000_0000;
+        }
         let h = (key ^ dest).wrapping_mul(0x9e37_79b9_7f4a_7c15);
         let slot = &mut self.learn_filter[(h >> 52) as usize & (LEARN_FILTER_SLOTS - 1)];
         if slot.key == key
@@ -239,6 +258,7 @@ impl WorkerState {
             mac,
             port,
             remote,
+            vtep,
             now,
         };
         match tx.try_send(ev) {

@@ -1045,3 +1045,182 @@ mod suppression {
         assert_eq!(bed.ws.nd_suppressed, 0);
     }
 }
+
+/// A VXLAN packet from `src` to `dst` (our VTEP or a group).
+fn vxlan_to(src: [u8; 4], dst: [u8; 4], vni: u32, inner: &[u8]) -> Vec<u8> {
+    let mut p = vec![0x08, 0, 0, 0];
+    p.extend_from_slice(&(vni << 8).to_be_bytes());
+    p.extend_from_slice(inner);
+    let b = PacketBuilder::ethernet2(PEER2_MAC.0, UPLINK_MAC.0)
+        .ipv4(src, dst, 64)
+        .udp(50000, 4789);
+    let mut v = Vec::new();
+    b.write(&mut v, &p).unwrap();
+    v
+}
+
+const C: [u8; 6] = [0x02, 0xcc, 0, 0, 0, 3];
+const PEER9_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 9]);
+
+/// The testbed with 192.0.2.9 resolved, a VTEP no tunnel lists.
+fn bed_with_peer9() -> Bed {
+    let mut bed = Bed::new();
+    bed.ctl.underlay.neigh.learn(
+        "192.0.2.9".parse().unwrap(),
+        PEER9_MAC,
+        0,
+        crate::tables::neigh::NeighSource::Static,
+    );
+    bed.ctl.underlay_updated();
+    bed
+}
+
+fn fdb_dest(bed: &Bed, m: [u8; 6]) -> Option<(PortNo, u16)> {
+    bed.ctl
+        .fdb("br0")
+        .unwrap()
+        .iter(0)
+        .find(|e| e.mac == MacAddr(m))
+        .map(|e| (e.dest.port, e.dest.remote))
+}
+
+fn ip4(s: &str) -> std::net::IpAddr {
+    s.parse().unwrap()
+}
+
+#[test]
+fn a_learning_tunnel_adds_an_unknown_vtep_as_a_unicast_only_remote() {
+    let mut bed = bed_with_peer9();
+    let from_c = udp_frame(C, A, 32);
+    // Not learning: dropped as today.
+    bed.send(ETH0, &[&vxlan([192, 0, 2, 9], 42, &from_c)]);
+    assert_eq!(bed.drops(DropReason::UnknownRemote), 1);
+    bed.apply(|c| c.tunnels[0].learn_remotes = true);
+    let out = bed.send(ETH0, &[&vxlan([192, 0, 2, 9], 42, &from_c)]);
+    assert_eq!(out.tx.len(), 2, "delivered to vm1 and vm2");
+    assert_eq!(bed.ctl.dynamic_remotes("vx1"), &[ip4("192.0.2.9")]);
+    assert_eq!(fdb_dest(&bed, C), Some((VX1, 2)));
+    // Unicast to C goes to its VTEP, through the neighbor machinery.
+    let out = bed.send(VM1, &[&udp_frame(A, C, 32)]);
+    assert_eq!(out.tx.len(), 1);
+    let (dmac, _, dst, _, _, _) = dissect(&out.tx[0].1);
+    assert_eq!((dst, dmac), (Ipv4Addr::new(192, 0, 2, 9), PEER9_MAC));
+    // Broadcast still goes to the configured remotes only.
+    let out = bed.send(VM1, &[&udp_frame(A, BCAST, 32)]);
+    let mut dsts: Vec<Ipv4Addr> = out
+        .tx
+        .iter()
+        .filter(|(p, _)| *p == ETH0)
+        .map(|(_, f)| dissect(f).2)
+        .collect();
+    dsts.sort();
+    assert_eq!(
+        dsts,
+        vec![Ipv4Addr::new(192, 0, 2, 2), Ipv4Addr::new(192, 0, 2, 3)]
+    );
+    // Its next packet carries the remote's index; nothing changes.
+    bed.send(ETH0, &[&vxlan([192, 0, 2, 9], 42, &from_c)]);
+    assert_eq!(bed.ctl.dynamic_remotes("vx1"), &[ip4("192.0.2.9")]);
+    // Once C ages out, the remote goes with it.
+    bed.ctl.tick(bed.now + 400_000_000_000);
+    assert_eq!(fdb_dest(&bed, C), None);
+    assert!(bed.ctl.dynamic_remotes("vx1").is_empty());
+    let snap = bed.ctl.snapshot();
+    assert_eq!(snap.tunnels.get(0).unwrap().remotes.len(), 2);
+}
+
+#[test]
+fn fdb_entries_follow_their_vtep_when_the_remote_list_is_rebuilt() {
+    let mut bed = bed_with_peer9();
+    bed.apply(|c| c.tunnels[0].learn_remotes = true);
+    // B behind configured .3 (index 1), C behind learned .9 (index 2).
+    bed.send(ETH0, &[&vxlan([192, 0, 2, 3], 42, &udp_frame(B, A, 8))]);
+    bed.send(ETH0, &[&vxlan([192, 0, 2, 9], 42, &udp_frame(C, A, 8))]);
+    assert_eq!(fdb_dest(&bed, B), Some((VX1, 1)));
+    assert_eq!(fdb_dest(&bed, C), Some((VX1, 2)));
+    // .2 leaves the flood list: .3 becomes 0, .9 becomes 1.
+    bed.apply(|c| c.tunnels[0].remotes = vec![ip4("192.0.2.3")]);
+    assert_eq!(fdb_dest(&bed, B), Some((VX1, 0)));
+    assert_eq!(fdb_dest(&bed, C), Some((VX1, 1)));
+    for (m, want) in [(B, [192, 0, 2, 3]), (C, [192, 0, 2, 9])] {
+        let out = bed.send(VM1, &[&udp_frame(A, m, 8)]);
+        assert_eq!(out.tx.len(), 1);
+        assert_eq!(dissect(&out.tx[0].1).2, Ipv4Addr::from(want));
+    }
+    // .3 leaves too and .9 is configured now: B goes, C follows .9.
+    bed.apply(|c| c.tunnels[0].remotes = vec![ip4("192.0.2.2"), ip4("192.0.2.9")]);
+    assert_eq!(fdb_dest(&bed, B), None);
+    assert_eq!(fdb_dest(&bed, C), Some((VX1, 1)));
+    assert!(bed.ctl.dynamic_remotes("vx1").is_empty());
+}
+
+#[test]
+fn static_entries_may_name_any_vtep_of_the_tunnel() {
+    use crate::config::StaticFdbConfig;
+    let mut bed = bed_with_peer9();
+    bed.apply(|c| {
+        c.fdb.push(StaticFdbConfig {
+            bridge: "br0".into(),
+            vlan: 0,
+            mac: MacAddr(C),
+            port: "vx1".into(),
+            remote: Some(ip4("192.0.2.9")),
+        })
+    });
+    assert_eq!(bed.ctl.dynamic_remotes("vx1"), &[ip4("192.0.2.9")]);
+    assert_eq!(fdb_dest(&bed, C), Some((VX1, 2)));
+    let out = bed.send(VM1, &[&udp_frame(A, C, 8)]);
+    assert_eq!(out.tx.len(), 1);
+    assert_eq!(dissect(&out.tx[0].1).2, Ipv4Addr::new(192, 0, 2, 9));
+    // A VTEP the tunnel knows now: its packets are accepted though the
+    // tunnel does not learn, and it still gets no floods.
+    bed.send(ETH0, &[&vxlan([192, 0, 2, 9], 42, &udp_frame(C, A, 8))]);
+    assert_eq!(bed.drops(DropReason::UnknownRemote), 0);
+    // Entry gone: the remote goes at the next tick.
+    bed.apply(|c| c.fdb.clear());
+    bed.ctl.tick(bed.now);
+    assert!(bed.ctl.dynamic_remotes("vx1").is_empty());
+    assert_eq!(bed.ctl.snapshot().tunnels.get(0).unwrap().remotes.len(), 2);
+}
+
+#[test]
+fn a_multicast_tunnel_floods_once_to_the_group_and_unicasts_to_learned_vteps() {
+    let mut bed = bed_with_peer9();
+    bed.apply(|c| c.tunnels[0].remotes = vec![ip4("239.1.1.1")]);
+    let out = bed.send(VM1, &[&udp_frame(A, BCAST, 32)]);
+    let enc: Vec<&Vec<u8>> = out
+        .tx
+        .iter()
+        .filter(|(p, _)| *p == ETH0)
+        .map(|(_, f)| f)
+        .collect();
+    assert_eq!(enc.len(), 1, "one copy, to the group");
+    let (dmac, src, dst, _, dport, _) = dissect(enc[0]);
+    assert_eq!(dmac, MacAddr([1, 0, 0x5e, 1, 1, 1]));
+    assert_eq!(&enc[0][6..12], &UPLINK_MAC.0, "source: the uplink");
+    assert_eq!(
+        (src, dst, dport),
+        (
+            Ipv4Addr::new(192, 0, 2, 1),
+            Ipv4Addr::new(239, 1, 1, 1),
+            4789
+        )
+    );
+    // A peer's flood to the group: accepted, its VTEP learned.
+    let from_c = udp_frame(C, BCAST, 32);
+    let out = bed.send(
+        ETH0,
+        &[&vxlan_to([192, 0, 2, 9], [239, 1, 1, 1], 42, &from_c)],
+    );
+    assert_eq!(out.tx.len(), 2, "to vm1 and vm2, never back to the group");
+    assert!(out.tx.iter().all(|(p, _)| *p != ETH0));
+    assert_eq!(fdb_dest(&bed, C), Some((VX1, 1)));
+    // The reply goes unicast to that VTEP.
+    let out = bed.send(VM1, &[&udp_frame(A, C, 32)]);
+    assert_eq!(out.tx.len(), 1);
+    let (dmac, _, dst, _, _, _) = dissect(&out.tx[0].1);
+    assert_eq!((dst, dmac), (Ipv4Addr::new(192, 0, 2, 9), PEER9_MAC));
+    // The group as a source is never a VTEP.
+    bed.send(ETH0, &[&vxlan([239, 1, 1, 1], 42, &from_c)]);
+    assert_eq!(bed.drops(DropReason::UnknownRemote), 1);
+}

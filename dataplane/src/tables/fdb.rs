@@ -46,7 +46,8 @@
 //!   replaced by learning; only `add_static` and `del` change them.
 //! - Multicast, broadcast and all-zero MACs are never stored.
 //! - Remote indices are positions in a tunnel port's remote-VTEP list: when
-//!   that list is reordered, the control plane must `flush_port` that port.
+//!   that list is reordered, the control plane rewrites the entries by the
+//!   remote's address ([`Fdb::retain_map`]).
 
 use std::collections::hash_map::{Entry, HashMap, RandomState};
 use std::hash::BuildHasher;
@@ -503,6 +504,35 @@ impl Fdb {
     /// Removes every entry `pred` selects; returns how many.
     pub fn remove_if(&mut self, mut pred: impl FnMut(&FdbEntryInfo) -> bool) -> usize {
         self.remove_where(|k, c| pred(&info(k, c, 0))).unwrap_or(0)
+    }
+
+    /// Rewrites or removes entries: `f` returns the entry's new
+    /// destination (its idle time and static flag stay), or `None` to
+    /// remove it. Returns how many changed or went.
+    pub fn retain_map(&mut self, mut f: impl FnMut(&FdbEntryInfo) -> Option<FdbDest>) -> usize {
+        let before = self.changed.len();
+        let changed = &mut self.changed;
+        self.map.retain(|&k, c| match f(&info(k, *c, 0)) {
+            None => {
+                changed.push(k);
+                false
+            }
+            Some(d) => {
+                if d.pack() != c.dest {
+                    c.dest = d.pack();
+                    changed.push(k);
+                }
+                true
+            }
+        });
+        let n = self.changed.len() - before;
+        if n > 0 {
+            self.dirty = true;
+            if self.changed.len() > 2 * self.cfg.max_entries.max(self.cfg.merge_min_delta) {
+                self.publish();
+            }
+        }
+        n
     }
 
     fn validate(&self, vlan: u16, mac: MacAddr, dest: FdbDest) -> Result<(), FdbError> {

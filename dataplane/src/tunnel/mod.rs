@@ -4,6 +4,15 @@
 //!
 //! The table is built by the control plane into each snapshot and is
 //! immutable afterwards; workers only read it.
+//!
+//! Remotes of a tunnel port: the configured ones come first, in config
+//! order (indices `0..flood_len`, the flood set for head-end replication,
+//! which flow actions `tunnel:PORT:N` number), then dynamic ones the
+//! control plane added (learned VTEPs, VTEPs named by static FDB entries),
+//! which FDB entries point at but which are never flooded to. A multicast
+//! tunnel (RFC 7348 §4.2) has its group as the single configured remote:
+//! flooding sends one copy to the group, and packets to the group are
+//! accepted as if addressed to the local VTEP.
 
 pub mod pop;
 pub mod template;
@@ -18,10 +27,16 @@ use crate::stats::DropReason;
 use crate::types::{ip_to_u128, PortNo};
 
 pub use pop::{pop, Decap};
-pub use template::{PushMeta, Template, TemplateError, MAX_HEADER_LEN};
+pub use template::{multicast_mac, PushMeta, Template, TemplateError, MAX_HEADER_LEN};
 
 /// Index of a remote VTEP in its tunnel port's remote list.
 pub type RemoteIdx = u16;
+/// A VTEP that is not (yet) among the tunnel port's remotes, accepted
+/// because the port learns remotes; [`Decap::vtep`] says which it was.
+pub const UNKNOWN_REMOTE: RemoteIdx = u16::MAX - 1;
+/// Most remotes (configured and dynamic) one tunnel port holds: indices
+/// below [`UNKNOWN_REMOTE`].
+pub const MAX_REMOTES: usize = UNKNOWN_REMOTE as usize;
 /// "Not a tunnel remote": local ports in FDB entries.
 pub use crate::tables::fdb::NO_REMOTE;
 
@@ -44,7 +59,16 @@ pub struct TunnelPort {
     pub vni: u32,
     pub local: IpAddr,
     pub dst_port: u16,
+    /// Configured remotes (the flood set) first, then dynamic ones.
     pub remotes: Vec<IpAddr>,
+    /// How many of `remotes` are configured: BUM traffic goes to these.
+    flood: usize,
+    /// Accept packets from VTEPs outside `remotes` (learned by the
+    /// control plane from the learn event); implied by a group.
+    pub learn: bool,
+    /// The multicast group when the tunnel is in multicast mode (it is
+    /// then `remotes[0]`, the only configured remote).
+    pub group: Option<IpAddr>,
     /// Verify non-zero UDP checksums on receipt.
     pub verify_csum: bool,
     /// Accept decapsulated frames that carry a VLAN tag (trunk mode).
@@ -66,7 +90,26 @@ impl TunnelPort {
     /// A tunnel port whose templates are still to be resolved
     /// (`NeighUnresolved` until [`TunnelPort::set_template`]).
     pub fn new(cfg: &TunnelConfig, port: PortNo, local: IpAddr) -> TunnelPort {
-        let remote_keys: Vec<u128> = cfg.remotes.iter().map(|r| ip_to_u128(*r)).collect();
+        TunnelPort::with_dynamic(cfg, port, local, &[])
+    }
+
+    /// Like [`TunnelPort::new`], with dynamic remotes after the configured
+    /// ones (those among them that are configured, and any beyond
+    /// [`MAX_REMOTES`], are left out).
+    pub fn with_dynamic(
+        cfg: &TunnelConfig,
+        port: PortNo,
+        local: IpAddr,
+        dynamic: &[IpAddr],
+    ) -> TunnelPort {
+        let mut remotes = cfg.remotes.clone();
+        remotes.extend(dynamic.iter().filter(|r| !cfg.remotes.contains(r)));
+        remotes.truncate(MAX_REMOTES);
+        let group = match cfg.remotes.as_slice() {
+            [g] if g.is_multicast() => Some(*g),
+            _ => None,
+        };
+        let remote_keys: Vec<u128> = remotes.iter().map(|r| ip_to_u128(*r)).collect();
         let remote_index = if remote_keys.len() > LINEAR_MAX {
             remote_keys
                 .iter()
@@ -83,14 +126,29 @@ impl TunnelPort {
             vni: cfg.vni,
             local,
             dst_port: cfg.udp_port(),
-            remotes: cfg.remotes.clone(),
+            flood: cfg.remotes.len().min(remotes.len()),
+            learn: cfg.learn_remotes || group.is_some(),
+            group,
+            templates: vec![Err(DropReason::NeighUnresolved); remotes.len()],
+            remotes,
             verify_csum: cfg.csum,
             accept_inner_vlan: matches!(cfg.vlan, VlanMode::Trunk { .. }),
             known_opts: cfg.geneve_opts.iter().map(|o| (o.class, o.typ)).collect(),
-            templates: vec![Err(DropReason::NeighUnresolved); cfg.remotes.len()],
             remote_keys,
             remote_index,
         }
+    }
+
+    /// Number of configured remotes: indices `0..flood_len()` are the
+    /// flood set.
+    #[inline]
+    pub fn flood_len(&self) -> usize {
+        self.flood
+    }
+
+    /// Remotes beyond the configured ones.
+    pub fn dynamic_remotes(&self) -> &[IpAddr] {
+        &self.remotes[self.flood..]
     }
 
     pub fn set_template(&mut self, remote: RemoteIdx, t: Result<Template, DropReason>) {
@@ -132,8 +190,9 @@ impl TunnelPort {
 #[derive(Debug, Clone, Default)]
 pub struct TunnelTable {
     ports: Vec<TunnelPort>,
-    /// Keys of `ports`, in order, for the linear scan when few.
-    keys: Vec<PortKey>,
+    /// Every key with its port index (a multicast tunnel has two: its
+    /// local VTEP and its group), for the linear scan when few.
+    keys: Vec<(PortKey, u16)>,
     by_key: HashMap<PortKey, u16, FxBuildHasher>,
     /// UDP destination ports we terminate, and their protocol. Tiny: a
     /// linear scan beats hashing.
@@ -143,7 +202,7 @@ pub struct TunnelTable {
 /// Why a tunnel table could not be built.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TunnelTableError {
-    #[error("tunnel {a:?} and tunnel {b:?} both match {kind} VNI {vni} on local {local} UDP port {port}")]
+    #[error("tunnel {a:?} and tunnel {b:?} both match {kind} VNI {vni} on address {local} UDP port {port}")]
     Duplicate {
         a: String,
         b: String,
@@ -159,24 +218,30 @@ pub enum TunnelTableError {
 impl TunnelTable {
     pub fn build(ports: Vec<TunnelPort>) -> Result<TunnelTable, TunnelTableError> {
         let mut by_key = HashMap::with_hasher(FxBuildHasher);
+        let mut keys = Vec::with_capacity(ports.len());
         let mut udp_ports: Vec<(u16, TunnelKind, usize)> = Vec::new();
         for (i, p) in ports.iter().enumerate() {
-            let key = PortKey {
-                local: ip_to_u128(p.local),
-                vni: p.vni,
-                dst_port: p.dst_port,
-                kind: p.kind,
-            };
-            if let Some(j) = by_key.insert(key, i as u16) {
-                let o = &ports[usize::from(j)];
-                return Err(TunnelTableError::Duplicate {
-                    a: o.name.clone(),
-                    b: p.name.clone(),
-                    kind: p.kind,
+            // Packets to the group are this port's as much as packets to
+            // its local VTEP (RFC 7348 §4.2).
+            for addr in std::iter::once(p.local).chain(p.group) {
+                let key = PortKey {
+                    local: ip_to_u128(addr),
                     vni: p.vni,
-                    local: p.local,
-                    port: p.dst_port,
-                });
+                    dst_port: p.dst_port,
+                    kind: p.kind,
+                };
+                if let Some(j) = by_key.insert(key, i as u16) {
+                    let o = &ports[usize::from(j)];
+                    return Err(TunnelTableError::Duplicate {
+                        a: o.name.clone(),
+                        b: p.name.clone(),
+                        kind: p.kind,
+                        vni: p.vni,
+                        local: addr,
+                        port: p.dst_port,
+                    });
+                }
+                keys.push((key, i as u16));
             }
             match udp_ports.iter().find(|(port, _, _)| *port == p.dst_port) {
                 Some((_, kind, j)) if *kind != p.kind => {
@@ -190,15 +255,6 @@ impl TunnelTable {
                 None => udp_ports.push((p.dst_port, p.kind, i)),
             }
         }
-        let keys = ports
-            .iter()
-            .map(|p| PortKey {
-                local: ip_to_u128(p.local),
-                vni: p.vni,
-                dst_port: p.dst_port,
-                kind: p.kind,
-            })
-            .collect();
         Ok(TunnelTable {
             ports,
             keys,
@@ -216,8 +272,9 @@ impl TunnelTable {
             .map(|(_, k)| *k)
     }
 
-    /// The tunnel port for a received packet's (protocol, local IP, UDP
-    /// port, VNI), as an index into [`TunnelTable::ports`].
+    /// The tunnel port for a received packet's (protocol, destination IP:
+    /// a local VTEP or a group, UDP port, VNI), as an index into
+    /// [`TunnelTable::ports`].
     #[inline]
     pub fn lookup(&self, kind: TunnelKind, local: u128, dst_port: u16, vni: u32) -> Option<u16> {
         let key = PortKey {
@@ -227,7 +284,7 @@ impl TunnelTable {
             kind,
         };
         if self.keys.len() <= LINEAR_MAX {
-            return self.keys.iter().position(|k| *k == key).map(|i| i as u16);
+            return self.keys.iter().find(|(k, _)| *k == key).map(|(_, i)| *i);
         }
         self.by_key.get(&key).copied()
     }

@@ -12,10 +12,15 @@
 //!   never forwarded to a port; when the C bit says critical options are
 //!   present, an unknown option with the critical bit set drops the packet
 //!   (RFC 8926 §3.4, §3.5.1). OVS matches the last two.
+//! - A packet from a VTEP outside the port's remotes is dropped
+//!   (`unknown_remote`) unless the port learns remotes (its `learn`, implied
+//!   by multicast mode); then it is accepted with [`UNKNOWN_REMOTE`] and its
+//!   outer source in [`Decap::vtep`] for the control plane to add. A
+//!   multicast or unspecified source is never a VTEP.
 //! - ECN is decapsulated per RFC 6040 (normal mode): an outer CE is copied
 //!   to an ECN-capable inner header, and dropped for a Not-ECT inner one.
 
-use crate::config::TunnelKind;
+use crate::config::{is_unicast_ip, TunnelKind};
 use crate::frame::Frame;
 use crate::stats::DropReason;
 use crate::types::{ip_to_u128, PortNo};
@@ -29,7 +34,9 @@ use crate::wire::udp::{self, UdpPacket};
 use crate::wire::vxlan::{self, VxlanPacket};
 use crate::wire::WireError;
 
-use super::{RemoteIdx, TunnelTable};
+use std::net::IpAddr;
+
+use super::{RemoteIdx, TunnelTable, UNKNOWN_REMOTE};
 
 const ECN_MASK: u8 = 0x03;
 const ECN_CE: u8 = 0x03;
@@ -41,8 +48,11 @@ pub struct Decap {
     pub tunnel: u16,
     /// Its port number.
     pub port: PortNo,
-    /// Which of its remote VTEPs sent the packet.
+    /// Which of its remote VTEPs sent the packet; [`UNKNOWN_REMOTE`] for a
+    /// VTEP the port does not know yet but learns.
     pub remote: RemoteIdx,
+    /// The outer source address: the sending VTEP.
+    pub vtep: IpAddr,
     pub vni: u32,
     /// Bytes stripped from the front.
     pub outer_len: usize,
@@ -55,7 +65,7 @@ pub fn pop(table: &TunnelTable, frame: &mut Frame<'_>) -> Result<Decap, DropReas
     let data = frame.data();
     let eth = EthernetFrame::new_checked(data)?;
     let ip_off = ethernet::HEADER_LEN;
-    let (src, dst, udp_off, ip_end, outer_ecn, v6) = match eth.ethertype() {
+    let (vtep, src, dst, udp_off, ip_end, outer_ecn, v6) = match eth.ethertype() {
         ethertype::IPV4 => {
             let ip = Ipv4Packet::new_checked(eth.payload())?;
             // Hardware usually checks this for the kernel; nobody did for us.
@@ -68,8 +78,10 @@ pub fn pop(table: &TunnelTable, frame: &mut Frame<'_>) -> Result<Decap, DropReas
             if ip.protocol() != ip_proto::UDP {
                 return Err(DropReason::NotTunnel);
             }
+            let src = ip.src_addr();
             (
-                ip_to_u128(ip.src_addr().into()),
+                IpAddr::V4(src),
+                ip_to_u128(src.into()),
                 ip_to_u128(ip.dst_addr().into()),
                 ip_off + ip.header_len(),
                 ip_off + usize::from(ip.total_len()),
@@ -83,8 +95,10 @@ pub fn pop(table: &TunnelTable, frame: &mut Frame<'_>) -> Result<Decap, DropReas
             if proto != ip_proto::UDP {
                 return Err(DropReason::NotTunnel);
             }
+            let src = ip.src_addr();
             (
-                u128::from(ip.src_addr()),
+                IpAddr::V6(src),
+                u128::from(src),
                 u128::from(ip.dst_addr()),
                 ip_off + off,
                 ip_off + 40 + usize::from(ip.payload_len()),
@@ -120,7 +134,12 @@ pub fn pop(table: &TunnelTable, frame: &mut Frame<'_>) -> Result<Decap, DropReas
     let Some(tp) = table.get(idx) else {
         return Err(DropReason::NoTunnelPort);
     };
-    let remote = tp.remote_index(src).ok_or(DropReason::UnknownRemote)?;
+    let remote = match tp.remote_index(src) {
+        // A multicast tunnel's remote 0 is its group, never a sender.
+        Some(r) if !(tp.group.is_some() && r == 0) => r,
+        None if tp.learn && is_unicast_ip(&vtep) => UNKNOWN_REMOTE,
+        _ => return Err(DropReason::UnknownRemote),
+    };
     if let Some(g) = geneve {
         if g.oam() {
             return Err(DropReason::GeneveControl);
@@ -162,6 +181,7 @@ pub fn pop(table: &TunnelTable, frame: &mut Frame<'_>) -> Result<Decap, DropReas
         tunnel: idx,
         port,
         remote,
+        vtep,
         vni,
         outer_len: inner_off,
     })

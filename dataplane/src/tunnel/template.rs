@@ -45,6 +45,25 @@ pub enum TemplateError {
     FamilyMismatch { local: IpAddr, remote: IpAddr },
 }
 
+/// The Ethernet address a multicast group maps to: 01:00:5e plus the low
+/// 23 bits of an IPv4 group (RFC 1112 §6.4), 33:33 plus the low 32 bits of
+/// an IPv6 group (RFC 2464 §7). `None` for a unicast address. A multicast
+/// tunnel's template is sent to it directly: no route or neighbor lookup,
+/// the uplink is the egress.
+pub fn multicast_mac(ip: IpAddr) -> Option<MacAddr> {
+    match ip {
+        IpAddr::V4(a) if a.is_multicast() => {
+            let o = a.octets();
+            Some(MacAddr([0x01, 0x00, 0x5e, o[1] & 0x7f, o[2], o[3]]))
+        }
+        IpAddr::V6(a) if a.is_multicast() => {
+            let o = a.octets();
+            Some(MacAddr([0x33, 0x33, o[12], o[13], o[14], o[15]]))
+        }
+        _ => None,
+    }
+}
+
 /// Per-packet values push needs from the inner frame.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct PushMeta {

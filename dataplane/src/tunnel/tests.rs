@@ -329,3 +329,143 @@ fn large_tables_use_the_hashed_path_with_the_same_answers() {
     assert_eq!(table.lookup(TunnelKind::Vxlan, local, 4789, 99), None);
     assert_eq!(table.lookup(TunnelKind::Geneve, local, 4789, 100), None);
 }
+
+#[test]
+fn multicast_groups_map_to_their_ethernet_addresses() {
+    let m = |s: &str| multicast_mac(s.parse().unwrap());
+    // RFC 1112 §6.4: the high bit of the low 24 is dropped.
+    assert_eq!(m("239.1.1.1"), Some(MacAddr([1, 0, 0x5e, 1, 1, 1])));
+    assert_eq!(m("224.129.2.3"), Some(MacAddr([1, 0, 0x5e, 1, 2, 3])));
+    // RFC 2464 §7: 33:33 and the low 32 bits.
+    assert_eq!(m("ff0e::1:2:3"), Some(MacAddr([0x33, 0x33, 0, 2, 0, 3])));
+    assert_eq!(m("192.0.2.1"), None);
+    assert_eq!(m("2001:db8::1"), None);
+}
+
+/// A VXLAN tunnel port with local 192.0.2.1 and the given remotes.
+fn port_with(remotes: &[&str], learn: bool) -> TunnelPort {
+    let mut cfg = TunnelConfig::new(
+        "t",
+        "br",
+        TunnelKind::Vxlan,
+        42,
+        remotes.iter().map(|r| r.parse().unwrap()).collect(),
+    );
+    cfg.learn_remotes = learn;
+    TunnelPort::new(&cfg, 9, "192.0.2.1".parse().unwrap())
+}
+
+/// A VXLAN packet (VNI 42) from `src` to `dst`, as a peer sends it.
+fn vxlan_packet(src: &str, dst: &str) -> Vec<u8> {
+    let mut cfg = TunnelConfig::new("p", "br", TunnelKind::Vxlan, 42, vec![dst.parse().unwrap()]);
+    cfg.local = Some(src.parse().unwrap());
+    let tpl = Template::build(
+        &cfg,
+        src.parse().unwrap(),
+        dst.parse().unwrap(),
+        SRC_MAC,
+        multicast_mac(dst.parse().unwrap()).unwrap_or(DST_MAC),
+    )
+    .unwrap();
+    let inner = [
+        0x02u8, 0, 0, 0, 0, 0xb, 0x02, 0, 0, 0, 0, 0xa, 0x08, 0x00, 0, 0,
+    ];
+    let mut buf = vec![0u8; 256];
+    buf[128..128 + inner.len()].copy_from_slice(&inner);
+    let mut f = Frame::new(&mut buf, 128, inner.len()).unwrap();
+    tpl.push(&mut f, &PushMeta::default()).unwrap();
+    f.data().to_vec()
+}
+
+fn pop_bytes(table: &TunnelTable, bytes: &[u8]) -> Result<Decap, crate::stats::DropReason> {
+    let mut b = bytes.to_vec();
+    let len = b.len();
+    let mut f = Frame::new(&mut b, 0, len).unwrap();
+    pop(table, &mut f)
+}
+
+#[test]
+fn a_multicast_tunnel_accepts_its_group_and_any_unicast_vtep() {
+    let tp = port_with(&["239.1.1.1"], false);
+    assert_eq!(tp.group, Some("239.1.1.1".parse().unwrap()));
+    assert!(tp.learn, "implied by the group");
+    assert_eq!(tp.flood_len(), 1);
+    let table = TunnelTable::build(vec![tp]).unwrap();
+    // To the group from an unknown VTEP: accepted, the VTEP reported.
+    let d = pop_bytes(&table, &vxlan_packet("192.0.2.7", "239.1.1.1")).unwrap();
+    assert_eq!(d.remote, UNKNOWN_REMOTE);
+    assert_eq!(d.vtep, "192.0.2.7".parse::<IpAddr>().unwrap());
+    assert_eq!(d.port, 9);
+    // Unicast to our VTEP (a learned peer's reply): accepted too.
+    let d = pop_bytes(&table, &vxlan_packet("192.0.2.8", "192.0.2.1")).unwrap();
+    assert_eq!(d.remote, UNKNOWN_REMOTE);
+    // Another group, or the group as a source: not ours / never a VTEP.
+    assert_eq!(
+        pop_bytes(&table, &vxlan_packet("192.0.2.7", "239.1.1.2")),
+        Err(crate::stats::DropReason::NoTunnelPort)
+    );
+    assert_eq!(
+        pop_bytes(&table, &vxlan_packet("239.1.1.1", "192.0.2.1")),
+        Err(crate::stats::DropReason::UnknownRemote)
+    );
+}
+
+#[test]
+fn unknown_vteps_are_accepted_only_by_ports_that_learn_remotes() {
+    let pkt = vxlan_packet("192.0.2.7", "192.0.2.1");
+    let strict = TunnelTable::build(vec![port_with(&["192.0.2.2"], false)]).unwrap();
+    assert_eq!(
+        pop_bytes(&strict, &pkt),
+        Err(crate::stats::DropReason::UnknownRemote)
+    );
+    let learning = TunnelTable::build(vec![port_with(&["192.0.2.2"], true)]).unwrap();
+    let d = pop_bytes(&learning, &pkt).unwrap();
+    assert_eq!(
+        (d.remote, d.vtep),
+        (UNKNOWN_REMOTE, "192.0.2.7".parse().unwrap())
+    );
+    // A configured remote keeps its index.
+    let d = pop_bytes(&learning, &vxlan_packet("192.0.2.2", "192.0.2.1")).unwrap();
+    assert_eq!(d.remote, 0);
+}
+
+#[test]
+fn dynamic_remotes_follow_the_flood_set_and_are_found_by_address() {
+    let mut cfg = TunnelConfig::new(
+        "t",
+        "br",
+        TunnelKind::Vxlan,
+        42,
+        vec!["192.0.2.2".parse().unwrap(), "192.0.2.3".parse().unwrap()],
+    );
+    cfg.learn_remotes = true;
+    // One dynamic remote duplicates a configured one: left out.
+    let dynamic: Vec<IpAddr> = (0..20u8)
+        .map(|i| IpAddr::V4(Ipv4Addr::new(10, 0, 0, i)))
+        .chain(["192.0.2.3".parse().unwrap()])
+        .collect();
+    let tp = TunnelPort::with_dynamic(&cfg, 9, "192.0.2.1".parse().unwrap(), &dynamic);
+    assert_eq!(tp.flood_len(), 2);
+    assert_eq!(tp.remotes.len(), 22);
+    assert_eq!(tp.dynamic_remotes(), &dynamic[..20]);
+    // Past the linear-scan threshold: the hash answers the same.
+    for (i, r) in tp.remotes.iter().enumerate() {
+        assert_eq!(
+            tp.remote_index(crate::types::ip_to_u128(*r)),
+            Some(i as u16)
+        );
+    }
+}
+
+#[test]
+fn two_tunnels_on_one_group_and_vni_clash() {
+    let mut a = port_with(&["239.1.1.1"], false);
+    let mut b = port_with(&["239.1.1.1"], false);
+    a.local = "192.0.2.1".parse().unwrap();
+    b.local = "192.0.2.5".parse().unwrap();
+    b.name = "u".into();
+    assert!(matches!(
+        TunnelTable::build(vec![a, b]),
+        Err(TunnelTableError::Duplicate { .. })
+    ));
+}
