@@ -178,6 +178,7 @@ pub fn commands(d: &Diff, cfg: &Config, target: &State, local: &AgentConfig) -> 
                     df: None,
                     csum: false,
                     geneve_opts: Vec::new(),
+                    learn_remotes: false,
                     may_exist: false,
                 }))
             }
@@ -232,6 +233,7 @@ pub fn set_tunnel(
         df: Some(existing.df),
         csum: existing.csum,
         geneve_opts: existing.geneve_opts.clone(),
+        learn_remotes: existing.learn_remotes,
         may_exist: false,
     }));
     true
