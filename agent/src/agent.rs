@@ -288,7 +288,7 @@ async fn session_with_lease(
             },
             m = watch.message() => match m? {
                 Some(resp) => {
-                    if on_watch(&resp, &hosts, &cfg.name, registry)? {
+                    if on_watch(&resp, &hosts, &cfg.name, lease, registry)? {
                         publish(want_tx, &cfg, registry);
                     }
                 }
@@ -319,6 +319,7 @@ fn on_watch(
     resp: &WatchResponse,
     hosts: &str,
     own: &str,
+    lease: i64,
     registry: &mut Registry,
 ) -> Result<bool, AgentError> {
     if resp.canceled() {
@@ -336,6 +337,11 @@ fn on_watch(
         };
         match ev.event_type() {
             EventType::Put => {
+                if name == own && kv.lease() != lease {
+                    // Two agents with one name overwrite each other; the
+                    // others see whichever wrote last.
+                    warn!(host = name, "another agent registered under our name");
+                }
                 debug!(
                     host = name,
                     revision = kv.mod_revision(),

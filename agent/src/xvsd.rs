@@ -216,6 +216,16 @@ pub fn set_tunnel(
     remotes: &BTreeSet<std::net::IpAddr>,
     out: &mut Vec<Command>,
 ) -> bool {
+    let fresh = TunnelConfig::new("", "", existing.kind, 0, Vec::new());
+    if existing.src_port_range != fresh.src_port_range
+        || existing.zero_csum6 != fresh.zero_csum6
+        || existing.vlan != fresh.vlan
+    {
+        tracing::warn!(
+            tunnel = %existing.name,
+            "re-adding the tunnel resets src_port_range, zero_csum6 and vlan (add-tunnel cannot set them)"
+        );
+    }
     out.push(Command::DelPort(DelPort {
         name: existing.name.clone(),
         if_exists: false,
@@ -410,5 +420,31 @@ mac = "02:00:00:00:00:63"
         let (cfg, _) = step(&base(), &h1, &state::desired(&h1, &reg(&[&h1, &h2])));
         assert_eq!(cfg.tunnels.len(), 1);
         assert_eq!(cfg.tunnels[0].name, "vx");
+    }
+
+    #[test]
+    fn an_operators_tunnel_keeps_its_settings_when_its_flood_list_changes() {
+        let h1 = host(1, &[11]);
+        let (h2, h3) = (host(2, &[21]), host(3, &[31]));
+        let mut cfg = base();
+        let mut t = TunnelConfig::new(
+            "vx",
+            "blue",
+            TunnelKind::Geneve,
+            100,
+            vec!["192.0.2.2".parse().unwrap()],
+        );
+        t.dst_port = Some(7000);
+        t.ttl = 9;
+        t.csum = true;
+        t.df = false;
+        cfg.tunnels.push(t.clone());
+        let (cfg, _) = step(&cfg, &h1, &state::desired(&h1, &reg(&[&h1, &h2, &h3])));
+        let now = &cfg.tunnels[0];
+        assert_eq!(now.remotes.len(), 2);
+        assert_eq!(
+            (now.kind, now.vni, now.dst_port, now.ttl, now.csum, now.df),
+            (t.kind, t.vni, t.dst_port, t.ttl, t.csum, t.df)
+        );
     }
 }
