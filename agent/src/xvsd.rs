@@ -128,7 +128,7 @@ pub fn installable(desired: &State, missing_bridges: &[String], cfg: &Config) ->
 /// to `target`, in one transaction: removals, then tunnels, then
 /// additions. A tunnel that is no longer wanted keeps its last flood list
 /// (xvsd requires at least one remote); its FDB entries go. A missing
-/// tunnel port is created with the net's type and VNI.
+/// tunnel port is created with the net's type and VNI, from our underlay IP.
 pub fn commands(d: &Diff, cfg: &Config, target: &State, local: &AgentConfig) -> Vec<Command> {
     let mut out = Vec::new();
     for k in &d.fdb_del {
@@ -171,7 +171,8 @@ pub fn commands(d: &Diff, cfg: &Config, target: &State, local: &AgentConfig) -> 
                     kind,
                     vni: t.vni,
                     remotes: t.remotes.iter().copied().collect(),
-                    local: None,
+                    // What the others were told to send to.
+                    local: Some(local.underlay_ip),
                     dst_port: None,
                     ttl: None,
                     tos: None,
