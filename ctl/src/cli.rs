@@ -296,6 +296,34 @@ pub enum Verb {
         #[arg(long)]
         may_exist: bool,
     },
+    /// Change a tunnel port in place (same port number): options not given
+    /// keep their value; FDB entries follow their VTEP.
+    SetTunnel {
+        name: String,
+        /// New remote VTEP list (the flood set), comma-separated or repeated.
+        #[arg(long, value_name = "IP", value_delimiter = ',')]
+        remote: Vec<IpAddr>,
+        #[arg(long)]
+        vni: Option<u32>,
+        #[arg(long, value_name = "IP")]
+        local: Option<IpAddr>,
+        #[arg(long, value_name = "PORT")]
+        dst_port: Option<u16>,
+        #[arg(long)]
+        ttl: Option<u8>,
+        /// Outer TOS: a number or `inherit`.
+        #[arg(long, value_name = "N|inherit", value_parser = parse_tos)]
+        tos: Option<TosConfig>,
+        /// Set DF on the outer IPv4 header.
+        #[arg(long, value_name = "BOOL")]
+        df: Option<bool>,
+        /// Send UDP checksums and verify non-zero ones.
+        #[arg(long, value_name = "BOOL")]
+        csum: Option<bool>,
+        /// Accept and learn VTEPs not listed.
+        #[arg(long, value_name = "BOOL")]
+        learn_remotes: Option<bool>,
+    },
     /// Delete a port or tunnel (with its MACs, ACLs and policers).
     DelPort {
         name: String,
@@ -609,6 +637,29 @@ impl Verb {
                 geneve_opts: geneve_opt.clone(),
                 learn_remotes: *learn_remotes,
                 may_exist: *may_exist,
+            })),
+            Verb::SetTunnel {
+                name,
+                remote,
+                vni,
+                local,
+                dst_port,
+                ttl,
+                tos,
+                df,
+                csum,
+                learn_remotes,
+            } => one(Command::SetTunnel(cmd::SetTunnel {
+                name: name.clone(),
+                remotes: (!remote.is_empty()).then(|| remote.clone()),
+                vni: *vni,
+                local: *local,
+                dst_port: *dst_port,
+                ttl: *ttl,
+                tos: *tos,
+                df: *df,
+                csum: *csum,
+                learn_remotes: *learn_remotes,
             })),
             Verb::DelPort { name, if_exists } => one(Command::DelPort(cmd::DelPort {
                 name: name.clone(),
@@ -1897,6 +1948,33 @@ mod tests {
             .is_none());
         assert_eq!(parse(&["add-br", "x"]).unwrap().name(), "add-br");
         assert_eq!(parse(&["worker-stats"]).unwrap().name(), "worker-stats");
+    }
+
+    #[test]
+    fn set_tunnel_takes_only_what_is_given() {
+        let c = commands(&[
+            "set-tunnel",
+            "vx1",
+            "--remote",
+            "192.0.2.3,192.0.2.4",
+            "--ttl",
+            "5",
+            "--learn-remotes",
+            "true",
+        ]);
+        let Command::SetTunnel(t) = &c[0] else {
+            panic!("{c:?}")
+        };
+        assert_eq!(t.remotes.as_ref().map(Vec::len), Some(2));
+        assert_eq!(
+            (t.ttl, t.learn_remotes, t.vni, t.df),
+            (Some(5), Some(true), None, None)
+        );
+        let c = commands(&["set-tunnel", "vx1", "--df", "false"]);
+        let Command::SetTunnel(t) = &c[0] else {
+            panic!("{c:?}")
+        };
+        assert_eq!((t.remotes.clone(), t.df), (None, Some(false)));
     }
 
     #[test]

@@ -136,6 +136,36 @@ pub struct AddTunnel {
     pub may_exist: bool,
 }
 
+/// `set-tunnel NAME [--remote IP,...] [--vni N] ...`: changes a tunnel
+/// port in place (same port number, same bridge); fields not given keep
+/// their value. FDB entries towards remotes that stay keep working (they
+/// follow their VTEP by address). The etcd agent keeps a tunnel's flood
+/// list in sync with the hosts it discovers this way.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetTunnel {
+    pub name: String,
+    /// The new flood list (configured remotes), replacing the old one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remotes: Option<Vec<IpAddr>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vni: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local: Option<IpAddr>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dst_port: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<u8>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tos: Option<TosConfig>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub df: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub csum: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub learn_remotes: Option<bool>,
+}
+
 /// `del-port NAME`: a port or a tunnel, with its static MACs, ACLs and
 /// policers. Refused while a flow refers to it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -406,6 +436,7 @@ commands! {
     SetBr(SetBr) = "set-br",
     AddPort(AddPort) = "add-port",
     AddTunnel(AddTunnel) = "add-tunnel",
+    SetTunnel(SetTunnel) = "set-tunnel",
     DelPort(DelPort) = "del-port",
     SetUplink(SetUplink) = "set-uplink",
     FdbAdd(FdbAdd) = "fdb-add",
@@ -434,6 +465,7 @@ impl Command {
             Command::SetBr(c) => c.name.clone(),
             Command::AddPort(c) => format!("{} {}", c.bridge, c.name),
             Command::AddTunnel(c) => c.name.clone(),
+            Command::SetTunnel(c) => c.name.clone(),
             Command::DelPort(c) => c.name.clone(),
             Command::SetUplink(c) => c.iface.clone(),
             Command::FdbAdd(c) => format!("{} {} {}", c.bridge, c.mac, c.port),
@@ -469,6 +501,7 @@ impl Command {
             Command::SetBr(c) => vec![q(&c.name)],
             Command::AddPort(c) => vec![q(&c.name)],
             Command::AddTunnel(c) => vec![q(&c.name)],
+            Command::SetTunnel(c) => vec![q(&c.name)],
             Command::SetUplink(c) => vec![q(&c.iface)],
             Command::FdbAdd(c) => vec![format!(
                 "fdb {} vlan {} in bridge {:?}",
@@ -657,6 +690,7 @@ impl<'a> Editor<'a> {
             Command::SetBr(c) => set_br(config, c),
             Command::AddPort(c) => add_port(config, c),
             Command::AddTunnel(c) => add_tunnel(config, c),
+            Command::SetTunnel(c) => set_tunnel(config, c),
             Command::DelPort(c) => del_port(config, c),
             Command::SetUplink(c) => set_uplink(config, c),
             Command::ArpAdd(c) => arp_add(config, c),
@@ -1195,6 +1229,80 @@ fn add_tunnel(config: &mut Config, c: &AddTunnel) -> Result<(), CommandError> {
     t.learn_remotes = c.learn_remotes;
     config.tunnels.push(t);
     config.assign_port_numbers();
+    Ok(())
+}
+
+fn set_tunnel(config: &mut Config, c: &SetTunnel) -> Result<(), CommandError> {
+    let Some(i) = config.tunnels.iter().position(|t| t.name == c.name) else {
+        return Err(CommandError::NoPort(c.name.clone()));
+    };
+    if let Some(rs) = &c.remotes {
+        check_remotes(rs)?;
+    }
+    if let Some(vni) = c.vni {
+        if vni > MAX_VNI {
+            return Err(invalid("VNI", vni, format!("out of range 0..={MAX_VNI}")));
+        }
+    }
+    if let Some(l) = c.local {
+        unicast_ip("local", l)?;
+    }
+    if c.dst_port == Some(0) {
+        return Err(invalid("dst_port", 0, "UDP port 0"));
+    }
+    if c.ttl == Some(0) {
+        return Err(invalid("ttl", 0, "a TTL of 0 is never forwarded"));
+    }
+    let mut t = config.tunnels[i].clone();
+    if let Some(rs) = &c.remotes {
+        t.remotes = rs.clone();
+    }
+    if let Some(v) = c.vni {
+        t.vni = v;
+    }
+    if c.local.is_some() {
+        t.local = c.local;
+    }
+    if c.dst_port.is_some() {
+        t.dst_port = c.dst_port;
+    }
+    if let Some(v) = c.ttl {
+        t.ttl = v;
+    }
+    if let Some(v) = c.tos {
+        t.tos = v;
+    }
+    if let Some(v) = c.df {
+        t.df = v;
+    }
+    if let Some(v) = c.csum {
+        t.csum = v;
+    }
+    if let Some(v) = c.learn_remotes {
+        t.learn_remotes = v;
+    }
+    // Flow actions name configured remotes by position: none may point
+    // past the new list.
+    let (bridge, n) = (t.bridge.clone(), t.remotes.len());
+    let no = config.port_numbers().get(c.name.as_str()).copied();
+    if let Some(b) = config.bridges.iter().find(|b| b.name == bridge) {
+        for f in &b.flows {
+            let Ok(rule) = f.parse::<FlowRule>() else {
+                continue;
+            };
+            for a in &rule.actions {
+                if let xvs_dataplane::tables::flow::Action::Tunnel { port, remote } = a {
+                    if Some(*port) == no && usize::from(*remote) >= n {
+                        return Err(CommandError::Refused(format!(
+                            "flow {f:?} sends to remote {remote} of tunnel {:?}, which would have {n} remote(s)",
+                            c.name
+                        )));
+                    }
+                }
+            }
+        }
+    }
+    config.tunnels[i] = t;
     Ok(())
 }
 

@@ -538,6 +538,83 @@ fn a_multicast_group_is_a_tunnels_only_remote() {
     );
 }
 
+fn set_tunnel(name: &str, remotes: &[&str]) -> SetTunnel {
+    SetTunnel {
+        name: name.into(),
+        remotes: Some(remotes.iter().map(|r| r.parse().unwrap()).collect()),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn set_tunnel_changes_a_tunnel_in_place() {
+    let mut c = base();
+    apply_ok(
+        &mut c,
+        &[Command::FdbAdd(fdb_add("br0", "02:00:00:00:00:07", "vx1"))],
+    );
+    let no = c.port_numbers()["vx1"];
+    let mut s = set_tunnel("vx1", &["192.0.2.3", "192.0.2.4"]);
+    s.ttl = Some(9);
+    s.learn_remotes = Some(true);
+    // The static entry without a remote now needs one: the whole
+    // transaction is refused, the config untouched.
+    let e = apply_all(&[Command::SetTunnel(s.clone())], &c).unwrap_err();
+    assert!(e.iter().any(|e| e.contains("say which")), "{e:?}");
+    let mut f = fdb_add("br0", "02:00:00:00:00:07", "vx1");
+    f.remote = Some("192.0.2.2".parse().unwrap());
+    apply_ok(&mut c, &[Command::FdbAdd(f), Command::SetTunnel(s)]);
+    let t = &c.tunnels[0];
+    assert_eq!(t.remotes.len(), 2);
+    assert_eq!(
+        (t.ttl, t.learn_remotes, t.vni),
+        (9, true, 100),
+        "others kept"
+    );
+    assert_eq!(c.port_numbers()["vx1"], no, "same port number");
+    // 192.0.2.2 left the flood list but stays a (dynamic) static remote.
+    c.validate().unwrap();
+
+    assert_eq!(
+        err(&c, Command::SetTunnel(set_tunnel("ghost", &["192.0.2.3"]))),
+        "no port or tunnel \"ghost\""
+    );
+    let e = err(
+        &c,
+        Command::SetTunnel(set_tunnel("vx1", &["239.1.1.1", "192.0.2.3"])),
+    );
+    assert!(e.contains("only remote"), "{e}");
+    let e = err(&c, Command::SetTunnel(set_tunnel("vx1", &[])));
+    assert!(e.contains("at least one remote"), "{e}");
+    let e = err(
+        &c,
+        Command::SetTunnel(SetTunnel {
+            name: "vx1".into(),
+            vni: Some(MAX_VNI + 1),
+            ..Default::default()
+        }),
+    );
+    assert!(e.contains("out of range"), "{e}");
+    // A flow sending to remote 1 keeps the list from shrinking below 2.
+    apply_ok(&mut c, &[flow("br0", "priority=5,actions=tunnel:vx1:1")]);
+    let e = err(&c, Command::SetTunnel(set_tunnel("vx1", &["192.0.2.3"])));
+    assert!(e.contains("would have 1 remote"), "{e}");
+    // One bad command refuses the whole transaction.
+    let e = apply_all(
+        &[
+            Command::SetTunnel(set_tunnel("vx1", &["192.0.2.5", "192.0.2.6"])),
+            Command::SetTunnel(set_tunnel("ghost", &["192.0.2.3"])),
+        ],
+        &c,
+    )
+    .unwrap_err();
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert_eq!(
+        c.tunnels[0].remotes[0],
+        "192.0.2.3".parse::<IpAddr>().unwrap()
+    );
+}
+
 #[test]
 fn fdb_add_and_del() {
     let mut c = base();
@@ -1008,6 +1085,13 @@ fn commands_round_trip_through_json() {
         }),
         add_port("br0", "vm1"),
         vxlan("br0", "vx1", 5, &["192.0.2.2", "2001:db8::2"]),
+        Command::SetTunnel(SetTunnel {
+            name: "vx1".into(),
+            remotes: Some(vec!["239.1.1.1".parse().unwrap()]),
+            ttl: Some(4),
+            learn_remotes: Some(true),
+            ..Default::default()
+        }),
         Command::DelPort(DelPort {
             name: "vm1".into(),
             if_exists: false,
