@@ -869,6 +869,28 @@ fn unicast_mac(field: &'static str, mac: MacAddr) -> Result<(), CommandError> {
     }
 }
 
+/// The scalar fields add-tunnel and set-tunnel share, when given.
+fn check_tunnel_fields(
+    vni: Option<u32>,
+    local: Option<IpAddr>,
+    dst_port: Option<u16>,
+    ttl: Option<u8>,
+) -> Result<(), CommandError> {
+    if let Some(vni) = vni.filter(|v| *v > MAX_VNI) {
+        return Err(invalid("VNI", vni, format!("out of range 0..={MAX_VNI}")));
+    }
+    if let Some(l) = local {
+        unicast_ip("local", l)?;
+    }
+    if dst_port == Some(0) {
+        return Err(invalid("dst_port", 0, "UDP port 0"));
+    }
+    if ttl == Some(0) {
+        return Err(invalid("ttl", 0, "a TTL of 0 is never forwarded"));
+    }
+    Ok(())
+}
+
 /// A tunnel's remotes: unicast VTEPs, or one multicast group alone.
 fn check_remotes(remotes: &[IpAddr]) -> Result<(), CommandError> {
     match remotes {
@@ -1179,19 +1201,8 @@ fn add_tunnel(config: &mut Config, c: &AddTunnel) -> Result<(), CommandError> {
         }
         return Err(exists_error(what, &c.name, &bridge, &c.bridge));
     }
-    if c.vni > MAX_VNI {
-        return Err(invalid("VNI", c.vni, format!("out of range 0..={MAX_VNI}")));
-    }
     check_remotes(&c.remotes)?;
-    if let Some(l) = c.local {
-        unicast_ip("local", l)?;
-    }
-    if c.dst_port == Some(0) {
-        return Err(invalid("dst_port", 0, "UDP port 0"));
-    }
-    if c.ttl == Some(0) {
-        return Err(invalid("ttl", 0, "a TTL of 0 is never forwarded"));
-    }
+    check_tunnel_fields(Some(c.vni), c.local, c.dst_port, c.ttl)?;
     if c.kind == TunnelKind::Vxlan && !c.geneve_opts.is_empty() {
         return Err(CommandError::Refused(
             "Geneve options (--geneve-opt) on a VXLAN tunnel".into(),
@@ -1239,20 +1250,7 @@ fn set_tunnel(config: &mut Config, c: &SetTunnel) -> Result<(), CommandError> {
     if let Some(rs) = &c.remotes {
         check_remotes(rs)?;
     }
-    if let Some(vni) = c.vni {
-        if vni > MAX_VNI {
-            return Err(invalid("VNI", vni, format!("out of range 0..={MAX_VNI}")));
-        }
-    }
-    if let Some(l) = c.local {
-        unicast_ip("local", l)?;
-    }
-    if c.dst_port == Some(0) {
-        return Err(invalid("dst_port", 0, "UDP port 0"));
-    }
-    if c.ttl == Some(0) {
-        return Err(invalid("ttl", 0, "a TTL of 0 is never forwarded"));
-    }
+    check_tunnel_fields(c.vni, c.local, c.dst_port, c.ttl)?;
     let mut t = config.tunnels[i].clone();
     if let Some(rs) = &c.remotes {
         t.remotes = rs.clone();
