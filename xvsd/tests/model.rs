@@ -226,7 +226,7 @@ fn one_model_file_drives_three_hosts_in_every_mode() {
         out.contains("type = \"geneve\"") && out.contains("hv3"),
         "{out}"
     );
-    let (code, out) = site.ctl(2, &["model", "show", "--as", "json"]);
+    let (code, out) = site.ctl(2, &["model", "show", "--format", "json"]);
     assert_eq!(code, 0, "{out}");
     let v: serde_json::Value = serde_json::from_str(&out).expect("json");
     assert_eq!(v["local"], "hv3");

@@ -44,8 +44,9 @@ pub enum ModelVerb {
     },
     /// Print the model that was applied.
     Show {
-        #[arg(long = "as", value_enum, default_value = "toml")]
-        format: ModelFormat,
+        /// `xvsctl --format json model show` means JSON too.
+        #[arg(long, alias = "as", value_enum)]
+        format: Option<ModelFormat>,
     },
 }
 
@@ -155,6 +156,11 @@ pub(crate) fn run(verb: &ModelVerb, cx: &mut Ctx<'_>) -> i32 {
                 let _ = writeln!(cx.err, "xvsctl: no model has been applied");
                 return 1;
             };
+            let format = format.unwrap_or(if cx.json {
+                ModelFormat::Json
+            } else {
+                ModelFormat::Toml
+            });
             let text = match format {
                 ModelFormat::Toml => format!("# local = {:?}\n{}", rec.local, rec.model.to_toml()),
                 ModelFormat::Json => {
