@@ -107,6 +107,9 @@ pub fn compile(model: &Model, local: &str) -> Config {
                 remotes,
             );
             t.local = Some(ip);
+            // Behind a group any VTEP may speak first (RFC 7348 §4.2):
+            // accept it and learn where its MACs are.
+            t.learn_remotes = s.kind == NetType::VxlanMcast;
             if s.port != kind_default(kind) {
                 t.dst_port = s.port;
             }

@@ -9,10 +9,11 @@
 //! names (added by hand, by the etcd agent, ...) are never touched; an
 //! object of `N` already in `R` with the same value is adopted silently.
 //!
-//! Replacing a port or tunnel is `del-port` + add (the commands have no
-//! in-place edit for them yet); `del-port` takes the object's static MACs,
-//! ACLs and policers with it, so those of `N` are re-added whatever `R`
-//! said. Deletions come first (they free names and interfaces the
+//! A tunnel is changed in place with `set-tunnel` (its learned MACs and
+//! remotes stay); a port, or a tunnel whose bridge or type changes, is
+//! replaced with `del-port` + add, and `del-port` takes the object's static
+//! MACs, ACLs and policers with it, so those of `N` are re-added whatever
+//! `R` said. Deletions come first (they free names and interfaces the
 //! additions may reuse), then additions, then `meta-set` with the new
 //! record: one transaction, all or nothing.
 
@@ -149,6 +150,9 @@ pub fn diff(running: &Config, old: &Config, new: &Config, record: &Value) -> Vec
     for t in &new.tunnels {
         match run_tunnels.get(t.name.as_str()) {
             Some(r) if same_tunnel(r, t) => {}
+            Some(r) if set_tunnel(r, t).is_some() => {
+                adds.extend(set_tunnel(r, t).map(Command::SetTunnel));
+            }
             other => {
                 if other.is_some() || run_ports.contains_key(t.name.as_str()) {
                     dels.push(del_port(&t.name));
@@ -345,6 +349,38 @@ fn same_tunnel(a: &TunnelConfig, b: &TunnelConfig) -> bool {
     let mut a = a.clone();
     a.number = b.number;
     a == *b
+}
+
+/// The in-place edit from `r` to `t` (same port number, learned MACs and
+/// remotes kept), if `set-tunnel` can express every difference.
+fn set_tunnel(r: &TunnelConfig, t: &TunnelConfig) -> Option<cmd::SetTunnel> {
+    let fixed = r.bridge == t.bridge
+        && r.kind == t.kind
+        && r.geneve_opts == t.geneve_opts
+        && r.vlan == t.vlan
+        && r.zero_csum6 == t.zero_csum6
+        && r.src_port_range == t.src_port_range
+        // set-tunnel cannot take a field back to its default.
+        && (t.local.is_some() || r.local.is_none())
+        && (t.dst_port.is_some() || r.dst_port.is_none());
+    if !fixed {
+        return None;
+    }
+    fn diff<T: PartialEq>(a: T, b: T) -> Option<T> {
+        (a != b).then_some(b)
+    }
+    Some(cmd::SetTunnel {
+        name: t.name.clone(),
+        remotes: diff(&r.remotes, &t.remotes).cloned(),
+        vni: diff(r.vni, t.vni),
+        local: diff(r.local, t.local).flatten(),
+        dst_port: diff(r.dst_port, t.dst_port).flatten(),
+        ttl: diff(r.ttl, t.ttl),
+        tos: diff(r.tos, t.tos),
+        df: diff(r.df, t.df),
+        csum: diff(r.csum, t.csum),
+        learn_remotes: diff(r.learn_remotes, t.learn_remotes),
+    })
 }
 
 /// The same rules in any order (the firewall orders by priority).

@@ -483,3 +483,27 @@ iface = "ty"
     assert_eq!(b.bridges[0].name, "flat");
     assert_eq!(b.ports.len(), 2);
 }
+
+#[test]
+fn a_phys_joining_a_net_edits_the_tunnel_in_place() {
+    let m = model(TWO_TENANTS);
+    let (c, _) = apply(&Config::default(), &m, "hv1");
+    let before = c
+        .tunnels
+        .iter()
+        .find(|t| t.name == "t-blue")
+        .unwrap()
+        .number;
+    let mut m2 = m.clone();
+    m2.physes[2].nets.push("blue".into());
+    let (c2, cmds) = apply(&c, &m2, "hv1");
+    let ops: Vec<&str> = cmds.iter().map(|c| c.op()).collect();
+    assert_eq!(ops, ["set-tunnel", "meta-set"], "{cmds:#?}");
+    let t = c2.tunnels.iter().find(|t| t.name == "t-blue").unwrap();
+    assert_eq!(t.remotes.len(), 2);
+    assert_eq!(
+        t.number, before,
+        "same port number: flows and FDB stay valid"
+    );
+    assert!(plan(&c2, &m2, "hv1").is_empty());
+}
