@@ -22,7 +22,10 @@ use std::time::Duration;
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use serde_json::Value;
-use xvs_dataplane::config::{Config, Direction, GeneveOptConfig, TosConfig, TunnelKind, VlanMode};
+use xvs_dataplane::config::{
+    Config, Direction, GeneveOptConfig, LookupProviderConfig, MissAction, TosConfig, TunnelKind,
+    VlanMode,
+};
 use xvs_dataplane::tables::route::Prefix;
 use xvs_dataplane::types::MacAddr;
 
@@ -30,9 +33,9 @@ use crate::client::{Client, ClientError};
 use crate::command::{self as cmd, Command};
 use crate::protocol::{
     AclRow, AclShowParams, AclVerdict, AddrRow, ArpShowParams, DumpFlowsParams, FdbKind, FdbRow,
-    FdbShowParams, FlowRow, HelloResult, Id, Method, NeighRow, Request, RouteRow, StatsParams,
-    StatsRow, TransactParams, TransactResult, TunnelPortRow, WorkerStatsRow, DEFAULT_SOCKET,
-    MAX_REQUEST_BYTES,
+    FdbShowParams, FlowRow, HelloResult, Id, Method, MissRow, NeighRow, Request, RouteRow,
+    StatsParams, StatsRow, TransactParams, TransactResult, TunnelPortRow, WorkerStatsRow,
+    DEFAULT_SOCKET, MAX_REQUEST_BYTES,
 };
 use crate::units::{format_rate, format_size, parse_rate, parse_size};
 
@@ -220,7 +223,9 @@ pub enum Verb {
         #[arg(long)]
         arp_suppress: bool,
     },
-    /// Change options of a bridge: learning=BOOL, arp-suppress=BOOL.
+    /// Change options of a bridge: learning=BOOL, arp-suppress=BOOL,
+    /// lookup=direct:IP|multicast:GROUP|static|external|none,
+    /// lookup-miss=flood|drop.
     SetBr {
         bridge: String,
         /// KEY=VALUE pairs.
@@ -399,6 +404,8 @@ pub enum Verb {
     },
     /// Show the overlay address table.
     ArpShow { bridge: Option<String> },
+    /// Take the lookup misses of bridges with the external provider.
+    LookupMisses,
     /// Show the underlay neighbors (ARP/ND).
     NeighShow,
     /// Set a static underlay neighbor.
@@ -834,8 +841,7 @@ impl Verb {
 fn parse_set_br(bridge: &str, options: &[String]) -> Result<cmd::SetBr, String> {
     let mut c = cmd::SetBr {
         name: bridge.to_string(),
-        learning: None,
-        arp_suppress: None,
+        ..Default::default()
     };
     for o in options {
         let (k, v) = o
@@ -844,9 +850,24 @@ fn parse_set_br(bridge: &str, options: &[String]) -> Result<cmd::SetBr, String> 
         let slot = match k.replace('_', "-").as_str() {
             "learning" => &mut c.learning,
             "arp-suppress" => &mut c.arp_suppress,
+            "lookup" => {
+                match parse_lookup_provider(v)? {
+                    Some(p) => c.lookup = Some(p),
+                    None => c.no_lookup = true,
+                }
+                continue;
+            }
+            "lookup-miss" => {
+                c.lookup_miss = Some(match v {
+                    "flood" => MissAction::Flood,
+                    "drop" => MissAction::Drop,
+                    _ => return Err(format!("set-br: lookup-miss={v:?}: flood or drop")),
+                });
+                continue;
+            }
             _ => {
                 return Err(format!(
-                    "set-br: unknown option {k:?} (learning, arp-suppress)"
+                    "set-br: unknown option {k:?} (learning, arp-suppress, lookup, lookup-miss)"
                 ))
             }
         };
@@ -857,6 +878,33 @@ fn parse_set_br(bridge: &str, options: &[String]) -> Result<cmd::SetBr, String> 
         });
     }
     Ok(c)
+}
+
+/// `lookup=direct:IP | multicast:GROUP | static | external | none`.
+fn parse_lookup_provider(v: &str) -> Result<Option<LookupProviderConfig>, String> {
+    let (kind, arg) = v.split_once(':').unwrap_or((v, ""));
+    let ip = |what: &str| {
+        arg.parse::<IpAddr>()
+            .map_err(|_| format!("set-br: lookup={kind}:{arg:?}: {what} must be an IP address"))
+    };
+    Ok(Some(match (kind, arg.is_empty()) {
+        ("none", true) => return Ok(None),
+        ("direct", false) => LookupProviderConfig::Direct {
+            vtep: ip("the VTEP")?,
+        },
+        ("multicast", false) => LookupProviderConfig::Multicast {
+            group: ip("the group")?,
+        },
+        ("static", true) => LookupProviderConfig::Static {
+            entries: Vec::new(),
+        },
+        ("external", true) => LookupProviderConfig::External,
+        _ => {
+            return Err(format!(
+                "set-br: lookup={v:?}: one of direct:IP, multicast:GROUP, static, external, none"
+            ))
+        }
+    }))
 }
 
 fn read_input(file: &std::path::Path, stdin: &mut dyn Read) -> Result<String, String> {
@@ -1229,6 +1277,7 @@ fn single(opts: &Opts, verb: Verb, io: &mut Io<'_>) -> i32 {
         Verb::ArpShow { bridge } => Method::ArpShow(ArpShowParams {
             bridge: bridge.clone(),
         }),
+        Verb::LookupMisses => Method::LookupMisses,
         Verb::NeighShow => Method::NeighShow,
         Verb::RouteShow => Method::RouteShow,
         Verb::DumpFlows { bridge } => Method::DumpFlows(DumpFlowsParams {
@@ -1410,6 +1459,25 @@ pub fn render(method: &Method, v: Value) -> Result<String, String> {
         }
         Method::Show => show_tree(&de::<Config>(v)?),
         Method::FdbShow(_) => fdb_table(&de::<Vec<FdbRow>>(v)?),
+        Method::LookupMisses => {
+            let rows: Vec<MissRow> = de(v)?;
+            let opt = |o: Option<String>| o.unwrap_or_else(|| "-".into());
+            table(
+                &["BRIDGE", "VLAN", "MAC", "IP", "PORT", "FROM_VTEP"],
+                rows.iter()
+                    .map(|r| {
+                        vec![
+                            r.bridge.clone(),
+                            r.vlan.to_string(),
+                            opt(r.mac.map(|m| m.to_string())),
+                            opt(r.ip.map(|i| i.to_string())),
+                            r.port.clone(),
+                            opt(r.src_vtep.map(|i| i.to_string())),
+                        ]
+                    })
+                    .collect(),
+            )
+        }
         Method::ArpShow(_) => {
             let rows: Vec<AddrRow> = de(v)?;
             table(
@@ -1641,6 +1709,7 @@ fn fdb_table(rows: &[FdbRow]) -> String {
                     match r.kind {
                         FdbKind::Static => "static".into(),
                         FdbKind::Learned => "learned".into(),
+                        FdbKind::Lookup => "lookup".into(),
                     },
                     r.age_secs
                         .map(|a| a.to_string())
@@ -1780,6 +1849,17 @@ pub fn show_tree(c: &Config) -> String {
             if b.learning { "" } else { ", no learning" },
             if b.arp_suppress { ", arp-suppress" } else { "" },
         ));
+        if let Some(l) = &b.lookup {
+            let p = match &l.provider {
+                LookupProviderConfig::Direct { vtep } => format!("direct {vtep}"),
+                LookupProviderConfig::Multicast { group } => format!("multicast {group}"),
+                LookupProviderConfig::Static { entries } => {
+                    format!("static ({} entries)", entries.len())
+                }
+                LookupProviderConfig::External => "external".into(),
+            };
+            s.push_str(&format!("    lookup {p}, miss {}\n", snake(&l.miss)));
+        }
         for p in c.ports.iter().filter(|p| p.bridge == b.name) {
             let q = if p.queues == 0 {
                 String::new()
@@ -1998,6 +2078,32 @@ mod tests {
         assert!(bad(&["set-br", "br0", "learning"]).contains("KEY=VALUE"));
         assert!(bad(&["set-br", "br0", "learning=maybe"]).contains("true or false"));
         assert!(bad(&["set-br", "br0", "colour=red"]).contains("unknown option"));
+        let c = commands(&[
+            "set-br",
+            "br0",
+            "lookup=direct:192.0.2.2",
+            "lookup-miss=drop",
+        ]);
+        let Command::SetBr(b) = &c[0] else { panic!() };
+        assert_eq!(
+            (&b.lookup, b.lookup_miss, b.no_lookup),
+            (
+                &Some(LookupProviderConfig::Direct {
+                    vtep: "192.0.2.2".parse().unwrap()
+                }),
+                Some(MissAction::Drop),
+                false
+            )
+        );
+        let c = commands(&["set-br", "br0", "lookup=none"]);
+        let Command::SetBr(b) = &c[0] else { panic!() };
+        assert!(b.no_lookup && b.lookup.is_none());
+        let c = commands(&["set-br", "br0", "lookup=external"]);
+        let Command::SetBr(b) = &c[0] else { panic!() };
+        assert_eq!(b.lookup, Some(LookupProviderConfig::External));
+        assert!(bad(&["set-br", "br0", "lookup=direct:nowhere"]).contains("IP address"));
+        assert!(bad(&["set-br", "br0", "lookup=magic"]).contains("one of"));
+        assert!(bad(&["set-br", "br0", "lookup-miss=hold"]).contains("flood or drop"));
     }
 
     #[test]

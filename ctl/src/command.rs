@@ -23,9 +23,10 @@ use std::net::IpAddr;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use xvs_dataplane::config::{
-    AclConfig, BridgeConfig, Config, ConfigErrors, Direction, GeneveOptConfig, NeighborConfig,
-    OverlayAddrConfig, PortConfig, QosConfig, RouteConfig, StaticFdbConfig, TosConfig,
-    TunnelConfig, TunnelKind, UplinkConfig, VlanMode, MAX_VNI,
+    AclConfig, BridgeConfig, Config, ConfigErrors, Direction, GeneveOptConfig, LookupConfig,
+    LookupProviderConfig, MissAction, NeighborConfig, OverlayAddrConfig, PortConfig, QosConfig,
+    RouteConfig, StaticFdbConfig, TosConfig, TunnelConfig, TunnelKind, UplinkConfig, VlanMode,
+    MAX_VNI,
 };
 use xvs_dataplane::policy::firewall::{AclRule, Firewall};
 use xvs_dataplane::policy::qos::PolicerConfig;
@@ -58,9 +59,10 @@ pub struct AddBr {
     pub arp_suppress: Option<bool>,
 }
 
-/// `set-br BR [learning=BOOL] [arp-suppress=BOOL]`: changes options of an
-/// existing bridge; options not given keep their value.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// `set-br BR [learning=BOOL] [arp-suppress=BOOL] [lookup=PROVIDER]
+/// [lookup-miss=flood|drop] [lookup=none]`: changes options of an existing
+/// bridge; options not given keep their value.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SetBr {
     pub name: String,
@@ -68,6 +70,19 @@ pub struct SetBr {
     pub learning: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub arp_suppress: Option<bool>,
+    /// Turns lookup on miss on with this provider (or changes it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lookup: Option<LookupProviderConfig>,
+    /// What a miss does to its frame (needs a lookup, given or existing).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lookup_miss: Option<MissAction>,
+    /// Turns lookup on miss off.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub no_lookup: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// `del-br NAME`: the bridge, its ports and tunnels, and everything that
@@ -1058,6 +1073,30 @@ fn set_br(config: &mut Config, c: &SetBr) -> Result<(), CommandError> {
         .iter_mut()
         .find(|b| b.name == c.name)
         .ok_or_else(|| CommandError::NoBridge(c.name.clone()))?;
+    if c.no_lookup && (c.lookup.is_some() || c.lookup_miss.is_some()) {
+        return Err(CommandError::Refused(
+            "no-lookup excludes lookup and lookup-miss".into(),
+        ));
+    }
+    let lookup = match (&c.lookup, c.lookup_miss, &b.lookup) {
+        _ if c.no_lookup => None,
+        (Some(p), miss, old) => Some(LookupConfig {
+            provider: p.clone(),
+            miss: miss.or(old.as_ref().map(|o| o.miss)).unwrap_or_default(),
+        }),
+        (None, Some(miss), Some(old)) => Some(LookupConfig {
+            provider: old.provider.clone(),
+            miss,
+        }),
+        (None, Some(_), None) => {
+            return Err(CommandError::Refused(format!(
+                "bridge {:?} has no lookup: give lookup=PROVIDER too",
+                c.name
+            )))
+        }
+        (None, None, old) => old.clone(),
+    };
+    b.lookup = lookup;
     if let Some(l) = c.learning {
         b.learning = l;
     }

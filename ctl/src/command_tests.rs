@@ -261,6 +261,7 @@ fn set_br_changes_only_the_options_given() {
             name: "br0".into(),
             learning,
             arp_suppress,
+            ..Default::default()
         })
     };
     apply_ok(&mut c, &[set(Some(false), None)]);
@@ -273,9 +274,49 @@ fn set_br_changes_only_the_options_given() {
             name: "nope".into(),
             learning: Some(true),
             arp_suppress: None,
+            ..Default::default()
         }),
     );
     assert_eq!(e, "no bridge \"nope\"");
+    // Lookup on miss: on with a provider, the miss action changed alone,
+    // then off.
+    use xvs_dataplane::config::{LookupProviderConfig, MissAction};
+    let lookup = |lookup, lookup_miss, no_lookup| {
+        Command::SetBr(SetBr {
+            name: "br0".into(),
+            lookup,
+            lookup_miss,
+            no_lookup,
+            ..Default::default()
+        })
+    };
+    let e = err(&c, lookup(None, Some(MissAction::Drop), false));
+    assert!(e.contains("has no lookup"), "{e}");
+    let direct = LookupProviderConfig::Direct {
+        vtep: "192.0.2.2".parse().unwrap(),
+    };
+    apply_ok(&mut c, &[lookup(Some(direct.clone()), None, false)]);
+    let l = c.bridges[0].lookup.clone().unwrap();
+    assert_eq!((l.provider, l.miss), (direct.clone(), MissAction::Flood));
+    apply_ok(&mut c, &[lookup(None, Some(MissAction::Drop), false)]);
+    assert_eq!(c.bridges[0].lookup.as_ref().unwrap().miss, MissAction::Drop);
+    // The whole-config check: a tunnel port must reach the answer.
+    let e = apply_all(
+        &[lookup(
+            Some(LookupProviderConfig::Direct {
+                vtep: "2001:db8::9".parse().unwrap(),
+            }),
+            None,
+            false,
+        )],
+        &c,
+    )
+    .unwrap_err()
+    .join("\n");
+    assert!(e.contains("no tunnel port to reach"), "{e}");
+    assert!(err(&c, lookup(Some(direct), None, true)).contains("excludes"));
+    apply_ok(&mut c, &[lookup(None, None, true)]);
+    assert!(c.bridges[0].lookup.is_none());
     // Old configs (without the fields) still read, with the defaults.
     let old: xvs_dataplane::config::BridgeConfig =
         serde_json::from_str(r#"{"name":"b","fdb_max_entries":5,"fdb_aging_secs":9,"flows":[]}"#)
@@ -1082,6 +1123,7 @@ fn commands_round_trip_through_json() {
             name: "br0".into(),
             learning: Some(false),
             arp_suppress: None,
+            ..Default::default()
         }),
         add_port("br0", "vm1"),
         vxlan("br0", "vx1", 5, &["192.0.2.2", "2001:db8::2"]),

@@ -513,6 +513,7 @@ pub struct StatsParams {
 /// | `worker_stats` | none | `[WorkerStatsRow]` |
 /// | `tunnel_ports` | none | `[TunnelPortRow]` |
 /// | `arp_show` | [`ArpShowParams`] | `[AddrRow]` |
+/// | `lookup_misses` | none | `[MissRow]`, the misses of bridges with the external provider since the last call (at most 4096, oldest dropped first) |
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Method {
     Hello,
@@ -527,6 +528,7 @@ pub enum Method {
     WorkerStats,
     TunnelPorts,
     ArpShow(ArpShowParams),
+    LookupMisses,
 }
 
 impl Method {
@@ -544,6 +546,7 @@ impl Method {
         "worker_stats",
         "tunnel_ports",
         "arp_show",
+        "lookup_misses",
     ];
 
     pub fn name(&self) -> &'static str {
@@ -560,6 +563,7 @@ impl Method {
             Method::WorkerStats => "worker_stats",
             Method::TunnelPorts => "tunnel_ports",
             Method::ArpShow(_) => "arp_show",
+            Method::LookupMisses => "lookup_misses",
         }
     }
 
@@ -605,6 +609,7 @@ impl Method {
             "route_show" => none(Method::RouteShow),
             "worker_stats" => none(Method::WorkerStats),
             "tunnel_ports" => none(Method::TunnelPorts),
+            "lookup_misses" => none(Method::LookupMisses),
             "transact" => transact_params(params).map(Method::Transact),
             "fdb_show" => typed_params(method, params, true).map(Method::FdbShow),
             "dump_flows" => typed_params(method, params, true).map(Method::DumpFlows),
@@ -710,6 +715,8 @@ pub struct TransactResult {
 pub enum FdbKind {
     Static,
     Learned,
+    /// Installed by lookup on miss (ages like a learned entry).
+    Lookup,
 }
 
 /// One MAC table entry (`fdb_show`).
@@ -739,6 +746,23 @@ pub struct AddrRow {
     /// The control plane that installed it; absent: the operator.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner: Option<String>,
+}
+
+/// One lookup miss (`lookup_misses`): a MAC whose VTEP, or an address
+/// whose MAC, the bridge does not know. Answer with `fdb-add` / `arp-add`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MissRow {
+    pub bridge: String,
+    pub vlan: u16,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mac: Option<MacAddr>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<IpAddr>,
+    /// The port the frame that missed came in on.
+    pub port: String,
+    /// The VTEP it came from, if it was decapsulated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub src_vtep: Option<IpAddr>,
 }
 
 /// Resolution state of an underlay neighbor.

@@ -113,6 +113,77 @@ pub struct BridgeConfig {
     /// port they came in on, instead of flooding them.
     #[serde(default, skip_serializing_if = "is_false")]
     pub arp_suppress: bool,
+    /// Lookup on miss (illumos varpd): unknown unicast destinations and
+    /// ARP/ND requests for unknown addresses are asked of a provider.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lookup: Option<LookupConfig>,
+}
+
+/// How a bridge looks up what it does not know.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LookupConfig {
+    pub provider: LookupProviderConfig,
+    /// What happens to the frame that missed meanwhile.
+    #[serde(default)]
+    pub miss: MissAction,
+}
+
+/// Who answers a bridge's misses.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum LookupProviderConfig {
+    /// Answers from its own entries (and the bridge's static tables).
+    Static {
+        #[serde(default)]
+        entries: Vec<LookupEntryConfig>,
+    },
+    /// Every MAC is behind this VTEP.
+    Direct { vtep: IpAddr },
+    /// Every MAC is behind this multicast group.
+    Multicast { group: IpAddr },
+    /// Misses are published on the control socket (`lookup-misses`) and
+    /// answered by clients with ordinary transactions (fdb-add, arp-add).
+    External,
+}
+
+/// One entry of a static provider: `mac` (VLAN `vlan`) is behind VTEP
+/// `vtep`, and/or has the address `ip`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LookupEntryConfig {
+    #[serde(default)]
+    pub vlan: u16,
+    pub mac: MacAddr,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vtep: Option<IpAddr>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<IpAddr>,
+}
+
+/// The fate of a frame whose destination missed, while the lookup runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MissAction {
+    /// Flood it as a learning switch would.
+    #[default]
+    Flood,
+    /// Drop it (counted `lookup_miss`); the sender's retry finds the entry.
+    Drop,
+}
+
+impl LookupConfig {
+    /// The VTEP addresses the provider may answer with, for validation.
+    pub fn vteps(&self) -> Vec<IpAddr> {
+        match &self.provider {
+            LookupProviderConfig::Static { entries } => {
+                entries.iter().filter_map(|e| e.vtep).collect()
+            }
+            LookupProviderConfig::Direct { vtep } => vec![*vtep],
+            LookupProviderConfig::Multicast { group } => vec![*group],
+            LookupProviderConfig::External => Vec::new(),
+        }
+    }
 }
 
 fn is_true(b: &bool) -> bool {
@@ -139,6 +210,7 @@ impl BridgeConfig {
             flows: Vec::new(),
             learning: true,
             arp_suppress: false,
+            lookup: None,
         }
     }
 }
@@ -895,6 +967,55 @@ impl Config {
             }
             if !route_seen.insert((r.prefix, r.metric)) {
                 e(o, format!("given twice with metric {}", r.metric));
+            }
+        }
+        for b in &self.bridges {
+            let Some(l) = &b.lookup else { continue };
+            let o = format!("bridge {:?} lookup", b.name);
+            if let LookupProviderConfig::Multicast { group } = &l.provider {
+                if !group.is_multicast() {
+                    e(
+                        o.clone(),
+                        format!("group {group} is not a multicast address"),
+                    );
+                }
+            }
+            if let LookupProviderConfig::Static { entries } = &l.provider {
+                for x in entries {
+                    if x.mac.is_multicast() || x.mac.is_zero() {
+                        e(o.clone(), format!("{} is not a unicast MAC", x.mac));
+                    }
+                    if !vlan_ok(x.vlan) {
+                        e(o.clone(), format!("VLAN {} out of range 0..=4094", x.vlan));
+                    }
+                }
+            }
+            // A group must be one of the bridge's tunnel groups; a unicast
+            // VTEP may be any (it becomes a dynamic remote of the bridge's
+            // tunnel port of its family), but there must be one.
+            for v in l.vteps() {
+                let mut tunnels = self.tunnels.iter().filter(|t| t.bridge == b.name);
+                let ok = if v.is_multicast() {
+                    tunnels.any(|t| t.remotes.contains(&v))
+                } else {
+                    is_unicast_ip(&v)
+                        && tunnels.any(|t| {
+                            t.remotes
+                                .first()
+                                .is_some_and(|r| r.is_ipv4() == v.is_ipv4())
+                        })
+                };
+                if !ok && v.is_multicast() {
+                    e(
+                        o.clone(),
+                        format!("group {v} is not the group of a tunnel port of the bridge"),
+                    );
+                } else if !ok {
+                    e(
+                        o.clone(),
+                        format!("{v}: the bridge has no tunnel port to reach this VTEP by"),
+                    );
+                }
             }
         }
         let mut addr_seen: HashMap<(&str, u16, IpAddr), MacAddr> = HashMap::new();

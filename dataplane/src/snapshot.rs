@@ -147,6 +147,9 @@ pub struct BridgeEntry {
     pub arp_suppress: bool,
     /// Overlay addresses (IP -> MAC per VLAN), answered by suppression.
     pub addrs: Arc<AddrTable>,
+    /// Lookup on miss: what happens to the frame that missed (`None`: no
+    /// lookup, unknown unicast floods).
+    pub lookup: Option<crate::config::MissAction>,
 }
 
 /// Everything a worker reads.

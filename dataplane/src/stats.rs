@@ -55,10 +55,12 @@ pub enum DropReason {
     TooManyOutputs,
     /// Outer CE mark on a Not-ECT inner packet (RFC 6040 §4.2 says drop).
     EcnNotEct,
+    /// Unknown unicast in a bridge whose lookup on miss says drop.
+    LookupMiss,
 }
 
 impl DropReason {
-    const OWN: usize = 21;
+    const OWN: usize = 22;
     /// Number of distinct counters.
     pub const COUNT: usize = WireError::COUNT + Self::OWN;
 
@@ -95,6 +97,7 @@ impl DropReason {
             DropReason::TooBig => 18,
             DropReason::TooManyOutputs => 19,
             DropReason::EcnNotEct => 20,
+            DropReason::LookupMiss => 21,
         }
     }
 
@@ -122,6 +125,7 @@ impl DropReason {
             DropReason::TooBig,
             DropReason::TooManyOutputs,
             DropReason::EcnNotEct,
+            DropReason::LookupMiss,
         ];
         WireError::ALL
             .into_iter()
@@ -154,6 +158,7 @@ impl DropReason {
             DropReason::TooBig => "too_big",
             DropReason::TooManyOutputs => "too_many_outputs",
             DropReason::EcnNotEct => "ecn_not_ect",
+            DropReason::LookupMiss => "lookup_miss",
         }
     }
 }

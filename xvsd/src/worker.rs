@@ -367,6 +367,12 @@ impl Worker {
         w
     }
 
+    /// Reports lookup misses on `tx`.
+    pub fn with_upcalls(mut self, tx: Sender<xvs_dataplane::pipeline::Upcall>) -> Worker {
+        self.ws.set_upcalls(tx);
+        self
+    }
+
     /// Takes reconfiguration requests from `cmds` between rounds.
     pub fn with_commands(mut self, cmds: Receiver<WorkerCmd>) -> Worker {
         self.cmds = Some(cmds);

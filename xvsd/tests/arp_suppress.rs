@@ -1,8 +1,15 @@
-//! ARP suppression end to end: two hypervisors with an xvsd each, one VM
-//! behind each, VXLAN between them. Each xvsd is told the other VM's IP
-//! and MAC (`xvsctl arp-add`); the VMs then ping each other and not one
-//! ARP request crosses the underlay encapsulated (tshark on the underlay),
-//! while a request for an address no table has still floods across.
+//! ARP suppression and lookup on miss end to end: two hypervisors with an
+//! xvsd each, one VM behind each, VXLAN between them.
+//!
+//! Suppression: each xvsd is told the other VM's IP and MAC (`xvsctl
+//! arp-add`); the VMs then ping each other and not one ARP request crosses
+//! the underlay encapsulated (tshark on the underlay), while a request for
+//! an address no table has still floods across.
+//!
+//! Lookup: bridges without learning, each knowing only its own VM (a
+//! static MAC), with the direct provider and miss=drop: the first frames to
+//! the other VM are dropped while the lookup installs its MAC behind the
+//! other VTEP, then the VMs ping each other.
 //!
 //! ```text
 //! vm1 10.1.0.1 ─ p1 ┐                                ┌ p2 ─ vm2 10.1.0.2
@@ -28,7 +35,10 @@ struct Pair {
     net: Netns,
 }
 
-fn pair(tag: &str) -> Pair {
+/// The two hypervisors with `bridge` (TOML lines added to the bridge
+/// `blue`) and `extra` (TOML tables); in both, `{n}`/`{other}`/`{mac}`
+/// become the hypervisor's number, the other's, and its own VM's MAC.
+fn pair(tag: &str, bridge: &str, extra: &str) -> Pair {
     let hvs = [1, 2].map(|n| Netns::new(&format!("{tag}h{n}")));
     // The underlay is a Linux bridge in a namespace of its own: a capture
     // there sees every frame, where one on an xvsd uplink would miss what
@@ -72,7 +82,7 @@ fn pair(tag: &str) -> Pair {
     });
     let xvsd = [0, 1].map(|h| {
         let n = h + 1;
-        let config = format!(
+        let config = (format!(
             r#"
 [uplink]
 iface = "u{n}"
@@ -80,7 +90,7 @@ local_ips = ["192.0.2.{n}"]
 
 [[bridges]]
 name = "blue"
-arp_suppress = true
+{bridge}
 
 [[ports]]
 name = "p{n}"
@@ -94,7 +104,10 @@ vni = 100
 remotes = ["192.0.2.{other}"]
 "#,
             other = 2 - h
-        );
+        ) + extra)
+            .replace("{n}", &n.to_string())
+            .replace("{other}", &(2 - h).to_string())
+            .replace("{mac}", MACS[h]);
         Xvsd::start(Path::new(env!("CARGO_BIN_EXE_xvsd")), &hvs[h], &config, &[])
     });
     Pair {
@@ -134,7 +147,7 @@ fn known_addresses_are_answered_locally_and_no_arp_request_crosses() {
         eprintln!("skipped: needs root (network namespaces, BPF, AF_XDP)");
         return;
     }
-    let p = pair("as");
+    let p = pair("as", "arp_suppress = true", "");
     let xvsctl = workspace_bin("xvsctl");
     // Each side learns the other VM's address, as a control plane would
     // tell it.
@@ -183,6 +196,56 @@ fn known_addresses_are_answered_locally_and_no_arp_request_crosses() {
     eprintln!("arp_suppressed: hv1 {a1}, hv2 {a2}; requests seen crossing: {lines:?}");
     assert!(a1 >= 1, "hv1 answered vm1's request\n{}", logs(&p));
     assert!(a2 >= 1, "hv2 answered vm2's request\n{}", logs(&p));
+    for d in p.xvsd {
+        let (status, log) = d.stop();
+        assert!(status.success() && log.contains("stopped cleanly"), "{log}");
+    }
+}
+
+#[test]
+fn unknown_macs_are_looked_up_and_installed_behind_the_answered_vtep() {
+    if !is_root() {
+        eprintln!("skipped: needs root (network namespaces, BPF, AF_XDP)");
+        return;
+    }
+    let p = pair(
+        "lk",
+        "learning = false\nlookup = { provider = { kind = \"direct\", vtep = \"192.0.2.{other}\" }, miss = \"drop\" }",
+        "\n[[fdb]]\nbridge = \"blue\"\nmac = \"{mac}\"\nport = \"p{n}\"\n",
+    );
+    let xvsctl = workspace_bin("xvsctl");
+    // The first frames to the other VM (an ARP reply, an echo request) are
+    // dropped while their lookup runs; the senders' retries get through.
+    let mut warm = 0;
+    for _ in 0..4 {
+        warm = p.vms[0].ping(IPS[1], 1);
+        if warm == 1 {
+            break;
+        }
+    }
+    assert_eq!(warm, 1, "no ping got through\n{}", logs(&p));
+    assert_eq!(p.vms[0].ping(IPS[1], 5), 5, "{}", logs(&p));
+    for h in 0..2 {
+        let (code, fdb, err) = p.xvsd[h].ctl(&xvsctl, &["fdb-show", "blue"]);
+        assert_eq!(code, 0, "{err}");
+        let line = fdb
+            .lines()
+            .find(|l| l.contains(MACS[1 - h]))
+            .unwrap_or_else(|| panic!("hv{}: no entry for the other VM:\n{fdb}", h + 1));
+        assert!(
+            line.contains("lookup") && line.contains(&format!("192.0.2.{}", 2 - h)),
+            "hv{}: {line}",
+            h + 1
+        );
+        assert!(event(&p.xvsd[h], "upcalls") >= 1);
+        eprintln!("hv{}: {line}", h + 1);
+    }
+    let (_, stats, _) = p.xvsd[1].ctl(&xvsctl, &["stats", "p2"]);
+    eprintln!("{stats}");
+    assert!(
+        stats.contains("lookup_miss="),
+        "hv2 dropped vm2's first reply: {stats}"
+    );
     for d in p.xvsd {
         let (status, log) = d.stop();
         assert!(status.success() && log.contains("stopped cleanly"), "{log}");

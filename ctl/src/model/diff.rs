@@ -71,6 +71,7 @@ pub fn diff(running: &Config, old: &Config, new: &Config, record: &Value) -> Vec
                     name: b.name.clone(),
                     learning: (r.learning != b.learning).then_some(b.learning),
                     arp_suppress: (r.arp_suppress != b.arp_suppress).then_some(b.arp_suppress),
+                    ..Default::default()
                 }))
             }
             Some(_) => {}

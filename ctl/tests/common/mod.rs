@@ -134,6 +134,7 @@ fn answer(call: xvs_ctl::server::Call, config: &mut Config, commits: &AtomicU64)
         Method::AclShow(p) => call.respond(view::acl_rows(config, &p.port, p.dir)),
         Method::TunnelPorts => call.respond(Ok(view::tunnel_port_rows(config))),
         Method::ArpShow(p) => call.respond(view::addr_rows(config, p.bridge.as_deref())),
+        Method::LookupMisses => call.respond(Ok(Vec::<xvs_ctl::protocol::MissRow>::new())),
         Method::WorkerStats => call.respond(Ok(vec![WorkerStatsRow {
             id: 0,
             core: Some(1),

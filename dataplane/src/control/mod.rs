@@ -21,8 +21,9 @@
 //! resolved by address, never by the worker's index, which may be stale.
 
 pub mod kernel;
+pub mod lookup;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -31,7 +32,7 @@ use crossbeam_channel::{Receiver, Sender};
 use crate::config::{
     BridgeConfig, Config, ConfigError, ConfigErrors, Direction, TunnelConfig, VlanMode,
 };
-use crate::pipeline::LearnEvent;
+use crate::pipeline::{LearnEvent, MissKind, Upcall};
 use crate::policy::firewall::{AclRule, Firewall};
 use crate::policy::qos::PolicerConfig;
 use crate::snapshot::{BridgeEntry, PortEntry, PortKind, PortVlan, Snapshot, SnapshotHandle};
@@ -62,6 +63,23 @@ pub fn ifindex_of(name: &str) -> u32 {
 
 /// Capacity of the learn-event channel shared by all workers.
 pub const LEARN_QUEUE: usize = 65_536;
+/// Capacity of each worker's upcall queue.
+pub const UPCALL_QUEUE: usize = 1024;
+
+/// Addresses lookup installed in one bridge: (VLAN, address in 128-bit
+/// form) -> (MAC, installed at).
+type LookedUpAddrs = HashMap<(u16, u128), (MacAddr, u64)>;
+
+/// A miss no provider answered at once, for an external control plane.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Miss {
+    pub bridge: String,
+    pub vlan: u16,
+    pub kind: MissKind,
+    /// Name of the port the frame came in on.
+    pub port: String,
+    pub src_vtep: Option<IpAddr>,
+}
 
 /// Underlay facts templates are built from.
 #[derive(Debug)]
@@ -116,6 +134,16 @@ pub struct Control {
     tunnels_dirty: bool,
     /// The FDBs changed since dynamic remotes were last collected.
     remotes_gc_due: bool,
+    /// One upcall queue per worker.
+    upcall_rx: Vec<Receiver<Upcall>>,
+    /// FDB entries lookup installed, per bridge (for `fdb-show`, and kept
+    /// where learning is off).
+    lookup_fdb: HashMap<String, HashSet<(u16, MacAddr)>>,
+    /// Addresses lookup installed, per bridge: (VLAN, address) -> (MAC,
+    /// installed at).
+    lookup_addrs: HashMap<String, LookedUpAddrs>,
+    /// `lookup_addrs` changed since the address tables were built.
+    addrs_dirty: bool,
 }
 
 /// Per tunnel port number: new index of each old remote index (`None`:
@@ -141,7 +169,151 @@ impl Control {
             dyn_remotes: HashMap::new(),
             tunnels_dirty: false,
             remotes_gc_due: false,
+            upcall_rx: Vec::new(),
+            lookup_fdb: HashMap::new(),
+            lookup_addrs: HashMap::new(),
+            addrs_dirty: false,
         }
+    }
+
+    /// A new upcall queue, for one worker's lookup misses.
+    pub fn upcall_sender(&mut self) -> Sender<Upcall> {
+        let (tx, rx) = crossbeam_channel::bounded(UPCALL_QUEUE);
+        self.upcall_rx.push(rx);
+        tx
+    }
+
+    /// Did lookup install this FDB entry?
+    pub fn is_lookup_entry(&self, bridge: &str, vlan: u16, mac: MacAddr) -> bool {
+        self.lookup_fdb
+            .get(bridge)
+            .is_some_and(|s| s.contains(&(vlan, mac)))
+    }
+
+    /// Drains the workers' upcall queues, asks each bridge's provider and
+    /// installs its answers (one snapshot for all of them). Returns the
+    /// misses of bridges with the external provider, for its clients.
+    pub fn process_upcalls(&mut self, now: u64) -> Vec<Miss> {
+        let mut ups = Vec::new();
+        for rx in &self.upcall_rx {
+            // Bounded per call, as learning is.
+            ups.extend(rx.try_iter().take(UPCALL_QUEUE));
+        }
+        let mut external = Vec::new();
+        let mut changed = false;
+        for u in ups {
+            let Some(b) = self.current.bridges.get(usize::from(u.bridge)) else {
+                continue;
+            };
+            let Some(cfg) = self
+                .config
+                .bridges
+                .iter()
+                .find(|c| c.name == b.name)
+                .and_then(|c| c.lookup.clone())
+            else {
+                continue;
+            };
+            let src_vtep = self.remote_ip(u.port, u.remote);
+            let q = lookup::Query {
+                vlan: u.vlan,
+                kind: u.kind,
+                src_vtep,
+            };
+            if cfg.provider == crate::config::LookupProviderConfig::External {
+                external.push(Miss {
+                    bridge: b.name.clone(),
+                    vlan: u.vlan,
+                    kind: u.kind,
+                    port: self
+                        .current
+                        .port(u.port)
+                        .map_or_else(String::new, |p| p.name.clone()),
+                    src_vtep,
+                });
+                continue;
+            }
+            let name = b.name.clone();
+            changed |= match (lookup::LookupProvider::lookup(&cfg, &q), u.kind) {
+                (Some(lookup::Answer::L2 { vtep }), MissKind::Mac(mac)) => {
+                    self.install_l2(&name, u.vlan, mac, vtep, now)
+                }
+                (Some(lookup::Answer::L3 { mac }), MissKind::Ip(ip)) => {
+                    let t = self.lookup_addrs.entry(name).or_default();
+                    let old = t.insert((u.vlan, ip), (mac, now));
+                    self.addrs_dirty |= old.map(|o| o.0) != Some(mac);
+                    self.addrs_dirty
+                }
+                _ => false,
+            };
+        }
+        if changed {
+            self.republish();
+        }
+        external
+    }
+
+    /// The address of remote `r` of tunnel port `port`, if it is one.
+    fn remote_ip(&self, port: PortNo, r: RemoteIdx) -> Option<IpAddr> {
+        match self.current.port(port)?.kind {
+            PortKind::Tunnel(t) => self
+                .current
+                .tunnels
+                .ports()
+                .get(usize::from(t))?
+                .remotes
+                .get(usize::from(r))
+                .copied(),
+            _ => None,
+        }
+    }
+
+    /// Installs `mac` behind `vtep` as an aging FDB entry: on the bridge's
+    /// tunnel port that has the VTEP among its remotes, else on its first
+    /// tunnel port of the VTEP's family, as a dynamic remote (unicast
+    /// only: never flooded to). True if anything changed.
+    fn install_l2(
+        &mut self,
+        bridge: &str,
+        vlan: u16,
+        mac: MacAddr,
+        vtep: IpAddr,
+        now: u64,
+    ) -> bool {
+        let snap = Arc::clone(&self.current);
+        let Some(b) = snap.bridges.iter().find(|b| b.name == bridge) else {
+            return false;
+        };
+        let tunnels: Vec<(PortNo, u16)> = b
+            .ports
+            .iter()
+            .filter_map(|&p| match snap.port(p)?.kind {
+                PortKind::Tunnel(t) => Some((p, t)),
+                _ => None,
+            })
+            .collect();
+        let key = ip_to_u128(vtep);
+        let known = tunnels.iter().find_map(|&(p, t)| {
+            let r = snap.tunnels.get(t)?.remote_index(key)?;
+            Some(FdbDest { port: p, remote: r })
+        });
+        let dest = known.or_else(|| {
+            tunnels.iter().find_map(|&(p, t)| {
+                let r = self.add_dynamic_remote(t, vtep)?;
+                Some(FdbDest { port: p, remote: r })
+            })
+        });
+        let (Some(dest), Some(fdb)) = (dest, self.fdbs.get_mut(bridge)) else {
+            return false;
+        };
+        let changed = fdb.learn(vlan, mac, dest, now).changed();
+        self.lookup_fdb
+            .entry(bridge.to_string())
+            .or_default()
+            .insert((vlan, mac));
+        // A move may have left a dynamic remote unreferenced.
+        self.remotes_gc_due |= changed;
+        changed || self.tunnels_dirty
     }
 
     /// The dynamic remotes of tunnel `name`: VTEPs beyond its configured
@@ -223,8 +395,13 @@ impl Control {
             // entries are re-derived from the config below; the others
             // follow their VTEP to its index in the rebuilt tunnel port.
             // A bridge whose learning was turned off forgets what it learned.
+            let by_lookup = self.lookup_fdb.get(&b.name);
             fdb.retain_map(|e| {
-                if e.is_static || !b.learning || !compiled.bridge_has_port(&b.name, e.dest.port) {
+                let looked_up = by_lookup.is_some_and(|s| s.contains(&(e.vlan, e.mac)));
+                if e.is_static
+                    || (!b.learning && !looked_up)
+                    || !compiled.bridge_has_port(&b.name, e.dest.port)
+                {
                     return None;
                 }
                 remap(&remaps, e.dest)
@@ -245,6 +422,12 @@ impl Control {
         self.apply_underlay(&config);
         self.config = config;
         self.next_generation += 1;
+        self.lookup_fdb
+            .retain(|b, _| self.config.bridges.iter().any(|c| c.name == *b));
+        self.lookup_addrs
+            .retain(|b, _| self.config.bridges.iter().any(|c| c.name == *b));
+        // The compiled tables hold the config's addresses only.
+        self.addrs_dirty = true;
         let mut snap = compiled.snapshot;
         self.fill_dynamic(&mut snap, true);
         self.publish(snap);
@@ -346,8 +529,18 @@ impl Control {
             // Never the group: pop refuses it as a source.
             return (tp.group.is_none() || r != 0).then_some(r);
         }
-        if !tp.learn || !crate::config::is_unicast_ip(&vtep) || vtep.is_ipv4() != tp.local.is_ipv4()
-        {
+        if !tp.learn {
+            return None;
+        }
+        self.add_dynamic_remote(t, vtep)
+    }
+
+    /// Adds `vtep` to tunnel `t`'s dynamic remotes (or finds it among
+    /// those added since the last publish). `None` if it is not a unicast
+    /// address of the port's family or the port is full.
+    fn add_dynamic_remote(&mut self, t: u16, vtep: IpAddr) -> Option<RemoteIdx> {
+        let tp = self.current.tunnels.get(t)?;
+        if !crate::config::is_unicast_ip(&vtep) || vtep.is_ipv4() != tp.local.is_ipv4() {
             return None;
         }
         let flood = tp.flood_len();
@@ -438,6 +631,26 @@ impl Control {
             let aged = fdb.age(now) > 0;
             changed |= aged;
             self.remotes_gc_due |= aged;
+        }
+        // What lookup installed ages like learned entries.
+        for (b, set) in &mut self.lookup_fdb {
+            if let Some(fdb) = self.fdbs.get(b) {
+                set.retain(|&(v, m)| fdb.get(v, m, now).is_some_and(|e| !e.is_static));
+            }
+        }
+        for (b, t) in &mut self.lookup_addrs {
+            let aging = self
+                .config
+                .bridges
+                .iter()
+                .find(|c| c.name == *b)
+                .map_or(0, |c| c.fdb_aging_secs.saturating_mul(1_000_000_000));
+            let before = t.len();
+            t.retain(|_, (_, at)| now.saturating_sub(*at) <= aging);
+            if t.len() != before {
+                self.addrs_dirty = true;
+                changed = true;
+            }
         }
         changed |= !self.underlay.neigh.expire(now).is_empty();
         if changed || self.underlay_changed() {
@@ -544,10 +757,14 @@ impl Control {
                 if let Some(fdb) = self.fdbs.get_mut(&b.name) {
                     b.fdb = fdb.view();
                 }
+                if self.addrs_dirty {
+                    b.addrs = Arc::new(self.addr_table(&b.name));
+                }
                 b
             })
             .collect();
         snap.bridges = Arc::from(bridges);
+        self.addrs_dirty = false;
 
         if templates {
             let mut unresolved = BTreeSet::new();
@@ -577,6 +794,37 @@ impl Control {
             self.neigh_generation_built = self.underlay.neigh.generation();
             self.route_generation_built = self.underlay.routes.generation();
         }
+    }
+
+    /// A bridge's address table: what lookup installed, then the
+    /// config's (which wins where both have an address).
+    fn addr_table(&self, bridge: &str) -> AddrTable {
+        let looked_up = self
+            .lookup_addrs
+            .get(bridge)
+            .into_iter()
+            .flatten()
+            .map(|(&(vlan, ip), &(mac, _))| (vlan, crate::types::u128_to_ip(ip), mac));
+        let configured = self
+            .config
+            .addrs
+            .iter()
+            .filter(|a| a.bridge == bridge)
+            .map(|a| (a.vlan, a.ip, a.mac));
+        AddrTable::build(looked_up.chain(configured))
+    }
+
+    /// Addresses lookup installed in `bridge`: (VLAN, IP, MAC).
+    pub fn lookup_addrs(&self, bridge: &str) -> Vec<(u16, IpAddr, MacAddr)> {
+        let mut v: Vec<_> = self
+            .lookup_addrs
+            .get(bridge)
+            .into_iter()
+            .flatten()
+            .map(|(&(vlan, ip), &(mac, _))| (vlan, crate::types::u128_to_ip(ip), mac))
+            .collect();
+        v.sort();
+        v
     }
 
     fn build_template(
@@ -958,6 +1206,7 @@ fn compile(
                     .filter(|a| a.bridge == b.name)
                     .map(|a| (a.vlan, a.ip, a.mac)),
             )),
+            lookup: b.lookup.as_ref().map(|l| l.miss),
         });
     }
 

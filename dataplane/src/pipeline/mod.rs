@@ -21,6 +21,7 @@ mod suppress;
 
 use std::net::IpAddr;
 
+use crate::config::MissAction;
 use crate::frame::Frame;
 use crate::policy::firewall::AclAction;
 use crate::snapshot::{BridgeEntry, PortEntry, PortKind, PortVlan, Snapshot};
@@ -33,7 +34,7 @@ use crate::wire::flow::extract;
 use crate::wire::vlan::{self, VlanTag};
 use crate::wire::WireError;
 
-pub use state::{LearnEvent, PortCounters, WorkerState};
+pub use state::{LearnEvent, MissKind, PortCounters, Upcall, WorkerState};
 
 /// Buffers a batch moves through. The caller (the AF_XDP worker, a test or
 /// a benchmark) owns the vectors and reuses them across batches; their
@@ -252,7 +253,19 @@ fn process_frame<'a>(
                 ws.nd_suppressed += 1;
                 return reply_in_place(ws, in_port, frame, io);
             }
-            suppress::Verdict::Pass | suppress::Verdict::Miss(_) => {}
+            suppress::Verdict::Miss(ip) => {
+                if bridge.lookup.is_some() {
+                    ws.upcall(Upcall {
+                        bridge: ctx.bridge,
+                        vlan: ctx.vlan,
+                        kind: MissKind::Ip(ip),
+                        port: in_port,
+                        remote: ing.remote,
+                        now,
+                    });
+                }
+            }
+            suppress::Verdict::Pass => {}
         }
     }
     let remote = ing.remote;
@@ -374,6 +387,20 @@ fn normal<'a>(
                 _ => ws.count_drop(ctx.in_port, DropReason::VlanNotAllowed),
             }
             return;
+        }
+        if let Some(miss) = bridge.lookup {
+            ws.upcall(Upcall {
+                bridge: ctx.bridge,
+                vlan: ctx.vlan,
+                kind: MissKind::Mac(dst),
+                port: ctx.in_port,
+                remote,
+                now: ctx.now,
+            });
+            if miss == MissAction::Drop {
+                ws.count_drop(ctx.in_port, DropReason::LookupMiss);
+                return;
+            }
         }
     }
     flood(snap, ws, bridge, ctx, frame, em, io);

@@ -34,6 +34,34 @@ pub struct LearnEvent {
     pub now: u64,
 }
 
+/// What a lookup on miss asks about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MissKind {
+    /// Where is this MAC (L2: which VTEP)?
+    Mac(MacAddr),
+    /// Which MAC has this address (L3, in the 128-bit form of
+    /// `ip_to_u128`)?
+    Ip(u128),
+}
+
+/// A miss reported to the control plane (illumos varpd's upcall).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Upcall {
+    pub bridge: BridgeNo,
+    pub vlan: u16,
+    pub kind: MissKind,
+    /// The port the frame that missed came in on, and its remote VTEP if
+    /// it was decapsulated.
+    pub port: PortNo,
+    pub remote: RemoteIdx,
+    pub now: u64,
+}
+
+/// Slots of the upcall filter (direct-mapped), and how long a key stays
+/// in it: a burst of frames to one unknown MAC makes one upcall.
+const UPCALL_FILTER_SLOTS: usize = 1024;
+const UPCALL_REPEAT_NS: u64 = 100_000_000;
+
 /// Counters of one port, as seen by one worker.
 #[derive(Debug, Clone, Default)]
 pub struct PortCounters {
@@ -87,10 +115,16 @@ pub struct WorkerState {
     /// address table instead of being flooded.
     pub arp_suppressed: u64,
     pub nd_suppressed: u64,
+    /// Misses sent to the lookup, and lost to a full queue.
+    pub upcalls: u64,
+    pub upcall_dropped: u64,
     pub(crate) emc: ExactMatchCache,
     policers: Vec<PolicerState>,
     learn_filter: Box<[LearnSlot]>,
     learn_tx: Option<Sender<LearnEvent>>,
+    upcall_tx: Option<Sender<Upcall>>,
+    /// (key, sent at) per slot; key 0 is empty.
+    upcall_filter: Box<[(u64, u64)]>,
     policy_generation: u64,
     ip_id: u16,
 }
@@ -110,10 +144,14 @@ impl WorkerState {
             learn_lost: 0,
             arp_suppressed: 0,
             nd_suppressed: 0,
+            upcalls: 0,
+            upcall_dropped: 0,
             emc: ExactMatchCache::new(EMC_DEFAULT_ENTRIES),
             policers: Vec::new(),
             learn_filter: vec![LearnSlot::default(); LEARN_FILTER_SLOTS].into_boxed_slice(),
             learn_tx,
+            upcall_tx: None,
+            upcall_filter: Vec::new().into_boxed_slice(),
             policy_generation: u64::MAX,
             ip_id: (id as u16).wrapping_mul(0x4000),
         }
@@ -142,13 +180,52 @@ impl WorkerState {
         }
     }
 
+    /// Sends lookup misses to `tx` (none: bridges with lookup only flood
+    /// or drop, as their miss action says).
+    pub fn set_upcalls(&mut self, tx: Sender<Upcall>) {
+        self.upcall_tx = Some(tx);
+        self.upcall_filter = vec![(0, 0); UPCALL_FILTER_SLOTS].into_boxed_slice();
+    }
+
     /// Counters of what the pipeline did besides forwarding, by name,
     /// for worker stats (zero ones included).
     pub fn events(&self) -> Vec<(&'static str, u64)> {
         vec![
             ("arp_suppressed", self.arp_suppressed),
             ("nd_suppressed", self.nd_suppressed),
+            ("upcalls", self.upcalls),
+            ("upcall_dropped", self.upcall_dropped),
         ]
+    }
+
+    /// Reports a miss unless this worker reported the same one within
+    /// [`UPCALL_REPEAT_NS`]; never waits (a full queue is counted).
+    #[inline]
+    pub(crate) fn upcall(&mut self, u: Upcall) {
+        let Some(tx) = &self.upcall_tx else { return };
+        let what = match u.kind {
+            MissKind::Mac(m) => m.to_u64(),
+            MissKind::Ip(ip) => (ip as u64) ^ ((ip >> 64) as u64).rotate_left(17) ^ 1 << 62,
+        };
+        let key = (what ^ u64::from(u.vlan) << 48 ^ u64::from(u.bridge) << 32)
+            .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+            | 1;
+        let n = self.upcall_filter.len();
+        let Some(slot) = self.upcall_filter.get_mut((key >> 40) as usize % n.max(1)) else {
+            return;
+        };
+        if slot.0 == key && u.now.saturating_sub(slot.1) < UPCALL_REPEAT_NS {
+            return;
+        }
+        match tx.try_send(u) {
+            Ok(()) => {
+                self.upcalls += 1;
+                *slot = (key, u.now);
+            }
+            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+                self.upcall_dropped += 1
+            }
+        }
     }
 
     /// Exact-match cache hits and misses, for stats.

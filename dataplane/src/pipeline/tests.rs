@@ -1224,3 +1224,198 @@ fn a_multicast_tunnel_floods_once_to_the_group_and_unicasts_to_learned_vteps() {
     bed.send(ETH0, &[&vxlan([239, 1, 1, 1], 42, &from_c)]);
     assert_eq!(bed.drops(DropReason::UnknownRemote), 1);
 }
+
+mod lookup_on_miss {
+    use super::*;
+    use crate::config::{LookupConfig, LookupEntryConfig, LookupProviderConfig, MissAction};
+    use crate::control::Miss;
+
+    fn bed(provider: LookupProviderConfig, miss: MissAction) -> Bed {
+        let mut bed = Bed::new();
+        bed.apply(|c| {
+            c.bridges[0].learning = false;
+            c.bridges[0].arp_suppress = true;
+            c.bridges[0].lookup = Some(LookupConfig { provider, miss });
+        });
+        let tx = bed.ctl.upcall_sender();
+        bed.ws.set_upcalls(tx);
+        bed
+    }
+
+    fn direct() -> LookupProviderConfig {
+        LookupProviderConfig::Direct {
+            vtep: "192.0.2.3".parse().unwrap(),
+        }
+    }
+
+    #[test]
+    fn an_unknown_mac_is_looked_up_and_installed() {
+        let mut bed = bed(direct(), MissAction::Drop);
+        // Five frames to B: one upcall, all dropped meanwhile.
+        let f = udp_frame(A, B, 8);
+        let out = bed.send(VM1, &[&f, &f, &f, &f, &f]);
+        assert!(out.tx.is_empty());
+        assert_eq!(bed.drops(DropReason::LookupMiss), 5);
+        assert_eq!(bed.ws.upcalls, 1, "repeats within 100 ms are filtered");
+        assert!(bed.ctl.process_upcalls(bed.now).is_empty());
+        let e = bed
+            .ctl
+            .fdb("br0")
+            .unwrap()
+            .get(0, MacAddr(B), bed.now)
+            .unwrap();
+        assert_eq!((e.dest.port, e.dest.remote, e.is_static), (VX1, 1, false));
+        assert!(bed.ctl.is_lookup_entry("br0", 0, MacAddr(B)));
+        // The next frame goes straight to 192.0.2.3.
+        let out = bed.send(VM1, &[&f]);
+        assert_eq!(out.tx.len(), 1);
+        assert_eq!(dissect(&out.tx[0].1).2, Ipv4Addr::new(192, 0, 2, 3));
+        // A config change keeps it although learning is off.
+        bed.apply(|c| c.bridges[0].fdb_aging_secs = 100);
+        assert!(bed
+            .ctl
+            .fdb("br0")
+            .unwrap()
+            .get(0, MacAddr(B), bed.now)
+            .is_some());
+        // It ages like a learned entry.
+        bed.ctl.tick(bed.now + 200_000_000_000);
+        assert!(bed
+            .ctl
+            .fdb("br0")
+            .unwrap()
+            .get(0, MacAddr(B), bed.now)
+            .is_none());
+        assert!(!bed.ctl.is_lookup_entry("br0", 0, MacAddr(B)));
+    }
+
+    #[test]
+    fn flood_on_miss_forwards_while_the_lookup_runs() {
+        let mut bed = bed(direct(), MissAction::Flood);
+        let out = bed.send(VM1, &[&udp_frame(A, B, 8)]);
+        assert_eq!(out.tx.len(), 3);
+        assert_eq!(bed.ws.upcalls, 1);
+        assert_eq!(bed.drops(DropReason::LookupMiss), 0);
+    }
+
+    #[test]
+    fn an_unknown_address_is_looked_up_then_answered_locally() {
+        let provider = LookupProviderConfig::Static {
+            entries: vec![LookupEntryConfig {
+                vlan: 0,
+                mac: MacAddr(B),
+                vtep: None,
+                ip: Some("10.0.0.2".parse().unwrap()),
+            }],
+        };
+        let mut bed = bed(provider, MissAction::Flood);
+        let mut req = vec![];
+        req.extend_from_slice(&BCAST);
+        req.extend_from_slice(&A);
+        req.extend_from_slice(&[0x08, 0x06, 0, 1, 0x08, 0, 6, 4, 0, 1]);
+        req.extend_from_slice(&A);
+        req.extend_from_slice(&[10, 0, 0, 1, 0, 0, 0, 0, 0, 0, 10, 0, 0, 2]);
+        let out = bed.send(VM1, &[&req]);
+        assert_eq!(out.tx.len(), 3, "not known yet: flooded");
+        assert_eq!(bed.ws.upcalls, 1);
+        bed.ctl.process_upcalls(bed.now);
+        assert_eq!(
+            bed.ctl.lookup_addrs("br0"),
+            vec![(0, "10.0.0.2".parse().unwrap(), MacAddr(B))]
+        );
+        let out = bed.send(VM1, &[&req]);
+        assert_eq!(out.tx.len(), 1, "answered from the looked-up address");
+        assert_eq!(bed.ws.arp_suppressed, 1);
+    }
+
+    #[test]
+    fn external_misses_are_handed_out() {
+        let mut bed = bed(LookupProviderConfig::External, MissAction::Flood);
+        bed.send(VM1, &[&udp_frame(A, B, 8)]);
+        let misses = bed.ctl.process_upcalls(bed.now);
+        assert_eq!(
+            misses,
+            vec![Miss {
+                bridge: "br0".into(),
+                vlan: 0,
+                kind: MissKind::Mac(MacAddr(B)),
+                port: "vm1".into(),
+                src_vtep: None,
+            }]
+        );
+        // From a tunnel, the sender's VTEP comes along.
+        bed.send(
+            ETH0,
+            &[&vxlan(
+                [192, 0, 2, 2],
+                42,
+                &udp_frame(B, [2, 0, 0, 0, 0, 9], 8),
+            )],
+        );
+        let misses = bed.ctl.process_upcalls(bed.now);
+        assert_eq!(misses[0].src_vtep, Some("192.0.2.2".parse().unwrap()));
+        assert_eq!(misses[0].port, "vx1");
+    }
+
+    #[test]
+    fn answers_must_be_reachable_by_a_tunnel_port_of_the_bridge() {
+        let mut c = testkit::config();
+        let check = |c: &mut Config, provider, want: &str| {
+            c.bridges[0].lookup = Some(LookupConfig {
+                provider,
+                miss: MissAction::Flood,
+            });
+            let e = c.validate().unwrap_err().to_string();
+            assert!(e.contains(want), "{e}");
+        };
+        check(
+            &mut c,
+            LookupProviderConfig::Direct {
+                vtep: "2001:db8::9".parse().unwrap(),
+            },
+            "2001:db8::9: the bridge has no tunnel port",
+        );
+        check(
+            &mut c,
+            LookupProviderConfig::Multicast {
+                group: "239.1.1.1".parse().unwrap(),
+            },
+            "not the group of a tunnel port",
+        );
+        check(
+            &mut c,
+            LookupProviderConfig::Multicast {
+                group: "192.0.2.2".parse().unwrap(),
+            },
+            "not a multicast address",
+        );
+    }
+
+    #[test]
+    fn an_answer_may_name_a_vtep_the_tunnel_does_not_list() {
+        let mut b = bed_with_peer9();
+        b.apply(|c| {
+            c.bridges[0].learning = false;
+            c.bridges[0].lookup = Some(LookupConfig {
+                provider: LookupProviderConfig::Direct {
+                    vtep: "192.0.2.9".parse().unwrap(),
+                },
+                miss: MissAction::Drop,
+            });
+        });
+        let tx = b.ctl.upcall_sender();
+        b.ws.set_upcalls(tx);
+        let f = udp_frame(A, B, 8);
+        assert!(b.send(VM1, &[&f]).tx.is_empty());
+        b.ctl.process_upcalls(b.now);
+        assert_eq!(b.ctl.dynamic_remotes("vx1"), &[ip4("192.0.2.9")]);
+        assert_eq!(fdb_dest(&b, B), Some((VX1, 2)));
+        let out = b.send(VM1, &[&f]);
+        assert_eq!(out.tx.len(), 1);
+        let (dmac, _, dst, _, _, _) = dissect(&out.tx[0].1);
+        assert_eq!((dst, dmac), (Ipv4Addr::new(192, 0, 2, 9), PEER9_MAC));
+        // Floods still go to the configured remotes only.
+        let out = b.send(VM1, &[&udp_frame(A, BCAST, 8)]);
+        assert_eq!(out.tx.iter().filter(|(p, _)| *p == ETH0).count(), 2);
+    }
+}

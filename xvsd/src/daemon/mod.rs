@@ -157,7 +157,13 @@ pub struct Daemon {
     state_path: Option<std::path::PathBuf>,
     /// An eventfd the control socket writes when it hands over a call.
     wake: Arc<std::os::fd::OwnedFd>,
+    /// Misses for external lookup providers, until `lookup_misses` takes
+    /// them (the oldest go first past [`MAX_LOOKUP_MISSES`]).
+    lookup_misses: std::collections::VecDeque<xvs_dataplane::control::Miss>,
 }
+
+/// Misses kept for `lookup_misses` callers.
+const MAX_LOOKUP_MISSES: usize = 4096;
 
 /// The receive queues the kernel gives `iface` (`rx-N` in sysfs); 1 when
 /// sysfs does not say.
@@ -349,7 +355,9 @@ impl Daemon {
                 ..Default::default()
             }));
             let (cmds, cmd_rx) = crossbeam_channel::bounded(64);
+            let upcalls = ctl.upcall_sender();
             let worker = Worker::new(id, set, Vec::new(), ctl.handle(), Some(ctl.learn_sender()))
+                .with_upcalls(upcalls)
                 .with_mode(opts.poll)
                 .with_epoch(epoch)
                 .with_report(Arc::clone(&report))
@@ -393,6 +401,7 @@ impl Daemon {
             server: None,
             state_path: None,
             wake: Arc::new(eventfd()?),
+            lookup_misses: std::collections::VecDeque::new(),
         })
     }
 
@@ -705,6 +714,12 @@ impl Daemon {
             Err(e) => warn!("kernel notifications: {e}"),
         }
         self.ctl.process_learning(now);
+        for m in self.ctl.process_upcalls(now) {
+            if self.lookup_misses.len() >= MAX_LOOKUP_MISSES {
+                self.lookup_misses.pop_front();
+            }
+            self.lookup_misses.push_back(m);
+        }
         if now - *last_tick >= 1_000_000_000 {
             *last_tick = now;
             self.ctl.tick(now);

@@ -11,16 +11,17 @@ use std::collections::BTreeMap;
 
 use xvs_ctl::command;
 use xvs_ctl::protocol::{
-    FdbKind, FdbRow, Method, NeighRow, PortKindName, RouteRow, RpcError, StatsParams, StatsRow,
-    TransactResult, WorkerPortStats, WorkerStatsRow,
+    FdbKind, FdbRow, Method, MissRow, NeighRow, PortKindName, RouteRow, RpcError, StatsParams,
+    StatsRow, TransactResult, WorkerPortStats, WorkerStatsRow,
 };
 use xvs_ctl::server::Call;
 use xvs_ctl::view;
+use xvs_dataplane::pipeline::MissKind;
 use xvs_dataplane::pipeline::PortCounters;
 use xvs_dataplane::snapshot::PortKind;
 use xvs_dataplane::stats::DropCounters;
 use xvs_dataplane::tunnel::NO_REMOTE;
-use xvs_dataplane::types::PortNo;
+use xvs_dataplane::types::{u128_to_ip, PortNo};
 
 use super::{Daemon, DaemonError};
 use crate::state;
@@ -76,6 +77,27 @@ impl Daemon {
                 call.respond(Ok(rows))
             }
             Method::TunnelPorts => call.respond(Ok(view::tunnel_port_rows(self.ctl.config()))),
+            Method::LookupMisses => {
+                let rows: Vec<MissRow> = self
+                    .lookup_misses
+                    .drain(..)
+                    .map(|m| MissRow {
+                        bridge: m.bridge,
+                        vlan: m.vlan,
+                        mac: match m.kind {
+                            MissKind::Mac(mac) => Some(mac),
+                            MissKind::Ip(_) => None,
+                        },
+                        ip: match m.kind {
+                            MissKind::Ip(ip) => Some(u128_to_ip(ip)),
+                            MissKind::Mac(_) => None,
+                        },
+                        port: m.port,
+                        src_vtep: m.src_vtep,
+                    })
+                    .collect();
+                call.respond(Ok(rows))
+            }
             Method::ArpShow(p) => {
                 call.respond(view::addr_rows(self.ctl.config(), p.bridge.as_deref()))
             }
@@ -157,6 +179,8 @@ impl Daemon {
                     remote,
                     kind: if e.is_static {
                         FdbKind::Static
+                    } else if self.ctl.is_lookup_entry(&b.name, e.vlan, e.mac) {
+                        FdbKind::Lookup
                     } else {
                         FdbKind::Learned
                     },
