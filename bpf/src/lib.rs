@@ -4,7 +4,7 @@
 //! - `xvs_port` (VM-facing ports) redirects every frame to the AF_XDP
 //!   socket of its rx queue and drops (counted) when that queue has none;
 //! - `xvs_uplink` (the underlay uplink) redirects only UDP to a local VTEP
-//!   address and tunnel port, copies ARP replies and IPv6 neighbor
+//!   address (or a multicast tunnel's group) and tunnel port, copies ARP replies and IPv6 neighbor
 //!   advertisements into the `snoop` ring buffer, and passes everything
 //!   else to the kernel.
 //!
@@ -686,7 +686,9 @@ impl XdpProgram {
             .map_err(self.map_err("cfg", format!("setting port headroom {headroom}")))
     }
 
-    /// Terminates tunnel traffic to the local VTEP address `addr`.
+    /// Terminates tunnel traffic to the local VTEP address `addr`, or to
+    /// a multicast tunnel's group `addr` (RFC 7348 §4.2): the program
+    /// matches destinations the same way for both.
     pub fn add_vtep(&self, addr: IpAddr) -> Result<(), Error> {
         let (map, name, key) = self.vtep_key(addr);
         map.update(&key, &[1], MapFlags::ANY)

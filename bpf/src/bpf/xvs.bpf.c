@@ -9,7 +9,8 @@
 //            the host stack would let a VM talk to the host behind the
 //            switch's back.
 // xvs_uplink attaches to the underlay uplink: only UDP to a local VTEP
-//            address (vtep4/vtep6) and a tunnel port (tunnel_ports) goes to
+//            address or a multicast tunnel's group (both in vtep4/vtep6)
+//            and a tunnel port (tunnel_ports) goes to
 //            the AF_XDP socket; everything else is the host's and is passed.
 //            ARP replies and ICMPv6 neighbor advertisements are also copied
 //            into the `snoop` ring buffer before being passed. A tunnel
@@ -54,7 +55,8 @@ struct {
 	__type(value, struct xvs_cfg);
 } cfg SEC(".maps");
 
-/* Local VTEP addresses, network byte order. Value unused (1). */
+/* Destination addresses we terminate: local VTEPs and the groups of
+ * multicast tunnels. Network byte order. Value unused (1). */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, XVS_MAX_VTEPS);

@@ -43,7 +43,10 @@ use xvs_dataplane::types::{MacAddr, PortNo};
 
 use crate::worker::{PollMode, Worker, WorkerCmd, WorkerReport};
 
+mod mcast;
 mod rpc;
+
+pub use mcast::Membership;
 
 /// How the daemon runs (the command line), apart from the config.
 #[derive(Debug, Clone)]
@@ -122,9 +125,12 @@ struct Attached {
     no: PortNo,
     mode: Mode,
     queues: u32,
-    /// Uplink only: VTEP addresses and tunnel UDP ports in its maps.
+    /// Uplink only: VTEP addresses (and multicast tunnels' groups) and
+    /// tunnel UDP ports in its maps.
     vteps: BTreeSet<IpAddr>,
     tunnel_ports: BTreeSet<u16>,
+    /// Uplink only: the groups of multicast tunnels it joined.
+    groups: BTreeMap<IpAddr, Membership>,
 }
 
 /// How long the control thread waits for a worker to bind or close a
@@ -558,6 +564,7 @@ impl Daemon {
                 queues: i.queues,
                 vteps: BTreeSet::new(),
                 tunnel_ports: BTreeSet::new(),
+                groups: BTreeMap::new(),
             },
         );
         for q in 0..i.queues {
@@ -613,7 +620,9 @@ impl Daemon {
         drop(a);
     }
 
-    /// Makes the uplink program's VTEP and tunnel-port maps match `config`.
+    /// Makes the uplink program's VTEP and tunnel-port maps, and the
+    /// uplink's group memberships, match `config`. Groups are joined
+    /// before anything else changes, so a failed join leaves all as it was.
     fn sync_uplink_maps(&mut self, config: &Config) -> Result<(), DaemonError> {
         let Some(u) = &config.uplink else {
             return Ok(());
@@ -621,7 +630,27 @@ impl Daemon {
         let Some(a) = self.ifaces.get_mut(&u.iface) else {
             return Ok(());
         };
-        let vteps: BTreeSet<IpAddr> = u.local_ips.iter().copied().collect();
+        let groups: BTreeSet<IpAddr> = config.tunnels.iter().filter_map(|t| t.group()).collect();
+        let mut joined = Vec::new();
+        for g in groups.iter().filter(|g| !a.groups.contains_key(g)) {
+            let ifindex = a.prog.ifindex() as u32;
+            let m = Membership::join(*g, ifindex).map_err(|e| DaemonError::Interface {
+                iface: u.iface.clone(),
+                reason: format!("joining multicast group {g}: {e}"),
+            })?;
+            info!(iface = %u.iface, group = %g, "joined multicast group");
+            joined.push(m);
+        }
+        a.groups.retain(|g, _| {
+            let keep = groups.contains(g);
+            if !keep {
+                info!(group = %g, "left multicast group");
+            }
+            keep
+        });
+        a.groups.extend(joined.into_iter().map(|m| (m.group(), m)));
+        // Packets to a group are terminated like those to a local VTEP.
+        let vteps: BTreeSet<IpAddr> = u.local_ips.iter().copied().chain(groups).collect();
         let ports: BTreeSet<u16> = config.tunnels.iter().map(|t| t.udp_port()).collect();
         for ip in vteps.difference(&a.vteps) {
             a.prog.add_vtep(*ip)?;
