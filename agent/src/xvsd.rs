@@ -13,17 +13,14 @@
 //! installed with owner [`OWNER`]; only entries with that owner are read
 //! back as ours, and an address someone else installed is left alone.
 //!
-//! Verbs that xvsd does not have yet sit behind [`set_tunnel`] (until
-//! `set-tunnel` exists: the tunnel is deleted and added again with the new
-//! flood list in the same transaction, and every static entry on it
-//! re-added).
+//! A flood list changes in place with `set-tunnel` ([`set_tunnel`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::Duration;
 
 use xvs_ctl::client::{Client, ClientError};
-use xvs_ctl::command::{AddTunnel, ArpAdd, ArpDel, Command, DelPort, FdbAdd, FdbDel};
+use xvs_ctl::command::{AddTunnel, ArpAdd, ArpDel, Command, FdbAdd, FdbDel, SetTunnel};
 use xvs_dataplane::config::{Config, TunnelConfig, TunnelKind};
 
 use crate::config::AgentConfig;
@@ -206,48 +203,22 @@ pub fn commands(d: &Diff, cfg: &Config, target: &State, local: &AgentConfig) -> 
     out
 }
 
-/// Replaces the flood list of an existing tunnel port. Returns whether
-/// the port was replaced (deleted and added again) rather than edited in
-/// place, in which case its static FDB entries must be added again.
-///
-/// Until xvsd has `set-tunnel`: `del-port` + `add-tunnel` with every
-/// setting `add-tunnel` can express copied over.
+/// Replaces the flood list of an existing tunnel port in place
+/// (`set-tunnel`: same port number, its static and learned MACs kept).
+/// Returns whether the port was replaced instead, in which case its
+/// static FDB entries must be added again (kept for a verb that cannot
+/// edit in place; `set-tunnel` can).
 pub fn set_tunnel(
     existing: &TunnelConfig,
     remotes: &BTreeSet<std::net::IpAddr>,
     out: &mut Vec<Command>,
 ) -> bool {
-    let fresh = TunnelConfig::new("", "", existing.kind, 0, Vec::new());
-    if existing.src_port_range != fresh.src_port_range
-        || existing.zero_csum6 != fresh.zero_csum6
-        || existing.vlan != fresh.vlan
-    {
-        tracing::warn!(
-            tunnel = %existing.name,
-            "re-adding the tunnel resets src_port_range, zero_csum6 and vlan (add-tunnel cannot set them)"
-        );
-    }
-    out.push(Command::DelPort(DelPort {
+    out.push(Command::SetTunnel(SetTunnel {
         name: existing.name.clone(),
-        if_exists: false,
+        remotes: Some(remotes.iter().copied().collect()),
+        ..SetTunnel::default()
     }));
-    out.push(Command::AddTunnel(AddTunnel {
-        bridge: existing.bridge.clone(),
-        name: existing.name.clone(),
-        kind: existing.kind,
-        vni: existing.vni,
-        remotes: remotes.iter().copied().collect(),
-        local: existing.local,
-        dst_port: existing.dst_port,
-        ttl: Some(existing.ttl),
-        tos: Some(existing.tos),
-        df: Some(existing.df),
-        csum: existing.csum,
-        geneve_opts: existing.geneve_opts.clone(),
-        learn_remotes: existing.learn_remotes,
-        may_exist: false,
-    }));
-    true
+    false
 }
 
 /// What one reconcile did.
