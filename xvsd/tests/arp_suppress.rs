@@ -251,3 +251,48 @@ fn unknown_macs_are_looked_up_and_installed_behind_the_answered_vtep() {
         assert!(status.success() && log.contains("stopped cleanly"), "{log}");
     }
 }
+
+#[test]
+fn a_vtep_tells_the_sender_that_a_mac_is_not_here() {
+    if !is_root() {
+        eprintln!("skipped: needs root (network namespaces, BPF, AF_XDP)");
+        return;
+    }
+    let p = pair(
+        "iv",
+        "learning = false\nlookup = { provider = { kind = \"direct\", vtep = \"192.0.2.{other}\" } }",
+        "\n[[fdb]]\nbridge = \"blue\"\nmac = \"{mac}\"\nport = \"p{n}\"\n",
+    );
+    // vm1 sends to a MAC no VM has: hv1's lookup puts it behind hv2, hv2
+    // finds it is not local and tells hv1, which drops the entry.
+    p.vms[0].run(
+        "ip",
+        &[
+            "neigh",
+            "replace",
+            "10.1.0.77",
+            "lladdr",
+            "02:00:00:00:77:77",
+            "dev",
+            "eth0",
+        ],
+    );
+    assert_eq!(p.vms[0].ping("10.1.0.77", 3), 0);
+    let (told, dropped) = (p.xvsd[1].log(), p.xvsd[0].log());
+    assert!(
+        told.contains("told the VTEP its entry is stale") && told.contains("192.0.2.1"),
+        "hv2:\n{told}"
+    );
+    assert!(
+        dropped.contains("stale entry dropped on invalidation")
+            && dropped.contains("02:00:00:00:77:77"),
+        "hv1:\n{dropped}"
+    );
+    // Meanwhile the VMs still reach each other.
+    p.vms[0].ping(IPS[1], 1);
+    assert_eq!(p.vms[0].ping(IPS[1], 3), 3, "{}", logs(&p));
+    for d in p.xvsd {
+        let (status, log) = d.stop();
+        assert!(status.success() && log.contains("stopped cleanly"), "{log}");
+    }
+}

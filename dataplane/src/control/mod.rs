@@ -20,6 +20,7 @@
 //! new index, in the same snapshot as the new list. Learn events are
 //! resolved by address, never by the worker's index, which may be stale.
 
+pub mod invalidate;
 pub mod kernel;
 pub mod lookup;
 
@@ -65,6 +66,18 @@ pub fn ifindex_of(name: &str) -> u32 {
 pub const LEARN_QUEUE: usize = 65_536;
 /// Capacity of each worker's upcall queue.
 pub const UPCALL_QUEUE: usize = 1024;
+
+/// What [`Control::process_upcalls`] leaves to the daemon.
+#[derive(Debug, Default)]
+pub struct UpcallWork {
+    /// Misses for the external provider's clients.
+    pub misses: Vec<Miss>,
+    /// Invalidations to send: to this VTEP, this message.
+    pub invalidations: Vec<(IpAddr, invalidate::Invalidation)>,
+}
+
+/// How often one invalidation is sent to one VTEP at most.
+const INVALIDATE_EVERY_NS: u64 = 1_000_000_000;
 
 /// Addresses lookup installed in one bridge: (VLAN, address in 128-bit
 /// form) -> (MAC, installed at).
@@ -144,6 +157,8 @@ pub struct Control {
     lookup_addrs: HashMap<String, LookedUpAddrs>,
     /// `lookup_addrs` changed since the address tables were built.
     addrs_dirty: bool,
+    /// When each invalidation was last sent (rate limit).
+    invalidated_at: HashMap<(IpAddr, invalidate::Invalidation), u64>,
 }
 
 /// Per tunnel port number: new index of each old remote index (`None`:
@@ -173,6 +188,7 @@ impl Control {
             lookup_fdb: HashMap::new(),
             lookup_addrs: HashMap::new(),
             addrs_dirty: false,
+            invalidated_at: HashMap::new(),
         }
     }
 
@@ -193,15 +209,25 @@ impl Control {
     /// Drains the workers' upcall queues, asks each bridge's provider and
     /// installs its answers (one snapshot for all of them). Returns the
     /// misses of bridges with the external provider, for its clients.
-    pub fn process_upcalls(&mut self, now: u64) -> Vec<Miss> {
+    pub fn process_upcalls(&mut self, now: u64) -> UpcallWork {
         let mut ups = Vec::new();
         for rx in &self.upcall_rx {
             // Bounded per call, as learning is.
             ups.extend(rx.try_iter().take(UPCALL_QUEUE));
         }
-        let mut external = Vec::new();
+        let mut work = UpcallWork::default();
         let mut changed = false;
         for u in ups {
+            // A decapsulated frame for a MAC that is not local here: its
+            // sender's entry is stale.
+            if let MissKind::Mac(mac) | MissKind::NotHere(mac) = u.kind {
+                if let Some(inv) = self.invalidation_for(u.port, u.remote, u.vlan, mac, now) {
+                    work.invalidations.push(inv);
+                }
+            }
+            if matches!(u.kind, MissKind::NotHere(_)) {
+                continue;
+            }
             let Some(b) = self.current.bridges.get(usize::from(u.bridge)) else {
                 continue;
             };
@@ -221,7 +247,7 @@ impl Control {
                 src_vtep,
             };
             if cfg.provider == crate::config::LookupProviderConfig::External {
-                external.push(Miss {
+                work.misses.push(Miss {
                     bridge: b.name.clone(),
                     vlan: u.vlan,
                     kind: u.kind,
@@ -250,7 +276,63 @@ impl Control {
         if changed {
             self.republish();
         }
-        external
+        work
+    }
+
+    /// The invalidation to send for `mac` to the VTEP behind (`port`,
+    /// `remote`), unless it was sent within [`INVALIDATE_EVERY_NS`].
+    fn invalidation_for(
+        &mut self,
+        port: PortNo,
+        remote: RemoteIdx,
+        vlan: u16,
+        mac: MacAddr,
+        now: u64,
+    ) -> Option<(IpAddr, invalidate::Invalidation)> {
+        let vtep = self.remote_ip(port, remote)?;
+        let PortKind::Tunnel(t) = self.current.port(port)?.kind else {
+            return None;
+        };
+        let vni = self.current.tunnels.get(t)?.vni;
+        let inv = invalidate::Invalidation { vni, vlan, mac };
+        let last = self.invalidated_at.entry((vtep, inv)).or_insert(0);
+        if *last != 0 && now.saturating_sub(*last) < INVALIDATE_EVERY_NS {
+            return None;
+        }
+        *last = now.max(1);
+        Some((vtep, inv))
+    }
+
+    /// Takes an invalidation datagram from `from`: if `from` is a remote of
+    /// a tunnel port with its VNI, drops the learned or looked-up entry of
+    /// its MAC that points at a tunnel (never a static or a local one).
+    /// Returns the bridge and MAC dropped.
+    pub fn invalidation_received(&mut self, from: IpAddr, msg: &[u8]) -> Option<(String, MacAddr)> {
+        let inv = invalidate::Invalidation::decode(msg)?;
+        let key = ip_to_u128(from);
+        let tp = self
+            .current
+            .tunnels
+            .ports()
+            .iter()
+            .find(|tp| tp.vni == inv.vni && tp.remote_index(key).is_some())?;
+        let bridge = self.current.port(tp.port)?.bridge;
+        let name = self.current.bridges.get(usize::from(bridge))?.name.clone();
+        let fdb = self.fdbs.get_mut(&name)?;
+        let e = fdb.get(inv.vlan, inv.mac, 0)?;
+        let behind_tunnel = matches!(
+            self.current.port(e.dest.port).map(|p| p.kind),
+            Some(PortKind::Tunnel(_))
+        );
+        if e.is_static || !behind_tunnel || !fdb.del(inv.vlan, inv.mac) {
+            return None;
+        }
+        if let Some(s) = self.lookup_fdb.get_mut(&name) {
+            s.remove(&(inv.vlan, inv.mac));
+        }
+        self.remotes_gc_due = true;
+        self.republish();
+        Some((name, inv.mac))
     }
 
     /// The address of remote `r` of tunnel port `port`, if it is one.
@@ -632,6 +714,8 @@ impl Control {
             changed |= aged;
             self.remotes_gc_due |= aged;
         }
+        self.invalidated_at
+            .retain(|_, at| now.saturating_sub(*at) < INVALIDATE_EVERY_NS);
         // What lookup installed ages like learned entries.
         for (b, set) in &mut self.lookup_fdb {
             if let Some(fdb) = self.fdbs.get(b) {

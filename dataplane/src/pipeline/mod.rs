@@ -362,6 +362,21 @@ fn normal<'a>(
     let dst = ctx.key.dl_dst();
     if !dst.is_multicast() {
         if let Some(d) = bridge.fdb.lookup(ctx.vlan, dst) {
+            // Decapsulated, for a MAC that is not local here: the sender
+            // should look it up again.
+            if bridge.lookup.is_some()
+                && remote != NO_REMOTE
+                && matches!(snap.port(d.port).map(|p| p.kind), Some(PortKind::Tunnel(_)))
+            {
+                ws.upcall(Upcall {
+                    bridge: ctx.bridge,
+                    vlan: ctx.vlan,
+                    kind: MissKind::NotHere(dst),
+                    port: ctx.in_port,
+                    remote,
+                    now: ctx.now,
+                });
+            }
             // Never back out of the port it came in on, whichever remote
             // VTEP: remotes of one tunnel port are a full mesh (split horizon).
             if d.port == ctx.in_port {

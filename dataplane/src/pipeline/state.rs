@@ -42,6 +42,9 @@ pub enum MissKind {
     /// Which MAC has this address (L3, in the 128-bit form of
     /// `ip_to_u128`)?
     Ip(u128),
+    /// A decapsulated frame for a MAC the FDB puts behind a tunnel: the
+    /// sender's entry for it is stale (invalidation, not a question).
+    NotHere(MacAddr),
 }
 
 /// A miss reported to the control plane (illumos varpd's upcall).
@@ -205,6 +208,7 @@ impl WorkerState {
         let Some(tx) = &self.upcall_tx else { return };
         let what = match u.kind {
             MissKind::Mac(m) => m.to_u64(),
+            MissKind::NotHere(m) => m.to_u64() ^ 1 << 61,
             MissKind::Ip(ip) => (ip as u64) ^ ((ip >> 64) as u64).rotate_left(17) ^ 1 << 62,
         };
         let key = (what ^ u64::from(u.vlan) << 48 ^ u64::from(u.bridge) << 32)

@@ -1257,7 +1257,7 @@ mod lookup_on_miss {
         assert!(out.tx.is_empty());
         assert_eq!(bed.drops(DropReason::LookupMiss), 5);
         assert_eq!(bed.ws.upcalls, 1, "repeats within 100 ms are filtered");
-        assert!(bed.ctl.process_upcalls(bed.now).is_empty());
+        assert!(bed.ctl.process_upcalls(bed.now).misses.is_empty());
         let e = bed
             .ctl
             .fdb("br0")
@@ -1332,7 +1332,7 @@ mod lookup_on_miss {
     fn external_misses_are_handed_out() {
         let mut bed = bed(LookupProviderConfig::External, MissAction::Flood);
         bed.send(VM1, &[&udp_frame(A, B, 8)]);
-        let misses = bed.ctl.process_upcalls(bed.now);
+        let misses = bed.ctl.process_upcalls(bed.now).misses;
         assert_eq!(
             misses,
             vec![Miss {
@@ -1352,9 +1352,72 @@ mod lookup_on_miss {
                 &udp_frame(B, [2, 0, 0, 0, 0, 9], 8),
             )],
         );
-        let misses = bed.ctl.process_upcalls(bed.now);
+        let misses = bed.ctl.process_upcalls(bed.now).misses;
         assert_eq!(misses[0].src_vtep, Some("192.0.2.2".parse().unwrap()));
         assert_eq!(misses[0].port, "vx1");
+    }
+
+    #[test]
+    fn a_frame_for_a_mac_that_is_not_here_invalidates_the_senders_entry() {
+        use crate::control::invalidate::Invalidation;
+        let mut bed = bed(direct(), MissAction::Flood);
+        // Our lookup put B behind 192.0.2.3.
+        bed.send(VM1, &[&udp_frame(A, B, 8)]);
+        bed.ctl.process_upcalls(bed.now);
+        // 192.0.2.2 sends us a frame for B: B is not here, tell it, once.
+        let f = vxlan([192, 0, 2, 2], 42, &udp_frame(C, B, 8));
+        bed.send(ETH0, &[&f]);
+        let work = bed.ctl.process_upcalls(bed.now);
+        let want = Invalidation {
+            vni: 42,
+            vlan: 0,
+            mac: MacAddr(B),
+        };
+        assert_eq!(work.invalidations, vec![(ip4("192.0.2.2"), want)]);
+        bed.now += 200_000_000;
+        bed.send(ETH0, &[&f]);
+        assert!(
+            bed.ctl.process_upcalls(bed.now).invalidations.is_empty(),
+            "rate-limited"
+        );
+        // A frame for a MAC nobody knows, from a VTEP: also not here.
+        bed.send(
+            ETH0,
+            &[&vxlan(
+                [192, 0, 2, 3],
+                42,
+                &udp_frame(C, [2, 0, 0, 0, 0, 0x42], 8),
+            )],
+        );
+        let work = bed.ctl.process_upcalls(bed.now);
+        assert_eq!(work.invalidations.len(), 1);
+        assert_eq!(work.invalidations[0].0, ip4("192.0.2.3"));
+
+        // The other side: a message from a remote drops the looked-up
+        // entry; from a stranger, or for a static entry, nothing.
+        let msg = want.encode();
+        assert_eq!(
+            bed.ctl.invalidation_received(ip4("198.51.100.1"), &msg),
+            None
+        );
+        assert!(fdb_dest(&bed, B).is_some());
+        assert_eq!(
+            bed.ctl.invalidation_received(ip4("192.0.2.3"), &msg),
+            Some(("br0".into(), MacAddr(B)))
+        );
+        assert_eq!(fdb_dest(&bed, B), None);
+        assert!(!bed.ctl.is_lookup_entry("br0", 0, MacAddr(B)));
+        bed.apply(|c| {
+            c.fdb.push(crate::config::StaticFdbConfig {
+                bridge: "br0".into(),
+                vlan: 0,
+                mac: MacAddr(B),
+                port: "vx1".into(),
+                remote: Some(ip4("192.0.2.3")),
+            })
+        });
+        assert_eq!(bed.ctl.invalidation_received(ip4("192.0.2.3"), &msg), None);
+        assert!(fdb_dest(&bed, B).is_some());
     }
 
     #[test]

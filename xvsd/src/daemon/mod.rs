@@ -166,6 +166,24 @@ pub struct Daemon {
     /// Misses for external lookup providers, until `lookup_misses` takes
     /// them (the oldest go first past [`MAX_LOOKUP_MISSES`]).
     lookup_misses: std::collections::VecDeque<xvs_dataplane::control::Miss>,
+    /// Sends and receives invalidations (lookup on miss); none if the
+    /// port could not be bound (logged).
+    invalidate: Option<std::net::UdpSocket>,
+}
+
+/// The invalidation socket: UDP [`invalidate::PORT`] on every address
+/// (dual-stack where the kernel allows), non-blocking.
+fn invalidate_socket() -> Option<std::net::UdpSocket> {
+    use xvs_dataplane::control::invalidate;
+    let s = std::net::UdpSocket::bind(("::", invalidate::PORT))
+        .or_else(|_| std::net::UdpSocket::bind(("0.0.0.0", invalidate::PORT)));
+    match s.and_then(|s| s.set_nonblocking(true).map(|()| s)) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            warn!(port = invalidate::PORT, "no invalidation socket (lookup on miss will not tell senders about stale entries): {e}");
+            None
+        }
+    }
 }
 
 /// Misses kept for `lookup_misses` callers.
@@ -408,6 +426,7 @@ impl Daemon {
             state_path: None,
             wake: Arc::new(eventfd()?),
             lookup_misses: std::collections::VecDeque::new(),
+            invalidate: invalidate_socket(),
         })
     }
 
@@ -743,12 +762,14 @@ impl Daemon {
             Err(e) => warn!("kernel notifications: {e}"),
         }
         self.ctl.process_learning(now);
-        for m in self.ctl.process_upcalls(now) {
+        let work = self.ctl.process_upcalls(now);
+        for m in work.misses {
             if self.lookup_misses.len() >= MAX_LOOKUP_MISSES {
                 self.lookup_misses.pop_front();
             }
             self.lookup_misses.push_back(m);
         }
+        self.invalidations(&work.invalidations);
         if now - *last_tick >= 1_000_000_000 {
             *last_tick = now;
             self.ctl.tick(now);
@@ -760,6 +781,37 @@ impl Daemon {
             }
         }
         Ok(())
+    }
+
+    /// Sends `out` (rate-limited by the control plane) and takes the
+    /// invalidations other VTEPs sent us (a bounded number per round).
+    fn invalidations(
+        &mut self,
+        out: &[(IpAddr, xvs_dataplane::control::invalidate::Invalidation)],
+    ) {
+        use xvs_dataplane::control::invalidate;
+        let Some(sock) = &self.invalidate else { return };
+        for (vtep, inv) in out {
+            match sock.send_to(&inv.encode(), (*vtep, invalidate::PORT)) {
+                Ok(_) => {
+                    info!(%vtep, mac = %inv.mac, vni = inv.vni, "told the VTEP its entry is stale")
+                }
+                Err(e) => debug!(%vtep, "sending an invalidation: {e}"),
+            }
+        }
+        let mut buf = [0u8; 64];
+        for _ in 0..64 {
+            let Ok((n, from)) = sock.recv_from(&mut buf) else {
+                break;
+            };
+            let ip = match from.ip() {
+                IpAddr::V6(a) => a.to_ipv4_mapped().map_or(IpAddr::V6(a), IpAddr::V4),
+                v4 => v4,
+            };
+            if let Some((bridge, mac)) = self.ctl.invalidation_received(ip, &buf[..n]) {
+                info!(%bridge, %mac, from = %ip, "stale entry dropped on invalidation");
+            }
+        }
     }
 
     /// The latest report of every worker.

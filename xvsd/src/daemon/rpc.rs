@@ -85,12 +85,12 @@ impl Daemon {
                         bridge: m.bridge,
                         vlan: m.vlan,
                         mac: match m.kind {
-                            MissKind::Mac(mac) => Some(mac),
+                            MissKind::Mac(mac) | MissKind::NotHere(mac) => Some(mac),
                             MissKind::Ip(_) => None,
                         },
                         ip: match m.kind {
                             MissKind::Ip(ip) => Some(u128_to_ip(ip)),
-                            MissKind::Mac(_) => None,
+                            MissKind::Mac(_) | MissKind::NotHere(_) => None,
                         },
                         port: m.port,
                         src_vtep: m.src_vtep,
