@@ -1630,6 +1630,14 @@ pub fn render(method: &Method, v: Value) -> Result<String, String> {
                             o.push("csum".into());
                         }
                         o.extend(r.geneve_opts.iter().map(|g| format!("opt={g}")));
+                        if r.learn_remotes {
+                            o.push("learn".into());
+                        }
+                        if !r.dynamic_remotes.is_empty() {
+                            let d: Vec<String> =
+                                r.dynamic_remotes.iter().map(|x| x.to_string()).collect();
+                            o.push(format!("dynamic={}", d.join(",")));
+                        }
                         vec![
                             r.name.clone(),
                             r.bridge.clone(),

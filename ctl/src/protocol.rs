@@ -947,6 +947,14 @@ pub struct TunnelPortRow {
     /// `CLASS:TYPE:HEX` each, as `add-tunnel --geneve-opt` takes them.
     pub geneve_opts: Vec<String>,
     pub src_port_range: (u16, u16),
+    /// Packets from VTEPs not in `remotes` are accepted and learned
+    /// (`learn_remotes`, or implied by a multicast group).
+    #[serde(default)]
+    pub learn_remotes: bool,
+    /// VTEPs beyond `remotes` that FDB entries point at (learned, or named
+    /// by static entries): unicast only, never flooded to.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dynamic_remotes: Vec<IpAddr>,
 }
 
 #[cfg(test)]

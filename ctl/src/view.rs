@@ -175,6 +175,9 @@ pub fn tunnel_port_rows(config: &Config) -> Vec<TunnelPortRow> {
                 })
                 .collect(),
             src_port_range: t.src_port_range,
+            learn_remotes: t.learn_remotes || t.group().is_some(),
+            // Running state, not config: the daemon fills them in.
+            dynamic_remotes: Vec::new(),
         })
         .collect()
 }

@@ -276,6 +276,26 @@ fn multicast_vxlan_floods_to_the_group_and_answers_unicast() {
             .any(|l| l.contains(MACS[2]) && l.contains("192.0.2.3")),
         "{fdb1}"
     );
+    // Both peers are dynamic remotes of each xvsd's tunnel (learned, and
+    // on hv1 192.0.2.3 also named by the static entry).
+    for (h, others) in [
+        (0, ["192.0.2.2", "192.0.2.3"]),
+        (1, ["192.0.2.1", "192.0.2.3"]),
+    ] {
+        let (code, out, err) = b.xvsd[h].ctl(&xvsctl, &["--format", "json", "tunnel-ports"]);
+        assert_eq!(code, 0, "{err}");
+        let rows: serde_json::Value = serde_json::from_str(&out).expect("tunnel-ports JSON");
+        let row = &rows[0];
+        assert_eq!(row["remotes"], serde_json::json!([GROUP]), "{out}");
+        assert_eq!(row["learn_remotes"], true, "{out}");
+        let dynamic: Vec<&str> = row["dynamic_remotes"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|x| x.as_str()).collect())
+            .unwrap_or_default();
+        for o in others {
+            assert!(dynamic.contains(&o), "hv{}: {out}", h + 1);
+        }
+    }
     for d in b.xvsd.drain(..) {
         let (status, log) = d.stop();
         assert!(

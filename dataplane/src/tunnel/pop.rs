@@ -137,7 +137,9 @@ pub fn pop(table: &TunnelTable, frame: &mut Frame<'_>) -> Result<Decap, DropReas
     let remote = match tp.remote_index(src) {
         // A multicast tunnel's remote 0 is its group, never a sender.
         Some(r) if !(tp.group.is_some() && r == 0) => r,
-        None if tp.learn && is_unicast_ip(&vtep) => UNKNOWN_REMOTE,
+        // Our own address as a source is a loop (a group echoed back), not
+        // a peer: learning from it would move our VMs onto the tunnel.
+        None if tp.learn && is_unicast_ip(&vtep) && vtep != tp.local => UNKNOWN_REMOTE,
         _ => return Err(DropReason::UnknownRemote),
     };
     if let Some(g) = geneve {

@@ -408,6 +408,11 @@ fn a_multicast_tunnel_accepts_its_group_and_any_unicast_vtep() {
         pop_bytes(&table, &vxlan_packet("239.1.1.1", "192.0.2.1")),
         Err(crate::stats::DropReason::UnknownRemote)
     );
+    // Our own flood echoed back by the network is no peer.
+    assert_eq!(
+        pop_bytes(&table, &vxlan_packet("192.0.2.1", "239.1.1.1")),
+        Err(crate::stats::DropReason::UnknownRemote)
+    );
 }
 
 #[test]

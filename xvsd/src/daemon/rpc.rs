@@ -76,7 +76,13 @@ impl Daemon {
                 let rows = self.worker_rows();
                 call.respond(Ok(rows))
             }
-            Method::TunnelPorts => call.respond(Ok(view::tunnel_port_rows(self.ctl.config()))),
+            Method::TunnelPorts => {
+                let mut rows = view::tunnel_port_rows(self.ctl.config());
+                for r in &mut rows {
+                    r.dynamic_remotes = self.ctl.dynamic_remotes(&r.name).to_vec();
+                }
+                call.respond(Ok(rows))
+            }
             Method::LookupMisses => {
                 let rows: Vec<MissRow> = self
                     .lookup_misses
