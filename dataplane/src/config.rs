@@ -860,72 +860,73 @@ impl Config {
             .map(|p| p.name.as_str())
             .chain(self.tunnels.iter().map(|t| t.name.as_str()))
             .collect();
-        let mut fdb_seen = HashSet::new();
+        // Fx, not SipHash: the keys are our own config, and a million of
+        // them are hashed on every validation.
+        let mut fdb_seen: HashSet<_, rustc_hash::FxBuildHasher> = HashSet::default();
+        // A million static MACs are validated in well under a second: the
+        // port is found by hash, and the object's name is only formatted
+        // for an entry that has a problem.
+        let port_of: HashMap<&str, (&String, Option<&TunnelConfig>)> = self
+            .tunnels
+            .iter()
+            .map(|t| (t.name.as_str(), (&t.bridge, Some(t))))
+            .chain(
+                self.ports
+                    .iter()
+                    .map(|p| (p.name.as_str(), (&p.bridge, None))),
+            )
+            .collect();
         for f in &self.fdb {
-            let o = format!("fdb {} vlan {} in bridge {:?}", f.mac, f.vlan, f.bridge);
+            let o = || format!("fdb {} vlan {} in bridge {:?}", f.mac, f.vlan, f.bridge);
             if !bridges.contains(f.bridge.as_str()) {
-                e(o.clone(), format!("unknown bridge {:?}", f.bridge));
+                e(o(), format!("unknown bridge {:?}", f.bridge));
             }
             if f.mac.is_multicast() || f.mac.is_zero() {
-                e(o.clone(), "not a unicast MAC".into());
+                e(o(), "not a unicast MAC".into());
             }
             if !vlan_ok(f.vlan) {
-                e(o.clone(), format!("VLAN {} out of range 0..=4094", f.vlan));
+                e(o(), format!("VLAN {} out of range 0..=4094", f.vlan));
             }
             if !fdb_seen.insert((&f.bridge, f.vlan, f.mac)) {
-                e(o.clone(), "defined twice".into());
+                e(o(), "defined twice".into());
             }
-            let port_bridge = self
-                .ports
-                .iter()
-                .find(|p| p.name == f.port)
-                .map(|p| (&p.bridge, None))
-                .or_else(|| {
-                    self.tunnels
-                        .iter()
-                        .find(|t| t.name == f.port)
-                        .map(|t| (&t.bridge, Some(t)))
-                });
-            match port_bridge {
-                None => e(o.clone(), format!("unknown port {:?}", f.port)),
+            match port_of.get(f.port.as_str()).copied() {
+                None => e(o(), format!("unknown port {:?}", f.port)),
                 Some((b, tun)) => {
                     if *b != f.bridge {
-                        e(o.clone(), format!("port {:?} is in bridge {b:?}", f.port));
+                        e(o(), format!("port {:?} is in bridge {b:?}", f.port));
                     }
                     match (tun, f.remote) {
                         // Any unicast VTEP: one beyond the configured
                         // remotes becomes a dynamic (never flooded) remote.
-                        (Some(_), Some(r)) if !is_unicast_ip(&r) => e(
-                            o.clone(),
-                            format!("remote {r} is not a unicast VTEP address"),
-                        ),
+                        (Some(_), Some(r)) if !is_unicast_ip(&r) => {
+                            e(o(), format!("remote {r} is not a unicast VTEP address"))
+                        }
                         (Some(t), Some(r))
                             if t.remotes
                                 .first()
                                 .is_some_and(|f| f.is_ipv4() != r.is_ipv4()) =>
                         {
                             e(
-                                o.clone(),
+                                o(),
                                 format!("remote {r} and tunnel {:?} differ in family", t.name),
                             )
                         }
                         (Some(t), None) if t.group().is_some() => e(
-                            o.clone(),
+                            o(),
                             format!(
                                 "tunnel {:?} is a multicast tunnel: say which VTEP with `remote`",
                                 t.name
                             ),
                         ),
                         (Some(t), None) if t.remotes.len() > 1 => e(
-                            o.clone(),
+                            o(),
                             format!(
                                 "tunnel {:?} has several remotes: say which with `remote`",
                                 t.name
                             ),
                         ),
-                        (None, Some(r)) => {
-                            e(o.clone(), format!("remote {r} given for a local port"))
-                        }
+                        (None, Some(r)) => e(o(), format!("remote {r} given for a local port")),
                         _ => {}
                     }
                 }
