@@ -13,6 +13,7 @@
 //! next one starts from a fresh lease and a full read, so nothing stale
 //! survives a reconnect.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -25,7 +26,7 @@ use tracing::{debug, error, info, warn};
 
 use crate::config::AgentConfig;
 use crate::registry::{self, HostRecord, Registry};
-use crate::state::{self, State};
+use crate::state::{self, Asked, State};
 use crate::xvsd;
 
 /// How long one unary etcd call may take.
@@ -37,6 +38,11 @@ const BACKOFF_MIN: Duration = Duration::from_millis(200);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
 /// Retry delay after a failed reconcile (xvsd down or refusing).
 const RECONCILE_RETRY: Duration = Duration::from_secs(1);
+/// How often lazy nets drain xvsd's lookup misses.
+const MISS_POLL: Duration = Duration::from_millis(50);
+/// Most lookups remembered (each stays installed while its answer is
+/// registered).
+const MAX_ASKED: usize = 1 << 16;
 
 /// Why the agent stopped or a session ended.
 #[derive(Debug, thiserror::Error)]
@@ -366,45 +372,81 @@ fn on_watch(
 
 /// Keeps xvsd in step with the latest [`Want`]: at once on every change,
 /// every `resync_secs` anyway (a restarted xvsd is repaired), every second
-/// while xvsd is unreachable or refuses.
+/// while xvsd is unreachable or refuses. With lazy nets it also drains
+/// xvsd's lookup misses every [`MISS_POLL`] and reconciles at once when
+/// one asks for something new.
 async fn reconciler(mut rx: watch::Receiver<Option<Want>>) {
+    let mut asked: BTreeSet<Asked> = BTreeSet::new();
     loop {
-        let want = rx.borrow_and_update().clone();
-        let wait = match want {
-            None => None,
-            Some(w) => {
-                let resync = Duration::from_secs(w.config.resync_secs);
-                let r = tokio::task::spawn_blocking(move || {
-                    xvsd::reconcile(&w.config.xvsd_socket, &w.config, &w.desired)
-                })
-                .await;
-                match r {
-                    Ok(Ok(a)) if a.commands > 0 => {
-                        info!(commands = a.commands, change = %a.diff.summary(), "xvsd updated");
-                        Some(resync)
-                    }
-                    Ok(Ok(_)) => Some(resync),
-                    Ok(Err(e)) => {
-                        warn!(error = %e, "xvsd not updated; retrying");
-                        Some(RECONCILE_RETRY)
-                    }
-                    Err(e) => {
-                        error!(error = %e, "reconcile task failed; retrying");
-                        Some(RECONCILE_RETRY)
-                    }
+        let Some(w) = rx.borrow_and_update().clone() else {
+            if rx.changed().await.is_err() {
+                return;
+            }
+            continue;
+        };
+        let (cfg, desired, a) = (w.config.clone(), w.desired.clone(), asked.clone());
+        let r = tokio::task::spawn_blocking(move || {
+            xvsd::reconcile(&cfg.xvsd_socket, &cfg, &desired, &a)
+        })
+        .await;
+        let wait = match r {
+            Ok(Ok(a)) => {
+                if a.commands > 0 {
+                    info!(commands = a.commands, change = %a.diff.summary(), "xvsd updated");
                 }
+                Duration::from_secs(w.config.resync_secs)
+            }
+            Ok(Err(e)) => {
+                warn!(error = %e, "xvsd not updated; retrying");
+                RECONCILE_RETRY
+            }
+            Err(e) => {
+                error!(error = %e, "reconcile task failed; retrying");
+                RECONCILE_RETRY
             }
         };
-        match wait {
-            None => {
-                if rx.changed().await.is_err() {
-                    return;
+        let lazy: Vec<String> = w
+            .config
+            .nets
+            .iter()
+            .filter(|n| n.lookup)
+            .map(|n| n.bridge.clone())
+            .collect();
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let poll = async {
+                if lazy.is_empty() {
+                    std::future::pending::<()>().await
+                }
+                sleep(MISS_POLL).await
+            };
+            tokio::select! {
+                r = rx.changed() => {
+                    if r.is_err() {
+                        return;
+                    }
+                    break;
+                }
+                _ = tokio::time::sleep_until(deadline) => break,
+                _ = poll => {
+                    let (socket, bridges) = (w.config.xvsd_socket.clone(), lazy.clone());
+                    let r = tokio::task::spawn_blocking(move || xvsd::poll_misses(&socket, &bridges)).await;
+                    // xvsd down: the reconcile retries report it.
+                    let Ok(Ok(questions)) = r else { continue };
+                    let mut new = false;
+                    for q in questions {
+                        if asked.len() >= MAX_ASKED {
+                            warn!(max = MAX_ASKED, "too many lookups remembered; ignoring more");
+                            break;
+                        }
+                        new |= asked.insert(q);
+                    }
+                    if new {
+                        debug!(asked = asked.len(), "xvsd asked for something new");
+                        break;
+                    }
                 }
             }
-            Some(d) => tokio::select! {
-                r = rx.changed() => if r.is_err() { return },
-                _ = sleep(d) => {}
-            },
         }
     }
 }

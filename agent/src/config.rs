@@ -82,6 +82,12 @@ pub struct NetConfig {
     /// Tunnel type when the agent creates the port.
     #[serde(default = "default_kind")]
     pub kind: TunnelKind,
+    /// Lazy mode (varpd's etcd provider): install the static MACs and
+    /// overlay addresses of remote virts only once xvsd asks for them
+    /// (the bridge's lookup provider must be `external`), then keep them
+    /// current like the others. The flood list is always installed.
+    #[serde(default)]
+    pub lookup: bool,
     #[serde(default)]
     pub virts: Vec<VirtConfig>,
 }

@@ -40,6 +40,7 @@ pub(crate) mod testutil {
                 bridge: "blue".into(),
                 tunnel: "vx".into(),
                 kind: TunnelKind::Vxlan,
+                lookup: false,
                 virts: virts
                     .iter()
                     .map(|&v| VirtConfig {

@@ -29,11 +29,12 @@ pub struct FdbKey {
     pub mac: MacAddr,
 }
 
-/// Where a remote virt's MAC points: the net's tunnel port, its host.
+/// Where a virt's MAC points: a remote virt's at the net's tunnel port
+/// and its host; a local virt's (lazy nets only) at its own port.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct FdbTarget {
     pub port: String,
-    pub remote: IpAddr,
+    pub remote: Option<IpAddr>,
 }
 
 /// (bridge, VLAN, IP): the key of an overlay address entry.
@@ -153,9 +154,26 @@ pub fn desired(local: &AgentConfig, reg: &Registry) -> State {
                 },
                 FdbTarget {
                     port: net.tunnel.clone(),
-                    remote,
+                    remote: Some(remote),
                 },
             );
+        }
+        // A lazy net's bridge answers misses only through us, and a
+        // silent local virt is never learned: pin it to its port.
+        for v in net.virts.iter().filter(|_| net.lookup) {
+            if let Some(port) = &v.port {
+                st.fdb.insert(
+                    FdbKey {
+                        bridge: net.bridge.clone(),
+                        vlan: 0,
+                        mac: v.mac,
+                    },
+                    FdbTarget {
+                        port: port.clone(),
+                        remote: None,
+                    },
+                );
+            }
         }
         for (ip, (_, _, mac)) in ips {
             st.addrs.insert(
@@ -179,6 +197,48 @@ pub fn desired(local: &AgentConfig, reg: &Registry) -> State {
         }
     }
     st
+}
+
+/// What xvsd asked for (a lookup miss): a MAC's VTEP or an address's
+/// MAC, in a bridge and VLAN.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Asked {
+    Mac(FdbKey),
+    Ip(AddrKey),
+}
+
+/// `desired` with the static MACs and addresses of lazy nets (those with
+/// `lookup`) cut down to what xvsd asked for; other nets and every flood
+/// list untouched.
+pub fn restrict(desired: &State, local: &AgentConfig, asked: &BTreeSet<Asked>) -> State {
+    let lazy: BTreeSet<&str> = local
+        .nets
+        .iter()
+        .filter(|n| n.lookup)
+        .map(|n| n.bridge.as_str())
+        .collect();
+    if lazy.is_empty() {
+        return desired.clone();
+    }
+    State {
+        tunnels: desired.tunnels.clone(),
+        fdb: desired
+            .fdb
+            .iter()
+            .filter(|(k, _)| {
+                !lazy.contains(k.bridge.as_str()) || asked.contains(&Asked::Mac((*k).clone()))
+            })
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        addrs: desired
+            .addrs
+            .iter()
+            .filter(|(k, _)| {
+                !lazy.contains(k.bridge.as_str()) || asked.contains(&Asked::Ip((*k).clone()))
+            })
+            .map(|(k, v)| (k.clone(), *v))
+            .collect(),
+    }
 }
 
 fn diff_map<K: Ord + Clone, V: Eq + Clone>(
@@ -262,7 +322,10 @@ mod tests {
     }
 
     fn fdb_of(st: &State) -> Vec<(MacAddr, IpAddr)> {
-        st.fdb.iter().map(|(k, t)| (k.mac, t.remote)).collect()
+        st.fdb
+            .iter()
+            .filter_map(|(k, t)| Some((k.mac, t.remote?)))
+            .collect()
     }
 
     #[test]
@@ -344,6 +407,32 @@ mod tests {
         assert!(diff(&after, &after).is_empty());
     }
 
+    #[test]
+    fn a_lazy_net_holds_only_what_was_asked_for() {
+        let (mut h1, h2) = (host(1, &[11]), host(2, &[21, 22]));
+        let full = desired(&h1, &registry(&[(&h1, 1), (&h2, 2)]));
+        assert_eq!(restrict(&full, &h1, &BTreeSet::new()), full, "push mode");
+        h1.nets[0].lookup = true;
+        let asked: BTreeSet<Asked> = [
+            Asked::Mac(FdbKey {
+                bridge: "blue".into(),
+                vlan: 0,
+                mac: mac(22),
+            }),
+            Asked::Ip(AddrKey {
+                bridge: "blue".into(),
+                vlan: 0,
+                ip: ip("10.1.0.21"),
+            }),
+        ]
+        .into();
+        let lazy = restrict(&full, &h1, &asked);
+        assert_eq!(lazy.tunnels, full.tunnels, "the flood list is always there");
+        assert_eq!(fdb_of(&lazy), vec![(mac(22), ip("192.0.2.2"))]);
+        assert_eq!(lazy.addrs.len(), 1);
+        assert_eq!(restrict(&full, &h1, &BTreeSet::new()).fdb.len(), 0);
+    }
+
     fn arb_state() -> impl Strategy<Value = State> {
         let tun =
             (0u8..3, 0u32..3, prop::collection::btree_set(1u8..5, 1..3)).prop_map(|(b, vni, r)| {
@@ -366,7 +455,7 @@ mod tests {
             }),
             (0u8..2, 1u8..4).prop_map(|(t, r)| FdbTarget {
                 port: format!("t{t}"),
-                remote: IpAddr::from([192, 0, 2, r]),
+                remote: Some(IpAddr::from([192, 0, 2, r])),
             }),
             0..8,
         );

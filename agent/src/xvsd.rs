@@ -3,8 +3,9 @@
 //! transaction of xvsctl commands.
 //!
 //! Ownership. The agent owns, per net of its config, the tunnel port's
-//! flood list and every static FDB entry on that tunnel port that names a
-//! remote VTEP; nothing else in xvsd is touched. Reading the owned part
+//! flood list, every static FDB entry on that tunnel port that names a
+//! remote VTEP, and in lazy nets the static entries pinning its local
+//! virts to their ports; nothing else in xvsd is touched. Reading the owned part
 //! back from xvsd (instead of trusting a record of what was sent) makes a
 //! restarted xvsd, an agent restart and a hand edit all heal the same
 //! way: the next reconcile diffs what is there against what should be.
@@ -21,10 +22,11 @@ use std::time::Duration;
 
 use xvs_ctl::client::{Client, ClientError};
 use xvs_ctl::command::{AddTunnel, ArpAdd, ArpDel, Command, FdbAdd, FdbDel, SetTunnel};
+use xvs_ctl::protocol::{Method, MissRow};
 use xvs_dataplane::config::{Config, TunnelConfig, TunnelKind};
 
 use crate::config::AgentConfig;
-use crate::state::{self, AddrKey, Diff, FdbKey, FdbTarget, State, TunnelState};
+use crate::state::{self, AddrKey, Asked, Diff, FdbKey, FdbTarget, State, TunnelState};
 
 /// The owner tag of the overlay addresses the agent installs.
 pub const OWNER: &str = "etcd";
@@ -66,10 +68,17 @@ pub fn installed(cfg: &Config, local: &AgentConfig) -> (State, Vec<String>) {
             }
         }
         for f in &cfg.fdb {
-            if f.port != net.tunnel || f.bridge != net.bridge {
+            if f.bridge != net.bridge {
                 continue;
             }
-            if let Some(remote) = f.remote {
+            let on_tunnel = f.port == net.tunnel && f.remote.is_some();
+            let local_pin = net.lookup
+                && f.remote.is_none()
+                && net
+                    .virts
+                    .iter()
+                    .any(|v| v.mac == f.mac && v.port.as_deref() == Some(f.port.as_str()));
+            if on_tunnel || local_pin {
                 st.fdb.insert(
                     FdbKey {
                         bridge: f.bridge.clone(),
@@ -78,7 +87,7 @@ pub fn installed(cfg: &Config, local: &AgentConfig) -> (State, Vec<String>) {
                     },
                     FdbTarget {
                         port: f.port.clone(),
-                        remote,
+                        remote: f.remote,
                     },
                 );
             }
@@ -188,7 +197,7 @@ pub fn commands(d: &Diff, cfg: &Config, target: &State, local: &AgentConfig) -> 
             mac: k.mac,
             port: v.port,
             vlan: k.vlan,
-            remote: Some(v.remote),
+            remote: v.remote,
         }));
     }
     for (k, mac) in &d.addrs_set {
@@ -221,6 +230,36 @@ pub fn set_tunnel(
     false
 }
 
+/// Drains xvsd's lookup misses (bridges whose provider is `external`)
+/// and returns what they ask for, in `bridges` only. Blocking.
+pub fn poll_misses(socket: &Path, bridges: &[String]) -> Result<Vec<Asked>, ReconcileError> {
+    let mut client = Client::connect(socket, CALL_TIMEOUT)?;
+    let rows: Vec<MissRow> = client.call_as(&Method::LookupMisses)?;
+    Ok(asked_of(&rows, bridges))
+}
+
+/// The questions in `rows` about `bridges`.
+pub fn asked_of(rows: &[MissRow], bridges: &[String]) -> Vec<Asked> {
+    let mut out = Vec::new();
+    for r in rows.iter().filter(|r| bridges.contains(&r.bridge)) {
+        if let Some(mac) = r.mac {
+            out.push(Asked::Mac(FdbKey {
+                bridge: r.bridge.clone(),
+                vlan: r.vlan,
+                mac,
+            }));
+        }
+        if let Some(ip) = r.ip {
+            out.push(Asked::Ip(AddrKey {
+                bridge: r.bridge.clone(),
+                vlan: r.vlan,
+                ip,
+            }));
+        }
+    }
+    out
+}
+
 /// What one reconcile did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Applied {
@@ -237,13 +276,16 @@ pub enum ReconcileError {
     Client(#[from] ClientError),
 }
 
-/// Reads xvsd's config, diffs its etcd-owned part against `desired` and
-/// applies the difference as one transaction. Blocking.
+/// Reads xvsd's config, diffs its etcd-owned part against `desired`
+/// (cut down to what xvsd `asked` for on lazy nets) and applies the
+/// difference as one transaction. Blocking.
 pub fn reconcile(
     socket: &Path,
     local: &AgentConfig,
     desired: &State,
+    asked: &BTreeSet<Asked>,
 ) -> Result<Applied, ReconcileError> {
+    let desired = &state::restrict(desired, local, asked);
     let mut client = Client::connect(socket, CALL_TIMEOUT)?;
     let cfg = client.show()?;
     let (have, missing) = installed(&cfg, local);

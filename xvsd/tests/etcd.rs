@@ -48,6 +48,17 @@ struct Hv {
     virts: Vec<(String, String, String)>,
 }
 
+/// None (test skipped) without root or etcd; else this test's turn
+/// (held until it ends) and the paths of xvs-agent and xvsctl.
+fn setup() -> Option<(std::sync::MutexGuard<'static, ()>, PathBuf, PathBuf)> {
+    if !is_root() || !etcd_available() {
+        eprintln!("skipped: needs root (namespaces, BPF, AF_XDP) and etcd-server");
+        return None;
+    }
+    let turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    Some((turn, workspace_bin("xvs-agent"), workspace_bin("xvsctl")))
+}
+
 /// The underlay segment (a bridge in namespace `TAGnet`) with etcd on
 /// its management address.
 fn underlay(tag: &str) -> (Netns, Etcd) {
@@ -60,6 +71,11 @@ fn underlay(tag: &str) -> (Netns, Etcd) {
 }
 
 fn hypervisor(tag: &str, net: &Netns, n: u8) -> Hv {
+    hypervisor_with(tag, net, n, "")
+}
+
+/// [`hypervisor`] whose bridge has `bridge_opts` (TOML lines).
+fn hypervisor_with(tag: &str, net: &Netns, n: u8, bridge_opts: &str) -> Hv {
     let ns = Netns::new(&format!("{tag}h{n}"));
     ns.no_ipv6_on_new_interfaces();
     let (u, b) = (format!("u{n}"), format!("b{n}"));
@@ -94,6 +110,7 @@ local_ips = ["{}"]
 
 [[bridges]]
 name = "blue"
+{bridge_opts}
 
 [[ports]]
 name = "{port}"
@@ -118,6 +135,15 @@ impl Hv {
     }
 
     fn agent_config_with(&self, etcd: &Etcd, virts: &[(String, String, String)]) -> String {
+        self.agent_config_full(etcd, virts, false)
+    }
+
+    fn agent_config_full(
+        &self,
+        etcd: &Etcd,
+        virts: &[(String, String, String)],
+        lookup: bool,
+    ) -> String {
         let mut c = format!(
             r#"
 etcd_endpoints = ["{}"]
@@ -132,6 +158,7 @@ name = "blue"
 vni = 100
 bridge = "blue"
 tunnel = "vx"
+lookup = {lookup}
 "#,
             etcd.endpoint(),
             vtep(self.n),
@@ -183,13 +210,9 @@ fn first_answer(vm: &Netns, dst: &str, limit: Duration) -> Option<Duration> {
 
 #[test]
 fn a_host_joins_by_starting_its_agent_and_leaves_with_its_lease() {
-    if !is_root() || !etcd_available() {
-        eprintln!("skipped: needs root (namespaces, BPF, AF_XDP) and etcd-server");
+    let Some((_serial, agent_bin, xvsctl)) = setup() else {
         return;
-    }
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let agent_bin: PathBuf = workspace_bin("xvs-agent");
-    let xvsctl: PathBuf = workspace_bin("xvsctl");
+    };
     let (net, mut etcd) = underlay("ed");
     let mut hvs: Vec<Hv> = (1..=3).map(|n| hypervisor("ed", &net, n)).collect();
     for hv in &mut hvs {
@@ -324,13 +347,9 @@ fn points_at(hv: &Hv, xvsctl: &Path, remote: &str) -> bool {
 
 #[test]
 fn a_virt_moved_between_hosts_by_editing_two_agent_files_keeps_a_ping_stream() {
-    if !is_root() || !etcd_available() {
-        eprintln!("skipped: needs root (namespaces, BPF, AF_XDP) and etcd-server");
+    let Some((_serial, agent_bin, xvsctl)) = setup() else {
         return;
-    }
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let agent_bin: PathBuf = workspace_bin("xvs-agent");
-    let xvsctl: PathBuf = workspace_bin("xvsctl");
+    };
     let (net, etcd) = underlay("em");
     let mut hvs: Vec<Hv> = (1..=3).map(|n| hypervisor("em", &net, n)).collect();
     let mobile = Netns::new("emmob");
@@ -422,4 +441,55 @@ fn a_virt_moved_between_hosts_by_editing_two_agent_files_keeps_a_ping_stream() {
         !shown3.contains(&format!("\"mac\":\"{MOBILE_MAC}\",\"port\":\"vx\"")),
         "{shown3}"
     );
+}
+
+#[test]
+fn lazy_nets_install_only_what_xvsd_asks_for() {
+    let Some((_serial, agent_bin, xvsctl)) = setup() else {
+        return;
+    };
+    let (net, etcd) = underlay("el");
+    // varpd's strict mode: no learning, unknown destinations dropped
+    // while the lookup runs, ARP answered from the address table; remote
+    // MACs and addresses come only from the agents' answers, local ones
+    // are pinned to their ports by the agents.
+    let opts = "learning = false\narp_suppress = true\nlookup = { provider = { kind = \"external\" }, miss = \"drop\" }";
+    let mut hvs: Vec<Hv> = (1..=3)
+        .map(|n| hypervisor_with("el", &net, n, opts))
+        .collect();
+    for hv in &mut hvs {
+        let cfg = hv.agent_config_full(&etcd, &hv.virts, true);
+        hv.agent = Some(Agent::start(&agent_bin, Some(&hv.ns.name), &cfg));
+    }
+    let logs = |hvs: &[Hv]| hvs.iter().map(Hv::logs).collect::<Vec<_>>().join("\n");
+    let t = first_answer(&hvs[0].vm, &vm_ip(2), Duration::from_secs(10));
+    eprintln!("vm1 -> vm2 answered {t:?} after the first try (each miss costs one retry)");
+    assert!(t.is_some(), "vm1 -> vm2\n{}", logs(&hvs));
+    // hv1 was asked about vm2 only: its MAC and address are there, vm3's
+    // are not, though hv3 is registered (and in the flood list).
+    let shown = hvs[0].show(&xvsctl);
+    assert!(
+        shown.contains(&vm_mac(2)) && shown.contains(&vm_ip(2)),
+        "{shown}"
+    );
+    assert!(
+        !shown.contains(&vm_mac(3)) && !shown.contains(&vm_ip(3)),
+        "{shown}"
+    );
+    assert!(shown.contains(&vtep(3)), "hv3 in the flood list: {shown}");
+    // Asking for vm3 installs it.
+    let t = first_answer(&hvs[0].vm, &vm_ip(3), Duration::from_secs(10));
+    assert!(t.is_some(), "vm1 -> vm3\n{}", logs(&hvs));
+    assert!(hvs[0].show(&xvsctl).contains(&vm_mac(3)));
+    // What was asked for stays current: hv3 leaves (SIGTERM revokes its
+    // lease) and its entries go from hv1 at once.
+    let status = hvs[2].agent.as_mut().unwrap().stop();
+    assert!(status.is_some_and(|s| s.success()));
+    let gone = wait_for(Duration::from_secs(2), || {
+        let s = hvs[0].show(&xvsctl);
+        !s.contains(&vm_mac(3)) && !s.contains(&vm_ip(3))
+    });
+    eprintln!("hv3's entries gone from hv1 {gone:?} after its agent's SIGTERM");
+    assert!(gone.is_some(), "{}", logs(&hvs));
+    assert_eq!(hvs[0].vm.ping(&vm_ip(2), 3), 3, "{}", logs(&hvs));
 }
