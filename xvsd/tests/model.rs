@@ -2,7 +2,8 @@
 //! on one underlay segment, an empty xvsd in each, two tenants whose VMs
 //! reuse the same MAC and IP addresses, and one model file applied with
 //! `xvsctl model apply --local hvN` on every host. Each phase rewrites the
-//! file with another net type (vxlan/static, vxlan/e2e, geneve) and
+//! file with another net type (vxlan/static, vxlan/e2e, vxlan/mcast over
+//! the underlay bridge, geneve) and
 //! re-applies it: every VM reaches the VMs of its own tenant on the other
 //! hosts, and never one of the other tenant (its counters stay still).
 //! Also: a re-apply changes nothing, an invalid model changes nothing, and
@@ -23,7 +24,11 @@ const TENANTS: [&str; 2] = ["red", "blue"];
 /// The model with both tenants on all three hosts, in mode `kind`;
 /// `moved` puts red's third VM on hv2 (interface `r3b`) instead of hv3.
 fn model(kind: &str, moved: bool) -> String {
-    let mut m = format!("[settings.s]\ntype = \"{kind}\"\n\n");
+    let mut m = format!("[settings.s]\ntype = \"{kind}\"\n");
+    if kind == "vxlan/mcast" {
+        m += "group = \"239.1.1.1\"\n";
+    }
+    m += "\n";
     for (i, t) in TENANTS.iter().enumerate() {
         m += &format!(
             "[[net]]\nname = \"{t}\"\nvni = {}\nsettings = \"s\"\n\n",
@@ -205,7 +210,7 @@ fn one_model_file_drives_three_hosts_in_every_mode() {
     }
     let site = Site::new("md");
     let f = site.file.to_string_lossy().into_owned();
-    for mode in ["vxlan/static", "vxlan/e2e", "geneve"] {
+    for mode in ["vxlan/static", "vxlan/e2e", "vxlan/mcast", "geneve"] {
         let text = model(mode, false);
         std::fs::write(&site.file, &text).unwrap();
         let (code, out) = site.ctl(0, &["model", "validate", &f, "--local", "hv1"]);
@@ -216,6 +221,15 @@ fn one_model_file_drives_three_hosts_in_every_mode() {
         assert_eq!((code, out.trim()), (0, "model unchanged"), "{mode}");
         for t in 0..TENANTS.len() {
             site.check_tenant(mode, t);
+        }
+        if mode == "vxlan/mcast" {
+            // Flooding went to the group; the peers were learned from it.
+            let (_, ports) = site.ctl(0, &["tunnel-ports"]);
+            assert!(ports.contains("239.1.1.1"), "{ports}");
+            assert!(
+                ports.contains("192.0.2.2"),
+                "hv2 learned as a VTEP: {ports}"
+            );
         }
     }
 
