@@ -225,8 +225,12 @@ pub fn restrict(desired: &State, local: &AgentConfig, asked: &BTreeSet<Asked>) -
         fdb: desired
             .fdb
             .iter()
-            .filter(|(k, _)| {
-                !lazy.contains(k.bridge.as_str()) || asked.contains(&Asked::Mac((*k).clone()))
+            .filter(|(k, v)| {
+                // Local pins are always there: a miss about a local MAC
+                // would cost the first frame to it.
+                !lazy.contains(k.bridge.as_str())
+                    || v.remote.is_none()
+                    || asked.contains(&Asked::Mac((*k).clone()))
             })
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect(),

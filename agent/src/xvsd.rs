@@ -5,7 +5,8 @@
 //! Ownership. The agent owns, per net of its config, the tunnel port's
 //! flood list, every static FDB entry on that tunnel port that names a
 //! remote VTEP, and in lazy nets the static entries pinning its local
-//! virts to their ports; nothing else in xvsd is touched. Reading the owned part
+//! virts to their ports (recorded in the config meta key [`PINS_META`]);
+//! nothing else in xvsd is touched. Reading the owned part
 //! back from xvsd (instead of trusting a record of what was sent) makes a
 //! restarted xvsd, an agent restart and a hand edit all heal the same
 //! way: the next reconcile diffs what is there against what should be.
@@ -21,7 +22,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use xvs_ctl::client::{Client, ClientError};
-use xvs_ctl::command::{AddTunnel, ArpAdd, ArpDel, Command, FdbAdd, FdbDel, SetTunnel};
+use xvs_ctl::command::{AddTunnel, ArpAdd, ArpDel, Command, FdbAdd, FdbDel, MetaSet, SetTunnel};
 use xvs_ctl::protocol::{Method, MissRow};
 use xvs_dataplane::config::{Config, TunnelConfig, TunnelKind};
 
@@ -38,6 +39,7 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 /// bridge xvsd does not have is skipped (and named in the result's
 /// second member), so one missing bridge does not block the others.
 pub fn installed(cfg: &Config, local: &AgentConfig) -> (State, Vec<String>) {
+    let pins = recorded_pins(cfg);
     let mut st = State::default();
     let mut missing = Vec::new();
     for net in &local.nets {
@@ -72,12 +74,7 @@ pub fn installed(cfg: &Config, local: &AgentConfig) -> (State, Vec<String>) {
                 continue;
             }
             let on_tunnel = f.port == net.tunnel && f.remote.is_some();
-            let local_pin = net.lookup
-                && f.remote.is_none()
-                && net
-                    .virts
-                    .iter()
-                    .any(|v| v.mac == f.mac && v.port.as_deref() == Some(f.port.as_str()));
+            let local_pin = f.remote.is_none() && pins.contains(&pin_of(f));
             if on_tunnel || local_pin {
                 st.fdb.insert(
                     FdbKey {
@@ -94,6 +91,52 @@ pub fn installed(cfg: &Config, local: &AgentConfig) -> (State, Vec<String>) {
         }
     }
     (st, missing)
+}
+
+/// The config meta key under which the agent records the local pins it
+/// installed (static entries on local ports look like the operator's
+/// otherwise), written in the same transaction as the pins.
+pub const PINS_META: &str = "etcd.pins";
+
+/// A static entry pinning a local virt to its port.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+pub struct Pin {
+    pub bridge: String,
+    pub vlan: u16,
+    pub mac: xvs_dataplane::types::MacAddr,
+    pub port: String,
+}
+
+fn pin_of(f: &xvs_dataplane::config::StaticFdbConfig) -> Pin {
+    Pin {
+        bridge: f.bridge.clone(),
+        vlan: f.vlan,
+        mac: f.mac,
+        port: f.port.clone(),
+    }
+}
+
+/// The pins recorded in `cfg` (none if the record is missing or not ours).
+fn recorded_pins(cfg: &Config) -> BTreeSet<Pin> {
+    cfg.meta
+        .get(PINS_META)
+        .and_then(|v| serde_json::from_value(v.clone()).ok())
+        .unwrap_or_default()
+}
+
+/// The pins in `target`.
+fn target_pins(target: &State) -> BTreeSet<Pin> {
+    target
+        .fdb
+        .iter()
+        .filter(|(_, t)| t.remote.is_none())
+        .map(|(k, t)| Pin {
+            bridge: k.bridge.clone(),
+            vlan: k.vlan,
+            mac: k.mac,
+            port: t.port.clone(),
+        })
+        .collect()
 }
 
 /// `desired` restricted to the nets whose bridge exists in xvsd, less
@@ -198,6 +241,13 @@ pub fn commands(d: &Diff, cfg: &Config, target: &State, local: &AgentConfig) -> 
             port: v.port,
             vlan: k.vlan,
             remote: v.remote,
+        }));
+    }
+    let pins = target_pins(target);
+    if pins != recorded_pins(cfg) {
+        out.push(Command::MetaSet(MetaSet {
+            key: PINS_META.into(),
+            value: (!pins.is_empty()).then(|| serde_json::to_value(&pins).expect("pins serialize")),
         }));
     }
     for (k, mac) in &d.addrs_set {
@@ -460,5 +510,33 @@ mac = "02:00:00:00:00:63"
             (now.kind, now.vni, now.dst_port, now.ttl, now.csum, now.df),
             (t.kind, t.vni, t.dst_port, t.ttl, t.csum, t.df)
         );
+    }
+
+    #[test]
+    fn lazy_pins_are_recorded_and_removed_with_their_virt() {
+        let mut h1 = host(1, &[11]);
+        h1.nets[0].lookup = true;
+        h1.nets[0].virts[0].port = Some("p1".into());
+        let h2 = host(2, &[21]);
+        // Nothing asked for yet.
+        let lazy = |h: &AgentConfig, r: &Registry| {
+            state::restrict(&state::desired(h, r), h, &BTreeSet::new())
+        };
+        let (cfg, _) = step(&base(), &h1, &lazy(&h1, &reg(&[&h1, &h2])));
+        let pinned = |c: &Config| c.fdb.iter().any(|f| f.port == "p1" && f.mac.0[5] == 11);
+        assert!(pinned(&cfg));
+        assert!(cfg.meta.contains_key(PINS_META));
+        // Nothing was asked for: no remote entry.
+        assert!(!cfg.fdb.iter().any(|f| f.port == "vx"));
+        // Same input: nothing to do.
+        let (cfg, n) = step(&cfg, &h1, &lazy(&h1, &reg(&[&h1, &h2])));
+        assert_eq!(n, 0);
+        // The virt leaves the file: its pin goes, the operator's entry
+        // on the same port stays.
+        h1.nets[0].virts.clear();
+        let (cfg, _) = step(&cfg, &h1, &lazy(&h1, &reg(&[&h1, &h2])));
+        assert!(!pinned(&cfg));
+        assert!(!cfg.meta.contains_key(PINS_META));
+        assert!(cfg.fdb.iter().any(|f| f.port == "p1" && f.mac.0[5] == 0x63));
     }
 }
