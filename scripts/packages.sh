@@ -17,4 +17,7 @@ ensure_packages() {
 # for the BPF target; libbpf's build wants m4, libelf, zlib, pkg-config);
 # xsk-rs builds libxdp, whose configure requires libpcap headers;
 # xvs-agent's etcd client compiles etcd's gRPC protos with protoc.
-BUILD_PACKAGES=(make clang llvm m4 libelf-dev zlib1g-dev pkg-config libpcap-dev protobuf-compiler)
+# The agent's etcd client compiles etcd's gRPC protos at build time: protoc,
+# and the well-known google/protobuf/*.proto it imports (libprotobuf-dev; not
+# pulled in by protobuf-compiler without recommends).
+BUILD_PACKAGES=(make clang llvm m4 libelf-dev zlib1g-dev pkg-config libpcap-dev protobuf-compiler libprotobuf-dev)
