@@ -104,6 +104,7 @@ impl EncapLoop {
                 spare: Vec::new(),
                 tx: Vec::with_capacity(n),
                 free: Vec::with_capacity(n),
+                held: Vec::new(),
             },
             now: 0,
         }

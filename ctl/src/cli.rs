@@ -225,7 +225,7 @@ pub enum Verb {
     },
     /// Change options of a bridge: learning=BOOL, arp-suppress=BOOL,
     /// lookup=direct:IP|multicast:GROUP|static|external|none,
-    /// lookup-miss=flood|drop.
+    /// lookup-miss=flood|drop|hold, lookup-hold-ms=MS.
     SetBr {
         bridge: String,
         /// KEY=VALUE pairs.
@@ -861,13 +861,21 @@ fn parse_set_br(bridge: &str, options: &[String]) -> Result<cmd::SetBr, String> 
                 c.lookup_miss = Some(match v {
                     "flood" => MissAction::Flood,
                     "drop" => MissAction::Drop,
-                    _ => return Err(format!("set-br: lookup-miss={v:?}: flood or drop")),
+                    "hold" => MissAction::Hold,
+                    _ => return Err(format!("set-br: lookup-miss={v:?}: flood, drop or hold")),
                 });
+                continue;
+            }
+            "lookup-hold-ms" => {
+                c.lookup_hold_ms = Some(
+                    v.parse()
+                        .map_err(|_| format!("set-br: lookup-hold-ms={v:?}: a number of ms"))?,
+                );
                 continue;
             }
             _ => {
                 return Err(format!(
-                    "set-br: unknown option {k:?} (learning, arp-suppress, lookup, lookup-miss)"
+                    "set-br: unknown option {k:?} (learning, arp-suppress, lookup, lookup-miss, lookup-hold-ms)"
                 ))
             }
         };
@@ -2111,7 +2119,7 @@ mod tests {
         assert_eq!(b.lookup, Some(LookupProviderConfig::External));
         assert!(bad(&["set-br", "br0", "lookup=direct:nowhere"]).contains("IP address"));
         assert!(bad(&["set-br", "br0", "lookup=magic"]).contains("one of"));
-        assert!(bad(&["set-br", "br0", "lookup-miss=hold"]).contains("flood or drop"));
+        assert!(bad(&["set-br", "br0", "lookup-miss=wait"]).contains("flood, drop or hold"));
     }
 
     #[test]

@@ -76,6 +76,9 @@ pub struct SetBr {
     /// What a miss does to its frame (needs a lookup, given or existing).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lookup_miss: Option<MissAction>,
+    /// With lookup-miss=hold: how long a frame waits, in ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lookup_hold_ms: Option<u64>,
     /// Turns lookup on miss off.
     #[serde(default, skip_serializing_if = "is_false")]
     pub no_lookup: bool,
@@ -1073,28 +1076,38 @@ fn set_br(config: &mut Config, c: &SetBr) -> Result<(), CommandError> {
         .iter_mut()
         .find(|b| b.name == c.name)
         .ok_or_else(|| CommandError::NoBridge(c.name.clone()))?;
-    if c.no_lookup && (c.lookup.is_some() || c.lookup_miss.is_some()) {
+    if c.no_lookup && (c.lookup.is_some() || c.lookup_miss.is_some() || c.lookup_hold_ms.is_some())
+    {
         return Err(CommandError::Refused(
             "no-lookup excludes lookup and lookup-miss".into(),
         ));
     }
-    let lookup = match (&c.lookup, c.lookup_miss, &b.lookup) {
+    let tuning = c.lookup_miss.is_some() || c.lookup_hold_ms.is_some();
+    let lookup = match (&c.lookup, &b.lookup) {
         _ if c.no_lookup => None,
-        (Some(p), miss, old) => Some(LookupConfig {
+        (Some(p), old) => Some(LookupConfig {
             provider: p.clone(),
-            miss: miss.or(old.as_ref().map(|o| o.miss)).unwrap_or_default(),
+            miss: c
+                .lookup_miss
+                .or(old.as_ref().map(|o| o.miss))
+                .unwrap_or_default(),
+            hold_ms: c
+                .lookup_hold_ms
+                .or(old.as_ref().map(|o| o.hold_ms))
+                .unwrap_or(100),
         }),
-        (None, Some(miss), Some(old)) => Some(LookupConfig {
+        (None, Some(old)) if tuning => Some(LookupConfig {
             provider: old.provider.clone(),
-            miss,
+            miss: c.lookup_miss.unwrap_or(old.miss),
+            hold_ms: c.lookup_hold_ms.unwrap_or(old.hold_ms),
         }),
-        (None, Some(_), None) => {
+        (None, None) if tuning => {
             return Err(CommandError::Refused(format!(
                 "bridge {:?} has no lookup: give lookup=PROVIDER too",
                 c.name
             )))
         }
-        (None, None, old) => old.clone(),
+        (None, old) => old.clone(),
     };
     b.lookup = lookup;
     if let Some(l) = c.learning {

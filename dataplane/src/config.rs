@@ -127,6 +127,24 @@ pub struct LookupConfig {
     /// What happens to the frame that missed meanwhile.
     #[serde(default)]
     pub miss: MissAction,
+    /// With `miss = "hold"`: how long a frame waits for the answer (1 to
+    /// 1000 ms) before it is dropped (`hold_expired`).
+    #[serde(default = "default_hold_ms")]
+    pub hold_ms: u64,
+}
+
+fn default_hold_ms() -> u64 {
+    100
+}
+
+impl LookupConfig {
+    pub fn new(provider: LookupProviderConfig, miss: MissAction) -> LookupConfig {
+        LookupConfig {
+            provider,
+            miss,
+            hold_ms: default_hold_ms(),
+        }
+    }
 }
 
 /// Who answers a bridge's misses.
@@ -170,6 +188,10 @@ pub enum MissAction {
     Flood,
     /// Drop it (counted `lookup_miss`); the sender's retry finds the entry.
     Drop,
+    /// Keep it (a few dozen frames per worker, in their receive buffers)
+    /// until a new snapshot may hold the answer, then forward it; drop it
+    /// after `hold_ms` (`hold_expired`).
+    Hold,
 }
 
 impl LookupConfig {
@@ -973,6 +995,12 @@ impl Config {
         for b in &self.bridges {
             let Some(l) = &b.lookup else { continue };
             let o = format!("bridge {:?} lookup", b.name);
+            if !(1..=1000).contains(&l.hold_ms) {
+                e(
+                    o.clone(),
+                    format!("hold_ms {} out of range 1..=1000", l.hold_ms),
+                );
+            }
             if let LookupProviderConfig::Multicast { group } = &l.provider {
                 if !group.is_multicast() {
                     e(

@@ -150,6 +150,8 @@ pub struct BridgeEntry {
     /// Lookup on miss: what happens to the frame that missed (`None`: no
     /// lookup, unknown unicast floods).
     pub lookup: Option<crate::config::MissAction>,
+    /// With [`crate::config::MissAction::Hold`]: how long a frame waits.
+    pub lookup_hold_ns: u64,
 }
 
 /// Everything a worker reads.

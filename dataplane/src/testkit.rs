@@ -20,7 +20,7 @@ use crate::config::{
 };
 use crate::control::Control;
 use crate::frame::Frame;
-use crate::pipeline::{process_batch, BatchIo, WorkerState};
+use crate::pipeline::{process_batch, BatchIo, HeldMeta, WorkerState};
 use crate::snapshot::Snapshot;
 use crate::tables::neigh::NeighSource;
 use crate::tables::route::{Route, RouteOrigin};
@@ -138,6 +138,8 @@ pub struct BatchOut {
     pub tx: Vec<(PortNo, Vec<u8>)>,
     /// Buffers handed back (dropped frames and unused spares not counted).
     pub freed: usize,
+    /// Frames the pipeline held for a lookup, as they were.
+    pub held: Vec<(HeldMeta, Vec<u8>)>,
 }
 
 /// Owned buffers to run batches through: `frames` come in at [`HEADROOM`],
@@ -185,16 +187,52 @@ impl Pool {
             spare: rest[..spare].iter_mut().map(|c| &mut c[..]).collect(),
             tx: Vec::with_capacity(need),
             free: Vec::with_capacity(need),
+            held: Vec::with_capacity(need),
         };
         process_batch(snap, ws, in_port, now, rx, &mut io);
+        Pool::collect(io, need)
+    }
+
+    /// Runs one held frame again (see [`crate::pipeline::process_held`]).
+    pub fn rerun(
+        &mut self,
+        snap: &Snapshot,
+        ws: &mut WorkerState,
+        meta: HeldMeta,
+        now: u64,
+        frame: &[u8],
+    ) -> BatchOut {
+        let c = &mut self.chunks[0];
+        let len = frame.len().min(CHUNK - HEADROOM);
+        c[HEADROOM..HEADROOM + len].copy_from_slice(&frame[..len]);
+        let Some(f) = Frame::new(&mut c[..], HEADROOM, len) else {
+            return BatchOut::default();
+        };
+        let mut io = BatchIo {
+            spare: Vec::new(),
+            tx: Vec::with_capacity(1),
+            free: Vec::with_capacity(1),
+            held: Vec::with_capacity(1),
+        };
+        crate::pipeline::process_held(snap, ws, meta, now, f, &mut io);
+        Pool::collect(io, 1)
+    }
+
+    /// Copies out what a batch produced, asserting every buffer came back.
+    fn collect(io: BatchIo<'_>, need: usize) -> BatchOut {
         assert_eq!(
-            io.tx.len() + io.free.len() + io.spare.len(),
+            io.tx.len() + io.free.len() + io.spare.len() + io.held.len(),
             need,
             "a buffer was lost"
         );
         BatchOut {
             tx: io.tx.iter().map(|(p, f)| (*p, f.data().to_vec())).collect(),
             freed: io.free.len(),
+            held: io
+                .held
+                .iter()
+                .map(|(m, f)| (*m, f.data().to_vec()))
+                .collect(),
         }
     }
 }

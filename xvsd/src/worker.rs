@@ -28,7 +28,9 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender};
 use xvs_bpf::xsk::{self, XskError, XskSet};
 use xvs_dataplane::frame::Frame;
-use xvs_dataplane::pipeline::{process_batch, BatchIo, LearnEvent, PortCounters, WorkerState};
+use xvs_dataplane::pipeline::{
+    process_batch, process_held, BatchIo, HeldMeta, LearnEvent, PortCounters, WorkerState,
+};
 use xvs_dataplane::snapshot::SnapshotHandle;
 use xvs_dataplane::stats::DropCounters;
 use xvs_dataplane::types::PortNo;
@@ -40,6 +42,19 @@ pub const BATCH: usize = 64;
 pub const TX_KICK: usize = 32;
 /// Spare chunks offered to the pipeline per batch for flood replicas.
 pub const SPARES: usize = 8;
+/// Frames a worker holds for lookups at most (in their UMEM chunks).
+pub const HOLD_MAX: usize = 32;
+
+/// A frame held for a lookup: its chunk, where in it the frame is, and
+/// until when it may wait.
+#[derive(Debug, Clone, Copy)]
+struct HeldFrame {
+    chunk: u64,
+    head: usize,
+    len: usize,
+    meta: HeldMeta,
+    deadline: u64,
+}
 
 /// Counters of one worker (I/O events; per-port pipeline counters live
 /// in its [`WorkerState`]).
@@ -180,6 +195,7 @@ struct Store {
     free: Vec<&'static mut [u8]>,
     frames: Vec<Frame<'static>>,
     tx: Vec<(PortNo, Frame<'static>)>,
+    held: Vec<(HeldMeta, Frame<'static>)>,
 }
 
 /// The vectors of one batch, borrowing chunks for `'a`.
@@ -203,6 +219,7 @@ impl Store {
                     spare: relife(take(&mut self.spare)),
                     tx: relife(take(&mut self.tx)),
                     free: relife(take(&mut self.free)),
+                    held: relife(take(&mut self.held)),
                 },
             }
         }
@@ -219,6 +236,7 @@ impl Store {
             self.spare = relife(b.io.spare);
             self.tx = relife(b.io.tx);
             self.free = relife(b.io.free);
+            self.held = relife(b.io.held);
         }
     }
 }
@@ -316,6 +334,11 @@ pub struct Worker {
     comp: Vec<u64>,
     pollfds: Vec<libc::pollfd>,
     store: Store,
+    /// Frames held for lookups, and the snapshot generation they last ran
+    /// against; `held_swap` is the second list a re-run fills.
+    held: Vec<HeldFrame>,
+    held_swap: Vec<HeldFrame>,
+    held_gen: u64,
 }
 
 /// The chunk base of a UMEM address.
@@ -344,6 +367,7 @@ impl Worker {
             free: Vec::with_capacity(BATCH + SPARES),
             frames: Vec::with_capacity(BATCH),
             tx: Vec::with_capacity(BATCH + SPARES),
+            held: Vec::with_capacity(BATCH),
         };
         let mut w = Worker {
             set,
@@ -362,6 +386,9 @@ impl Worker {
             comp: Vec::with_capacity(4 * BATCH),
             pollfds: Vec::new(),
             store,
+            held: Vec::with_capacity(HOLD_MAX),
+            held_swap: Vec::with_capacity(HOLD_MAX),
+            held_gen: 0,
         };
         w.rebuild_tx_of();
         w
@@ -602,6 +629,7 @@ impl Worker {
                 got += self.batch(s)?;
             }
         }
+        self.run_held()?;
         for s in 0..self.ports.len() {
             if self.ports[s].is_none() {
                 continue;
@@ -688,6 +716,24 @@ impl Worker {
                 }
             }
         }
+        for (meta, frame) in io.held.drain(..) {
+            let (head, len) = (frame.head(), frame.len());
+            let Some(chunk) = region.addr_of(frame.into_buf().as_ptr()) else {
+                continue;
+            };
+            if self.held.len() < HOLD_MAX {
+                self.held.push(HeldFrame {
+                    chunk,
+                    head,
+                    len,
+                    meta,
+                    deadline: now.saturating_add(meta.hold_ns),
+                });
+            } else {
+                self.ws.hold_full += 1;
+                self.addrs.push(chunk);
+            }
+        }
         // From here on `addrs` holds only chunks to recycle: dropped
         // frames and unused spares.
         self.addrs.drain(..lent);
@@ -698,6 +744,92 @@ impl Worker {
         self.store.keep(b);
         self.recycle(s)?;
         Ok(n)
+    }
+
+    /// Runs the held frames again once a newer snapshot is out (its
+    /// answer may be in it), and drops those past their deadline
+    /// (`hold_expired`). Nothing to do, and no clock read, when none are
+    /// held.
+    fn run_held(&mut self) -> Result<(), XskError> {
+        if self.held.is_empty() {
+            return Ok(());
+        }
+        let now = self.epoch.elapsed().as_nanos() as u64;
+        let snap = self.handle.load();
+        let fresh = snap.generation != self.held_gen;
+        if !fresh && self.held.iter().all(|h| h.deadline > now) {
+            return Ok(());
+        }
+        self.held_gen = snap.generation;
+        let mut list = std::mem::replace(&mut self.held, std::mem::take(&mut self.held_swap));
+        let region = self.set.region();
+        // Chunks to give back once the batch's borrows end.
+        self.comp.clear();
+        for h in list.drain(..) {
+            if now >= h.deadline {
+                self.ws.hold_expired += 1;
+                self.comp.push(h.chunk);
+                continue;
+            }
+            if !fresh {
+                self.held.push(h);
+                continue;
+            }
+            self.addrs.clear();
+            self.addrs.push(h.chunk);
+            let mut b = self.store.lend();
+            if self.set.chunks_mut(&self.addrs, &mut b.chunks).is_err() {
+                // Not expected: the chunk was ours. Keep it out of use.
+                self.store.keep(b);
+                continue;
+            }
+            let Batch { chunks, io, .. } = &mut b;
+            let Some(frame) = chunks.pop().and_then(|c| Frame::new(c, h.head, h.len)) else {
+                self.comp.push(h.chunk);
+                self.store.keep(b);
+                continue;
+            };
+            process_held(&snap, &mut self.ws, h.meta, now, frame, io);
+            for (out, frame) in io.tx.drain(..) {
+                let len = frame.len() as u32;
+                let head = frame.head() as u64;
+                let Some(base) = region.addr_of(frame.into_buf().as_ptr()) else {
+                    continue;
+                };
+                self.counters.tx_other_port += 1;
+                let d = self.tx_of.get(usize::from(out)).copied().flatten();
+                match d.and_then(|d| self.ports[d].as_mut()) {
+                    Some(p) => p.pending.push((base + head, len)),
+                    None => {
+                        self.counters.unknown_port += 1;
+                        self.comp.push(base);
+                    }
+                }
+            }
+            for (meta, frame) in io.held.drain(..) {
+                let (head, len) = (frame.head(), frame.len());
+                if let Some(chunk) = region.addr_of(frame.into_buf().as_ptr()) {
+                    self.held.push(HeldFrame {
+                        chunk,
+                        head,
+                        len,
+                        meta,
+                        deadline: h.deadline,
+                    });
+                }
+            }
+            for buf in io.free.drain(..).chain(io.spare.drain(..)) {
+                self.comp.extend(region.addr_of(buf.as_ptr()));
+            }
+            self.store.keep(b);
+        }
+        self.held_swap = list;
+        self.addrs.clear();
+        for i in 0..self.comp.len() {
+            self.set.release(self.comp[i])?;
+        }
+        self.comp.clear();
+        Ok(())
     }
 
     /// Gives the chunks in `addrs` back: to socket `s`'s fill ring while

@@ -31,7 +31,7 @@ struct Pair {
     vms: [Netns; 2],
     /// Dropped before the namespaces they run in (fields drop in order).
     xvsd: [Xvsd; 2],
-    _hvs: [Netns; 2],
+    hvs: [Netns; 2],
     net: Netns,
 }
 
@@ -113,7 +113,7 @@ remotes = ["192.0.2.{other}"]
     Pair {
         vms,
         xvsd,
-        _hvs: hvs,
+        hvs,
         net,
     }
 }
@@ -291,6 +291,38 @@ fn a_vtep_tells_the_sender_that_a_mac_is_not_here() {
     // Meanwhile the VMs still reach each other.
     p.vms[0].ping(IPS[1], 1);
     assert_eq!(p.vms[0].ping(IPS[1], 3), 3, "{}", logs(&p));
+    for d in p.xvsd {
+        let (status, log) = d.stop();
+        assert!(status.success() && log.contains("stopped cleanly"), "{log}");
+    }
+}
+
+#[test]
+fn held_frames_wait_for_the_answer_and_nothing_is_lost() {
+    if !is_root() {
+        eprintln!("skipped: needs root (network namespaces, BPF, AF_XDP)");
+        return;
+    }
+    let p = pair(
+        "hd",
+        "learning = false\nlookup = { provider = { kind = \"direct\", vtep = \"192.0.2.{other}\" }, miss = \"hold\", hold_ms = 200 }",
+        "\n[[fdb]]\nbridge = \"blue\"\nmac = \"{mac}\"\nport = \"p{n}\"\n",
+    );
+    // Resolve the underlay first, so no loss comes from there.
+    for h in 0..2 {
+        p.hvs[h].run(
+            "ping",
+            &["-c", "1", "-W", "2", &format!("192.0.2.{}", 2 - h)],
+        );
+    }
+    // vm2's ARP reply and vm1's first echo miss: held until the lookup's
+    // snapshot is out, then sent. Not one ping is lost.
+    assert_eq!(p.vms[0].ping(IPS[1], 5), 5, "{}", logs(&p));
+    let held: u64 = p.xvsd.iter().map(|d| event(d, "held")).sum();
+    let expired: u64 = p.xvsd.iter().map(|d| event(d, "hold_expired")).sum();
+    eprintln!("held {held}, expired {expired}");
+    assert!(held >= 2, "{}", logs(&p));
+    assert_eq!(expired, 0);
     for d in p.xvsd {
         let (status, log) = d.stop();
         assert!(status.success() && log.contains("stopped cleanly"), "{log}");

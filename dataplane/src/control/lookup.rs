@@ -86,6 +86,7 @@ mod tests {
                 vtep: ip("192.0.2.2"),
             },
             miss: MissAction::Drop,
+            hold_ms: 100,
         };
         assert_eq!(
             direct.lookup(&q(MissKind::Mac(m))),
@@ -104,6 +105,7 @@ mod tests {
                 }],
             },
             miss: MissAction::Flood,
+            hold_ms: 100,
         };
         assert_eq!(
             stat.lookup(&q(MissKind::Mac(m))),
@@ -119,6 +121,7 @@ mod tests {
         let ext = LookupConfig {
             provider: LookupProviderConfig::External,
             miss: MissAction::Flood,
+            hold_ms: 100,
         };
         assert_eq!(ext.lookup(&q(MissKind::Mac(m))), None);
     }

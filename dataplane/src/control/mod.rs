@@ -1291,6 +1291,10 @@ fn compile(
                     .map(|a| (a.vlan, a.ip, a.mac)),
             )),
             lookup: b.lookup.as_ref().map(|l| l.miss),
+            lookup_hold_ns: b
+                .lookup
+                .as_ref()
+                .map_or(0, |l| l.hold_ms.saturating_mul(1_000_000)),
         });
     }
 

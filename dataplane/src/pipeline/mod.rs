@@ -48,6 +48,22 @@ pub struct BatchIo<'a> {
     pub tx: Vec<(PortNo, Frame<'a>)>,
     /// Buffers to recycle: dropped frames.
     pub free: Vec<&'a mut [u8]>,
+    /// Frames whose destination missed in a bridge whose lookup holds
+    /// them: the caller keeps each (its buffer untouched) and runs it
+    /// again with [`process_held`] once a newer snapshot is out, or drops
+    /// it at its deadline.
+    pub held: Vec<(HeldMeta, Frame<'a>)>,
+}
+
+/// Where a held frame entered its bridge, and for how long it may wait.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeldMeta {
+    pub port: PortNo,
+    pub remote: RemoteIdx,
+    /// The outer source, for a decapsulated frame.
+    pub vtep: Option<IpAddr>,
+    pub tun_id: u32,
+    pub hold_ns: u64,
 }
 
 /// How a frame's 802.1Q tag must look when it leaves.
@@ -146,6 +162,35 @@ pub fn process_batch<'a, I>(
         } else {
             drop_frame(ws, in_port, frame, DropReason::UnknownPort, io);
         }
+    }
+}
+
+/// Runs a frame held earlier (see [`BatchIo::held`]) through the pipeline
+/// again, from where it entered its bridge: forwarded if `snap` now knows
+/// its destination, else held again.
+pub fn process_held<'a>(
+    snap: &Snapshot,
+    ws: &mut WorkerState,
+    meta: HeldMeta,
+    now: u64,
+    frame: Frame<'a>,
+    io: &mut BatchIo<'a>,
+) {
+    ws.sync(snap);
+    let ing = snap.port(meta.port).and_then(|pe| {
+        let bridge = snap.bridges.get(usize::from(pe.bridge))?;
+        Some(Ingress {
+            port: meta.port,
+            pe,
+            bridge,
+            remote: meta.remote,
+            vtep: meta.vtep,
+            tun_id: meta.tun_id,
+        })
+    });
+    match ing {
+        Some(ing) => process_frame(snap, ws, &ing, now, frame, io),
+        None => drop_frame(ws, meta.port, frame, DropReason::UnknownPort, io),
     }
 }
 
@@ -272,6 +317,7 @@ fn process_frame<'a>(
     let mut em = Emitter {
         pending: None,
         outputs: 0,
+        hold: false,
     };
     let no_output = if bridge.flows.is_empty() {
         // A bridge without flows is a learning switch, as Open vSwitch is
@@ -295,6 +341,18 @@ fn process_frame<'a>(
         }
         DropReason::FlowDrop
     };
+    if em.hold && em.pending.is_none() && em.outputs == 0 {
+        ws.held += 1;
+        let meta = HeldMeta {
+            port: in_port,
+            remote: ing.remote,
+            vtep: ing.vtep,
+            tun_id: ing.tun_id,
+            hold_ns: bridge.lookup_hold_ns,
+        };
+        io.held.push((meta, frame));
+        return;
+    }
     em.finish(snap, ws, &ctx, frame, no_output, io);
 }
 
@@ -412,9 +470,16 @@ fn normal<'a>(
                 remote,
                 now: ctx.now,
             });
-            if miss == MissAction::Drop {
-                ws.count_drop(ctx.in_port, DropReason::LookupMiss);
-                return;
+            match miss {
+                MissAction::Drop => {
+                    ws.count_drop(ctx.in_port, DropReason::LookupMiss);
+                    return;
+                }
+                MissAction::Hold => {
+                    em.hold = true;
+                    return;
+                }
+                MissAction::Flood => {}
             }
         }
     }
@@ -554,6 +619,8 @@ fn run_actions<'a>(
 struct Emitter {
     pending: Option<Out>,
     outputs: u32,
+    /// The destination missed and the bridge holds such frames.
+    hold: bool,
 }
 
 impl Emitter {

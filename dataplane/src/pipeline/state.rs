@@ -121,6 +121,11 @@ pub struct WorkerState {
     /// Misses sent to the lookup, and lost to a full queue.
     pub upcalls: u64,
     pub upcall_dropped: u64,
+    /// Frames held for a lookup (each time), dropped at their deadline,
+    /// and dropped because the caller's hold ring was full.
+    pub held: u64,
+    pub hold_expired: u64,
+    pub hold_full: u64,
     pub(crate) emc: ExactMatchCache,
     policers: Vec<PolicerState>,
     learn_filter: Box<[LearnSlot]>,
@@ -149,6 +154,9 @@ impl WorkerState {
             nd_suppressed: 0,
             upcalls: 0,
             upcall_dropped: 0,
+            held: 0,
+            hold_expired: 0,
+            hold_full: 0,
             emc: ExactMatchCache::new(EMC_DEFAULT_ENTRIES),
             policers: Vec::new(),
             learn_filter: vec![LearnSlot::default(); LEARN_FILTER_SLOTS].into_boxed_slice(),
@@ -198,6 +206,9 @@ impl WorkerState {
             ("nd_suppressed", self.nd_suppressed),
             ("upcalls", self.upcalls),
             ("upcall_dropped", self.upcall_dropped),
+            ("held", self.held),
+            ("hold_expired", self.hold_expired),
+            ("hold_full", self.hold_full),
         ]
     }
 

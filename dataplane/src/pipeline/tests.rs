@@ -1235,7 +1235,7 @@ mod lookup_on_miss {
         bed.apply(|c| {
             c.bridges[0].learning = false;
             c.bridges[0].arp_suppress = true;
-            c.bridges[0].lookup = Some(LookupConfig { provider, miss });
+            c.bridges[0].lookup = Some(LookupConfig::new(provider, miss));
         });
         let tx = bed.ctl.upcall_sender();
         bed.ws.set_upcalls(tx);
@@ -1287,6 +1287,29 @@ mod lookup_on_miss {
             .get(0, MacAddr(B), bed.now)
             .is_none());
         assert!(!bed.ctl.is_lookup_entry("br0", 0, MacAddr(B)));
+    }
+
+    #[test]
+    fn a_held_frame_goes_out_once_the_answer_is_in() {
+        let mut bed = bed(direct(), MissAction::Hold);
+        let f = udp_frame(A, B, 8);
+        let out = bed.send(VM1, &[&f]);
+        assert!(out.tx.is_empty());
+        assert_eq!(out.held.len(), 1);
+        let (meta, bytes) = out.held[0].clone();
+        assert_eq!((meta.port, meta.hold_ns), (VM1, 100_000_000));
+        assert_eq!(bytes, f, "held as it came");
+        assert_eq!(bed.ws.held, 1);
+        // Run again before the answer: held again.
+        let snap = bed.ctl.snapshot();
+        let again = bed.pool.rerun(&snap, &mut bed.ws, meta, bed.now, &bytes);
+        assert_eq!(again.held.len(), 1);
+        bed.ctl.process_upcalls(bed.now);
+        let snap = bed.ctl.snapshot();
+        let out = bed.pool.rerun(&snap, &mut bed.ws, meta, bed.now, &bytes);
+        assert_eq!(out.tx.len(), 1);
+        assert_eq!(dissect(&out.tx[0].1).2, Ipv4Addr::new(192, 0, 2, 3));
+        assert_eq!(bed.ws.upcalls, 1);
     }
 
     #[test]
@@ -1427,6 +1450,7 @@ mod lookup_on_miss {
             c.bridges[0].lookup = Some(LookupConfig {
                 provider,
                 miss: MissAction::Flood,
+                hold_ms: 100,
             });
             let e = c.validate().unwrap_err().to_string();
             assert!(e.contains(want), "{e}");
@@ -1464,6 +1488,7 @@ mod lookup_on_miss {
                     vtep: "192.0.2.9".parse().unwrap(),
                 },
                 miss: MissAction::Drop,
+                hold_ms: 100,
             });
         });
         let tx = b.ctl.upcall_sender();
