@@ -954,6 +954,14 @@ fn vlan_in_range(field: &'static str, v: u16, min: u16) -> Result<(), CommandErr
     }
 }
 
+/// Names end up in flow text, messages and interface lookups: no
+/// whitespace, control characters or separators of those syntaxes.
+pub(crate) fn name_chars_ok(name: &str) -> bool {
+    !name
+        .chars()
+        .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '/' | ',' | '=' | ':' | '"'))
+}
+
 fn check_name(field: &'static str, name: &str) -> Result<(), CommandError> {
     // Names end up in flow text, messages and interface lookups: keep them
     // to what an interface name can be (IFNAMSIZ - 1 bytes, no separators).
@@ -967,10 +975,7 @@ fn check_name(field: &'static str, name: &str) -> Result<(), CommandError> {
             "longer than 15 bytes (IFNAMSIZ)",
         ));
     }
-    if name
-        .chars()
-        .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '/' | ',' | '=' | ':' | '"'))
-    {
+    if !name_chars_ok(name) {
         return Err(invalid(
             field,
             format!("{name:?}"),

@@ -151,10 +151,11 @@ pub fn diff(running: &Config, old: &Config, new: &Config, record: &Value) -> Vec
     for t in &new.tunnels {
         match run_tunnels.get(t.name.as_str()) {
             Some(r) if same_tunnel(r, t) => {}
-            Some(r) if set_tunnel(r, t).is_some() => {
-                adds.extend(set_tunnel(r, t).map(Command::SetTunnel));
-            }
             other => {
+                if let Some(set) = other.and_then(|r| set_tunnel(r, t)) {
+                    adds.push(Command::SetTunnel(set));
+                    continue;
+                }
                 if other.is_some() || run_ports.contains_key(t.name.as_str()) {
                     dels.push(del_port(&t.name));
                 }
@@ -163,6 +164,15 @@ pub fn diff(running: &Config, old: &Config, new: &Config, record: &Value) -> Vec
             }
         }
     }
+
+    // A `del-port` takes the port's MACs, ACLs and policers with it.
+    let port_deleted: HashSet<String> = dels
+        .iter()
+        .filter_map(|c| match c {
+            Command::DelPort(d) => Some(d.name.clone()),
+            _ => None,
+        })
+        .collect();
 
     // Static MACs.
     type Key<'a> = (&'a str, u16, MacAddr);
@@ -176,7 +186,7 @@ pub fn diff(running: &Config, old: &Config, new: &Config, record: &Value) -> Vec
         if !new_fdb.contains(&k)
             && run_fdb.get(&k).is_some_and(|r| r == &f)
             && !gone_with_bridge(&f.bridge)
-            && !(old_names_deleted(&dels, &f.port))
+            && !port_deleted.contains(&f.port)
         {
             dels.push(Command::FdbDel(cmd::FdbDel {
                 bridge: f.bridge.clone(),
@@ -209,7 +219,7 @@ pub fn diff(running: &Config, old: &Config, new: &Config, record: &Value) -> Vec
         if !new_acls.contains(&k)
             && run_acls.contains_key(&k)
             && !recreated.contains(&a.port)
-            && !old_names_deleted(&dels, &a.port)
+            && !port_deleted.contains(&a.port)
         {
             dels.push(acl_del(&a.port, a.dir));
         }
@@ -248,7 +258,7 @@ pub fn diff(running: &Config, old: &Config, new: &Config, record: &Value) -> Vec
         if !new_qos.contains(&k)
             && run_qos.contains_key(&k)
             && !recreated.contains(&q.port)
-            && !old_names_deleted(&dels, &q.port)
+            && !port_deleted.contains(&q.port)
         {
             dels.push(Command::QosClear(cmd::QosClear {
                 port: q.port.clone(),
@@ -315,13 +325,6 @@ pub fn diff(running: &Config, old: &Config, new: &Config, record: &Value) -> Vec
         }));
     }
     out
-}
-
-/// Whether a `del-port` of `name` is already in the list (it takes the
-/// port's MACs, ACLs and policers with it).
-fn old_names_deleted(dels: &[Command], name: &str) -> bool {
-    dels.iter()
-        .any(|c| matches!(c, Command::DelPort(d) if d.name == name))
 }
 
 fn del_port(name: &str) -> Command {

@@ -426,10 +426,7 @@ fn check_name(bad: &mut impl FnMut(String, String), o: &str, name: &str, max: us
         bad(o.into(), "empty name".into());
     } else if name.len() > max {
         bad(o.into(), format!("name {name:?} longer than {max} bytes"));
-    } else if name
-        .chars()
-        .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '/' | ',' | '=' | ':' | '"'))
-    {
+    } else if !crate::command::name_chars_ok(name) {
         bad(
             o.into(),
             format!("name {name:?} contains whitespace or one of / , = : \""),
