@@ -97,16 +97,19 @@ fn bench_pipeline(c: &mut Criterion) {
         });
         assert_eq!(l.ws.drops.total(), 0);
     }
-    // What the loop costs without the pipeline: subtract it to get the
+    // What the loop costs without the pipeline, per flow count (more
+    // flows: more source frames to copy from): subtract it to get the
     // pipeline's own cost.
-    let mut l = xvs_bench::EncapLoop::new(&ctl, 64, 64 - 42);
-    let mut round = 0;
-    g.bench_function("batch64_harness_only", |b| {
-        b.iter(|| {
-            round += 1;
-            black_box(l.harness_only(round))
-        })
-    });
+    for flows in [64usize, 1024] {
+        let mut l = xvs_bench::EncapLoop::new(&ctl, flows, 64 - 42);
+        let mut round = 0;
+        g.bench_function(format!("batch64_harness_only_{flows}flows"), |b| {
+            b.iter(|| {
+                round += 1;
+                black_box(l.harness_only(round))
+            })
+        });
+    }
     g.finish();
 }
 

@@ -75,7 +75,7 @@ enum Tag {
 }
 
 /// One output of a frame.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Out {
     port: PortNo,
     remote: RemoteIdx,
@@ -259,20 +259,21 @@ fn process_frame<'a>(
         }
     };
     ctx.hash = ctx.key.hash_with(EMC_HASH_SEED);
-    // One exact-match probe answers both the flow rule and the ingress
-    // firewall verdict; a bridge with neither needs no probe at all.
+    // One exact-match probe answers the flow rule, the ingress firewall
+    // verdict and, once the frame's key has been forwarded in this
+    // snapshot, where it goes (the plan). Even a bridge with neither flows
+    // nor firewall probes: a hit skips NORMAL's FDB lookup, which in a
+    // large FDB is a miss to memory, while the cache holds only this
+    // worker's active flows. The firewall verdict and the plan are stamped
+    // with the snapshot's generation: both are pure functions of the key
+    // and the snapshot.
     let fw_in = pe.firewall[0];
-    let (rule, fw) = if bridge.flows.is_empty() && fw_in.is_none() {
-        (None, FW_NO_HIT)
-    } else {
-        ws.emc.lookup_with_aux(
-            &bridge.flows,
-            &ctx.key,
-            ctx.hash,
-            snap.policy_generation,
-            |k| firewall_verdict(snap, fw_in, k),
-        )
-    };
+    let hit = ws
+        .emc
+        .lookup_with_aux(&bridge.flows, &ctx.key, ctx.hash, snap.generation, |k| {
+            firewall_verdict(snap, fw_in, k)
+        });
+    let fw = hit.aux;
     if fw != FW_NO_HIT {
         if let Some(f) = fw_in {
             ws.count_fw_hit(f, (fw & !FW_DROP) - 1);
@@ -314,11 +315,21 @@ fn process_frame<'a>(
         }
     }
     let remote = ing.remote;
+    if let Some(plan) = Plan::decode(hit.plan) {
+        ws.plan_hits += 1;
+        if plan.learn {
+            learn_src(ws, bridge, &ctx, remote);
+        }
+        return send(snap, ws, &ctx, plan.out, frame, io);
+    }
+    let side_effects = ws.side_effects;
     let mut em = Emitter {
         pending: None,
         outputs: 0,
         hold: false,
+        learned: false,
     };
+    let rule = hit.rule;
     let no_output = if bridge.flows.is_empty() {
         // A bridge without flows is a learning switch, as Open vSwitch is
         // with its default NORMAL flow.
@@ -353,7 +364,64 @@ fn process_frame<'a>(
         io.held.push((meta, frame));
         return;
     }
+    // One output reached without a drop or an upcall on the way: the same
+    // key finds the same output in this snapshot, so the cache may answer
+    // it next time without running the actions (learning is replayed).
+    if let (1, Some(out), false) = (em.outputs, em.pending, em.hold) {
+        if ws.side_effects == side_effects {
+            let plan = Plan {
+                out,
+                learn: em.learned,
+            };
+            ws.emc.set_plan(&hit, plan.encode());
+        }
+    }
     em.finish(snap, ws, &ctx, frame, no_output, io);
+}
+
+/// A forwarding decision as the exact-match cache keeps it: the one output
+/// and whether NORMAL learned the source on the way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Plan {
+    out: Out,
+    learn: bool,
+}
+
+impl Plan {
+    const VALID: u64 = 1 << 63;
+    const LEARN: u64 = 1 << 49;
+    const TAGGED: u64 = 1 << 48;
+
+    fn encode(self) -> u64 {
+        let tag = match self.out.tag {
+            Tag::Untagged => 0,
+            Tag::Tagged(tci) => Self::TAGGED | u64::from(tci) << 32,
+        };
+        Self::VALID
+            | if self.learn { Self::LEARN } else { 0 }
+            | tag
+            | u64::from(self.out.remote) << 16
+            | u64::from(self.out.port)
+    }
+
+    #[inline]
+    fn decode(v: u64) -> Option<Plan> {
+        if v & Self::VALID == 0 {
+            return None;
+        }
+        Some(Plan {
+            out: Out {
+                port: v as u16,
+                remote: (v >> 16) as u16,
+                tag: if v & Self::TAGGED != 0 {
+                    Tag::Tagged((v >> 32) as u16)
+                } else {
+                    Tag::Untagged
+                },
+            },
+            learn: v & Self::LEARN != 0,
+        })
+    }
 }
 
 /// Sends a frame the switch rewrote into its own answer back out of the
@@ -392,6 +460,26 @@ fn firewall_drops(snap: &Snapshot, ws: &mut WorkerState, fw: u16, key: &FlowKey)
     action == AclAction::Drop
 }
 
+/// NORMAL's learning step; returns whether the source was learnable.
+#[inline]
+fn learn_src(ws: &mut WorkerState, bridge: &BridgeEntry, ctx: &Ctx, remote: RemoteIdx) -> bool {
+    let src = ctx.key.dl_src();
+    if !bridge.learning || src.is_multicast() || src.is_zero() {
+        return false;
+    }
+    ws.learn(
+        bridge,
+        ctx.bridge,
+        ctx.vlan,
+        src,
+        ctx.in_port,
+        remote,
+        ctx.vtep,
+        ctx.now,
+    );
+    true
+}
+
 /// The L2 learning switch (OpenFlow NORMAL).
 #[allow(clippy::too_many_arguments)]
 fn normal<'a>(
@@ -404,19 +492,7 @@ fn normal<'a>(
     em: &mut Emitter,
     io: &mut BatchIo<'a>,
 ) {
-    let src = ctx.key.dl_src();
-    if bridge.learning && !src.is_multicast() && !src.is_zero() {
-        ws.learn(
-            bridge,
-            ctx.bridge,
-            ctx.vlan,
-            src,
-            ctx.in_port,
-            remote,
-            ctx.vtep,
-            ctx.now,
-        );
-    }
+    em.learned |= learn_src(ws, bridge, ctx, remote);
     let dst = ctx.key.dl_dst();
     if !dst.is_multicast() {
         if let Some(d) = bridge.fdb.lookup(ctx.vlan, dst) {
@@ -621,6 +697,8 @@ struct Emitter {
     outputs: u32,
     /// The destination missed and the bridge holds such frames.
     hold: bool,
+    /// NORMAL learned the source.
+    learned: bool,
 }
 
 impl Emitter {

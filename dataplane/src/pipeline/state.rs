@@ -135,6 +135,13 @@ pub struct WorkerState {
     upcall_filter: Box<[(u64, u64)]>,
     policy_generation: u64,
     ip_id: u16,
+    /// Counts every drop and upcall: a forwarding decision made while it
+    /// did not move had no side effect, so the exact-match cache may replay
+    /// it.
+    pub(crate) side_effects: u64,
+    /// Frames forwarded by a decision the exact-match cache kept (no
+    /// flow actions, no FDB lookup).
+    pub plan_hits: u64,
 }
 
 impl WorkerState {
@@ -165,6 +172,8 @@ impl WorkerState {
             upcall_filter: Vec::new().into_boxed_slice(),
             policy_generation: u64::MAX,
             ip_id: (id as u16).wrapping_mul(0x4000),
+            side_effects: 0,
+            plan_hits: 0,
         }
     }
 
@@ -209,6 +218,7 @@ impl WorkerState {
             ("held", self.held),
             ("hold_expired", self.hold_expired),
             ("hold_full", self.hold_full),
+            ("emc_plan_hits", self.plan_hits),
         ]
     }
 
@@ -216,6 +226,7 @@ impl WorkerState {
     /// [`UPCALL_REPEAT_NS`]; never waits (a full queue is counted).
     #[inline]
     pub(crate) fn upcall(&mut self, u: Upcall) {
+        self.side_effects += 1;
         let Some(tx) = &self.upcall_tx else { return };
         let what = match u.kind {
             MissKind::Mac(m) => m.to_u64(),
@@ -270,6 +281,7 @@ impl WorkerState {
 
     #[inline]
     pub(crate) fn count_drop(&mut self, port: PortNo, r: DropReason) {
+        self.side_effects += 1;
         self.drops.count(r);
         if let Some(c) = self.ports.get_mut(usize::from(port)) {
             c.drops.count(r);

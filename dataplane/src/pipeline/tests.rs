@@ -699,13 +699,61 @@ fn exact_match_cache_hits_on_repeated_flows() {
     for _ in 0..4 {
         bed.send(VM1, &[&f]);
     }
-    eprintln!(
-        "gen {} pol {}",
-        bed.ctl.snapshot().bridges[0].flows.generation(),
-        bed.ctl.snapshot().policy_generation
-    );
     assert_eq!(bed.ws.emc_misses(), 1);
     assert_eq!(bed.ws.emc_hits(), 3);
+}
+
+#[test]
+fn a_cached_decision_follows_fdb_changes_and_keeps_learning() {
+    use crate::config::StaticFdbConfig;
+    let mut bed = Bed::new();
+    let static_b = |c: &mut Config, remote: &str| {
+        c.fdb.retain(|f| f.mac != MacAddr(B));
+        c.fdb.push(StaticFdbConfig {
+            bridge: "br0".into(),
+            vlan: 0,
+            mac: MacAddr(B),
+            port: "vx1".into(),
+            remote: Some(remote.parse().unwrap()),
+        });
+    };
+    bed.apply(|c| {
+        c.bridges[0].fdb_aging_secs = 10;
+        static_b(c, "192.0.2.3");
+    });
+    let to_b = udp_frame(A, B, 8);
+    let dst = |out: &testkit::BatchOut| {
+        assert_eq!(out.tx.len(), 1);
+        dissect(&out.tx[0].1).2
+    };
+    // The first frame learns A (a new snapshot); from the second on, the
+    // cache answers.
+    for _ in 0..3 {
+        assert_eq!(dst(&bed.send(VM1, &[&to_b])), Ipv4Addr::new(192, 0, 2, 3));
+    }
+    assert!(bed.ws.plan_hits >= 1, "{}", bed.ws.plan_hits);
+    // 30 s of cached forwarding keep A alive in a 10 s aging FDB: the cache
+    // replays learning.
+    for _ in 0..10 {
+        bed.now += 3_000_000_000;
+        bed.ctl.tick(bed.now);
+        assert_eq!(dst(&bed.send(VM1, &[&to_b])), Ipv4Addr::new(192, 0, 2, 3));
+    }
+    assert!(bed.ws.plan_hits >= 8, "{}", bed.ws.plan_hits);
+    assert_eq!(fdb_dest(&bed, A), Some((VM1, NO_REMOTE)));
+    // The FDB changes: the next frame goes where the new snapshot says.
+    bed.apply(|c| static_b(c, "192.0.2.2"));
+    assert_eq!(dst(&bed.send(VM1, &[&to_b])), Ipv4Addr::new(192, 0, 2, 2));
+    bed.apply(|c| c.fdb.retain(|f| f.mac != MacAddr(B)));
+    assert!(bed.send(VM1, &[&to_b]).tx.len() > 1, "B unknown: flooded");
+    // A decision with a side effect (a drop) is never replayed from the
+    // cache: every frame counts it.
+    let to_a = udp_frame(B, A, 8);
+    let same = bed.drops(DropReason::SamePort);
+    for _ in 0..3 {
+        assert!(bed.send(VM1, &[&to_a]).tx.is_empty());
+    }
+    assert_eq!(bed.drops(DropReason::SamePort), same + 3);
 }
 
 #[test]

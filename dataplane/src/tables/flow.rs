@@ -959,28 +959,65 @@ impl FlowTable {
 /// Stored in an entry for a cached miss.
 const EMC_NO_MATCH: u32 = u32::MAX;
 
+/// `slot` of a result that was not cached (see [`EmcHit`]).
+const EMC_NO_SLOT: u32 = u32::MAX;
+
+/// Two ways make a set of four cache lines; the results sit next to their
+/// key, so a hit reads no other memory.
 #[derive(Debug, Clone, Copy, Default)]
 struct EmcWay {
     key: FlowKey,
-    hash: u64,
     /// `generation + 1` of the table the result came from; 0 = empty.
     stamp: u64,
-    /// Stamp of `aux` (the caller's second generation); 0 = not computed.
+    /// Stamp of `aux` and `plan` (the caller's second generation); 0 = not
+    /// computed.
     aux_stamp: u64,
+    /// The high half of the key's hash (the low bits chose the set): a
+    /// cheap first test before the full key compare.
+    hash_hi: u32,
     /// Rule index, or [`EMC_NO_MATCH`].
     rule: u32,
     /// A second per-key result the caller caches alongside the rule (the
     /// pipeline keeps the ingress firewall verdict here).
     aux: u32,
+    /// In way 0 only: the index of the way used last (LRU of two ways).
+    mru: u32,
+    /// A third per-key result, set by the caller after the lookup (see
+    /// [`ExactMatchCache::set_plan`]); 0 = none.
+    plan: u64,
 }
 
-/// Two ways and which of them was used last. Aligned so a set never
-/// straddles more cache lines than its size needs (3 lines).
 #[derive(Debug, Clone, Copy, Default)]
 #[repr(align(64))]
 struct EmcSet {
     ways: [EmcWay; 2],
-    mru: u8,
+}
+
+/// What one probe of an [`ExactMatchCache`] answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EmcHit {
+    /// The matching rule's index, `None` for a table miss.
+    pub rule: Option<u32>,
+    /// The caller's per-key value (see [`ExactMatchCache::lookup_with_aux`]).
+    pub aux: u32,
+    /// What the caller stored for this key with
+    /// [`ExactMatchCache::set_plan`] under the same aux generation; 0 =
+    /// nothing yet.
+    pub plan: u64,
+    /// The way that holds the entry, for `set_plan`.
+    slot: u32,
+}
+
+impl EmcHit {
+    /// A result that no cache entry backs (`set_plan` ignores it).
+    pub const fn uncached(rule: Option<u32>, aux: u32) -> EmcHit {
+        EmcHit {
+            rule,
+            aux,
+            plan: 0,
+            slot: EMC_NO_SLOT,
+        }
+    }
 }
 
 /// Per-worker exact-match cache in front of a [`FlowTable`].
@@ -993,6 +1030,13 @@ struct EmcSet {
 /// Stale entries (older generation) are replaced first. Misses (no rule
 /// matched) are cached too, so unmatched traffic does not re-run the
 /// classifier either.
+///
+/// Besides the rule, an entry keeps two results of the caller's that are
+/// pure functions of the key under the caller's generation: `aux` (computed
+/// by the lookup) and `plan` (stored after it). The pipeline keeps the
+/// ingress firewall verdict and the forwarding decision there, as Open
+/// vSwitch's EMC keeps a datapath flow's actions with the MAC learning
+/// result already resolved into them.
 #[derive(Debug)]
 pub struct ExactMatchCache {
     sets: Box<[EmcSet]>,
@@ -1044,13 +1088,14 @@ impl ExactMatchCache {
         key: &FlowKey,
         hash: u64,
     ) -> Option<u32> {
-        self.lookup_with_aux(table, key, hash, 0, |_| 0).0
+        self.lookup_with_aux(table, key, hash, 0, |_| 0).rule
     }
 
     /// As [`ExactMatchCache::lookup_or_classify`], and also caches a second
     /// per-key value `aux(key)`, valid while `aux_generation` stays the same
     /// (one probe then answers two questions, e.g. flow rule and firewall
-    /// verdict). `aux` must be a pure function of the key for a given
+    /// verdict), and returns the plan stored for the key under that
+    /// generation. `aux` must be a pure function of the key for a given
     /// `aux_generation`.
     #[inline]
     pub fn lookup_with_aux(
@@ -1060,25 +1105,35 @@ impl ExactMatchCache {
         hash: u64,
         aux_generation: u64,
         aux: impl FnOnce(&FlowKey) -> u32,
-    ) -> (Option<u32>, u32) {
+    ) -> EmcHit {
         let stamp = table.generation().wrapping_add(1);
         let aux_stamp = aux_generation.wrapping_add(1);
         if stamp == 0 || aux_stamp == 0 {
             // Generation u64::MAX has no stamp distinct from "empty": do
             // not cache, stay correct.
             self.misses += 1;
-            return (table.lookup(key), aux(key));
+            return EmcHit::uncached(table.lookup(key), aux(key));
         }
-        let set = &mut self.sets[(hash as usize) & self.set_mask];
-        for (w, e) in set.ways.iter_mut().enumerate() {
-            if e.stamp == stamp && e.hash == hash && e.key == *key {
-                set.mru = w as u8;
+        let set_idx = (hash as usize) & self.set_mask;
+        let hash_hi = (hash >> 32) as u32;
+        let set = &mut self.sets[set_idx];
+        for w in 0..2 {
+            let e = &mut set.ways[w];
+            if e.stamp == stamp && e.hash_hi == hash_hi && e.key == *key {
                 self.hits += 1;
                 if e.aux_stamp != aux_stamp {
                     e.aux = aux(key);
                     e.aux_stamp = aux_stamp;
+                    e.plan = 0;
                 }
-                return ((e.rule != EMC_NO_MATCH).then_some(e.rule), e.aux);
+                let hit = EmcHit {
+                    rule: (e.rule != EMC_NO_MATCH).then_some(e.rule),
+                    aux: e.aux,
+                    plan: e.plan,
+                    slot: (set_idx * 2 + w) as u32,
+                };
+                set.ways[0].mru = w as u32;
+                return hit;
             }
         }
         self.misses += 1;
@@ -1089,18 +1144,36 @@ impl ExactMatchCache {
         } else if set.ways[1].stamp != stamp {
             1
         } else {
-            1 - usize::from(set.mru & 1)
+            1 - (set.ways[0].mru as usize & 1)
         };
         set.ways[victim] = EmcWay {
             key: *key,
-            hash,
             stamp,
             aux_stamp,
+            hash_hi,
             rule: result.unwrap_or(EMC_NO_MATCH),
             aux: a,
+            mru: 0,
+            plan: 0,
         };
-        set.mru = victim as u8;
-        (result, a)
+        set.ways[0].mru = victim as u32;
+        EmcHit {
+            rule: result,
+            aux: a,
+            plan: 0,
+            slot: (set_idx * 2 + victim) as u32,
+        }
+    }
+
+    /// Stores `plan` with the entry `hit` came from, valid until the aux
+    /// generation changes. The caller must not have probed the cache since
+    /// `hit` (the way may hold another key by then).
+    #[inline]
+    pub fn set_plan(&mut self, hit: &EmcHit, plan: u64) {
+        let s = hit.slot as usize;
+        if let Some(set) = self.sets.get_mut(s / 2) {
+            set.ways[s & 1].plan = plan;
+        }
     }
 }
 
@@ -1314,6 +1387,37 @@ mod tests {
         let tmax = table(&["priority=1,in_port=3,actions=output:1"], u64::MAX);
         assert_eq!(emc.lookup_or_classify(&tmax, &k, h), Some(0));
         assert_eq!(emc.lookup_or_classify(&tmax, &k, h), Some(0));
+    }
+
+    #[test]
+    fn emc_set_is_four_cache_lines() {
+        assert_eq!(std::mem::size_of::<EmcSet>(), 256);
+    }
+
+    #[test]
+    fn emc_plan_lives_as_long_as_its_aux_generation() {
+        let t = table(&["priority=1,in_port=3,actions=normal"], 1);
+        let mut emc = ExactMatchCache::new(64);
+        let k = tcp_key(v4(1, 1, 1, 1), v4(2, 2, 2, 2), 1, 2);
+        let h = k.hash_with(EMC_HASH_SEED);
+        let first = emc.lookup_with_aux(&t, &k, h, 7, |_| 5);
+        assert_eq!((first.rule, first.aux, first.plan), (Some(0), 5, 0));
+        emc.set_plan(&first, 0xabc);
+        let again = emc.lookup_with_aux(&t, &k, h, 7, |_| unreachable!("aux is cached"));
+        assert_eq!((again.aux, again.plan), (5, 0xabc));
+        // Another key in the cache keeps its own (empty) plan.
+        let mut other = k;
+        other.set_tp_dst(3);
+        let o = emc.lookup_with_aux(&t, &other, other.hash_with(EMC_HASH_SEED), 7, |_| 6);
+        assert_eq!((o.aux, o.plan), (6, 0));
+        // A new aux generation recomputes aux and forgets the plan.
+        let next = emc.lookup_with_aux(&t, &k, h, 8, |_| 9);
+        assert_eq!((next.rule, next.aux, next.plan), (Some(0), 9, 0));
+        // A result the cache does not hold ignores set_plan.
+        let tmax = table(&["priority=1,in_port=3,actions=normal"], u64::MAX);
+        let u = emc.lookup_with_aux(&tmax, &k, h, 8, |_| 1);
+        emc.set_plan(&u, 0x1);
+        assert_eq!(emc.lookup_with_aux(&t, &k, h, 8, |_| 9).plan, 0);
     }
 
     #[test]
