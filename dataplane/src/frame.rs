@@ -95,7 +95,7 @@ impl<'a> Frame<'a> {
     /// new front and the rest lands in headroom that stays headroom. A fixed
     /// size lets the copy compile to a few vector moves instead of a memcpy
     /// call. `None`, with nothing changed, unless `N` bytes of headroom exist.
-    #[inline]
+    #[inline(always)]
     pub fn push_front_fixed<const N: usize>(&mut self, n: usize) -> Option<&mut [u8; N]> {
         if n > N || N > self.head {
             return None;

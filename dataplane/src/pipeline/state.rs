@@ -139,6 +139,8 @@ pub struct WorkerState {
     /// did not move had no side effect, so the exact-match cache may replay
     /// it.
     pub(crate) side_effects: u64,
+    /// The first pass's per-frame slots (see [`super::Staged`]).
+    pub(crate) stage: Box<[super::Staged]>,
     /// Frames forwarded by a decision the exact-match cache kept (no
     /// flow actions, no FDB lookup).
     pub plan_hits: u64,
@@ -174,6 +176,7 @@ impl WorkerState {
             ip_id: (id as u16).wrapping_mul(0x4000),
             side_effects: 0,
             plan_hits: 0,
+            stage: vec![super::Staged::default(); super::STAGE_FRAMES].into_boxed_slice(),
         }
     }
 

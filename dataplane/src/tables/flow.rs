@@ -1165,6 +1165,26 @@ impl ExactMatchCache {
         }
     }
 
+    /// Starts loading the set a key with `hash` lives in, so that a lookup
+    /// a little later finds it in cache. Only a hint.
+    #[inline]
+    pub fn prefetch(&self, hash: u64) {
+        #[cfg(target_arch = "x86_64")]
+        if let Some(set) = self.sets.get((hash as usize) & self.set_mask) {
+            use core::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+            let p: *const EmcSet = set;
+            // SAFETY: prefetch is only a hint: it never faults and reads
+            // nothing the program sees; both addresses lie inside `set`
+            // (256 bytes).
+            unsafe {
+                _mm_prefetch::<_MM_HINT_T0>(p.cast());
+                _mm_prefetch::<_MM_HINT_T0>(p.cast::<i8>().wrapping_add(64));
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = hash;
+    }
+
     /// Stores `plan` with the entry `hit` came from, valid until the aux
     /// generation changes. The caller must not have probed the cache since
     /// `hit` (the way may hold another key by then).

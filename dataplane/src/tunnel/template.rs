@@ -270,7 +270,7 @@ impl Template {
     /// Prepends the outer header. The frame must have `self.len()` bytes of
     /// headroom (`NoHeadroom` otherwise: the caller decides whether to make
     /// room by copying). Returns the number of bytes added.
-    #[inline]
+    #[inline(always)]
     pub fn push(&self, frame: &mut Frame<'_>, meta: &PushMeta) -> Result<usize, DropReason> {
         let n = self.hdr.len();
         let inner_len = frame.len();
