@@ -166,12 +166,12 @@ pub fn process_batch<'a, I>(
                 drop_frame(ws, in_port, frame, DropReason::NoBuffer, io);
                 continue;
             };
-            let pe = if let Some((pe, _)) = local {
+            let (pe, bridge) = if let Some(l) = local {
                 st.port = in_port;
                 st.remote = NO_REMOTE;
                 st.tun_id = 0;
                 st.vtep = None;
-                pe
+                l
             } else if uplink {
                 // Tunnel traffic arrives on the uplink and is attributed to
                 // its tunnel port by pop; nothing is received "on" a tunnel
@@ -183,7 +183,7 @@ pub fn process_batch<'a, I>(
                         continue;
                     }
                 };
-                let Some((pe, _)) = ingress_of(snap, d.port) else {
+                let Some(ing) = ingress_of(snap, d.port) else {
                     drop_frame(ws, in_port, frame, DropReason::UnknownPort, io);
                     continue;
                 };
@@ -192,13 +192,17 @@ pub fn process_batch<'a, I>(
                 st.remote = d.remote;
                 st.tun_id = d.vni;
                 st.vtep = Some(d.vtep);
-                pe
+                ing
             } else {
                 drop_frame(ws, in_port, frame, DropReason::UnknownPort, io);
                 continue;
             };
             if let Some(frame) = stage_frame(ws, pe, frame, st, io) {
                 ws.emc.prefetch(st.hash);
+                let dst = st.key.dl_dst();
+                if !dst.is_multicast() {
+                    bridge.fdb.prefetch(st.vlan, dst);
+                }
                 frames.push(frame);
                 if frames.is_full() {
                     break;

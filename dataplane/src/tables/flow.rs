@@ -53,6 +53,13 @@ pub const EMC_HASH_SEED: u64 = 0x0e3c_7a11_5eed_0001;
 /// Default EMC size in entries (OVS uses the same).
 pub const EMC_DEFAULT_ENTRIES: usize = 8192;
 
+/// One miss in this many evicts a live entry (Open vSwitch's
+/// `emc-insert-inv-prob`, same default): more flows than the cache holds
+/// then keep a stable half of them cached instead of evicting each other
+/// on every packet. A miss whose set has a free or stale way always
+/// inserts, so a new generation refills the cache at once.
+pub const EMC_DEFAULT_INSERT_INV_PROB: u32 = 100;
+
 /// Errors from flow parsing, validation and table building. Every message
 /// names the offending token or value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -1043,6 +1050,10 @@ pub struct ExactMatchCache {
     set_mask: usize,
     hits: u64,
     misses: u64,
+    /// See [`EMC_DEFAULT_INSERT_INV_PROB`]; 1 = always evict.
+    insert_inv_prob: u32,
+    /// xorshift state for the eviction draw (never 0).
+    rng: u64,
 }
 
 impl Default for ExactMatchCache {
@@ -1061,7 +1072,14 @@ impl ExactMatchCache {
             set_mask: nsets - 1,
             hits: 0,
             misses: 0,
+            insert_inv_prob: EMC_DEFAULT_INSERT_INV_PROB,
+            rng: 0x9e37_79b9_7f4a_7c15,
         }
+    }
+
+    /// One miss in `n` may evict a live entry (0 or 1: every miss).
+    pub fn set_insert_inv_prob(&mut self, n: u32) {
+        self.insert_inv_prob = n.max(1);
     }
 
     /// Capacity in entries.
@@ -1144,6 +1162,14 @@ impl ExactMatchCache {
         } else if set.ways[1].stamp != stamp {
             1
         } else {
+            if self.insert_inv_prob > 1 {
+                self.rng ^= self.rng << 13;
+                self.rng ^= self.rng >> 7;
+                self.rng ^= self.rng << 17;
+                if self.rng % u64::from(self.insert_inv_prob) != 0 {
+                    return EmcHit::uncached(result, a);
+                }
+            }
             1 - (set.ways[0].mru as usize & 1)
         };
         set.ways[victim] = EmcWay {
@@ -1446,6 +1472,7 @@ mod tests {
         // Two sets: every key lands in set (hash & 1); collect three keys in
         // the same set.
         let mut emc = ExactMatchCache::new(4);
+        emc.set_insert_inv_prob(1);
         let mut keys = Vec::new();
         let mut i = 0u16;
         while keys.len() < 3 {
@@ -1468,6 +1495,50 @@ mod tests {
         assert_eq!(emc.hits(), 2);
         look(&mut emc, &keys[1]);
         assert_eq!((emc.hits(), emc.misses()), (2, 4));
+    }
+
+    #[test]
+    fn more_flows_than_entries_keep_a_stable_part_cached() {
+        let t = table(&["priority=1,actions=normal"], 1);
+        let keys: Vec<FlowKey> = (0..2048u16)
+            .map(|i| {
+                let mut k = FlowKey::default();
+                k.set_tp_src(i);
+                k
+            })
+            .collect();
+        let rounds = |emc: &mut ExactMatchCache| {
+            for _ in 0..200 {
+                for k in &keys {
+                    emc.lookup_or_classify(&t, k, k.hash_with(EMC_HASH_SEED));
+                }
+            }
+            emc.hits() as f64 / (emc.hits() + emc.misses()) as f64
+        };
+        // Round-robin over twice the capacity: with LRU alone, only keys
+        // that have a set (nearly) to themselves hit.
+        let mut always = ExactMatchCache::new(1024);
+        always.set_insert_inv_prob(1);
+        let lru = rounds(&mut always);
+        let mut sampled = ExactMatchCache::new(1024);
+        let rate = rounds(&mut sampled);
+        eprintln!("hit rate: LRU {lru:.3}, sampled eviction {rate:.3}");
+        assert!(rate > lru + 0.15, "hit rate: LRU {lru}, sampled {rate}");
+        // A new generation refills at once: free and stale ways always
+        // take the newcomer.
+        let t2 = table(&["priority=1,actions=normal"], 2);
+        let mut fresh = ExactMatchCache::new(8192);
+        for k in &keys {
+            fresh.lookup_or_classify(&t, k, k.hash_with(EMC_HASH_SEED));
+        }
+        for k in &keys {
+            fresh.lookup_or_classify(&t2, k, k.hash_with(EMC_HASH_SEED));
+        }
+        let before = fresh.hits();
+        for k in &keys {
+            fresh.lookup_or_classify(&t2, k, k.hash_with(EMC_HASH_SEED));
+        }
+        assert!(fresh.hits() - before > 1900, "{}", fresh.hits() - before);
     }
 
     #[test]
