@@ -482,7 +482,10 @@ def xvs_workers(d):
     cyc = sum(r["packets"] * (r.get("cycles_per_packet") or 0) for r in w)
     busy = statistics.mean([r["busy_pct"] for r in w]) if w else 0
     t = float(text(os.path.join(d, "time")) or 0) - float(text(os.path.join(d, "xvs_t0")) or 0)
-    return pk, cyc, busy, t
+    # Frames the pipeline copied to make headroom for a tunnel header: the
+    # issue's "no payload copy on the encap path" check.
+    copies = sum((r.get("events") or {}).get("copies", 0) for r in w)
+    return pk, cyc, busy, t, copies
 
 def row(d, c, dr, kind, size, flows, run, ovs_mode):
     tx, rx = load(os.path.join(d, "tx.json"), {}), load(os.path.join(d, "rx.json"), {})
@@ -513,8 +516,9 @@ def row(d, c, dr, kind, size, flows, run, ovs_mode):
         r["switch_busy_pct"] = pmd["busy_pct"]
     elif c == "xvs":
         ports = delta(xvs_ports(os.path.join(d, "pre")), xvs_ports(os.path.join(d, "post")))
-        p0, c0, bz0, t0 = xvs_workers(os.path.join(d, "pre"))
-        p1, c1, bz1, t1 = xvs_workers(os.path.join(d, "post"))
+        p0, c0, bz0, t0, cp0 = xvs_workers(os.path.join(d, "pre"))
+        p1, c1, bz1, t1, cp1 = xvs_workers(os.path.join(d, "post"))
+        r["xvs_copies"] = cp1 - cp0
         if p1 > p0:
             r["cycles_per_packet"] = (c1 - c0) / (p1 - p0)
         if t1 > t0:  # busy_pct is since xvsd started: the window's share
@@ -578,6 +582,13 @@ def report(out):
                   f"{fmt(med([r['loss_pct'] for r in g]), '{:.1f}')} | "
                   f"{mr['tx_packets']} / {fmt(mr['switch_in'])} / {fmt(mr['switch_out'])} / {mr['rx_packets']} | "
                   f"{max(r.get('other_load_pct', 0) for r in g)} |")
+    xr = [r for r in rows if r["contender"] == "xvs" and "xvs_copies" in r]
+    if xr:
+        enc = [r for r in xr if r["direction"] == "encap"]
+        md += ["", f"xvs payload copies (frames copied to make room for the tunnel header, xvsctl worker-stats "
+               f"`copies`): {sum(r['xvs_copies'] for r in enc)} in {len(enc)} encap runs "
+               f"({sum(r.get('xvs_worker_packets', 0) for r in enc)} packets), "
+               f"{sum(r['xvs_copies'] for r in xr if r['direction'] == 'decap')} in decap runs."]
     md += ["", "Ratios of medians (Mpps; for cycles, xvs's cycles per packet over OVS's PMD processing cycles per packet; "
            "for CPU, core-1 CPU-ns per packet):", "",
            "| direction | tunnel | size (B) | flows | xvs Mpps | xvs/OVS | xvs/kernel | xvs/ceiling | cycles xvs/OVS | CPU-ns xvs/kernel |",

@@ -222,6 +222,10 @@ impl WorkerState {
             ("hold_expired", self.hold_expired),
             ("hold_full", self.hold_full),
             ("emc_plan_hits", self.plan_hits),
+            ("emc_hits", self.emc.hits()),
+            ("emc_misses", self.emc.misses()),
+            ("copies", self.copies),
+            ("replicas", self.replicas),
         ]
     }
 
