@@ -45,6 +45,7 @@
 //!   patch of xsk-rs (`vendor/README.md`): frames are `(addr, len)`
 //!   pairs with the start anywhere in the chunk.
 
+pub mod pktgen;
 pub mod xsk;
 
 use std::ffi::{CString, OsStr};
