@@ -18,6 +18,19 @@
 //! `--duration`/`--count`, on SIGINT or SIGTERM, or (tx) when the kernel
 //! stops completing frames for 2 s.
 //!
+//! `tx --engine xdp` sends without a socket: xvs-bpf's `pktgen` program,
+//! run by BPF_PROG_RUN in live-frames mode (kernel 5.18+), writes each
+//! flow's varying words into flow 0's frame and the kernel transmits it
+//! (the same frames, checksums included, as the AF_XDP engine's), at full
+//! speed only; several times the AF_XDP engine's rate on veth. Nothing is
+//! attached to the sending interface (the program sits on `lo`, passing
+//! everything, only to keep it in the kernel's XDP dispatcher). A veth
+//! transmits these frames only when its peer has NAPI: an XDP program
+//! there, or GRO on (`ethtool -K PEER gro on`); the engine fails with that
+//! advice when the interface sent nothing. Frames are counted by the
+//! interface (`tx_packets`), the kernel does not report them. Frames
+//! longer than about 3 KB are refused (a page holds them with headroom).
+//!
 //! Sizes: `--size` is the Ethernet frame without FCS; with `--encap` it is
 //! the inner frame's and the frame sent is 50 bytes longer. A frame must
 //! fit one 4096-byte UMEM chunk (xvs-bpf's `XskSet` has no multi-buffer
@@ -27,14 +40,19 @@
 //! `--json` prints one JSON object on stdout and nothing else there (a
 //! progress bar goes to stderr only when it is a terminal). Fields:
 //!
-//! tx: `mode` ("tx"), `iface`, `queue`, `xdp_mode` ("native"|"generic"),
+//! tx: `mode` ("tx"), `engine` ("afxdp"|"xdp"), `iface`, `queue`,
+//! `xdp_mode` ("native"|"generic"; "live-frames" for the xdp engine),
 //! `zero_copy` (bool), `encap` ("none"|"vxlan"|"geneve"), `vni` (number
 //! or null), `size` (inner frame bytes), `frame_len` (bytes sent per
 //! frame), `flows`, `rate_pps` (0: unlimited), `packets` (frames the
 //! kernel completed), `queued` (frames put on the TX ring), `bytes`
 //! (`packets * frame_len`), `wire_bytes` (`bytes + 24 * packets`),
 //! `duration_secs` (first send to last completion), `mpps`, `gbps` (from
-//! `wire_bytes`), `xsk_tx_invalid_descs`, `stalled` (bool).
+//! `wire_bytes`), `xsk_tx_invalid_descs`, `dropped`, `stalled` (bool).
+//! With the xdp engine `packets` is the interface's `tx_packets` over the
+//! run (for a veth: what its peer took in), `queued` the program runs,
+//! `dropped` the interface's `tx_dropped` (frames its peer had no room
+//! for), `zero_copy` false.
 //!
 //! rx: `mode` ("rx"), `iface`, `queues`, `xdp_mode`, `zero_copy`,
 //! `expect` ("any", "vni N" or "udp-dport N"), `packets`, `bytes`,
@@ -55,13 +73,14 @@ use std::net::Ipv4Addr;
 use std::os::fd::{AsRawFd, BorrowedFd};
 use std::process::ExitCode;
 use std::str::FromStr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
+use xvs_bpf::pktgen::{FlowPatch, PktgenError as XdpSendError, XdpSender};
 use xvs_bpf::xsk::{XskConfig, XskError, XskSet, CHUNK};
 use xvs_bpf::{AttachFlags, Mode, XdpProgram, MAX_QUEUES};
 
@@ -137,6 +156,26 @@ impl Encap {
         match self {
             Encap::Vxlan => "vxlan",
             Encap::Geneve => "geneve",
+        }
+    }
+}
+
+/// How `tx` sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Engine {
+    /// An AF_XDP socket (copy mode on veth): paced or not.
+    Afxdp,
+    /// BPF_PROG_RUN in live-frames mode: the kernel sends from an XDP
+    /// program, several times faster, at full speed only; the peer of a
+    /// veth needs NAPI (an XDP program, or GRO on).
+    Xdp,
+}
+
+impl Engine {
+    fn name(self) -> &'static str {
+        match self {
+            Engine::Afxdp => "afxdp",
+            Engine::Xdp => "xdp",
         }
     }
 }
@@ -235,6 +274,11 @@ struct TxArgs {
     /// Interface to send on.
     #[arg(long)]
     iface: String,
+    /// Send engine: an AF_XDP socket, or an XDP program run by the kernel
+    /// (BPF_PROG_RUN live frames; --rate 0 and --queue 0 only, no
+    /// --xdp-mode: nothing is attached).
+    #[arg(long, value_enum, default_value_t = Engine::Afxdp)]
+    engine: Engine,
     /// Queue to bind (one is enough to send).
     #[arg(long, default_value_t = 0)]
     queue: u32,
@@ -341,6 +385,8 @@ enum PktgenError {
     Bpf(#[from] xvs_bpf::Error),
     #[error(transparent)]
     Xsk(#[from] XskError),
+    #[error(transparent)]
+    XdpSend(#[from] XdpSendError),
     #[error("interface {iface}: {reason}")]
     Iface { iface: String, reason: String },
     #[error("{0}")]
@@ -351,8 +397,42 @@ enum PktgenError {
     Report(String),
 }
 
+impl TxArgs {
+    /// What clap cannot say: options the xdp engine has no use for.
+    fn check(&self) -> Result<(), String> {
+        if self.engine != Engine::Xdp {
+            return Ok(());
+        }
+        if self.rate != 0 {
+            return Err(format!(
+                "--rate {}: the xdp engine sends at full speed only (--rate 0); pace with \
+                 --engine afxdp",
+                self.rate
+            ));
+        }
+        if self.queue != 0 {
+            return Err(format!(
+                "--queue {}: the xdp engine sends as rx queue 0",
+                self.queue
+            ));
+        }
+        if !matches!(self.xdp_mode, XdpMode::Auto) {
+            return Err("--xdp-mode: the xdp engine attaches no program".to_string());
+        }
+        Ok(())
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Cmd::Tx(a) = &cli.cmd {
+        if let Err(msg) = a.check() {
+            use clap::CommandFactory;
+            Cli::command()
+                .error(clap::error::ErrorKind::ArgumentConflict, msg)
+                .exit();
+        }
+    }
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         if let Err(e) = signal_hook::flag::register(sig, Arc::clone(&stop)) {
@@ -807,6 +887,7 @@ impl Bucket {
 #[derive(Debug, Serialize)]
 struct TxReport {
     mode: &'static str,
+    engine: &'static str,
     iface: String,
     queue: u32,
     xdp_mode: String,
@@ -825,7 +906,49 @@ struct TxReport {
     mpps: f64,
     gbps: f64,
     xsk_tx_invalid_descs: u64,
+    /// xdp engine: frames the interface dropped on transmit; afxdp: 0.
+    dropped: u64,
     stalled: bool,
+}
+
+impl TxReport {
+    fn print(&self, a: &TxArgs) -> Result<(), PktgenError> {
+        if a.json {
+            return print_json(self);
+        }
+        let encap = match (a.encap, a.vni) {
+            (Some(e), Some(v)) => format!(", {} VNI {v}", e.name()),
+            _ => String::new(),
+        };
+        let how = match a.engine {
+            Engine::Afxdp => format!(
+                "{} XDP, {}",
+                self.xdp_mode,
+                if self.zero_copy {
+                    "zero-copy"
+                } else {
+                    "copy mode"
+                }
+            ),
+            Engine::Xdp => format!(
+                "xdp engine, {} runs, {} dropped on transmit",
+                self.queued, self.dropped
+            ),
+        };
+        println!(
+            "tx {} queue {} ({how}): {} packets in {:.3} s: {:.3} Mpps, {:.3} Gbps on the wire \
+             ({} B frames, {} flow(s){encap})",
+            self.iface,
+            self.queue,
+            self.packets,
+            self.duration_secs,
+            self.mpps,
+            self.gbps,
+            self.frame_len,
+            self.flows,
+        );
+        Ok(())
+    }
 }
 
 fn frame_spec(a: &TxArgs) -> Result<FrameSpec, PktgenError> {
@@ -896,6 +1019,9 @@ fn tx_chunks(flows: u32) -> u32 {
 fn tx(a: &TxArgs, stop: &AtomicBool) -> Result<ExitCode, PktgenError> {
     // Fail on a missing interface before reading its sysfs files.
     xvs_bpf::ifindex(&a.iface)?;
+    if a.engine == Engine::Xdp {
+        return tx_xdp(a, stop);
+    }
     let spec = frame_spec(a)?;
     let frame_len = spec.frame_len();
     // The kernel accepts a queue id below either count; say which
@@ -1067,6 +1193,7 @@ fn tx(a: &TxArgs, stop: &AtomicBool) -> Result<ExitCode, PktgenError> {
     let wire_bytes = bytes + completed * WIRE_OVERHEAD;
     let report = TxReport {
         mode: "tx",
+        engine: a.engine.name(),
         iface: a.iface.clone(),
         queue: a.queue,
         xdp_mode,
@@ -1085,33 +1212,291 @@ fn tx(a: &TxArgs, stop: &AtomicBool) -> Result<ExitCode, PktgenError> {
         mpps: rate(completed, secs, 1e6),
         gbps: rate(wire_bytes * 8, secs, 1e9),
         xsk_tx_invalid_descs: stats.tx_invalid_descs,
+        dropped: 0,
         stalled,
     };
-    if a.json {
-        print_json(&report)?;
-    } else {
-        let encap = match (a.encap, a.vni) {
-            (Some(e), Some(v)) => format!(", {} VNI {v}", e.name()),
-            _ => String::new(),
-        };
-        println!(
-            "tx {} queue {} ({} XDP, {}): {} packets in {:.3} s: {:.3} Mpps, {:.3} Gbps on the wire \
-             ({} B frames, {} flow(s){encap})",
-            report.iface,
-            report.queue,
-            report.xdp_mode,
-            if zero_copy { "zero-copy" } else { "copy mode" },
-            report.packets,
-            report.duration_secs,
-            report.mpps,
-            report.gbps,
-            report.frame_len,
-            report.flows,
-        );
-    }
+    report.print(a)?;
     if stalled {
         eprintln!(
             "xvs-pktgen: tx stalled: no frame completed for {} s with {in_flight} queued",
+            STALL.as_secs()
+        );
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+// ---------------------------------------------------------------------
+// tx, XDP engine
+
+/// Program runs in the first BPF_PROG_RUN call of each thread: few, so
+/// that an interface that transmits nothing is reported at once.
+const XDP_FIRST_RUNS: u32 = 4096;
+/// What one later call should last: `--duration` is looked at between
+/// calls only (a stop signal interrupts a call).
+const XDP_CALL: Duration = Duration::from_millis(50);
+const XDP_MAX_RUNS: u32 = 1 << 24;
+/// How long the first frames get to show in the interface's counter: the
+/// peer takes them in its NAPI poll, normally right after each batch of
+/// 64 on the sending core, later when that runs elsewhere.
+const XDP_SETTLE: Duration = Duration::from_millis(500);
+/// How often the main thread reads the interface's counters.
+const XDP_WATCH: Duration = Duration::from_millis(10);
+
+/// The counters of the sending interface that say what left it.
+///
+/// For a veth, `tx_packets` counts the frames its peer took in (the
+/// kernel adds the peer's receive counters to it, XDP-transmitted frames
+/// included) and `tx_dropped` the XDP-transmitted frames the peer's ring
+/// had no room for. A frame the peer took in is counted even if the
+/// peer's XDP program or AF_XDP socket drops it later: it was sent.
+/// What the host's own stack sends on the interface is counted too (the
+/// benchmarks turn IPv6 off on their links, so there is next to none).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct TxCounters {
+    packets: u64,
+    dropped: u64,
+}
+
+fn tx_counters(iface: &str) -> Result<TxCounters, PktgenError> {
+    let num = |file: &str| -> Result<u64, PktgenError> {
+        let v = sysfs(iface, &format!("statistics/{file}"))?;
+        v.parse()
+            .map_err(|_| iface_err(iface, format!("statistics/{file}: {v:?} is not a number")))
+    };
+    Ok(TxCounters {
+        packets: num("tx_packets")?,
+        dropped: num("tx_dropped")?,
+    })
+}
+
+/// What the sender threads share: the run's limits and what they did.
+#[derive(Debug)]
+struct XdpRun {
+    deadline: Option<Instant>,
+    count: Option<u64>,
+    /// Runs handed out to calls (against `count`).
+    claimed: AtomicU64,
+    /// Runs of the calls that completed.
+    done: AtomicU64,
+    /// Set by the main thread (stall, nothing sent): the sender ends after
+    /// its current call.
+    halt: AtomicBool,
+}
+
+impl XdpRun {
+    /// Up to `want` runs for the next call; 0 when `--count` is used up.
+    fn claim(&self, want: u32) -> u32 {
+        let Some(count) = self.count else {
+            self.claimed.fetch_add(u64::from(want), Ordering::Relaxed);
+            return want;
+        };
+        let mut got = 0;
+        let _ = self
+            .claimed
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |c| {
+                got = (count.saturating_sub(c)).min(u64::from(want)) as u32;
+                Some(c + u64::from(got))
+            });
+        got
+    }
+
+    fn over(&self, stop: &AtomicBool) -> bool {
+        stop.load(Ordering::Relaxed)
+            || self.halt.load(Ordering::Relaxed)
+            || self.deadline.is_some_and(|d| Instant::now() >= d)
+    }
+}
+
+/// The sender thread: calls until the run is over. Returns the runs the
+/// program aborted.
+fn xdp_sender(mut sender: XdpSender, run: &XdpRun, stop: &AtomicBool) -> Result<u64, PktgenError> {
+    let mut per_call = XDP_FIRST_RUNS;
+    while !run.over(stop) {
+        let n = run.claim(per_call);
+        if n == 0 {
+            break;
+        }
+        let t0 = Instant::now();
+        match sender.send(n) {
+            Ok(()) => {
+                run.done.fetch_add(u64::from(n), Ordering::Relaxed);
+            }
+            // A stop signal interrupts the call (EINTR).
+            Err(_) if stop.load(Ordering::Relaxed) => break,
+            Err(e) => return Err(e.into()),
+        }
+        // Aim the next call at XDP_CALL from this one's pace, and not
+        // far past the deadline.
+        let per_run = (t0.elapsed().as_secs_f64() / f64::from(n)).max(1e-9);
+        let mut want = XDP_CALL.as_secs_f64() / per_run;
+        if let Some(d) = run.deadline {
+            want = want.min(d.saturating_duration_since(Instant::now()).as_secs_f64() / per_run);
+        }
+        per_call = want.clamp(f64::from(XDP_FIRST_RUNS), f64::from(XDP_MAX_RUNS)) as u32;
+    }
+    Ok(sender.aborted()?)
+}
+
+/// `tx --engine xdp`: flow 0's frame goes to the kernel once, and an XDP
+/// program run by BPF_PROG_RUN in live-frames mode writes each flow's
+/// varying words (see xvs-bpf's `pktgen` module) and transmits it, from
+/// a thread of its own (this one watches the interface's counters), until
+/// `--duration` or `--count`. One thread: a second one's calls would each
+/// wait for an RCU grace period holding the kernel's XDP dispatcher lock,
+/// stalling the first (see `XdpSender::hold` in xvs-bpf).
+///
+/// What the report's fields mean here: `queued` is the program runs of
+/// the calls that completed (frames offered to the interface), `packets`
+/// the interface's `tx_packets` over the run (see [`TxCounters`]: frames
+/// that left), `dropped` its `tx_dropped`. `duration_secs` runs from the
+/// start of the first call to the end of the last.
+fn tx_xdp(a: &TxArgs, stop: &AtomicBool) -> Result<ExitCode, PktgenError> {
+    let spec = frame_spec(a)?;
+    let frame_len = spec.frame_len();
+    let patch = {
+        let frames: Vec<Vec<u8>> = (0..a.flows).map(|f| spec.build(f)).collect();
+        FlowPatch::new(&frames)?
+    };
+    let duration = match (a.duration, a.count) {
+        (Some(d), _) => Some(d),
+        (None, Some(_)) => None,
+        (None, None) => Some(Duration::from_secs(10)),
+    };
+    let pb = match (a.count, duration) {
+        (Some(c), None) => progress(c, "tx"),
+        (_, Some(d)) => progress(d.as_millis() as u64, "tx"),
+        (None, None) => progress(0, "tx"),
+    };
+    let sender = XdpSender::load(&a.iface, &patch)?;
+    if !sender.holds_dispatcher() {
+        eprintln!(
+            "xvs-pktgen: could not attach the send program to lo (has it an XDP program?): \
+             every call waits for an RCU grace period, and the rate suffers"
+        );
+    }
+    let before = tx_counters(&a.iface)?;
+    let start = Instant::now();
+    let run = XdpRun {
+        deadline: duration.map(|d| start + d),
+        count: a.count,
+        claimed: AtomicU64::new(0),
+        done: AtomicU64::new(0),
+        halt: AtomicBool::new(false),
+    };
+    let (mut stalled, mut silent) = (false, None::<u64>);
+    let (result, secs) = std::thread::scope(|sc| {
+        let thread = sc.spawn(|| xdp_sender(sender, &run, stop));
+        // Watch the interface: it must start sending, and keep at it.
+        let (mut last, mut last_sent) = (before, Instant::now());
+        let (mut first_done, mut last_drawn, mut drawn) = (None::<Instant>, start, 0u64);
+        while !thread.is_finished() {
+            std::thread::sleep(XDP_WATCH);
+            let now = Instant::now();
+            let c = match tx_counters(&a.iface) {
+                Ok(c) => c,
+                Err(_) => continue,
+            };
+            let done = run.done.load(Ordering::Relaxed);
+            if c.packets > last.packets {
+                last_sent = now;
+            } else if done > 0 && c.packets == before.packets {
+                if now.duration_since(*first_done.get_or_insert(now)) >= XDP_SETTLE {
+                    silent = Some(done);
+                    run.halt.store(true, Ordering::Relaxed);
+                }
+            } else if now.duration_since(last_sent) >= STALL {
+                stalled = true;
+                run.halt.store(true, Ordering::Relaxed);
+            }
+            last = c;
+            if now.duration_since(last_drawn) >= PROGRESS_EVERY {
+                let sent = c.packets - before.packets;
+                let secs = now.duration_since(last_drawn).as_secs_f64();
+                pb.set_message(format!(
+                    "{sent} packets, {:.3} Mpps",
+                    rate(sent - drawn, secs, 1e6)
+                ));
+                pb.set_position(match duration {
+                    Some(_) => now.duration_since(start).as_millis() as u64,
+                    None => done,
+                });
+                last_drawn = now;
+                drawn = sent;
+            }
+        }
+        let secs = start.elapsed().as_secs_f64();
+        let result = thread
+            .join()
+            .unwrap_or_else(|p| std::panic::resume_unwind(p));
+        (result, secs)
+    });
+    pb.finish_and_clear();
+    let aborted = result?;
+    // The last frames reach the counter moments after the last call.
+    let mut after = tx_counters(&a.iface)?;
+    let settle_until = Instant::now() + XDP_SETTLE;
+    while Instant::now() < settle_until {
+        std::thread::sleep(XDP_WATCH);
+        let c = tx_counters(&a.iface)?;
+        if c == after {
+            break;
+        }
+        after = c;
+    }
+    let done = run.done.load(Ordering::Relaxed);
+    // A short run may end before the watch above could tell.
+    if after.packets == before.packets && done > 0 {
+        silent = Some(done);
+    }
+    if let Some(done) = silent {
+        return Err(iface_err(
+            &a.iface,
+            format!(
+                "the kernel ran the XDP program {done} times and the interface sent none of \
+                 the frames ({} dropped on transmit). A veth transmits XDP frames only when \
+                 its peer has NAPI: attach an XDP program to the peer, or turn GRO on there \
+                 (ethtool -K PEER gro on, kernel 5.13 and later); other drivers need \
+                 ndo_xdp_xmit support",
+                after.dropped - before.dropped
+            ),
+        ));
+    }
+    if aborted > 0 {
+        eprintln!("xvs-pktgen: the XDP program aborted {aborted} runs (nothing sent for them)");
+    }
+
+    let packets = after.packets - before.packets;
+    let bytes = packets * frame_len as u64;
+    let wire_bytes = bytes + packets * WIRE_OVERHEAD;
+    let report = TxReport {
+        mode: "tx",
+        engine: a.engine.name(),
+        iface: a.iface.clone(),
+        queue: a.queue,
+        xdp_mode: "live-frames".to_string(),
+        zero_copy: false,
+        encap: a.encap.map_or("none", Encap::name),
+        vni: a.encap.and(a.vni),
+        size: spec.size,
+        frame_len,
+        flows: a.flows,
+        rate_pps: 0,
+        packets,
+        queued: done,
+        bytes,
+        wire_bytes,
+        duration_secs: secs,
+        mpps: rate(packets, secs, 1e6),
+        gbps: rate(wire_bytes * 8, secs, 1e9),
+        xsk_tx_invalid_descs: 0,
+        dropped: after.dropped - before.dropped,
+        stalled,
+    };
+    report.print(a)?;
+    if stalled {
+        eprintln!(
+            "xvs-pktgen: tx stalled: the interface sent nothing for {} s",
             STALL.as_secs()
         );
         return Ok(ExitCode::FAILURE);
@@ -1579,6 +1964,22 @@ mod tests {
             assert!(parse(&args).is_err(), "{why}");
         }
         assert!(parse(&["rx", "--iface", "x", "--expect-vni", "16777216"]).is_err());
+        // What the xdp engine cannot do is refused after parsing.
+        let tx = |extra: &[&str]| {
+            let mut args = base.to_vec();
+            args.extend_from_slice(extra);
+            match parse(&args).expect("parses").cmd {
+                Cmd::Tx(t) => t.check(),
+                Cmd::Rx(_) => unreachable!(),
+            }
+        };
+        assert!(tx(&["--engine", "xdp"]).is_ok());
+        assert!(tx(&["--engine", "xdp", "--rate", "0"]).is_ok());
+        assert!(tx(&["--rate", "1000"]).is_ok(), "afxdp paces");
+        let e = tx(&["--engine", "xdp", "--rate", "1000"]).unwrap_err();
+        assert!(e.contains("--rate 1000") && e.contains("full speed"), "{e}");
+        assert!(tx(&["--engine", "xdp", "--queue", "1"]).is_err());
+        assert!(tx(&["--engine", "xdp", "--xdp-mode", "native"]).is_err());
         assert!(parse(&[
             "rx",
             "--iface",

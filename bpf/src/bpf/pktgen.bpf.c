@@ -13,6 +13,13 @@
 // whole, from the flow's table entry: the frame then equals the one the
 // AF_XDP engine would send for that flow, checksums included, whatever the
 // page held before. Flows go round robin, as in the AF_XDP engine.
+//
+// The loader also attaches this program to `lo` (generic mode), where it
+// passes every frame: BPF_PROG_RUN puts a program into the kernel's XDP
+// dispatcher for the length of a call and takes it out at the end, which
+// waits for an RCU grace period (about 25 ms here, CPU idle) unless the
+// program is attached somewhere and so stays in. Frames whose ingress
+// interface is not the configured one are therefore left alone.
 
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
@@ -50,9 +57,11 @@ int xvs_pktgen(struct xdp_md *ctx)
 	__u32 zero = 0;
 	struct xvs_pktgen_state *st = bpf_map_lookup_elem(&state, &zero);
 	struct xvs_pktgen_cfg *c = bpf_map_lookup_elem(&cfg, &zero);
+	if (!c || ctx->ingress_ifindex != c->ifindex)
+		return XDP_PASS;
 	if (!st)
 		return XDP_ABORTED;
-	if (!c || c->flows == 0)
+	if (c->flows == 0)
 		goto abort;
 	__u32 flow = st->next;
 	if (flow >= c->flows)

@@ -14,8 +14,12 @@
 
 /* Written by the loader before the first run, read by the program. */
 struct xvs_pktgen_cfg {
+	/* The interface the frames leave by: runs with another ingress
+	 * interface pass the frame untouched (see pktgen.bpf.c). */
+	__u32 ifindex;
 	__u32 flows;
 	__u32 nwords;
+	__u32 pad;
 	/* Byte offsets (even) of the words that differ between flows. */
 	__u16 off[XVS_PKTGEN_MAX_WORDS];
 };
