@@ -3,8 +3,13 @@
 //! namespace counts and checks them; every frame must arrive and pass the
 //! check (UDP destination port and consistent lengths, or the VNI of the
 //! tunnel packet), none may fail it. Once plain, once pre-encapsulated in
-//! VXLAN and in Geneve. The full benchmarks (`bench/encap_decap.sh`,
-//! `bench/compare.sh`) stay out of the test suite.
+//! VXLAN and in Geneve. The same with `--engine xdp` (BPF_PROG_RUN live
+//! frames; the receiver's XDP program gives the peer veth the NAPI it
+//! needs), and once for a second at full speed, where the receiver sharing
+//! the core loses frames: then every frame the interface counted as sent
+//! must be either received or in the receiver's socket drop counter. The
+//! full benchmarks (`bench/encap_decap.sh`, `bench/compare.sh`) stay out of
+//! the test suite.
 //!
 //! Needs root (namespaces, XDP, AF_XDP); skipped with a message otherwise.
 //! Namespaces go away on drop; every wait is bounded.
@@ -46,8 +51,9 @@ fn stop(mut child: Child) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// Sends FRAMES frames (`tx_extra` adds pktgen options, e.g. --encap) from
-/// one namespace to the other and returns (tx report, rx report).
+/// Sends frames (`tx_extra`: pktgen's options beyond the addresses, size
+/// and flows: --count and/or --duration, --encap, --engine) from one
+/// namespace to the other and returns (tx report, rx report).
 fn run(tag: &str, tx_extra: &[&str], expect: &[&str]) -> (serde_json::Value, serde_json::Value) {
     let a = Netns::new(&format!("{tag}a"));
     let b = Netns::new(&format!("{tag}b"));
@@ -95,7 +101,7 @@ fn run(tag: &str, tx_extra: &[&str], expect: &[&str]) -> (serde_json::Value, ser
             "30", "ip", "netns", "exec", &a.name, PKTGEN, "tx", "--iface", "t0",
         ])
         .args(["--dst-mac", RX_MAC, "--size", "64", "--flows", "16"])
-        .args(["--count", &FRAMES.to_string(), "--duration", "10", "--json"])
+        .arg("--json")
         .args(tx_extra)
         .output()
         .expect("run xvs-pktgen tx");
@@ -126,14 +132,62 @@ fn check(tx: &serde_json::Value, rx: &serde_json::Value, frame_len: u64) {
     assert_eq!(field(rx, "bytes"), FRAMES * frame_len, "{rx}");
 }
 
+/// FRAMES frames, bounded in time too.
+const COUNT: [&str; 4] = ["--count", "1000", "--duration", "10"];
+
 #[test]
 fn pktgen_sends_1000_frames_that_arrive_intact() {
     if !is_root() {
         eprintln!("skipped: needs root (network namespaces, XDP, AF_XDP)");
         return;
     }
-    let (tx, rx) = run("pgs", &[], &["--expect-udp-dport", "5001"]);
+    let (tx, rx) = run("pgs", &COUNT, &["--expect-udp-dport", "5001"]);
     check(&tx, &rx, 64);
+}
+
+#[test]
+fn xdp_engine_sends_1000_frames_that_arrive_intact() {
+    if !is_root() {
+        eprintln!("skipped: needs root (network namespaces, XDP, BPF_PROG_RUN)");
+        return;
+    }
+    let xdp = ["--engine", "xdp", "--count", "1000", "--duration", "10"];
+    let (tx, rx) = run("pxs", &xdp, &["--expect-udp-dport", "5001"]);
+    assert_eq!(tx["engine"], "xdp", "{tx}");
+    assert_eq!(field(&tx, "queued"), FRAMES, "program runs: {tx}");
+    check(&tx, &rx, 64);
+    for (tag, kind) in [("pxv", "vxlan"), ("pxg", "geneve")] {
+        #[rustfmt::skip]
+        let encap = [
+            "--engine", "xdp", "--count", "1000", "--duration", "10", "--encap", kind, "--vni", "4242",
+            "--outer-src", "192.0.2.1", "--outer-dst", "192.0.2.2", "--outer-dst-mac", RX_MAC,
+        ];
+        let (tx, rx) = run(tag, &encap, &["--expect-vni", "4242"]);
+        check(&tx, &rx, 64 + 50);
+    }
+}
+
+#[test]
+fn xdp_engine_at_full_speed_accounts_for_every_frame() {
+    if !is_root() {
+        eprintln!("skipped: needs root (network namespaces, XDP, BPF_PROG_RUN)");
+        return;
+    }
+    let xdp = ["--engine", "xdp", "--duration", "1"];
+    let (tx, rx) = run("pxf", &xdp, &["--expect-udp-dport", "5001"]);
+    eprintln!("tx {tx}\nrx {rx}");
+    let sent = field(&tx, "packets");
+    assert!(sent > 0, "{tx}");
+    assert_eq!(field(&tx, "dropped"), 0, "{tx}");
+    assert!(field(&tx, "queued") >= sent, "{tx}");
+    assert_eq!(
+        field(&rx, "invalid"),
+        0,
+        "frames that failed the check: {rx}"
+    );
+    let (got, lost) = (field(&rx, "packets"), field(&rx, "xsk_rx_dropped"));
+    assert_eq!(got + lost, sent, "received + socket drops = sent: {rx}");
+    assert!(got > 0, "{rx}");
 }
 
 #[test]
@@ -145,7 +199,7 @@ fn pktgen_sends_1000_tunnel_packets_that_arrive_intact() {
     for (tag, kind) in [("pgv", "vxlan"), ("pgg", "geneve")] {
         #[rustfmt::skip]
         let encap = [
-            "--encap", kind, "--vni", "4242", "--outer-src", "192.0.2.1",
+            "--count", "1000", "--duration", "10", "--encap", kind, "--vni", "4242", "--outer-src", "192.0.2.1",
             "--outer-dst", "192.0.2.2", "--outer-dst-mac", RX_MAC,
         ];
         let (tx, rx) = run(tag, &encap, &["--expect-vni", "4242"]);
