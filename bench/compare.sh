@@ -34,6 +34,18 @@
 # next to a busy-polling switch on the same core (xvs and OVS fall to
 # about 0.12 Mpps with 75% loss), so it is off by default.
 #
+# Generator engine (GEN): afxdp (default) sends from an AF_XDP socket in
+# copy mode, about 1.0-1.3 Mpps on this topology, which is below what the
+# ceiling forwards; xdp sends with xvs-pktgen's XDP engine (BPF_PROG_RUN
+# live frames, several times faster; unpaced only, so RATE must be 0).
+# Frames from the xdp engine reach p0 (encap) or u0 (decap) through the
+# veth's ndo_xdp_xmit, which needs NAPI on the receiving end: xvs, OVS
+# (afxdp ports) and the ceiling have an XDP program there; for the kernel
+# (and OVS on plain netdev ports) GEN=xdp turns GRO on on p0 and u0, which
+# gives them NAPI (kernel 5.13+). UDP is not aggregated by it (no UDP GRO
+# forwarding), but their receive runs as a NAPI poll instead of the
+# backlog; GEN=afxdp leaves GRO off as before.
+#
 # Directions: encap (pktgen tx on g0: plain UDP to a MAC behind the
 # tunnel; pktgen rx on s0 counts tunnel packets with VNI 100) and decap
 # (pktgen tx on s0: VXLAN/Geneve packets to 192.0.2.1; pktgen rx on g0
@@ -48,7 +60,8 @@
 # Usage (root):  bench/compare.sh
 # Knobs: RUNS=3, DURATION=5 (s per row), CONTENDERS="xvs kernel ovs ceiling",
 #   KINDS="vxlan geneve", SIZES="64 1400", FLOWS="1 1024", DIRS="encap decap",
-#   RATE=0 (pps, 0: unpaced), OVS_PORT_TYPE=afxdp (or netdev),
+#   RATE=0 (pps, 0: unpaced), GEN=afxdp (or xdp: see above),
+#   OVS_PORT_TYPE=afxdp (or netdev),
 #   OVS_XDP_MODE=native, NAPI_THREADED=0, OUT=bench/results/<UTC date-time>.
 # Output in OUT: runs.jsonl (one JSON object per row), table.md, plot.svg,
 #   logs/. Every wait is bounded; on exit (also on error or Ctrl-C) every
@@ -69,6 +82,7 @@ SIZES=${SIZES:-64 1400}
 FLOWS=${FLOWS:-1 1024}
 DIRS=${DIRS:-encap decap}
 RATE=${RATE:-0}
+GEN=${GEN:-afxdp}
 OVS_PORT_TYPE=${OVS_PORT_TYPE:-afxdp}
 OVS_XDP_MODE=${OVS_XDP_MODE:-native}
 NAPI_THREADED=${NAPI_THREADED:-0}
@@ -77,6 +91,11 @@ VNI=100
 OVS_SCHEMA=/usr/share/openvswitch/vswitch.ovsschema
 
 [ "$(nproc)" -ge 2 ] || { echo "needs 2 cores (generator on 0, switch on 1)" >&2; exit 1; }
+case $GEN in
+  afxdp) ;;
+  xdp) [ "$RATE" = 0 ] || { echo "GEN=xdp sends unpaced only: RATE=$RATE must be 0" >&2; exit 1; } ;;
+  *) echo "GEN=$GEN: afxdp or xdp" >&2; exit 1 ;;
+esac
 
 echo "== building (release)" >&2
 cargo build --release --locked -q -p xvsd -p xvs-ctl -p xvs-bench \
@@ -175,6 +194,15 @@ napi_core1() {
   done
 }
 
+# gen_napi IF...: with GEN=xdp, GRO on on the switch's veths that have no
+# XDP program, so the generator's XDP-transmitted frames are taken in (a
+# veth's ndo_xdp_xmit needs NAPI on the peer; GRO gives it one).
+gen_napi() {
+  [ "$GEN" = xdp ] || return 0
+  local i
+  for i in "$@"; do x sw ethtool -K "$i" gro on >/dev/null; done
+}
+
 # ---------------------------------------------------------------------
 # (a) xvs
 xvs_up() { # xvs_up KIND
@@ -226,6 +254,7 @@ kernel_up() { # kernel_up KIND
   # would run in the sender's softirq on core 0.
   local i
   for i in p0 u0; do x sw sh -c "echo 2 > /sys/class/net/$i/queues/rx-0/rps_cpus"; done
+  gen_napi p0 u0
 }
 kernel_down() { :; }
 
@@ -288,6 +317,7 @@ ovs_up() { # ovs_up KIND
     echo "OVS ports failed: $err" >&2; exit 1
   fi
   OVS_MODE_USED=$type
+  [ "$type" = afxdp ] || gen_napi p0 u0
   x sw ip addr add 192.0.2.1/24 dev br-phy
   x sw ip link set br-phy up
   for i in $(seq 150); do
@@ -400,7 +430,7 @@ measure() {
   PIDS+=("$load_pid")
   local txrc=0
   ip netns exec "$P-$tx_ns" "${pin0[@]}" timeout $((DURATION + 20)) "$PG" tx "${tx_args[@]}" \
-    --size "$size" --flows "$flows" --rate "$RATE" --duration "$DURATION" --json \
+    --engine "$GEN" --size "$size" --flows "$flows" --rate "$RATE" --duration "$DURATION" --json \
     >"$d/tx.json" 2>"$d/tx.err" || txrc=$?
   cpu1 >"$d/cpu.post"
   stop_pid "$load_pid"
@@ -658,9 +688,9 @@ PY
 
 cat >"$OUT/meta.json" <<JSON
 {"date": "$(date -u +%Y-%m-%dT%H:%MZ)",
- "command": "RUNS=$RUNS DURATION=$DURATION bench/compare.sh",
+ "command": "RUNS=$RUNS DURATION=$DURATION GEN=$GEN bench/compare.sh",
  "machine": "$(uname -r), $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//; s/"//g')), $(ovs-vswitchd --version | head -1)",
- "layout": "Generator and receiver (xvs-pktgen) on core 0; the switch on core 1 (xvsd worker / OVS PMD + ovs-vswitchd / kernel bridge+vxlan via RPS); veth receive in the sender's context (p0/u0 XDP and socket copy on core 0, s0/g0 on core 1), so the XDP-redirect ceiling runs on core 0 (NAPI_THREADED=$NAPI_THREADED); unpaced generator (RATE=$RATE); $DURATION s per row."}
+ "layout": "Generator and receiver (xvs-pktgen) on core 0; the switch on core 1 (xvsd worker / OVS PMD + ovs-vswitchd / kernel bridge+vxlan via RPS); veth receive in the sender's context (p0/u0 XDP and socket copy on core 0, s0/g0 on core 1), so the XDP-redirect ceiling runs on core 0 (NAPI_THREADED=$NAPI_THREADED); generator engine $GEN$([ "$GEN" = xdp ] && echo " (BPF_PROG_RUN live frames; GRO on on p0/u0 for the kernel and OVS netdev ports, which have no XDP program)"); unpaced generator (RATE=$RATE); $DURATION s per row."}
 JSON
 
 echo "== results in $OUT" >&2
