@@ -790,16 +790,64 @@ fn xsk_stats(fd: BorrowedFd<'_>) -> XdpStats {
     }
 }
 
-fn progress(length: u64, what: &str) -> ProgressBar {
-    if !io::stderr().is_terminal() {
-        return ProgressBar::hidden();
+/// The progress bar (hidden unless stderr is a terminal), redrawn at most
+/// every [`PROGRESS_EVERY`] with the packets so far and the rate since the
+/// previous redraw.
+struct Progress {
+    pb: ProgressBar,
+    last_drawn: Instant,
+    drawn: u64,
+}
+
+impl Progress {
+    fn new(length: u64, what: &str, start: Instant) -> Progress {
+        let pb = if io::stderr().is_terminal() {
+            let pb = ProgressBar::new(length);
+            let template = format!("{{spinner}} {what} {{elapsed_precise}} [{{bar:30}}] {{msg}}");
+            if let Ok(style) = ProgressStyle::with_template(&template) {
+                pb.set_style(style.progress_chars("=> "));
+            }
+            pb
+        } else {
+            ProgressBar::hidden()
+        };
+        Progress {
+            pb,
+            last_drawn: start,
+            drawn: 0,
+        }
     }
-    let pb = ProgressBar::new(length);
-    let template = format!("{{spinner}} {what} {{elapsed_precise}} [{{bar:30}}] {{msg}}");
-    if let Ok(style) = ProgressStyle::with_template(&template) {
-        pb.set_style(style.progress_chars("=> "));
+
+    /// A sender's bar: its length is the count, or the duration in ms.
+    fn tx(count: Option<u64>, duration: Option<Duration>, start: Instant) -> Progress {
+        let length = match (count, duration) {
+            (Some(c), None) => c,
+            (_, Some(d)) => d.as_millis() as u64,
+            (None, None) => 0,
+        };
+        Progress::new(length, "tx", start)
     }
-    pb
+
+    /// Redraws if it is time: `packets` so far (`invalid` of them, for a
+    /// receiver), the bar at `position`.
+    fn update(&mut self, now: Instant, packets: u64, invalid: Option<u64>, position: u64) {
+        if now.duration_since(self.last_drawn) < PROGRESS_EVERY {
+            return;
+        }
+        let secs = now.duration_since(self.last_drawn).as_secs_f64();
+        let mpps = rate(packets - self.drawn, secs, 1e6);
+        self.pb.set_message(match invalid {
+            Some(i) => format!("{packets} packets ({i} invalid), {mpps:.3} Mpps"),
+            None => format!("{packets} packets, {mpps:.3} Mpps"),
+        });
+        self.pb.set_position(position);
+        self.last_drawn = now;
+        self.drawn = packets;
+    }
+
+    fn finish(&self) {
+        self.pb.finish_and_clear();
+    }
 }
 
 fn print_json(report: &impl Serialize) -> Result<(), PktgenError> {
@@ -1067,11 +1115,6 @@ fn tx(a: &TxArgs, stop: &AtomicBool) -> Result<ExitCode, PktgenError> {
     }
     let mut free: VecDeque<u64> = addrs.into();
 
-    let pb = match (a.count, duration) {
-        (Some(c), None) => progress(c, "tx"),
-        (_, Some(d)) => progress(d.as_millis() as u64, "tx"),
-        (None, None) => progress(0, "tx"),
-    };
     let frame_len32 = frame_len as u32;
     let mut batch: Vec<(u64, u32)> = Vec::with_capacity(TX_KICK);
     let mut comp: Vec<u64> = Vec::with_capacity(RING as usize);
@@ -1081,7 +1124,8 @@ fn tx(a: &TxArgs, stop: &AtomicBool) -> Result<ExitCode, PktgenError> {
     let start = Instant::now();
     let deadline = duration.map(|d| start + d);
     let mut bucket = Bucket::new(a.rate, start);
-    let (mut last_completion, mut last_drawn, mut drawn_packets) = (start, start, 0u64);
+    let mut progress = Progress::tx(a.count, duration, start);
+    let mut last_completion = start;
     let mut stalled = false;
     let mut round: u64 = 0;
 
@@ -1124,19 +1168,11 @@ fn tx(a: &TxArgs, stop: &AtomicBool) -> Result<ExitCode, PktgenError> {
             let lent = set.fill(s, &rx_addrs)?;
             rx_addrs.drain(..lent);
         }
-        if now.duration_since(last_drawn) >= PROGRESS_EVERY {
-            let secs = now.duration_since(last_drawn).as_secs_f64();
-            pb.set_message(format!(
-                "{completed} packets, {:.3} Mpps",
-                rate(completed - drawn_packets, secs, 1e6)
-            ));
-            pb.set_position(match duration {
-                Some(_) => now.duration_since(start).as_millis() as u64,
-                None => completed,
-            });
-            last_drawn = now;
-            drawn_packets = completed;
-        }
+        let position = match duration {
+            Some(_) => now.duration_since(start).as_millis() as u64,
+            None => completed,
+        };
+        progress.update(now, completed, None, position);
         let mut want = TX_KICK.min(free.len());
         if let Some(c) = a.count {
             want = want.min((c - queued) as usize);
@@ -1180,7 +1216,7 @@ fn tx(a: &TxArgs, stop: &AtomicBool) -> Result<ExitCode, PktgenError> {
         }
     }
     let secs = start.elapsed().as_secs_f64();
-    pb.finish_and_clear();
+    progress.finish();
     let stats = xsk_stats(set.fd(s));
     let xdp_mode = prog.attach_mode().to_string();
     // Sockets before the program: the program's map must not outlive
@@ -1363,11 +1399,6 @@ fn tx_xdp(a: &TxArgs, stop: &AtomicBool) -> Result<ExitCode, PktgenError> {
         (None, Some(_)) => None,
         (None, None) => Some(Duration::from_secs(10)),
     };
-    let pb = match (a.count, duration) {
-        (Some(c), None) => progress(c, "tx"),
-        (_, Some(d)) => progress(d.as_millis() as u64, "tx"),
-        (None, None) => progress(0, "tx"),
-    };
     let sender = XdpSender::load(&a.iface, &patch)?;
     if !sender.holds_dispatcher() {
         eprintln!(
@@ -1385,11 +1416,12 @@ fn tx_xdp(a: &TxArgs, stop: &AtomicBool) -> Result<ExitCode, PktgenError> {
         halt: AtomicBool::new(false),
     };
     let (mut stalled, mut silent) = (false, None::<u64>);
+    let mut progress = Progress::tx(a.count, duration, start);
     let (result, secs) = std::thread::scope(|sc| {
         let thread = sc.spawn(|| xdp_sender(sender, &run, stop));
         // Watch the interface: it must start sending, and keep at it.
         let (mut last, mut last_sent) = (before, Instant::now());
-        let (mut first_done, mut last_drawn, mut drawn) = (None::<Instant>, start, 0u64);
+        let mut first_done = None::<Instant>;
         while !thread.is_finished() {
             std::thread::sleep(XDP_WATCH);
             let now = Instant::now();
@@ -1410,20 +1442,11 @@ fn tx_xdp(a: &TxArgs, stop: &AtomicBool) -> Result<ExitCode, PktgenError> {
                 run.halt.store(true, Ordering::Relaxed);
             }
             last = c;
-            if now.duration_since(last_drawn) >= PROGRESS_EVERY {
-                let sent = c.packets - before.packets;
-                let secs = now.duration_since(last_drawn).as_secs_f64();
-                pb.set_message(format!(
-                    "{sent} packets, {:.3} Mpps",
-                    rate(sent - drawn, secs, 1e6)
-                ));
-                pb.set_position(match duration {
-                    Some(_) => now.duration_since(start).as_millis() as u64,
-                    None => done,
-                });
-                last_drawn = now;
-                drawn = sent;
-            }
+            let position = match duration {
+                Some(_) => now.duration_since(start).as_millis() as u64,
+                None => done,
+            };
+            progress.update(now, c.packets - before.packets, None, position);
         }
         let secs = start.elapsed().as_secs_f64();
         let result = thread
@@ -1431,7 +1454,7 @@ fn tx_xdp(a: &TxArgs, stop: &AtomicBool) -> Result<ExitCode, PktgenError> {
             .unwrap_or_else(|p| std::panic::resume_unwind(p));
         (result, secs)
     });
-    pb.finish_and_clear();
+    progress.finish();
     let aborted = result?;
     // The last frames reach the counter moments after the last call.
     let mut after = tx_counters(&a.iface)?;
@@ -1566,7 +1589,6 @@ fn rx(a: &RxArgs, stop: &AtomicBool) -> Result<ExitCode, PktgenError> {
         prog.attach_mode()
     );
 
-    let pb = progress(a.duration.as_millis() as u64, "rx");
     let mut buf: Vec<(u64, u32)> = Vec::with_capacity(ring as usize);
     let mut addrs: Vec<u64> = Vec::with_capacity(2 * ring as usize);
     let mut pollfds: Vec<libc::pollfd> = Vec::with_capacity(queues as usize);
@@ -1574,7 +1596,8 @@ fn rx(a: &RxArgs, stop: &AtomicBool) -> Result<ExitCode, PktgenError> {
     let start = Instant::now();
     let deadline = start + a.duration;
     let (mut first, mut last) = (None::<Instant>, start);
-    let (mut idle_since, mut last_drawn, mut drawn_packets) = (None::<Instant>, start, 0u64);
+    let mut idle_since = None::<Instant>;
+    let mut progress = Progress::new(a.duration.as_millis() as u64, "rx", start);
     loop {
         let now = Instant::now();
         if stop.load(Ordering::Relaxed) || now >= deadline {
@@ -1653,19 +1676,11 @@ fn rx(a: &RxArgs, stop: &AtomicBool) -> Result<ExitCode, PktgenError> {
                 )
             };
         }
-        if now.duration_since(last_drawn) >= PROGRESS_EVERY {
-            let secs = now.duration_since(last_drawn).as_secs_f64();
-            pb.set_message(format!(
-                "{packets} packets ({invalid} invalid), {:.3} Mpps",
-                rate(packets - drawn_packets, secs, 1e6)
-            ));
-            pb.set_position(now.duration_since(start).as_millis() as u64);
-            last_drawn = now;
-            drawn_packets = packets;
-        }
+        let position = now.duration_since(start).as_millis() as u64;
+        progress.update(now, packets, Some(invalid), position);
     }
     let duration_secs = start.elapsed().as_secs_f64();
-    pb.finish_and_clear();
+    progress.finish();
     let mut st = XdpStats::default();
     for s in 0..set.sockets() {
         let k = xsk_stats(set.fd(s));
