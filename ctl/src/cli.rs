@@ -1595,6 +1595,7 @@ pub fn render(method: &Method, v: Value) -> Result<String, String> {
                     "BUSY%",
                     "PACKETS",
                     "CYC/PKT",
+                    "SEND_CYC/PKT",
                     "BATCHES",
                     "EMPTY_POLLS",
                     "SLEEPS",
@@ -1609,6 +1610,9 @@ pub fn render(method: &Method, v: Value) -> Result<String, String> {
                             format!("{:.1}", r.busy_pct),
                             r.packets.to_string(),
                             r.cycles_per_packet
+                                .map(|c| format!("{c:.1}"))
+                                .unwrap_or_else(|| "-".into()),
+                            r.send_cycles_per_packet
                                 .map(|c| format!("{c:.1}"))
                                 .unwrap_or_else(|| "-".into()),
                             r.batches.to_string(),

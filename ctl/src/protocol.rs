@@ -910,6 +910,11 @@ pub struct WorkerStatsRow {
     /// Busy cycles (or nanoseconds × clock) per packet, when measured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cycles_per_packet: Option<f64>,
+    /// The part of `cycles_per_packet` spent handing frames to the kernel
+    /// (TX rings and kicks, where copy mode transmits; completions; fill
+    /// rings); the rest is receive and pipeline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub send_cycles_per_packet: Option<f64>,
     /// Non-empty batches processed.
     pub batches: u64,
     pub empty_polls: u64,

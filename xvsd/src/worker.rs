@@ -294,6 +294,13 @@ pub struct Load {
     /// the frames received, the cycles per packet of
     /// `ovs-appctl dpif-netdev/pmd-stats-show`.
     pub busy_cycles: u64,
+    /// The part of `busy_cycles` spent handing frames to the kernel:
+    /// queuing them on TX rings and kicking (in copy mode the kernel's
+    /// whole transmit, skb and copy included, runs inside the kick),
+    /// reaping completions, refilling fill rings. The rest is our own
+    /// receive and pipeline; on veth the send part is most of a packet's
+    /// cost and the same for any AF_XDP switch.
+    pub send_cycles: u64,
 }
 
 /// The CPU's time-stamp counter (0 where there is none).
@@ -339,6 +346,9 @@ pub struct Worker {
     ws: WorkerState,
     pub counters: WorkerCounters,
     pub load: Load,
+    /// When the current round's send phase began (cycles), for
+    /// [`Load::send_cycles`].
+    send_from: u64,
     epoch: Instant,
     mode: PollMode,
     report: Option<Arc<Mutex<WorkerReport>>>,
@@ -392,6 +402,7 @@ impl Worker {
             ws: WorkerState::new(id, learn_tx),
             counters: WorkerCounters::default(),
             load: Load::default(),
+            send_from: 0,
             epoch: Instant::now(),
             mode: PollMode::default(),
             report: None,
@@ -576,11 +587,13 @@ impl Worker {
             self.commands();
             let c0 = cycles();
             let got = self.poll_once()?;
+            let c1 = cycles();
             let now = Instant::now();
             let spent = now.duration_since(last).as_nanos() as u64;
             last = now;
             if got > 0 {
-                self.load.busy_cycles += cycles().wrapping_sub(c0);
+                self.load.busy_cycles += c1.wrapping_sub(c0);
+                self.load.send_cycles += c1.wrapping_sub(self.send_from);
                 self.load.busy_ns += spent;
                 idle_since = None;
             } else {
@@ -644,6 +657,7 @@ impl Worker {
             }
         }
         self.run_held()?;
+        self.send_from = cycles();
         for s in 0..self.ports.len() {
             if self.ports[s].is_none() {
                 continue;

@@ -141,6 +141,7 @@ fn answer(call: xvs_ctl::server::Call, config: &mut Config, commits: &AtomicU64)
             busy_pct: 12.5,
             packets: 1000,
             cycles_per_packet: Some(210.0),
+            send_cycles_per_packet: Some(150.0),
             batches: 40,
             empty_polls: 5,
             sleeps: 2,

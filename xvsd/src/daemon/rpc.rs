@@ -264,6 +264,8 @@ impl Daemon {
                     packets,
                     cycles_per_packet: (packets > 0 && r.load.busy_cycles > 0)
                         .then(|| r.load.busy_cycles as f64 / packets as f64),
+                    send_cycles_per_packet: (packets > 0 && r.load.busy_cycles > 0)
+                        .then(|| r.load.send_cycles as f64 / packets as f64),
                     batches: r.counters.batches,
                     empty_polls: r.load.empty_polls,
                     sleeps: r.load.sleeps,
