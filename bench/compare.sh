@@ -33,6 +33,11 @@
 # kthreads pinned to core 1 instead; measured here, that starves them
 # next to a busy-polling switch on the same core (xvs and OVS fall to
 # about 0.12 Mpps with 75% loss), so it is off by default.
+# SINK_NAPI=core0 moves the sink's receive (s0, g0) to core 0 instead
+# (see sink_napi), so core 1 runs the switch alone as in the issue's
+# layout. Then core 0 (generator, the switches' port receive, the sink)
+# bounds the rate and the switches are not saturated; it is the mode
+# that compares CPU per packet without the sink's share in it.
 #
 # Generator engine (GEN): afxdp (default) sends from an AF_XDP socket in
 # copy mode, about 1.0-1.3 Mpps on this topology, which is below what the
@@ -62,7 +67,9 @@
 #   KINDS="vxlan geneve", SIZES="64 1400", FLOWS="1 1024", DIRS="encap decap",
 #   RATE=0 (pps, 0: unpaced), GEN=afxdp (or xdp: see above),
 #   OVS_PORT_TYPE=afxdp (or netdev),
-#   OVS_XDP_MODE=native, NAPI_THREADED=0, OUT=bench/results/<UTC date-time>.
+#   OVS_XDP_MODE=native, NAPI_THREADED=0, SINK_NAPI=off (or core0: the
+#   sink's veth receive on core 0, see sink_napi),
+#   OUT=bench/results/<UTC date-time>.
 # Output in OUT: runs.jsonl (one JSON object per row), table.md, plot.svg,
 #   logs/. Every wait is bounded; on exit (also on error or Ctrl-C) every
 #   process it started is stopped and the namespaces (with every XDP
@@ -86,11 +93,16 @@ GEN=${GEN:-afxdp}
 OVS_PORT_TYPE=${OVS_PORT_TYPE:-afxdp}
 OVS_XDP_MODE=${OVS_XDP_MODE:-native}
 NAPI_THREADED=${NAPI_THREADED:-0}
+SINK_NAPI=${SINK_NAPI:-off}
 OUT=${OUT:-bench/results/$(date -u +%Y-%m-%d-%H%M)}
 VNI=100
 OVS_SCHEMA=/usr/share/openvswitch/vswitch.ovsschema
 
 [ "$(nproc)" -ge 2 ] || { echo "needs 2 cores (generator on 0, switch on 1)" >&2; exit 1; }
+case $SINK_NAPI in
+  off|core0) ;;
+  *) echo "SINK_NAPI=$SINK_NAPI: off or core0" >&2; exit 1 ;;
+esac
 case $GEN in
   afxdp) ;;
   xdp) [ "$RATE" = 0 ] || { echo "GEN=xdp sends unpaced only: RATE=$RATE must be 0" >&2; exit 1; } ;;
@@ -191,6 +203,29 @@ napi_core1() {
   for pid in $(comm -13 <(echo "$before") <(echo "$after")); do
     taskset -pc 1 "$pid" >/dev/null
     echo "   napi kthread $pid ($(cat /proc/$pid/comm)) on core 1" >&2
+  done
+}
+
+# sink_napi NS IF BEFORE: with SINK_NAPI=core0, the receiving end's veth
+# (s0 or g0; it has a NAPI once xvs-pktgen rx attached its XDP program)
+# gets a threaded NAPI, its kthread pinned to core 0 at SCHED_FIFO 50. A
+# veth schedules its peer's NAPI on the sending CPU, so by default the
+# sink's receive (its XDP program, the copy into pktgen's socket) runs
+# inside the switch's transmit call on core 1 and is billed to the
+# switch. core0 is the issue's layout ("the switch alone on one core, the
+# generator plus sinks on the other"); FIFO so the sink keeps up with what
+# the switch sends and the generator gets what is left of core 0 (under
+# plain CFS the two took turns and the switch's TX ring overflowed).
+# BEFORE: the napi kthreads before rx started (its XDP attach makes the
+# kthread when the flag is already set).
+sink_napi() {
+  [ "$SINK_NAPI" = core0 ] || return 0
+  local pid
+  x "$1" sh -c "echo 1 > /sys/class/net/$2/threaded"
+  sleep 0.2
+  for pid in $(comm -13 <(echo "$3") <(napi_threads)); do
+    taskset -pc 0 "$pid" >/dev/null
+    chrt -f -p 50 "$pid"
   done
 }
 
@@ -412,6 +447,8 @@ measure() {
     tx_args=(--iface s0 --encap "$kind" --vni $VNI --outer-src 192.0.2.2 --outer-dst 192.0.2.1
       --outer-dst-mac $U0_MAC --src-mac $VM_B --dst-mac $GEN_MAC)
   fi
+  local napi_before
+  napi_before=$(napi_threads)
   ip netns exec "$P-$rx_ns" "${pin0[@]}" "$PG" rx --iface $rx_if "${rx_args[@]}" \
     --duration $((DURATION + 30)) --json >"$d/rx.json" 2>"$d/rx.err" &
   local rx_pid=$! i
@@ -422,6 +459,7 @@ measure() {
     sleep 0.1
   done
   grep -q "rx ready" "$d/rx.err" || { cat "$d/rx.err" >&2; exit 1; }
+  sink_napi "$rx_ns" "$rx_if" "$napi_before"
   [ "$c" = ovs ] && { appctl dpif-netdev/pmd-stats-clear >/dev/null || true; }
   snapshot "$c" "$d/pre"
   cpu1 >"$d/cpu.pre"
@@ -510,12 +548,15 @@ def xvs_workers(d):
     w = load(os.path.join(d, "xvs_workers.json"), []) or []
     pk = sum(r["packets"] for r in w)
     cyc = sum(r["packets"] * (r.get("cycles_per_packet") or 0) for r in w)
+    # Of those, the cycles spent handing frames to the kernel (in copy
+    # mode: its whole transmit, inside the kick).
+    send = sum(r["packets"] * (r.get("send_cycles_per_packet") or 0) for r in w)
     busy = statistics.mean([r["busy_pct"] for r in w]) if w else 0
     t = float(text(os.path.join(d, "time")) or 0) - float(text(os.path.join(d, "xvs_t0")) or 0)
     # Frames the pipeline copied to make headroom for a tunnel header: the
     # issue's "no payload copy on the encap path" check.
     copies = sum((r.get("events") or {}).get("copies", 0) for r in w)
-    return pk, cyc, busy, t, copies
+    return pk, cyc, busy, t, copies, send
 
 def row(d, c, dr, kind, size, flows, run, ovs_mode):
     tx, rx = load(os.path.join(d, "tx.json"), {}), load(os.path.join(d, "rx.json"), {})
@@ -546,11 +587,12 @@ def row(d, c, dr, kind, size, flows, run, ovs_mode):
         r["switch_busy_pct"] = pmd["busy_pct"]
     elif c == "xvs":
         ports = delta(xvs_ports(os.path.join(d, "pre")), xvs_ports(os.path.join(d, "post")))
-        p0, c0, bz0, t0, cp0 = xvs_workers(os.path.join(d, "pre"))
-        p1, c1, bz1, t1, cp1 = xvs_workers(os.path.join(d, "post"))
+        p0, c0, bz0, t0, cp0, s0 = xvs_workers(os.path.join(d, "pre"))
+        p1, c1, bz1, t1, cp1, s1 = xvs_workers(os.path.join(d, "post"))
         r["xvs_copies"] = cp1 - cp0
         if p1 > p0:
             r["cycles_per_packet"] = (c1 - c0) / (p1 - p0)
+            r["xvs_send_cycles_per_packet"] = (s1 - s0) / (p1 - p0)
         if t1 > t0:  # busy_pct is since xvsd started: the window's share
             r["switch_busy_pct"] = (bz1 * t1 - bz0 * t0) / (t1 - t0)
         r["xvs_worker_packets"] = p1 - p0
@@ -604,11 +646,12 @@ def report(out):
         mp = [r["mpps"] for r in g]
         m = med(mp)
         summary[k] = {"mpps": m, "cyc": med([r["cycles_per_packet"] for r in g]),
+                      "send": med([r.get("xvs_send_cycles_per_packet") for r in g]),
                       "ns": med([r["core1_cpu_ns_per_packet"] for r in g])}
         mr = sorted(g, key=lambda r: r["mpps"])[len(g) // 2]
         name = k[0] + (f" ({g[0].get('ovs_port_type')})" if k[0] == "ovs" else "")
         md.append(f"| {name} | {k[1]} | {k[2]} | {k[3]} | {k[4]} | {m:.3f} [{min(mp):.3f}-{max(mp):.3f}] | {len(g)} | "
-                  f"{fmt(summary[k]['cyc'])} | {fmt(summary[k]['ns'])} | {fmt(med([r['core1_busy_pct'] for r in g]))} | "
+                  f"{fmt(summary[k]['cyc'])}{'' if summary[k]['send'] is None else ' (send ' + fmt(summary[k]['send']) + ')'} | {fmt(summary[k]['ns'])} | {fmt(med([r['core1_busy_pct'] for r in g]))} | "
                   f"{fmt(med([r['loss_pct'] for r in g]), '{:.1f}')} | "
                   f"{mr['tx_packets']} / {fmt(mr['switch_in'])} / {fmt(mr['switch_out'])} / {mr['rx_packets']} | "
                   f"{max(r.get('other_load_pct', 0) for r in g)} |")
@@ -636,7 +679,9 @@ def report(out):
                   f"{ratio(xv.get('cyc'), ov.get('cyc'))} | {ratio(xv.get('ns'), kn.get('ns'))} |")
     md += ["", "Columns: Mpps is what the sink received over the generator's send window. Switch cycles/packet: "
            "xvs = busy cycles / packets (xvsctl worker-stats), OVS = avg processing cycles per packet "
-           "(dpif-netdev/pmd-stats-show); both exclude idle polling. Core 1 CPU-ns/packet = CPU time of core 1 "
+           "(dpif-netdev/pmd-stats-show); both exclude idle polling. For xvs, (send N) is the part spent handing "
+           "frames to the kernel (TX rings and kicks, where copy mode runs the kernel's whole transmit; completions; "
+           "fill rings: xvsctl worker-stats send_cycles_per_packet); the rest is its own receive and pipeline. Core 1 CPU-ns/packet = CPU time of core 1 "
            "(/proc/stat, user+system+irq+softirq) over the send window / packets received; for busy-polling "
            "switches (xvs, OVS) core 1 is 100% busy by design, so only the kernel's and the ceiling's are a cost. "
            "Switch in/out: xvs = p0 rx / tunnel tx (encap), tunnel rx / p0 tx (decap) from xvsctl stats; "
@@ -690,7 +735,7 @@ cat >"$OUT/meta.json" <<JSON
 {"date": "$(date -u +%Y-%m-%dT%H:%MZ)",
  "command": "RUNS=$RUNS DURATION=$DURATION GEN=$GEN bench/compare.sh",
  "machine": "$(uname -r), $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//; s/"//g')), $(ovs-vswitchd --version | head -1)",
- "layout": "Generator and receiver (xvs-pktgen) on core 0; the switch on core 1 (xvsd worker / OVS PMD + ovs-vswitchd / kernel bridge+vxlan via RPS); veth receive in the sender's context (p0/u0 XDP and socket copy on core 0, s0/g0 on core 1), so the XDP-redirect ceiling runs on core 0 (NAPI_THREADED=$NAPI_THREADED); generator engine $GEN$([ "$GEN" = xdp ] && echo " (BPF_PROG_RUN live frames; GRO on on p0/u0 for the kernel and OVS netdev ports, which have no XDP program)"); unpaced generator (RATE=$RATE); $DURATION s per row."}
+ "layout": "Generator and receiver (xvs-pktgen) on core 0; the switch on core 1 (xvsd worker / OVS PMD + ovs-vswitchd / kernel bridge+vxlan via RPS); veth receive in the sender's context (p0/u0 XDP and socket copy on core 0, s0/g0 on core 1), so the XDP-redirect ceiling runs on core 0 (NAPI_THREADED=$NAPI_THREADED)$([ "$SINK_NAPI" = core0 ] && echo "; SINK_NAPI=core0: s0's and g0's receive in a threaded NAPI pinned to core 0 at SCHED_FIFO 50, so core 1 runs the switch alone"); generator engine $GEN$([ "$GEN" = xdp ] && echo " (BPF_PROG_RUN live frames; GRO on on p0/u0 for the kernel and OVS netdev ports, which have no XDP program)"); unpaced generator (RATE=$RATE); $DURATION s per row."}
 JSON
 
 echo "== results in $OUT" >&2
