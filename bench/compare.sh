@@ -112,7 +112,7 @@ esac
 echo "== building (release)" >&2
 cargo build --release --locked -q -p xvsd -p xvs-ctl -p xvs-bench \
   --bin xvsd --bin xvsctl --bin xvs-pktgen
-XVSD=$PWD/target/release/xvsd
+XVSD=${XVSD_BIN:-$PWD/target/release/xvsd}   # XVSD_BIN: another build, for A/B runs
 XVSCTL=$PWD/target/release/xvsctl
 PG=$PWD/target/release/xvs-pktgen
 
