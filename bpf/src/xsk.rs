@@ -205,6 +205,10 @@ impl XskSet {
         if cfg.rx_frames > cfg.frames || cfg.rx_frames > cfg.ring {
             return Err(setup("rx frames", "more than frames or the ring".into()));
         }
+        // `false`: not hugetlbfs (it needs pages reserved beforehand);
+        // the vendored xsk-rs then backs the UMEM with transparent huge
+        // pages where THP allows, so reading a frame is not a TLB miss
+        // (vendor/README.md).
         let (umem, descs) =
             Umem::new(umem_cfg, frames, false).map_err(|e| setup("UMEM", e.to_string()))?;
         let chunks: Vec<u64> = descs
