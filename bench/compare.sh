@@ -739,9 +739,16 @@ cat >"$OUT/meta.json" <<JSON
 JSON
 
 echo "== results in $OUT" >&2
+# Each run starts with a different contender (run r begins r-1 places
+# into CONTENDERS): a contender's points take a minute or more, and the
+# machine's speed drifts on that scale, so a fixed order would hand the
+# same contender the same slot of every run.
+read -r -a contenders <<<"$CONTENDERS"
 for run in $(seq "$RUNS"); do
+  shift_by=$(((run - 1) % ${#contenders[@]}))
+  order=("${contenders[@]:shift_by}" "${contenders[@]:0:shift_by}")
   for kind in $KINDS; do
-    for c in $CONTENDERS; do
+    for c in "${order[@]}"; do
       # The ceiling has no tunnel: measured once per run, with the first kind.
       [ "$c" = ceiling ] && [ "$kind" != "${KINDS%% *}" ] && continue
       echo "== run $run/$RUNS: $c ($kind)" >&2
