@@ -154,7 +154,7 @@ impl EncapLoop {
         );
         let sent = self.io.tx.len();
         self.pool
-            .extend(self.io.tx.drain(..).map(|(_, f)| f.into_buf()));
+            .extend(self.io.tx.drain(..).map(|t| t.frame.into_buf()));
         self.pool.append(&mut self.io.free);
         sent
     }

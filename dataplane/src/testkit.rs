@@ -226,7 +226,11 @@ impl Pool {
             "a buffer was lost"
         );
         BatchOut {
-            tx: io.tx.iter().map(|(p, f)| (*p, f.data().to_vec())).collect(),
+            tx: io
+                .tx
+                .iter()
+                .map(|t| (t.port, t.frame.data().to_vec()))
+                .collect(),
             freed: io.free.len(),
             held: io
                 .held

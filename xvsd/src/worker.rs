@@ -29,7 +29,7 @@ use crossbeam_channel::{Receiver, Sender};
 use xvs_bpf::xsk::{self, XskError, XskSet};
 use xvs_dataplane::frame::Frame;
 use xvs_dataplane::pipeline::{
-    process_batch, process_held, BatchIo, HeldMeta, LearnEvent, PortCounters, WorkerState,
+    process_batch, process_held, BatchIo, HeldMeta, LearnEvent, PortCounters, TxFrame, WorkerState,
 };
 use xvs_dataplane::snapshot::SnapshotHandle;
 use xvs_dataplane::stats::DropCounters;
@@ -208,7 +208,7 @@ struct Store {
     spare: Vec<&'static mut [u8]>,
     free: Vec<&'static mut [u8]>,
     frames: Vec<Frame<'static>>,
-    tx: Vec<(PortNo, Frame<'static>)>,
+    tx: Vec<TxFrame<'static>>,
     held: Vec<(HeldMeta, Frame<'static>)>,
 }
 
@@ -724,7 +724,7 @@ impl Worker {
         };
         process_batch(&snap, &mut self.ws, in_port, now, batch, io);
 
-        for (out, frame) in io.tx.drain(..) {
+        for TxFrame { frame, port: out } in io.tx.drain(..) {
             let len = frame.len() as u32;
             let head = frame.head() as u64;
             let Some(base) = region.addr_of(frame.into_buf().as_ptr()) else {
@@ -818,7 +818,7 @@ impl Worker {
                 continue;
             };
             process_held(&snap, &mut self.ws, h.meta, now, frame, io);
-            for (out, frame) in io.tx.drain(..) {
+            for TxFrame { frame, port: out } in io.tx.drain(..) {
                 let len = frame.len() as u32;
                 let head = frame.head() as u64;
                 let Some(base) = region.addr_of(frame.into_buf().as_ptr()) else {

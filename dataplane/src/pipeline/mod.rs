@@ -39,6 +39,25 @@ use crate::wire::WireError;
 
 pub use state::{LearnEvent, MissKind, PortCounters, Upcall, WorkerState};
 
+/// A frame to transmit and the port it leaves by.
+///
+/// `repr(C)` with the frame first, rather than a `(PortNo, Frame)` tuple:
+/// rustc laid the tuple out port first, and LLVM built each pushed element
+/// on the stack and copied it into the vector with loads that straddled
+/// the stores that had just filled it, a failed store-to-load forward on
+/// every packet (65% of `send`'s samples in perf on a saturated 64 B
+/// encap run). Frame first, the copy is two 16-byte moves; xvsd's own
+/// cycles per packet fell by about 20 (A/B, three alternating runs each,
+/// 337 to 315).
+#[repr(C)]
+#[derive(Debug)]
+pub struct TxFrame<'a> {
+    /// The frame, ready to go.
+    pub frame: Frame<'a>,
+    /// The port it goes out of.
+    pub port: PortNo,
+}
+
 /// Buffers a batch moves through. The caller (the AF_XDP worker, a test or
 /// a benchmark) owns the vectors and reuses them across batches; their
 /// capacity must cover `rx.len() + spare.len()` so pushes never allocate.
@@ -48,7 +67,7 @@ pub struct BatchIo<'a> {
     pub spare: Vec<&'a mut [u8]>,
     /// Frames to transmit, with the port each goes out of (a local port or
     /// the uplink, never a tunnel port).
-    pub tx: Vec<(PortNo, Frame<'a>)>,
+    pub tx: Vec<TxFrame<'a>>,
     /// Buffers to recycle: dropped frames.
     pub free: Vec<&'a mut [u8]>,
     /// Frames whose destination missed in a bridge whose lookup holds
@@ -493,7 +512,7 @@ impl Plan {
 /// port's ingress firewall and policer, and no egress stage applies.
 fn reply_in_place<'a>(ws: &mut WorkerState, port: PortNo, frame: Frame<'a>, io: &mut BatchIo<'a>) {
     ws.count_tx(port, frame.len());
-    io.tx.push((port, frame));
+    io.tx.push(TxFrame { frame, port });
 }
 
 /// Ingress firewall verdict as cached in the exact-match cache: no rule hit,
@@ -880,7 +899,10 @@ fn send<'a>(
         }
     };
     ws.count_tx(tx_port, frame.len());
-    io.tx.push((tx_port, frame));
+    io.tx.push(TxFrame {
+        frame,
+        port: tx_port,
+    });
 }
 
 /// Makes the frame's 802.1Q tag what the output wants, moving only the 12
