@@ -65,8 +65,9 @@ struct Args {
     #[arg(long, default_value_t = 16384)]
     umem_frames: u32,
     /// Bytes of UMEM headroom beyond the kernel's 256 in front of every
-    /// frame, for tunnel headers longer than that (raised automatically
-    /// to what the config file needs).
+    /// frame, at least: raised to what the config file's longest tunnel
+    /// header needs, then by up to 63 so that a frame with the most
+    /// common tunnel header pushed starts on a cache line.
     #[arg(long, default_value_t = 0)]
     frame_headroom: u32,
     /// XDP attach mode.
