@@ -140,7 +140,14 @@ fn prefetch_frame(f: &Frame<'_>) {
     {
         use core::arch::x86_64::{_mm_prefetch, _MM_HINT_T0, _MM_HINT_T1};
         let p = f.data().as_ptr();
-        for off in [-64isize, 0, 64] {
+        // The first 128 bytes hold the outer and inner headers; unless the
+        // frame starts on a line (a received tunnel packet does not: the
+        // headroom aligns the encapsulated start instead) they can span
+        // three lines, so the line of the last of them is asked for too
+        // (only if it is part of the frame). Measured: without it, 64 B
+        // decap cost about 220 more cycles per packet.
+        let last = f.len().clamp(1, 128) as isize - 1;
+        for off in [-64isize, 0, 64, last] {
             // SAFETY: prefetch is only a hint: it never faults, reads
             // nothing the program sees and is valid on any address (the
             // pointer is not dereferenced; wrapping_offset keeps its
