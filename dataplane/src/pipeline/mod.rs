@@ -17,6 +17,8 @@
 //! leave as [`LearnEvent`]s on a bounded channel (counted when full) and come
 //! back in a later snapshot.
 
+#![forbid(unsafe_code)]
+
 mod state;
 mod suppress;
 

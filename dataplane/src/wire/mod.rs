@@ -6,6 +6,8 @@
 //! Every rejection is a [`WireError`], a flat `Copy` enum so the pipeline can
 //! count drops by reason in a fixed array.
 
+#![forbid(unsafe_code)]
+
 pub mod arp;
 pub mod checksum;
 pub mod ethernet;
