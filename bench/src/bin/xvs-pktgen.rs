@@ -30,6 +30,13 @@
 //! advice when the interface sent nothing. Frames are counted by the
 //! interface (`tx_packets`), the kernel does not report them. Frames
 //! longer than about 3 KB are refused (a page holds them with headroom).
+//! Before it sends, the engine asks the kernel once with a throwaway run
+//! (xvs-bpf's `probe_live_frames`); if the kernel refuses live frames, it
+//! exits 1 with one line: what the kernel refused, why (the check in
+//! Linux) and to use `--engine afxdp` instead. `probe` asks the same
+//! question alone (exit 0 and one line on stdout if the kernel takes a
+//! frame of `--frame-len` bytes, 1 and the refusal on stderr if not), for
+//! scripts that pick an engine (`bench/compare.sh`).
 //!
 //! Sizes: `--size` is the Ethernet frame without FCS; with `--encap` it is
 //! the inner frame's and the frame sent is 50 bytes longer. A frame must
@@ -80,7 +87,10 @@ use std::time::{Duration, Instant};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
-use xvs_bpf::pktgen::{FlowPatch, PktgenError as XdpSendError, XdpSender};
+use xvs_bpf::pktgen::{
+    probe_live_frames, FlowPatch, LiveFramesRefused, PktgenError as XdpSendError, ProbeError,
+    XdpSender,
+};
 use xvs_bpf::xsk::{XskConfig, XskError, XskSet, CHUNK};
 use xvs_bpf::{AttachFlags, Mode, XdpProgram, MAX_QUEUES};
 
@@ -136,6 +146,18 @@ enum Cmd {
     Tx(TxArgs),
     /// Count (and optionally check) the frames arriving on an interface.
     Rx(RxArgs),
+    /// Ask the kernel whether it runs the xdp engine (BPF_PROG_RUN with
+    /// live frames) for frames of --frame-len bytes: exit 0 if it does, 1
+    /// with what it refused and why if not (one line either way).
+    Probe(ProbeArgs),
+}
+
+#[derive(Debug, Args)]
+struct ProbeArgs {
+    /// Length of the frames to send, Ethernet header to payload (for tx:
+    /// --size, plus 50 with --encap).
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u16).range(14..))]
+    frame_len: u16,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -387,6 +409,10 @@ enum PktgenError {
     Xsk(#[from] XskError),
     #[error(transparent)]
     XdpSend(#[from] XdpSendError),
+    #[error("{0}; send with --engine afxdp instead")]
+    LiveFrames(LiveFramesRefused),
+    #[error(transparent)]
+    Probe(ProbeError),
     #[error("interface {iface}: {reason}")]
     Iface { iface: String, reason: String },
     #[error("{0}")]
@@ -395,6 +421,15 @@ enum PktgenError {
     Signal(io::Error),
     #[error("writing the report: {0}")]
     Report(String),
+}
+
+impl From<ProbeError> for PktgenError {
+    fn from(e: ProbeError) -> Self {
+        match e {
+            ProbeError::Refused(r) => PktgenError::LiveFrames(r),
+            e => PktgenError::Probe(e),
+        }
+    }
 }
 
 impl TxArgs {
@@ -443,6 +478,7 @@ fn main() -> ExitCode {
     let result = match cli.cmd {
         Cmd::Tx(a) => tx(&a, &stop),
         Cmd::Rx(a) => rx(&a, &stop),
+        Cmd::Probe(a) => probe(&a),
     };
     match result {
         Ok(code) => code,
@@ -1390,6 +1426,9 @@ fn xdp_sender(mut sender: XdpSender, run: &XdpRun, stop: &AtomicBool) -> Result<
 fn tx_xdp(a: &TxArgs, stop: &AtomicBool) -> Result<ExitCode, PktgenError> {
     let spec = frame_spec(a)?;
     let frame_len = spec.frame_len();
+    // Once, before anything is loaded for the run: a refusal is then one
+    // line naming the kernel's check, not a failed send call mid-run.
+    probe_live_frames(frame_len)?;
     let patch = {
         let frames: Vec<Vec<u8>> = (0..a.flows).map(|f| spec.build(f)).collect();
         FlowPatch::new(&frames)?
@@ -1524,6 +1563,17 @@ fn tx_xdp(a: &TxArgs, stop: &AtomicBool) -> Result<ExitCode, PktgenError> {
         );
         return Ok(ExitCode::FAILURE);
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `probe`: whether `tx --engine xdp` can send frames of this length here.
+fn probe(a: &ProbeArgs) -> Result<ExitCode, PktgenError> {
+    probe_live_frames(usize::from(a.frame_len))?;
+    println!(
+        "the kernel runs BPF_PROG_TEST_RUN with live frames (BPF_F_TEST_XDP_LIVE_FRAMES) for a \
+         {}-byte frame: --engine xdp can send",
+        a.frame_len
+    );
     Ok(ExitCode::SUCCESS)
 }
 
@@ -1979,13 +2029,19 @@ mod tests {
             assert!(parse(&args).is_err(), "{why}");
         }
         assert!(parse(&["rx", "--iface", "x", "--expect-vni", "16777216"]).is_err());
+        assert!(parse(&["probe"]).is_ok());
+        assert!(
+            parse(&["probe", "--frame-len", "13"]).is_err(),
+            "no Ethernet header"
+        );
+        assert!(parse(&["probe", "--frame-len", "65536"]).is_err());
         // What the xdp engine cannot do is refused after parsing.
         let tx = |extra: &[&str]| {
             let mut args = base.to_vec();
             args.extend_from_slice(extra);
             match parse(&args).expect("parses").cmd {
                 Cmd::Tx(t) => t.check(),
-                Cmd::Rx(_) => unreachable!(),
+                Cmd::Rx(_) | Cmd::Probe(_) => unreachable!(),
             }
         };
         assert!(tx(&["--engine", "xdp"]).is_ok());
