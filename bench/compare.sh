@@ -49,7 +49,10 @@
 # (and OVS on plain netdev ports) GEN=xdp turns GRO on on p0 and u0, which
 # gives them NAPI (kernel 5.13+). UDP is not aggregated by it (no UDP GRO
 # forwarding), but their receive runs as a NAPI poll instead of the
-# backlog; GEN=afxdp leaves GRO off as before.
+# backlog; GEN=afxdp leaves GRO off as before. GEN=xdp first asks the
+# kernel (xvs-pktgen probe, with the longest frame the run sends); if it
+# refuses live frames, the run falls back to GEN=afxdp and says why in
+# table.md and meta.json (`notice`) instead of failing mid-run.
 #
 # Directions: encap (pktgen tx on g0: plain UDP to a MAC behind the
 # tunnel; pktgen rx on s0 counts tunnel packets with VNI 100) and decap
@@ -115,6 +118,18 @@ cargo build --release --locked -q -p xvsd -p xvs-ctl -p xvs-bench \
 XVSD=${XVSD_BIN:-$PWD/target/release/xvsd}   # XVSD_BIN: another build, for A/B runs
 XVSCTL=$PWD/target/release/xvsctl
 PG=$PWD/target/release/xvs-pktgen
+
+GEN_ASKED=$GEN
+GEN_NOTICE=
+if [ "$GEN" = xdp ]; then
+  # Decap rows send the tunnel packets: the inner frame plus 50 bytes.
+  longest=$(($(printf '%s\n' $SIZES | sort -n | tail -n 1) + 50))
+  if ! probe=$("$PG" probe --frame-len "$longest" 2>&1); then
+    GEN=afxdp
+    GEN_NOTICE="GEN=xdp fell back to the AF_XDP engine (GEN=afxdp): $probe"
+    echo "== $GEN_NOTICE" >&2
+  fi
+fi
 
 mkdir -p "$OUT/logs"
 OUT=$(cd "$OUT" && pwd)
@@ -637,7 +652,10 @@ def report(out):
         return (k[1], k[2] if k[2] != "none" else "~", k[3], k[4], ORDER.index(k[0]) if k[0] in ORDER else 9)
     meta = json.load(open(os.path.join(out, "meta.json")))
     md = [f"# xvs vs Open vSwitch vs the kernel vs XDP redirect ({meta['date']})", "",
-          f"`{meta['command']}` on {meta['machine']}. {meta['layout']}", "",
+          f"`{meta['command']}` on {meta['machine']}. {meta['layout']}", ""]
+    if meta.get("notice"):
+        md += [f"**Notice:** {meta['notice']}", ""]
+    md += [
           "| contender | direction | tunnel | size (B) | flows | Mpps median [min-max] | runs | switch cycles/packet | core 1 CPU-ns/packet | core 1 busy % | loss % (median) | sent / switch in / switch out / received (median run) | other load % (max) |",
           "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     summary = {}
@@ -733,7 +751,8 @@ PY
 
 cat >"$OUT/meta.json" <<JSON
 {"date": "$(date -u +%Y-%m-%dT%H:%MZ)",
- "command": "RUNS=$RUNS DURATION=$DURATION GEN=$GEN bench/compare.sh",
+ "command": "RUNS=$RUNS DURATION=$DURATION GEN=$GEN_ASKED bench/compare.sh",
+ "notice": $(python3 -c 'import json, sys; print(json.dumps(sys.argv[1]))' "$GEN_NOTICE"),
  "machine": "$(uname -r), $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//; s/"//g')), $(ovs-vswitchd --version | head -1)",
  "layout": "Generator and receiver (xvs-pktgen) on core 0; the switch on core 1 (xvsd worker / OVS PMD + ovs-vswitchd / kernel bridge+vxlan via RPS); veth receive in the sender's context (p0/u0 XDP and socket copy on core 0, s0/g0 on core 1), so the XDP-redirect ceiling runs on core 0 (NAPI_THREADED=$NAPI_THREADED)$([ "$SINK_NAPI" = core0 ] && echo "; SINK_NAPI=core0: s0's and g0's receive in a threaded NAPI pinned to core 0 at SCHED_FIFO 50, so core 1 runs the switch alone"); generator engine $GEN$([ "$GEN" = xdp ] && echo " (BPF_PROG_RUN live frames; GRO on on p0/u0 for the kernel and OVS netdev ports, which have no XDP program)"); unpaced generator (RATE=$RATE); $DURATION s per row."}
 JSON
