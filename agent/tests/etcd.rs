@@ -9,7 +9,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use xvs_tests::etcd::{etcd_available, wait_for, Agent, Etcd};
+use xvs_tests::etcd::{require_etcd, wait_for, Agent, Etcd};
 
 const BIN: &str = env!("CARGO_BIN_EXE_xvs-agent");
 const TTL: u64 = 2;
@@ -51,11 +51,7 @@ fn hosts(etcd: &Etcd) -> Vec<String> {
 }
 
 fn skip() -> bool {
-    if !etcd_available() {
-        eprintln!("skipped: etcd-server (/usr/bin/etcd, etcdctl) is not installed");
-        return true;
-    }
-    false
+    !require_etcd()
 }
 
 #[test]

@@ -3,7 +3,8 @@
 //! kernel on the other end as the independent peer. Frames are built and
 //! re-parsed with etherparse.
 //!
-//! Needs root (namespaces, BPF); skipped with a message otherwise. Each
+//! Needs root (namespaces, BPF) (`xvs_tests::require`: fails without it
+//! under XVS_REQUIRE_ALL=1, skips loudly by hand). Each
 //! test owns its namespaces through [`Netns`], which deletes them on drop,
 //! panics included. Every wait is bounded by a deadline.
 //!
@@ -25,7 +26,7 @@ use xsk_rs::config::{BindFlags, LibxdpFlags, QueueSize, SocketConfig, UmemConfig
 use xsk_rs::{CompQueue, FillQueue, FrameDesc, RxQueue, Socket, TxQueue, Umem};
 use xvs_bpf::xsk::{self, XskConfig, XskPort};
 use xvs_bpf::{xsk_zero_copy, AttachFlags, Mode, SnoopKind, XdpProgram};
-use xvs_tests::{ip_out, is_root, on_thread, veth, Netns};
+use xvs_tests::{ip_out, on_thread, require_root, veth, Netns};
 
 /// Room kept in every UMEM frame ahead of the kernel's XDP headroom
 /// (xsk-rs `frame_headroom`): the largest outer header we push.
@@ -40,8 +41,7 @@ const WAIT: Duration = Duration::from_secs(5);
 
 macro_rules! require_root {
     () => {
-        if !is_root() {
-            eprintln!("skipped: needs root (network namespaces, BPF, AF_XDP)");
+        if !require_root() {
             return;
         }
     };

@@ -332,11 +332,8 @@ fn bind_sets_mode_and_group_and_handles_old_sockets() {
     // A stale socket (its listener gone) is replaced.
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     drop(UnixListener::bind(&path).unwrap());
-    let group = if unsafe_free_is_root() {
-        Some(4242)
-    } else {
-        None
-    };
+    // Only root may hand the socket to another group.
+    let group = xvs_tests::require_root().then_some(4242);
     let s = Server::bind(&path, group).unwrap();
     let meta = std::fs::metadata(&path).unwrap();
     assert_eq!(meta.permissions().mode() & 0o777, 0o660);
@@ -365,15 +362,6 @@ fn bind_sets_mode_and_group_and_handles_old_sockets() {
     h.shutdown();
     assert!(!path.exists());
     let _ = std::fs::remove_dir_all(&dir);
-}
-
-fn unsafe_free_is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .map(|s| {
-            s.lines()
-                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"))
-        })
-        .unwrap_or(false)
 }
 
 #[test]
@@ -427,8 +415,8 @@ fn peer_child() {
 /// is the socket's group gets in.
 #[test]
 fn peers_are_checked() {
-    if !unsafe_free_is_root() {
-        eprintln!("skipped: needs root to run a child as another user");
+    // Root, to run children as other users.
+    if !xvs_tests::require_root() {
         return;
     }
     let group = 4242;
@@ -447,7 +435,10 @@ fn peers_are_checked() {
     )
     .unwrap();
     let exe = std::env::current_exe().unwrap();
-    let run_as = |gid: u32, groups: Vec<u32>| -> Option<String> {
+    // Every run must print the server's answer: a child that prints
+    // nothing (the server hung up, or the child could not run) fails the
+    // test, because a refusal without an answer is what is under test.
+    let run_as = |gid: u32, groups: Vec<u32>| -> String {
         let mut cmd = std::process::Command::new(&exe);
         cmd.args([
             "--exact",
@@ -457,29 +448,30 @@ fn peers_are_checked() {
             "--test-threads=1",
         ])
         .env("XVS_CTL_PEER_SOCKET", d.path());
-        drop_privileges(&mut cmd, 65534, gid, groups);
-        match cmd.output() {
-            Ok(o) => {
-                let out = String::from_utf8_lossy(&o.stdout).to_string();
-                out.lines()
-                    .find_map(|l| l.strip_prefix("ANSWER ").map(str::to_string))
-            }
-            Err(e) => {
-                eprintln!("skipped: cannot run the test binary as nobody: {e}");
-                None
-            }
-        }
+        drop_privileges(&mut cmd, 65534, gid, groups.clone());
+        let o = cmd
+            .output()
+            .unwrap_or_else(|e| panic!("running {} as uid 65534 gid {gid}: {e}", exe.display()));
+        let out = String::from_utf8_lossy(&o.stdout);
+        out.lines()
+            // libtest prints `test peer_child ... ` before the line.
+            .find_map(|l| l.split_once("ANSWER ").map(|(_, a)| a.to_string()))
+            .unwrap_or_else(|| {
+                panic!(
+                    "the peer (uid 65534, gid {gid}, groups {groups:?}) got no answer ({}):\n{out}{}",
+                    o.status,
+                    String::from_utf8_lossy(&o.stderr)
+                )
+            })
     };
-    let Some(denied) = run_as(65534, vec![65534]) else {
-        return;
-    };
+    let denied = run_as(65534, vec![65534]);
     let v: Value = serde_json::from_str(&denied).unwrap();
     assert_eq!(code(&v), codes::PERMISSION_DENIED, "{v}");
     assert!(message(&v).contains("uid 65534"), "{v}");
 
-    let v: Value = serde_json::from_str(&run_as(group, vec![group]).unwrap()).unwrap();
+    let v: Value = serde_json::from_str(&run_as(group, vec![group])).unwrap();
     assert_eq!(v["result"]["daemon"], "xvsd", "primary group: {v}");
-    let v: Value = serde_json::from_str(&run_as(65534, vec![65534, group]).unwrap()).unwrap();
+    let v: Value = serde_json::from_str(&run_as(65534, vec![65534, group])).unwrap();
     assert_eq!(v["result"]["daemon"], "xvsd", "supplementary group: {v}");
 }
 

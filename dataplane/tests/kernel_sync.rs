@@ -1,7 +1,8 @@
 //! Routes and neighbors read from a real kernel (in a network namespace of
 //! the test's own), followed through notifications, and turned into tunnel
 //! templates: a next hop that changes its MAC changes the template without
-//! a restart. Needs root and iproute2; skipped otherwise.
+//! a restart. Needs root and iproute2 (`xvs_tests::require`: fails without them
+//! under XVS_REQUIRE_ALL=1, skips loudly by hand).
 //!
 //! The test re-runs its own binary inside the namespace (`ip netns exec`),
 //! so no unsafe `setns` is needed; a guard deletes the namespace even when
@@ -17,16 +18,9 @@ use xvs_dataplane::config::{
 use xvs_dataplane::control::kernel::{dump, KernelEvent, KernelState, Monitor};
 use xvs_dataplane::control::Control;
 use xvs_dataplane::types::MacAddr;
-use xvs_tests::{ip, is_root, Netns};
+use xvs_tests::{ip, require_root, require_tool, Netns};
 
 const INNER: &str = "XVS_KERNEL_SYNC_INNER";
-
-fn have_ip() -> bool {
-    Command::new("ip")
-        .arg("-V")
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
 
 /// Runs `test` of this binary inside namespace `ns`; panics if it fails.
 fn run_inside(ns: &str, test: &str) {
@@ -117,8 +111,7 @@ fn kernel_routes_and_neighbors_drive_templates() {
     if std::env::var_os(INNER).is_some() {
         return inner();
     }
-    if !is_root() || !have_ip() {
-        eprintln!("skipped: needs root and iproute2");
+    if !require_root() || !require_tool("ip") {
         return;
     }
     let ns = Netns::new("ksync");
@@ -230,8 +223,7 @@ fn an_unresolved_next_hop_is_resolved_through_the_kernel() {
     if std::env::var_os(INNER).is_some() {
         return inner_resolve();
     }
-    if !is_root() || !have_ip() {
-        eprintln!("skipped: needs root and iproute2");
+    if !require_root() || !require_tool("ip") {
         return;
     }
     let a = Netns::new("kres-a");

@@ -11,9 +11,12 @@ use std::time::{Duration, Instant};
 
 use crate::unique;
 
-/// Whether etcd and etcdctl are installed (tests skip otherwise).
-pub fn etcd_available() -> bool {
-    Path::new("/usr/bin/etcd").exists() && Path::new("/usr/bin/etcdctl").exists()
+/// The test needs etcd and etcdctl (Debian's etcd-server and
+/// etcd-client); see [`crate::require`] for what happens without them.
+#[must_use = "return from the test when this is false"]
+pub fn require_etcd() -> bool {
+    crate::require_file("/usr/bin/etcd", "Debian's etcd-server")
+        && crate::require_file("/usr/bin/etcdctl", "Debian's etcd-client")
 }
 
 /// A free TCP port on 127.0.0.1 (asked of the kernel, then released; a

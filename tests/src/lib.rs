@@ -1,22 +1,20 @@
 //! Network-namespace test support shared by the integration tests of every
 //! crate: a namespace guard that always cleans up (also when the test
 //! panics), veth pairs, the `ip` helpers, bounded ping and iperf3 runs, a
-//! running-`xvsd` guard, and tshark captures. Tests need root and iproute2;
-//! they check [`is_root`] and skip otherwise.
+//! running-`xvsd` guard, and tshark captures. Tests state what they need
+//! with the [`require`] functions (root, tools, kernel features), which
+//! fail or skip them by one rule.
 
 pub mod etcd;
+pub mod require;
+
+pub use require::{is_root, require_file, require_kernel_feature, require_root, require_tool};
 
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
-
-/// Whether the tests that create namespaces can run.
-pub fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    unsafe { libc::geteuid() == 0 }
-}
 
 /// Runs `ip ARGS`, panicking with its stderr if it fails.
 pub fn ip(args: &[&str]) {

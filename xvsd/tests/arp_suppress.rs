@@ -17,12 +17,13 @@
 //!                                   (tshark)             VXLAN VNI 100
 //! ```
 //!
-//! Needs root; skipped with a message otherwise. Namespaces and daemons
+//! Needs root (`xvs_tests::require`: fails without it
+//! under XVS_REQUIRE_ALL=1, skips loudly by hand). Namespaces and daemons
 //! go away on drop, panics included; every wait is bounded.
 
 use std::path::Path;
 
-use xvs_tests::{is_root, tshark, veth, workspace_bin, Netns, Xvsd};
+use xvs_tests::{require_root, tshark, veth, workspace_bin, Netns, Xvsd};
 
 const IPS: [&str; 2] = ["10.1.0.1", "10.1.0.2"];
 const MACS: [&str; 2] = ["02:00:00:01:0a:01", "02:00:00:02:0a:01"];
@@ -143,8 +144,7 @@ fn event(d: &Xvsd, name: &str) -> u64 {
 
 #[test]
 fn known_addresses_are_answered_locally_and_no_arp_request_crosses() {
-    if !is_root() {
-        eprintln!("skipped: needs root (network namespaces, BPF, AF_XDP)");
+    if !require_root() {
         return;
     }
     let p = pair("as", "arp_suppress = true", "");
@@ -204,8 +204,7 @@ fn known_addresses_are_answered_locally_and_no_arp_request_crosses() {
 
 #[test]
 fn unknown_macs_are_looked_up_and_installed_behind_the_answered_vtep() {
-    if !is_root() {
-        eprintln!("skipped: needs root (network namespaces, BPF, AF_XDP)");
+    if !require_root() {
         return;
     }
     let p = pair(
@@ -254,8 +253,7 @@ fn unknown_macs_are_looked_up_and_installed_behind_the_answered_vtep() {
 
 #[test]
 fn a_vtep_tells_the_sender_that_a_mac_is_not_here() {
-    if !is_root() {
-        eprintln!("skipped: needs root (network namespaces, BPF, AF_XDP)");
+    if !require_root() {
         return;
     }
     let p = pair(
@@ -299,8 +297,7 @@ fn a_vtep_tells_the_sender_that_a_mac_is_not_here() {
 
 #[test]
 fn held_frames_wait_for_the_answer_and_nothing_is_lost() {
-    if !is_root() {
-        eprintln!("skipped: needs root (network namespaces, BPF, AF_XDP)");
+    if !require_root() {
         return;
     }
     let p = pair(

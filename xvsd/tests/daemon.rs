@@ -4,12 +4,12 @@
 //! and two workers serving two-queue interfaces (every queue bound).
 //!
 //! The error cases that fail before touching any interface run without
-//! root; the rest need root and are skipped with a message otherwise.
+//! root; the rest need root (`xvs_tests::require`).
 
 use std::path::Path;
 use std::process::Command;
 
-use xvs_tests::{iperf3, is_root, veth, veth_queues, Netns, Xvsd};
+use xvs_tests::{iperf3, require_root, veth, veth_queues, Netns, Xvsd};
 
 const XVSD: &str = env!("CARGO_BIN_EXE_xvsd");
 
@@ -100,8 +100,7 @@ bridge = "br0"
 
 #[test]
 fn too_many_workers_for_the_queues_is_an_error() {
-    if !is_root() {
-        eprintln!("skipped: needs root (network namespaces)");
+    if !require_root() {
         return;
     }
     let a = Netns::new("dqa");
@@ -115,8 +114,7 @@ fn too_many_workers_for_the_queues_is_an_error() {
 
 #[test]
 fn xdp_that_cannot_attach_is_a_clear_error() {
-    if !is_root() {
-        eprintln!("skipped: needs root (network namespaces, BPF)");
+    if !require_root() {
         return;
     }
     // A Linux bridge device has no native XDP: native mode fails.
@@ -133,8 +131,7 @@ fn xdp_that_cannot_attach_is_a_clear_error() {
 
 #[test]
 fn two_workers_serve_every_queue_and_sigterm_detaches_everything() {
-    if !is_root() {
-        eprintln!("skipped: needs root (network namespaces, BPF, AF_XDP)");
+    if !require_root() {
         return;
     }
     // vm ── p0 [hv: xvsd, 2 workers] u0 ══ u1 [peer: kernel vxlan]

@@ -9,14 +9,15 @@
 //! else's config touched; a restarted xvsd (its file config back, the
 //! agent's entries gone) is repaired by its agent; killing the fourth
 //! agent with SIGKILL removes its entries everywhere once its lease
-//! expires. Needs root and etcd-server; skipped otherwise. Namespaces,
+//! expires. Needs root and etcd-server (`xvs_tests::require`: fails without them
+//! under XVS_REQUIRE_ALL=1, skips loudly by hand). Namespaces,
 //! daemons, agents and etcd go away on drop; every wait is bounded.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use xvs_tests::etcd::{etcd_available, wait_for, Agent, Etcd};
-use xvs_tests::{is_root, veth, workspace_bin, Netns, Xvsd};
+use xvs_tests::etcd::{require_etcd, wait_for, Agent, Etcd};
+use xvs_tests::{require_root, veth, workspace_bin, Netns, Xvsd};
 
 const TTL: u64 = 2;
 
@@ -48,11 +49,10 @@ struct Hv {
     virts: Vec<(String, String, String)>,
 }
 
-/// None (test skipped) without root or etcd; else this test's turn
+/// None (test skipped, by `xvs_tests::require`) without root or etcd; else this test's turn
 /// (held until it ends) and the paths of xvs-agent and xvsctl.
 fn setup() -> Option<(std::sync::MutexGuard<'static, ()>, PathBuf, PathBuf)> {
-    if !is_root() || !etcd_available() {
-        eprintln!("skipped: needs root (namespaces, BPF, AF_XDP) and etcd-server");
+    if !require_root() || !require_etcd() {
         return None;
     }
     let turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());

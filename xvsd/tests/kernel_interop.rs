@@ -10,13 +10,14 @@
 //!                                                 vx0 vxlan 42 → 192.0.2.1, 10.0.0.2/24
 //! ```
 //!
-//! Needs root; skipped with a message otherwise. Namespaces and the daemon
+//! Needs root (`xvs_tests::require`: fails without it
+//! under XVS_REQUIRE_ALL=1, skips loudly by hand). Namespaces and the daemon
 //! go away on drop, panics included; every wait is bounded.
 
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use xvs_tests::{iperf3, is_root, tshark, veth, Netns, Xvsd};
+use xvs_tests::{iperf3, require_root, tshark, veth, Netns, Xvsd};
 
 const CONFIG: &str = r#"
 [uplink]
@@ -89,8 +90,7 @@ fn xvsd(hv: &Netns) -> Xvsd {
 
 #[test]
 fn ping_and_tcp_both_ways_with_the_kernel_vxlan() {
-    if !is_root() {
-        eprintln!("skipped: needs root (network namespaces, BPF, AF_XDP)");
+    if !require_root() {
         return;
     }
     let t = topology("kv");
@@ -110,8 +110,7 @@ fn ping_and_tcp_both_ways_with_the_kernel_vxlan() {
 
 #[test]
 fn tshark_dissects_what_xvsd_sends_as_valid_vxlan() {
-    if !is_root() {
-        eprintln!("skipped: needs root (network namespaces, BPF, AF_XDP)");
+    if !require_root() {
         return;
     }
     let t = topology("kt");

@@ -10,7 +10,8 @@
 //!                                                 vx0 vxlan 42 → 192.0.2.1:4789, 10.0.0.2/24
 //! ```
 //!
-//! Needs root (namespaces, BPF); skipped with a message otherwise. The
+//! Needs root (namespaces, BPF) (`xvs_tests::require`: fails without it
+//! under XVS_REQUIRE_ALL=1, skips loudly by hand). The
 //! namespaces are deleted on drop (panics included) and every wait is
 //! bounded.
 
@@ -29,7 +30,7 @@ use xvs_dataplane::control::Control;
 use xvs_dataplane::tables::neigh::NeighSource;
 use xvs_dataplane::tables::route::{Route, RouteOrigin};
 use xvs_dataplane::types::MacAddr;
-use xvs_tests::{enter_netns, is_root, veth, Netns};
+use xvs_tests::{enter_netns, require_root, veth, Netns};
 use xvsd::{Worker, WorkerCounters, WorkerPort};
 
 const UPLINK_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 1]);
@@ -90,8 +91,7 @@ fn control() -> Control {
 
 #[test]
 fn vm_pings_a_kernel_vxlan_peer_through_the_worker() {
-    if !is_root() {
-        eprintln!("skipped: needs root (network namespaces, BPF, AF_XDP)");
+    if !require_root() {
         return;
     }
     let vm = Netns::new("wvm");

@@ -10,13 +10,14 @@
 //! a VM moved to another hypervisor by a model change keeps answering a
 //! ping stream with at most 3 losses.
 //!
-//! Needs root; skipped with a message otherwise. Namespaces and daemons
+//! Needs root (`xvs_tests::require`: fails without it
+//! under XVS_REQUIRE_ALL=1, skips loudly by hand). Namespaces and daemons
 //! go away on drop, panics included; every wait is bounded.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use xvs_tests::{is_root, veth, workspace_bin, Netns, Xvsd};
+use xvs_tests::{require_root, veth, workspace_bin, Netns, Xvsd};
 
 const VTEPS: [&str; 3] = ["192.0.2.1", "192.0.2.2", "192.0.2.3"];
 const TENANTS: [&str; 2] = ["red", "blue"];
@@ -204,8 +205,7 @@ impl Drop for Site {
 
 #[test]
 fn one_model_file_drives_three_hosts_in_every_mode() {
-    if !is_root() {
-        eprintln!("skipped: needs root (network namespaces, BPF, AF_XDP)");
+    if !require_root() {
         return;
     }
     let site = Site::new("md");
@@ -268,8 +268,7 @@ fn one_model_file_drives_three_hosts_in_every_mode() {
 
 #[test]
 fn a_vm_moved_by_a_model_change_loses_at_most_three_pings() {
-    if !is_root() {
-        eprintln!("skipped: needs root (network namespaces, BPF, AF_XDP)");
+    if !require_root() {
         return;
     }
     let site = Site::new("mm");

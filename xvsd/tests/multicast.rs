@@ -15,12 +15,13 @@
 //!           hv3: vx0 10.1.0.3 ═ u3 ═ n3 ┘   underlay 192.0.2.0/24
 //! ```
 //!
-//! Needs root; skipped with a message otherwise. Namespaces and daemons
+//! Needs root (`xvs_tests::require`: fails without it
+//! under XVS_REQUIRE_ALL=1, skips loudly by hand). Namespaces and daemons
 //! go away on drop, panics included; every wait is bounded.
 
 use std::path::Path;
 
-use xvs_tests::{is_root, tshark, veth, workspace_bin, Netns, Xvsd};
+use xvs_tests::{require_root, tshark, veth, workspace_bin, Netns, Xvsd};
 
 const GROUP: &str = "239.1.1.1";
 const GROUP_MAC: &str = "01:00:5e:01:01:01";
@@ -178,8 +179,7 @@ const FIELDS: [&str; 6] = [
 
 #[test]
 fn multicast_vxlan_floods_to_the_group_and_answers_unicast() {
-    if !is_root() {
-        eprintln!("skipped: needs root (network namespaces, BPF, AF_XDP)");
+    if !require_root() {
         return;
     }
     let mut b = bed("mc");

@@ -4,13 +4,14 @@
 //! changes its MAC in the middle of a ping, which goes on after at most a
 //! few losses, without a restart.
 //!
-//! Needs root; skipped with a message otherwise. Namespaces and daemons
+//! Needs root (`xvs_tests::require`: fails without it
+//! under XVS_REQUIRE_ALL=1, skips loudly by hand). Namespaces and daemons
 //! go away on drop, panics included; every wait is bounded.
 
 use std::path::Path;
 use std::time::Duration;
 
-use xvs_tests::{is_root, veth, Netns, Xvsd};
+use xvs_tests::{require_root, veth, Netns, Xvsd};
 
 /// A VM namespace `tag` with `eth0` (IP `ip`/24, MTU 1400, no IPv6) whose
 /// peer `port` is in `hv`.
@@ -57,8 +58,7 @@ fn xvsd(hv: &Netns, config: &str) -> Xvsd {
 
 #[test]
 fn a_broadcast_reaches_every_remote_vtep_exactly_once() {
-    if !is_root() {
-        eprintln!("skipped: needs root (network namespaces, BPF, AF_XDP)");
+    if !require_root() {
         return;
     }
     // Three hypervisors on one underlay segment (a Linux bridge).
@@ -118,8 +118,7 @@ fn a_broadcast_reaches_every_remote_vtep_exactly_once() {
 
 #[test]
 fn the_tunnel_follows_a_next_hop_that_changes_its_mac_during_a_ping() {
-    if !is_root() {
-        eprintln!("skipped: needs root (network namespaces, BPF, AF_XDP)");
+    if !require_root() {
         return;
     }
     // hv1 192.0.2.1 ── gw (192.0.2.254 | 198.51.100.254) ── hv2 198.51.100.2

@@ -9,12 +9,13 @@
 //! vm1b ─ p1b ┘                    └ p2b ─ vm2b   green: Geneve VNI 200
 //! ```
 //!
-//! Needs root; skipped with a message otherwise. Namespaces and daemons
+//! Needs root (`xvs_tests::require`: fails without it
+//! under XVS_REQUIRE_ALL=1, skips loudly by hand). Namespaces and daemons
 //! go away on drop, panics included; every wait is bounded.
 
 use std::path::Path;
 
-use xvs_tests::{iperf3, is_root, veth, Netns, Xvsd};
+use xvs_tests::{iperf3, require_root, veth, Netns, Xvsd};
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Underlay {
@@ -175,8 +176,7 @@ fn both_tunnels(tag: &str, underlay: Underlay) {
 
 #[test]
 fn vxlan_and_geneve_over_an_ipv4_underlay() {
-    if !is_root() {
-        eprintln!("skipped: needs root (network namespaces, BPF, AF_XDP)");
+    if !require_root() {
         return;
     }
     both_tunnels("p4", Underlay::V4);
@@ -184,8 +184,7 @@ fn vxlan_and_geneve_over_an_ipv4_underlay() {
 
 #[test]
 fn vxlan_and_geneve_over_an_ipv6_underlay() {
-    if !is_root() {
-        eprintln!("skipped: needs root (network namespaces, BPF, AF_XDP)");
+    if !require_root() {
         return;
     }
     both_tunnels("p6", Underlay::V6);
@@ -193,8 +192,7 @@ fn vxlan_and_geneve_over_an_ipv6_underlay() {
 
 #[test]
 fn identical_macs_and_ips_in_two_vnis_never_cross() {
-    if !is_root() {
-        eprintln!("skipped: needs root (network namespaces, BPF, AF_XDP)");
+    if !require_root() {
         return;
     }
     // Blue and green VMs share MAC and IP on each hypervisor.
@@ -229,8 +227,7 @@ fn identical_macs_and_ips_in_two_vnis_never_cross() {
 
 #[test]
 fn a_daemon_killed_with_sigkill_restarts_and_forwards_again() {
-    if !is_root() {
-        eprintln!("skipped: needs root (network namespaces, BPF, AF_XDP)");
+    if !require_root() {
         return;
     }
     let mut p = pair("kil", Underlay::V4, IPS, MACS);

@@ -11,7 +11,8 @@
 //!                                   u0 192.0.2.1 (uplink) ── veth ── peer
 //! ```
 //!
-//! Needs root; skipped with a message otherwise. Namespaces and the daemon
+//! Needs root (`xvs_tests::require`: fails without it
+//! under XVS_REQUIRE_ALL=1, skips loudly by hand). Namespaces and the daemon
 //! go away on drop, panics included; every wait is bounded.
 
 use std::io::{Read, Write};
@@ -22,7 +23,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use xvs_ctl::client::Client;
 use xvs_ctl::command::Command;
-use xvs_tests::{is_root, veth, workspace_bin, Netns, Xvsd};
+use xvs_tests::{require_root, veth, workspace_bin, Netns, Xvsd};
 
 struct Bed {
     vma1: Netns,
@@ -128,11 +129,7 @@ fn bed(tag: &str) -> Bed {
 }
 
 fn skip() -> bool {
-    if !is_root() {
-        eprintln!("skipped: needs root (network namespaces, BPF, AF_XDP)");
-        return true;
-    }
-    false
+    !require_root()
 }
 
 #[test]

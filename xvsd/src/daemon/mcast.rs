@@ -90,28 +90,36 @@ fn join_v4(s: &UdpSocket, group: Ipv4Addr, ifindex: u32) -> io::Result<()> {
 mod tests {
     use super::*;
 
-    /// Membership shows in /proc/net/igmp while held and goes with it.
-    /// Runs on loopback (ifindex 1), which every namespace has.
+    /// Membership shows in the kernel's IGMP table while held and goes
+    /// with it. Runs in a namespace of its own, on its loopback with
+    /// multicast turned on, so a join must succeed: a `join` that fails
+    /// fails the test.
     #[test]
     fn joining_and_dropping_a_group_shows_in_the_kernel() {
-        let listed = || {
-            std::fs::read_to_string("/proc/net/igmp")
-                .unwrap_or_default()
-                // 239.1.2.3 as the kernel prints it: little-endian hex.
-                .contains("030201EF")
-        };
-        let before = listed();
-        let m = Membership::join("239.1.2.3".parse().unwrap(), 1);
-        match m {
-            Ok(m) => {
-                assert_eq!(m.group(), "239.1.2.3".parse::<IpAddr>().unwrap());
-                assert!(listed(), "joined");
-                drop(m);
-                assert_eq!(listed(), before, "left");
-            }
-            // Loopback without multicast (some sandboxes): nothing to see.
-            Err(e) => eprintln!("skipped: {e}"),
+        if !xvs_tests::require_root() {
+            return;
         }
+        let ns = xvs_tests::Netns::new("mcast");
+        ns.ip(&["link", "set", "lo", "multicast", "on"]);
+        xvs_tests::on_thread(|| {
+            ns.enter();
+            let listed = || {
+                // thread-self: /proc/net follows the process's first
+                // thread, which stays in the test's own namespace.
+                std::fs::read_to_string("/proc/thread-self/net/igmp")
+                    .expect("the kernel's IGMP table")
+                    // 239.1.2.3 as the kernel prints it: little-endian hex.
+                    .contains("030201EF")
+            };
+            assert!(!listed(), "a fresh namespace has no member");
+            let m = Membership::join("239.1.2.3".parse().unwrap(), 1)
+                .expect("joining on loopback with multicast on");
+            assert_eq!(m.group(), "239.1.2.3".parse::<IpAddr>().unwrap());
+            assert!(listed(), "joined");
+            drop(m);
+            assert!(!listed(), "left");
+            assert!(Membership::join("ff05::1:3".parse().unwrap(), 1).is_ok());
+        });
         assert!(Membership::join("239.1.2.3".parse().unwrap(), 999_999).is_err());
     }
 }
