@@ -111,7 +111,7 @@ pub enum PktgenError {
     #[error(
         "{ifname}: BPF_PROG_RUN (live frames, repeat {repeat}, {len}-byte frame) failed: \
          {source} (live-frames mode needs kernel 5.18 or later and a frame that fits a page \
-         with the kernel's headroom: 3,000 bytes do, 3,500 do not on 6.18)"
+         with the kernel's headroom: at most 3,408 bytes on x86-64 6.18)"
     )]
     Run {
         ifname: String,
@@ -171,7 +171,7 @@ impl fmt::Display for Refusal {
             Refusal::FrameTooLong => {
                 "the frame does not fit one page with the XDP headroom, the kernel's \
                  xdp_page_head and skb_shared_info: bpf_prog_test_run_xdp (net/bpf/test_run.c) \
-                 refuses longer frames in live mode (3,000 bytes fit, 3,500 do not on x86-64 6.18)"
+                 refuses longer frames in live mode (at most 3,408 bytes on x86-64 6.18)"
             }
             Refusal::NoLiveFrames => {
                 "this kernel has no live-frames mode (Linux 5.18 added it): \
