@@ -47,12 +47,13 @@ pub enum DropReason {
     NeighUnresolved,
     /// The encapsulated frame would not fit in the buffer.
     NoHeadroom,
-    /// No free buffer for a replica of a flooded frame.
+    /// No free buffer for a replica of a frame with several outputs: the
+    /// batch's spare buffers ran out (a flood to more outputs than the
+    /// worker offers spares for, or the buffer pool ran dry), or a spare
+    /// was too small for the frame. One per output not sent.
     NoBuffer,
     /// The frame exceeds the output port's MTU.
     TooBig,
-    /// Output list overflowed (more replicas than a frame may have).
-    TooManyOutputs,
     /// Outer CE mark on a Not-ECT inner packet (RFC 6040 §4.2 says drop).
     EcnNotEct,
     /// Unknown unicast in a bridge whose lookup on miss says drop.
@@ -60,7 +61,7 @@ pub enum DropReason {
 }
 
 impl DropReason {
-    const OWN: usize = 22;
+    const OWN: usize = 21;
     /// Number of distinct counters.
     pub const COUNT: usize = WireError::COUNT + Self::OWN;
 
@@ -95,9 +96,8 @@ impl DropReason {
             DropReason::NoHeadroom => 16,
             DropReason::NoBuffer => 17,
             DropReason::TooBig => 18,
-            DropReason::TooManyOutputs => 19,
-            DropReason::EcnNotEct => 20,
-            DropReason::LookupMiss => 21,
+            DropReason::EcnNotEct => 19,
+            DropReason::LookupMiss => 20,
         }
     }
 
@@ -123,7 +123,6 @@ impl DropReason {
             DropReason::NoHeadroom,
             DropReason::NoBuffer,
             DropReason::TooBig,
-            DropReason::TooManyOutputs,
             DropReason::EcnNotEct,
             DropReason::LookupMiss,
         ];
@@ -156,7 +155,6 @@ impl DropReason {
             DropReason::NoHeadroom => "no_headroom",
             DropReason::NoBuffer => "no_buffer",
             DropReason::TooBig => "too_big",
-            DropReason::TooManyOutputs => "too_many_outputs",
             DropReason::EcnNotEct => "ecn_not_ect",
             DropReason::LookupMiss => "lookup_miss",
         }

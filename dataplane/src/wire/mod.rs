@@ -102,8 +102,6 @@ pub(crate) fn write_u32(buf: &mut [u8], f: Field, v: u32) {
 pub enum WireError {
     #[error("truncated packet")]
     Truncated,
-    #[error("unsupported ethertype")]
-    UnsupportedEthertype,
     #[error("too many stacked VLAN tags")]
     TooManyVlanTags,
     #[error("malformed ARP packet")]
@@ -146,7 +144,6 @@ impl WireError {
 
     pub const ALL: [WireError; WireError::COUNT] = [
         WireError::Truncated,
-        WireError::UnsupportedEthertype,
         WireError::TooManyVlanTags,
         WireError::BadArp,
         WireError::BadIpVersion,
@@ -170,7 +167,6 @@ impl WireError {
     pub fn name(self) -> &'static str {
         match self {
             WireError::Truncated => "truncated",
-            WireError::UnsupportedEthertype => "unsupported_ethertype",
             WireError::TooManyVlanTags => "too_many_vlan_tags",
             WireError::BadArp => "bad_arp",
             WireError::BadIpVersion => "bad_ip_version",

@@ -7,6 +7,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use proptest::prelude::*;
 
 use super::*;
+use crate::stats::DropReason;
 use crate::types::{ip_to_u128, MacAddr};
 use crate::wire::{geneve, ipv6, vxlan, GenevePacket, VxlanPacket};
 
@@ -71,7 +72,7 @@ fn geneve_frame() -> Vec<u8> {
 
 /// The tunnel decode chain the tunnel layer will run: outer extract, UDP,
 /// VXLAN or Geneve (critical class 0x0102 known), inner extract.
-fn decap(frame: &[u8]) -> Result<(u32, FlowKey)> {
+fn decap(frame: &[u8]) -> core::result::Result<(u32, FlowKey), DropReason> {
     let mut k = FlowKey::default();
     let info = extract(frame, &mut k)?;
     let start = usize::from(info.l4_offset);
@@ -88,11 +89,11 @@ fn decap(frame: &[u8]) -> Result<(u32, FlowKey)> {
             let g = GenevePacket::new_checked(udp.into_payload())?;
             g.check_options(|class, _| class == 0x0102)?;
             if g.protocol() != ethertype::TEB {
-                return Err(WireError::GeneveBadProtocol);
+                return Err(WireError::GeneveBadProtocol.into());
             }
             (g.vni(), g.into_payload())
         }
-        _ => return Err(WireError::UnsupportedEthertype),
+        _ => return Err(DropReason::NotTunnel),
     };
     let mut ik = FlowKey::default();
     extract(inner, &mut ik)?;
@@ -353,9 +354,9 @@ fn wrong_length_fields_give_typed_errors() {
     // VXLAN without the I flag.
     let mut f = VXLAN_V4.to_vec();
     f[42] = 0x00;
-    assert_eq!(decap(&f).err(), Some(WireError::VxlanNoIFlag));
+    assert_eq!(decap(&f).err(), Some(WireError::VxlanNoIFlag.into()));
     f[42] = 0xf7;
-    assert_eq!(decap(&f).err(), Some(WireError::VxlanNoIFlag));
+    assert_eq!(decap(&f).err(), Some(WireError::VxlanNoIFlag.into()));
     f[42] = 0xff; // reserved bits ignored
     assert_eq!(decap(&f).map(|(vni, _)| vni), Ok(42));
 
@@ -366,21 +367,24 @@ fn wrong_length_fields_give_typed_errors() {
     let g = geneve_frame();
     let mut f = g.clone();
     f[50..52].copy_from_slice(&[0x09, 0x99]);
-    assert_eq!(decap(&f).err(), Some(WireError::GeneveCriticalOption));
+    assert_eq!(
+        decap(&f).err(),
+        Some(WireError::GeneveCriticalOption.into())
+    );
     f[52] = 0x03; // same option, not critical: skipped
     assert!(decap(&f).is_ok());
     let mut f = g.clone();
     f[42] = 0x3f;
-    assert_eq!(decap(&f).err(), Some(WireError::GeneveBadOptions));
+    assert_eq!(decap(&f).err(), Some(WireError::GeneveBadOptions.into()));
     let mut f = g.clone();
     f[53] = 0x1f;
-    assert_eq!(decap(&f).err(), Some(WireError::GeneveBadOptions));
+    assert_eq!(decap(&f).err(), Some(WireError::GeneveBadOptions.into()));
     let mut f = g.clone();
     f[42] = 0x83;
-    assert_eq!(decap(&f).err(), Some(WireError::GeneveBadVersion));
+    assert_eq!(decap(&f).err(), Some(WireError::GeneveBadVersion.into()));
     let mut f = g.clone();
     f[44..46].copy_from_slice(&[0x08, 0x00]);
-    assert_eq!(decap(&f).err(), Some(WireError::GeneveBadProtocol));
+    assert_eq!(decap(&f).err(), Some(WireError::GeneveBadProtocol.into()));
 }
 
 fn fixtures() -> Vec<Vec<u8>> {
