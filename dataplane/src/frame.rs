@@ -25,15 +25,16 @@ impl<'a> Frame<'a> {
     }
 
     /// Makes a copy of this frame in `buf`, at the same headroom when the
-    /// buffer allows (else at the largest headroom that fits). `None` if the
-    /// frame does not fit at all.
-    pub fn copy_into<'b>(&self, buf: &'b mut [u8]) -> Option<Frame<'b>> {
+    /// buffer allows (else at the largest headroom that fits). If the frame
+    /// does not fit at all, `buf` comes back untouched: it is a buffer the
+    /// caller must still recycle.
+    pub fn copy_into<'b>(&self, buf: &'b mut [u8]) -> Result<Frame<'b>, &'b mut [u8]> {
         if self.len > buf.len() {
-            return None;
+            return Err(buf);
         }
         let head = self.head.min(buf.len() - self.len);
         buf[head..head + self.len].copy_from_slice(self.data());
-        Some(Frame {
+        Ok(Frame {
             buf,
             head,
             len: self.len,

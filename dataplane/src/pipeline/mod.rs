@@ -802,11 +802,14 @@ impl Emitter {
                 return;
             };
             match frame.copy_into(buf) {
-                Some(copy) => {
+                Ok(copy) => {
                     ws.replicas += 1;
                     send(snap, ws, ctx, prev, copy, io);
                 }
-                None => ws.count_drop(ctx.in_port, DropReason::NoBuffer),
+                Err(buf) => {
+                    ws.count_drop(ctx.in_port, DropReason::NoBuffer);
+                    io.free.push(buf);
+                }
             }
         }
     }
