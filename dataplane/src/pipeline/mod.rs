@@ -410,6 +410,7 @@ fn process_frame<'a>(
     let mut em = Emitter {
         pending: None,
         outputs: 0,
+        counted: false,
         hold: false,
         learned: false,
     };
@@ -598,7 +599,7 @@ fn normal<'a>(
             // Never back out of the port it came in on, whichever remote
             // VTEP: remotes of one tunnel port are a full mesh (split horizon).
             if d.port == ctx.in_port {
-                ws.count_drop(ctx.in_port, DropReason::SamePort);
+                em.drop_output(ws, ctx, DropReason::SamePort);
                 return;
             }
             match snap.port(d.port) {
@@ -617,7 +618,7 @@ fn normal<'a>(
                         io,
                     );
                 }
-                _ => ws.count_drop(ctx.in_port, DropReason::VlanNotAllowed),
+                _ => em.drop_output(ws, ctx, DropReason::VlanNotAllowed),
             }
             return;
         }
@@ -632,7 +633,7 @@ fn normal<'a>(
             });
             match miss {
                 MissAction::Drop => {
-                    ws.count_drop(ctx.in_port, DropReason::LookupMiss);
+                    em.drop_output(ws, ctx, DropReason::LookupMiss);
                     return;
                 }
                 MissAction::Hold => {
@@ -749,19 +750,19 @@ fn run_actions<'a>(
     for a in actions {
         match *a {
             Action::Output(p) | Action::Tunnel { port: p, .. } if p == ctx.in_port => {
-                ws.count_drop(ctx.in_port, DropReason::SamePort);
+                em.drop_output(ws, ctx, DropReason::SamePort);
             }
             Action::Output(p) => match snap.port(p) {
                 Some(pe) if pe.bridge == ctx.bridge && pe.kind != PortKind::Uplink => {
                     emit_all_remotes(snap, ws, ctx, p, pe.kind, tag, frame, em, io)
                 }
-                _ => ws.count_drop(ctx.in_port, DropReason::UnknownPort),
+                _ => em.drop_output(ws, ctx, DropReason::UnknownPort),
             },
             Action::Tunnel { port, remote } => match snap.port(port) {
                 Some(pe) if pe.bridge == ctx.bridge && matches!(pe.kind, PortKind::Tunnel(_)) => {
                     em.emit(snap, ws, ctx, Out { port, remote, tag }, frame, io)
                 }
-                _ => ws.count_drop(ctx.in_port, DropReason::UnknownPort),
+                _ => em.drop_output(ws, ctx, DropReason::UnknownPort),
             },
             Action::Normal => normal(snap, ws, bridge, ctx, remote, frame, em, io),
             Action::Flood => flood(snap, ws, bridge, ctx, frame, em, io),
@@ -779,6 +780,9 @@ fn run_actions<'a>(
 struct Emitter {
     pending: Option<Out>,
     outputs: u32,
+    /// A drop was counted for the frame on the way (see
+    /// [`Emitter::drop_output`]).
+    counted: bool,
     /// The destination missed and the bridge holds such frames.
     hold: bool,
     /// NORMAL learned the source.
@@ -786,6 +790,15 @@ struct Emitter {
 }
 
 impl Emitter {
+    /// Counts the drop of an output decided for the frame (or of the
+    /// frame, where it is the only decision): then the frame has had its
+    /// reason, and [`Emitter::finish`] must not count it again as having
+    /// no output.
+    fn drop_output(&mut self, ws: &mut WorkerState, ctx: &Ctx, r: DropReason) {
+        self.counted = true;
+        ws.count_drop(ctx.in_port, r);
+    }
+
     fn emit<'a>(
         &mut self,
         snap: &Snapshot,
@@ -828,7 +841,7 @@ impl Emitter {
             None => {
                 // Drops of individual outputs were counted where they
                 // happened; count the frame once more only if it had none.
-                if self.outputs == 0 {
+                if self.outputs == 0 && !self.counted {
                     ws.count_drop(ctx.in_port, no_output);
                 }
                 io.free.push(frame.into_buf());

@@ -1479,3 +1479,5 @@ mod lookup_on_miss {
         assert_eq!(out.tx.iter().filter(|(p, _)| *p == ETH0).count(), 2);
     }
 }
+
+mod every_drop;
