@@ -4,8 +4,16 @@
 //! notifications ([`Monitor`]); the control plane folds both into its
 //! [`Underlay`](super::Underlay), which rebuilds tunnel templates.
 //!
-//! Control path only: a plain blocking (dump) or non-blocking (monitor)
-//! netlink socket on the control thread; workers never see any of it.
+//! Next hops are resolved and kept confirmed through the kernel's table
+//! ([`NeighClient`]): RTM_NEWNEIGH with NTF_USE marks an entry used (and
+//! creates and resolves a missing one), which is what keeps the kernel
+//! re-validating it by unicast probes rather than letting it go stale and
+//! collecting it; RTM_GETNEIGH then reads the entry, because a change of
+//! state such as STALE to DELAY is never notified.
+//!
+//! Control path only: a plain blocking (dump, requests) or non-blocking
+//! (monitor) netlink socket on the control thread; workers never see any
+//! of it.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -57,6 +65,21 @@ pub struct KernelNeigh {
     pub ip: IpAddr,
     pub mac: MacAddr,
     pub ifindex: u32,
+    /// Confirmed lately (REACHABLE, PERMANENT, NOARP); false while usable
+    /// but unconfirmed (STALE, DELAY, PROBE).
+    pub confirmed: bool,
+}
+
+/// What the kernel's table holds for one address ([`NeighClient::get`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NeighLookup {
+    Usable(KernelNeigh),
+    /// Being resolved, no MAC yet (INCOMPLETE, NONE).
+    Resolving,
+    /// Resolution failed: the neighbor does not answer.
+    Failed,
+    /// No entry.
+    Absent,
 }
 
 /// One change the kernel announced.
@@ -68,8 +91,11 @@ pub enum KernelEvent {
         metric: u32,
     },
     NeighUpdated(KernelNeigh),
-    /// The entry went away or lost its MAC (failed, incomplete).
+    /// The entry was deleted (garbage collection, `ip neigh del`, the
+    /// interface going down).
     NeighRemoved(IpAddr),
+    /// Resolution failed: the neighbor does not answer.
+    NeighFailed(IpAddr),
 }
 
 /// What [`dump`] read.
@@ -188,14 +214,118 @@ pub fn dump() -> Result<KernelState, KernelError> {
 }
 
 /// Asks the kernel to resolve `ip` on interface `ifindex` (an ARP request
-/// or neighbor solicitation, with the kernel's own retries): an
-/// RTM_NEWNEIGH with NTF_USE creates the entry if needed and kicks
-/// resolution. The answer arrives as a neighbor notification
-/// ([`Monitor`]); meanwhile frames to the tunnel are dropped and counted
-/// (`neigh_unresolved`), never held.
+/// or neighbor solicitation, with the kernel's own retries), through a
+/// socket of its own; see [`NeighClient::mark_used`]. The answer arrives as
+/// a neighbor notification ([`Monitor`]); meanwhile frames to the tunnel
+/// are dropped and counted (`neigh_unresolved`), never held.
 pub fn resolve(ip: IpAddr, ifindex: u32) -> Result<(), KernelError> {
-    let what = "neighbor resolve";
-    let s = socket()?;
+    NeighClient::new()?.mark_used(ip, ifindex)
+}
+
+/// Requests about single neighbor entries, on one socket kept open.
+#[derive(Debug)]
+pub struct NeighClient {
+    sock: Socket,
+    seq: u32,
+    buf: Vec<u8>,
+}
+
+impl NeighClient {
+    pub fn new() -> Result<NeighClient, KernelError> {
+        Ok(NeighClient {
+            sock: socket()?,
+            seq: 0,
+            buf: vec![0u8; 8192],
+        })
+    }
+
+    /// RTM_NEWNEIGH with NTF_USE (and NLM_F_CREATE) for `ip` on `ifindex`:
+    /// the kernel marks its entry used, as its own users do on every
+    /// packet. A missing or failed entry is created and resolved; a stale
+    /// one goes to DELAY and is probed; a reachable one about to expire is
+    /// re-validated by a unicast probe instead of going stale.
+    pub fn mark_used(&mut self, ip: IpAddr, ifindex: u32) -> Result<(), KernelError> {
+        let what = "neighbor use";
+        let mut msg = neigh_request(ip, ifindex);
+        msg.header.flags = NeighbourFlags::Use;
+        let answer = self.request(
+            what,
+            RouteNetlinkMessage::NewNeighbour(msg),
+            NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE,
+        )?;
+        match answer {
+            NetlinkPayload::Error(e) if e.code.is_some() => Err(KernelError::Kernel {
+                what,
+                code: e.code.map_or(0, |c| c.get()),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// RTM_GETNEIGH for `ip` on `ifindex`: the kernel's entry as it is now.
+    pub fn get(&mut self, ip: IpAddr, ifindex: u32) -> Result<NeighLookup, KernelError> {
+        let what = "neighbor get";
+        let msg = neigh_request(ip, ifindex);
+        let answer = self.request(what, RouteNetlinkMessage::GetNeighbour(msg), NLM_F_REQUEST)?;
+        match answer {
+            NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewNeighbour(n)) => {
+                Ok(lookup_from(&n))
+            }
+            NetlinkPayload::Error(e) => match e.code.map_or(0, |c| c.get()) {
+                c if c == -ENOENT => Ok(NeighLookup::Absent),
+                code => Err(KernelError::Kernel { what, code }),
+            },
+            other => Err(KernelError::Decode {
+                what,
+                reason: format!("unexpected answer {other:?}"),
+            }),
+        }
+    }
+
+    /// Sends one request and returns the answer carrying its sequence
+    /// number (skipping any left over from an earlier request).
+    fn request(
+        &mut self,
+        what: &'static str,
+        req: RouteNetlinkMessage,
+        flags: u16,
+    ) -> Result<NetlinkPayload<RouteNetlinkMessage>, KernelError> {
+        self.seq = self.seq.wrapping_add(1);
+        let mut hdr = NetlinkHeader::default();
+        hdr.flags = flags;
+        hdr.sequence_number = self.seq;
+        let mut packet = NetlinkMessage::new(hdr, NetlinkPayload::from(req));
+        packet.finalize();
+        let mut out = vec![0u8; packet.buffer_len()];
+        packet.serialize(&mut out[..]);
+        self.sock
+            .send(&out[..], 0)
+            .map_err(|source| KernelError::Io { what, source })?;
+        // The kernel answers an rtnetlink request before send returns, so
+        // this never waits for long.
+        loop {
+            let n = self
+                .sock
+                .recv(&mut &mut self.buf[..], 0)
+                .map_err(|source| KernelError::Io { what, source })?;
+            let msg = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&self.buf[..n]).map_err(
+                |e| KernelError::Decode {
+                    what,
+                    reason: e.to_string(),
+                },
+            )?;
+            if msg.header.sequence_number == self.seq {
+                return Ok(msg.payload);
+            }
+        }
+    }
+}
+
+/// ENOENT, as a netlink error code (negative errno).
+const ENOENT: i32 = 2;
+
+/// A neighbor message naming `ip` on `ifindex`, for a request.
+fn neigh_request(ip: IpAddr, ifindex: u32) -> NeighbourMessage {
     let mut msg = NeighbourMessage::default();
     msg.header.family = if ip.is_ipv4() {
         AddressFamily::Inet
@@ -203,40 +333,12 @@ pub fn resolve(ip: IpAddr, ifindex: u32) -> Result<(), KernelError> {
         AddressFamily::Inet6
     };
     msg.header.ifindex = ifindex;
-    msg.header.flags = NeighbourFlags::Use;
     msg.attributes
         .push(NeighbourAttribute::Destination(match ip {
             IpAddr::V4(a) => NeighbourAddress::Inet(a),
             IpAddr::V6(a) => NeighbourAddress::Inet6(a),
         }));
-    let mut hdr = NetlinkHeader::default();
-    hdr.flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE;
-    let mut packet = NetlinkMessage::new(
-        hdr,
-        NetlinkPayload::from(RouteNetlinkMessage::NewNeighbour(msg)),
-    );
-    packet.finalize();
-    let mut buf = vec![0u8; packet.buffer_len()];
-    packet.serialize(&mut buf[..]);
-    s.send(&buf[..], 0)
-        .map_err(|source| KernelError::Io { what, source })?;
-    let mut rx = vec![0u8; 4096];
-    let n = s
-        .recv(&mut &mut rx[..], 0)
-        .map_err(|source| KernelError::Io { what, source })?;
-    let msg = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&rx[..n]).map_err(|e| {
-        KernelError::Decode {
-            what,
-            reason: e.to_string(),
-        }
-    })?;
-    match msg.payload {
-        NetlinkPayload::Error(e) if e.code.is_some() => Err(KernelError::Kernel {
-            what,
-            code: e.code.map_or(0, |c| c.get()),
-        }),
-        _ => Ok(()),
-    }
+    msg
 }
 
 fn route_addr(a: &RouteAddress) -> Option<IpAddr> {
@@ -303,21 +405,25 @@ fn neigh_ip(n: &NeighbourMessage) -> Option<IpAddr> {
     })
 }
 
+/// What a kernel neighbor message says about its address.
+fn lookup_from(n: &NeighbourMessage) -> NeighLookup {
+    if let Some(k) = neigh_from(n) {
+        return NeighLookup::Usable(k);
+    }
+    match n.header.state {
+        NeighbourState::Failed => NeighLookup::Failed,
+        _ => NeighLookup::Resolving,
+    }
+}
+
 /// A neighbor with a usable MAC (the kernel's reachable, stale, delay,
 /// probe, permanent and noarp states), or `None`.
 fn neigh_from(n: &NeighbourMessage) -> Option<KernelNeigh> {
-    let usable = matches!(
-        n.header.state,
-        NeighbourState::Reachable
-            | NeighbourState::Stale
-            | NeighbourState::Delay
-            | NeighbourState::Probe
-            | NeighbourState::Permanent
-            | NeighbourState::Noarp
-    );
-    if !usable {
-        return None;
-    }
+    let confirmed = match n.header.state {
+        NeighbourState::Reachable | NeighbourState::Permanent | NeighbourState::Noarp => true,
+        NeighbourState::Stale | NeighbourState::Delay | NeighbourState::Probe => false,
+        _ => return None,
+    };
     let mac = n.attributes.iter().find_map(|a| match a {
         NeighbourAttribute::LinkLayerAddress(b) if b.len() == 6 => MacAddr::from_slice(b),
         _ => None,
@@ -329,6 +435,7 @@ fn neigh_from(n: &NeighbourMessage) -> Option<KernelNeigh> {
         ip: neigh_ip(n)?,
         mac,
         ifindex: n.header.ifindex,
+        confirmed,
     })
 }
 
@@ -415,10 +522,13 @@ impl Monitor {
                     metric: r.metric,
                 })
             }
-            RouteNetlinkMessage::NewNeighbour(n) => Some(match neigh_from(&n) {
-                Some(k) => KernelEvent::NeighUpdated(k),
-                None => KernelEvent::NeighRemoved(neigh_ip(&n)?),
-            }),
+            // An entry being resolved has nothing to tell until it is
+            // answered or fails.
+            RouteNetlinkMessage::NewNeighbour(n) => match lookup_from(&n) {
+                NeighLookup::Usable(k) => Some(KernelEvent::NeighUpdated(k)),
+                NeighLookup::Failed => Some(KernelEvent::NeighFailed(neigh_ip(&n)?)),
+                NeighLookup::Resolving | NeighLookup::Absent => None,
+            },
             RouteNetlinkMessage::DelNeighbour(n) => Some(KernelEvent::NeighRemoved(neigh_ip(&n)?)),
             _ => None,
         }

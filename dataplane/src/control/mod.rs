@@ -19,6 +19,15 @@
 //! change, a remote gone), FDB entries follow their VTEP by address to its
 //! new index, in the same snapshot as the new list. Learn events are
 //! resolved by address, never by the worker's index, which may be stale.
+//!
+//! Underlay neighbors: the next hops of the templates are the neighbor
+//! cache's entries in use. Those without a MAC are resolved through the
+//! kernel ([`Control::due_resolutions`]); those with one are re-confirmed
+//! through it every refresh interval ([`Control::due_refreshes`]), and stay
+//! usable while that happens. Snooped replies from the uplink are taken
+//! only when the kernel would take them (addressed to us, from the
+//! uplink's subnets) and only as the cache allows (solicited; never moving
+//! a known MAC); every other is counted ([`SnoopCounters`]) and dropped.
 
 pub mod invalidate;
 pub mod kernel;
@@ -41,7 +50,7 @@ use crate::stats::DropReason;
 use crate::tables::addr::AddrTable;
 use crate::tables::fdb::{Fdb, FdbConfig, FdbDest};
 use crate::tables::flow::{FlowRule, FlowTable};
-use crate::tables::neigh::{NeighCache, NeighChange, NeighConfig, NeighSource};
+use crate::tables::neigh::{NeighCache, NeighChange, NeighConfig, NeighSource, NeighState};
 use crate::tables::route::{RouteOrigin, RouteTable};
 use crate::tunnel::{
     multicast_mac, RemoteIdx, Template, TunnelPort, TunnelTable, MAX_REMOTES, NO_REMOTE,
@@ -82,6 +91,34 @@ const INVALIDATE_EVERY_NS: u64 = 1_000_000_000;
 /// Addresses lookup installed in one bridge: (VLAN, address in 128-bit
 /// form) -> (MAC, installed at).
 type LookedUpAddrs = HashMap<(u16, u128), (MacAddr, u64)>;
+
+/// What became of the ARP replies and neighbor advertisements snooped on
+/// the uplink, by outcome.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct SnoopCounters {
+    /// A next hop being resolved got its MAC.
+    pub learned: u64,
+    /// A known entry was confirmed (same MAC).
+    pub confirmed: u64,
+    /// Addressed to another host's MAC: the kernel drops those.
+    pub not_for_us: u64,
+    /// The sender is not on one of the uplink's subnets.
+    pub off_subnet: u64,
+    /// For an address nobody is resolving.
+    pub unsolicited: u64,
+    /// Would have moved a known MAC (a spoof, or a move the kernel will
+    /// report if it accepts it).
+    pub conflicting: u64,
+    /// Static entries, and replies the cache had no room for.
+    pub ignored: u64,
+}
+
+impl SnoopCounters {
+    /// Replies refused (everything but learned and confirmed).
+    pub fn refused(&self) -> u64 {
+        self.not_for_us + self.off_subnet + self.unsolicited + self.conflicting + self.ignored
+    }
+}
 
 /// A miss no provider answered at once, for an external control plane.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -159,6 +196,16 @@ pub struct Control {
     addrs_dirty: bool,
     /// When each invalidation was last sent (rate limit).
     invalidated_at: HashMap<(IpAddr, invalidate::Invalidation), u64>,
+    snoop_counters: SnoopCounters,
+}
+
+/// The next hops of the templates being built.
+#[derive(Debug, Default)]
+struct NextHops {
+    /// Every unicast one: the neighbor cache's entries in use.
+    used: BTreeSet<IpAddr>,
+    /// Those without a MAC yet.
+    unresolved: BTreeSet<IpAddr>,
 }
 
 /// Per tunnel port number: new index of each old remote index (`None`:
@@ -189,6 +236,7 @@ impl Control {
             lookup_addrs: HashMap::new(),
             addrs_dirty: false,
             invalidated_at: HashMap::new(),
+            snoop_counters: SnoopCounters::default(),
         }
     }
 
@@ -438,11 +486,59 @@ impl Control {
         let mut due = Vec::new();
         for ip in &self.unresolved {
             if self.underlay.neigh.request(*ip, now) {
-                let ifindex = self.underlay.routes.lookup(*ip).map_or(0, |r| r.ifindex);
-                due.push((*ip, ifindex));
+                due.push((*ip, self.ifindex_towards(*ip)));
             }
         }
         due
+    }
+
+    /// Next hops in use, with a MAC, to re-confirm now (each once per
+    /// refresh interval), with the interface their route leaves by. The
+    /// daemon marks each used in the kernel's table and reads it back
+    /// ([`Control::kernel_neigh`]).
+    pub fn due_refreshes(&mut self, now: u64) -> Vec<(IpAddr, u32)> {
+        let due = self.underlay.neigh.due_refresh(now);
+        due.into_iter()
+            .map(|ip| (ip, self.ifindex_towards(ip)))
+            .collect()
+    }
+
+    fn ifindex_towards(&self, ip: IpAddr) -> u32 {
+        self.underlay.routes.lookup(ip).map_or(0, |r| r.ifindex)
+    }
+
+    /// Takes what the kernel's table holds for `ip` (read after a
+    /// resolution or a refresh): a MAC it has is used at once (a state such
+    /// as DELAY is never notified), a failure removes ours; an entry being
+    /// resolved or absent changes nothing (the answer will be notified).
+    pub fn kernel_neigh(&mut self, ip: IpAddr, found: kernel::NeighLookup, now: u64) {
+        match found {
+            kernel::NeighLookup::Usable(n) if n.ip == ip => {
+                self.underlay
+                    .neigh
+                    .learn_kernel(n.ip, n.mac, n.confirmed, now);
+            }
+            kernel::NeighLookup::Failed => self.neigh_failed(ip),
+            _ => {}
+        }
+        self.underlay_updated();
+    }
+
+    /// The kernel gave up resolving `ip`: it does not answer.
+    fn neigh_failed(&mut self, ip: IpAddr) {
+        if self
+            .underlay
+            .neigh
+            .state(ip)
+            .is_some_and(|s| s != NeighState::Static)
+        {
+            self.underlay.neigh.remove(ip);
+        }
+    }
+
+    /// What became of snooped frames so far.
+    pub fn snoop_counters(&self) -> SnoopCounters {
+        self.snoop_counters
     }
 
     /// Validates `config` whole and, only if it has no problem, makes it
@@ -765,7 +861,7 @@ impl Control {
         for n in &state.neighbors {
             self.underlay
                 .neigh
-                .learn(n.ip, n.mac, now, NeighSource::Kernel);
+                .learn_kernel(n.ip, n.mac, n.confirmed, now);
         }
         self.underlay_updated();
     }
@@ -783,33 +879,62 @@ impl Control {
                 kernel::KernelEvent::NeighUpdated(n) => {
                     self.underlay
                         .neigh
-                        .learn(n.ip, n.mac, now, NeighSource::Kernel);
-                }
-                kernel::KernelEvent::NeighRemoved(ip) => {
-                    if self
-                        .underlay
-                        .neigh
-                        .state(*ip)
-                        .is_some_and(|s| !matches!(s, crate::tables::neigh::NeighState::Static))
-                    {
-                        self.underlay.neigh.remove(*ip);
+                        .learn_kernel(n.ip, n.mac, n.confirmed, now);
+                    // Gone stale (the kernel notifies that, not DELAY):
+                    // mark it used now, so the kernel probes it while we
+                    // keep sending to its MAC.
+                    if !n.confirmed {
+                        self.underlay.neigh.refresh_soon(n.ip);
                     }
                 }
+                kernel::KernelEvent::NeighRemoved(ip) => {
+                    self.underlay.neigh.kernel_deleted(*ip, now);
+                }
+                kernel::KernelEvent::NeighFailed(ip) => self.neigh_failed(*ip),
             }
         }
         self.underlay_updated();
     }
 
-    /// Learns from an ARP reply or IPv6 neighbor advertisement seen on the
-    /// uplink (snooped by the XDP program and handed up). Any other frame is
-    /// ignored. Templates are rebuilt when a next hop's MAC appeared or
-    /// moved. Returns what the neighbor cache did, if it was such a frame.
+    /// Takes an ARP reply or IPv6 neighbor advertisement seen on the uplink
+    /// (snooped by the XDP program and handed up), if the kernel would:
+    /// addressed to the uplink's MAC (or broadcast, multicast), from an
+    /// address on one of the uplink's subnets (its connected routes); then
+    /// the neighbor cache takes it only if solicited and never lets it move
+    /// a known MAC. Any other frame is ignored. Templates are rebuilt when a
+    /// next hop's MAC appeared. Returns what the neighbor cache did, if it
+    /// was such a frame (refusals included, and counted).
     pub fn snoop(&mut self, frame: &[u8], now: u64) -> Option<NeighChange> {
-        let (ip, mac) = neighbor_from_frame(frame)?;
+        let (dst, ip, mac) = neighbor_from_frame(frame)?;
+        let c = &mut self.snoop_counters;
+        let for_us = dst.is_multicast() || Some(dst) == self.underlay.uplink_mac;
+        if !for_us {
+            c.not_for_us += 1;
+            return Some(NeighChange::Ignored);
+        }
+        let uplink = self.config.uplink.as_ref().map(|u| u.iface.as_str());
+        let on_link = crate::config::is_unicast_ip(&ip)
+            && self
+                .underlay
+                .routes
+                .lookup(ip)
+                .is_some_and(|r| r.gateway.is_none() && Some(r.dev.as_str()) == uplink);
+        if !on_link {
+            c.off_subnet += 1;
+            return Some(NeighChange::Ignored);
+        }
         let change = self
             .underlay
             .neigh
             .learn(ip, mac, now, NeighSource::Snooped);
+        let c = &mut self.snoop_counters;
+        match change {
+            NeighChange::New | NeighChange::MacChanged { .. } => c.learned += 1,
+            NeighChange::Refreshed => c.confirmed += 1,
+            NeighChange::Unsolicited => c.unsolicited += 1,
+            NeighChange::Conflict { .. } => c.conflicting += 1,
+            NeighChange::Ignored => c.ignored += 1,
+        }
         self.underlay_updated();
         Some(change)
     }
@@ -851,7 +976,7 @@ impl Control {
         self.addrs_dirty = false;
 
         if templates {
-            let mut unresolved = BTreeSet::new();
+            let mut hops = NextHops::default();
             let mut ports: Vec<TunnelPort> = snap.tunnels.ports().to_vec();
             for tp in &mut ports {
                 let cfg = self.config.tunnels.iter().find(|t| t.name == tp.name);
@@ -864,7 +989,7 @@ impl Control {
                     *tp = TunnelPort::with_dynamic(cfg, tp.port, tp.local, dynamic);
                 }
                 for (i, remote) in tp.remotes.clone().iter().enumerate() {
-                    let t = self.build_template(cfg, tp.local, *remote, &mut unresolved);
+                    let t = self.build_template(cfg, tp.local, *remote, &mut hops);
                     tp.set_template(i as RemoteIdx, t);
                 }
             }
@@ -873,7 +998,8 @@ impl Control {
             if let Ok(t) = TunnelTable::build(ports) {
                 snap.tunnels = Arc::new(t);
             }
-            self.unresolved = unresolved;
+            self.unresolved = hops.unresolved;
+            self.underlay.neigh.set_in_use(hops.used);
             self.tunnels_dirty = false;
             self.neigh_generation_built = self.underlay.neigh.generation();
             self.route_generation_built = self.underlay.routes.generation();
@@ -916,7 +1042,7 @@ impl Control {
         cfg: &TunnelConfig,
         local: IpAddr,
         remote: IpAddr,
-        unresolved: &mut BTreeSet<IpAddr>,
+        hops: &mut NextHops,
     ) -> Result<Template, DropReason> {
         let src_mac = self.underlay.uplink_mac.ok_or(DropReason::NoRoute)?;
         if let Some(group_mac) = multicast_mac(remote) {
@@ -930,8 +1056,9 @@ impl Control {
             .lookup(remote)
             .ok_or(DropReason::NoRoute)?;
         let nh = route.gateway.unwrap_or(remote);
+        hops.used.insert(nh);
         let Some(dst_mac) = self.underlay.neigh.lookup(nh) else {
-            unresolved.insert(nh);
+            hops.unresolved.insert(nh);
             return Err(DropReason::NeighUnresolved);
         };
         Template::build(cfg, local, remote, src_mac, dst_mac).map_err(|_| DropReason::NoRoute)
@@ -985,14 +1112,21 @@ fn remap(remaps: &Remaps, dest: FdbDest) -> Option<FdbDest> {
     }
 }
 
-/// The (IP, MAC) an ARP reply or a neighbor advertisement announces.
-fn neighbor_from_frame(frame: &[u8]) -> Option<(IpAddr, MacAddr)> {
+/// The destination MAC of an ARP reply or a neighbor advertisement, and
+/// the (IP, MAC) it announces.
+fn neighbor_from_frame(frame: &[u8]) -> Option<(MacAddr, IpAddr, MacAddr)> {
     let eth = EthernetFrame::new_checked(frame).ok()?;
+    let dst = eth.dst_addr();
     match eth.ethertype() {
         ethertype::ARP => {
             let arp = ArpPacket::new_checked(eth.payload()).ok()?;
-            (arp.operation() == arp::op::REPLY)
-                .then(|| (IpAddr::V4(arp.sender_proto_addr()), arp.sender_hw_addr()))
+            (arp.operation() == arp::op::REPLY).then(|| {
+                (
+                    dst,
+                    IpAddr::V4(arp.sender_proto_addr()),
+                    arp.sender_hw_addr(),
+                )
+            })
         }
         ethertype::IPV6 => {
             let ip = Ipv6Packet::new_checked(eth.payload()).ok()?;
@@ -1002,7 +1136,7 @@ fn neighbor_from_frame(frame: &[u8]) -> Option<(IpAddr, MacAddr)> {
             }
             let ndp = parse_ndp(eth.payload().get(off..)?).ok()??;
             match (ndp.kind, ndp.lladdr) {
-                (NdpKind::Advert, Some(mac)) => Some((IpAddr::V6(ndp.target), mac)),
+                (NdpKind::Advert, Some(mac)) => Some((dst, IpAddr::V6(ndp.target), mac)),
                 _ => None,
             }
         }
@@ -1381,5 +1515,166 @@ fn dir_index(d: Direction) -> usize {
     match d {
         Direction::In => 0,
         Direction::Out => 1,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tables::route::Route;
+    use crate::testkit::{self, UPLINK_MAC};
+
+    const VTEP: &str = "192.0.2.2";
+    const KNOWN: MacAddr = MacAddr([2, 0, 0, 0, 0, 0x22]);
+    const SPOOF: MacAddr = MacAddr([2, 0, 0, 0, 0, 0x66]);
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    /// An ARP reply: `sender` is at `mac`, sent to `dst`.
+    fn reply(dst: MacAddr, sender: &str, mac: MacAddr) -> Vec<u8> {
+        let IpAddr::V4(a) = ip(sender) else {
+            panic!("IPv4 only")
+        };
+        let mut v = vec![0u8; 42];
+        v[..6].copy_from_slice(&dst.0);
+        v[6..12].copy_from_slice(&mac.0);
+        v[12..14].copy_from_slice(&[0x08, 0x06]);
+        v[14..22].copy_from_slice(&[0, 1, 8, 0, 6, 4, 0, 2]);
+        v[22..28].copy_from_slice(&mac.0);
+        v[28..32].copy_from_slice(&a.octets());
+        v[32..38].copy_from_slice(&UPLINK_MAC.0);
+        v[38..42].copy_from_slice(&[192, 0, 2, 1]);
+        v
+    }
+
+    /// The testbed with the VTEP 192.0.2.2 learned from the kernel (not
+    /// static) at `KNOWN`, and 10.0.0.0/8 on-link on the uplink too.
+    fn bed() -> Control {
+        let mut ctl = testkit::testbed();
+        ctl.underlay.neigh.remove(ip(VTEP));
+        ctl.underlay.neigh.learn_kernel(ip(VTEP), KNOWN, true, 0);
+        ctl.underlay
+            .routes
+            .insert(Route {
+                prefix: "10.0.0.0/8".parse().unwrap(),
+                gateway: None,
+                dev: "eth0".into(),
+                ifindex: 2,
+                src: None,
+                metric: 0,
+                origin: RouteOrigin::User,
+            })
+            .unwrap();
+        ctl.underlay_updated();
+        assert_eq!(vtep_mac(&ctl), Some(KNOWN));
+        ctl
+    }
+
+    /// The destination MAC of vx1's template towards the VTEP.
+    fn vtep_mac(ctl: &Control) -> Option<MacAddr> {
+        let snap = ctl.snapshot();
+        let t = snap.tunnels.ports()[0].template(0).ok()?;
+        MacAddr::from_slice(&t.bytes()[..6])
+    }
+
+    #[test]
+    fn snooped_replies_are_taken_only_as_the_kernel_would() {
+        let mut ctl = bed();
+        // Outside the uplink's subnets (no route, or only via a gateway).
+        let off = reply(UPLINK_MAC, "198.51.100.7", SPOOF);
+        assert_eq!(ctl.snoop(&off, 1), Some(NeighChange::Ignored));
+        assert_eq!(ctl.underlay.neigh.state(ip("198.51.100.7")), None);
+        // To another host's MAC: the kernel drops it as PACKET_OTHERHOST.
+        let other = reply(MacAddr([2, 0, 0, 0, 0, 0x99]), VTEP, SPOOF);
+        assert_eq!(ctl.snoop(&other, 2), Some(NeighChange::Ignored));
+        // To us, for the VTEP, from another MAC: a spoof; the MAC stays.
+        let spoof = reply(UPLINK_MAC, VTEP, SPOOF);
+        assert_eq!(
+            ctl.snoop(&spoof, 3),
+            Some(NeighChange::Conflict { kept: KNOWN })
+        );
+        assert_eq!(vtep_mac(&ctl), Some(KNOWN));
+        // Broadcast, same MAC: a confirmation.
+        let confirm = reply(MacAddr::BROADCAST, VTEP, KNOWN);
+        assert_eq!(ctl.snoop(&confirm, 4), Some(NeighChange::Refreshed));
+        // On the subnet but nobody asked.
+        let unsolicited = reply(UPLINK_MAC, "192.0.2.77", SPOOF);
+        assert_eq!(ctl.snoop(&unsolicited, 5), Some(NeighChange::Unsolicited));
+        assert_eq!(ctl.underlay.neigh.state(ip("192.0.2.77")), None);
+        assert_eq!(
+            ctl.snoop_counters(),
+            SnoopCounters {
+                learned: 0,
+                confirmed: 1,
+                not_for_us: 1,
+                off_subnet: 1,
+                unsolicited: 1,
+                conflicting: 1,
+                ignored: 0,
+            }
+        );
+        // The kernel's table decides a move.
+        let moved = kernel::KernelNeigh {
+            ip: ip(VTEP),
+            mac: SPOOF,
+            ifindex: 2,
+            confirmed: true,
+        };
+        ctl.apply_kernel_events(&[kernel::KernelEvent::NeighUpdated(moved)], 6);
+        assert_eq!(vtep_mac(&ctl), Some(SPOOF));
+    }
+
+    #[test]
+    fn a_flood_of_unsolicited_replies_publishes_nothing() {
+        let mut ctl = bed();
+        let generation = ctl.snapshot().generation;
+        for n in 0..20_000u32 {
+            let a = std::net::Ipv4Addr::from(0x0a00_0000 + n + 1).to_string();
+            let f = reply(
+                UPLINK_MAC,
+                &a,
+                MacAddr([2, 0, 0, 1, (n >> 8) as u8, n as u8]),
+            );
+            assert_eq!(
+                ctl.snoop(&f, u64::from(n) * 50_000),
+                Some(NeighChange::Unsolicited)
+            );
+        }
+        assert_eq!(ctl.snoop_counters().unsolicited, 20_000);
+        assert_eq!(ctl.snapshot().generation, generation);
+        assert_eq!(vtep_mac(&ctl), Some(KNOWN));
+    }
+
+    #[test]
+    fn an_in_use_next_hop_survives_the_kernels_garbage_collection() {
+        let mut ctl = bed();
+        assert!(ctl.underlay.neigh.is_in_use(ip(VTEP)));
+        // Refreshed every interval while in use, through the kernel.
+        let s = 1_000_000_000;
+        assert_eq!(ctl.due_refreshes(s), vec![(ip(VTEP), 2)]);
+        assert!(ctl.due_refreshes(s + 1).is_empty());
+        // Stale in the kernel: refreshed at once, still usable.
+        let stale = kernel::KernelNeigh {
+            ip: ip(VTEP),
+            mac: KNOWN,
+            ifindex: 2,
+            confirmed: false,
+        };
+        ctl.apply_kernel_events(&[kernel::KernelEvent::NeighUpdated(stale)], s + 2);
+        assert_eq!(ctl.due_refreshes(s + 3), vec![(ip(VTEP), 2)]);
+        // Collected by the kernel: usable while it is resolved again.
+        ctl.apply_kernel_events(&[kernel::KernelEvent::NeighRemoved(ip(VTEP))], s + 4);
+        assert_eq!(vtep_mac(&ctl), Some(KNOWN));
+        assert_eq!(ctl.due_refreshes(s + 5), vec![(ip(VTEP), 2)]);
+        ctl.kernel_neigh(ip(VTEP), kernel::NeighLookup::Resolving, s + 6);
+        assert_eq!(vtep_mac(&ctl), Some(KNOWN));
+        ctl.tick(30 * s);
+        assert_eq!(vtep_mac(&ctl), Some(KNOWN));
+        // The kernel gave up: the next hop does not answer.
+        ctl.apply_kernel_events(&[kernel::KernelEvent::NeighFailed(ip(VTEP))], 31 * s);
+        assert_eq!(vtep_mac(&ctl), None);
+        assert!(ctl.unresolved().any(|a| *a == ip(VTEP)));
     }
 }

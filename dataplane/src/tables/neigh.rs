@@ -8,6 +8,23 @@
 //! changes whenever a usable MAC appears, changes or disappears, so the
 //! template builder knows when to rebuild.
 //!
+//! # Who may change what
+//! The kernel's neighbor table is authoritative: a kernel entry sets or
+//! moves a MAC. A snooped reply, which anyone on the underlay can send, is
+//! only taken when it is solicited — for an address being resolved (an
+//! incomplete entry, or a next hop in use without one) — and it confirms a
+//! known entry with the same MAC, but never creates an entry for an address
+//! nobody asked about nor moves a known MAC (a move the kernel accepts
+//! reaches us as a kernel entry).
+//!
+//! # In use
+//! The control thread names the next hops of its tunnel templates
+//! ([`NeighCache::set_in_use`]). Those are never evicted for an entry not in
+//! use, and [`NeighCache::due_refresh`] says when to re-confirm each one
+//! (every `refresh_ns`) while its MAC is usable, so that it is confirmed
+//! again before it goes stale and stays usable, stale or not, while that
+//! happens.
+//!
 //! # States (kernel-like, simplified)
 //! - `Incomplete`: resolution requested, no MAC yet. [`NeighCache::request`]
 //!   allows one request per `retry_interval_ns` and turns the entry `Failed`
@@ -16,7 +33,8 @@
 //!   actually send).
 //! - `Reachable` until `now + reachable_ns` after the last confirmation, then
 //!   `Stale` (still used, as the kernel does, while it is re-confirmed); a
-//!   stale entry is removed `stale_gc_ns` after it went stale.
+//!   stale entry is removed `stale_gc_ns` after it went stale (in use or
+//!   not: by then it went unconfirmed through many refreshes).
 //! - `Failed`: no answer. Not used; a new resolution may start after one full
 //!   retry cycle (`retry_interval_ns * max_retries`), and the entry is removed
 //!   after `stale_gc_ns`.
@@ -25,11 +43,12 @@
 //!
 //! # Invariants
 //! - Entries never exceed `capacity`; a new entry evicts the least recently
-//!   updated non-static one, or is refused if all are static.
+//!   updated one that is neither static nor in use, or is refused if there
+//!   is none.
 //! - Multicast, broadcast and all-zero MACs are never stored.
 //! - Time is only ever the `now` argument (nanoseconds, monotonic).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
 use crate::types::MacAddr;
@@ -59,6 +78,13 @@ pub struct NeighConfig {
     pub retry_interval_ns: u64,
     /// Requests sent before an `Incomplete` entry becomes `Failed`.
     pub max_retries: u8,
+    /// How often an entry in use is re-confirmed. The daemon marks it used
+    /// in the kernel's table each time: this must stay below the kernel's
+    /// `delay_first_probe_time` (5 s by default) for the kernel to find it
+    /// used when its reachable time runs out, and to re-validate it by a
+    /// unicast probe (DELAY, PROBE) instead of letting it go STALE and
+    /// later collecting it.
+    pub refresh_ns: u64,
 }
 
 impl Default for NeighConfig {
@@ -69,6 +95,7 @@ impl Default for NeighConfig {
             stale_gc_ns: 60 * NS_PER_SEC,
             retry_interval_ns: NS_PER_SEC,
             max_retries: 3,
+            refresh_ns: NS_PER_SEC,
         }
     }
 }
@@ -118,8 +145,15 @@ pub enum NeighChange {
     MacChanged { old: MacAddr },
     /// Same MAC; timers restarted.
     Refreshed,
-    /// Not applied: a static entry, an invalid MAC, or a full cache of static entries.
+    /// Nothing changed: a static entry, an invalid MAC, a cache full of
+    /// entries static or in use, or a kernel entry that only repeats what
+    /// the cache has.
     Ignored,
+    /// A snooped reply for an address nobody is resolving: not stored.
+    Unsolicited,
+    /// A snooped reply that would move a known MAC: the known one stays
+    /// (only the kernel's table moves it).
+    Conflict { kept: MacAddr },
 }
 
 /// One entry as `neigh-show` prints it.
@@ -157,6 +191,8 @@ impl Entry {
 pub struct NeighCache {
     cfg: NeighConfig,
     entries: BTreeMap<IpAddr, Entry>,
+    /// Next hops of tunnel templates, with an entry or not.
+    in_use: BTreeSet<IpAddr>,
     generation: u64,
 }
 
@@ -172,6 +208,7 @@ impl NeighCache {
             ("reachable_ns", cfg.reachable_ns),
             ("stale_gc_ns", cfg.stale_gc_ns),
             ("retry_interval_ns", cfg.retry_interval_ns),
+            ("refresh_ns", cfg.refresh_ns),
         ] {
             if value == 0 {
                 return Err(NeighError::ZeroInterval { field, value });
@@ -180,6 +217,7 @@ impl NeighCache {
         Ok(NeighCache {
             cfg,
             entries: BTreeMap::new(),
+            in_use: BTreeSet::new(),
             generation: 0,
         })
     }
@@ -201,7 +239,9 @@ impl NeighCache {
         self.entries.is_empty()
     }
 
-    /// Records that `ip` is at `mac`, as seen at `now`.
+    /// Records that `ip` is at `mac`, as seen at `now`: from config
+    /// (static), confirmed by the kernel, or snooped (taken only when
+    /// solicited, see the module doc).
     pub fn learn(
         &mut self,
         ip: IpAddr,
@@ -209,21 +249,93 @@ impl NeighCache {
         now: u64,
         source: NeighSource,
     ) -> NeighChange {
+        match source {
+            NeighSource::Static => self.put(ip, mac, NeighState::Static, source, now),
+            NeighSource::Kernel => self.learn_kernel(ip, mac, true, now),
+            NeighSource::Snooped => self.learn_snooped(ip, mac, now),
+        }
+    }
+
+    /// Records the kernel's entry for `ip`. `confirmed`: the kernel
+    /// confirmed it lately (REACHABLE, PERMANENT, NOARP); otherwise it is
+    /// usable but unconfirmed (STALE, DELAY, PROBE), which keeps our timers
+    /// as they are unless the MAC is new to us. The kernel's MAC wins.
+    pub fn learn_kernel(
+        &mut self,
+        ip: IpAddr,
+        mac: MacAddr,
+        confirmed: bool,
+        now: u64,
+    ) -> NeighChange {
+        let known = self.entries.get(&ip).map(|e| (e.state, e.usable_mac()));
+        if matches!(known, Some((NeighState::Static, _))) {
+            return NeighChange::Ignored;
+        }
+        if confirmed {
+            let until_ns = now.saturating_add(self.cfg.reachable_ns);
+            return self.put(
+                ip,
+                mac,
+                NeighState::Reachable { until_ns },
+                NeighSource::Kernel,
+                now,
+            );
+        }
+        match known {
+            Some((_, Some(old))) if old == mac => NeighChange::Ignored,
+            _ => self.put(
+                ip,
+                mac,
+                NeighState::Stale { since_ns: now },
+                NeighSource::Kernel,
+                now,
+            ),
+        }
+    }
+
+    /// A snooped reply: stored only for an address being resolved (an
+    /// incomplete or failed entry, or a next hop in use without one);
+    /// confirms a known entry only if the MAC is the same.
+    fn learn_snooped(&mut self, ip: IpAddr, mac: MacAddr, now: u64) -> NeighChange {
+        let known = self.entries.get(&ip).map(|e| (e.state, e.usable_mac()));
+        let reachable = NeighState::Reachable {
+            until_ns: now.saturating_add(self.cfg.reachable_ns),
+        };
+        match known {
+            None if !self.in_use.contains(&ip) => NeighChange::Unsolicited,
+            Some((NeighState::Static, _)) => NeighChange::Ignored,
+            Some((_, Some(old))) if old != mac => NeighChange::Conflict { kept: old },
+            _ => self.put(ip, mac, reachable, NeighSource::Snooped, now),
+        }
+    }
+
+    /// Sets `ip`'s entry, creating it if there is room. Never replaces a
+    /// static entry with anything but another static one.
+    fn put(
+        &mut self,
+        ip: IpAddr,
+        mac: MacAddr,
+        state: NeighState,
+        source: NeighSource,
+        now: u64,
+    ) -> NeighChange {
         if mac.is_multicast() || mac.is_zero() {
             return NeighChange::Ignored;
         }
-        let state = match source {
-            NeighSource::Static => NeighState::Static,
-            NeighSource::Snooped | NeighSource::Kernel => NeighState::Reachable {
-                until_ns: now.saturating_add(self.cfg.reachable_ns),
-            },
+        // Just confirmed: the first refresh is one interval away; an
+        // unconfirmed one is due at once.
+        let first_probe = match state {
+            NeighState::Reachable { .. } | NeighState::Static => {
+                now.saturating_add(self.cfg.refresh_ns)
+            }
+            _ => now,
         };
         let fresh = Entry {
             state,
             mac,
             source,
             updated: now,
-            next_probe: now,
+            next_probe: first_probe,
         };
         let Some(e) = self.entries.get_mut(&ip) else {
             if !self.make_room() {
@@ -237,7 +349,17 @@ impl NeighCache {
             return NeighChange::Ignored;
         }
         let old = e.usable_mac();
-        *e = fresh;
+        // A refresh already scheduled stays as it was: a confirmation must
+        // not postpone the next one.
+        let next_probe = if old.is_some() {
+            e.next_probe
+        } else {
+            first_probe
+        };
+        *e = Entry {
+            next_probe,
+            ..fresh
+        };
         match old {
             None => {
                 self.generation += 1;
@@ -248,6 +370,74 @@ impl NeighCache {
                 NeighChange::MacChanged { old }
             }
             Some(_) => NeighChange::Refreshed,
+        }
+    }
+
+    /// Names the next hops in use (those of tunnel templates), replacing
+    /// the previous set. One newly in use is due for a refresh at once: it
+    /// may not have been confirmed for a while.
+    pub fn set_in_use(&mut self, ips: impl IntoIterator<Item = IpAddr>) {
+        let new: BTreeSet<IpAddr> = ips.into_iter().collect();
+        for ip in new.difference(&self.in_use) {
+            if let Some(e) = self.entries.get_mut(ip) {
+                e.next_probe = 0;
+            }
+        }
+        self.in_use = new;
+    }
+
+    pub fn is_in_use(&self, ip: IpAddr) -> bool {
+        self.in_use.contains(&ip)
+    }
+
+    /// The in-use entries with a usable MAC (not static) to re-confirm now:
+    /// each at most once per `refresh_ns`, so one is re-confirmed many
+    /// times before its reachable time runs out.
+    pub fn due_refresh(&mut self, now: u64) -> Vec<IpAddr> {
+        let mut due = Vec::new();
+        for ip in &self.in_use {
+            let Some(e) = self.entries.get_mut(ip) else {
+                continue;
+            };
+            if e.state.is_usable() && e.state != NeighState::Static && now >= e.next_probe {
+                e.next_probe = now.saturating_add(self.cfg.refresh_ns);
+                due.push(*ip);
+            }
+        }
+        due
+    }
+
+    /// Makes `ip`'s refresh due now (if it is in use): the kernel said its
+    /// entry went unconfirmed.
+    pub fn refresh_soon(&mut self, ip: IpAddr) {
+        if let Some(e) = self.entries.get_mut(&ip) {
+            e.next_probe = 0;
+        }
+    }
+
+    /// The kernel deleted its entry for `ip`. One in use with a usable MAC
+    /// stays usable, stale, with its refresh due now (which re-creates the
+    /// kernel's entry): a next hop that still answers must not lose packets
+    /// to a garbage collection. Any other is removed, static ones excepted.
+    /// True if it was removed.
+    pub fn kernel_deleted(&mut self, ip: IpAddr, now: u64) -> bool {
+        let in_use = self.in_use.contains(&ip);
+        let Some(e) = self.entries.get_mut(&ip) else {
+            return false;
+        };
+        match e.state {
+            NeighState::Static => false,
+            NeighState::Reachable { .. } if in_use => {
+                e.state = NeighState::Stale { since_ns: now };
+                e.updated = now;
+                e.next_probe = 0;
+                false
+            }
+            NeighState::Stale { .. } if in_use => {
+                e.next_probe = 0;
+                false
+            }
+            _ => self.remove(ip),
         }
     }
 
@@ -416,7 +606,8 @@ impl NeighCache {
     }
 
     /// Makes room for one more entry: evicts the least recently updated
-    /// non-static entry if full. False if every entry is static.
+    /// entry neither static nor in use if full. False if there is none: a
+    /// flood of new addresses must not push out a tunnel's next hop.
     fn make_room(&mut self) -> bool {
         if self.entries.len() < self.cfg.capacity {
             return true;
@@ -424,7 +615,7 @@ impl NeighCache {
         let victim = self
             .entries
             .iter()
-            .filter(|(_, e)| e.state != NeighState::Static)
+            .filter(|(ip, e)| e.state != NeighState::Static && !self.in_use.contains(ip))
             .min_by_key(|(_, e)| e.updated)
             .map(|(&ip, _)| ip);
         match victim {
@@ -465,7 +656,7 @@ mod tests {
         let mut c = cache(8);
         let g0 = c.generation();
         assert_eq!(
-            c.learn(ip(1), mac(1), 0, NeighSource::Snooped),
+            c.learn(ip(1), mac(1), 0, NeighSource::Kernel),
             NeighChange::New
         );
         assert_eq!(c.lookup(ip(1)), Some(mac(1)));
@@ -477,7 +668,7 @@ mod tests {
         );
         assert_eq!(c.generation(), g1);
         assert_eq!(
-            c.learn(ip(1), mac(2), 2 * S, NeighSource::Snooped),
+            c.learn(ip(1), mac(2), 2 * S, NeighSource::Kernel),
             NeighChange::MacChanged { old: mac(1) }
         );
         assert!(c.generation() > g1);
@@ -486,13 +677,13 @@ mod tests {
             Some(NeighState::Reachable { until_ns: 32 * S })
         );
         assert_eq!(
-            c.learn(ip(2), MacAddr::BROADCAST, 0, NeighSource::Snooped),
+            c.learn(ip(2), MacAddr::BROADCAST, 0, NeighSource::Kernel),
             NeighChange::Ignored
         );
         assert_eq!(c.lookup(ip(2)), None);
         let v6 = IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1));
         assert_eq!(
-            c.learn(v6, mac(6), 0, NeighSource::Snooped),
+            c.learn(v6, mac(6), 0, NeighSource::Kernel),
             NeighChange::New
         );
         assert_eq!(c.lookup(v6), Some(mac(6)));
@@ -503,7 +694,7 @@ mod tests {
     fn static_is_not_overridden_by_snooping() {
         let mut c = cache(8);
         assert_eq!(
-            c.learn(ip(1), mac(1), 0, NeighSource::Snooped),
+            c.learn(ip(1), mac(1), 0, NeighSource::Kernel),
             NeighChange::New
         );
         assert_eq!(
@@ -560,7 +751,7 @@ mod tests {
     #[test]
     fn expire_moves_through_states() {
         let mut c = cache(8);
-        c.learn(ip(1), mac(1), 0, NeighSource::Snooped);
+        c.learn(ip(1), mac(1), 0, NeighSource::Kernel);
         c.learn(ip(2), mac(2), 0, NeighSource::Static);
         assert!(c.request(ip(3), 0));
         let g = c.generation();
@@ -611,11 +802,11 @@ mod tests {
     fn capacity_evicts_oldest_non_static() {
         let mut c = cache(3);
         c.learn(ip(1), mac(1), 0, NeighSource::Static);
-        c.learn(ip(2), mac(2), 10, NeighSource::Snooped);
-        c.learn(ip(3), mac(3), 5, NeighSource::Snooped);
+        c.learn(ip(2), mac(2), 10, NeighSource::Kernel);
+        c.learn(ip(3), mac(3), 5, NeighSource::Kernel);
         let g = c.generation();
         assert_eq!(
-            c.learn(ip(4), mac(4), 20, NeighSource::Snooped),
+            c.learn(ip(4), mac(4), 20, NeighSource::Kernel),
             NeighChange::New
         );
         assert_eq!(c.len(), 3);
@@ -628,7 +819,7 @@ mod tests {
         let mut full = cache(1);
         full.learn(ip(1), mac(1), 0, NeighSource::Static);
         assert_eq!(
-            full.learn(ip(2), mac(2), 0, NeighSource::Snooped),
+            full.learn(ip(2), mac(2), 0, NeighSource::Kernel),
             NeighChange::Ignored
         );
         assert!(!full.request(ip(2), 0));
@@ -647,6 +838,155 @@ mod tests {
         assert_eq!(shown.len(), 1);
         assert_eq!(shown[0].mac, Some(mac(1)));
         assert_eq!(shown[0].source, NeighSource::Static);
+    }
+
+    /// Ten simulated minutes of a next hop in use that the kernel confirms
+    /// only now and then (its reachable time is random, up to 1.5 times
+    /// the base, then a DELAY and a probe): refreshed every `refresh_ns`,
+    /// the first well before it would go stale, and usable throughout.
+    #[test]
+    fn an_in_use_entry_is_refreshed_before_stale_and_stays_usable_while_answered() {
+        let mut c = cache(8);
+        let cfg = *c.config();
+        c.learn_kernel(ip(1), mac(1), true, 0);
+        c.set_in_use([ip(1)]);
+        let step = S / 10;
+        let mut refreshed = Vec::new();
+        let mut now = 0;
+        while now <= 600 * S {
+            c.expire(now);
+            if c.due_refresh(now).contains(&ip(1)) {
+                refreshed.push(now);
+                // The kernel's answer to being marked used: confirmed
+                // every 50 s, unconfirmed (DELAY, PROBE) in between.
+                let confirmed = now % (50 * S) < S;
+                c.learn_kernel(ip(1), mac(1), confirmed, now);
+            }
+            assert_eq!(c.lookup(ip(1)), Some(mac(1)), "unusable at {now} ns");
+            now += step;
+        }
+        assert!(refreshed[0] <= cfg.refresh_ns, "{}", refreshed[0]);
+        assert!(refreshed[0] < cfg.reachable_ns);
+        for w in refreshed.windows(2) {
+            assert!(w[1] - w[0] <= cfg.refresh_ns + step, "{w:?}");
+        }
+        // Not in use, the same entry goes: nobody re-confirms it.
+        c.set_in_use([]);
+        assert!(c.due_refresh(now + 10 * S).is_empty());
+        c.expire(now + 200 * S);
+        assert_eq!(c.lookup(ip(1)), None);
+    }
+
+    #[test]
+    fn a_kernel_deletion_keeps_an_in_use_mac_while_it_is_resolved_again() {
+        let mut c = cache(8);
+        c.learn_kernel(ip(1), mac(1), true, 0);
+        c.learn_kernel(ip(2), mac(2), true, 0);
+        c.set_in_use([ip(1)]);
+        let g = c.generation();
+        assert!(!c.kernel_deleted(ip(1), 5 * S));
+        assert_eq!(c.lookup(ip(1)), Some(mac(1)));
+        assert_eq!(c.state(ip(1)), Some(NeighState::Stale { since_ns: 5 * S }));
+        assert_eq!(c.generation(), g, "templates keep their MAC");
+        // Re-confirmation is due at once (it re-creates the kernel's entry).
+        assert_eq!(c.due_refresh(5 * S), vec![ip(1)]);
+        assert_eq!(
+            c.learn_kernel(ip(1), mac(1), true, 5 * S + 1),
+            NeighChange::Refreshed
+        );
+        // Not in use: gone with the kernel's.
+        assert!(c.kernel_deleted(ip(2), 5 * S));
+        assert_eq!(c.lookup(ip(2)), None);
+        // A stale kernel entry is usable, and moves a MAC like any kernel
+        // entry.
+        assert_eq!(
+            c.learn_kernel(ip(3), mac(3), false, 6 * S),
+            NeighChange::New
+        );
+        assert_eq!(c.lookup(ip(3)), Some(mac(3)));
+        assert_eq!(
+            c.learn_kernel(ip(1), mac(4), false, 6 * S),
+            NeighChange::MacChanged { old: mac(1) }
+        );
+    }
+
+    /// The operator's flood: 200,000 replies from other addresses, at
+    /// 20,000/s, into a full cache. The next hop in use stays, with its
+    /// MAC, and the cache does not grow.
+    #[test]
+    fn a_flood_of_unsolicited_replies_never_evicts_an_in_use_entry() {
+        let mut c = cache(1024);
+        let vtep = ip(2);
+        c.learn_kernel(vtep, mac(2), true, 0);
+        c.set_in_use([vtep]);
+        // Fill the rest of the cache with kernel entries not in use.
+        for n in 0..1100u32 {
+            let a = IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + n));
+            c.learn_kernel(a, mac(7), true, S);
+        }
+        assert_eq!(c.len(), 1024);
+        let g = c.generation();
+        for n in 0..200_000u32 {
+            let a = IpAddr::V4(Ipv4Addr::from(0x0a01_0000 + n));
+            let now = 2 * S + u64::from(n) * 50_000;
+            assert_eq!(
+                c.learn(a, mac(9), now, NeighSource::Snooped),
+                NeighChange::Unsolicited
+            );
+        }
+        assert_eq!(c.len(), 1024);
+        assert_eq!(c.generation(), g);
+        // Kernel entries (arp_accept on) may evict, but never the one in use.
+        for n in 0..5_000u32 {
+            let a = IpAddr::V4(Ipv4Addr::from(0x0a02_0000 + n));
+            c.learn_kernel(a, mac(8), true, 20 * S);
+        }
+        assert_eq!(c.len(), 1024);
+        assert_eq!(c.lookup(vtep), Some(mac(2)));
+    }
+
+    #[test]
+    fn a_spoofed_reply_never_moves_a_known_mac() {
+        let mut c = cache(8);
+        c.learn_kernel(ip(2), mac(2), true, 0);
+        c.set_in_use([ip(2), ip(3)]);
+        let g = c.generation();
+        assert_eq!(
+            c.learn(ip(2), mac(66), S, NeighSource::Snooped),
+            NeighChange::Conflict { kept: mac(2) }
+        );
+        assert_eq!(c.lookup(ip(2)), Some(mac(2)));
+        assert_eq!(c.generation(), g);
+        // The same MAC confirms it.
+        assert_eq!(
+            c.learn(ip(2), mac(2), 2 * S, NeighSource::Snooped),
+            NeighChange::Refreshed
+        );
+        assert_eq!(
+            c.state(ip(2)),
+            Some(NeighState::Reachable { until_ns: 32 * S })
+        );
+        // Solicited: a next hop in use without a MAC, or one being resolved.
+        assert_eq!(
+            c.learn(ip(3), mac(3), 3 * S, NeighSource::Snooped),
+            NeighChange::New
+        );
+        assert!(c.request(ip(4), 3 * S));
+        assert_eq!(
+            c.learn(ip(4), mac(4), 3 * S, NeighSource::Snooped),
+            NeighChange::New
+        );
+        // Nobody asked for ip(5).
+        assert_eq!(
+            c.learn(ip(5), mac(5), 3 * S, NeighSource::Snooped),
+            NeighChange::Unsolicited
+        );
+        assert_eq!(c.state(ip(5)), None);
+        // The kernel's table decides: a move it accepted is taken.
+        assert_eq!(
+            c.learn_kernel(ip(2), mac(66), true, 4 * S),
+            NeighChange::MacChanged { old: mac(2) }
+        );
     }
 
     #[test]

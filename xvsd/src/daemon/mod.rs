@@ -16,8 +16,11 @@
 //! [`Daemon::run`] is the control thread's loop: snooped ARP replies and
 //! neighbor advertisements from the uplink program, route and neighbor
 //! notifications from the kernel, learn events from workers, aging, and
-//! resolution of next hops that have no MAC (through the kernel). Each
-//! change is published as one new snapshot; workers never wait for it.
+//! the tunnels' next hops, all through the kernel's neighbor table: those
+//! without a MAC are resolved, those with one are marked used every
+//! refresh interval (so the kernel re-validates them by unicast probes
+//! instead of letting them go stale and collecting them) and read back.
+//! Each change is published as one new snapshot; workers never wait for it.
 //!
 //! [`Daemon::shutdown`] stops the workers, closes the sockets, then
 //! detaches the programs; dropping a `Daemon` does the same.
@@ -35,7 +38,7 @@ use tracing::{debug, error, info, warn};
 use xvs_bpf::xsk::{XskConfig, XskError, XskSet};
 use xvs_bpf::{AttachFlags, Mode, SnoopPoller, XdpProgram};
 use xvs_dataplane::config::{Config, ConfigErrors, TunnelConfig};
-use xvs_dataplane::control::kernel::{self, KernelError, Monitor};
+use xvs_dataplane::control::kernel::{KernelError, Monitor, NeighClient};
 use xvs_dataplane::control::Control;
 use xvs_dataplane::pipeline::PortCounters;
 use xvs_dataplane::stats::DropCounters;
@@ -148,6 +151,10 @@ pub struct Daemon {
     ifaces: BTreeMap<String, Attached>,
     snoop: Option<SnoopPoller>,
     monitor: Monitor,
+    /// Resolves and refreshes next hops in the kernel's table.
+    neigh: NeighClient,
+    /// Snooped replies refused, as last logged.
+    snoop_refused_logged: u64,
     workers: Vec<WorkerThread>,
     stop_workers: Arc<AtomicBool>,
     epoch: Instant,
@@ -389,7 +396,8 @@ impl Daemon {
         }
         // Subscribe before the dump so no change falls between the two.
         let mut monitor = Monitor::new()?;
-        let state = kernel::dump()?;
+        let state = xvs_dataplane::control::kernel::dump()?;
+        let neigh = NeighClient::new()?;
         monitor.set_link_names(state.links.clone());
         let epoch = Instant::now();
         let mut ctl = Control::new();
@@ -463,6 +471,8 @@ impl Daemon {
             ifaces: BTreeMap::new(),
             snoop: None,
             monitor,
+            neigh,
+            snoop_refused_logged: 0,
             workers,
             stop_workers,
             epoch,
@@ -785,7 +795,12 @@ impl Daemon {
             }
             for f in snooped.iter() {
                 let now = self.now();
-                if let Some(change) = self.ctl.snoop(f.frame(), now) {
+                // Confirmations and refusals are counted, not logged: a
+                // flood would be one line per frame.
+                use xvs_dataplane::tables::neigh::NeighChange;
+                if let Some(change @ (NeighChange::New | NeighChange::MacChanged { .. })) =
+                    self.ctl.snoop(f.frame(), now)
+                {
                     debug!(?change, "snooped neighbor");
                 }
             }
@@ -819,14 +834,50 @@ impl Daemon {
         if now - *last_tick >= 1_000_000_000 {
             *last_tick = now;
             self.ctl.tick(now);
+            self.log_snoop_refusals();
         }
         for (ip, ifindex) in self.ctl.due_resolutions(now) {
-            match resolve(ip, ifindex) {
-                Ok(()) => debug!(%ip, ifindex, "asked the kernel to resolve the next hop"),
-                Err(e) => warn!(%ip, "resolving the next hop: {e}"),
-            }
+            debug!(%ip, ifindex, "asking the kernel to resolve the next hop");
+            self.use_next_hop(ip, ifindex, now);
+        }
+        for (ip, ifindex) in self.ctl.due_refreshes(now) {
+            self.use_next_hop(ip, ifindex, now);
         }
         Ok(())
+    }
+
+    /// Marks next hop `ip` used in the kernel's table (which creates and
+    /// resolves it if missing, probes it if stale, re-validates it before
+    /// it goes stale) and takes what the table holds now: a transition
+    /// such as STALE to DELAY, usable all along, is never notified.
+    fn use_next_hop(&mut self, ip: IpAddr, ifindex: u32, now: u64) {
+        if let Err(e) = self.neigh.mark_used(ip, ifindex) {
+            warn!(%ip, ifindex, "marking the next hop used in the kernel's table: {e}");
+            return;
+        }
+        match self.neigh.get(ip, ifindex) {
+            Ok(found) => self.ctl.kernel_neigh(ip, found, now),
+            Err(e) => warn!(%ip, ifindex, "reading the next hop from the kernel's table: {e}"),
+        }
+    }
+
+    /// Says how many snooped replies were refused since it last said so
+    /// (at most once per tick): a flood of unsolicited or spoofed replies
+    /// on the underlay is worth knowing about, not one line per frame.
+    fn log_snoop_refusals(&mut self) {
+        let c = self.ctl.snoop_counters();
+        if c.refused() == self.snoop_refused_logged {
+            return;
+        }
+        self.snoop_refused_logged = c.refused();
+        info!(
+            not_for_us = c.not_for_us,
+            off_subnet = c.off_subnet,
+            unsolicited = c.unsolicited,
+            conflicting = c.conflicting,
+            ignored = c.ignored,
+            "snooped neighbor replies refused (totals)"
+        );
     }
 
     /// Sends `out` (rate-limited by the control plane) and takes the
@@ -962,10 +1013,6 @@ fn eventfd() -> Result<std::os::fd::OwnedFd, DaemonError> {
     }
     // SAFETY: `fd` was just created and is owned by nobody else.
     Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
-}
-
-fn resolve(ip: IpAddr, ifindex: u32) -> Result<(), KernelError> {
-    kernel::resolve(ip, ifindex)
 }
 
 #[cfg(test)]
