@@ -22,6 +22,19 @@
 //! descriptor over: no copy. A worker owns one set for all the queues it
 //! serves. [`XskPort`] is a set with one socket.
 //!
+//! The UMEM's anchor ([`XskSet::new_anchored`]): with `XDP_SHARED_UMEM`
+//! the first socket bound to a UMEM *is* the UMEM (libxdp binds the
+//! UMEM's own fd), and the kernel lets later sockets share the UMEM only
+//! while that one stays bound. Were it a port's socket, deleting the
+//! port's interface would leave the UMEM unable to bind anything ever
+//! again (`EBADF`), and closing and re-binding the same (interface,
+//! queue) fails (`EINVAL`: the UMEM fd still holds that queue and libxdp
+//! gives the new socket rings of its own). So a worker's UMEM is first
+//! bound to queue 0 of the loopback of a network namespace of its own,
+//! made for it and reachable by nothing else: it is never a port, never
+//! goes away (the socket keeps the namespace alive) and receives nothing.
+//! Every port socket is then an equal sharer that can come and go.
+//!
 //! Safety model: [`XskSet`] tracks which chunks userspace owns. A chunk
 //! is ours after [`XskSet::new`] (the TX pool), after [`XskSet::rx`]
 //! returned it or [`XskSet::complete`] gave it back; it is the kernel's
@@ -95,6 +108,41 @@ pub enum XskError {
     Io(#[from] io::Error),
     #[error("no socket in slot {0}")]
     NoSocket(usize),
+    /// The (interface, queue) still has a socket: another process's, or
+    /// our own just closed, which the kernel releases a moment later
+    /// (after an RCU grace period, from a work queue). Try again shortly.
+    #[error("{ifname} queue {queue}: the queue is busy (a socket on it is still being released, or another one holds it)")]
+    Busy { ifname: String, queue: u32 },
+}
+
+impl XskError {
+    /// Whether the socket itself failed (its interface was deleted or
+    /// moved away: `ENXIO`; anything else the kernel refused on its
+    /// rings): that socket's problem, not its UMEM's or its worker's.
+    pub fn is_socket_failure(&self) -> bool {
+        matches!(self, XskError::Io(_))
+    }
+}
+
+/// A socket sharing a UMEM: rx and tx rings of `ring` descriptors, our
+/// program (libxdp's inhibited), need_wakeup.
+fn socket_config(ring: u32) -> Result<SocketConfig, String> {
+    let q = QueueSize::new(ring).map_err(|e| e.to_string())?;
+    Ok(SocketConfig::builder()
+        .rx_queue_size(q)
+        .tx_queue_size(q)
+        .libxdp_flags(LibxdpFlags::XSK_LIBXDP_FLAGS_INHIBIT_PROG_LOAD)
+        .bind_flags(BindFlags::XDP_USE_NEED_WAKEUP)
+        .build())
+}
+
+/// An error with its cause: xsk-rs's errors name the step and keep the
+/// errno (what tells `EBUSY` from `EINVAL`) as their source.
+fn with_source(e: &dyn std::error::Error) -> String {
+    match e.source() {
+        Some(cause) => format!("{e}: {cause}"),
+        None => e.to_string(),
+    }
 }
 
 /// Where a UMEM lies in memory: maps a pointer into a chunk lent by
@@ -130,6 +178,14 @@ struct Sock {
     reg: Option<XskRegistrar>,
 }
 
+/// The rings of a UMEM's anchor socket, kept only to keep it bound.
+struct Anchor {
+    _tx: TxQueue,
+    _rx: RxQueue,
+    _fq: FillQueue,
+    _cq: CompQueue,
+}
+
 /// Where a new socket is registered.
 enum Registrar<'a> {
     Program(&'a XdpProgram),
@@ -144,6 +200,9 @@ pub struct XskSet {
     /// Sockets by slot; a removed socket leaves its slot empty (indices
     /// of the others stay valid).
     socks: Vec<Option<Sock>>,
+    /// The UMEM's own socket, bound where no port is (see the module
+    /// doc); never lent a chunk.
+    anchor: Option<Anchor>,
     umem: Umem,
     cfg: XskConfig,
     /// `owned[i]`: chunk `i` belongs to userspace.
@@ -217,6 +276,7 @@ impl XskSet {
             .collect();
         let mut set = Self {
             socks: Vec::new(),
+            anchor: None,
             umem,
             cfg,
             owned: vec![true; chunks.len()],
@@ -237,6 +297,71 @@ impl XskSet {
             .contents_mut()
             .as_mut_ptr() as usize;
         Ok(set)
+    }
+
+    /// Like [`Self::new`], with the UMEM bound first to an anchor that is
+    /// never a port (see the module doc), so that any port socket can be
+    /// removed and bound again, its interface deleted and recreated. The
+    /// UMEM is made on a short-lived thread in a network namespace of its
+    /// own (needs `CAP_SYS_ADMIN`, as the rest of AF_XDP and BPF does);
+    /// sockets bound later live in the caller's namespace as before.
+    pub fn new_anchored(cfg: XskConfig) -> Result<Self, XskError> {
+        let setup = |what: &'static str, reason: String| XskError::Setup {
+            ifname: "(UMEM anchor)".to_owned(),
+            what,
+            reason,
+        };
+        let made = std::thread::Builder::new()
+            .name("xvs-umem-anchor".into())
+            .spawn(move || -> Result<Self, XskError> {
+                // SAFETY: unshare has no memory-safety preconditions; it
+                // moves only this thread (which ends right after) into a
+                // new network namespace.
+                if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
+                    return Err(setup(
+                        "private network namespace",
+                        io::Error::last_os_error().to_string(),
+                    ));
+                }
+                // The UMEM's fd is created here, so it belongs to the
+                // private namespace, and so does the anchor's bind.
+                let mut set = Self::new(cfg)?;
+                set.anchor()?;
+                Ok(set)
+            })
+            .map_err(|e| setup("thread", e.to_string()))?;
+        made.join()
+            .map_err(|_| setup("thread", "panicked".into()))?
+    }
+
+    /// Binds the UMEM's own socket to the loopback's queue 0 of the
+    /// calling thread's namespace (a private one: see `new_anchored`).
+    fn anchor(&mut self) -> Result<(), XskError> {
+        let setup = |what: &'static str, reason: String| XskError::Setup {
+            ifname: "lo (UMEM anchor)".to_owned(),
+            what,
+            reason,
+        };
+        // The smallest rings: nothing ever goes through them.
+        let sock_cfg = socket_config(64).map_err(|e| setup("ring size", e))?;
+        let name = "lo"
+            .parse()
+            .map_err(|e: std::ffi::NulError| setup("name", e.to_string()))?;
+        // SAFETY: the UMEM lives in `self` and outlives the anchor's
+        // rings (field order; xsk-rs also reference-counts it), no
+        // program is loaded (inhibit flag) and no other socket of this
+        // UMEM is bound to this (interface, queue).
+        let (tx, rx, fqcq) = unsafe { Socket::new(sock_cfg, &self.umem, &name, 0) }
+            .map_err(|e| setup("AF_XDP socket", with_source(&e)))?;
+        let (fq, cq) =
+            fqcq.ok_or_else(|| setup("rings", "the UMEM already had a socket".into()))?;
+        self.anchor = Some(Anchor {
+            _tx: tx,
+            _rx: rx,
+            _fq: fq,
+            _cq: cq,
+        });
+        Ok(())
     }
 
     /// Creates a socket on `ifname` queue `queue` sharing this UMEM,
@@ -267,21 +392,28 @@ impl XskSet {
             reason,
         };
         let cfg = self.cfg;
-        let q = |n| QueueSize::new(n).map_err(|e| setup("ring size", e.to_string()));
-        let sock_cfg = SocketConfig::builder()
-            .rx_queue_size(q(cfg.ring)?)
-            .tx_queue_size(q(cfg.ring)?)
-            .libxdp_flags(LibxdpFlags::XSK_LIBXDP_FLAGS_INHIBIT_PROG_LOAD)
-            .bind_flags(BindFlags::XDP_USE_NEED_WAKEUP)
-            .build();
+        let sock_cfg = socket_config(cfg.ring).map_err(|e| setup("ring size", e))?;
         let name = ifname
             .parse()
             .map_err(|e: std::ffi::NulError| setup("name", e.to_string()))?;
         // SAFETY: the UMEM lives in `self` and is dropped after the
         // queues (field order; xsk-rs also reference-counts it), and the
         // inhibit-program flag is set, as sharing requires.
-        let (tx, rx, fqcq) = unsafe { Socket::new(sock_cfg, &self.umem, &name, queue) }
-            .map_err(|e| setup("AF_XDP socket", e.to_string()))?;
+        let (tx, rx, fqcq) =
+            unsafe { Socket::new(sock_cfg, &self.umem, &name, queue) }.map_err(|e| {
+                let busy = std::error::Error::source(&e)
+                    .and_then(|c| c.downcast_ref::<io::Error>())
+                    .and_then(io::Error::raw_os_error)
+                    == Some(libc::EBUSY);
+                if busy {
+                    XskError::Busy {
+                        ifname: ifname.to_owned(),
+                        queue,
+                    }
+                } else {
+                    setup("AF_XDP socket", with_source(&e))
+                }
+            })?;
         let (fq, cq) = fqcq.ok_or_else(|| {
             setup(
                 "rings",
@@ -413,6 +545,23 @@ impl XskSet {
     /// Chunks left in the TX pool.
     pub fn pool_len(&self) -> usize {
         self.pool.len()
+    }
+
+    /// Chunks the kernel holds now (lent to a fill ring or queued for
+    /// transmission on some socket, not yet received or completed). With
+    /// [`Self::pool_len`] and whatever the caller holds it accounts for
+    /// every chunk: a count for reports, not for the packet path (it
+    /// reads the whole ownership table).
+    pub fn kernel_chunks(&self) -> usize {
+        self.owned.iter().filter(|o| !**o).count()
+    }
+
+    /// The interface socket `s` is bound to.
+    pub fn ifname(&self, s: usize) -> Option<&str> {
+        self.socks
+            .get(s)
+            .and_then(Option::as_ref)
+            .map(|k| k.ifname.as_str())
     }
 
     /// Socket `s`'s file descriptor, to wait for frames with poll(2).
@@ -832,5 +981,95 @@ impl std::ops::Deref for FrameMut<'_> {
 impl std::ops::DerefMut for FrameMut<'_> {
     fn deref_mut(&mut self) -> &mut [u8] {
         self.0.contents_mut()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{AttachFlags, Mode};
+    use xvs_tests::{on_thread, require_root, veth, Netns};
+
+    fn cfg() -> XskConfig {
+        XskConfig {
+            frames: 256,
+            rx_frames: 64,
+            ring: 128,
+            frame_headroom: 0,
+        }
+    }
+
+    /// Every chunk is either in the pool or the kernel's.
+    fn exact(set: &XskSet) {
+        assert_eq!(
+            set.pool_len() + set.kernel_chunks(),
+            set.chunks(),
+            "{set:?}"
+        );
+    }
+
+    /// Binds queue 0 of `prog`'s interface, retrying while the kernel
+    /// still releases the queue's previous socket (bounded).
+    fn bind(set: &mut XskSet, prog: &XdpProgram) -> usize {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        loop {
+            match set.bind_with(0, prog.registrar().unwrap()) {
+                Err(XskError::Busy { .. }) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(2));
+                }
+                r => return r.expect("bind"),
+            }
+        }
+    }
+
+    fn xa0(a: &Netns, b: &Netns) {
+        veth(a, "xa0", "02:00:00:00:00:01", b, "xb0", "02:00:00:00:00:02");
+    }
+
+    #[test]
+    fn an_anchored_umem_rebinds_a_removed_socket_and_a_recreated_interface() {
+        if !require_root() {
+            return;
+        }
+        let a = Netns::new("xsk-anchor-a");
+        let b = Netns::new("xsk-anchor-b");
+        xa0(&a, &b);
+        veth(
+            &a,
+            "xa1",
+            "02:00:00:00:00:03",
+            &b,
+            "xb1",
+            "02:00:00:00:00:04",
+        );
+        on_thread(|| {
+            a.enter();
+            let mut set = XskSet::new_anchored(cfg()).expect("anchored UMEM");
+            let p0 = XdpProgram::attach("xa0", Mode::Port, AttachFlags::Auto).expect("attach");
+            let p1 = XdpProgram::attach("xa1", Mode::Port, AttachFlags::Auto).expect("attach");
+            // The first socket bound, removed and bound again, many times.
+            for _ in 0..20 {
+                let s0 = bind(&mut set, &p0);
+                let s1 = bind(&mut set, &p1);
+                exact(&set);
+                set.remove(s0).expect("remove xa0");
+                set.remove(s1).expect("remove xa1");
+                exact(&set);
+                assert_eq!(set.pool_len(), set.chunks(), "every chunk back");
+            }
+            // The interface of a bound socket deleted, recreated, bound.
+            let s1 = bind(&mut set, &p1);
+            let s0 = bind(&mut set, &p0);
+            drop(p0);
+            a.ip(&["link", "del", "xa0"]);
+            set.remove(s0).expect("remove the dead socket");
+            xa0(&a, &b);
+            let p0 = XdpProgram::attach("xa0", Mode::Port, AttachFlags::Auto).expect("attach");
+            let s0 = bind(&mut set, &p0);
+            exact(&set);
+            set.remove(s0).unwrap();
+            set.remove(s1).unwrap();
+            assert_eq!(set.pool_len(), set.chunks());
+        });
     }
 }
