@@ -50,7 +50,7 @@ use crate::stats::DropReason;
 use crate::tables::addr::AddrTable;
 use crate::tables::fdb::{Fdb, FdbConfig, FdbDest};
 use crate::tables::flow::{FlowRule, FlowTable};
-use crate::tables::neigh::{NeighCache, NeighChange, NeighConfig, NeighSource, NeighState};
+use crate::tables::neigh::{NeighCache, NeighChange, NeighConfig, NeighSource};
 use crate::tables::route::{RouteOrigin, RouteTable};
 use crate::tunnel::{
     multicast_mac, RemoteIdx, Template, TunnelPort, TunnelTable, MAX_REMOTES, NO_REMOTE,
@@ -518,22 +518,16 @@ impl Control {
                     .neigh
                     .learn_kernel(n.ip, n.mac, n.confirmed, now);
             }
-            kernel::NeighLookup::Failed => self.neigh_failed(ip),
+            kernel::NeighLookup::Failed => self.neigh_failed(ip, now),
             _ => {}
         }
         self.underlay_updated();
     }
 
-    /// The kernel gave up resolving `ip`: it does not answer.
-    fn neigh_failed(&mut self, ip: IpAddr) {
-        if self
-            .underlay
-            .neigh
-            .state(ip)
-            .is_some_and(|s| s != NeighState::Static)
-        {
-            self.underlay.neigh.remove(ip);
-        }
+    /// The kernel's entry for `ip` failed: it does not answer, or it was
+    /// deleted by hand (see [`NeighCache::kernel_failed`]).
+    fn neigh_failed(&mut self, ip: IpAddr, now: u64) {
+        self.underlay.neigh.kernel_failed(ip, now);
     }
 
     /// What became of snooped frames so far.
@@ -890,7 +884,7 @@ impl Control {
                 kernel::KernelEvent::NeighRemoved(ip) => {
                     self.underlay.neigh.kernel_deleted(*ip, now);
                 }
-                kernel::KernelEvent::NeighFailed(ip) => self.neigh_failed(*ip),
+                kernel::KernelEvent::NeighFailed(ip) => self.neigh_failed(*ip, now),
             }
         }
         self.underlay_updated();
@@ -1662,6 +1656,10 @@ mod tests {
             ifindex: 2,
             confirmed: false,
         };
+        let confirmed = kernel::KernelNeigh {
+            confirmed: true,
+            ..stale
+        };
         ctl.apply_kernel_events(&[kernel::KernelEvent::NeighUpdated(stale)], s + 2);
         assert_eq!(ctl.due_refreshes(s + 3), vec![(ip(VTEP), 2)]);
         // Collected by the kernel: usable while it is resolved again.
@@ -1671,6 +1669,11 @@ mod tests {
         ctl.kernel_neigh(ip(VTEP), kernel::NeighLookup::Resolving, s + 6);
         assert_eq!(vtep_mac(&ctl), Some(KNOWN));
         ctl.tick(30 * s);
+        assert_eq!(vtep_mac(&ctl), Some(KNOWN));
+        // Confirmed again, then failed (as `ip neigh del` does first):
+        // kept while resolved again.
+        ctl.apply_kernel_events(&[kernel::KernelEvent::NeighUpdated(confirmed)], 30 * s);
+        ctl.apply_kernel_events(&[kernel::KernelEvent::NeighFailed(ip(VTEP))], 30 * s + 1);
         assert_eq!(vtep_mac(&ctl), Some(KNOWN));
         // The kernel gave up: the next hop does not answer.
         ctl.apply_kernel_events(&[kernel::KernelEvent::NeighFailed(ip(VTEP))], 31 * s);

@@ -415,6 +415,21 @@ impl NeighCache {
         }
     }
 
+    /// The kernel's entry for `ip` failed. Deleting an entry by hand
+    /// (`ip neigh del`) fails it first, so one in use that was confirmed
+    /// lately is treated as deleted: kept, stale, and resolved again. A
+    /// second failure finds it stale and removes it: the next hop does not
+    /// answer. True if it was removed.
+    pub fn kernel_failed(&mut self, ip: IpAddr, now: u64) -> bool {
+        match self.entries.get(&ip).map(|e| e.state) {
+            Some(NeighState::Reachable { .. }) if self.in_use.contains(&ip) => {
+                self.kernel_deleted(ip, now)
+            }
+            Some(NeighState::Static) | None => false,
+            Some(_) => self.remove(ip),
+        }
+    }
+
     /// The kernel deleted its entry for `ip`. One in use with a usable MAC
     /// stays usable, stale, with its refresh due now (which re-creates the
     /// kernel's entry): a next hop that still answers must not lose packets
@@ -897,6 +912,14 @@ mod tests {
         // Not in use: gone with the kernel's.
         assert!(c.kernel_deleted(ip(2), 5 * S));
         assert_eq!(c.lookup(ip(2)), None);
+        // Failed while confirmed (a deletion by hand fails it first): kept
+        // and resolved again; failed again while unconfirmed: removed.
+        assert!(!c.kernel_failed(ip(1), 7 * S));
+        assert_eq!(c.state(ip(1)), Some(NeighState::Stale { since_ns: 7 * S }));
+        assert_eq!(c.due_refresh(7 * S), vec![ip(1)]);
+        assert!(c.kernel_failed(ip(1), 10 * S));
+        assert_eq!(c.lookup(ip(1)), None);
+        c.learn_kernel(ip(1), mac(1), true, 11 * S);
         // A stale kernel entry is usable, and moves a MAC like any kernel
         // entry.
         assert_eq!(

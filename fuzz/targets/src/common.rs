@@ -1,5 +1,6 @@
-//! Helpers shared by the fuzz targets that feed the uplink (included with
-//! `mod common;`, not a target of its own).
+//! Helpers shared by the fuzz targets (not a target of its own): the
+//! testkit snapshot, a small config for control inputs, and the uplink
+//! frame builder.
 //!
 //! A random frame almost never gets through pop's checks (IPv4 header
 //! checksum, one of our UDP ports, one of our local addresses, a known VNI
@@ -14,8 +15,11 @@
 //! With neither bit the bytes are the frame, as received.
 
 use std::net::IpAddr;
+use std::sync::{Arc, OnceLock};
 
-use xvs_dataplane::config::TunnelKind;
+use xvs_dataplane::config::{Config, TunnelKind};
+use xvs_dataplane::snapshot::Snapshot;
+use xvs_dataplane::testkit;
 use xvs_dataplane::tunnel::TunnelTable;
 
 /// Make the outer IPv4 header checksum valid.
@@ -29,6 +33,45 @@ const UDP_LEN: usize = 8;
 const PEER_MAC: [u8; 6] = [2, 0, 0, 0, 0, 2];
 /// Destination MAC of built frames (the testkit's uplink).
 const UPLINK_MAC: [u8; 6] = [2, 0, 0, 0, 0, 1];
+
+/// The testkit topology's snapshot, compiled once: building it per input
+/// would dominate the run time.
+pub fn testbed() -> &'static Arc<Snapshot> {
+    static S: OnceLock<Arc<Snapshot>> = OnceLock::new();
+    S.get_or_init(|| testkit::testbed().snapshot())
+}
+
+/// A small config for control inputs to refer to: a bridge with lookup on
+/// miss, a local port, a VXLAN tunnel with two remotes and a static entry
+/// behind one of them.
+pub fn small_config() -> Config {
+    Config::from_toml(
+        r#"
+[uplink]
+iface = "eth0"
+local_ips = ["192.0.2.1"]
+[[bridges]]
+name = "br0"
+lookup = { provider = { kind = "direct", vtep = "192.0.2.2" }, miss = "flood" }
+[[ports]]
+name = "vm1"
+bridge = "br0"
+[[tunnels]]
+name = "vx1"
+bridge = "br0"
+kind = "vxlan"
+vni = 100
+remotes = ["192.0.2.2", "192.0.2.3"]
+[[fdb]]
+bridge = "br0"
+mac = "02:00:00:00:00:02"
+port = "vx1"
+remote = "192.0.2.2"
+"#,
+        "fuzz",
+    )
+    .expect("the fuzz config is valid")
+}
 
 /// The uplink frame for `data` under `mode` (see the module doc).
 pub fn uplink_frame(mode: u8, tunnels: &TunnelTable, data: &[u8]) -> Vec<u8> {
@@ -157,7 +200,9 @@ pub fn fill_ipv4_checksum(frame: &mut [u8]) {
         return;
     }
     let ihl = usize::from(frame[ETH_LEN] & 0x0f) * 4;
-    let Some(hdr) = frame.get_mut(ETH_LEN..ETH_LEN + ihl) else { return };
+    let Some(hdr) = frame.get_mut(ETH_LEN..ETH_LEN + ihl) else {
+        return;
+    };
     if ihl < 20 {
         return;
     }
