@@ -806,12 +806,15 @@ impl XdpProgram {
 
 impl Drop for XdpProgram {
     fn drop(&mut self) {
-        // Nowhere to report from drop but stderr; the interface may also be
-        // gone already (namespace deleted), which is fine.
+        // The interface may be gone already (deleted, moved to another
+        // namespace, its namespace deleted: the program went with it), or
+        // its name may now belong to another interface, which is not ours
+        // to touch. Nowhere to report from drop but stderr.
+        if ifindex(&self.ifname).ok() != Some(self.ifindex) {
+            return;
+        }
         if let Err(e) = self.detach() {
-            if ifindex(&self.ifname).is_ok() {
-                eprintln!("xvs-bpf: detach: {e}");
-            }
+            eprintln!("xvs-bpf: detach: {e}");
         }
     }
 }

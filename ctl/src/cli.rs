@@ -33,8 +33,8 @@ use crate::client::{Client, ClientError};
 use crate::command::{self as cmd, Command};
 use crate::protocol::{
     AclRow, AclShowParams, AclVerdict, AddrRow, ArpShowParams, DumpFlowsParams, FdbKind, FdbRow,
-    FdbShowParams, FlowRow, HelloResult, Id, Method, MissRow, NeighRow, Request, RouteRow,
-    StatsParams, StatsRow, TransactParams, TransactResult, TunnelPortRow, WorkerStatsRow,
+    FdbShowParams, FlowRow, HelloResult, Id, Method, MissRow, NeighRow, PortState, Request,
+    RouteRow, StatsParams, StatsRow, TransactParams, TransactResult, TunnelPortRow, WorkerStatsRow,
     DEFAULT_SOCKET, MAX_REQUEST_BYTES,
 };
 use crate::units::{format_rate, format_size, parse_rate, parse_size};
@@ -1588,7 +1588,7 @@ pub fn render(method: &Method, v: Value) -> Result<String, String> {
         Method::Stats(_) => stats_table(&de::<Vec<StatsRow>>(v)?),
         Method::WorkerStats => {
             let rows: Vec<WorkerStatsRow> = de(v)?;
-            table(
+            let mut out = table(
                 &[
                     "WORKER",
                     "CORE",
@@ -1623,7 +1623,16 @@ pub fn render(method: &Method, v: Value) -> Result<String, String> {
                         ]
                     })
                     .collect(),
-            )
+            );
+            for r in &rows {
+                if let Some(u) = r.umem {
+                    out.push_str(&format!(
+                        "worker {} umem: {} chunks, {} free, {} in fill rings, {} in flight, {} held\n",
+                        r.id, u.chunks, u.free, u.fill, u.tx, u.held
+                    ));
+                }
+            }
+            out
         }
         Method::TunnelPorts => {
             let rows: Vec<TunnelPortRow> = de(v)?;
@@ -1774,6 +1783,9 @@ fn stats_table(rows: &[StatsRow]) -> String {
             .collect(),
     );
     for r in rows {
+        if let Some(state) = r.state.filter(|s| *s != PortState::Up) {
+            out.push_str(&format!("{} state: {state}\n", r.name));
+        }
         let d = drops_text(&r.drops);
         if !d.is_empty() {
             out.push_str(&format!("{} drops: {d}\n", r.name));

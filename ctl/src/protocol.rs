@@ -879,6 +879,41 @@ pub struct WorkerPortStats {
     pub drops: BTreeMap<String, u64>,
 }
 
+/// Whether a local port's or the uplink's interface is there and up
+/// (`stats`). A configured interface that does not exist, was renamed or
+/// moved to another namespace is `missing`: it stays in the config, and
+/// the daemon binds it again by itself when it returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PortState {
+    Up,
+    /// Present, administratively down.
+    Down,
+    Missing,
+}
+
+impl fmt::Display for PortState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            PortState::Up => "up",
+            PortState::Down => "down",
+            PortState::Missing => "missing",
+        })
+    }
+}
+
+/// Where a worker's UMEM chunks are (`worker_stats`): `free + held +
+/// kernel == chunks` unless one was lost, `kernel == fill + tx`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UmemRow {
+    pub chunks: u64,
+    pub free: u64,
+    pub held: u64,
+    pub kernel: u64,
+    pub fill: u64,
+    pub tx: u64,
+}
+
 /// Counters of one port, tunnel or the uplink (`stats`), summed over the
 /// workers. `drops` maps a drop reason (`stats::DropReason::name`, e.g.
 /// `neigh_unresolved`) to its count; zero counts may be left out.
@@ -894,6 +929,9 @@ pub struct StatsRow {
     /// Only when asked for (`per_worker`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub per_worker: Option<Vec<WorkerPortStats>>,
+    /// Local ports and the uplink: their interface's state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<PortState>,
 }
 
 /// One worker's load (`worker_stats`), as `ovs-appctl
@@ -926,6 +964,8 @@ pub struct WorkerStatsRow {
     /// answered (`arp_suppressed`, `nd_suppressed`), ...
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub events: BTreeMap<String, u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub umem: Option<UmemRow>,
 }
 
 /// One tunnel port (`tunnel_ports`, OVS `tnl/ports/show`).

@@ -12,12 +12,20 @@
 //! ```
 //!
 //! Invariants: every chunk a batch received or borrowed comes back (sent,
-//! lent to a fill ring or pooled), on every path; a chunk is lent to the
+//! lent to a fill ring or pooled), on every path, a failing socket's
+//! included; a chunk is lent to the
 //! pipeline only through [`XskSet::chunks_mut`], so the I/O layer's
 //! ownership checks hold. The loop allocates nothing once running: the
 //! batch vectors are kept between batches (empty, see [`relife`]). The
 //! dataplane crate stays free of I/O: this crate is the only place the
 //! two meet.
+//!
+//! A socket that fails (its interface deleted or moved to another
+//! namespace: the kernel unbinds it and the next kick says `ENXIO`) is
+//! that port's problem, not the worker's: the worker closes it, takes
+//! back every chunk its rings held and its pending frames, tells the
+//! control thread ([`SocketLost`]) and goes on with the other sockets.
+//! The control thread binds it again when the interface returns.
 
 use std::mem::ManuallyDrop;
 use std::os::fd::AsRawFd;
@@ -74,6 +82,61 @@ pub struct WorkerCounters {
     pub completions: u64,
     /// Rounds that left a fill ring short because the pool was empty.
     pub fill_short: u64,
+    /// Sockets closed because they failed ([`SocketLost`]).
+    pub sockets_lost: u64,
+}
+
+/// Where a worker's UMEM chunks are, as of its last report (between
+/// rounds, when no batch holds any): `free + held + kernel == chunks`
+/// unless a chunk was lost, and `kernel == fill + tx`.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct UmemUse {
+    pub chunks: usize,
+    /// In the pool.
+    pub free: usize,
+    /// Frames held for lookups.
+    pub held: usize,
+    /// Owned by the kernel (the I/O layer's own count).
+    pub kernel: usize,
+    /// Lent to fill rings, by the sockets' counts.
+    pub fill: usize,
+    /// On TX rings, not yet completed, by the sockets' counts.
+    pub tx: usize,
+}
+
+/// A socket the worker closed because it failed; the control thread
+/// binds the port again when it can.
+#[derive(Debug, Clone)]
+pub struct SocketLost {
+    pub worker: usize,
+    /// The binding it belonged to ([`WorkerCmd::Add`]'s `key`).
+    pub key: u64,
+    pub no: PortNo,
+    pub queue: u32,
+    pub error: String,
+}
+
+/// Why a worker could not carry out a [`WorkerCmd`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CmdError {
+    /// The queue still has a socket being released: ask again shortly.
+    pub busy: bool,
+    pub reason: String,
+}
+
+impl std::fmt::Display for CmdError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.reason)
+    }
+}
+
+impl From<XskError> for CmdError {
+    fn from(e: XskError) -> Self {
+        CmdError {
+            busy: matches!(e, XskError::Busy { .. }),
+            reason: e.to_string(),
+        }
+    }
 }
 
 /// One socket of a worker: the port it belongs to (its number in the
@@ -83,6 +146,10 @@ pub struct WorkerPort {
     pub no: PortNo,
     pub queue: u32,
     pub sock: usize,
+    /// The binding this socket belongs to (one per interface attached,
+    /// so two interfaces with one port number, an uplink being swapped,
+    /// are told apart).
+    pub key: u64,
     /// Chunks the socket should keep lent to its fill ring.
     pub fill_target: usize,
     /// Frames waiting for this socket's TX ring.
@@ -97,6 +164,7 @@ impl WorkerPort {
             no,
             queue,
             sock,
+            key: 0,
             fill_target,
             pending: Vec::with_capacity(4 * BATCH),
             in_flight: 0,
@@ -194,17 +262,19 @@ impl<'a> Iterator for Prefetching<'_, 'a> {
 #[derive(Debug)]
 pub enum WorkerCmd {
     /// Bind a socket on `queue` of the interface `reg` registers for, as
-    /// port `no`.
+    /// port `no`, part of binding `key`.
     Add {
         no: PortNo,
         queue: u32,
+        key: u64,
         reg: xvs_bpf::XskRegistrar,
-        reply: Sender<Result<(), String>>,
+        reply: Sender<Result<(), CmdError>>,
     },
-    /// Close every socket of port `no`.
+    /// Close every socket of binding `key` (none left is fine: a socket
+    /// that failed is already closed).
     Remove {
-        no: PortNo,
-        reply: Sender<Result<(), String>>,
+        key: u64,
+        reply: Sender<Result<(), CmdError>>,
     },
 }
 
@@ -336,6 +406,7 @@ pub struct WorkerReport {
     pub drops: DropCounters,
     /// The pipeline's other counters ([`WorkerState::events`]).
     pub events: Vec<(&'static str, u64)>,
+    pub umem: UmemUse,
 }
 
 /// A poll-mode worker over a set of sockets sharing one UMEM.
@@ -346,6 +417,8 @@ pub struct Worker {
     ports: Vec<Option<WorkerPort>>,
     /// Reconfiguration requests from the control thread.
     cmds: Option<Receiver<WorkerCmd>>,
+    /// Where failed sockets are reported.
+    lost: Option<Sender<SocketLost>>,
     /// By port number: the socket frames to that port leave by, when they
     /// did not arrive on that port.
     tx_of: Vec<Option<usize>>,
@@ -404,6 +477,7 @@ impl Worker {
             set,
             ports: ports.into_iter().map(Some).collect(),
             cmds: None,
+            lost: None,
             tx_of: Vec::new(),
             handle,
             ws: WorkerState::new(id, learn_tx),
@@ -438,6 +512,12 @@ impl Worker {
         self
     }
 
+    /// Reports sockets closed on failure on `lost`.
+    pub fn with_lost(mut self, lost: Sender<SocketLost>) -> Worker {
+        self.lost = Some(lost);
+        self
+    }
+
     fn rebuild_tx_of(&mut self) {
         self.tx_of.clear();
         for (i, p) in self.ports.iter().enumerate() {
@@ -464,50 +544,97 @@ impl Worker {
             WorkerCmd::Add {
                 no,
                 queue,
+                key,
                 reg,
                 reply,
             } => {
-                let r = self.add_socket(no, queue, reg).map_err(|e| e.to_string());
-                let _ = reply.send(r);
+                let r = self.add_socket(no, queue, reg).map(|s| {
+                    self.port(s).key = key;
+                });
+                let _ = reply.send(r.map_err(CmdError::from));
             }
-            WorkerCmd::Remove { no, reply } => {
-                let r = self.remove_port(no).map_err(|e| e.to_string());
-                let _ = reply.send(r);
+            WorkerCmd::Remove { key, reply } => {
+                let r = self.remove_binding(key);
+                let _ = reply.send(r.map_err(CmdError::from));
             }
         }
     }
 
-    /// Binds a socket for port `no` on `queue` of `reg`'s interface.
+    /// Binds a socket for port `no` on `queue` of `reg`'s interface;
+    /// returns its slot.
     pub fn add_socket(
         &mut self,
         no: PortNo,
         queue: u32,
         reg: xvs_bpf::XskRegistrar,
-    ) -> Result<(), XskError> {
+    ) -> Result<usize, XskError> {
         let s = self.set.bind_with(queue, reg)?;
         if self.ports.len() <= s {
             self.ports.resize_with(s + 1, || None);
         }
         self.ports[s] = Some(WorkerPort::new(no, queue, s, 0));
         self.rebalance();
-        Ok(())
+        Ok(s)
     }
 
     /// Closes every socket of port `no`; frames still queued for it are
     /// dropped (the snapshot no longer names the port by then).
     pub fn remove_port(&mut self, no: PortNo) -> Result<(), XskError> {
+        self.remove_where(|p| p.no == no)
+    }
+
+    /// Closes every socket of binding `key`.
+    pub fn remove_binding(&mut self, key: u64) -> Result<(), XskError> {
+        self.remove_where(|p| p.key == key)
+    }
+
+    fn remove_where(&mut self, f: impl Fn(&WorkerPort) -> bool) -> Result<(), XskError> {
+        let mut first_err = None;
         for s in 0..self.ports.len() {
-            if self.ports[s].as_ref().is_some_and(|p| p.no == no) {
-                if let Some(p) = self.ports[s].take() {
-                    for &(a, _) in &p.pending {
-                        self.set.release(chunk_of(a))?;
-                    }
+            if self.ports[s].as_ref().is_some_and(&f) {
+                if let Err(e) = self.close(s) {
+                    first_err.get_or_insert(e);
                 }
-                self.set.remove(s)?;
             }
         }
         self.rebalance();
-        Ok(())
+        first_err.map_or(Ok(()), Err)
+    }
+
+    /// Closes socket `s`: its pending frames go back to the pool, the
+    /// chunks its rings held are taken back (the I/O layer's `remove`).
+    /// Every chunk comes back even when unregistering it fails.
+    fn close(&mut self, s: usize) -> Result<(), XskError> {
+        let Some(p) = self.ports[s].take() else {
+            return Ok(());
+        };
+        for &(a, _) in &p.pending {
+            // A frame the failed `tx_send` already queued is the
+            // kernel's: `remove` takes it back, not this.
+            let _ = self.set.release(chunk_of(a));
+        }
+        self.set.remove(s).map(|_| ())
+    }
+
+    /// Socket `s` failed: closes it (see [`Self::close`]) and says so;
+    /// the worker goes on with the others.
+    fn lose(&mut self, s: usize, e: XskError) {
+        let Some((no, queue, key)) = self.ports[s].as_ref().map(|p| (p.no, p.queue, p.key)) else {
+            return;
+        };
+        self.counters.sockets_lost += 1;
+        // The interface is usually gone: unregistering may fail too.
+        let _ = self.close(s);
+        self.rebalance();
+        if let Some(tx) = &self.lost {
+            let _ = tx.try_send(SocketLost {
+                worker: self.ws.id,
+                key,
+                no,
+                queue,
+                error: e.to_string(),
+            });
+        }
     }
 
     /// Shares the UMEM's chunks out between the fill rings: half for
@@ -572,6 +699,20 @@ impl Worker {
             ports: self.ws.ports.clone(),
             drops: self.ws.drops.clone(),
             events: self.ws.events(),
+            umem: self.umem_use(),
+        }
+    }
+
+    /// Where the UMEM's chunks are (between rounds).
+    pub fn umem_use(&self) -> UmemUse {
+        let slots = 0..self.ports.len();
+        UmemUse {
+            chunks: self.set.chunks(),
+            free: self.set.pool_len(),
+            held: self.held.len(),
+            kernel: self.set.kernel_chunks(),
+            fill: slots.clone().map(|s| self.set.in_fill(s)).sum(),
+            tx: self.ports().map(|p| p.in_flight).sum(),
         }
     }
 
@@ -606,6 +747,10 @@ impl Worker {
             } else {
                 self.load.idle_ns += spent;
                 self.load.empty_polls += 1;
+                // Idle: fill rings all the way (busy rounds top up a batch
+                // at a time), so an idle worker's chunks are where they
+                // were after binding, whatever the traffic before.
+                self.top_up_all(1);
                 let since = *idle_since.get_or_insert(now);
                 if let PollMode::Adaptive { spin } = self.mode {
                     if now.duration_since(since) >= spin {
@@ -655,12 +800,16 @@ impl Worker {
         Ok(())
     }
 
-    /// One round over every socket; returns the frames received.
+    /// One round over every socket; returns the frames received. A
+    /// socket that fails is closed ([`Self::lose`]), the round goes on.
     pub fn poll_once(&mut self) -> Result<usize, XskError> {
         let mut got = 0;
         for s in 0..self.ports.len() {
             if self.ports[s].is_some() {
-                got += self.batch(s)?;
+                match self.batch(s) {
+                    Ok(n) => got += n,
+                    Err(e) => self.lose(s, e),
+                }
             }
         }
         self.run_held()?;
@@ -669,11 +818,26 @@ impl Worker {
             if self.ports[s].is_none() {
                 continue;
             }
-            self.flush(s)?;
-            self.reap(s)?;
-            self.top_up(s)?;
+            let r = self
+                .flush(s)
+                .and_then(|()| self.reap(s))
+                .and_then(|()| self.top_up(s, BATCH));
+            if let Err(e) = r {
+                self.lose(s, e);
+            }
         }
         Ok(got)
+    }
+
+    /// Tops every fill ring up when it is at least `min` short.
+    fn top_up_all(&mut self, min: usize) {
+        for s in 0..self.ports.len() {
+            if self.ports[s].is_some() {
+                if let Err(e) = self.top_up(s, min) {
+                    self.lose(s, e);
+                }
+            }
+        }
     }
 
     /// Receives one batch on socket `s` and runs it through the pipeline.
@@ -872,20 +1036,30 @@ impl Worker {
     fn recycle(&mut self, s: usize) -> Result<(), XskError> {
         let want = self.port(s).fill_target.saturating_sub(self.set.in_fill(s));
         let n = want.min(self.addrs.len());
-        let lent = self.set.fill(s, &self.addrs[..n])?;
+        // A fill that fails lends nothing: every chunk goes to the pool.
+        let (lent, failed) = match self.set.fill(s, &self.addrs[..n]) {
+            Ok(lent) => (lent, None),
+            Err(e) => (0, Some(e)),
+        };
+        let mut first_err = failed;
         for i in lent..self.addrs.len() {
-            self.set.release(self.addrs[i])?;
+            if let Err(e) = self.set.release(self.addrs[i]) {
+                first_err.get_or_insert(e);
+            }
         }
         self.addrs.clear();
-        Ok(())
+        first_err.map_or(Ok(()), Err)
     }
 
-    /// Tops socket `s`'s fill ring up from the pool (a socket that only
+    /// Tops socket `s`'s fill ring up from the pool when it is at least
+    /// `min` short (a socket that only
     /// receives gets its chunks back through other sockets' completions,
     /// which land in the pool).
-    fn top_up(&mut self, s: usize) -> Result<(), XskError> {
+    fn top_up(&mut self, s: usize, min: usize) -> Result<(), XskError> {
         let want = self.port(s).fill_target.saturating_sub(self.set.in_fill(s));
-        if want < BATCH {
+        // An idle top-up with nothing in the pool is not a shortage worth
+        // counting on every empty round.
+        if want < min.max(1) || (min < BATCH && self.set.pool_len() == 0) {
             return Ok(());
         }
         self.addrs.clear();
@@ -909,7 +1083,16 @@ impl Worker {
         let mut done = 0;
         while done < pending.len() {
             let end = (done + TX_KICK).min(pending.len());
-            let k = self.set.tx_send(s, &pending[done..end])?;
+            let k = match self.set.tx_send(s, &pending[done..end]) {
+                Ok(k) => k,
+                Err(e) => {
+                    // The socket failed: `lose` takes the frames still
+                    // pending back (and `remove` those it had queued).
+                    pending.drain(..done);
+                    self.port(s).pending = pending;
+                    return Err(e);
+                }
+            };
             self.counters.tx_frames += k as u64;
             self.port(s).in_flight += k;
             done += k;

@@ -147,6 +147,7 @@ fn answer(call: xvs_ctl::server::Call, config: &mut Config, commits: &AtomicU64)
             sleeps: 2,
             ring_full: 0,
             events: [("arp_suppressed".to_string(), 3)].into(),
+            umem: None,
         }])),
         Method::Stats(p) => {
             let rows: Vec<StatsRow> = config
@@ -178,6 +179,7 @@ fn answer(call: xvs_ctl::server::Call, config: &mut Config, commits: &AtomicU64)
                             drops: BTreeMap::new(),
                         }]
                     }),
+                    state: None,
                 })
                 .collect();
             if rows.is_empty() {

@@ -534,3 +534,61 @@ impl Monitor {
         }
     }
 }
+
+/// rtnetlink group of link changes (RTNLGRP_LINK).
+const GROUP_LINK: u32 = 1;
+
+/// Link notifications (RTM_NEWLINK, RTM_DELLINK: an interface created,
+/// deleted, renamed, moved to or from another namespace, up or down, its
+/// MTU changed), read without blocking. The daemon looks its interfaces
+/// up by name again on any of them, the kernel being the truth about
+/// names, so only whether something happened is kept: no message is
+/// decoded, and an overrun (ENOBUFS) counts as a change too.
+#[derive(Debug)]
+pub struct LinkMonitor {
+    sock: Socket,
+    buf: Vec<u8>,
+}
+
+impl LinkMonitor {
+    /// Subscribes to link changes in the calling thread's namespace.
+    pub fn new() -> Result<LinkMonitor, KernelError> {
+        let mut sock = Socket::new(NETLINK_ROUTE).map_err(KernelError::Socket)?;
+        sock.bind_auto().map_err(KernelError::Socket)?;
+        sock.add_membership(GROUP_LINK)
+            .map_err(KernelError::Socket)?;
+        sock.set_non_blocking(true).map_err(KernelError::Socket)?;
+        Ok(LinkMonitor {
+            sock,
+            buf: vec![0u8; 1 << 16],
+        })
+    }
+
+    /// The netlink socket's fd, to sleep on it together with other fds.
+    pub fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        use std::os::fd::AsFd;
+        self.sock.as_fd()
+    }
+
+    /// Drains every notification queued now; returns whether there was
+    /// any (or some were lost).
+    pub fn changed(&mut self) -> Result<bool, KernelError> {
+        let mut any = false;
+        loop {
+            match self.sock.recv(&mut &mut self.buf[..], 0) {
+                Ok(_) => any = true,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(any),
+                Err(e) if e.raw_os_error() == Some(ENOBUFS) => any = true,
+                Err(source) => {
+                    return Err(KernelError::Io {
+                        what: "link monitor",
+                        source,
+                    })
+                }
+            }
+        }
+    }
+}
+
+/// ENOBUFS: the kernel dropped notifications the socket had no room for.
+const ENOBUFS: i32 = 105;

@@ -154,7 +154,15 @@ fn run(args: Args) -> Result<(), String> {
             .map_err(|e| format!("installing the signal handler: {e}"))?;
     }
     let from_file = args.config.is_some();
-    let mut daemon = Daemon::start(config, &opts).map_err(|e| e.to_string())?;
+    // A config file is the operator's word: an interface it names must be
+    // there (a typo fails now). The persisted state is the daemon's own:
+    // an interface gone across the restart waits, reported missing.
+    let started = if from_file {
+        Daemon::start(config, &opts)
+    } else {
+        Daemon::restore(config, &opts)
+    };
+    let mut daemon = started.map_err(|e| e.to_string())?;
     daemon.persist_to(&args.state);
     if from_file {
         xvsd::state::save(&args.state, daemon.control().config()).map_err(|e| e.to_string())?;

@@ -22,6 +22,11 @@
 //! instead of letting them go stale and collecting them) and read back.
 //! Each change is published as one new snapshot; workers never wait for it.
 //!
+//! Interfaces come and go under a running daemon (a guest destroyed,
+//! recreated, its tap renamed or moved): see [`links`]. A configured
+//! interface that is not there is `missing`, waits, and is bound again
+//! when it returns; the persisted state is restored whatever is missing.
+//!
 //! [`Daemon::shutdown`] stops the workers, closes the sockets, then
 //! detaches the programs; dropping a `Daemon` does the same.
 
@@ -44,8 +49,9 @@ use xvs_dataplane::pipeline::PortCounters;
 use xvs_dataplane::stats::DropCounters;
 use xvs_dataplane::types::{MacAddr, PortNo};
 
-use crate::worker::{PollMode, Worker, WorkerCmd, WorkerReport};
+use crate::worker::{PollMode, SocketLost, Worker, WorkerCmd, WorkerReport};
 
+mod links;
 mod mcast;
 mod rpc;
 
@@ -129,6 +135,10 @@ struct Attached {
     no: PortNo,
     mode: Mode,
     queues: u32,
+    /// The queues the config asked for (0: all).
+    want: u16,
+    /// Names this binding to the workers (unique for the daemon's life).
+    key: u64,
     /// Uplink only: VTEP addresses (and multicast tunnels' groups) and
     /// tunnel UDP ports in its maps.
     vteps: BTreeSet<IpAddr>,
@@ -142,6 +152,11 @@ struct Attached {
 /// 20 ms when asleep).
 const WORKER_REPLY: Duration = Duration::from_secs(5);
 
+/// How long a queue whose previous socket the kernel is still releasing
+/// is asked for again (it takes an RCU grace period and a work queue:
+/// milliseconds).
+const BUSY_WAIT: Duration = Duration::from_secs(2);
+
 /// A running xvsd.
 #[derive(Debug)]
 pub struct Daemon {
@@ -149,6 +164,15 @@ pub struct Daemon {
     opts: Options,
     /// By interface name.
     ifaces: BTreeMap<String, Attached>,
+    /// Interfaces of the running config that are not there (yet), by
+    /// name: bound when they appear.
+    missing: BTreeMap<String, links::Wanted>,
+    /// The next [`Attached::key`].
+    next_key: u64,
+    /// Sockets the workers closed because they failed.
+    lost: Receiver<SocketLost>,
+    /// Link changes; followed by looking interfaces up again.
+    links: links::Links,
     snoop: Option<SnoopPoller>,
     monitor: Monitor,
     /// Resolves and refreshes next hops in the kernel's table.
@@ -291,13 +315,12 @@ struct Iface {
     no: PortNo,
     mode: Mode,
     queues: u32,
+    want: u16,
 }
 
-/// Checks the interfaces of `config` against the kernel and the worker
-/// count; returns what to attach and bind, uplink last.
-fn plan(config: &Config, opts: &Options) -> Result<Vec<Iface>, DaemonError> {
+/// The interfaces `config` names, uplink last.
+fn wanted(config: &Config) -> Result<Vec<links::Wanted>, DaemonError> {
     let numbers = config.port_numbers();
-    let mut out = Vec::new();
     let mut wanted: Vec<(&str, Mode, u16)> = config
         .ports
         .iter()
@@ -306,54 +329,85 @@ fn plan(config: &Config, opts: &Options) -> Result<Vec<Iface>, DaemonError> {
     if let Some(u) = &config.uplink {
         wanted.push((u.iface.as_str(), Mode::Uplink, 0));
     }
-    for (name, mode, want) in wanted {
-        if xvs_bpf::ifindex(name).is_err() {
-            return Err(DaemonError::NoInterface {
+    wanted
+        .into_iter()
+        .map(|(name, mode, want)| {
+            let no = *numbers.get(name).ok_or_else(|| DaemonError::Interface {
                 iface: name.into(),
-                role: match mode {
-                    Mode::Port => "port",
-                    Mode::Uplink => "uplink",
-                },
-            });
-        }
-        let have = queue_count(name);
-        let queues = match u32::from(want) {
-            0 => have,
-            n if n > have => {
-                return Err(DaemonError::Interface {
-                    iface: name.into(),
-                    reason: format!("queues = {n} but the device has {have}"),
-                })
-            }
-            n => {
-                warn!(
-                    iface = name,
-                    bound = n,
-                    device = have,
-                    "not every queue is bound: frames the device puts on the others are dropped"
-                );
-                n
-            }
-        };
-        if (queues as usize) < opts.workers {
-            return Err(DaemonError::TooManyWorkers {
-                workers: opts.workers,
-                iface: name.into(),
-                queues,
-            });
-        }
-        let no = *numbers.get(name).ok_or_else(|| DaemonError::Interface {
+                reason: "no port number (a config bug)".into(),
+            })?;
+            Ok(links::Wanted {
+                name: name.into(),
+                no,
+                mode,
+                want,
+            })
+        })
+        .collect()
+}
+
+/// Checks an interface that is there against the kernel and the worker
+/// count: what to attach and bind.
+fn check(w: &links::Wanted, opts: &Options) -> Result<Iface, DaemonError> {
+    let name = w.name.as_str();
+    if xvs_bpf::ifindex(name).is_err() {
+        return Err(DaemonError::NoInterface {
             iface: name.into(),
-            reason: "no port number (a config bug)".into(),
-        })?;
-        out.push(Iface {
-            name: name.into(),
-            no,
-            mode,
+            role: match w.mode {
+                Mode::Port => "port",
+                Mode::Uplink => "uplink",
+            },
+        });
+    }
+    let have = queue_count(name);
+    let queues = match u32::from(w.want) {
+        0 => have,
+        n if n > have => {
+            return Err(DaemonError::Interface {
+                iface: name.into(),
+                reason: format!("queues = {n} but the device has {have}"),
+            })
+        }
+        n => {
+            warn!(
+                iface = name,
+                bound = n,
+                device = have,
+                "not every queue is bound: frames the device puts on the others are dropped"
+            );
+            n
+        }
+    };
+    if (queues as usize) < opts.workers {
+        return Err(DaemonError::TooManyWorkers {
+            workers: opts.workers,
+            iface: name.into(),
             queues,
         });
     }
-    Ok(out)
+    Ok(Iface {
+        name: name.into(),
+        no: w.no,
+        mode: w.mode,
+        queues,
+        want: w.want,
+    })
+}
+
+/// Checks the interfaces of `config` against the kernel and the worker
+/// count: those there to attach and bind (uplink last), and those that
+/// are not.
+fn plan(config: &Config, opts: &Options) -> Result<(Vec<Iface>, Vec<links::Wanted>), DaemonError> {
+    let mut present = Vec::new();
+    let mut absent = Vec::new();
+    for w in wanted(config)? {
+        if xvs_bpf::ifindex(&w.name).is_ok() {
+            present.push(check(&w, opts)?);
+        } else {
+            absent.push(w);
+        }
+    }
+    Ok((present, absent))
 }
 
 impl Daemon {
@@ -371,6 +425,25 @@ impl Daemon {
         );
         let mut d = Daemon::start_empty(&opts)?;
         d.apply(config)?;
+        Ok(d)
+    }
+
+    /// Like [`Daemon::start`] for a config the daemon itself persisted:
+    /// an interface it names that is not there does not stop the start
+    /// (it is reported missing and bound when it appears). A guest's
+    /// interface may well be gone across a restart; refusing the state
+    /// would cut every other guest off.
+    pub fn restore(config: Config, opts: &Options) -> Result<Daemon, DaemonError> {
+        let mut opts = opts.clone();
+        opts.frame_headroom = aligned_headroom(
+            opts.frame_headroom.max(extra_headroom(&config)),
+            common_header_len(&config),
+        );
+        let mut d = Daemon::start_empty(&opts)?;
+        d.apply_with(config, true)?;
+        for name in d.missing.keys() {
+            warn!(iface = %name, "configured interface missing: waiting for it");
+        }
         Ok(d)
     }
 
@@ -417,11 +490,13 @@ impl Daemon {
             frame_headroom: opts.frame_headroom,
         };
         let stop_workers = Arc::new(AtomicBool::new(false));
+        let (lost_tx, lost) = crossbeam_channel::bounded(1024);
+        let links = links::Links::new()?;
         let core_ids = core_affinity::get_core_ids().unwrap_or_default();
         let mut workers = Vec::new();
         let mut cores = Vec::new();
         for id in 0..opts.workers {
-            let set = XskSet::new(xsk_cfg)?;
+            let set = XskSet::new_anchored(xsk_cfg)?;
             let core = match &opts.cores {
                 Some(c) => Some(c[id]),
                 None if !core_ids.is_empty() => Some(core_ids[id % core_ids.len()].id),
@@ -439,7 +514,8 @@ impl Daemon {
                 .with_mode(opts.poll)
                 .with_epoch(epoch)
                 .with_report(Arc::clone(&report))
-                .with_commands(cmd_rx);
+                .with_commands(cmd_rx)
+                .with_lost(lost_tx.clone());
             let stop = Arc::clone(&stop_workers);
             let thread = std::thread::Builder::new()
                 .name(format!("xvs-worker-{id}"))
@@ -469,6 +545,10 @@ impl Daemon {
             ctl,
             opts: opts.clone(),
             ifaces: BTreeMap::new(),
+            missing: BTreeMap::new(),
+            next_key: 1,
+            lost,
+            links,
             snoop: None,
             monitor,
             neigh,
@@ -527,6 +607,11 @@ impl Daemon {
             events: libc::POLLIN,
             revents: 0,
         });
+        fds.push(libc::pollfd {
+            fd: self.links.fd().as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        });
         if let Some(p) = &self.snoop {
             fds.push(libc::pollfd {
                 fd: p.fd().as_raw_fd(),
@@ -553,13 +638,32 @@ impl Daemon {
     /// validates it whole, checks its interfaces, attaches programs and
     /// binds sockets for new interfaces (workers keep forwarding on the
     /// others meanwhile), publishes the new snapshot in one swap, then
-    /// closes what the old config had and the new one has not.
-    pub fn apply(&mut self, mut config: Config) -> Result<(), DaemonError> {
+    /// closes what the old config had and the new one has not. An
+    /// interface the running config does not name yet must be there (a
+    /// typo is refused); one it names may be missing (it waits).
+    pub fn apply(&mut self, config: Config) -> Result<(), DaemonError> {
+        self.apply_with(config, false)
+    }
+
+    /// [`Self::apply`]; `lenient`: any interface may be missing (the
+    /// persisted state, a rollback). On failure the previous running
+    /// state is restored exactly (interfaces, sockets, uplink maps,
+    /// snapshot) by applying the previous config again.
+    fn apply_with(&mut self, mut config: Config, lenient: bool) -> Result<(), DaemonError> {
         config.assign_port_numbers();
         config.validate().map_err(DaemonError::Config)?;
-        let plan = plan(&config, &self.opts)?;
+        let (plan, absent) = plan(&config, &self.opts)?;
+        if !lenient {
+            if let Some(w) = absent
+                .iter()
+                .find(|w| !self.ifaces.contains_key(&w.name) && !self.missing.contains_key(&w.name))
+            {
+                // The error names it the way `check` does.
+                check(w, &self.opts)?;
+            }
+        }
         if let Some(u) = config.uplink.as_mut() {
-            if u.mac.is_none() {
+            if u.mac.is_none() && !absent.iter().any(|w| w.name == u.iface) {
                 u.mac = Some(interface_mac(&u.iface)?);
             }
         }
@@ -570,11 +674,13 @@ impl Daemon {
                  kernel's 256; start xvsd with --frame-headroom {need} or more"
             )));
         }
+        self.links.fault.begin(lenient);
 
         // What goes, what comes: an interface whose role, number or
         // queues changed is closed and set up again.
-        let same =
-            |a: &Attached, i: &Iface| a.mode == i.mode && a.no == i.no && a.queues == i.queues;
+        let same = |a: &Attached, i: &Iface| {
+            a.mode == i.mode && a.no == i.no && a.queues == i.queues && a.want == i.want
+        };
         let gone: Vec<String> = self
             .ifaces
             .iter()
@@ -601,19 +707,35 @@ impl Daemon {
                 self.open(i)?;
                 added.push(i.name.clone());
             }
+            self.links.fault.step("uplink maps")?;
             self.sync_uplink_maps(&config)?;
-            self.ctl.underlay.uplink_mac = config.uplink.as_ref().and_then(|u| u.mac);
-            self.ctl.apply(config.clone()).map_err(DaemonError::Config)
+            self.links.fault.step("snapshot")?;
+            if self.ctl.config() != &config {
+                self.ctl.underlay.uplink_mac = config.uplink.as_ref().and_then(|u| u.mac);
+                self.ctl
+                    .apply(config.clone())
+                    .map_err(DaemonError::Config)?;
+            }
+            Ok(())
         })();
         if let Err(e) = result {
             for name in &added {
                 self.close(name);
+            }
+            if !lenient {
+                // Whatever was closed or changed on the way goes back to
+                // what the running config says.
+                let previous = self.ctl.config().clone();
+                if let Err(back) = self.apply_with(previous, true) {
+                    error!("restoring the running config after a failed change: {back}");
+                }
             }
             return Err(e);
         }
         for name in gone.iter().filter(|g| !changed.contains(g)) {
             self.close(name);
         }
+        self.missing = absent.into_iter().map(|w| (w.name.clone(), w)).collect();
         let names = config.port_numbers();
         self.names = names.into_iter().map(|(n, p)| (p, n.to_owned())).collect();
         Ok(())
@@ -621,6 +743,7 @@ impl Daemon {
 
     /// Attaches the program to `i` and has the workers bind its queues.
     fn open(&mut self, i: &Iface) -> Result<(), DaemonError> {
+        self.links.fault.step("attach")?;
         let prog = XdpProgram::attach(&i.name, i.mode, self.opts.attach)?;
         if let Some(id) = prog.replaced_stale() {
             warn!(iface = %i.name, id, "removed a stale xvs XDP program (a previous xvsd did not exit cleanly)");
@@ -630,6 +753,8 @@ impl Daemon {
             Mode::Uplink => Some(prog.snoop_poller()?),
             Mode::Port => None,
         };
+        let key = self.next_key;
+        self.next_key += 1;
         self.ifaces.insert(
             i.name.clone(),
             Attached {
@@ -637,6 +762,8 @@ impl Daemon {
                 no: i.no,
                 mode: i.mode,
                 queues: i.queues,
+                want: i.want,
+                key,
                 vteps: BTreeSet::new(),
                 tunnel_ports: BTreeSet::new(),
                 groups: BTreeMap::new(),
@@ -644,20 +771,10 @@ impl Daemon {
         );
         for q in 0..i.queues {
             let w = q as usize % self.workers.len();
-            let reg = self.ifaces[&i.name].prog.registrar()?;
-            let (reply, done) = crossbeam_channel::bounded(1);
-            let asked = self.workers[w].cmds.send(WorkerCmd::Add {
-                no: i.no,
-                queue: q,
-                reg,
-                reply,
-            });
-            let answer = asked
-                .map_err(|_| "the worker is gone".to_string())
-                .and_then(|()| {
-                    done.recv_timeout(WORKER_REPLY)
-                        .map_err(|_| "no answer from the worker".to_string())?
-                });
+            let answer = match self.links.fault.step("bind") {
+                Ok(()) => self.bind_queue(w, &i.name, i.no, q, key),
+                Err(e) => Err(e.to_string()),
+            };
             if let Err(reason) = answer {
                 self.close(&i.name);
                 return Err(DaemonError::Interface {
@@ -673,6 +790,39 @@ impl Daemon {
         Ok(())
     }
 
+    /// Has worker `w` bind queue `q` of `name` (attached) as port `no`,
+    /// binding `key`. The queue's previous socket, closed a moment ago
+    /// (a port deleted and added again, an interface back), may still be
+    /// being released by the kernel: asked again for a bounded time.
+    fn bind_queue(&self, w: usize, name: &str, no: PortNo, q: u32, key: u64) -> Result<(), String> {
+        let deadline = Instant::now() + BUSY_WAIT;
+        loop {
+            let reg = self.ifaces[name]
+                .prog
+                .registrar()
+                .map_err(|e| e.to_string())?;
+            let (reply, done) = crossbeam_channel::bounded(1);
+            self.workers[w]
+                .cmds
+                .send(WorkerCmd::Add {
+                    no,
+                    queue: q,
+                    key,
+                    reg,
+                    reply,
+                })
+                .map_err(|_| "the worker is gone".to_string())?;
+            match done.recv_timeout(WORKER_REPLY) {
+                Ok(Ok(())) => return Ok(()),
+                Ok(Err(e)) if e.busy && Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Ok(Err(e)) => return Err(e.reason),
+                Err(_) => return Err("no answer from the worker".into()),
+            }
+        }
+    }
+
     /// Has the workers close `name`'s sockets, then detaches its program.
     fn close(&mut self, name: &str) {
         let Some(a) = self.ifaces.remove(name) else {
@@ -680,7 +830,7 @@ impl Daemon {
         };
         for w in &self.workers {
             let (reply, done) = crossbeam_channel::bounded(1);
-            if w.cmds.send(WorkerCmd::Remove { no: a.no, reply }).is_ok() {
+            if w.cmds.send(WorkerCmd::Remove { key: a.key, reply }).is_ok() {
                 match done.recv_timeout(WORKER_REPLY) {
                     Ok(Ok(())) => {}
                     Ok(Err(e)) => warn!(iface = name, worker = w.id, "closing sockets: {e}"),
@@ -813,6 +963,7 @@ impl Daemon {
         for call in calls {
             self.handle(call);
         }
+        self.lifecycle();
         let now = self.now();
         match self.monitor.poll() {
             Ok(events) if !events.is_empty() => {

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use xvs_ctl::command;
 use xvs_ctl::protocol::{
     FdbKind, FdbRow, Method, MissRow, NeighRow, PortKindName, RouteRow, RpcError, StatsParams,
-    StatsRow, TransactResult, WorkerPortStats, WorkerStatsRow,
+    StatsRow, TransactResult, UmemRow, WorkerPortStats, WorkerStatsRow,
 };
 use xvs_ctl::server::Call;
 use xvs_ctl::view;
@@ -130,8 +130,9 @@ impl Daemon {
             if let Some(path) = self.state_path.clone() {
                 if let Err(e) = state::save(&path, self.ctl.config()) {
                     // Not durable: not acknowledged. Go back to what is on
-                    // disk (the previous config, which applied before).
-                    let back = self.apply(current);
+                    // disk (the previous config, which applied before;
+                    // an interface of it gone meanwhile waits, missing).
+                    let back = self.apply_with(current, true);
                     return Err(RpcError::internal(format!(
                         "{e}; the change was rolled back{}",
                         back.err().map_or(String::new(), |b| format!(
@@ -242,6 +243,10 @@ impl Daemon {
                 tx_bytes: sum.tx_bytes,
                 drops: drops_map(&sum.drops),
                 per_worker: p.per_worker.then_some(per),
+                state: match kind {
+                    PortKindName::Tunnel => None,
+                    PortKindName::Port | PortKindName::Uplink => self.iface_state(name),
+                },
             });
         }
         Ok(rows)
@@ -276,6 +281,14 @@ impl Daemon {
                         .filter(|(_, v)| *v > 0)
                         .map(|(k, v)| ((*k).to_owned(), *v))
                         .collect(),
+                    umem: Some(UmemRow {
+                        chunks: r.umem.chunks as u64,
+                        free: r.umem.free as u64,
+                        held: r.umem.held as u64,
+                        kernel: r.umem.kernel as u64,
+                        fill: r.umem.fill as u64,
+                        tx: r.umem.tx as u64,
+                    }),
                 }
             })
             .collect()
