@@ -12,7 +12,7 @@ pub mod seeds;
 mod agent_registry;
 mod ctl_request;
 mod invalidation;
-mod neigh_snoop;
+pub mod neigh_snoop;
 mod pipeline;
 mod state_file;
 mod tunnel_pop;

@@ -443,6 +443,7 @@ mod tests {
     use xvs_ctl::protocol::{parse_request, Method};
     use xvs_dataplane::frame::Frame;
     use xvs_dataplane::pipeline::WorkerState;
+    use xvs_dataplane::tables::neigh::NeighChange;
     use xvs_dataplane::testkit::Pool;
     use xvs_dataplane::tunnel::pop;
 
@@ -483,8 +484,12 @@ mod tests {
             .filter(|s| s.name != "static_claimed")
         {
             let mut c = testkit::testbed();
+            for ip in crate::neigh_snoop::SOLICITED {
+                c.underlay.neigh.request(ip, 0);
+            }
             let frame = &s.data[1..1 + usize::from(s.data[0])];
-            assert!(c.snoop(frame, 1).is_some(), "{} is not snooped", s.name);
+            let change = c.snoop(frame, 1);
+            assert_eq!(change, Some(NeighChange::New), "{} is not learned", s.name);
         }
     }
 
