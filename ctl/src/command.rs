@@ -954,35 +954,11 @@ fn vlan_in_range(field: &'static str, v: u16, min: u16) -> Result<(), CommandErr
     }
 }
 
-/// Names end up in flow text, messages and interface lookups: no
-/// whitespace, control characters or separators of those syntaxes.
-pub(crate) fn name_chars_ok(name: &str) -> bool {
-    !name
-        .chars()
-        .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '/' | ',' | '=' | ':' | '"'))
-}
-
+/// The shared name rule ([`xvs_dataplane::config::check_name`]): xvsd
+/// applies the same one to whole configs, so what a command may create is
+/// exactly what a config file or the persisted state may hold.
 fn check_name(field: &'static str, name: &str) -> Result<(), CommandError> {
-    // Names end up in flow text, messages and interface lookups: keep them
-    // to what an interface name can be (IFNAMSIZ - 1 bytes, no separators).
-    if name.is_empty() {
-        return Err(invalid(field, "\"\"", "empty name"));
-    }
-    if name.len() > 15 {
-        return Err(invalid(
-            field,
-            format!("{name:?}"),
-            "longer than 15 bytes (IFNAMSIZ)",
-        ));
-    }
-    if !name_chars_ok(name) {
-        return Err(invalid(
-            field,
-            format!("{name:?}"),
-            "contains whitespace or one of / , = : \"",
-        ));
-    }
-    Ok(())
+    xvs_dataplane::config::check_name(name).map_err(|m| invalid(field, format!("{name:?}"), m))
 }
 
 fn meta_set(config: &mut Config, c: &MetaSet) -> Result<(), CommandError> {

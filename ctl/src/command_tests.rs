@@ -157,6 +157,13 @@ fn add_br_and_its_errors() {
     assert!(err(&c, add_br("")).contains("empty name"));
     assert!(err(&c, add_br("a b")).contains("whitespace"));
     assert!(err(&c, add_br("averyveryverylongname")).contains("15 bytes"));
+    // What xvsctl could not address (an option to clap) is not created.
+    let e = err(&c, add_br("-rf"));
+    assert!(
+        e.contains("bridge name \"-rf\": name starts with '-'"),
+        "{e}"
+    );
+    assert!(err(&c, add_br("..")).contains("directory entry"));
     let e = err(
         &c,
         Command::AddBr(AddBr {

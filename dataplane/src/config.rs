@@ -554,6 +554,50 @@ impl fmt::Display for ConfigErrors {
 
 impl std::error::Error for ConfigErrors {}
 
+/// Longest name of a bridge, port, tunnel or uplink: IFNAMSIZ - 1 bytes,
+/// what a Linux interface name can be (ports and the uplink are
+/// interfaces; bridges and tunnels are held to the same rule so any
+/// object name can become one).
+pub const MAX_NAME_LEN: usize = 15;
+
+/// The one name rule of xvs, applied by xvsd to configs and persisted
+/// state and by the control commands xvsctl sends (they run the same
+/// code): `Err` says what is wrong with the name, in words that follow
+/// the name in a message.
+///
+/// Names end up in flow text (`in_port=NAME,...`), interface lookups,
+/// paths under /sys and on xvsctl's command line, so beyond what the
+/// kernel refuses for interfaces (empty, too long, `.`/`..`, `/`, `:`,
+/// whitespace) a name may not start with `-` (it would be read as an
+/// option and could not be addressed) nor hold control characters or the
+/// flow syntax's separators.
+pub fn check_name(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("empty name".into());
+    }
+    if name.len() > MAX_NAME_LEN {
+        return Err(format!(
+            "name longer than {MAX_NAME_LEN} bytes (IFNAMSIZ - 1): {} bytes",
+            name.len()
+        ));
+    }
+    if name.starts_with('-') {
+        return Err("name starts with '-' (it would read as a command-line option)".into());
+    }
+    if name == "." || name == ".." {
+        return Err("name is a directory entry, not an interface name".into());
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| c.is_whitespace() || c.is_control() || matches!(c, '/' | ',' | '=' | ':' | '"'))
+    {
+        return Err(format!(
+            "name contains {c:?} (no whitespace, control characters or / , = : \")"
+        ));
+    }
+    Ok(())
+}
+
 fn vlan_ok(v: u16) -> bool {
     v < 4095
 }
@@ -669,8 +713,8 @@ impl Config {
         let mut bridges = HashSet::new();
         for b in &self.bridges {
             let o = format!("bridge {:?}", b.name);
-            if b.name.is_empty() {
-                e(o.clone(), "empty name".into());
+            if let Err(m) = check_name(&b.name) {
+                e(o.clone(), m);
             }
             if !bridges.insert(b.name.as_str()) {
                 e(o.clone(), "defined twice".into());
@@ -694,8 +738,8 @@ impl Config {
         let mut numbers: BTreeMap<PortNo, &str> = BTreeMap::new();
         for (name, number) in all {
             let o = format!("port {name:?}");
-            if name.is_empty() {
-                e(o.clone(), "empty name".into());
+            if let Err(m) = check_name(name) {
+                e(o.clone(), m);
             }
             if !names.insert(name) {
                 e(o.clone(), "name already used".into());
@@ -987,6 +1031,8 @@ impl Config {
             }
             if r.dev.is_empty() {
                 e(o.clone(), "no output interface (dev)".into());
+            } else if let Err(m) = check_name(&r.dev) {
+                e(o.clone(), format!("dev {:?}: {m}", r.dev));
             }
             if !route_seen.insert((r.prefix, r.metric)) {
                 e(o, format!("given twice with metric {}", r.metric));
@@ -1359,6 +1405,52 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("VNI 99999999 out of range"), "{e}");
+    }
+
+    #[test]
+    fn names_follow_one_rule_everywhere_a_config_holds_one() {
+        for ok in ["br0", "vm-1", "a", "eth0.100", "x_y", "vxlan1234567890"] {
+            assert_eq!(check_name(ok), Ok(()), "{ok:?}");
+        }
+        for (bad, why) in [
+            ("", "empty"),
+            ("-rf", "starts with '-'"),
+            ("--", "starts with '-'"),
+            ("a b", "' '"),
+            ("a\tb", "'\\t'"),
+            ("a\u{7}", "'\\u{7}'"),
+            ("a/b", "'/'"),
+            ("a:1", "':'"),
+            ("in_port=1", "'='"),
+            ("a,b", "','"),
+            (".", "directory entry"),
+            ("..", "directory entry"),
+            ("vxlan12345678901", "longer than 15 bytes"),
+        ] {
+            let e = check_name(bad).expect_err(bad);
+            assert!(e.contains(why), "{bad:?}: {e}");
+        }
+        // Config::validate applies it to every object that has a name.
+        let mut c = base();
+        c.bridges[0].name = "-rf".into();
+        c.ports[0].bridge = "-rf".into();
+        c.uplink.as_mut().unwrap().iface = "eth 0".into();
+        c.routes.push(RouteConfig {
+            prefix: "10.9.0.0/16".parse().unwrap(),
+            gateway: None,
+            dev: "bad/dev".into(),
+            metric: 0,
+        });
+        let text = c.validate().unwrap_err().to_string();
+        assert!(
+            text.contains("bridge \"-rf\": name starts with '-'"),
+            "{text}"
+        );
+        assert!(text.contains("port \"eth 0\": name contains ' '"), "{text}");
+        assert!(
+            text.contains("dev \"bad/dev\": name contains '/'"),
+            "{text}"
+        );
     }
 
     #[test]

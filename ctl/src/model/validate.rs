@@ -346,7 +346,7 @@ pub fn validate(
                                 format!("connected to phys {pn:?} without an iface"),
                             ),
                             Some(i) => {
-                                check_name(&mut bad, &o, i, 15);
+                                check_name(&mut bad, &o, i, xvs_dataplane::config::MAX_NAME_LEN);
                                 if p.iface.as_deref() == Some(i.as_str()) {
                                     bad(
                                         o.clone(),
@@ -421,16 +421,13 @@ pub fn validate(
     }
 }
 
+/// The shared name rule, and `max` where the model's names grow a prefix
+/// on the way to becoming xvs names.
 fn check_name(bad: &mut impl FnMut(String, String), o: &str, name: &str, max: usize) {
-    if name.is_empty() {
-        bad(o.into(), "empty name".into());
-    } else if name.len() > max {
+    if name.len() > max {
         bad(o.into(), format!("name {name:?} longer than {max} bytes"));
-    } else if !crate::command::name_chars_ok(name) {
-        bad(
-            o.into(),
-            format!("name {name:?} contains whitespace or one of / , = : \""),
-        );
+    } else if let Err(m) = xvs_dataplane::config::check_name(name) {
+        bad(o.into(), m);
     }
 }
 
