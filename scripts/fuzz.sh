@@ -90,8 +90,11 @@ for t in $targets; do
         cp "$a" "fuzz/regressions/$t/"
         saved+=("fuzz/regressions/$t/$(basename "$a")")
     done
-    echo "fuzz: $t: FAILED; the end of its log:"
-    grep -v '^#[0-9]' "$log" | tail -n 40 | sed 's/^/    /'
+    # The panic or sanitizer report and libFuzzer's verdict; the stack
+    # trace is left out (the reproducer prints it again).
+    echo "fuzz: $t: FAILED:"
+    grep -E -A2 'panicked at|ERROR: (AddressSanitizer|libFuzzer)|^SUMMARY|Test unit written|executed_units' \
+        "$log" | grep -v -E '^ *#[0-9]+ ' | head -n 30 | sed 's/^/    /' || true
     if [ ${#saved[@]} -eq 0 ]; then
         failed+=("$t (no crash input: see its log above)")
         continue
