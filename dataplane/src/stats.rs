@@ -58,10 +58,14 @@ pub enum DropReason {
     EcnNotEct,
     /// Unknown unicast in a bridge whose lookup on miss says drop.
     LookupMiss,
+    /// Broadcast, multicast or all-zero source MAC: no station sends from
+    /// one (IEEE 802.1Q §8.6.3; Linux's bridge and Open vSwitch drop them),
+    /// and forwarding it would let one frame poison receivers' caches.
+    BadSrcMac,
 }
 
 impl DropReason {
-    const OWN: usize = 21;
+    const OWN: usize = 22;
     /// Number of distinct counters.
     pub const COUNT: usize = WireError::COUNT + Self::OWN;
 
@@ -98,6 +102,7 @@ impl DropReason {
             DropReason::TooBig => 18,
             DropReason::EcnNotEct => 19,
             DropReason::LookupMiss => 20,
+            DropReason::BadSrcMac => 21,
         }
     }
 
@@ -125,6 +130,7 @@ impl DropReason {
             DropReason::TooBig,
             DropReason::EcnNotEct,
             DropReason::LookupMiss,
+            DropReason::BadSrcMac,
         ];
         WireError::ALL
             .into_iter()
@@ -157,6 +163,7 @@ impl DropReason {
             DropReason::TooBig => "too_big",
             DropReason::EcnNotEct => "ecn_not_ect",
             DropReason::LookupMiss => "lookup_miss",
+            DropReason::BadSrcMac => "bad_src_mac",
         }
     }
 }

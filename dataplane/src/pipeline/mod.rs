@@ -269,6 +269,13 @@ fn stage_frame<'a>(
             return None;
         }
     };
+    // Checked here, where local and decapsulated frames meet, before
+    // anything (learning above all) reads the source.
+    let src = st.key.dl_src();
+    if src.is_multicast() || src.is_zero() {
+        drop_frame(ws, st.port, frame, DropReason::BadSrcMac, io);
+        return None;
+    }
     st.key.set_in_port(st.port);
     st.key.set_tun_id(st.tun_id);
     st.rx_tag = st.key.vlan_vid();

@@ -1061,6 +1061,27 @@ fn ip4(s: &str) -> std::net::IpAddr {
 }
 
 #[test]
+fn frames_from_a_group_or_zero_source_mac_are_dropped_from_every_input_and_never_learned() {
+    let mut bed = Bed::new();
+    let multicast = [0x01, 0x00, 0x5e, 0, 0, 1];
+    let zero = [0; 6];
+    let bad = [BCAST, multicast, zero];
+    for src in bad {
+        let out = bed.send(VM1, &[&udp_frame(src, B, 16)]);
+        assert!(out.tx.is_empty(), "{src:x?} forwarded from a local port");
+        let out = bed.send(ETH0, &[&vxlan([192, 0, 2, 2], 42, &udp_frame(src, B, 16))]);
+        assert!(out.tx.is_empty(), "{src:x?} forwarded from a tunnel");
+        assert_eq!(fdb_dest(&bed, src), None, "{src:x?} learned");
+    }
+    assert_eq!(bed.drops(DropReason::BadSrcMac), 6);
+    assert_eq!(bed.ws.drops.total(), 6);
+    // A unicast source still goes through (and is learned).
+    let out = bed.send(VM1, &[&udp_frame(A, BCAST, 16)]);
+    assert!(!out.tx.is_empty());
+    assert_eq!(fdb_dest(&bed, A), Some((VM1, NO_REMOTE)));
+}
+
+#[test]
 fn a_learning_tunnel_adds_an_unknown_vtep_as_a_unicast_only_remote() {
     let mut bed = bed_with_peer9();
     let from_c = udp_frame(C, A, 32);

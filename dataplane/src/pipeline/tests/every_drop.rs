@@ -236,6 +236,7 @@ fn trigger(r: DropReason) -> Trigger {
             // Outer CE over an inner IPv4 packet that is not ECN-capable.
             vec![vxlan_outer_ip(&from_vm1(), |ip| ip[1] |= 0x03)],
         ),
+        DropReason::BadSrcMac => frames(VM1, vec![udp_frame(BCAST, A, 16)]),
         DropReason::LookupMiss => Trigger::Frames {
             config: |c| {
                 let direct = LookupProviderConfig::Direct {
