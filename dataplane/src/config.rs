@@ -300,6 +300,11 @@ pub struct PortConfig {
     /// Number of rx/tx queues to bind (0 = all the device has).
     #[serde(default)]
     pub queues: u16,
+    /// At most this many MACs are learned behind the port (absent: only
+    /// the bridge's `fdb_max_entries` bounds them), so one VM cannot fill
+    /// the bridge's table for all the others.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_macs: Option<u32>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -406,6 +411,27 @@ pub fn is_unicast_ip(ip: &IpAddr) -> bool {
     match ip {
         IpAddr::V4(a) => !(a.is_multicast() || a.is_unspecified() || a.is_broadcast()),
         IpAddr::V6(a) => !(a.is_multicast() || a.is_unspecified()),
+    }
+}
+
+/// Whether `ip` can be a unicast remote VTEP of this host, whose own VTEP
+/// addresses are `own`; `Err` says why not, after the address. Multicast
+/// groups are the caller's matter (a group is a tunnel's only remote).
+/// A subnet's broadcast address takes the host's interfaces to know:
+/// xvsd checks it when it applies a config.
+pub fn remote_vtep(ip: &IpAddr, own: &HashSet<IpAddr>) -> Result<(), String> {
+    if ip.is_unspecified() {
+        Err("is the unspecified address, not a VTEP".into())
+    } else if ip.is_loopback() {
+        Err("is a loopback address: the tunnel would never leave this host".into())
+    } else if ip.is_multicast() {
+        Err("is a multicast address, not a unicast VTEP (a group can only be a multicast tunnel's single remote)".into())
+    } else if matches!(ip, IpAddr::V4(a) if a.is_broadcast()) {
+        Err("is the limited broadcast address, not a VTEP".into())
+    } else if own.contains(ip) {
+        Err("is this host's own VTEP address (the uplink's or a tunnel's local)".into())
+    } else {
+        Ok(())
     }
 }
 
@@ -742,7 +768,15 @@ impl Config {
                 e(o.clone(), m);
             }
             if !names.insert(name) {
-                e(o.clone(), "name already used".into());
+                let uplink = self.uplink.as_ref().is_some_and(|u| u.iface == name);
+                e(
+                    o.clone(),
+                    if uplink {
+                        "is the uplink interface: it cannot also be a port or a tunnel".into()
+                    } else {
+                        "name already used".into()
+                    },
+                );
             }
             match number {
                 Some(n) if n == 0 || n == PortNo::MAX => {
@@ -779,10 +813,25 @@ impl Config {
             }
             check_vlan_mode(&o, &p.vlan, &mut e);
             if p.mtu < 68 {
-                e(o, format!("mtu {} below 68", p.mtu));
+                e(o.clone(), format!("mtu {} below 68", p.mtu));
+            }
+            if p.max_macs == Some(0) {
+                e(
+                    o,
+                    "max_macs 0 would learn nothing: at least 1 (a bridge without learning is `learning = false`)"
+                        .into(),
+                );
             }
         }
 
+        // This host's VTEP addresses: a remote among them would send the
+        // tunnel's traffic to ourselves.
+        let own: HashSet<IpAddr> = self
+            .uplink
+            .iter()
+            .flat_map(|u| u.local_ips.iter().copied())
+            .chain(self.tunnels.iter().filter_map(|t| t.local))
+            .collect();
         let mut bridge_vni: BTreeMap<&str, (u32, &str)> = BTreeMap::new();
         let mut tunnel_keys: BTreeMap<(TunnelKind, u16, Option<IpAddr>, u32), &str> =
             BTreeMap::new();
@@ -838,11 +887,10 @@ impl Config {
                             "remote {r} is a multicast group: a group must be the tunnel's only remote"
                         ),
                     );
-                } else if !r.is_multicast() && !is_unicast_ip(r) {
-                    e(
-                        o.clone(),
-                        format!("remote {r} is not a usable unicast VTEP address"),
-                    );
+                } else if !r.is_multicast() {
+                    if let Err(m) = remote_vtep(r, &own) {
+                        e(o.clone(), format!("remote {r} {m}"));
+                    }
                 }
                 if fam.is_some_and(|v4| v4 != r.is_ipv4()) {
                     e(
@@ -965,9 +1013,13 @@ impl Config {
                     match (tun, f.remote) {
                         // Any unicast VTEP: one beyond the configured
                         // remotes becomes a dynamic (never flooded) remote.
-                        (Some(_), Some(r)) if !is_unicast_ip(&r) => {
-                            e(o(), format!("remote {r} is not a unicast VTEP address"))
-                        }
+                        (Some(_), Some(r)) if remote_vtep(&r, &own).is_err() => e(
+                            o(),
+                            format!(
+                                "remote {r} {}",
+                                remote_vtep(&r, &own).err().unwrap_or_default()
+                            ),
+                        ),
                         (Some(t), Some(r))
                             if t.remotes
                                 .first()
@@ -1205,6 +1257,7 @@ mod tests {
                 vlan: VlanMode::default(),
                 mtu: 1500,
                 queues: 0,
+                max_macs: None,
             }],
             tunnels: vec![TunnelConfig::new(
                 "vx1",
@@ -1291,7 +1344,7 @@ mod tests {
             "{text:?}"
         );
         assert!(
-            has("remote 239.1.1.1 is not a unicast VTEP address"),
+            has("remote 239.1.1.1 is a multicast address, not a unicast VTEP"),
             "{text:?}"
         );
         assert!(
@@ -1449,6 +1502,73 @@ mod tests {
         assert!(text.contains("port \"eth 0\": name contains ' '"), "{text}");
         assert!(
             text.contains("dev \"bad/dev\": name contains '/'"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn remotes_that_are_not_another_vtep_are_refused() {
+        for (remote, why) in [
+            ("192.0.2.1", "this host's own VTEP address"),
+            ("127.0.0.1", "loopback"),
+            ("127.1.2.3", "loopback"),
+            ("0.0.0.0", "unspecified"),
+            ("255.255.255.255", "limited broadcast"),
+        ] {
+            let mut c = base();
+            c.tunnels[0].remotes = vec![remote.parse().unwrap(), "192.0.2.9".parse().unwrap()];
+            let text = c.validate().unwrap_err().to_string();
+            assert!(
+                text.contains(&format!("tunnel \"vx1\": remote {remote} ")) && text.contains(why),
+                "{remote}: {text}"
+            );
+        }
+        let mut c = base();
+        c.tunnels[0].local = Some("192.0.2.7".parse().unwrap());
+        c.tunnels[0].remotes = vec!["192.0.2.7".parse().unwrap()];
+        assert!(c.validate().unwrap_err().to_string().contains("own VTEP"));
+        // IPv6: loopback and a group among unicast remotes.
+        let mut c = base();
+        c.uplink
+            .as_mut()
+            .unwrap()
+            .local_ips
+            .push("2001:db8::1".parse().unwrap());
+        c.tunnels[0].remotes = vec!["::1".parse().unwrap()];
+        assert!(c.validate().unwrap_err().to_string().contains("loopback"));
+        c.tunnels[0].remotes = vec!["ff0e::1".parse().unwrap(), "2001:db8::2".parse().unwrap()];
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("multicast group"));
+        // A static FDB entry's remote is held to the same rule.
+        let mut c = base();
+        c.fdb.push(StaticFdbConfig {
+            bridge: "br0".into(),
+            vlan: 0,
+            mac: "02:00:00:00:00:09".parse().unwrap(),
+            port: "vx1".into(),
+            remote: Some("127.0.0.1".parse().unwrap()),
+        });
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("remote 127.0.0.1 is a loopback"));
+        // A group alone is a multicast tunnel, and fine.
+        let mut c = base();
+        c.tunnels[0].remotes = vec!["239.1.1.1".parse().unwrap()];
+        assert_eq!(c.validate(), Ok(()));
+    }
+
+    #[test]
+    fn the_uplink_is_no_port() {
+        let mut c = base();
+        c.ports[0].name = "eth0".into();
+        let text = c.validate().unwrap_err().to_string();
+        assert!(
+            text.contains("port \"eth0\": is the uplink interface: it cannot also be a port"),
             "{text}"
         );
     }

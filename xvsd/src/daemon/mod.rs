@@ -51,6 +51,7 @@ use xvs_dataplane::types::{MacAddr, PortNo};
 
 use crate::worker::{PollMode, SocketLost, Worker, WorkerCmd, WorkerReport};
 
+mod host;
 mod links;
 mod mcast;
 mod rpc;
@@ -652,6 +653,7 @@ impl Daemon {
     fn apply_with(&mut self, mut config: Config, lenient: bool) -> Result<(), DaemonError> {
         config.assign_port_numbers();
         config.validate().map_err(DaemonError::Config)?;
+        host::check(&config).map_err(DaemonError::Config)?;
         let (plan, absent) = plan(&config, &self.opts)?;
         if !lenient {
             if let Some(w) = absent

@@ -1,0 +1,136 @@
+//! What a config may not ask of this host, which [`Config::validate`]
+//! cannot know without it: the loopback interface as a port (xvs would
+//! take every frame the host sends to itself, and its own addresses
+//! would stop answering), and a tunnel remote that is the broadcast
+//! address of one of the host's IPv4 subnets.
+//!
+//! Checked on every config xvsd applies, before anything is touched; a
+//! port whose interface is not there (yet) is not this module's matter.
+
+use std::collections::BTreeSet;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::Path;
+
+use xvs_dataplane::config::{Config, ConfigError, ConfigErrors};
+
+/// `IFF_LOOPBACK` in `/sys/class/net/NAME/flags`.
+const IFF_LOOPBACK: u32 = 0x8;
+
+/// Every problem `config` has with this host, each naming its object.
+pub(super) fn check(config: &Config) -> Result<(), ConfigErrors> {
+    let mut errs = Vec::new();
+    for p in &config.ports {
+        if is_loopback(&p.name) {
+            errs.push(ConfigError {
+                object: format!("port {:?}", p.name),
+                message: format!(
+                    "{:?} is the host's loopback interface: it cannot be a port (the host's own \
+                     traffic would go to the switch)",
+                    p.name
+                ),
+            });
+        }
+    }
+    let broadcasts = subnet_broadcasts();
+    for t in &config.tunnels {
+        for r in &t.remotes {
+            if let IpAddr::V4(a) = r {
+                if broadcasts.contains(a) {
+                    errs.push(ConfigError {
+                        object: format!("tunnel {:?}", t.name),
+                        message: format!(
+                            "remote {r} is the broadcast address of a subnet of this host, not a VTEP"
+                        ),
+                    });
+                }
+            }
+        }
+    }
+    if errs.is_empty() {
+        Ok(())
+    } else {
+        Err(ConfigErrors(errs))
+    }
+}
+
+/// Whether interface `name` is there and is a loopback device.
+fn is_loopback(name: &str) -> bool {
+    // A name with a '/' would walk out of the directory; the name rule
+    // refuses those before this runs.
+    if name.contains('/') {
+        return false;
+    }
+    let flags = Path::new("/sys/class/net").join(name).join("flags");
+    std::fs::read_to_string(flags)
+        .ok()
+        .and_then(|t| u32::from_str_radix(t.trim().trim_start_matches("0x"), 16).ok())
+        .is_some_and(|f| f & IFF_LOOPBACK != 0)
+}
+
+/// The broadcast address of every IPv4 subnet on this host's interfaces
+/// (prefixes of /30 and shorter: /31 and /32 have none).
+fn subnet_broadcasts() -> BTreeSet<Ipv4Addr> {
+    let mut out = BTreeSet::new();
+    let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs writes a list head to `head`, which we free below.
+    if unsafe { libc::getifaddrs(&mut head) } != 0 {
+        return out;
+    }
+    let mut cur = head;
+    while !cur.is_null() {
+        // SAFETY: `cur` is a node of the list getifaddrs made, not freed yet.
+        let ifa = unsafe { &*cur };
+        if let (Some(addr), Some(mask)) = (v4(ifa.ifa_addr), v4(ifa.ifa_netmask)) {
+            let (a, m) = (u32::from(addr), u32::from(mask));
+            if m.leading_ones() <= 30 {
+                out.insert(Ipv4Addr::from(a | !m));
+            }
+        }
+        cur = ifa.ifa_next;
+    }
+    // SAFETY: `head` came from getifaddrs and is freed once.
+    unsafe { libc::freeifaddrs(head) };
+    out
+}
+
+/// The IPv4 address in `sa`, if it is one.
+fn v4(sa: *const libc::sockaddr) -> Option<Ipv4Addr> {
+    if sa.is_null() {
+        return None;
+    }
+    // SAFETY: a non-null sockaddr from getifaddrs; its family says which
+    // struct it is, and AF_INET ones are sockaddr_in.
+    unsafe {
+        if i32::from((*sa).sa_family) != libc::AF_INET {
+            return None;
+        }
+        let sin = &*(sa.cast::<libc::sockaddr_in>());
+        Some(Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use xvs_dataplane::config::{BridgeConfig, PortConfig, VlanMode};
+
+    #[test]
+    fn the_loopback_interface_is_no_port() {
+        let c = Config {
+            bridges: vec![BridgeConfig::new("br0")],
+            ports: vec![PortConfig {
+                name: "lo".into(),
+                bridge: "br0".into(),
+                number: None,
+                vlan: VlanMode::default(),
+                mtu: 1500,
+                queues: 0,
+                max_macs: None,
+            }],
+            ..Default::default()
+        };
+        let e = check(&c).unwrap_err().to_string();
+        assert!(e.contains("port \"lo\"") && e.contains("loopback"), "{e}");
+        assert!(!is_loopback("no-such-iface0"));
+    }
+}
