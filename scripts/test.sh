@@ -1,8 +1,20 @@
 #!/usr/bin/env bash
-# Runs every gate CI runs: format, lints, and the whole test suite.
-# Installs the system packages the tests need on a fresh Debian 12 (as root).
+# Runs every gate CI runs: format, lints, the whole test suite and the
+# fuzz targets. Installs the system packages the tests need on a fresh
+# Debian 12, so it must run as root; the namespace tests need root anyway.
+#
+# XVS_REQUIRE_ALL=1 makes every test whose requirement is missing (root, a
+# tool, a file) fail with its reason: this script installed them all. Only
+# a kernel feature this machine's kernel refuses (probed) may skip a test;
+# each skip is listed at the end, as is the fuzz step's outcome.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+if [ "$(id -u)" != 0 ]; then
+  echo "scripts/test.sh must run as root: it installs packages with apt-get, and the" >&2
+  echo "namespace, XDP and AF_XDP tests need root (run it with sudo, or as root)." >&2
+  exit 1
+fi
 
 source scripts/packages.sh
 # Besides the build: the namespace tests drive iproute2's `ip`, ping, arping,
@@ -11,6 +23,39 @@ source scripts/packages.sh
 # tests run etcd (etcd-server, etcdctl from etcd-client) on test addresses.
 ensure_packages "${BUILD_PACKAGES[@]}" iproute2 iputils-ping iputils-arping iperf3 ethtool tshark openvswitch-switch etcd-server etcd-client
 
+export XVS_REQUIRE_ALL=1
+XVS_SKIP_LOG="$(mktemp /tmp/xvs-skips.XXXXXX)"
+export XVS_SKIP_LOG
+fuzz_summary="fuzz: not reached"
+
+summary() {
+  local rc=$?
+  echo
+  echo "== scripts/test.sh summary =="
+  local n
+  n=$(grep -c . "$XVS_SKIP_LOG" || true)
+  if [ "$n" -gt 0 ]; then
+    echo "$n skipped:"
+    sed 's/^/  /' "$XVS_SKIP_LOG"
+  else
+    echo "0 skipped"
+  fi
+  echo "$fuzz_summary"
+  rm -f "$XVS_SKIP_LOG"
+  [ "$rc" = 0 ] && echo "result: pass" || echo "result: FAIL (exit $rc)"
+}
+trap summary EXIT
+
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo test --workspace --locked
+
+# Exit 0: every target ran clean; 2: no nightly toolchain (said in the
+# summary, not a failure); anything else: a crash or a build failure.
+fuzz_rc=0
+fuzz_out=$(scripts/fuzz.sh | tee /dev/stderr) || fuzz_rc=$?
+fuzz_summary=$(printf '%s\n' "$fuzz_out" | tail -n 1)
+case "$fuzz_rc" in
+  0|2) ;;
+  *) exit "$fuzz_rc" ;;
+esac
