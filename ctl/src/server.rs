@@ -9,8 +9,13 @@
 //! misbehaves costs one connection thread, never the daemon's control loop.
 //!
 //! Threads: one accepting, one per connection (at most
-//! [`ServerOptions::max_connections`]; over that a connection gets a
-//! [`codes::BUSY`] error and is closed). Every blocking call has a bound:
+//! [`ServerOptions::max_connections`]). At the limit, a new connection
+//! takes the place of the one idle longest, which gets a [`codes::IDLE`]
+//! error and is closed within a [`POLL_SLICE`]: otherwise a handful of
+//! clients that connect and say nothing would lock every other client out
+//! for the whole idle timeout. Only when every connection is in the middle
+//! of a call does a new one get a [`codes::BUSY`] error and is closed.
+//! Every blocking call has a bound:
 //! reads wake every [`POLL_SLICE`] to check the idle deadline and the stop
 //! flag, writes time out, waiting for the daemon times out.
 
@@ -20,8 +25,8 @@ use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -215,6 +220,8 @@ impl Server {
             own_uid: current_uid(),
             stop: Arc::clone(&stop),
             active: AtomicUsize::new(0),
+            conns: Mutex::new(Vec::new()),
+            epoch: Instant::now(),
         });
         let listener = self.listener;
         let thread = std::thread::Builder::new()
@@ -275,14 +282,61 @@ struct Shared {
     own_uid: u32,
     stop: Arc<AtomicBool>,
     active: AtomicUsize,
+    /// The open connections, for choosing one to close at the limit.
+    conns: Mutex<Vec<Arc<Conn>>>,
+    /// The clock of [`Conn::last`].
+    epoch: Instant,
+}
+
+impl Shared {
+    fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
+    /// Marks the connection idle longest (not in a call, not already
+    /// closing) to close, to make room for a new one; false if there is
+    /// none.
+    fn evict_idlest(&self) -> bool {
+        let conns = self.conns.lock().unwrap_or_else(|p| p.into_inner());
+        let victim = conns
+            .iter()
+            .filter(|c| !c.in_call.load(Ordering::SeqCst) && !c.evict.load(Ordering::SeqCst))
+            .min_by_key(|c| c.last.load(Ordering::SeqCst));
+        match victim {
+            Some(c) => {
+                c.evict.store(true, Ordering::SeqCst);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// What the accept thread knows of a connection.
+#[derive(Debug, Default)]
+struct Conn {
+    /// When it last sent bytes or got an answer ([`Shared::now_ms`]).
+    last: AtomicU64,
+    /// Waiting for the daemon's answer: never closed to make room.
+    in_call: AtomicBool,
+    /// Close at the next look: room is needed.
+    evict: AtomicBool,
 }
 
 /// Gives back a connection slot when its thread ends, however it ends.
-struct Slot<'a>(&'a AtomicUsize);
+struct Slot<'a> {
+    shared: &'a Shared,
+    conn: Arc<Conn>,
+}
 
 impl Drop for Slot<'_> {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
+        self.shared
+            .conns
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|c| !Arc::ptr_eq(c, &self.conn));
+        self.shared.active.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -317,7 +371,12 @@ fn admit(stream: UnixStream, shared: &Arc<Shared>, tx: &Sender<Call>) {
     let _ = stream.set_nonblocking(false);
     let _ = stream.set_write_timeout(Some(shared.options.write_timeout));
     let n = shared.active.fetch_add(1, Ordering::SeqCst);
-    if n >= shared.options.max_connections {
+    let max = shared.options.max_connections;
+    // Over the limit, the idlest connection makes room; it leaves within a
+    // poll slice, so the threads stay bounded (twice the limit at most,
+    // however fast clients connect).
+    let room = n < max || (n < 2 * max && shared.evict_idlest());
+    if !room {
         shared.active.fetch_sub(1, Ordering::SeqCst);
         let max = shared.options.max_connections;
         // Answered from the accept thread: bounded by the write timeout,
@@ -332,17 +391,28 @@ fn admit(stream: UnixStream, shared: &Arc<Shared>, tx: &Sender<Call>) {
         );
         return;
     }
+    let conn = Arc::new(Conn::default());
+    conn.last.store(shared.now_ms(), Ordering::SeqCst);
+    shared
+        .conns
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push(Arc::clone(&conn));
     let shared2 = Arc::clone(shared);
     let tx = tx.clone();
+    let conn2 = Arc::clone(&conn);
     let spawned = std::thread::Builder::new()
         .name("xvs-ctl-conn".into())
         .spawn(move || {
-            let _slot = Slot(&shared2.active);
-            serve(stream, &shared2, &tx);
+            let _slot = Slot {
+                shared: &shared2,
+                conn: Arc::clone(&conn2),
+            };
+            serve(stream, &shared2, &conn2, &tx);
         });
     if spawned.is_err() {
         // The closure (and its slot guard) never ran.
-        shared.active.fetch_sub(1, Ordering::SeqCst);
+        drop(Slot { shared, conn });
     }
 }
 
@@ -470,7 +540,7 @@ fn check_peer(stream: &UnixStream, shared: &Shared) -> Result<(), RpcError> {
     }
 }
 
-fn serve(stream: UnixStream, shared: &Shared, tx: &Sender<Call>) {
+fn serve(stream: UnixStream, shared: &Shared, conn: &Conn, tx: &Sender<Call>) {
     if let Err(e) = check_peer(&stream, shared) {
         send(&stream, &Response::error(Id::Null, e));
         return;
@@ -488,6 +558,18 @@ fn serve(stream: UnixStream, shared: &Shared, tx: &Sender<Call>) {
     let mut reader = &stream;
     loop {
         if shared.stop.load(Ordering::SeqCst) {
+            return;
+        }
+        if conn.evict.load(Ordering::SeqCst) {
+            let e = RpcError::new(
+                crate::protocol::codes::IDLE,
+                format!(
+                    "{} connections open, the limit, and this one idle longest: closing it to \
+                     make room for a new one",
+                    opts.max_connections
+                ),
+            );
+            send(&stream, &Response::error(Id::Null, e));
             return;
         }
         let n = match reader.read(&mut chunk) {
@@ -521,6 +603,7 @@ fn serve(stream: UnixStream, shared: &Shared, tx: &Sender<Call>) {
             }
             Err(_) => return,
         };
+        conn.last.store(shared.now_ms(), Ordering::SeqCst);
         buf.extend_from_slice(&chunk[..n]);
         // Every complete line in the buffer, in order.
         let mut start = 0;
@@ -536,8 +619,12 @@ fn serve(stream: UnixStream, shared: &Shared, tx: &Sender<Call>) {
             let line = &buf[start..end];
             let line = line.strip_suffix(b"\r").unwrap_or(line);
             if line.iter().any(|b| !b.is_ascii_whitespace()) {
+                conn.in_call.store(true, Ordering::SeqCst);
                 let resp = handle_line(line, shared, tx);
-                if !send(&stream, &resp) {
+                let sent = send(&stream, &resp);
+                conn.last.store(shared.now_ms(), Ordering::SeqCst);
+                conn.in_call.store(false, Ordering::SeqCst);
+                if !sent {
                     return;
                 }
                 deadline = Instant::now() + opts.idle_timeout;

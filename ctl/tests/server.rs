@@ -280,12 +280,25 @@ fn connections_are_bounded() {
     };
     let d = FakeDaemon::start_with("limit", opts, None, Default::default());
     let mut a = Raw::connect(d.path());
-    let _b = Raw::connect(d.path());
+    let mut b = Raw::connect(d.path());
     assert_eq!(a.call(SHOW)["id"], 2);
+    // Full: the newcomer takes the place of b, idle longest.
     let mut c = Raw::connect(d.path());
-    let r = c.recv();
+    assert_eq!(c.call(SHOW)["id"], 2);
+    assert_eq!(code(&b.recv()), codes::IDLE);
+    assert!(b.closed());
+    // Full of calls in progress: nobody to close, so BUSY.
+    d.delay_ms.store(1500, std::sync::atomic::Ordering::SeqCst);
+    a.send(SHOW);
+    c.send(SHOW);
+    std::thread::sleep(Duration::from_millis(300));
+    let mut e = Raw::connect(d.path());
+    let r = e.recv();
     assert_eq!(code(&r), codes::BUSY);
-    assert!(c.closed());
+    assert!(e.closed());
+    d.delay_ms.store(0, std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(a.recv()["id"], 2);
+    assert_eq!(c.recv()["id"], 2);
     drop(a);
     // The slot comes back once the server sees the close.
     let t = Instant::now();
@@ -303,6 +316,38 @@ fn connections_are_bounded() {
         assert!(t.elapsed() < Duration::from_secs(5), "slot never released");
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+#[test]
+fn idle_connections_make_room_for_a_new_client() {
+    let opts = ServerOptions {
+        max_connections: 32,
+        ..Default::default()
+    };
+    let d = FakeDaemon::start_with("evict", opts, None, Default::default());
+    // One connection that talked once, then 40 that never say anything:
+    // with the old server the last 8 got BUSY and every client after them
+    // waited for the 60 s idle timeout.
+    let mut talked = Raw::connect(d.path());
+    assert_eq!(talked.call(SHOW)["id"], 2);
+    let idle: Vec<Raw> = (0..40)
+        .map(|_| {
+            std::thread::sleep(Duration::from_millis(2));
+            Raw::connect(d.path())
+        })
+        .collect();
+    let t = Instant::now();
+    let mut c = Client::connect(d.path(), Duration::from_secs(5)).expect("connect");
+    let r = c
+        .call(&xvs_ctl::protocol::Method::Show)
+        .expect("a real request gets in");
+    assert!(r.is_object(), "{r}");
+    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+    // The first to go was the one idle longest, told why.
+    let r = talked.recv();
+    assert_eq!(code(&r), codes::IDLE);
+    assert!(message(&r).contains("idle longest"), "{r}");
+    drop(idle);
 }
 
 #[test]
