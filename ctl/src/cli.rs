@@ -256,6 +256,10 @@ pub enum Verb {
         native: Option<u16>,
         #[arg(long)]
         mtu: Option<u16>,
+        /// Learn at most N MACs behind the port (frames from others are
+        /// still forwarded, their replies flooded).
+        #[arg(long, value_name = "N")]
+        max_macs: Option<u32>,
         #[arg(long)]
         may_exist: bool,
     },
@@ -596,6 +600,7 @@ impl Verb {
                 trunks,
                 native,
                 mtu,
+                max_macs,
                 may_exist,
             } => one(Command::AddPort(cmd::AddPort {
                 bridge: bridge.clone(),
@@ -605,6 +610,7 @@ impl Verb {
                 trunks: trunks.as_ref().map(|t| t.0.clone()),
                 native: *native,
                 mtu: *mtu,
+                max_macs: *max_macs,
                 may_exist: *may_exist,
             })),
             Verb::AddTunnel {
@@ -1790,6 +1796,10 @@ fn stats_table(rows: &[StatsRow]) -> String {
         if !d.is_empty() {
             out.push_str(&format!("{} drops: {d}\n", r.name));
         }
+        let l = drops_text(&r.learn_refused);
+        if !l.is_empty() {
+            out.push_str(&format!("{} not learned: {l}\n", r.name));
+        }
         for w in r.per_worker.iter().flatten() {
             let d = drops_text(&w.drops);
             out.push_str(&format!(
@@ -2032,6 +2042,9 @@ mod tests {
         let c = commands(&["add-port", "br0", "vm1", "--trunks", "10,20-22"]);
         let Command::AddPort(p) = &c[0] else { panic!() };
         assert_eq!(p.trunks, Some(vec![10, 20, 21, 22]));
+        let c = commands(&["add-port", "br0", "vm1", "--max-macs", "4"]);
+        let Command::AddPort(p) = &c[0] else { panic!() };
+        assert_eq!(p.max_macs, Some(4));
         let c = commands(&[
             "qos-set", "vm1", "--dir", "out", "--rate", "1.5gbit", "--burst", "1mb",
         ]);

@@ -118,6 +118,9 @@ pub struct AddPort {
     pub native: Option<u16>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mtu: Option<u16>,
+    /// At most this many MACs learned behind the port.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_macs: Option<u32>,
     #[serde(default)]
     pub may_exist: bool,
 }
@@ -1172,6 +1175,7 @@ fn add_port(config: &mut Config, c: &AddPort) -> Result<(), CommandError> {
         vlan,
         mtu: 1500,
         queues: c.queues.unwrap_or(0),
+        max_macs: c.max_macs,
     };
     if let Some(m) = c.mtu {
         p.mtu = m;

@@ -54,6 +54,7 @@ fn add_port(bridge: &str, name: &str) -> Command {
         trunks: None,
         native: None,
         mtu: None,
+        max_macs: None,
         may_exist: false,
     })
 }
@@ -395,6 +396,7 @@ fn add_port_and_its_errors() {
         trunks: None,
         native: None,
         mtu: None,
+        max_macs: None,
         may_exist: true,
     });
     assert!(err(&c, again.clone()).contains("already exists in bridge \"br0\""));
@@ -414,6 +416,7 @@ fn add_port_and_its_errors() {
             trunks,
             native,
             mtu: Some(9000),
+            max_macs: None,
             may_exist: false,
         })
     };

@@ -932,6 +932,11 @@ pub struct StatsRow {
     /// Local ports and the uplink: their interface's state.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state: Option<PortState>,
+    /// MACs seen behind the port that were not learned, by reason
+    /// (`learn_refused_port_limit`, `learn_refused_fdb_full`); their
+    /// frames were forwarded, not dropped. Only the non-zero ones.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub learn_refused: BTreeMap<String, u64>,
 }
 
 /// One worker's load (`worker_stats`), as `ovs-appctl

@@ -41,6 +41,7 @@ fn hypervisor(name: &'static str, me: u8, peer: u8) -> Hv {
         vlan: VlanMode::default(),
         mtu: 1500,
         queues: 0,
+        max_macs: None,
     };
     let mut gn = TunnelConfig::new("gn0", "br-geneve", TunnelKind::Geneve, 200, vec![remote]);
     gn.geneve_opts.push(GeneveOptConfig {

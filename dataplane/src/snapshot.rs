@@ -113,6 +113,9 @@ pub struct PortEntry {
     pub firewall: [Option<u16>; 2],
     /// Policer index (into [`Snapshot::policers`]) for [in, out].
     pub policer: [Option<u16>; 2],
+    /// Learned MACs allowed behind the port (control side only: the
+    /// limit is applied where learn events are folded in).
+    pub max_macs: Option<u32>,
 }
 
 impl PortEntry {
@@ -125,6 +128,7 @@ impl PortEntry {
             mtu: 0,
             firewall: [None; 2],
             policer: [None; 2],
+            max_macs: None,
         }
     }
 }

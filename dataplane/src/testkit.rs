@@ -49,6 +49,7 @@ fn port(name: &str, bridge: &str) -> PortConfig {
         vlan: VlanMode::default(),
         mtu: 1500,
         queues: 0,
+        max_macs: None,
     }
 }
 

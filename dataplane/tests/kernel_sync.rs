@@ -272,6 +272,7 @@ fn control_towards(state: &KernelState, remote: &str) -> Control {
             vlan: VlanMode::default(),
             mtu: 1500,
             queues: 0,
+            max_macs: None,
         }],
         tunnels: vec![TunnelConfig::new(
             "vx1",

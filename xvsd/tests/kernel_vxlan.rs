@@ -80,6 +80,7 @@ fn control() -> Control {
             vlan: VlanMode::default(),
             mtu: 1500,
             queues: 0,
+            max_macs: None,
         }],
         tunnels: vec![vx],
         ..Default::default()

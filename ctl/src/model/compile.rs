@@ -208,6 +208,7 @@ fn port(name: &str, bridge: &str, vlan: VlanMode) -> PortConfig {
         vlan,
         mtu: 1500,
         queues: 0,
+        max_macs: None,
     }
 }
 

@@ -345,7 +345,11 @@ fn acl_del(port: &str, dir: Direction) -> Command {
 }
 
 fn same_port(a: &PortConfig, b: &PortConfig) -> bool {
-    a.bridge == b.bridge && a.vlan == b.vlan && a.mtu == b.mtu && a.queues == b.queues
+    a.bridge == b.bridge
+        && a.vlan == b.vlan
+        && a.mtu == b.mtu
+        && a.queues == b.queues
+        && a.max_macs == b.max_macs
 }
 
 /// Equal in what the model sets (the port number is the daemon's).
@@ -412,6 +416,7 @@ fn add_port(p: &PortConfig) -> Command {
         trunks,
         native,
         mtu: (p.mtu != 1500).then_some(p.mtu),
+        max_macs: p.max_macs,
         may_exist: false,
     })
 }

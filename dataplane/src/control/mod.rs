@@ -48,7 +48,7 @@ use crate::policy::qos::PolicerConfig;
 use crate::snapshot::{BridgeEntry, PortEntry, PortKind, PortVlan, Snapshot, SnapshotHandle};
 use crate::stats::DropReason;
 use crate::tables::addr::AddrTable;
-use crate::tables::fdb::{Fdb, FdbConfig, FdbDest};
+use crate::tables::fdb::{Fdb, FdbConfig, FdbDest, LearnOutcome};
 use crate::tables::flow::{FlowRule, FlowTable};
 use crate::tables::neigh::{NeighCache, NeighChange, NeighConfig, NeighSource};
 use crate::tables::route::{RouteOrigin, RouteTable};
@@ -197,6 +197,24 @@ pub struct Control {
     /// When each invalidation was last sent (rate limit).
     invalidated_at: HashMap<(IpAddr, invalidate::Invalidation), u64>,
     snoop_counters: SnoopCounters,
+    /// Learn events refused, by port name (kept across reconfigurations
+    /// of the port, as its other counters are).
+    learn_refused: HashMap<String, LearnRefusals>,
+}
+
+/// Learn events of one port that the FDB refused. A refused MAC is not
+/// learned but its frames are still forwarded (as by Linux's bridge over
+/// its `max_learned`): dropping them would turn a limit meant to protect
+/// the table into an outage for the VM's extra addresses, and port
+/// security is the tool that drops. Frames to it are flooded, as to any
+/// unknown MAC. Workers send an event per MAC once per refresh interval,
+/// so these count MACs turned away per interval, not frames.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LearnRefusals {
+    /// The port had its `max_macs` learned MACs.
+    pub port_limit: u64,
+    /// The bridge's FDB had `fdb_max_entries` entries.
+    pub fdb_full: u64,
 }
 
 /// The next hops of the templates being built.
@@ -237,6 +255,7 @@ impl Control {
             addrs_dirty: false,
             invalidated_at: HashMap::new(),
             snoop_counters: SnoopCounters::default(),
+            learn_refused: HashMap::new(),
         }
     }
 
@@ -531,6 +550,11 @@ impl Control {
     }
 
     /// What became of snooped frames so far.
+    /// Learn events refused for the port or tunnel `name`.
+    pub fn learn_refusals(&self, name: &str) -> LearnRefusals {
+        self.learn_refused.get(name).copied().unwrap_or_default()
+    }
+
     pub fn snoop_counters(&self) -> SnoopCounters {
         self.snoop_counters
     }
@@ -598,6 +622,10 @@ impl Control {
             .retain(|b, _| self.config.bridges.iter().any(|c| c.name == *b));
         self.lookup_addrs
             .retain(|b, _| self.config.bridges.iter().any(|c| c.name == *b));
+        let config = &self.config;
+        self.learn_refused.retain(|n, _| {
+            config.ports.iter().any(|p| p.name == *n) || config.tunnels.iter().any(|t| t.name == *n)
+        });
         // The compiled tables hold the config's addresses only.
         self.addrs_dirty = true;
         let mut snap = compiled.snapshot;
@@ -638,6 +666,7 @@ impl Control {
     pub fn process_learning(&mut self, now: u64) -> usize {
         let mut n = 0;
         let mut changed = false;
+        let snap = Arc::clone(&self.current);
         // Bounded: workers may refill the queue while it is drained, and the
         // control thread has other work (a later call takes the rest).
         while n < LEARN_QUEUE {
@@ -647,7 +676,7 @@ impl Control {
             n += 1;
             // Events are numbered by the snapshot the worker had: drop those
             // a reconfiguration made stale (port gone or moved bridges).
-            let Some(pe) = self.current.port(ev.port) else {
+            let Some(pe) = snap.port(ev.port) else {
                 continue;
             };
             if pe.bridge != ev.bridge {
@@ -661,26 +690,38 @@ impl Control {
                 _ => ev.remote,
             };
             // Events sent before learning was turned off are stale too.
-            let Some(b) = self
-                .current
+            let Some(b) = snap
                 .bridges
                 .get(usize::from(ev.bridge))
                 .filter(|b| b.learning)
             else {
                 continue;
             };
-            if let Some(fdb) = self.fdbs.get_mut(&b.name) {
-                changed |= fdb
-                    .learn(
-                        ev.vlan,
-                        ev.mac,
-                        FdbDest {
-                            port: ev.port,
-                            remote,
-                        },
-                        now,
-                    )
-                    .changed();
+            let Some(fdb) = self.fdbs.get_mut(&b.name) else {
+                continue;
+            };
+            let dest = FdbDest {
+                port: ev.port,
+                remote,
+            };
+            let max = pe.max_macs.map(|m| m as usize);
+            let outcome = fdb.learn_limited(ev.vlan, ev.mac, dest, now, max);
+            changed |= outcome.changed();
+            let table_full = match outcome {
+                LearnOutcome::PortLimit => false,
+                LearnOutcome::TableFull => true,
+                _ => continue,
+            };
+            if !self.learn_refused.contains_key(&pe.name) {
+                self.learn_refused
+                    .insert(pe.name.clone(), LearnRefusals::default());
+            }
+            if let Some(r) = self.learn_refused.get_mut(&pe.name) {
+                if table_full {
+                    r.fdb_full += 1;
+                } else {
+                    r.port_limit += 1;
+                }
             }
         }
         if changed || self.tunnels_dirty {
@@ -1201,6 +1242,7 @@ fn compile(
             mtu: u.mtu,
             firewall: [None; 2],
             policer: [None; 2],
+            max_macs: None,
         };
     }
     for p in &config.ports {
@@ -1214,6 +1256,7 @@ fn compile(
             mtu: p.mtu,
             firewall: [None; 2],
             policer: [None; 2],
+            max_macs: p.max_macs,
         };
         bridge_ports.entry(p.bridge.clone()).or_default().push(n);
     }
@@ -1285,6 +1328,7 @@ fn compile(
             mtu: config.uplink.as_ref().map_or(1500, |u| u.mtu),
             firewall: [None; 2],
             policer: [None; 2],
+            max_macs: None,
         };
         let dynamic = dyn_remotes.get(&t.name).map_or(&[][..], Vec::as_slice);
         tunnel_ports.push(TunnelPort::with_dynamic(t, n, local, dynamic));

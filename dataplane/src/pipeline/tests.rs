@@ -1061,6 +1061,48 @@ fn ip4(s: &str) -> std::net::IpAddr {
 }
 
 #[test]
+fn a_port_learns_at_most_its_max_macs_and_still_forwards_the_others() {
+    let mut bed = Bed::new();
+    let mut c = bed.ctl.config().clone();
+    c.ports[0].max_macs = Some(0);
+    let e = bed.ctl.apply(c).unwrap_err().to_string();
+    assert!(e.contains("port \"vm1\"") && e.contains("max_macs 0"), "{e}");
+    bed.apply(|c| c.ports[0].max_macs = Some(2));
+    assert_eq!(bed.ctl.config().ports[0].name, "vm1");
+    let macs: Vec<[u8; 6]> = (1..=4).map(|i| [0x02, 0xcc, 0, 0, 0, i]).collect();
+    for m in &macs {
+        let out = bed.send(VM1, &[&udp_frame(*m, BCAST, 16)]);
+        assert!(!out.tx.is_empty(), "{m:x?} not forwarded");
+    }
+    let learned: Vec<bool> = macs.iter().map(|m| fdb_dest(&bed, *m).is_some()).collect();
+    assert_eq!(learned, [true, true, false, false]);
+    let r = bed.ctl.learn_refusals("vm1");
+    assert_eq!((r.port_limit, r.fdb_full), (2, 0));
+    // Unicast to a refused MAC floods, as to any unknown one.
+    let out = bed.send(VM2, &[&udp_frame(B, macs[3], 16)]);
+    assert!(out.tx.iter().any(|(p, _)| *p == VM1));
+    // Other ports are not limited by vm1's limit.
+    bed.send(VM2, &[&udp_frame(B, BCAST, 16)]);
+    assert_eq!(fdb_dest(&bed, B), Some((VM2, NO_REMOTE)));
+    // Once learned MACs have aged out, others take their place.
+    bed.now += 400_000_000_000;
+    bed.ctl.tick(bed.now);
+    bed.send(VM1, &[&udp_frame(macs[2], BCAST, 16)]);
+    assert!(fdb_dest(&bed, macs[2]).is_some());
+}
+
+#[test]
+fn a_full_fdb_refusal_is_counted_against_the_port() {
+    let mut bed = Bed::new();
+    bed.apply(|c| c.bridges[0].fdb_max_entries = 1);
+    bed.send(VM1, &[&udp_frame(A, BCAST, 16)]);
+    bed.send(VM2, &[&udp_frame(B, BCAST, 16)]);
+    assert_eq!(fdb_dest(&bed, B), None);
+    assert_eq!(bed.ctl.learn_refusals("vm2").fdb_full, 1);
+    assert_eq!(bed.ctl.learn_refusals("vm1").fdb_full, 0);
+}
+
+#[test]
 fn frames_from_a_group_or_zero_source_mac_are_dropped_from_every_input_and_never_learned() {
     let mut bed = Bed::new();
     let multicast = [0x01, 0x00, 0x5e, 0, 0, 1];

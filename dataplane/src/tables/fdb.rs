@@ -167,6 +167,10 @@ pub enum LearnOutcome {
     StaticIgnored,
     /// New MAC but the table is at `max_entries`.
     TableFull,
+    /// New MAC, or a move, onto a port that already has its limit of
+    /// learned MACs (see [`Fdb::learn_limited`]); a moving entry stays
+    /// where it was.
+    PortLimit,
     /// Multicast/zero source MAC, VLAN over 4095 or `NO_PORT`: never learned.
     Invalid,
 }
@@ -200,6 +204,8 @@ pub struct FdbCounters {
     pub aged: u64,
     /// Learn events refused because the table was full.
     pub full: u64,
+    /// Learn events refused because their port had its limit of MACs.
+    pub port_limit: u64,
     /// Learn events with an invalid MAC, VLAN or port.
     pub invalid: u64,
     /// Views published (calls to `view` that found changes).
@@ -491,6 +497,25 @@ pub struct Fdb {
     dirty: bool,
     seeds: RandomState,
     counters: FdbCounters,
+    /// Learned (not static) entries per destination port, kept with `map`
+    /// so that a per-port limit costs a lookup, not a scan, per event.
+    learned_on: HashMap<PortNo, usize>,
+}
+
+/// Keeps [`Fdb::learned_on`] in step as `c` enters (`add`) or leaves the map.
+fn tally(per_port: &mut HashMap<PortNo, usize>, c: Ctl, add: bool) {
+    if c.is_static() {
+        return;
+    }
+    let port = FdbDest::unpack(c.dest).port;
+    if add {
+        *per_port.entry(port).or_default() += 1;
+    } else if let Some(n) = per_port.get_mut(&port) {
+        *n -= 1;
+        if *n == 0 {
+            per_port.remove(&port);
+        }
+    }
 }
 
 impl Fdb {
@@ -512,6 +537,7 @@ impl Fdb {
             dirty: false,
             seeds,
             counters: FdbCounters::default(),
+            learned_on: HashMap::new(),
         })
     }
 
@@ -538,14 +564,18 @@ impl Fdb {
     pub fn retain_map(&mut self, mut f: impl FnMut(&FdbEntryInfo) -> Option<FdbDest>) -> usize {
         let before = self.changed.len();
         let changed = &mut self.changed;
+        let per_port = &mut self.learned_on;
         self.map.retain(|&k, c| match f(&info(k, *c, 0)) {
             None => {
                 changed.push(k);
+                tally(per_port, *c, false);
                 false
             }
             Some(d) => {
                 if d.pack() != c.dest {
+                    tally(per_port, *c, false);
                     c.dest = d.pack();
+                    tally(per_port, *c, true);
                     changed.push(k);
                 }
                 true
@@ -600,13 +630,16 @@ impl Fdb {
                 max: self.cfg.max_entries,
             });
         }
-        self.map.insert(
+        let replaced = self.map.insert(
             key,
             Ctl {
                 dest: dest.pack(),
                 seen: STATIC_SEEN,
             },
         );
+        if let Some(c) = replaced {
+            tally(&mut self.learned_on, c, false);
+        }
         self.mark(key);
         Ok(())
     }
@@ -617,22 +650,39 @@ impl Fdb {
             return false;
         }
         let key = pack_key(vlan, mac);
-        let found = self.map.remove(&key).is_some();
-        if found {
-            self.mark(key);
-        }
-        found
+        let Some(c) = self.map.remove(&key) else {
+            return false;
+        };
+        tally(&mut self.learned_on, c, false);
+        self.mark(key);
+        true
     }
 
     /// Takes one learn event: `mac` was the source of a frame in `vlan` that
     /// arrived at `dest` at time `now`.
     pub fn learn(&mut self, vlan: u16, mac: MacAddr, dest: FdbDest, now: u64) -> LearnOutcome {
+        self.learn_limited(vlan, mac, dest, now, None)
+    }
+
+    /// [`Fdb::learn`], with at most `port_max` learned entries on
+    /// `dest.port` (static ones do not count: they are config). A MAC
+    /// already there only refreshes, so the limit never evicts.
+    pub fn learn_limited(
+        &mut self,
+        vlan: u16,
+        mac: MacAddr,
+        dest: FdbDest,
+        now: u64,
+        port_max: Option<usize>,
+    ) -> LearnOutcome {
         if self.validate(vlan, mac, dest).is_err() {
             self.counters.invalid += 1;
             return LearnOutcome::Invalid;
         }
         let key = pack_key(vlan, mac);
         let full = self.map.len() >= self.cfg.max_entries;
+        let at_limit =
+            port_max.is_some_and(|m| self.learned_on.get(&dest.port).copied().unwrap_or(0) >= m);
         let packed = dest.pack();
         let outcome = match self.map.entry(key) {
             Entry::Occupied(mut e) => {
@@ -640,13 +690,22 @@ impl Fdb {
                 if c.is_static() {
                     return LearnOutcome::StaticIgnored;
                 }
-                c.seen = secs(now);
                 if c.dest == packed {
+                    c.seen = secs(now);
                     // The view does not carry timestamps: nothing to publish.
                     return LearnOutcome::Refreshed;
                 }
                 let from = FdbDest::unpack(c.dest);
+                // A move between remotes of one tunnel port adds nothing
+                // to the port's count.
+                if at_limit && from.port != dest.port {
+                    self.counters.port_limit += 1;
+                    return LearnOutcome::PortLimit;
+                }
+                c.seen = secs(now);
+                tally(&mut self.learned_on, *c, false);
                 c.dest = packed;
+                tally(&mut self.learned_on, *c, true);
                 self.counters.moved += 1;
                 LearnOutcome::Moved { from }
             }
@@ -655,10 +714,15 @@ impl Fdb {
                     self.counters.full += 1;
                     return LearnOutcome::TableFull;
                 }
-                e.insert(Ctl {
+                if at_limit {
+                    self.counters.port_limit += 1;
+                    return LearnOutcome::PortLimit;
+                }
+                let c = e.insert(Ctl {
                     dest: packed,
                     seen: secs(now),
                 });
+                tally(&mut self.learned_on, *c, true);
                 self.counters.learned += 1;
                 LearnOutcome::New
             }
@@ -694,9 +758,11 @@ impl Fdb {
     fn remove_where(&mut self, mut pred: impl FnMut(u64, Ctl) -> bool) -> Option<usize> {
         let before = self.changed.len();
         let changed = &mut self.changed;
+        let per_port = &mut self.learned_on;
         self.map.retain(|&k, c| {
             if pred(k, *c) {
                 changed.push(k);
+                tally(per_port, *c, false);
                 false
             } else {
                 true
@@ -737,6 +803,11 @@ impl Fdb {
 
     pub fn counters(&self) -> FdbCounters {
         self.counters
+    }
+
+    /// Learned entries behind `port` (static ones not counted).
+    pub fn learned_on(&self, port: PortNo) -> usize {
+        self.learned_on.get(&port).copied().unwrap_or(0)
     }
 
     /// The current immutable view for workers. Returns the same `Arc` when
@@ -975,6 +1046,50 @@ mod tests {
         assert!(f.is_empty());
         assert_eq!(f.counters().aged, 2);
         assert_eq!(f.view().lookup(0, mac(2)), None);
+    }
+
+    #[test]
+    fn a_port_limit_refuses_new_and_moving_macs_but_never_evicts() {
+        let mut f = fdb(16);
+        let (p1, p2) = (FdbDest::local(1), FdbDest::local(2));
+        let lim = Some(2);
+        assert_eq!(f.learn_limited(0, mac(1), p1, 0, lim), LearnOutcome::New);
+        // Static entries are config, not counted against the limit.
+        f.add_static(0, mac(9), p1).unwrap();
+        assert_eq!(f.learn_limited(0, mac(2), p1, 0, lim), LearnOutcome::New);
+        assert_eq!(
+            f.learn_limited(0, mac(3), p1, 0, lim),
+            LearnOutcome::PortLimit
+        );
+        assert_eq!(
+            f.learn_limited(0, mac(2), p1, S, lim),
+            LearnOutcome::Refreshed
+        );
+        // Full port 1 takes no MAC from port 2 either.
+        assert_eq!(f.learn(0, mac(4), p2, 0), LearnOutcome::New);
+        assert_eq!(
+            f.learn_limited(0, mac(4), p1, 0, lim),
+            LearnOutcome::PortLimit
+        );
+        assert_eq!(f.view().lookup(0, mac(4)), Some(p2));
+        // Moves between remotes of one tunnel port add nothing.
+        let (t0, t1) = (FdbDest::tunnel(5, 0), FdbDest::tunnel(5, 1));
+        assert_eq!(
+            f.learn_limited(0, mac(5), t0, 0, Some(1)),
+            LearnOutcome::New
+        );
+        assert!(matches!(
+            f.learn_limited(0, mac(5), t1, 0, Some(1)),
+            LearnOutcome::Moved { .. }
+        ));
+        assert_eq!(f.counters().port_limit, 2);
+        assert_eq!(
+            (f.learned_on(1), f.learned_on(2), f.learned_on(5)),
+            (2, 1, 1)
+        );
+        // Room again once one leaves.
+        assert!(f.del(0, mac(1)));
+        assert_eq!(f.learn_limited(0, mac(3), p1, 0, lim), LearnOutcome::New);
     }
 
     #[test]
@@ -1256,6 +1371,10 @@ mod tests {
                     }
                 }
                 prop_assert_eq!(f.len(), model.m.len());
+                for p in 0u16..3 {
+                    let n = model.m.values().filter(|(d, st, _)| !st && d.port == p).count();
+                    prop_assert_eq!(f.learned_on(p), n, "learned on port {}", p);
+                }
             }
             let mut shown: Vec<_> = f.iter(now).map(|e| (e.vlan, e.mac, e.dest, e.is_static)).collect();
             shown.sort_by_key(|e| (e.0, e.1));

@@ -16,6 +16,7 @@ use xvs_ctl::protocol::{
 };
 use xvs_ctl::server::Call;
 use xvs_ctl::view;
+use xvs_dataplane::control::LearnRefusals;
 use xvs_dataplane::pipeline::MissKind;
 use xvs_dataplane::pipeline::PortCounters;
 use xvs_dataplane::snapshot::PortKind;
@@ -28,6 +29,17 @@ use crate::state;
 
 fn drops_map(d: &DropCounters) -> BTreeMap<String, u64> {
     d.nonzero().map(|(n, c)| (n.to_owned(), c)).collect()
+}
+
+fn learn_refused_map(r: LearnRefusals) -> BTreeMap<String, u64> {
+    [
+        ("learn_refused_port_limit", r.port_limit),
+        ("learn_refused_fdb_full", r.fdb_full),
+    ]
+    .into_iter()
+    .filter(|(_, n)| *n != 0)
+    .map(|(k, n)| (k.to_owned(), n))
+    .collect()
 }
 
 impl Daemon {
@@ -247,6 +259,7 @@ impl Daemon {
                     PortKindName::Tunnel => None,
                     PortKindName::Port | PortKindName::Uplink => self.iface_state(name),
                 },
+                learn_refused: learn_refused_map(self.ctl.learn_refusals(name)),
             });
         }
         Ok(rows)
@@ -275,9 +288,12 @@ impl Daemon {
                     empty_polls: r.load.empty_polls,
                     sleeps: r.load.sleeps,
                     ring_full: r.counters.tx_ring_full,
+                    // A fill ring left short (the pool at its reserve
+                    // for replicas) is a shortage to see, not to guess.
                     events: r
                         .events
                         .iter()
+                        .chain(&[("fill_short", r.counters.fill_short)])
                         .filter(|(_, v)| *v > 0)
                         .map(|(k, v)| ((*k).to_owned(), *v))
                         .collect(),
