@@ -5,72 +5,33 @@
 //! etherparse (independent of our emitters).
 
 use std::hint::black_box;
-use std::net::IpAddr;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
-use xvs_bench::{udp_frame, A, B};
-use xvs_dataplane::config::{GeneveOptConfig, TunnelConfig, TunnelKind};
+use xvs_dataplane::config::TunnelKind;
 use xvs_dataplane::frame::Frame;
-use xvs_dataplane::tunnel::{pop, PushMeta, Template, TunnelPort, TunnelTable, MAX_HEADER_LEN};
-use xvs_dataplane::types::MacAddr;
+use xvs_dataplane::tunnel::{pop, MAX_HEADER_LEN};
 
-fn ip(s: &str) -> IpAddr {
-    s.parse().unwrap()
-}
-
-fn tunnel_cfg(kind: TunnelKind) -> TunnelConfig {
-    let mut c = TunnelConfig::new("t", "br", kind, 42, vec![ip("192.0.2.2")]);
-    c.local = Some(ip("192.0.2.1"));
-    if kind == TunnelKind::Geneve {
-        c.geneve_opts.push(GeneveOptConfig {
-            class: 0x0102,
-            typ: 0x03,
-            data: vec![1, 2, 3, 4],
-        });
-    }
-    c
-}
+mod common;
+use common::{tunnel_fixture, PUSH_META};
 
 fn bench_tunnel(c: &mut Criterion) {
-    let inner = udp_frame(A, B, 1000, 64 - 42);
     let mut g = c.benchmark_group("tunnel");
     g.throughput(Throughput::Elements(1));
     for kind in [TunnelKind::Vxlan, TunnelKind::Geneve] {
-        let cfg = tunnel_cfg(kind);
-        let tpl = Template::build(
-            &cfg,
-            ip("192.0.2.1"),
-            ip("192.0.2.2"),
-            MacAddr(A),
-            MacAddr(B),
-        )
-        .unwrap();
-        let mut buf = vec![0u8; MAX_HEADER_LEN + inner.len()];
-        buf[MAX_HEADER_LEN..].copy_from_slice(&inner);
-        let meta = PushMeta {
-            flow_hash: 0x1234_5678_9abc_def0,
-            inner_tos: 0,
-            ip_id: 0,
-        };
+        let mut t = tunnel_fixture(kind);
+        let inner_len = t.inner_len;
         g.bench_function(format!("push_{kind}"), |b| {
             b.iter(|| {
-                let mut f = Frame::new(&mut buf, MAX_HEADER_LEN, inner.len()).unwrap();
-                black_box(tpl.push(&mut f, black_box(&meta)).unwrap());
+                let mut f = Frame::new(&mut t.buf, MAX_HEADER_LEN, inner_len).unwrap();
+                black_box(t.tpl.push(&mut f, black_box(&PUSH_META)).unwrap());
             })
         });
-        // The pushed packet, seen from the other end.
-        let mut f = Frame::new(&mut buf, MAX_HEADER_LEN, inner.len()).unwrap();
-        tpl.push(&mut f, &meta).unwrap();
-        let (head, len) = (f.head(), f.len());
-        let mut rcfg = cfg.clone();
-        rcfg.local = Some(ip("192.0.2.2"));
-        rcfg.remotes = vec![ip("192.0.2.1")];
-        let table = TunnelTable::build(vec![TunnelPort::new(&rcfg, 9, ip("192.0.2.2"))]).unwrap();
+        let (head, len) = t.pushed;
         g.bench_function(format!("pop_{kind}"), |b| {
             b.iter(|| {
-                let mut f = Frame::new(&mut buf, head, len).unwrap();
-                black_box(pop(black_box(&table), &mut f).unwrap());
+                let mut f = Frame::new(&mut t.buf, head, len).unwrap();
+                black_box(pop(black_box(&t.table), &mut f).unwrap());
             })
         });
     }
