@@ -8,7 +8,10 @@
 #
 #   bench/instructions.sh            compare with the baseline
 #   bench/instructions.sh --update   rewrite the baseline from this run
-#                                    (commit it on its own, saying why)
+#                                    (commit it on its own, saying why;
+#                                    record it from committed code, e.g. a
+#                                    `git worktree` of HEAD: uncommitted
+#                                    changes in the tree are counted too)
 #   bench/instructions.sh OP...      only these ops (see --list)
 #   bench/instructions.sh --list     the ops
 #
@@ -26,9 +29,13 @@
 # or probe per lookup (+15% or more) still exceeds.
 #
 # Cache misses come from callgrind's simulated caches, whose geometry is
-# fixed below so that every machine simulates the same ones; they depend on
-# where buffers landed, so they get a looser threshold: more than 10% and
-# more than 0.1 per operation above the baseline.
+# fixed below so that every machine simulates the same ones. Last-level
+# misses (memory traffic: the 1M-entry FDB's one per lookup) are gated
+# loosely, more than 10% and more than 0.1 per operation above the
+# baseline. D1 misses are shown, not gated: they depend on which 8-way
+# sets the buffers and tables landed in, and moved by 20% (pipeline, 1,024
+# flows: 9.4 -> 11.2 per packet) between two builds that differ only in
+# code the op never runs.
 #
 # Needs valgrind (Debian package `valgrind`, 3.19 tested).
 set -euo pipefail
@@ -49,7 +56,7 @@ for a in "$@"; do
   case "$a" in
     --update) update=1 ;;
     --list) ops=(--list) ;;
-    -h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     -*) echo "unknown option $a (see --help)" >&2; exit 2 ;;
     *) ops+=("$a") ;;
   esac
@@ -113,7 +120,7 @@ fi
 if [ "$update" = 1 ]; then
   mkdir -p "$(dirname "$BASELINE")"
   {
-    echo "# bench/instructions.sh --update, $(date -u +%Y-%m-%d), $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- dataplane bench || echo '+changes'),"
+    echo "# bench/instructions.sh --update, $(date -u +%Y-%m-%d), $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- dataplane bench/src bench/examples bench/benches bench/Cargo.toml || echo '+changes'),"
     echo "# $(rustc --version), $(valgrind --version)."
     echo "# op  instructions  D1_misses  LL_misses  (per operation; a pipeline op is one packet)"
     cat "$work/now.txt"
@@ -128,7 +135,7 @@ if [ ! -f "$BASELINE" ]; then
   exit 1
 fi
 
-awk -v ir_pct="$IR_PCT" -v fdb_pct="$FDB_PCT" -v miss_pct="$MISS_PCT" -v miss_abs="$MISS_ABS" -v secs="$secs" '
+awk -v baseline="$BASELINE" -v ir_pct="$IR_PCT" -v fdb_pct="$FDB_PCT" -v miss_pct="$MISS_PCT" -v miss_abs="$MISS_ABS" -v secs="$secs" '
   function pct(a, b) { return b == 0 ? (a == 0 ? 0 : 100) : 100 * (a - b) / b }
   function worse(now, base) { return now > base * (1 + miss_pct / 100) && now - base > miss_abs }
   FNR == NR { if ($0 !~ /^#/ && NF == 4) { bir[$1] = $2; bd1[$1] = $3; bll[$1] = $4 }; next }
@@ -141,7 +148,6 @@ awk -v ir_pct="$IR_PCT" -v fdb_pct="$FDB_PCT" -v miss_pct="$MISS_PCT" -v miss_ab
       why = ""
       lim = op ~ /^fdb_/ ? fdb_pct : ir_pct
       if (pct(ir, bir[op]) > lim) why = why " instructions"
-      if (worse(d1, bd1[op])) why = why " D1"
       if (worse(ll, bll[op])) why = why " LL"
       if (why != "") { verdict = "FAIL:" why; bad++ }
       else if (pct(ir, bir[op]) < -lim) verdict = "better (update the baseline)"
@@ -154,7 +160,7 @@ awk -v ir_pct="$IR_PCT" -v fdb_pct="$FDB_PCT" -v miss_pct="$MISS_PCT" -v miss_ab
     printf "%-26s %10s %10s %8s %8s %8s %8s %8s  %s\n", "op (per operation)", "base Ir", "Ir", "change", "base D1", "D1", "base LL", "LL", "verdict"
   }
   END {
-    printf "\nthresholds: instructions +%s%% (fdb_* +%s%%: random hash seed); D1/LL misses +%s%% and +%s per op. %d ops, %d s under valgrind.\n", ir_pct, fdb_pct, miss_pct, miss_abs, rows, secs
-    if (bad) { printf "FAIL: %d op(s) over the baseline (%s). If the change is intended, run bench/instructions.sh --update and commit the baseline on its own, saying why.\n", bad, FILENAME; exit 1 }
+    printf "\nthresholds: instructions +%s%% (fdb_* +%s%%: random hash seed); LL misses +%s%% and +%s per op; D1 misses not gated. %d ops, %d s under valgrind.\n", ir_pct, fdb_pct, miss_pct, miss_abs, rows, secs
+    if (bad) { printf "FAIL: %d op(s) over the baseline (%s). If the change is intended, run bench/instructions.sh --update and commit the baseline on its own, saying why.\n", bad, baseline; exit 1 }
     print "pass"
   }' "$BASELINE" "$work/now.txt"
