@@ -24,9 +24,10 @@
 # A compiler upgrade can move every count by a few percent: that is a
 # baseline update, reviewed like any other. One op is not deterministic:
 # the FDB draws its hash seed at random per process, and fdb_lookup_1M's
-# instructions and misses move by up to 3% either way with it (observed over
-# ten runs); its instruction threshold is FDB_PCT, 8%, which an extra hash
-# or probe per lookup (+15% or more) still exceeds.
+# instructions and misses move with it: 62.6 to 69.0 instructions per
+# lookup over twelve runs of one build (-3% to +7% around 64.7); its
+# instruction threshold is FDB_PCT, 12%, which an extra hash or probe per
+# lookup (+15% or more) still exceeds.
 #
 # Cache misses come from callgrind's simulated caches, whose geometry is
 # fixed below so that every machine simulates the same ones. Last-level
@@ -43,7 +44,7 @@ cd "$(dirname "$0")/.."
 
 BASELINE=bench/instructions/baseline.txt
 IR_PCT=${IR_PCT:-3}
-FDB_PCT=${FDB_PCT:-8}
+FDB_PCT=${FDB_PCT:-12}
 MISS_PCT=${MISS_PCT:-10}
 MISS_ABS=${MISS_ABS:-0.1}
 # Caches every run simulates: 32 KiB 8-way L1s, a 32 MiB 16-way last level
