@@ -260,6 +260,18 @@ pub enum Verb {
         /// still forwarded, their replies flooded).
         #[arg(long, value_name = "N")]
         max_macs: Option<u32>,
+        /// Port security: the only source MACs the port may send from.
+        #[arg(long, value_name = "MAC", value_delimiter = ',')]
+        allowed_macs: Vec<MacAddr>,
+        /// With --allowed-macs: the only source IPs (ARP and ND claims
+        /// included).
+        #[arg(
+            long,
+            value_name = "IP",
+            value_delimiter = ',',
+            requires = "allowed_macs"
+        )]
+        allowed_ips: Vec<IpAddr>,
         #[arg(long)]
         may_exist: bool,
     },
@@ -601,6 +613,8 @@ impl Verb {
                 native,
                 mtu,
                 max_macs,
+                allowed_macs,
+                allowed_ips,
                 may_exist,
             } => one(Command::AddPort(cmd::AddPort {
                 bridge: bridge.clone(),
@@ -611,6 +625,8 @@ impl Verb {
                 native: *native,
                 mtu: *mtu,
                 max_macs: *max_macs,
+                allowed_macs: allowed_macs.clone(),
+                allowed_ips: allowed_ips.clone(),
                 may_exist: *may_exist,
             })),
             Verb::AddTunnel {
@@ -2045,6 +2061,18 @@ mod tests {
         let c = commands(&["add-port", "br0", "vm1", "--max-macs", "4"]);
         let Command::AddPort(p) = &c[0] else { panic!() };
         assert_eq!(p.max_macs, Some(4));
+        let c = commands(&[
+            "add-port",
+            "br0",
+            "vm1",
+            "--allowed-macs",
+            "02:00:00:00:00:01",
+            "--allowed-ips",
+            "10.0.0.1,fd00::1",
+        ]);
+        let Command::AddPort(p) = &c[0] else { panic!() };
+        assert_eq!(p.allowed_macs, ["02:00:00:00:00:01".parse().unwrap()]);
+        assert_eq!(p.allowed_ips.len(), 2);
         let c = commands(&[
             "qos-set", "vm1", "--dir", "out", "--rate", "1.5gbit", "--burst", "1mb",
         ]);

@@ -121,6 +121,12 @@ pub struct AddPort {
     /// At most this many MACs learned behind the port.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_macs: Option<u32>,
+    /// Port security: the only source MACs the port may send from.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_macs: Vec<MacAddr>,
+    /// With `allowed_macs`: the only source IPs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_ips: Vec<IpAddr>,
     #[serde(default)]
     pub may_exist: bool,
 }
@@ -1176,6 +1182,8 @@ fn add_port(config: &mut Config, c: &AddPort) -> Result<(), CommandError> {
         mtu: 1500,
         queues: c.queues.unwrap_or(0),
         max_macs: c.max_macs,
+        allowed_macs: c.allowed_macs.clone(),
+        allowed_ips: c.allowed_ips.clone(),
     };
     if let Some(m) = c.mtu {
         p.mtu = m;

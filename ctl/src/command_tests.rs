@@ -55,6 +55,8 @@ fn add_port(bridge: &str, name: &str) -> Command {
         native: None,
         mtu: None,
         max_macs: None,
+        allowed_macs: Vec::new(),
+        allowed_ips: Vec::new(),
         may_exist: false,
     })
 }
@@ -397,6 +399,8 @@ fn add_port_and_its_errors() {
         native: None,
         mtu: None,
         max_macs: None,
+        allowed_macs: Vec::new(),
+        allowed_ips: Vec::new(),
         may_exist: true,
     });
     assert!(err(&c, again.clone()).contains("already exists in bridge \"br0\""));
@@ -417,6 +421,8 @@ fn add_port_and_its_errors() {
             native,
             mtu: Some(9000),
             max_macs: None,
+            allowed_macs: Vec::new(),
+            allowed_ips: Vec::new(),
             may_exist: false,
         })
     };

@@ -42,6 +42,8 @@ fn hypervisor(name: &'static str, me: u8, peer: u8) -> Hv {
         mtu: 1500,
         queues: 0,
         max_macs: None,
+        allowed_macs: Vec::new(),
+        allowed_ips: Vec::new(),
     };
     let mut gn = TunnelConfig::new("gn0", "br-geneve", TunnelKind::Geneve, 200, vec![remote]);
     gn.geneve_opts.push(GeneveOptConfig {

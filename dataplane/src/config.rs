@@ -305,6 +305,13 @@ pub struct PortConfig {
     /// the bridge's table for all the others.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_macs: Option<u32>,
+    /// Port security: the only source MACs the port may send from (empty:
+    /// not secured). See `policy::port_security`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_macs: Vec<MacAddr>,
+    /// With `allowed_macs`: the only source IPs (empty: IPs not checked).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_ips: Vec<IpAddr>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -815,6 +822,7 @@ impl Config {
             if p.mtu < 68 {
                 e(o.clone(), format!("mtu {} below 68", p.mtu));
             }
+            check_port_security(&o, p, &mut e);
             if p.max_macs == Some(0) {
                 e(
                     o,
@@ -1186,6 +1194,38 @@ impl Config {
     }
 }
 
+/// Port security lists: unicast addresses, few enough to check per frame,
+/// IPs only beside MACs.
+fn check_port_security(o: &str, p: &PortConfig, e: &mut dyn FnMut(String, String)) {
+    use crate::policy::port_security::MAX_ADDRS;
+    for m in &p.allowed_macs {
+        if m.is_multicast() || m.is_zero() {
+            e(o.into(), format!("allowed MAC {m} is not a unicast address"));
+        }
+    }
+    for ip in &p.allowed_ips {
+        if !is_unicast_ip(ip) {
+            e(o.into(), format!("allowed IP {ip} is not a unicast address"));
+        }
+    }
+    if p.allowed_macs.len() > MAX_ADDRS || p.allowed_ips.len() > MAX_ADDRS {
+        e(
+            o.into(),
+            format!(
+                "{} allowed MACs and {} allowed IPs: at most {MAX_ADDRS} of each",
+                p.allowed_macs.len(),
+                p.allowed_ips.len()
+            ),
+        );
+    }
+    if p.allowed_macs.is_empty() && !p.allowed_ips.is_empty() {
+        e(
+            o.into(),
+            "allowed_ips needs allowed_macs: port security starts with the MACs".into(),
+        );
+    }
+}
+
 fn check_vlan_mode(o: &str, m: &VlanMode, e: &mut dyn FnMut(String, String)) {
     match m {
         VlanMode::Access { tag } => {
@@ -1258,6 +1298,8 @@ mod tests {
                 mtu: 1500,
                 queues: 0,
                 max_macs: None,
+                allowed_macs: Vec::new(),
+                allowed_ips: Vec::new(),
             }],
             tunnels: vec![TunnelConfig::new(
                 "vx1",

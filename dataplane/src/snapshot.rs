@@ -14,6 +14,7 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 
 use crate::policy::firewall::Firewall;
+use crate::policy::port_security::PortSecurity;
 use crate::policy::qos::PolicerConfig;
 use crate::tables::addr::AddrTable;
 use crate::tables::fdb::FdbView;
@@ -116,6 +117,8 @@ pub struct PortEntry {
     /// Learned MACs allowed behind the port (control side only: the
     /// limit is applied where learn events are folded in).
     pub max_macs: Option<u32>,
+    /// Port security: the addresses a local port may send from.
+    pub security: Option<Arc<PortSecurity>>,
 }
 
 impl PortEntry {
@@ -129,6 +132,7 @@ impl PortEntry {
             firewall: [None; 2],
             policer: [None; 2],
             max_macs: None,
+            security: None,
         }
     }
 }

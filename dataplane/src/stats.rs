@@ -62,10 +62,16 @@ pub enum DropReason {
     /// one (IEEE 802.1Q §8.6.3; Linux's bridge and Open vSwitch drop them),
     /// and forwarding it would let one frame poison receivers' caches.
     BadSrcMac,
+    /// Port security: a source MAC (Ethernet, ARP sender, ND option) the
+    /// port was not given.
+    SpoofedMac,
+    /// Port security: a source IP (IP header, ARP sender, ND target) the
+    /// port was not given.
+    SpoofedIp,
 }
 
 impl DropReason {
-    const OWN: usize = 22;
+    const OWN: usize = 24;
     /// Number of distinct counters.
     pub const COUNT: usize = WireError::COUNT + Self::OWN;
 
@@ -103,6 +109,8 @@ impl DropReason {
             DropReason::EcnNotEct => 19,
             DropReason::LookupMiss => 20,
             DropReason::BadSrcMac => 21,
+            DropReason::SpoofedMac => 22,
+            DropReason::SpoofedIp => 23,
         }
     }
 
@@ -131,6 +139,8 @@ impl DropReason {
             DropReason::EcnNotEct,
             DropReason::LookupMiss,
             DropReason::BadSrcMac,
+            DropReason::SpoofedMac,
+            DropReason::SpoofedIp,
         ];
         WireError::ALL
             .into_iter()
@@ -164,6 +174,8 @@ impl DropReason {
             DropReason::EcnNotEct => "ecn_not_ect",
             DropReason::LookupMiss => "lookup_miss",
             DropReason::BadSrcMac => "bad_src_mac",
+            DropReason::SpoofedMac => "spoofed_mac",
+            DropReason::SpoofedIp => "spoofed_ip",
         }
     }
 }

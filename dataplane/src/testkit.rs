@@ -50,6 +50,8 @@ fn port(name: &str, bridge: &str) -> PortConfig {
         mtu: 1500,
         queues: 0,
         max_macs: None,
+        allowed_macs: Vec::new(),
+        allowed_ips: Vec::new(),
     }
 }
 

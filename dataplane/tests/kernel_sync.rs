@@ -273,6 +273,8 @@ fn control_towards(state: &KernelState, remote: &str) -> Control {
             mtu: 1500,
             queues: 0,
             max_macs: None,
+            allowed_macs: Vec::new(),
+            allowed_ips: Vec::new(),
         }],
         tunnels: vec![TunnelConfig::new(
             "vx1",

@@ -81,6 +81,8 @@ fn control() -> Control {
             mtu: 1500,
             queues: 0,
             max_macs: None,
+            allowed_macs: Vec::new(),
+            allowed_ips: Vec::new(),
         }],
         tunnels: vec![vx],
         ..Default::default()

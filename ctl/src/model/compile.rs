@@ -209,6 +209,8 @@ fn port(name: &str, bridge: &str, vlan: VlanMode) -> PortConfig {
         mtu: 1500,
         queues: 0,
         max_macs: None,
+        allowed_macs: Vec::new(),
+        allowed_ips: Vec::new(),
     }
 }
 

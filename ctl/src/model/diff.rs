@@ -350,6 +350,8 @@ fn same_port(a: &PortConfig, b: &PortConfig) -> bool {
         && a.mtu == b.mtu
         && a.queues == b.queues
         && a.max_macs == b.max_macs
+        && a.allowed_macs == b.allowed_macs
+        && a.allowed_ips == b.allowed_ips
 }
 
 /// Equal in what the model sets (the port number is the daemon's).
@@ -417,6 +419,8 @@ fn add_port(p: &PortConfig) -> Command {
         native,
         mtu: (p.mtu != 1500).then_some(p.mtu),
         max_macs: p.max_macs,
+        allowed_macs: p.allowed_macs.clone(),
+        allowed_ips: p.allowed_ips.clone(),
         may_exist: false,
     })
 }

@@ -44,6 +44,7 @@ use crate::config::{
 };
 use crate::pipeline::{LearnEvent, MissKind, Upcall};
 use crate::policy::firewall::{AclRule, Firewall};
+use crate::policy::port_security::PortSecurity;
 use crate::policy::qos::PolicerConfig;
 use crate::snapshot::{BridgeEntry, PortEntry, PortKind, PortVlan, Snapshot, SnapshotHandle};
 use crate::stats::DropReason;
@@ -1243,6 +1244,7 @@ fn compile(
             firewall: [None; 2],
             policer: [None; 2],
             max_macs: None,
+            security: None,
         };
     }
     for p in &config.ports {
@@ -1257,6 +1259,7 @@ fn compile(
             firewall: [None; 2],
             policer: [None; 2],
             max_macs: p.max_macs,
+            security: PortSecurity::new(&p.allowed_macs, &p.allowed_ips).map(Arc::new),
         };
         bridge_ports.entry(p.bridge.clone()).or_default().push(n);
     }
@@ -1329,6 +1332,7 @@ fn compile(
             firewall: [None; 2],
             policer: [None; 2],
             max_macs: None,
+            security: None,
         };
         let dynamic = dyn_remotes.get(&t.name).map_or(&[][..], Vec::as_slice);
         tunnel_ports.push(TunnelPort::with_dynamic(t, n, local, dynamic));

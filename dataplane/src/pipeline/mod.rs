@@ -29,6 +29,7 @@ use arrayvec::ArrayVec;
 use crate::config::MissAction;
 use crate::frame::Frame;
 use crate::policy::firewall::AclAction;
+use crate::policy::port_security::Violation;
 use crate::snapshot::{BridgeEntry, PortEntry, PortKind, PortVlan, Snapshot};
 use crate::stats::DropReason;
 use crate::tables::flow::{Action, EMC_HASH_SEED};
@@ -275,6 +276,16 @@ fn stage_frame<'a>(
     if src.is_multicast() || src.is_zero() {
         drop_frame(ws, st.port, frame, DropReason::BadSrcMac, io);
         return None;
+    }
+    if let Some(sec) = &pe.security {
+        if let Err(v) = sec.check(&st.key, &st.info, frame.data()) {
+            let r = match v {
+                Violation::Mac => DropReason::SpoofedMac,
+                Violation::Ip => DropReason::SpoofedIp,
+            };
+            drop_frame(ws, st.port, frame, r, io);
+            return None;
+        }
     }
     st.key.set_in_port(st.port);
     st.key.set_tun_id(st.tun_id);

@@ -1066,7 +1066,10 @@ fn a_port_learns_at_most_its_max_macs_and_still_forwards_the_others() {
     let mut c = bed.ctl.config().clone();
     c.ports[0].max_macs = Some(0);
     let e = bed.ctl.apply(c).unwrap_err().to_string();
-    assert!(e.contains("port \"vm1\"") && e.contains("max_macs 0"), "{e}");
+    assert!(
+        e.contains("port \"vm1\"") && e.contains("max_macs 0"),
+        "{e}"
+    );
     bed.apply(|c| c.ports[0].max_macs = Some(2));
     assert_eq!(bed.ctl.config().ports[0].name, "vm1");
     let macs: Vec<[u8; 6]> = (1..=4).map(|i| [0x02, 0xcc, 0, 0, 0, i]).collect();
@@ -1544,3 +1547,4 @@ mod lookup_on_miss {
 }
 
 mod every_drop;
+mod port_security;

@@ -126,6 +126,8 @@ mod tests {
                 mtu: 1500,
                 queues: 0,
                 max_macs: None,
+                allowed_macs: Vec::new(),
+                allowed_ips: Vec::new(),
             }],
             ..Default::default()
         };

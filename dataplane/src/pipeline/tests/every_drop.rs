@@ -237,6 +237,19 @@ fn trigger(r: DropReason) -> Trigger {
             vec![vxlan_outer_ip(&from_vm1(), |ip| ip[1] |= 0x03)],
         ),
         DropReason::BadSrcMac => frames(VM1, vec![udp_frame(BCAST, A, 16)]),
+        DropReason::SpoofedMac => Trigger::Frames {
+            config: |c| c.ports[0].allowed_macs = vec![MacAddr(B)],
+            port: VM1,
+            frames: vec![from_vm1()],
+        },
+        DropReason::SpoofedIp => Trigger::Frames {
+            config: |c| {
+                c.ports[0].allowed_macs = vec![MacAddr(A)];
+                c.ports[0].allowed_ips = vec!["10.0.0.9".parse().unwrap()];
+            },
+            port: VM1,
+            frames: vec![from_vm1()],
+        },
         DropReason::LookupMiss => Trigger::Frames {
             config: |c| {
                 let direct = LookupProviderConfig::Direct {
