@@ -192,8 +192,8 @@ pub struct Daemon {
         xvs_ctl::server::ServerHandle,
         Receiver<xvs_ctl::server::Call>,
     )>,
-    /// Where committed configs are persisted.
-    state_path: Option<std::path::PathBuf>,
+    /// Where committed configs are persisted (journaled).
+    state: Option<crate::state::Store>,
     /// An eventfd the control socket writes when it hands over a call.
     wake: Arc<std::os::fd::OwnedFd>,
     /// Misses for external lookup providers, until `lookup_misses` takes
@@ -560,7 +560,7 @@ impl Daemon {
             names: Vec::new(),
             cores,
             server: None,
-            state_path: None,
+            state: None,
             wake: Arc::new(eventfd()?),
             lookup_misses: std::collections::VecDeque::new(),
             invalidate: invalidate_socket(),
@@ -632,7 +632,7 @@ impl Daemon {
 
     /// Persists every committed transaction to `path`.
     pub fn persist_to(&mut self, path: &Path) {
-        self.state_path = Some(path.to_owned());
+        self.state = Some(crate::state::Store::new(path));
     }
 
     /// Makes `config` the running configuration, or changes nothing:

@@ -25,7 +25,6 @@ use xvs_dataplane::tunnel::NO_REMOTE;
 use xvs_dataplane::types::{u128_to_ip, PortNo};
 
 use super::{Daemon, DaemonError};
-use crate::state;
 
 fn drops_map(d: &DropCounters) -> BTreeMap<String, u64> {
     d.nonzero().map(|(n, c)| (n.to_owned(), c)).collect()
@@ -139,8 +138,8 @@ impl Daemon {
                 }
                 Err(e) => return Err(RpcError::rejected(vec![e.to_string()])),
             }
-            if let Some(path) = self.state_path.clone() {
-                if let Err(e) = state::save(&path, self.ctl.config()) {
+            if let Some(store) = self.state.as_mut() {
+                if let Err(e) = store.commit(self.ctl.config()) {
                     // Not durable: not acknowledged. Go back to what is on
                     // disk (the previous config, which applied before;
                     // an interface of it gone meanwhile waits, missing).
