@@ -47,6 +47,7 @@
 
 use std::fmt;
 use std::io;
+use std::marker::PhantomData;
 use std::num::NonZeroU32;
 use std::os::fd::{AsRawFd, BorrowedFd};
 
@@ -212,6 +213,10 @@ pub struct XskSet {
     lent_to: Vec<u16>,
     /// Owned chunks not handed out by [`Self::alloc`] nor lent.
     pool: Vec<u64>,
+    /// `pooled[i]`: chunk `i` is in `pool`. What makes lending from the
+    /// pool sound while other chunks are lent ([`PoolLender`]): a pooled
+    /// chunk is never lent by [`Self::chunks_mut`], and never pooled twice.
+    pooled: Vec<bool>,
     /// One descriptor per chunk, borrowed by [`FrameMut`].
     descs: Vec<FrameDesc>,
     /// Scratch for ring batches (at most one ring's worth).
@@ -239,6 +244,55 @@ impl fmt::Debug for XskSet {
                     .map(|s| format!("{}:{}", s.ifname, s.queue))
                     .collect::<Vec<_>>(),
             )
+            .finish()
+    }
+}
+
+/// Lends chunks from an [`XskSet`]'s pool as writable slices, one at a
+/// time, while the set is borrowed ([`XskSet::chunks_mut_lending`]). A
+/// chunk taken leaves the pool as [`XskSet::alloc`] takes it: the borrower
+/// gives it back by address ([`XskSet::release`], `fill`, `tx_send`) once
+/// the slices are gone.
+pub struct PoolLender<'a> {
+    base: *mut u8,
+    pool: &'a mut Vec<u64>,
+    pooled: &'a mut Vec<bool>,
+    left: usize,
+    _chunks: PhantomData<&'a mut [u8]>,
+}
+
+impl<'a> PoolLender<'a> {
+    /// A free chunk, or `None` when the pool is empty or the limit is
+    /// reached.
+    pub fn take(&mut self) -> Option<&'a mut [u8]> {
+        if self.left == 0 {
+            return None;
+        }
+        let a = self.pool.pop()?;
+        let i = (a / CHUNK) as usize;
+        self.pooled[i] = false;
+        self.left -= 1;
+        // SAFETY: `base` is the UMEM's first byte and chunk `i` lies in
+        // the mapping, which outlives the `'a` borrow of the set. A
+        // pooled chunk is owned by userspace (no ring holds it), appears
+        // once in the pool (`release` refuses a pooled chunk) and is not
+        // among the slices `chunks_mut_lending` lent (it refuses pooled
+        // chunks); popped and unmarked, it is lent once. The set stays
+        // borrowed for `'a`, so nothing else reaches the chunk meanwhile.
+        Some(unsafe { std::slice::from_raw_parts_mut(base_add(self.base, i), CHUNK as usize) })
+    }
+}
+
+/// Chunk `i`'s first byte.
+fn base_add(base: *mut u8, i: usize) -> *mut u8 {
+    base.wrapping_add(i * CHUNK as usize)
+}
+
+impl fmt::Debug for PoolLender<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PoolLender")
+            .field("pool", &self.pool.len())
+            .field("left", &self.left)
             .finish()
     }
 }
@@ -283,6 +337,7 @@ impl XskSet {
             lent_to: vec![0; chunks.len()],
             descs: vec![FrameDesc::default(); chunks.len()],
             pool: chunks.iter().rev().copied().collect(),
+            pooled: vec![true; chunks.len()],
             scratch: vec![FrameDesc::default(); cfg.ring as usize],
             taken: Vec::with_capacity(cfg.ring as usize),
             base: 0,
@@ -457,7 +512,7 @@ impl XskSet {
             }
         };
         let want = (cfg.rx_frames as usize).min(self.pool.len());
-        let lend: Vec<u64> = (0..want).filter_map(|_| self.pool.pop()).collect();
+        let lend: Vec<u64> = (0..want).filter_map(|_| self.alloc()).collect();
         let lent = self.fill(s, &lend)?;
         debug_assert_eq!(lent, want);
         Ok(s)
@@ -512,6 +567,7 @@ impl XskSet {
         for i in 0..self.owned.len() {
             if !self.owned[i] && usize::from(self.lent_to[i]) == s {
                 self.owned[i] = true;
+                self.pooled[i] = true;
                 self.pool.push(i as u64 * CHUNK);
                 back += 1;
             }
@@ -585,12 +641,15 @@ impl XskSet {
 
     /// Puts an owned chunk (any address inside it) back into the TX pool.
     /// The chunk must not be borrowed or queued anywhere else afterwards
-    /// except through [`Self::alloc`]. Cheap (no search): giving the same
-    /// chunk twice is the caller's bug, caught in debug builds.
+    /// except through [`Self::alloc`]. Giving a chunk already in the pool
+    /// is refused.
     pub fn release(&mut self, addr: u64) -> Result<(), XskError> {
         let base = addr / CHUNK * CHUNK;
-        self.check(base, 1)?;
-        debug_assert!(!self.pool.contains(&base), "chunk {base:#x} released twice");
+        let i = self.check(base, 1)?;
+        if self.pooled[i] {
+            return Err(XskError::BadDesc { addr, len: 0 });
+        }
+        self.pooled[i] = true;
         self.pool.push(base);
         Ok(())
     }
@@ -608,13 +667,38 @@ impl XskSet {
         addrs: &[u64],
         out: &mut Vec<&'a mut [u8]>,
     ) -> Result<(), XskError> {
+        self.lend_chunks(addrs, out)
+    }
+
+    /// Like [`Self::chunks_mut`], and lends chunks from the pool one at a
+    /// time besides, at most `limit`, for as long as the slices live: a
+    /// batch takes buffers for flood replicas as it finds it needs them.
+    pub fn chunks_mut_lending<'a>(
+        &'a mut self,
+        addrs: &[u64],
+        out: &mut Vec<&'a mut [u8]>,
+        limit: usize,
+    ) -> Result<PoolLender<'a>, XskError> {
+        self.lend_chunks(addrs, out)?;
+        Ok(PoolLender {
+            base: self.base as *mut u8,
+            pooled: &mut self.pooled,
+            pool: &mut self.pool,
+            left: limit,
+            _chunks: PhantomData,
+        })
+    }
+
+    /// [`Self::chunks_mut`]'s body: the slices' lifetime is the caller's
+    /// to tie to a borrow of `self` covering their whole life.
+    fn lend_chunks(&mut self, addrs: &[u64], out: &mut Vec<&mut [u8]>) -> Result<(), XskError> {
         // Mark each chunk as lent while checking, so a repeat fails the
         // ownership check; then restore the marks.
         let mut bad = None;
         self.taken.clear();
         for &a in addrs {
             match self.check(a, CHUNK as u32) {
-                Ok(i) if a % CHUNK == 0 => {
+                Ok(i) if a % CHUNK == 0 && !self.pooled[i] => {
                     self.owned[i] = false;
                     self.taken.push(i);
                 }
@@ -637,10 +721,11 @@ impl XskSet {
             // chunk and chunk `i` lies inside it; the mapping lives as
             // long as `self`, which the slices borrow mutably. The
             // indices are distinct (checked above), so the slices are
-            // disjoint; the chunks are ours (no ring holds them, the
-            // kernel does not write them) and the `&mut self` borrow
-            // keeps every other accessor (frame, frame_mut, fill,
-            // tx_send) away while they live.
+            // disjoint, and none is in the pool (a `PoolLender` lends
+            // only pooled chunks); the chunks are ours (no ring holds
+            // them, the kernel does not write them) and the callers'
+            // `&'a mut self` borrow keeps every other accessor (frame,
+            // frame_mut, fill, tx_send) away while they live.
             unsafe { std::slice::from_raw_parts_mut(base.add(i * CHUNK as usize), CHUNK as usize) }
         }));
         Ok(())
@@ -680,7 +765,9 @@ impl XskSet {
     /// Takes a chunk from the TX pool: returns its base address. The
     /// frame may start anywhere inside it.
     pub fn alloc(&mut self) -> Option<u64> {
-        self.pool.pop()
+        let a = self.pool.pop()?;
+        self.pooled[(a / CHUNK) as usize] = false;
+        Some(a)
     }
 
     /// Checks `(addr, len)` pairs for a batch to give to the kernel,
