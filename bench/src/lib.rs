@@ -102,6 +102,7 @@ impl EncapLoop {
             rx: Vec::with_capacity(n),
             io: BatchIo {
                 spare: Vec::new(),
+                more: None,
                 tx: Vec::with_capacity(n),
                 free: Vec::with_capacity(n),
                 held: Vec::new(),

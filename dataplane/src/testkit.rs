@@ -188,6 +188,7 @@ impl Pool {
             .collect();
         let mut io = BatchIo {
             spare: rest[..spare].iter_mut().map(|c| &mut c[..]).collect(),
+            more: None,
             tx: Vec::with_capacity(need),
             free: Vec::with_capacity(need),
             held: Vec::with_capacity(need),
@@ -213,6 +214,7 @@ impl Pool {
         };
         let mut io = BatchIo {
             spare: Vec::new(),
+            more: None,
             tx: Vec::with_capacity(1),
             free: Vec::with_capacity(1),
             held: Vec::with_capacity(1),

@@ -18,7 +18,7 @@ use std::thread::LocalKey;
 use xvs_dataplane::config::{AclConfig, Config, Direction, OverlayAddrConfig, QosConfig};
 use xvs_dataplane::control::Control;
 use xvs_dataplane::frame::Frame;
-use xvs_dataplane::pipeline::{process_batch, BatchIo, WorkerState};
+use xvs_dataplane::pipeline::{process_batch, BatchIo, SpareSource, WorkerState};
 use xvs_dataplane::snapshot::Snapshot;
 use xvs_dataplane::stats::DropReason;
 use xvs_dataplane::testkit::{self, CHUNK, HEADROOM, PEER2_MAC, UPLINK_MAC};
@@ -229,8 +229,18 @@ fn batches(snap: &Snapshot) -> Vec<Batch> {
         .collect()
 }
 
-/// Spares offered per batch, as the daemon's worker does.
+/// Spares a batch may take, on demand as the daemon's worker lends them.
 const SPARES: usize = 8;
+
+/// Lends spares one at a time from a list the harness refills between
+/// batches (the worker lends from its UMEM's pool the same way).
+struct OnDemand<'s, 'a>(&'s RefCell<Vec<&'a mut [u8]>>);
+
+impl<'a> SpareSource<'a> for OnDemand<'_, 'a> {
+    fn take(&mut self) -> Option<&'a mut [u8]> {
+        self.0.borrow_mut().pop()
+    }
+}
 
 /// Runs one batch with buffers from `pool` and gives every buffer back to
 /// it. Returns the allocations and frees `process_batch` made.
@@ -243,6 +253,7 @@ fn run<'a>(
     pool: &mut Vec<&'a mut [u8]>,
     rx: &mut Vec<Frame<'a>>,
     io: &mut BatchIo<'a>,
+    lend: &RefCell<Vec<&'a mut [u8]>>,
 ) -> (usize, usize) {
     for f in &batch.frames {
         let buf = pool.pop().expect("pool sized for a batch");
@@ -250,7 +261,8 @@ fn run<'a>(
         rx.push(Frame::new(buf, HEADROOM, f.len()).expect("frame fits"));
     }
     for _ in 0..SPARES {
-        io.spare.push(pool.pop().expect("pool sized for spares"));
+        let buf = pool.pop().expect("pool sized for spares");
+        lend.borrow_mut().push(buf);
     }
     let ((), allocs, frees) =
         Counting::measure(|| process_batch(snap, ws, batch.port, now, rx.drain(..), io));
@@ -258,6 +270,7 @@ fn run<'a>(
     pool.extend(io.held.drain(..).map(|(_, f)| f.into_buf()));
     pool.append(&mut io.free);
     pool.append(&mut io.spare);
+    pool.append(&mut lend.borrow_mut());
     (allocs, frees)
 }
 
@@ -269,8 +282,11 @@ fn process_batch_at_steady_state_allocates_nothing() {
     let mut chunks = vec![vec![0u8; CHUNK]; per_batch];
     let mut pool: Vec<&mut [u8]> = chunks.iter_mut().map(|c| &mut c[..]).collect();
     let mut rx = Vec::with_capacity(per_batch);
+    let lend = RefCell::new(Vec::with_capacity(SPARES));
+    let mut on_demand = OnDemand(&lend);
     let mut io = BatchIo {
         spare: Vec::with_capacity(per_batch),
+        more: Some(&mut on_demand),
         tx: Vec::with_capacity(per_batch),
         free: Vec::with_capacity(per_batch),
         held: Vec::with_capacity(per_batch),
@@ -284,7 +300,7 @@ fn process_batch_at_steady_state_allocates_nothing() {
     for _ in 0..4 {
         for b in &batches {
             now += 1_000;
-            run(&snap, &mut ws, now, b, &mut pool, &mut rx, &mut io);
+            run(&snap, &mut ws, now, b, &mut pool, &mut rx, &mut io, &lend);
         }
         ctl.process_learning(now);
         snap = ctl.snapshot();
@@ -311,7 +327,7 @@ fn process_batch_at_steady_state_allocates_nothing() {
     for _ in 0..ROUNDS {
         for b in &batches {
             now += step;
-            let (a, f) = run(&snap, &mut ws, now, b, &mut pool, &mut rx, &mut io);
+            let (a, f) = run(&snap, &mut ws, now, b, &mut pool, &mut rx, &mut io, &lend);
             allocs += a;
             frees += f;
         }

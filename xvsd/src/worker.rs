@@ -37,7 +37,8 @@ use crossbeam_channel::{Receiver, Sender};
 use xvs_bpf::xsk::{self, XskError, XskSet};
 use xvs_dataplane::frame::Frame;
 use xvs_dataplane::pipeline::{
-    process_batch, process_held, BatchIo, HeldMeta, LearnEvent, PortCounters, TxFrame, WorkerState,
+    process_batch, process_held, BatchIo, HeldMeta, LearnEvent, PortCounters, SpareSource, TxFrame,
+    WorkerState,
 };
 use xvs_dataplane::snapshot::SnapshotHandle;
 use xvs_dataplane::stats::DropCounters;
@@ -48,8 +49,11 @@ pub const BATCH: usize = 64;
 /// Frames queued per TX kick: copy mode sends a bounded number per
 /// wakeup (16 in the kernel's copy path; 32 with need_wakeup re-kicks).
 pub const TX_KICK: usize = 32;
-/// Spare chunks offered to the pipeline per batch for flood replicas.
-pub const SPARES: usize = 8;
+/// Chunks a batch may take from the pool for flood replicas at most (on
+/// demand, as the pipeline finds it needs them): a batch of broadcasts
+/// into a bridge of 128 outputs. The batch vectors are sized for it, so
+/// that a wide flood never grows them on the packet path.
+pub const LEND_MAX: usize = BATCH * 128;
 /// Frames a worker holds for lookups at most (in their UMEM chunks).
 pub const HOLD_MAX: usize = 32;
 
@@ -62,6 +66,15 @@ struct HeldFrame {
     len: usize,
     meta: HeldMeta,
     deadline: u64,
+}
+
+/// The pipeline's on-demand spares: chunks from the worker's pool.
+struct Lend<'a>(xsk::PoolLender<'a>);
+
+impl<'a> SpareSource<'a> for Lend<'a> {
+    fn take(&mut self) -> Option<&'a mut [u8]> {
+        self.0.take()
+    }
 }
 
 /// Counters of one worker (I/O events; per-port pipeline counters live
@@ -268,6 +281,10 @@ pub enum WorkerCmd {
         queue: u32,
         key: u64,
         reg: xvs_bpf::XskRegistrar,
+        /// Sockets the worker will serve once the change this is part of
+        /// is done: fill rings are sized for them from the first bind,
+        /// since chunks lent to a fill ring cannot be taken back.
+        sockets: usize,
         reply: Sender<Result<(), CmdError>>,
     },
     /// Close every socket of binding `key` (none left is fine: a socket
@@ -308,6 +325,7 @@ impl Store {
                 frames: relife(take(&mut self.frames)),
                 io: BatchIo {
                     spare: relife(take(&mut self.spare)),
+                    more: None,
                     tx: relife(take(&mut self.tx)),
                     free: relife(take(&mut self.free)),
                     held: relife(take(&mut self.held)),
@@ -443,6 +461,8 @@ pub struct Worker {
     held: Vec<HeldFrame>,
     held_swap: Vec<HeldFrame>,
     held_gen: u64,
+    /// Sockets the last bind request said the worker will serve.
+    expect: usize,
 }
 
 /// The chunk base of a UMEM address.
@@ -466,11 +486,11 @@ impl Worker {
             "one WorkerPort per socket, in order"
         );
         let store = Store {
-            chunks: Vec::with_capacity(BATCH + SPARES),
-            spare: Vec::with_capacity(SPARES),
-            free: Vec::with_capacity(BATCH + SPARES),
+            chunks: Vec::with_capacity(BATCH),
+            spare: Vec::new(),
+            free: Vec::with_capacity(BATCH + LEND_MAX),
             frames: Vec::with_capacity(BATCH),
-            tx: Vec::with_capacity(BATCH + SPARES),
+            tx: Vec::with_capacity(BATCH + LEND_MAX),
             held: Vec::with_capacity(BATCH),
         };
         let mut w = Worker {
@@ -495,6 +515,7 @@ impl Worker {
             held: Vec::with_capacity(HOLD_MAX),
             held_swap: Vec::with_capacity(HOLD_MAX),
             held_gen: 0,
+            expect: 0,
         };
         w.rebuild_tx_of();
         w
@@ -546,8 +567,10 @@ impl Worker {
                 queue,
                 key,
                 reg,
+                sockets,
                 reply,
             } => {
+                self.expect = sockets;
                 let r = self.add_socket(no, queue, reg).map(|s| {
                     self.port(s).key = key;
                 });
@@ -572,7 +595,11 @@ impl Worker {
         if self.ports.len() <= s {
             self.ports.resize_with(s + 1, || None);
         }
-        self.ports[s] = Some(WorkerPort::new(no, queue, s, 0));
+        let mut p = WorkerPort::new(no, queue, s, 0);
+        // Room for what one round can queue for the port, replicas
+        // included, so that a flood never grows it on the packet path.
+        p.pending.reserve_exact(self.set.ring_size());
+        self.ports[s] = Some(p);
         self.rebalance();
         Ok(s)
     }
@@ -638,10 +665,15 @@ impl Worker {
     }
 
     /// Shares the UMEM's chunks out between the fill rings: half for
-    /// receiving, the rest for frames in flight and replicas.
+    /// receiving, the rest for frames in flight and replicas. Sized for
+    /// the sockets the worker was told it will have: a fill ring keeps
+    /// what it was lent until frames arrive on it, so targets computed
+    /// one socket at a time (2,048 each for the first four, then less)
+    /// left an idle worker with nothing for replicas from its 12th
+    /// socket on.
     fn rebalance(&mut self) {
         self.rebuild_tx_of();
-        let n = self.set.sockets().max(1);
+        let n = self.set.sockets().max(self.expect).max(1);
         let per = (self.set.chunks() / 2 / n).clamp(BATCH, self.set.ring_size());
         for p in self.ports.iter_mut().flatten() {
             p.fill_target = per;
@@ -856,27 +888,26 @@ impl Worker {
 
         self.addrs.clear();
         self.addrs.extend(self.rx.iter().map(|&(a, _)| chunk_of(a)));
-        for _ in 0..SPARES {
-            match self.set.alloc() {
-                Some(a) => self.addrs.push(a),
-                None => break,
-            }
-        }
-        // `addrs[..lent]`: the chunks lent to this batch.
+        // `addrs[..lent]`: the received chunks lent to this batch.
         let lent = self.addrs.len();
         let region = self.set.region();
         let mut b = self.store.lend();
-        if let Err(e) = self.set.chunks_mut(&self.addrs, &mut b.chunks) {
-            // Not expected (the addresses came from rx and the pool);
-            // give the received chunks back to the fill ring.
-            let _ = self.set.fill(s, &self.addrs[..n]);
-            for &a in &self.addrs[n..] {
-                let _ = self.set.release(a);
+        // Replicas take chunks from the pool as the pipeline needs them;
+        // those come back through `tx` or `free` like the received ones.
+        let mut spares = match self
+            .set
+            .chunks_mut_lending(&self.addrs, &mut b.chunks, LEND_MAX)
+        {
+            Ok(l) => Lend(l),
+            Err(e) => {
+                // Not expected (the addresses came from rx); give the
+                // received chunks back to the fill ring.
+                let _ = self.set.fill(s, &self.addrs[..n]);
+                return Err(e);
             }
-            return Err(e);
-        }
+        };
         let Batch { chunks, frames, io } = &mut b;
-        io.spare.extend(chunks.drain(n..));
+        io.more = Some(&mut spares);
         // Chunks that cannot hold their frame (never, from the kernel)
         // go back through `free`.
         for (c, &(addr, len)) in chunks.drain(..).zip(&self.rx) {
@@ -908,7 +939,14 @@ impl Worker {
                 self.tx_of.get(usize::from(out)).copied().flatten()
             };
             match d.and_then(|d| self.ports[d].as_mut()) {
-                Some(p) => p.pending.push((base + head, len)),
+                Some(p) if p.pending.len() < p.pending.capacity() => {
+                    p.pending.push((base + head, len))
+                }
+                Some(_) => {
+                    // More than its TX ring holds, queued in one round.
+                    self.counters.tx_ring_full += 1;
+                    self.addrs.push(base);
+                }
                 None => {
                     self.counters.unknown_port += 1;
                     self.addrs.push(base);
@@ -934,8 +972,9 @@ impl Worker {
             }
         }
         // From here on `addrs` holds only chunks to recycle: dropped
-        // frames and unused spares.
+        // frames.
         self.addrs.drain(..lent);
+        io.more = None;
         for buf in io.free.drain(..).chain(io.spare.drain(..)) {
             self.addrs.extend(region.addr_of(buf.as_ptr()));
         }
@@ -977,12 +1016,17 @@ impl Worker {
             self.addrs.clear();
             self.addrs.push(h.chunk);
             let mut b = self.store.lend();
-            if self.set.chunks_mut(&self.addrs, &mut b.chunks).is_err() {
+            let Ok(l) = self
+                .set
+                .chunks_mut_lending(&self.addrs, &mut b.chunks, LEND_MAX)
+            else {
                 // Not expected: the chunk was ours. Keep it out of use.
                 self.store.keep(b);
                 continue;
-            }
+            };
+            let mut spares = Lend(l);
             let Batch { chunks, io, .. } = &mut b;
+            io.more = Some(&mut spares);
             let Some(frame) = chunks.pop().and_then(|c| Frame::new(c, h.head, h.len)) else {
                 self.comp.push(h.chunk);
                 self.store.keep(b);
@@ -998,7 +1042,13 @@ impl Worker {
                 self.counters.tx_other_port += 1;
                 let d = self.tx_of.get(usize::from(out)).copied().flatten();
                 match d.and_then(|d| self.ports[d].as_mut()) {
-                    Some(p) => p.pending.push((base + head, len)),
+                    Some(p) if p.pending.len() < p.pending.capacity() => {
+                        p.pending.push((base + head, len))
+                    }
+                    Some(_) => {
+                        self.counters.tx_ring_full += 1;
+                        self.comp.push(base);
+                    }
                     None => {
                         self.counters.unknown_port += 1;
                         self.comp.push(base);
@@ -1017,6 +1067,7 @@ impl Worker {
                     });
                 }
             }
+            io.more = None;
             for buf in io.free.drain(..).chain(io.spare.drain(..)) {
                 self.comp.extend(region.addr_of(buf.as_ptr()));
             }
@@ -1031,11 +1082,21 @@ impl Worker {
         Ok(())
     }
 
+    /// Chunks the fill rings never get: a batch's flood replicas come
+    /// from them, whatever the rings hold (after a change that added
+    /// sockets, rings lent more under the old targets keep it until they
+    /// receive).
+    fn reserve(&self) -> usize {
+        self.set.chunks() / 4
+    }
+
     /// Gives the chunks in `addrs` back: to socket `s`'s fill ring while
-    /// it is below its target, to the pool otherwise.
+    /// it is below its target and the pool keeps its reserve, to the
+    /// pool otherwise.
     fn recycle(&mut self, s: usize) -> Result<(), XskError> {
         let want = self.port(s).fill_target.saturating_sub(self.set.in_fill(s));
-        let n = want.min(self.addrs.len());
+        let above = (self.set.pool_len() + self.addrs.len()).saturating_sub(self.reserve());
+        let n = want.min(self.addrs.len()).min(above);
         // A fill that fails lends nothing: every chunk goes to the pool.
         let (lent, failed) = match self.set.fill(s, &self.addrs[..n]) {
             Ok(lent) => (lent, None),
@@ -1059,17 +1120,18 @@ impl Worker {
         let want = self.port(s).fill_target.saturating_sub(self.set.in_fill(s));
         // An idle top-up with nothing in the pool is not a shortage worth
         // counting on every empty round.
-        if want < min.max(1) || (min < BATCH && self.set.pool_len() == 0) {
+        let avail = self.set.pool_len().saturating_sub(self.reserve());
+        if want < min.max(1) || (min < BATCH && avail == 0) {
             return Ok(());
         }
+        if avail < want {
+            self.counters.fill_short += 1;
+        }
         self.addrs.clear();
-        while self.addrs.len() < want {
+        while self.addrs.len() < want.min(avail) {
             match self.set.alloc() {
                 Some(a) => self.addrs.push(a),
-                None => {
-                    self.counters.fill_short += 1;
-                    break;
-                }
+                None => break,
             }
         }
         self.recycle(s)

@@ -11,7 +11,8 @@
 //! Invariants (Quilkin's and OVS's): every frame that comes in leaves either
 //! in `io.tx` or as a buffer in `io.free`, on every path; every drop has one
 //! counted [`DropReason`]; nothing here allocates, locks or blocks. Replicas
-//! of a flooded frame are built in spare buffers the caller provides; the
+//! of a flooded frame are built in spare buffers the caller provides (up
+//! front, or on demand through a [`SpareSource`]); the
 //! last output reuses the received frame, so a unicast frame is edited in
 //! place and never copied. Workers never write shared state: learned MACs
 //! leave as [`LearnEvent`]s on a bounded channel (counted when full) and come
@@ -61,13 +62,29 @@ pub struct TxFrame<'a> {
     pub port: PortNo,
 }
 
+/// More free buffers for replicas, taken one at a time once
+/// [`BatchIo::spare`] is empty. A batch's floods need up to a batch times
+/// a bridge's outputs (64 remote VTEPs, 32 ports: thousands), which no
+/// fixed number offered up front covers; a source lends them on demand
+/// from the caller's pool (the worker's UMEM), so a batch that floods
+/// nothing costs nothing.
+pub trait SpareSource<'a> {
+    /// A free buffer, or `None` when the pool is dry (the replica is then
+    /// dropped as `NoBuffer`). Every buffer taken comes back through the
+    /// batch's `tx` or `free`.
+    fn take(&mut self) -> Option<&'a mut [u8]>;
+}
+
 /// Buffers a batch moves through. The caller (the AF_XDP worker, a test or
 /// a benchmark) owns the vectors and reuses them across batches; their
-/// capacity must cover `rx.len() + spare.len()` so pushes never allocate.
-#[derive(Debug, Default)]
+/// capacity must cover the frames received, the spares offered and any
+/// `more` may lend, so pushes never allocate.
+#[derive(Default)]
 pub struct BatchIo<'a> {
     /// Free buffers the pipeline may take for replicas of flooded frames.
     pub spare: Vec<&'a mut [u8]>,
+    /// Where more come from once `spare` is empty (none: `spare` is all).
+    pub more: Option<&'a mut dyn SpareSource<'a>>,
     /// Frames to transmit, with the port each goes out of (a local port or
     /// the uplink, never a tunnel port).
     pub tx: Vec<TxFrame<'a>>,
@@ -78,6 +95,18 @@ pub struct BatchIo<'a> {
     /// again with [`process_held`] once a newer snapshot is out, or drops
     /// it at its deadline.
     pub held: Vec<(HeldMeta, Frame<'a>)>,
+}
+
+impl std::fmt::Debug for BatchIo<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BatchIo")
+            .field("spare", &self.spare.len())
+            .field("more", &self.more.is_some())
+            .field("tx", &self.tx)
+            .field("free", &self.free.len())
+            .field("held", &self.held)
+            .finish()
+    }
 }
 
 /// Where a held frame entered its bridge, and for how long it may wait.
@@ -828,7 +857,8 @@ impl Emitter {
     ) {
         self.outputs += 1;
         if let Some(prev) = self.pending.replace(out) {
-            let Some(buf) = io.spare.pop() else {
+            let more = || io.more.as_mut().and_then(|m| m.take());
+            let Some(buf) = io.spare.pop().or_else(more) else {
                 ws.count_drop(ctx.in_port, DropReason::NoBuffer);
                 return;
             };

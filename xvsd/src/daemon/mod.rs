@@ -185,6 +185,9 @@ pub struct Daemon {
     epoch: Instant,
     /// Names of port numbers, for reports.
     names: Vec<(PortNo, String)>,
+    /// Sockets each worker serves under the config being applied (see
+    /// [`WorkerCmd::Add`]'s `sockets`).
+    planned: Vec<usize>,
     /// The core each worker is pinned to.
     cores: Vec<Option<usize>>,
     /// The control socket, and the calls it hands over.
@@ -411,6 +414,43 @@ fn plan(config: &Config, opts: &Options) -> Result<(Vec<Iface>, Vec<links::Wante
     Ok((present, absent))
 }
 
+/// Sockets each of `workers` workers serves for `plan` (queue `q` of
+/// every interface goes to worker `q % workers`, as [`Daemon::open`] binds).
+fn sockets_per_worker(plan: &[Iface], workers: usize) -> Vec<usize> {
+    let workers = workers.max(1);
+    let mut n = vec![0; workers];
+    for i in plan {
+        for q in 0..i.queues as usize {
+            n[q % workers] += 1;
+        }
+    }
+    n
+}
+
+/// Refuses a plan whose sockets a worker's UMEM cannot serve: each fill
+/// ring must get at least a batch of chunks from the half of the UMEM the
+/// fill rings share (the other half carries frames in flight and flood
+/// replicas; see the worker's `rebalance`).
+fn umem_serves(planned: &[usize], opts: &Options) -> Result<(), DaemonError> {
+    let frames = opts.umem_frames as usize;
+    let min = crate::worker::BATCH;
+    match planned
+        .iter()
+        .enumerate()
+        .find(|&(_, &n)| n > 0 && frames / 2 / n < min)
+    {
+        Some((w, &n)) => Err(DaemonError::Options(format!(
+            "worker {w} would serve {n} AF_XDP sockets: --umem-frames {frames} leaves each \
+             fill ring {} chunks, fewer than a batch ({min}), once half the UMEM is kept for \
+             frames in flight and flood replicas; start xvsd with --umem-frames {} or more \
+             (or more --workers)",
+            frames / 2 / n,
+            (2 * min * n).next_power_of_two()
+        ))),
+        None => Ok(()),
+    }
+}
+
 impl Daemon {
     /// Validates `config`, sets everything up and starts the workers. On
     /// error nothing stays attached or bound.
@@ -558,6 +598,7 @@ impl Daemon {
             stop_workers,
             epoch,
             names: Vec::new(),
+            planned: Vec::new(),
             cores,
             server: None,
             state: None,
@@ -655,6 +696,8 @@ impl Daemon {
         config.validate().map_err(DaemonError::Config)?;
         host::check(&config).map_err(DaemonError::Config)?;
         let (plan, absent) = plan(&config, &self.opts)?;
+        self.planned = sockets_per_worker(&plan, self.workers.len());
+        umem_serves(&self.planned, &self.opts)?;
         if !lenient {
             if let Some(w) = absent
                 .iter()
@@ -811,6 +854,7 @@ impl Daemon {
                     queue: q,
                     key,
                     reg,
+                    sockets: self.planned.get(w).copied().unwrap_or(0),
                     reply,
                 })
                 .map_err(|_| "the worker is gone".to_string())?;
@@ -1189,6 +1233,31 @@ mod tests {
             })
             .collect();
         t
+    }
+
+    #[test]
+    fn a_umem_too_small_for_the_sockets_is_refused_with_what_would_do() {
+        let iface = |name: &str, queues| Iface {
+            name: name.into(),
+            no: 1,
+            mode: Mode::Port,
+            queues,
+            want: 1,
+        };
+        let plan: Vec<Iface> = (0..33).map(|i| iface(&format!("p{i}"), 1)).collect();
+        assert_eq!(sockets_per_worker(&plan, 1), [33]);
+        assert_eq!(sockets_per_worker(&[iface("p", 3)], 2), [2, 1]);
+        let opts = |umem_frames| Options {
+            umem_frames,
+            ..Options::default()
+        };
+        assert!(umem_serves(&[33], &opts(16384)).is_ok());
+        let e = umem_serves(&[0, 33], &opts(1024)).expect_err("15 chunks per fill ring");
+        let e = e.to_string();
+        assert!(
+            e.contains("worker 1 would serve 33") && e.contains("--umem-frames 8192"),
+            "{e}"
+        );
     }
 
     #[test]
