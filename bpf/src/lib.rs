@@ -278,6 +278,20 @@ impl Counters {
     }
 }
 
+impl Counters {
+    /// The frames the program dropped, by reason, as `xvsctl stats` shows
+    /// them beside the workers' drops: these never reach a worker.
+    pub fn drops(&self) -> [(&'static str, u64); 2] {
+        [
+            (
+                "xdp_no_socket",
+                self.port_no_socket.wrapping_add(self.uplink_no_socket),
+            ),
+            ("xdp_headroom_failed", self.port_headroom_failed),
+        ]
+    }
+}
+
 /// What a snooped frame is (`enum xvs_snoop_kind`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SnoopKind {

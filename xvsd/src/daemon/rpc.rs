@@ -245,6 +245,13 @@ impl Daemon {
                     drops: drops_map(&c.drops),
                 });
             }
+            let mut drops = drops_map(&sum.drops);
+            // Frames our XDP program dropped never reached a worker.
+            if let Some(c) = self.ifaces.get(name).and_then(|a| a.prog.counters().ok()) {
+                for (reason, n) in c.drops().into_iter().filter(|(_, n)| *n > 0) {
+                    *drops.entry(reason.to_owned()).or_default() += n;
+                }
+            }
             rows.push(StatsRow {
                 name: name.clone(),
                 kind,
@@ -252,7 +259,7 @@ impl Daemon {
                 rx_bytes: sum.rx_bytes,
                 tx_packets: sum.tx_packets,
                 tx_bytes: sum.tx_bytes,
-                drops: drops_map(&sum.drops),
+                drops,
                 per_worker: p.per_worker.then_some(per),
                 state: match kind {
                     PortKindName::Tunnel => None,
