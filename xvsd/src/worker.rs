@@ -1124,7 +1124,9 @@ impl Worker {
         if want < min.max(1) || (min < BATCH && avail == 0) {
             return Ok(());
         }
-        if avail < want {
+        // Counted in busy rounds only: an idle worker tops up on every
+        // empty round, and one shortage is not thousands a second.
+        if avail < want && min >= BATCH {
             self.counters.fill_short += 1;
         }
         self.addrs.clear();
