@@ -317,6 +317,21 @@ pub enum Verb {
         #[arg(long)]
         may_exist: bool,
     },
+    /// Change a local port's learning limit and port security in place:
+    /// options not given keep their value.
+    SetPort {
+        name: String,
+        /// Learn at most N MACs behind the port (0: no limit).
+        #[arg(long, value_name = "N")]
+        max_macs: Option<u32>,
+        /// The only source MACs the port may send from, comma-separated
+        /// (`none`: port security off).
+        #[arg(long, value_name = "LIST|none")]
+        allowed_macs: Option<String>,
+        /// The only source IPs, comma-separated (`none`: IPs not checked).
+        #[arg(long, value_name = "LIST|none")]
+        allowed_ips: Option<String>,
+    },
     /// Change a tunnel port in place (same port number): options not given
     /// keep their value; FDB entries follow their VTEP.
     SetTunnel {
@@ -667,6 +682,19 @@ impl Verb {
                 learn_remotes: *learn_remotes,
                 may_exist: *may_exist,
             })),
+            Verb::SetPort {
+                name,
+                max_macs,
+                allowed_macs,
+                allowed_ips,
+            } => Some((|| {
+                Ok(vec![Command::SetPort(cmd::SetPort {
+                    name: name.clone(),
+                    max_macs: *max_macs,
+                    allowed_macs: addr_list(allowed_macs.as_deref(), "allowed-macs")?,
+                    allowed_ips: addr_list(allowed_ips.as_deref(), "allowed-ips")?,
+                })])
+            })()),
             Verb::SetTunnel {
                 name,
                 remote,
@@ -860,6 +888,22 @@ impl Verb {
 
 /// `set-br BR KEY=VALUE...`: the keys are the bridge options, with `-`
 /// or `_` between words.
+/// A comma-separated address list of set-port, `none` for the empty one.
+fn addr_list<T: std::str::FromStr>(s: Option<&str>, opt: &str) -> Result<Option<Vec<T>>, String> {
+    let Some(s) = s else { return Ok(None) };
+    if s == "none" {
+        return Ok(Some(Vec::new()));
+    }
+    s.split(',')
+        .map(|a| {
+            a.trim()
+                .parse()
+                .map_err(|_| format!("set-port: --{opt} {a:?} is not an address"))
+        })
+        .collect::<Result<Vec<T>, String>>()
+        .map(Some)
+}
+
 fn parse_set_br(bridge: &str, options: &[String]) -> Result<cmd::SetBr, String> {
     let mut c = cmd::SetBr {
         name: bridge.to_string(),
@@ -2073,6 +2117,31 @@ mod tests {
         let Command::AddPort(p) = &c[0] else { panic!() };
         assert_eq!(p.allowed_macs, ["02:00:00:00:00:01".parse().unwrap()]);
         assert_eq!(p.allowed_ips.len(), 2);
+        let c = commands(&[
+            "set-port",
+            "vm1",
+            "--max-macs",
+            "0",
+            "--allowed-macs",
+            "none",
+            "--allowed-ips",
+            "10.0.0.1,10.0.0.2",
+        ]);
+        let Command::SetPort(p) = &c[0] else { panic!() };
+        assert_eq!(
+            (
+                p.max_macs,
+                p.allowed_macs.as_deref(),
+                p.allowed_ips.as_ref().map(Vec::len)
+            ),
+            (Some(0), Some(&[][..]), Some(2))
+        );
+        let e = parse(&["set-port", "vm1", "--allowed-macs", "02:00:00:00:00:01,x"])
+            .unwrap()
+            .commands(&mut std::io::empty())
+            .unwrap()
+            .unwrap_err();
+        assert!(e.contains("\"x\" is not an address"), "{e}");
         let c = commands(&[
             "qos-set", "vm1", "--dir", "out", "--rate", "1.5gbit", "--burst", "1mb",
         ]);

@@ -193,6 +193,25 @@ pub struct SetTunnel {
     pub learn_remotes: Option<bool>,
 }
 
+/// `set-port NAME [--max-macs N] [--allowed-macs LIST] [--allowed-ips
+/// LIST]`: changes a local port's learning limit and port security in
+/// place; options not given keep their value.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetPort {
+    pub name: String,
+    /// The learned-MAC limit; 0 removes it (a limit of 0 is refused as
+    /// config, so the value is free to mean none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_macs: Option<u32>,
+    /// Replaces the allowed MACs; empty turns port security off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_macs: Option<Vec<MacAddr>>,
+    /// Replaces the allowed IPs; empty stops checking IPs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_ips: Option<Vec<IpAddr>>,
+}
+
 /// `del-port NAME`: a port or a tunnel, with its static MACs, ACLs and
 /// policers. Refused while a flow refers to it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -464,6 +483,7 @@ commands! {
     AddPort(AddPort) = "add-port",
     AddTunnel(AddTunnel) = "add-tunnel",
     SetTunnel(SetTunnel) = "set-tunnel",
+    SetPort(SetPort) = "set-port",
     DelPort(DelPort) = "del-port",
     SetUplink(SetUplink) = "set-uplink",
     FdbAdd(FdbAdd) = "fdb-add",
@@ -493,6 +513,7 @@ impl Command {
             Command::AddPort(c) => format!("{} {}", c.bridge, c.name),
             Command::AddTunnel(c) => c.name.clone(),
             Command::SetTunnel(c) => c.name.clone(),
+            Command::SetPort(c) => c.name.clone(),
             Command::DelPort(c) => c.name.clone(),
             Command::SetUplink(c) => c.iface.clone(),
             Command::FdbAdd(c) => format!("{} {} {}", c.bridge, c.mac, c.port),
@@ -529,6 +550,7 @@ impl Command {
             Command::AddPort(c) => vec![q(&c.name)],
             Command::AddTunnel(c) => vec![q(&c.name)],
             Command::SetTunnel(c) => vec![q(&c.name)],
+            Command::SetPort(c) => vec![q(&c.name)],
             Command::SetUplink(c) => vec![q(&c.iface)],
             Command::FdbAdd(c) => vec![format!(
                 "fdb {} vlan {} in bridge {:?}",
@@ -718,6 +740,7 @@ impl<'a> Editor<'a> {
             Command::AddPort(c) => add_port(config, c),
             Command::AddTunnel(c) => add_tunnel(config, c),
             Command::SetTunnel(c) => set_tunnel(config, c),
+            Command::SetPort(c) => set_port(config, c),
             Command::DelPort(c) => del_port(config, c),
             Command::SetUplink(c) => set_uplink(config, c),
             Command::ArpAdd(c) => arp_add(config, c),
@@ -1285,6 +1308,28 @@ fn add_tunnel(config: &mut Config, c: &AddTunnel) -> Result<(), CommandError> {
     t.learn_remotes = c.learn_remotes;
     config.tunnels.push(t);
     config.assign_port_numbers();
+    Ok(())
+}
+
+fn set_port(config: &mut Config, c: &SetPort) -> Result<(), CommandError> {
+    let Some(p) = config.ports.iter_mut().find(|p| p.name == c.name) else {
+        if config.tunnels.iter().any(|t| t.name == c.name) {
+            return Err(CommandError::Refused(format!(
+                "{:?} is a tunnel: set-port changes local ports (set-tunnel changes tunnels)",
+                c.name
+            )));
+        }
+        return Err(CommandError::NoPort(c.name.clone()));
+    };
+    if let Some(m) = c.max_macs {
+        p.max_macs = (m != 0).then_some(m);
+    }
+    if let Some(m) = &c.allowed_macs {
+        p.allowed_macs = m.clone();
+    }
+    if let Some(ips) = &c.allowed_ips {
+        p.allowed_ips = ips.clone();
+    }
     Ok(())
 }
 

@@ -1150,6 +1150,12 @@ fn commands_round_trip_through_json() {
             learn_remotes: Some(true),
             ..Default::default()
         }),
+        Command::SetPort(SetPort {
+            name: "vm1".into(),
+            max_macs: Some(4),
+            allowed_macs: Some(vec!["02:00:00:00:00:01".parse().unwrap()]),
+            allowed_ips: Some(vec![]),
+        }),
         Command::DelPort(DelPort {
             name: "vm1".into(),
             if_exists: false,
@@ -1248,4 +1254,62 @@ fn commands_round_trip_through_json() {
     assert_eq!(path, "prefix");
     let (_, msg) = Command::from_value(&serde_json::json!({"name": "x"})).unwrap_err();
     assert!(msg.contains("missing \"op\""), "{msg}");
+}
+
+#[test]
+fn set_port_changes_limits_and_port_security_in_place() {
+    let mut c = base();
+    let mac: MacAddr = "02:00:00:00:00:01".parse().unwrap();
+    let set = |max_macs, macs: Option<Vec<MacAddr>>, ips: Option<Vec<IpAddr>>| {
+        Command::SetPort(SetPort {
+            name: "vm1".into(),
+            max_macs,
+            allowed_macs: macs,
+            allowed_ips: ips,
+        })
+    };
+    apply_ok(
+        &mut c,
+        &[set(
+            Some(8),
+            Some(vec![mac]),
+            Some(vec!["10.0.0.1".parse().unwrap()]),
+        )],
+    );
+    let p = &c.ports[0];
+    assert_eq!(
+        (p.max_macs, p.allowed_macs.len(), p.allowed_ips.len()),
+        (Some(8), 1, 1)
+    );
+    // Options not given keep their value; 0 and empty lists clear.
+    apply_ok(&mut c, &[set(Some(0), None, Some(vec![]))]);
+    let p = &c.ports[0];
+    assert_eq!(
+        (p.max_macs, p.allowed_macs.len(), p.allowed_ips.len()),
+        (None, 1, 0)
+    );
+    // IPs without MACs are refused by the config's validation.
+    let e = apply_all(
+        &[set(
+            None,
+            Some(vec![]),
+            Some(vec!["10.0.0.1".parse().unwrap()]),
+        )],
+        &c,
+    )
+    .unwrap_err();
+    assert!(
+        format!("{e:?}").contains("allowed_ips needs allowed_macs"),
+        "{e:?}"
+    );
+    let mut tunnel = set(Some(1), None, None);
+    if let Command::SetPort(p) = &mut tunnel {
+        p.name = "vx1".into();
+    }
+    assert!(err(&c, tunnel).contains("is a tunnel"));
+    let mut nope = set(Some(1), None, None);
+    if let Command::SetPort(p) = &mut nope {
+        p.name = "nope".into();
+    }
+    assert!(err(&c, nope).contains("nope"));
 }
