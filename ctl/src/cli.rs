@@ -272,6 +272,10 @@ pub enum Verb {
             requires = "allowed_macs"
         )]
         allowed_ips: Vec<IpAddr>,
+        /// Storm control: broadcast, multicast and unknown unicast frames
+        /// per second the port may send.
+        #[arg(long, value_name = "PPS")]
+        storm_pps: Option<u32>,
         #[arg(long)]
         may_exist: bool,
     },
@@ -331,6 +335,9 @@ pub enum Verb {
         /// The only source IPs, comma-separated (`none`: IPs not checked).
         #[arg(long, value_name = "LIST|none")]
         allowed_ips: Option<String>,
+        /// Storm control: flooded frames per second (0: off).
+        #[arg(long, value_name = "PPS")]
+        storm_pps: Option<u32>,
     },
     /// Change a tunnel port in place (same port number): options not given
     /// keep their value; FDB entries follow their VTEP.
@@ -630,6 +637,7 @@ impl Verb {
                 max_macs,
                 allowed_macs,
                 allowed_ips,
+                storm_pps,
                 may_exist,
             } => one(Command::AddPort(cmd::AddPort {
                 bridge: bridge.clone(),
@@ -642,6 +650,7 @@ impl Verb {
                 max_macs: *max_macs,
                 allowed_macs: allowed_macs.clone(),
                 allowed_ips: allowed_ips.clone(),
+                storm_pps: *storm_pps,
                 may_exist: *may_exist,
             })),
             Verb::AddTunnel {
@@ -687,12 +696,14 @@ impl Verb {
                 max_macs,
                 allowed_macs,
                 allowed_ips,
+                storm_pps,
             } => Some((|| {
                 Ok(vec![Command::SetPort(cmd::SetPort {
                     name: name.clone(),
                     max_macs: *max_macs,
                     allowed_macs: addr_list(allowed_macs.as_deref(), "allowed-macs")?,
                     allowed_ips: addr_list(allowed_ips.as_deref(), "allowed-ips")?,
+                    storm_pps: *storm_pps,
                 })])
             })()),
             Verb::SetTunnel {

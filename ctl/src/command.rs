@@ -127,6 +127,9 @@ pub struct AddPort {
     /// With `allowed_macs`: the only source IPs.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub allowed_ips: Vec<IpAddr>,
+    /// Storm control: flooded frames per second the port may send.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storm_pps: Option<u32>,
     #[serde(default)]
     pub may_exist: bool,
 }
@@ -210,6 +213,9 @@ pub struct SetPort {
     /// Replaces the allowed IPs; empty stops checking IPs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allowed_ips: Option<Vec<IpAddr>>,
+    /// Storm control in flooded frames per second; 0 turns it off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storm_pps: Option<u32>,
 }
 
 /// `del-port NAME`: a port or a tunnel, with its static MACs, ACLs and
@@ -1207,6 +1213,7 @@ fn add_port(config: &mut Config, c: &AddPort) -> Result<(), CommandError> {
         max_macs: c.max_macs,
         allowed_macs: c.allowed_macs.clone(),
         allowed_ips: c.allowed_ips.clone(),
+        storm_pps: c.storm_pps,
     };
     if let Some(m) = c.mtu {
         p.mtu = m;
@@ -1329,6 +1336,9 @@ fn set_port(config: &mut Config, c: &SetPort) -> Result<(), CommandError> {
     }
     if let Some(ips) = &c.allowed_ips {
         p.allowed_ips = ips.clone();
+    }
+    if let Some(n) = c.storm_pps {
+        p.storm_pps = (n != 0).then_some(n);
     }
     Ok(())
 }

@@ -57,6 +57,7 @@ fn add_port(bridge: &str, name: &str) -> Command {
         max_macs: None,
         allowed_macs: Vec::new(),
         allowed_ips: Vec::new(),
+        storm_pps: None,
         may_exist: false,
     })
 }
@@ -401,6 +402,7 @@ fn add_port_and_its_errors() {
         max_macs: None,
         allowed_macs: Vec::new(),
         allowed_ips: Vec::new(),
+        storm_pps: None,
         may_exist: true,
     });
     assert!(err(&c, again.clone()).contains("already exists in bridge \"br0\""));
@@ -423,6 +425,7 @@ fn add_port_and_its_errors() {
             max_macs: None,
             allowed_macs: Vec::new(),
             allowed_ips: Vec::new(),
+            storm_pps: None,
             may_exist: false,
         })
     };
@@ -1155,6 +1158,7 @@ fn commands_round_trip_through_json() {
             max_macs: Some(4),
             allowed_macs: Some(vec!["02:00:00:00:00:01".parse().unwrap()]),
             allowed_ips: Some(vec![]),
+            storm_pps: Some(100),
         }),
         Command::DelPort(DelPort {
             name: "vm1".into(),
@@ -1266,6 +1270,7 @@ fn set_port_changes_limits_and_port_security_in_place() {
             max_macs,
             allowed_macs: macs,
             allowed_ips: ips,
+            storm_pps: None,
         })
     };
     apply_ok(

@@ -44,6 +44,7 @@ fn hypervisor(name: &'static str, me: u8, peer: u8) -> Hv {
         max_macs: None,
         allowed_macs: Vec::new(),
         allowed_ips: Vec::new(),
+        storm_pps: None,
     };
     let mut gn = TunnelConfig::new("gn0", "br-geneve", TunnelKind::Geneve, 200, vec![remote]);
     gn.geneve_opts.push(GeneveOptConfig {

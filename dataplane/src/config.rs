@@ -312,6 +312,11 @@ pub struct PortConfig {
     /// With `allowed_macs`: the only source IPs (empty: IPs not checked).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub allowed_ips: Vec<IpAddr>,
+    /// Storm control: broadcast, multicast and unknown unicast frames the
+    /// port may send per second (a second's worth may come at once);
+    /// beyond, they are dropped as `storm_control`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storm_pps: Option<u32>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -823,6 +828,12 @@ impl Config {
                 e(o.clone(), format!("mtu {} below 68", p.mtu));
             }
             check_port_security(&o, p, &mut e);
+            if p.storm_pps == Some(0) {
+                e(
+                    o.clone(),
+                    "storm_pps 0 would drop every broadcast (ARP included): at least 1".into(),
+                );
+            }
             if p.max_macs == Some(0) {
                 e(
                     o,
@@ -1300,6 +1311,7 @@ mod tests {
                 max_macs: None,
                 allowed_macs: Vec::new(),
                 allowed_ips: Vec::new(),
+                storm_pps: None,
             }],
             tunnels: vec![TunnelConfig::new(
                 "vx1",

@@ -119,6 +119,9 @@ pub struct PortEntry {
     pub max_macs: Option<u32>,
     /// Port security: the addresses a local port may send from.
     pub security: Option<Arc<PortSecurity>>,
+    /// Storm control: index into [`Snapshot::policers`] of the policer
+    /// that counts the port's flooded frames (one token a frame).
+    pub storm: Option<u16>,
 }
 
 impl PortEntry {
@@ -133,6 +136,7 @@ impl PortEntry {
             policer: [None; 2],
             max_macs: None,
             security: None,
+            storm: None,
         }
     }
 }

@@ -68,10 +68,13 @@ pub enum DropReason {
     /// Port security: a source IP (IP header, ARP sender, ND target) the
     /// port was not given.
     SpoofedIp,
+    /// Storm control: a broadcast, multicast or unknown unicast frame over
+    /// its ingress port's `storm_pps`.
+    StormControl,
 }
 
 impl DropReason {
-    const OWN: usize = 24;
+    const OWN: usize = 25;
     /// Number of distinct counters.
     pub const COUNT: usize = WireError::COUNT + Self::OWN;
 
@@ -111,6 +114,7 @@ impl DropReason {
             DropReason::BadSrcMac => 21,
             DropReason::SpoofedMac => 22,
             DropReason::SpoofedIp => 23,
+            DropReason::StormControl => 24,
         }
     }
 
@@ -141,6 +145,7 @@ impl DropReason {
             DropReason::BadSrcMac,
             DropReason::SpoofedMac,
             DropReason::SpoofedIp,
+            DropReason::StormControl,
         ];
         WireError::ALL
             .into_iter()
@@ -176,6 +181,7 @@ impl DropReason {
             DropReason::BadSrcMac => "bad_src_mac",
             DropReason::SpoofedMac => "spoofed_mac",
             DropReason::SpoofedIp => "spoofed_ip",
+            DropReason::StormControl => "storm_control",
         }
     }
 }

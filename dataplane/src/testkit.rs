@@ -52,6 +52,7 @@ fn port(name: &str, bridge: &str) -> PortConfig {
         max_macs: None,
         allowed_macs: Vec::new(),
         allowed_ips: Vec::new(),
+        storm_pps: None,
     }
 }
 

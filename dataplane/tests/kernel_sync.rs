@@ -275,6 +275,7 @@ fn control_towards(state: &KernelState, remote: &str) -> Control {
             max_macs: None,
             allowed_macs: Vec::new(),
             allowed_ips: Vec::new(),
+            storm_pps: None,
         }],
         tunnels: vec![TunnelConfig::new(
             "vx1",

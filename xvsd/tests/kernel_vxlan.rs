@@ -83,6 +83,7 @@ fn control() -> Control {
             max_macs: None,
             allowed_macs: Vec::new(),
             allowed_ips: Vec::new(),
+            storm_pps: None,
         }],
         tunnels: vec![vx],
         ..Default::default()

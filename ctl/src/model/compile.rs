@@ -211,6 +211,7 @@ fn port(name: &str, bridge: &str, vlan: VlanMode) -> PortConfig {
         max_macs: None,
         allowed_macs: Vec::new(),
         allowed_ips: Vec::new(),
+        storm_pps: None,
     }
 }
 

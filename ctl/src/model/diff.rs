@@ -352,6 +352,7 @@ fn same_port(a: &PortConfig, b: &PortConfig) -> bool {
         && a.max_macs == b.max_macs
         && a.allowed_macs == b.allowed_macs
         && a.allowed_ips == b.allowed_ips
+        && a.storm_pps == b.storm_pps
 }
 
 /// Equal in what the model sets (the port number is the daemon's).
@@ -421,6 +422,7 @@ fn add_port(p: &PortConfig) -> Command {
         max_macs: p.max_macs,
         allowed_macs: p.allowed_macs.clone(),
         allowed_ips: p.allowed_ips.clone(),
+        storm_pps: p.storm_pps,
         may_exist: false,
     })
 }

@@ -1245,6 +1245,7 @@ fn compile(
             policer: [None; 2],
             max_macs: None,
             security: None,
+            storm: None,
         };
     }
     for p in &config.ports {
@@ -1260,6 +1261,7 @@ fn compile(
             policer: [None; 2],
             max_macs: p.max_macs,
             security: PortSecurity::new(&p.allowed_macs, &p.allowed_ips).map(Arc::new),
+            storm: None,
         };
         bridge_ports.entry(p.bridge.clone()).or_default().push(n);
     }
@@ -1333,6 +1335,7 @@ fn compile(
             policer: [None; 2],
             max_macs: None,
             security: None,
+            storm: None,
         };
         let dynamic = dyn_remotes.get(&t.name).map_or(&[][..], Vec::as_slice);
         tunnel_ports.push(TunnelPort::with_dynamic(t, n, local, dynamic));
@@ -1395,6 +1398,30 @@ fn compile(
             Err(e) => errs.push(ConfigError {
                 object: o,
                 message: e.to_string(),
+            }),
+        }
+    }
+    for p in &config.ports {
+        let Some(pps) = p.storm_pps else { continue };
+        // Frames, not bytes: the pipeline takes one token per frame, so
+        // the "MTU" is 1 and the burst a second's worth.
+        let cfg = PolicerConfig {
+            rate_bytes_per_sec: u64::from(pps),
+            burst_bytes: u64::from(pps),
+            peak_bytes_per_sec: None,
+            mtu: 1,
+        };
+        match cfg.validate() {
+            Ok(()) => {
+                let idx = policers.len() as u16;
+                policers.push(cfg);
+                if let Some(&n) = numbers.get(p.name.as_str()) {
+                    ports[usize::from(n)].storm = Some(idx);
+                }
+            }
+            Err(e) => errs.push(ConfigError {
+                object: format!("port {:?}", p.name),
+                message: format!("storm_pps {pps}: {e}"),
             }),
         }
     }

@@ -708,6 +708,18 @@ fn flood<'a>(
     em: &mut Emitter,
     io: &mut BatchIo<'a>,
 ) {
+    // Here rather than where the frame is classified: this is where
+    // every frame that floods (NORMAL's broadcast, multicast and misses,
+    // a flow's flood action) passes, and nothing else does.
+    if let Some(storm) = snap.port(ctx.in_port).and_then(|p| p.storm) {
+        // A flood to one output must not become a cached plan that skips
+        // the policer next time.
+        ws.side_effects += 1;
+        if !ws.police(snap, storm, ctx.now, 1) {
+            em.drop_output(ws, ctx, DropReason::StormControl);
+            return;
+        }
+    }
     for &p in &bridge.ports {
         if p == ctx.in_port {
             continue;

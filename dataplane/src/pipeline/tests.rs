@@ -1106,6 +1106,52 @@ fn a_full_fdb_refusal_is_counted_against_the_port() {
 }
 
 #[test]
+fn storm_control_limits_a_ports_flooded_frames_and_nothing_else() {
+    let mut bed = Bed::new();
+    let mut c = bed.ctl.config().clone();
+    c.ports[0].storm_pps = Some(0);
+    let e = bed.ctl.apply(c).unwrap_err().to_string();
+    assert!(e.contains("vm1") && e.contains("storm_pps 0"), "{e}");
+    bed.apply(|c| c.ports[0].storm_pps = Some(3));
+    // B is known (on vm2): unicast to it is never policed.
+    bed.send(VM2, &[&udp_frame(B, BCAST, 16)]);
+    let bcast = udp_frame(A, BCAST, 16);
+    let unknown = udp_frame(A, [0x02, 0xee, 0, 0, 0, 1], 16);
+    let multicast = udp_frame(A, [0x01, 0x00, 0x5e, 0, 0, 9], 16);
+    let to_b = udp_frame(A, B, 16);
+    let frames: Vec<&[u8]> = vec![&bcast, &to_b, &unknown, &to_b, &multicast, &bcast, &unknown];
+    bed.send(VM1, &frames);
+    assert_eq!(bed.drops(DropReason::StormControl), 2);
+    assert_eq!(bed.ws.drops.total(), 2);
+    // vm2 has no limit.
+    for _ in 0..5 {
+        bed.send(VM2, &[&udp_frame(B, BCAST, 16)]);
+    }
+    assert_eq!(bed.drops(DropReason::StormControl), 2);
+    // A second refills the bucket.
+    bed.now += 1_000_000_000;
+    let out = bed.send(VM1, &[&bcast, &bcast, &bcast, &bcast]);
+    assert_eq!(bed.drops(DropReason::StormControl), 3);
+    assert!(!out.tx.is_empty());
+}
+
+#[test]
+fn storm_control_holds_where_a_flood_has_one_output() {
+    // With vm1 alone with vm2 (no tunnel), a broadcast has one output,
+    // which the exact-match cache would otherwise keep as a plan.
+    let mut bed = Bed::new();
+    bed.apply(|c| {
+        c.tunnels.retain(|t| t.bridge != c.ports[0].bridge);
+        c.ports[0].storm_pps = Some(2);
+    });
+    let bcast = udp_frame(A, BCAST, 16);
+    for _ in 0..4 {
+        bed.send(VM1, &[&bcast]);
+    }
+    assert_eq!(bed.drops(DropReason::StormControl), 2);
+}
+
+#[test]
 fn frames_from_a_group_or_zero_source_mac_are_dropped_from_every_input_and_never_learned() {
     let mut bed = Bed::new();
     let multicast = [0x01, 0x00, 0x5e, 0, 0, 1];

@@ -128,6 +128,7 @@ mod tests {
                 max_macs: None,
                 allowed_macs: Vec::new(),
                 allowed_ips: Vec::new(),
+                storm_pps: None,
             }],
             ..Default::default()
         };

@@ -250,6 +250,11 @@ fn trigger(r: DropReason) -> Trigger {
             port: VM1,
             frames: vec![from_vm1()],
         },
+        DropReason::StormControl => Trigger::Frames {
+            config: |c| c.ports[0].storm_pps = Some(1),
+            port: VM1,
+            frames: vec![from_vm1(), from_vm1()],
+        },
         DropReason::LookupMiss => Trigger::Frames {
             config: |c| {
                 let direct = LookupProviderConfig::Direct {
