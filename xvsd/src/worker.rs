@@ -93,7 +93,8 @@ pub struct WorkerCounters {
     pub unknown_port: u64,
     /// Chunks whose transmission completed.
     pub completions: u64,
-    /// Rounds that left a fill ring short because the pool was empty.
+    /// Rounds that moved frames and left a fill ring short of its target
+    /// because the pool was empty or down to its reserve for replicas.
     pub fill_short: u64,
     /// Sockets closed because they failed ([`SocketLost`]).
     pub sockets_lost: u64,
@@ -853,7 +854,7 @@ impl Worker {
             let r = self
                 .flush(s)
                 .and_then(|()| self.reap(s))
-                .and_then(|()| self.top_up(s, BATCH));
+                .and_then(|()| self.top_up(s, BATCH, got > 0));
             if let Err(e) = r {
                 self.lose(s, e);
             }
@@ -865,7 +866,7 @@ impl Worker {
     fn top_up_all(&mut self, min: usize) {
         for s in 0..self.ports.len() {
             if self.ports[s].is_some() {
-                if let Err(e) = self.top_up(s, min) {
+                if let Err(e) = self.top_up(s, min, false) {
                     self.lose(s, e);
                 }
             }
@@ -1090,13 +1091,27 @@ impl Worker {
         self.set.chunks() / 4
     }
 
+    /// Of `in_hand` chunks more than the pool's, how many socket `s`'s
+    /// fill ring may take: what keeps the reserve, but at least enough
+    /// to hold a batch. A socket bound after others took their fill under
+    /// older targets would otherwise get nothing and never receive; the
+    /// daemon refuses configs where a batch per socket does not fit in
+    /// half the UMEM, so the reserve yields at most that much.
+    fn lendable(&self, s: usize, in_hand: usize) -> usize {
+        let floor = BATCH.saturating_sub(self.set.in_fill(s));
+        (self.set.pool_len() + in_hand)
+            .saturating_sub(self.reserve())
+            .max(floor)
+    }
+
     /// Gives the chunks in `addrs` back: to socket `s`'s fill ring while
     /// it is below its target and the pool keeps its reserve, to the
     /// pool otherwise.
     fn recycle(&mut self, s: usize) -> Result<(), XskError> {
         let want = self.port(s).fill_target.saturating_sub(self.set.in_fill(s));
-        let above = (self.set.pool_len() + self.addrs.len()).saturating_sub(self.reserve());
-        let n = want.min(self.addrs.len()).min(above);
+        let n = want
+            .min(self.addrs.len())
+            .min(self.lendable(s, self.addrs.len()));
         // A fill that fails lends nothing: every chunk goes to the pool.
         let (lent, failed) = match self.set.fill(s, &self.addrs[..n]) {
             Ok(lent) => (lent, None),
@@ -1115,18 +1130,19 @@ impl Worker {
     /// Tops socket `s`'s fill ring up from the pool when it is at least
     /// `min` short (a socket that only
     /// receives gets its chunks back through other sockets' completions,
-    /// which land in the pool).
-    fn top_up(&mut self, s: usize, min: usize) -> Result<(), XskError> {
+    /// which land in the pool); a ring left short counts as `fill_short`
+    /// when `busy`.
+    fn top_up(&mut self, s: usize, min: usize, busy: bool) -> Result<(), XskError> {
         let want = self.port(s).fill_target.saturating_sub(self.set.in_fill(s));
         // An idle top-up with nothing in the pool is not a shortage worth
         // counting on every empty round.
-        let avail = self.set.pool_len().saturating_sub(self.reserve());
+        let avail = self.lendable(s, 0).min(self.set.pool_len());
         if want < min.max(1) || (min < BATCH && avail == 0) {
             return Ok(());
         }
         // Counted in busy rounds only: an idle worker tops up on every
         // empty round, and one shortage is not thousands a second.
-        if avail < want && min >= BATCH {
+        if avail < want && busy {
             self.counters.fill_short += 1;
         }
         self.addrs.clear();
