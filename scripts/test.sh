@@ -20,8 +20,9 @@ source scripts/packages.sh
 # Besides the build: the namespace tests drive iproute2's `ip`, ping, arping,
 # iperf3 and ethtool, and check our packets against tshark's dissectors
 # and Open vSwitch 3.1 (started by the tests themselves); the discovery
-# tests run etcd (etcd-server, etcdctl from etcd-client) on test addresses.
-ensure_packages "${BUILD_PACKAGES[@]}" iproute2 iputils-ping iputils-arping iperf3 ethtool tshark openvswitch-switch etcd-server etcd-client
+# tests run etcd (etcd-server, etcdctl from etcd-client) on test addresses;
+# the instruction-count gate runs under valgrind's callgrind.
+ensure_packages "${BUILD_PACKAGES[@]}" iproute2 iputils-ping iputils-arping iperf3 ethtool tshark openvswitch-switch etcd-server etcd-client valgrind
 
 export XVS_REQUIRE_ALL=1
 XVS_SKIP_LOG="$(mktemp /tmp/xvs-skips.XXXXXX)"
@@ -49,6 +50,10 @@ trap summary EXIT
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo test --workspace --locked
+# Per-packet cost, gated on instruction counts (callgrind is deterministic
+# where timings on a shared machine are not): fails with a before/after
+# table when an op grows past its threshold (bench/README.md).
+bench/instructions.sh
 
 # Exit 0: every target ran clean; 2: no nightly toolchain (said in the
 # summary, not a failure); anything else: a crash or a build failure.
