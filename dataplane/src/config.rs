@@ -1211,12 +1211,18 @@ fn check_port_security(o: &str, p: &PortConfig, e: &mut dyn FnMut(String, String
     use crate::policy::port_security::MAX_ADDRS;
     for m in &p.allowed_macs {
         if m.is_multicast() || m.is_zero() {
-            e(o.into(), format!("allowed MAC {m} is not a unicast address"));
+            e(
+                o.into(),
+                format!("allowed MAC {m} is not a unicast address"),
+            );
         }
     }
     for ip in &p.allowed_ips {
         if !is_unicast_ip(ip) {
-            e(o.into(), format!("allowed IP {ip} is not a unicast address"));
+            e(
+                o.into(),
+                format!("allowed IP {ip} is not a unicast address"),
+            );
         }
     }
     if p.allowed_macs.len() > MAX_ADDRS || p.allowed_ips.len() > MAX_ADDRS {
