@@ -281,6 +281,10 @@ fn connections_are_bounded() {
     let d = FakeDaemon::start_with("limit", opts, None, Default::default());
     let mut a = Raw::connect(d.path());
     let mut b = Raw::connect(d.path());
+    // Each answer stamps its connection: b's first, a's a few ms later, so
+    // b is idle longest whenever the server got round to accepting it.
+    assert_eq!(b.call(SHOW)["id"], 2);
+    std::thread::sleep(Duration::from_millis(5));
     assert_eq!(a.call(SHOW)["id"], 2);
     // Full: the newcomer takes the place of b, idle longest.
     let mut c = Raw::connect(d.path());
