@@ -57,9 +57,13 @@ bench/instructions.sh
 
 # Exit 0: every target ran clean; 2: no nightly toolchain (said in the
 # summary, not a failure); anything else: a crash or a build failure.
+# (Its output goes through tee to a file of its own: `tee /dev/stderr`
+# would reopen, and so truncate, a log file that stderr points to.)
 fuzz_rc=0
-fuzz_out=$(scripts/fuzz.sh | tee /dev/stderr) || fuzz_rc=$?
-fuzz_summary=$(printf '%s\n' "$fuzz_out" | tail -n 1)
+fuzz_log="$(mktemp /tmp/xvs-fuzz.XXXXXX)"
+scripts/fuzz.sh | tee "$fuzz_log" || fuzz_rc=$?
+fuzz_summary=$(tail -n 1 "$fuzz_log")
+rm -f "$fuzz_log"
 case "$fuzz_rc" in
   0|2) ;;
   *) exit "$fuzz_rc" ;;
