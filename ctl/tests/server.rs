@@ -483,7 +483,13 @@ fn peers_are_checked() {
         std::fs::Permissions::from_mode(0o755),
     )
     .unwrap();
-    let exe = std::env::current_exe().unwrap();
+    // The other user runs a copy of this binary: the build tree may sit
+    // where that user cannot reach it (under /root, mode 0700).
+    let copy = temp_dir("peer-exe");
+    std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let exe = copy.join("server-test");
+    std::fs::copy(std::env::current_exe().unwrap(), &exe).unwrap();
+    std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
     // Every run must print the server's answer: a child that prints
     // nothing (the server hung up, or the child could not run) fails the
     // test, because a refusal without an answer is what is under test.
@@ -522,6 +528,7 @@ fn peers_are_checked() {
     assert_eq!(v["result"]["daemon"], "xvsd", "primary group: {v}");
     let v: Value = serde_json::from_str(&run_as(65534, vec![65534, group])).unwrap();
     assert_eq!(v["result"]["daemon"], "xvsd", "supplementary group: {v}");
+    let _ = std::fs::remove_dir_all(&copy);
 }
 
 /// Sets the child's groups, gid and uid, in that order (std's own `uid`
