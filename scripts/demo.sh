@@ -48,7 +48,7 @@ x hv2 ip link set u2 up
 # VMs: a veth each, the hypervisor end is the xvs port. MTU 1400 leaves
 # room for the outer headers on the 1500-byte underlay. Checksum offload
 # is off on the VM side: a veth hands AF_XDP frames whose TCP/UDP
-# checksum is only partially computed (README, "TCP and checksums").
+# checksum is only partially computed (docs/operating.md, "TCP and checksums").
 vm() { # vm NS IFACE HV PORT IP MAC
   ip link add "$2" netns "$P-$1" address "$6" type veth peer name "$4" netns "$P-$3"
   x "$1" ip link set "$2" mtu 1400 up

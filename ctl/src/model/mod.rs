@@ -13,7 +13,7 @@
 //! the next apply knows which objects are the model's to change or delete:
 //! objects added by hand or by another control plane are left alone.
 //!
-//! Example (the README has the full reference):
+//! Example (docs/network-model.md has the full reference):
 //!
 //! ```toml
 //! [settings.vx]
