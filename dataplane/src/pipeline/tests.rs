@@ -1016,6 +1016,53 @@ mod suppression {
         }
         assert_eq!(bed.ws.nd_suppressed, 0);
     }
+
+    #[test]
+    fn malformed_neighbor_discovery_is_dropped_and_counted_with_or_without_suppression() {
+        let good = ns("2001:db8::2", 255, true);
+        // ICMPv6 at 54, the source link-layer option at 78 (length at 79).
+        let bad: [(&str, Vec<u8>); 4] = [
+            ("code 1", with_byte(&good, 55, 1)),
+            ("zero-length option", with_byte(&good, 79, 0)),
+            ("option past the end", with_byte(&good, 79, 2)),
+            ("advertisement, code 1", {
+                let f = with_byte(&good, 54, 136);
+                with_byte(&f, 55, 1)
+            }),
+        ];
+        for suppress in [true, false] {
+            let mut bed = bed();
+            bed.apply(|c| c.bridges[0].arp_suppress = suppress);
+            for (what, f) in &bad {
+                let before = bed.drops(DropReason::Malformed(WireError::BadNdp));
+                let out = bed.send(VM1, &[f]);
+                assert!(out.tx.is_empty(), "{what}: not forwarded");
+                assert_eq!(
+                    bed.drops(DropReason::Malformed(WireError::BadNdp)),
+                    before + 1,
+                    "{what}: counted"
+                );
+                // From a tunnel too: the remote switch forwarded it.
+                let out = bed.send(ETH0, &[&vxlan([192, 0, 2, 2], 42, f)]);
+                assert!(out.tx.is_empty(), "{what} from a tunnel: not forwarded");
+                assert_eq!(
+                    bed.drops(DropReason::Malformed(WireError::BadNdp)),
+                    before + 2,
+                    "{what} from a tunnel: counted"
+                );
+            }
+            assert_eq!(bed.ws.nd_suppressed, 0);
+            // The well-formed one is still answered or flooded.
+            let out = bed.send(VM1, &[&good]);
+            assert_eq!(out.tx.len(), if suppress { 1 } else { 3 });
+        }
+    }
+
+    fn with_byte(f: &[u8], at: usize, v: u8) -> Vec<u8> {
+        let mut f = f.to_vec();
+        f[at] = v;
+        f
+    }
 }
 
 /// A VXLAN packet from `src` to `dst` (our VTEP or a group).

@@ -27,11 +27,13 @@
 //!   mix of two packets. On error the other fields are unspecified.
 //! - Validates what forwarding relies on: truncation at every layer, IPv4
 //!   version/IHL/total length, IPv6 payload length and extension chain, UDP
-//!   length, TCP data offset. It does NOT verify checksums: the IPv4 header
-//!   checksum of the outer header is the tunnel layer's job, and inner
-//!   checksums are the endpoints'.
+//!   length, TCP data offset, neighbor discovery's code and options. It
+//!   does NOT verify checksums: the IPv4 header checksum of the outer
+//!   header is the tunnel layer's job, and inner checksums are the
+//!   endpoints'.
 
 use super::ethernet::{self, ethertype, EthernetFrame};
+use super::icmp::{icmpv6_type, parse_ndp};
 use super::ip::proto;
 use super::ipv6::Ipv6Packet;
 use super::{ArpPacket, IcmpPacket, Ipv4Packet, Result, TcpPacket, UdpPacket, VlanTag, WireError};
@@ -196,14 +198,34 @@ fn transport(protocol: u8, l4: &[u8], key: &mut FlowKey) -> Result<()> {
             key.set_tp_src(tcp.src_port());
             key.set_tp_dst(tcp.dst_port());
         }
-        proto::ICMP | proto::ICMPV6 => {
+        proto::ICMP => {
             let icmp = IcmpPacket::new_checked(l4)?;
             key.set_tp_src(u16::from(icmp.msg_type()));
             key.set_tp_dst(u16::from(icmp.code()));
         }
+        proto::ICMPV6 => {
+            let icmp = IcmpPacket::new_checked(l4)?;
+            let t = icmp.msg_type();
+            key.set_tp_src(u16::from(t));
+            key.set_tp_dst(u16::from(icmp.code()));
+            if t == icmpv6_type::NEIGHBOR_SOLICIT || t == icmpv6_type::NEIGHBOR_ADVERT {
+                check_ndp(l4)?;
+            }
+        }
         _ => {}
     }
     Ok(())
+}
+
+/// A solicitation or advertisement that its receivers must discard (RFC
+/// 4861 §7.1.1, §7.1.2: code not 0, a zero-length option or one past the
+/// end, shorter than its fixed part) is refused here rather than forwarded:
+/// suppression, snooping and port security read these messages, and a
+/// malformed one is nobody's to deliver. Hop limit and checksum are left to
+/// the receivers, as for every other inner header.
+#[cold]
+fn check_ndp(icmp6: &[u8]) -> Result<()> {
+    parse_ndp(icmp6).map(|_| ())
 }
 
 /// A first fragment holds the L4 header but not the whole datagram, so the
