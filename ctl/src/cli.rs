@@ -1583,7 +1583,7 @@ pub fn render(method: &Method, v: Value) -> Result<String, String> {
         Method::NeighShow => {
             let rows: Vec<NeighRow> = de(v)?;
             table(
-                &["IP", "MAC", "STATE", "SOURCE"],
+                &["IP", "MAC", "STATE", "SOURCE", "IN_USE", "AGE"],
                 rows.iter()
                     .map(|r| {
                         vec![
@@ -1591,6 +1591,10 @@ pub fn render(method: &Method, v: Value) -> Result<String, String> {
                             r.mac.map(|m| m.to_string()).unwrap_or_else(|| "-".into()),
                             snake(&r.state),
                             snake(&r.source),
+                            (if r.in_use { "yes" } else { "no" }).into(),
+                            r.age_secs
+                                .map(|a| format!("{a}s"))
+                                .unwrap_or_else(|| "-".into()),
                         ]
                     })
                     .collect(),
@@ -1870,6 +1874,10 @@ fn stats_table(rows: &[StatsRow]) -> String {
         let l = drops_text(&r.learn_refused);
         if !l.is_empty() {
             out.push_str(&format!("{} not learned: {l}\n", r.name));
+        }
+        let s = drops_text(&r.snooped);
+        if !s.is_empty() {
+            out.push_str(&format!("{} snooped ARP/ND replies: {s}\n", r.name));
         }
         for w in r.per_worker.iter().flatten() {
             let d = drops_text(&w.drops);

@@ -797,6 +797,14 @@ pub struct NeighRow {
     pub mac: Option<MacAddr>,
     pub state: NeighStateName,
     pub source: NeighSourceName,
+    /// A next hop of a tunnel: re-confirmed through the kernel's table
+    /// before it goes stale, never evicted for another entry.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub in_use: bool,
+    /// Seconds since it was created, confirmed or changed state (the
+    /// daemon's cache; static neighbors from the config have none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub age_secs: Option<u64>,
 }
 
 /// One underlay route (`route_show`). `origin` is `kernel`, `user` or
@@ -937,6 +945,13 @@ pub struct StatsRow {
     /// frames were forwarded, not dropped. Only the non-zero ones.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub learn_refused: BTreeMap<String, u64>,
+    /// The uplink: what became of the ARP replies and neighbor
+    /// advertisements snooped on it, by outcome (`learned`, `confirmed`,
+    /// and the refusals `not_for_us`, `off_subnet`, `unsolicited`,
+    /// `conflicting`, `ignored`). The frames themselves went on to the
+    /// kernel: none of these is a drop. Only the non-zero ones.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub snooped: BTreeMap<String, u64>,
 }
 
 /// One worker's load (`worker_stats`), as `ovs-appctl

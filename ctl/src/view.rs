@@ -10,9 +10,10 @@
 use std::collections::BTreeMap;
 
 use xvs_dataplane::config::{Config, Direction, TosConfig};
+use xvs_dataplane::control::SnoopCounters;
 use xvs_dataplane::policy::firewall::{AclAction, AclRule};
 use xvs_dataplane::tables::flow::{Action, FlowRule};
-use xvs_dataplane::tables::neigh::{NeighEntryInfo, NeighSource, NeighState};
+use xvs_dataplane::tables::neigh::{NeighCache, NeighEntryInfo, NeighSource, NeighState};
 use xvs_dataplane::tables::route::{Route, RouteOrigin};
 use xvs_dataplane::types::PortNo;
 
@@ -232,6 +233,8 @@ pub fn static_neigh_rows(config: &Config) -> Vec<NeighRow> {
             mac: Some(n.mac),
             state: NeighStateName::Static,
             source: NeighSourceName::Static,
+            in_use: false,
+            age_secs: None,
         })
         .collect()
 }
@@ -266,8 +269,49 @@ impl From<&NeighEntryInfo> for NeighRow {
                 NeighSource::Kernel => NeighSourceName::Kernel,
                 NeighSource::Static => NeighSourceName::Static,
             },
+            in_use: false,
+            age_secs: None,
         }
     }
+}
+
+/// The uplink's `snooped` counters ([`crate::protocol::StatsRow`]): the
+/// non-zero ones, by outcome.
+pub fn snooped_map(c: &SnoopCounters) -> BTreeMap<String, u64> {
+    nonzero_map([
+        ("learned", c.learned),
+        ("confirmed", c.confirmed),
+        ("not_for_us", c.not_for_us),
+        ("off_subnet", c.off_subnet),
+        ("unsolicited", c.unsolicited),
+        ("conflicting", c.conflicting),
+        ("ignored", c.ignored),
+    ])
+}
+
+/// Named counters as a row's map: the non-zero ones only, so a row shows
+/// what happened and the JSON leaves out what did not.
+pub fn nonzero_map<'a>(
+    counters: impl IntoIterator<Item = (&'a str, u64)>,
+) -> BTreeMap<String, u64> {
+    counters
+        .into_iter()
+        .filter(|(_, n)| *n != 0)
+        .map(|(k, n)| (k.to_owned(), n))
+        .collect()
+}
+
+/// The daemon's neighbor cache as `neigh_show` rows: each entry, whether a
+/// tunnel uses it, and its age at `now` (the cache's clock, ns).
+pub fn neigh_rows(cache: &NeighCache, now: u64) -> Vec<NeighRow> {
+    cache
+        .iter()
+        .map(|n| NeighRow {
+            in_use: cache.is_in_use(n.ip),
+            age_secs: Some(now.saturating_sub(n.updated_ns) / 1_000_000_000),
+            ..NeighRow::from(&n)
+        })
+        .collect()
 }
 
 /// `arp_show`: the overlay addresses of `bridge` (all bridges if `None`),

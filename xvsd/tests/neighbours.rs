@@ -372,3 +372,95 @@ fn an_arp_reply_flood_and_a_spoof_leave_the_tunnel_alone() {
         d.log()
     );
 }
+
+/// Runs xvsctl with `args` against `d`, insisting on success; stdout.
+fn xvsctl(d: &Xvsd, args: &[&str]) -> String {
+    let (code, out, err) = d.ctl(&workspace_bin("xvsctl"), args);
+    assert_eq!(code, 0, "xvsctl {args:?}: {out}{err}\n{}", d.log());
+    out
+}
+
+/// The uplink's `snooped` counters from `xvsctl --format json stats`.
+fn snooped(d: &Xvsd) -> serde_json::Value {
+    let out = xvsctl(d, &["--format", "json", "stats"]);
+    let rows: serde_json::Value = serde_json::from_str(&out).expect("stats JSON");
+    rows.as_array()
+        .expect("rows")
+        .iter()
+        .find(|r| r["kind"] == "uplink")
+        .unwrap_or_else(|| panic!("no uplink row: {out}"))["snooped"]
+        .clone()
+}
+
+#[test]
+fn refused_replies_and_the_tunnels_next_hop_show_in_xvsctl() {
+    if !require_root() {
+        return;
+    }
+    let t = topology("nv");
+    let d = xvsd(&t.hv);
+    tunnel_up(&t.vm, &d);
+
+    // One reply of each kind the kernel would not take or xvsd did not
+    // ask for: from an address of the uplink's subnet nobody resolves,
+    // from off the subnet, and (for the VTEP, with another MAC) to a MAC
+    // that is not the uplink's.
+    let frames = vec![
+        arp_reply(UPLINK_MAC, [10, 200, 3, 3], [2, 0x77, 0, 0, 3, 3]),
+        arp_reply(UPLINK_MAC, [192, 0, 2, 5], [2, 0x77, 0, 0, 2, 5]),
+        arp_reply([2, 0, 0, 0, 0, 0x99], [10, 200, 0, 2], SPOOF_MAC),
+    ];
+    assert_eq!(send_raw(&t.atk, "a0", &frames, 100), frames.len());
+    let want = [("unsolicited", 1), ("off_subnet", 1), ("not_for_us", 1)];
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let s = loop {
+        let s = snooped(&d);
+        if want.iter().all(|(k, _)| s[k].as_u64().is_some()) || Instant::now() > deadline {
+            break s;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    for (k, n) in want {
+        assert_eq!(s[k].as_u64(), Some(n), "{k} in {s}\n{}", d.log());
+    }
+    assert!(s.get("conflicting").is_none(), "{s}");
+    // The operator's view: the same counts in the text table.
+    let text = xvsctl(&d, &["stats"]);
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("u0 snooped ARP/ND replies:"))
+        .unwrap_or_else(|| panic!("no snooped line for u0:\n{text}"));
+    for (k, n) in want {
+        assert!(line.contains(&format!("{k}={n}")), "{k}={n} in {line:?}");
+    }
+
+    // The tunnel's next hop is in the cache, resolved, in use; the
+    // refused replies left no entry.
+    let out = xvsctl(&d, &["--format", "json", "neigh-show"]);
+    let rows: serde_json::Value = serde_json::from_str(&out).expect("neigh-show JSON");
+    let rows = rows.as_array().expect("rows");
+    let vtep = rows
+        .iter()
+        .find(|r| r["ip"] == VTEP)
+        .unwrap_or_else(|| panic!("no {VTEP} in {out}"));
+    assert_eq!(vtep["mac"], VTEP_MAC, "{out}");
+    assert_eq!(vtep["in_use"], true, "{out}");
+    assert!(
+        ["reachable", "stale"].contains(&vtep["state"].as_str().unwrap_or("")),
+        "{out}"
+    );
+    assert!(vtep["age_secs"].as_u64().is_some(), "{out}");
+    for ip in ["10.200.3.3", "192.0.2.5"] {
+        assert!(rows.iter().all(|r| r["ip"] != ip), "{ip} in {out}");
+    }
+    let text = xvsctl(&d, &["neigh-show"]);
+    let row = text
+        .lines()
+        .find(|l| l.starts_with(VTEP))
+        .unwrap_or_else(|| panic!("no {VTEP} row:\n{text}"));
+    assert!(
+        row.contains(VTEP_MAC) && row.split_whitespace().any(|w| w == "yes"),
+        "{text}"
+    );
+    assert_eq!(t.vm.ping("10.0.0.2", 2), 2, "{}", d.log());
+}

@@ -181,6 +181,7 @@ fn answer(call: xvs_ctl::server::Call, config: &mut Config, commits: &AtomicU64)
                     }),
                     state: None,
                     learn_refused: BTreeMap::new(),
+                    snooped: BTreeMap::new(),
                 })
                 .collect();
             if rows.is_empty() {

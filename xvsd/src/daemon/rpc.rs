@@ -11,8 +11,8 @@ use std::collections::BTreeMap;
 
 use xvs_ctl::command;
 use xvs_ctl::protocol::{
-    FdbKind, FdbRow, Method, MissRow, NeighRow, PortKindName, RouteRow, RpcError, StatsParams,
-    StatsRow, TransactResult, UmemRow, WorkerPortStats, WorkerStatsRow,
+    FdbKind, FdbRow, Method, MissRow, PortKindName, RouteRow, RpcError, StatsParams, StatsRow,
+    TransactResult, UmemRow, WorkerPortStats, WorkerStatsRow,
 };
 use xvs_ctl::server::Call;
 use xvs_ctl::view;
@@ -31,14 +31,10 @@ fn drops_map(d: &DropCounters) -> BTreeMap<String, u64> {
 }
 
 fn learn_refused_map(r: LearnRefusals) -> BTreeMap<String, u64> {
-    [
+    view::nonzero_map([
         ("learn_refused_port_limit", r.port_limit),
         ("learn_refused_fdb_full", r.fdb_full),
-    ]
-    .into_iter()
-    .filter(|(_, n)| *n != 0)
-    .map(|(k, n)| (k.to_owned(), n))
-    .collect()
+    ])
 }
 
 impl Daemon {
@@ -56,13 +52,7 @@ impl Daemon {
                 call.respond(r)
             }
             Method::NeighShow => {
-                let rows: Vec<NeighRow> = self
-                    .ctl
-                    .underlay
-                    .neigh
-                    .iter()
-                    .map(|n| NeighRow::from(&n))
-                    .collect();
+                let rows = view::neigh_rows(&self.ctl.underlay.neigh, self.now());
                 call.respond(Ok(rows))
             }
             Method::RouteShow => {
@@ -266,6 +256,11 @@ impl Daemon {
                     PortKindName::Port | PortKindName::Uplink => self.iface_state(name),
                 },
                 learn_refused: learn_refused_map(self.ctl.learn_refusals(name)),
+                // Replies are snooped on the uplink only.
+                snooped: match kind {
+                    PortKindName::Uplink => view::snooped_map(&self.ctl.snoop_counters()),
+                    PortKindName::Port | PortKindName::Tunnel => BTreeMap::new(),
+                },
             });
         }
         Ok(rows)
