@@ -261,6 +261,14 @@ impl WorkerState {
         }
     }
 
+    /// Empties the exact-match cache, so that the next frames are decided
+    /// from the tables alone. The differential test runs its reference
+    /// worker this way, one frame at a time: what the cache replays must
+    /// be exactly what the tables decide. Allocates: never per packet.
+    pub fn forget_cache(&mut self) {
+        self.emc = ExactMatchCache::new(self.emc.capacity());
+    }
+
     /// Exact-match cache hits and misses, for stats.
     pub fn emc_hits(&self) -> u64 {
         self.emc.hits()
