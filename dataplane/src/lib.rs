@@ -15,6 +15,7 @@ pub mod policy;
 pub mod snapshot;
 pub mod stats;
 pub mod tables;
+#[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
 pub mod tunnel;
 pub mod types;
