@@ -8,10 +8,6 @@
 //!   advertisements into the `snoop` ring buffer, and passes everything
 //!   else to the kernel.
 //!
-//! `src/bpf/pktgen.bpf.c` (module [`pktgen`]) is xvs-pktgen's XDP send
-//! engine, run through `BPF_PROG_RUN` in live-frames mode, not attached to
-//! a port.
-//!
 //! [`XdpProgram`] loads one copy of the object per interface, attaches the
 //! chosen program natively where the driver allows and generically
 //! otherwise (reported by [`XdpProgram::attach_mode`]), removes a stale xvs
@@ -49,7 +45,6 @@
 //!   patch of xsk-rs (`vendor/README.md`): frames are `(addr, len)`
 //!   pairs with the start anywhere in the chunk.
 
-pub mod pktgen;
 pub mod xsk;
 
 use std::ffi::{CString, OsStr};

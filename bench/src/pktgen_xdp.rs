@@ -1,4 +1,4 @@
-//! The loader of xvs-pktgen's XDP send engine (`src/bpf/pktgen.bpf.c`).
+//! The loader of xvs-pktgen's XDP send engine (`xdp/pktgen.bpf.c`).
 //!
 //! [`FlowPatch`] reduces a run's frames (one per flow) to flow 0's frame
 //! plus, per flow, the 16-bit words in which it differs: offsets shared by
@@ -34,7 +34,7 @@
 //! Invariants: the maps belong to this loader alone; the program runs
 //! from one thread at a time (its flow counter is not atomic: the kernel
 //! runs the repeats of one call on one CPU, and `run` takes `&mut self`).
-//! Every item mirrored from `src/bpf/pktgen.h` is named after it.
+//! Every item mirrored from `xdp/pktgen.h` is named after it.
 
 use std::ffi::OsStr;
 use std::fmt;
@@ -484,7 +484,7 @@ impl XdpSender {
     pub fn load(ifname: &str, patch: &FlowPatch) -> Result<Self, PktgenError> {
         let name = || ifname.to_string();
         let ifindex =
-            crate::ifindex(ifname).map_err(|_| PktgenError::NoInterface { ifname: name() })?;
+            xvs_bpf::ifindex(ifname).map_err(|_| PktgenError::NoInterface { ifname: name() })?;
         let open = ObjectBuilder::default()
             .open_memory(OBJECT)
             .map_err(|source| PktgenError::Open {
@@ -561,7 +561,9 @@ impl XdpSender {
     /// `None` when `lo` already has a program (or is our interface): then
     /// calls just pay that wait.
     fn hold(&self) -> Option<i32> {
-        let lo = crate::ifindex("lo").ok().filter(|&lo| lo != self.ifindex)?;
+        let lo = xvs_bpf::ifindex("lo")
+            .ok()
+            .filter(|&lo| lo != self.ifindex)?;
         let prog = self.object.progs().find(|p| p.name() == OsStr::new(PROG))?;
         Xdp::new(prog.as_fd())
             .attach(lo, XdpFlags::SKB_MODE | XdpFlags::UPDATE_IF_NOEXIST)
