@@ -1,7 +1,10 @@
 //! xvs benchmarks and tools. The criterion benches live in benches/; this
 //! library holds what they share with the instruction-count runner
 //! (`examples/pipeline_instructions.rs`, run under callgrind), so both
-//! measure exactly the same work.
+//! measure exactly the same work, and xvs-pktgen's XDP send engine
+//! ([`pktgen_xdp`]).
+
+pub mod pktgen_xdp;
 
 use std::net::IpAddr;
 

@@ -87,7 +87,7 @@ use std::time::{Duration, Instant};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
-use xvs_bpf::pktgen::{
+use xvs_bench::pktgen_xdp::{
     probe_live_frames, FlowPatch, LiveFramesRefused, PktgenError as XdpSendError, ProbeError,
     XdpSender,
 };
