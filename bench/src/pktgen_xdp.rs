@@ -132,7 +132,7 @@ const ENOTSUPP: i32 = 524;
 /// check in Linux that gives that answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
-    /// EINVAL for this frame while a [`MIN_FRAME`]-byte one runs: in live
+    /// EINVAL for this frame while a `MIN_FRAME`-byte one runs: in live
     /// mode the frame, 256 bytes of XDP headroom, the kernel's per-page
     /// `xdp_page_head` and `skb_shared_info` must fit one page.
     FrameTooLong,
@@ -152,7 +152,7 @@ pub enum Refusal {
 
 impl Refusal {
     /// The refusal behind `errno`, for a frame of `frame_len` bytes;
-    /// `shortest_runs` says whether a [`MIN_FRAME`]-byte frame runs.
+    /// `shortest_runs` says whether a `MIN_FRAME`-byte frame runs.
     fn from_errno(errno: i32, frame_len: usize, shortest_runs: impl FnOnce() -> bool) -> Self {
         match errno {
             libc::EINVAL if frame_len > MIN_FRAME && shortest_runs() => Refusal::FrameTooLong,
@@ -246,7 +246,7 @@ pub enum ProbeError {
 /// (a repeat of 1 never enters the XDP dispatcher, so no RCU wait) with a
 /// batch of one page, on the loopback rx queue of the caller's network
 /// namespace; the program goes away with its fd on return. A refused
-/// frame longer than [`MIN_FRAME`] costs a second run, to tell its length
+/// frame longer than `MIN_FRAME` costs a second run, to tell its length
 /// from a kernel without live frames.
 pub fn probe_live_frames(frame_len: usize) -> Result<(), ProbeError> {
     if !(ETH_HLEN..=usize::from(u16::MAX)).contains(&frame_len) {

@@ -10,11 +10,11 @@
 //!
 //! Threads: one accepting, one per connection (at most
 //! [`ServerOptions::max_connections`]). At the limit, a new connection
-//! takes the place of the one idle longest, which gets a [`codes::IDLE`]
+//! takes the place of the one idle longest, which gets a [`codes::IDLE`](crate::protocol::codes::IDLE)
 //! error and is closed within a [`POLL_SLICE`]: otherwise a handful of
 //! clients that connect and say nothing would lock every other client out
 //! for the whole idle timeout. Only when every connection is in the middle
-//! of a call does a new one get a [`codes::BUSY`] error and is closed.
+//! of a call does a new one get a [`codes::BUSY`](crate::protocol::codes::BUSY) error and is closed.
 //! Every blocking call has a bound:
 //! reads wake every [`POLL_SLICE`] to check the idle deadline and the stop
 //! flag, writes time out, waiting for the daemon times out.
