@@ -783,6 +783,22 @@ impl XdpProgram {
         })
     }
 
+    /// Whether this program is attached at its interface index in the
+    /// calling thread's network namespace (an interface moved to another
+    /// namespace takes it along: a thread there can find it).
+    pub fn attached_here(&self) -> bool {
+        let Some(prog) = self
+            .object
+            .progs()
+            .find(|p| p.name() == OsStr::new(self.mode.program()))
+        else {
+            return false;
+        };
+        Xdp::new(prog.as_fd())
+            .query_id(self.ifindex, self.attached.flags())
+            .is_ok_and(|id| id == self.prog_id)
+    }
+
     fn detach(&self) -> Result<(), Error> {
         let prog = self
             .object
@@ -816,10 +832,19 @@ impl XdpProgram {
 impl Drop for XdpProgram {
     fn drop(&mut self) {
         // The interface may be gone already (deleted, moved to another
-        // namespace, its namespace deleted: the program went with it), or
-        // its name may now belong to another interface, which is not ours
-        // to touch. Nowhere to report from drop but stderr.
-        if ifindex(&self.ifname).ok() != Some(self.ifindex) {
+        // namespace, its namespace deleted: the program went with it).
+        // Renamed, it is still here under its index and must not keep a
+        // program that sends its frames to sockets no one reads; its old
+        // name may belong to another interface now, which `detach` leaves
+        // alone (it removes only our program at our index). Nowhere to
+        // report from drop but stderr.
+        let Ok(index) = u32::try_from(self.ifindex) else {
+            return;
+        };
+        let mut buf = [0 as libc::c_char; libc::IF_NAMESIZE];
+        // SAFETY: if_indextoname writes at most IF_NAMESIZE bytes to `buf`.
+        let name = unsafe { libc::if_indextoname(index, buf.as_mut_ptr()) };
+        if name.is_null() {
             return;
         }
         if let Err(e) = self.detach() {

@@ -168,8 +168,16 @@ impl Netns {
     /// Sends `count` pings to `dst` (0.2 s apart, 2 s deadline each);
     /// returns how many were answered.
     pub fn ping(&self, dst: &str, count: u32) -> u32 {
-        let c = count.to_string();
-        let out = self.exec("ping", &["-c", &c, "-i", "0.2", "-W", "2", dst]);
+        self.ping_every(dst, count, "0.2", 2)
+    }
+
+    /// Sends `count` pings to `dst`, `interval` seconds apart (ping's
+    /// syntax: `"0.01"`), each answered within `wait` seconds or lost;
+    /// returns how many were answered. Bounded by count × interval plus
+    /// the last wait.
+    pub fn ping_every(&self, dst: &str, count: u32, interval: &str, wait: u32) -> u32 {
+        let (c, w) = (count.to_string(), wait.to_string());
+        let out = self.exec("ping", &["-q", "-c", &c, "-i", interval, "-W", &w, dst]);
         let text = String::from_utf8_lossy(&out.stdout);
         text.split(',')
             .find_map(|p| p.trim().strip_suffix(" received"))
@@ -370,6 +378,44 @@ impl Xvsd {
         )
     }
 
+    /// The journal the daemon keeps beside its state file.
+    pub fn journal(&self) -> PathBuf {
+        let mut p = self.state.clone().into_os_string();
+        p.push(".journal");
+        PathBuf::from(p)
+    }
+
+    /// Runs this workspace's `xvsctl` against this daemon and insists on
+    /// success; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let (code, out, err) = self.ctl(&workspace_bin("xvsctl"), args);
+        assert_eq!(code, 0, "xvsctl {args:?}: {out}{err}\n{}", self.log());
+        out
+    }
+
+    /// Runs this workspace's `xvsctl` and insists on a rejection (exit 1)
+    /// whose message contains `want`.
+    pub fn rejected(&self, args: &[&str], want: &str) {
+        let (code, out, err) = self.ctl(&workspace_bin("xvsctl"), args);
+        assert_eq!(code, 1, "xvsctl {args:?} should be rejected: {out}{err}");
+        assert!(
+            err.contains(want) || out.contains(want),
+            "xvsctl {args:?}: message should mention {want:?}: {out}{err}"
+        );
+    }
+
+    /// Frames dropped as `reason` (`xvsctl stats`' names, e.g.
+    /// `no_buffer`), summed over every port, tunnel and uplink.
+    pub fn drops(&self, reason: &str) -> u64 {
+        let out = self.ok(&["--format", "json", "stats"]);
+        let rows: serde_json::Value = serde_json::from_str(&out).expect("stats JSON");
+        rows.as_array()
+            .expect("stats rows")
+            .iter()
+            .map(|r| r["drops"][reason].as_u64().unwrap_or(0))
+            .sum()
+    }
+
     /// Stops it with SIGTERM and returns its exit status and log; kills it
     /// if it has not exited after 10 s.
     pub fn stop(mut self) -> (ExitStatus, String) {
@@ -399,6 +445,18 @@ impl Drop for Xvsd {
         }
         let _ = std::fs::remove_file(&self.socket);
         let _ = std::fs::remove_file(&self.state);
+        // The daemon journals transactions beside its state file
+        // (`xvsd::state::journal_path`).
+        let _ = std::fs::remove_file(self.journal());
+        // And a snapshot's temporary file, if it was killed writing one.
+        if let (Some(dir), Some(name)) = (self.state.parent(), self.state.file_name()) {
+            let tmp = format!(".{}.tmp.", name.to_string_lossy());
+            for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+                if e.file_name().to_string_lossy().starts_with(&tmp) {
+                    let _ = std::fs::remove_file(e.path());
+                }
+            }
+        }
         if !std::thread::panicking() {
             let _ = std::fs::remove_file(&self.log);
         }

@@ -3,7 +3,10 @@
 //! recreated; xvsd restarted while one is missing; the first port a
 //! worker bound deleted and added again, many times; the uplink swapped
 //! back and forth; a port's veth deleted and recreated 100 times under
-//! traffic, with the UMEM accounting exact afterwards.
+//! traffic, with the UMEM accounting exact afterwards; a port's interface
+//! renamed, moved to another namespace, set down and up, its MTU changed,
+//! each under traffic, each leaving the other ports lossless and the UMEM
+//! accounting as it was.
 //!
 //! ```text
 //! vm1 10.0.0.1 ─ p1 ┐
@@ -15,7 +18,6 @@
 //! Needs root (`xvs_tests::require`). Namespaces and the daemon go away
 //! on drop, panics included; every wait and traffic loop is bounded.
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use xvs_ctl::client::Client;
@@ -44,7 +46,6 @@ struct Bed {
     hv: Netns,
     vms: Vec<Netns>,
     d: Xvsd,
-    xvsctl: PathBuf,
 }
 
 /// The VM namespace of port `n` (1, 2 or 4) and its address.
@@ -87,7 +88,6 @@ fn bed(tag: &str, config: Option<&str>) -> Bed {
         hv,
         vms,
         d,
-        xvsctl: workspace_bin("xvsctl"),
     }
 }
 
@@ -101,9 +101,7 @@ impl Bed {
     }
 
     fn ok(&self, args: &[&str]) -> String {
-        let (code, out, err) = self.d.ctl(&self.xvsctl, args);
-        assert_eq!(code, 0, "xvsctl {args:?}: {out}{err}\n{}", self.d.log());
-        out
+        self.d.ok(args)
     }
 
     fn client(&self) -> Client {
@@ -180,16 +178,12 @@ fn a_deleted_interface_is_that_ports_problem_and_comes_back_by_itself() {
     assert!(b.reaches(1, 4), "{}", b.d.log());
     // Traffic through every port while p4 goes: a flood ping to p4's VM
     // keeps p4's TX ring busy, which is what made the kick fail (ENXIO).
-    let flood = std::thread::scope(|s| {
-        let h = s.spawn(|| {
-            b.vm(1)
-                .exec("ping", &["-c", "300", "-i", "0.01", "-W", "1", &vm_ip(4)])
-        });
+    std::thread::scope(|s| {
+        let h = s.spawn(|| b.vm(1).ping_every(&vm_ip(4), 300, "0.01", 1));
         std::thread::sleep(Duration::from_millis(500));
         b.delete_port_if(4);
         h.join().expect("ping thread")
     });
-    let _ = flood;
     b.wait_state("p4", PortState::Missing);
     b.assert_alive();
     assert!(b.reaches(1, 2), "{}", b.d.log());
@@ -332,22 +326,10 @@ fn a_lifecycle_loop_leaves_every_port_forwarding_and_every_chunk_accounted() {
         return;
     }
     let b = bed("lce", Some(PORTS));
-    for (x, y) in [(1, 2), (1, 4), (2, 4)] {
-        assert!(b.reaches(x, y), "{}", b.d.log());
-    }
-    std::thread::sleep(Duration::from_millis(500));
-    let before = b.umem();
-    assert_eq!(
-        before.free + before.held + before.kernel,
-        before.chunks,
-        "{before:?}"
-    );
+    let before = b.settled();
     let started = Instant::now();
     std::thread::scope(|s| {
-        let traffic = s.spawn(|| {
-            b.vm(1)
-                .exec("ping", &["-c", "2000", "-i", "0.005", "-W", "1", &vm_ip(2)])
-        });
+        let traffic = s.spawn(|| b.vm(1).ping_every(&vm_ip(2), 2000, "0.005", 1));
         for _ in 0..100 {
             b.delete_port_if(4);
             port_veth(b.vm(4), &b.hv, 4);
@@ -360,22 +342,210 @@ fn a_lifecycle_loop_leaves_every_port_forwarding_and_every_chunk_accounted() {
     for (x, y) in [(1, 2), (1, 4), (2, 4), (4, 1)] {
         assert!(b.reaches(x, y), "{x} -> {y}: {}", b.d.log());
     }
-    // Idle again: completions reaped, held frames expired, fill rings
-    // topped up all the way.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut after = b.umem();
-    while after != before && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(100));
-        after = b.umem();
+    b.umem_back_to(before);
+}
+
+/// Pings from vm 1 to vm 2 every 10 ms (`count` of them) while `event`
+/// runs on this thread; returns how many were answered.
+fn under_traffic(b: &Bed, count: u32, event: impl FnOnce()) -> u32 {
+    std::thread::scope(|s| {
+        let traffic = s.spawn(|| b.vm(1).ping_every(&vm_ip(2), count, "0.01", 1));
+        // Let the stream start before the event.
+        std::thread::sleep(Duration::from_millis(300));
+        event();
+        traffic.join().expect("traffic")
+    })
+}
+
+impl Bed {
+    /// Waits (at most 10 s) until the worker is idle again and its UMEM
+    /// accounting is what it was in `before`: every chunk that p4's
+    /// sockets held (fill and TX rings, frames in flight) is back.
+    fn umem_back_to(&self, before: UmemRow) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut after = self.umem();
+        while after != before && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+            after = self.umem();
+        }
+        assert_eq!(
+            after.free + after.held + after.kernel,
+            after.chunks,
+            "{after:?}"
+        );
+        assert_eq!(after.kernel, after.fill + after.tx, "{after:?}");
+        assert_eq!(after, before, "UMEM before and after");
     }
-    assert_eq!(
-        after.free + after.held + after.kernel,
-        after.chunks,
-        "{after:?}"
+
+    /// Every port answers (after p4 came back) and the UMEM is idle.
+    fn settled(&self) -> UmemRow {
+        for (x, y) in [(1, 2), (1, 4), (2, 4)] {
+            assert!(self.reaches(x, y), "{x} -> {y}: {}", self.d.log());
+        }
+        // Idle: completions reaped, fill rings topped up.
+        std::thread::sleep(Duration::from_millis(500));
+        let u = self.umem();
+        assert_eq!(u.free + u.held + u.kernel, u.chunks, "{u:?}");
+        u
+    }
+
+    /// While vm 1 pings vm 2 (500 pings, 10 ms apart) and vm 4 floods
+    /// p4, `go` takes p4's interface away: p4 goes missing, xvsd stays
+    /// up, p1 and p2 lose nothing; `back` returns it: p4 is up and
+    /// forwards again by itself, and every UMEM chunk is accounted as
+    /// before. `what` names the event in messages.
+    fn away_and_back(&self, what: &str, go: impl FnOnce(), back: impl FnOnce()) {
+        let before = self.settled();
+        let answered = std::thread::scope(|s| {
+            // Keeps p4's rings busy as it goes (frames on its TX ring and
+            // in flight when its sockets are closed).
+            let flood = s.spawn(|| self.vm(4).ping_every(&vm_ip(1), 200, "0.005", 1));
+            let n = under_traffic(self, 500, || {
+                go();
+                self.wait_state("p4", PortState::Missing);
+            });
+            let _ = flood.join().expect("flood");
+            n
+        });
+        assert_eq!(
+            answered,
+            500,
+            "{what}: p1 -> p2 lost pings\n{}",
+            self.d.log()
+        );
+        self.assert_alive();
+        assert_eq!(self.state("p1"), Some(PortState::Up));
+        assert_eq!(self.state("p2"), Some(PortState::Up));
+        assert_eq!(self.vm(1).ping(&vm_ip(4), 2), 0, "{what}: p4 is gone");
+        back();
+        self.wait_state("p4", PortState::Up);
+        assert!(self.reaches(4, 1), "{what}, then back: {}", self.d.log());
+        assert_eq!(self.vm(4).ping_every(&vm_ip(2), 20, "0.05", 1), 20);
+        self.umem_back_to(before);
+    }
+}
+
+/// (f) p4 renamed under traffic: it is configured by name, so it is
+/// missing while its interface has another name (and that interface is
+/// no port); named p4 again, it is bound again and forwards.
+#[test]
+fn a_renamed_interface_is_missing_until_it_has_its_name_again() {
+    if skip() {
+        return;
+    }
+    let b = bed("lcf", Some(PORTS));
+    // The kernel renames only interfaces that are down.
+    let rename = |from: &str, to: &str| {
+        b.hv.ip(&["link", "set", from, "down"]);
+        b.hv.ip(&["link", "set", from, "name", to]);
+        b.hv.ip(&["link", "set", to, "up"]);
+    };
+    b.away_and_back(
+        "p4 renamed p4x",
+        || rename("p4", "p4x"),
+        || rename("p4x", "p4"),
     );
-    assert_eq!(after.kernel, after.fill + after.tx, "{after:?}");
-    assert_eq!(
-        after.free, before.free,
-        "before {before:?}, after {after:?}"
+    let log = b.d.log();
+    assert!(
+        log.contains("interface renamed: port missing iface=p4 now=p4x"),
+        "{log}"
     );
+    assert!(log.contains("interface back"), "{log}");
+    // Nothing of ours stayed on it while it was p4x: the way back found
+    // no program to replace.
+    assert!(!log.contains("stale"), "{log}");
+}
+
+/// (g) p4 moved to another namespace under traffic (the guest's tap
+/// handed to a container, say): missing, the others undisturbed; moved
+/// back, bound again and forwarding.
+#[test]
+fn an_interface_moved_to_another_namespace_is_missing_until_it_is_back() {
+    if skip() {
+        return;
+    }
+    let b = bed("lcg", Some(PORTS));
+    let other = Netns::new("lcgo");
+    b.away_and_back(
+        "p4 moved to another namespace",
+        || b.hv.ip(&["link", "set", "p4", "netns", &other.name]),
+        || {
+            other.ip(&["link", "set", "p4", "netns", &b.hv.name]);
+            b.hv.ip(&["link", "set", "p4", "up"]);
+        },
+    );
+    let log = b.d.log();
+    assert!(
+        log.contains("interface moved to another network namespace")
+            && log.contains(&format!("netns={}", other.name)),
+        "{log}"
+    );
+    // Our program did not stay on it over there (it would have dropped
+    // every frame there): the way back found none to replace.
+    assert!(!log.contains("stale"), "{log}");
+}
+
+/// (h) p4 set down and up, and its MTU changed, under traffic: the
+/// sockets stay bound (nothing to rebind), `stats` shows down while it
+/// is, p1 and p2 lose nothing, and p4 forwards once up again, at its new
+/// MTU too; every UMEM chunk accounted afterwards.
+#[test]
+fn down_up_and_an_mtu_change_keep_the_port_and_disturb_no_other() {
+    if skip() {
+        return;
+    }
+    let b = bed("lch", Some(PORTS));
+    let before = b.settled();
+    let answered = under_traffic(&b, 300, || {
+        b.hv.ip(&["link", "set", "p4", "down"]);
+        b.wait_state("p4", PortState::Down);
+        assert_eq!(b.vm(1).ping(&vm_ip(4), 1), 0, "p4 is down");
+        b.hv.ip(&["link", "set", "p4", "up"]);
+        b.wait_state("p4", PortState::Up);
+    });
+    assert_eq!(answered, 300, "down/up: p1 -> p2 lost pings\n{}", b.d.log());
+    assert!(b.reaches(1, 4), "p4 up again: {}", b.d.log());
+    // MTU down to 1400 on both ends of p4's veth, then back to 1500,
+    // each time with full-size pings to vm 4 (don't fragment).
+    let answered = under_traffic(&b, 300, || {
+        for mtu in ["1400", "1500"] {
+            b.vm(4).ip(&["link", "set", "eth0", "mtu", mtu]);
+            b.hv.ip(&["link", "set", "p4", "mtu", mtu]);
+            let size = (mtu.parse::<u32>().unwrap() - 28).to_string();
+            let out = b.vm(1).exec(
+                "ping",
+                &[
+                    "-q",
+                    "-c",
+                    "5",
+                    "-i",
+                    "0.05",
+                    "-W",
+                    "1",
+                    "-s",
+                    &size,
+                    "-M",
+                    "do",
+                    &vm_ip(4),
+                ],
+            );
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            assert!(
+                text.contains(" 5 received"),
+                "full-size pings at MTU {mtu}: {text}\n{}",
+                b.d.log()
+            );
+        }
+    });
+    assert_eq!(
+        answered,
+        300,
+        "MTU change: p1 -> p2 lost pings\n{}",
+        b.d.log()
+    );
+    assert!(b.reaches(4, 1), "{}", b.d.log());
+    let log = b.d.log();
+    assert!(!log.contains("port missing"), "nothing was rebound: {log}");
+    b.assert_alive();
+    b.umem_back_to(before);
 }

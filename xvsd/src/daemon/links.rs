@@ -15,14 +15,29 @@
 //! kernel keeps them bound); only the state shown changes. No other port
 //! notices any of it.
 //!
+//! What became of an interface that went is logged: renamed (its index is
+//! still here, under another name), moved to a named namespace (found
+//! there, with its index, within [`FOLLOW_FOR`]: the move is not atomic to
+//! us), or gone. Our XDP program does not leave with it by itself: a
+//! renamed interface's is detached here when the port closes, a moved
+//! one's from a thread in the namespace it went to, so the interface
+//! works there as if xvs had never had it.
+//!
+//! Which named namespace an interface that is not ours is in
+//! ([`elsewhere`]) also lets `add-port` refuse such an interface saying
+//! where it is.
+//!
 //! Also here: the fault injection the rollback test uses
 //! ([`Fault`], `XVSD_FAULT_FILE`).
 
-use std::path::PathBuf;
+use std::ffi::CString;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use tracing::{info, warn};
-use xvs_bpf::Mode;
+use xvs_bpf::{Mode, XdpProgram};
 use xvs_ctl::protocol::PortState;
 use xvs_dataplane::control::kernel::LinkMonitor;
 use xvs_dataplane::types::PortNo;
@@ -43,6 +58,18 @@ pub(super) struct Wanted {
 /// How often configured interfaces are looked up without a notification.
 const RESCAN_EVERY: Duration = Duration::from_secs(1);
 
+/// How long an interface that went is looked for in other namespaces.
+const FOLLOW_FOR: Duration = Duration::from_secs(5);
+
+/// A port's interface that went, followed for [`FOLLOW_FOR`]: its program
+/// is detached where the interface turns up, or dropped (nothing to
+/// detach) when it does not.
+#[derive(Debug)]
+struct Went {
+    prog: Box<XdpProgram>,
+    since: Instant,
+}
+
 /// Link notifications and what the lifecycle keeps between rounds.
 #[derive(Debug)]
 pub(super) struct Links {
@@ -51,6 +78,7 @@ pub(super) struct Links {
     /// The last error binding a missing interface again, by name, so it
     /// is logged when it changes rather than every second.
     logged: std::collections::BTreeMap<String, String>,
+    went: Vec<Went>,
     pub fault: Fault,
 }
 
@@ -60,6 +88,7 @@ impl Links {
             monitor: LinkMonitor::new()?,
             last_scan: Instant::now(),
             logged: Default::default(),
+            went: Vec::new(),
             fault: Fault::from_env(),
         })
     }
@@ -97,6 +126,7 @@ impl Daemon {
         }
         if due {
             self.rescan();
+            self.links.follow();
         }
     }
 
@@ -111,8 +141,25 @@ impl Daemon {
             mode: a.mode,
             want: a.want,
         };
-        self.close(name);
+        let prog = self.close(name);
         self.missing.insert(name.to_owned(), w);
+        let Some(prog) = prog else { return };
+        // Say what became of it: the operator looks for it by name.
+        match name_of(prog.ifindex()) {
+            Some(now) if now != name => {
+                warn!(iface = %name, now = %now, "interface renamed: port missing");
+            }
+            // Still here under its name (a socket failed): the program
+            // goes, the next rescan attaches it again.
+            Some(_) => {}
+            None => {
+                warn!(iface = %name, "interface gone (deleted or moved): port missing");
+                self.links.went.push(Went {
+                    prog: Box::new(prog),
+                    since: Instant::now(),
+                });
+            }
+        }
     }
 
     /// Looks every configured interface up again: closes those gone,
@@ -126,7 +173,6 @@ impl Daemon {
             .map(|(name, _)| name.clone())
             .collect();
         for name in gone {
-            warn!(iface = %name, "interface gone (deleted, renamed or moved): port missing");
             self.mark_missing(&name);
         }
         let back: Vec<Wanted> = self
@@ -177,6 +223,183 @@ impl Daemon {
             None => PortState::Missing,
         })
     }
+}
+
+impl Links {
+    /// Looks for the interfaces that went in the other namespaces: one
+    /// found has its program detached there; one not found within
+    /// [`FOLLOW_FOR`] was deleted (its program went with it).
+    fn follow(&mut self) {
+        let went = std::mem::take(&mut self.went);
+        for w in went {
+            let name = w.prog.ifname().to_owned();
+            match detach_where_attached(w.prog) {
+                Ok(netns) => {
+                    warn!(iface = %name, netns = %netns,
+                        "interface moved to another network namespace: port missing; \
+                         our XDP program detached there");
+                }
+                Err(Some(prog)) if w.since.elapsed() < FOLLOW_FOR => self.went.push(Went {
+                    prog,
+                    since: w.since,
+                }),
+                Err(_) => {}
+            }
+        }
+    }
+}
+
+/// Finds the named namespace where `prog` is still attached (its
+/// interface was moved there) and detaches it there, from a thread of its
+/// own (`setns` moves only the calling thread); returns the namespace's
+/// name; or `prog` if it is attached in none (`None` if it was lost:
+/// no thread could be made).
+fn detach_where_attached(prog: Box<XdpProgram>) -> Result<String, Option<Box<XdpProgram>>> {
+    let Some(ours) = netns_id(Path::new("/proc/thread-self/ns/net")) else {
+        return Err(Some(prog));
+    };
+    let named: Vec<(String, PathBuf)> = named_netns()
+        .into_iter()
+        .filter(|(_, p)| netns_id(p).is_some_and(|i| i != ours))
+        .collect();
+    let look = move || {
+        let found = named.into_iter().find_map(|(n, p)| {
+            let f = std::fs::File::open(&p).ok()?;
+            // SAFETY: `f` is an open namespace file for the duration of the
+            // call; setns changes only this thread's namespace, and this
+            // thread ends after the lookups.
+            if unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+                return None;
+            }
+            prog.attached_here().then_some(n)
+        });
+        match found {
+            // Dropped in this namespace, it detaches itself from its index
+            // here (only if the program there is this one).
+            Some(n) => {
+                drop(prog);
+                Ok(n)
+            }
+            None => Err(prog),
+        }
+    };
+    match std::thread::Builder::new()
+        .name("xvsd-netns".into())
+        .spawn(look)
+        .map(|t| t.join())
+    {
+        Ok(Ok(r)) => r.map_err(Some),
+        // No thread, or it panicked: the program was dropped with it, in
+        // this namespace, where there is nothing to detach.
+        Ok(Err(_)) | Err(_) => Err(None),
+    }
+}
+
+/// Where network namespaces made by `ip netns add` are named.
+const NETNS_DIR: &str = "/run/netns";
+
+/// The identity of a namespace file (device and inode, as `ip netns
+/// identify` compares them).
+fn netns_id(p: &Path) -> Option<(u64, u64)> {
+    std::fs::metadata(p).ok().map(|m| (m.dev(), m.ino()))
+}
+
+/// Every namespace named under /run/netns, by name.
+fn named_netns() -> Vec<(String, PathBuf)> {
+    let mut named: Vec<(String, PathBuf)> = std::fs::read_dir(NETNS_DIR)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| (e.file_name().to_string_lossy().into_owned(), e.path()))
+        .collect();
+    named.sort();
+    named
+}
+
+/// Where an interface is, if not in xvsd's namespace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Elsewhere {
+    /// The named namespaces (under /run/netns) that hold it, sorted.
+    pub theirs: Vec<String>,
+    /// xvsd's own, as a person would name it: `"sw"` (quoted), or `the
+    /// host's` or `unnamed`.
+    pub ours: String,
+}
+
+impl Elsewhere {
+    /// `network namespace "a"`, `network namespaces "a", "b" and 3 more`.
+    pub fn theirs_text(&self) -> String {
+        let shown: Vec<String> = self
+            .theirs
+            .iter()
+            .take(2)
+            .map(|n| format!("{n:?}"))
+            .collect();
+        let more = self.theirs.len().saturating_sub(shown.len());
+        match (shown.len(), more) {
+            (1, _) => format!("network namespace {}", shown[0]),
+            (_, 0) => format!("network namespaces {}", shown.join(" and ")),
+            _ => format!("network namespaces {} and {more} more", shown.join(", ")),
+        }
+    }
+}
+
+/// The named network namespaces (`/run/netns/NAME`) other than xvsd's
+/// that hold an interface called `name`, or `None` if none does. Looks
+/// from a short-lived thread of its own (`setns` moves only the calling
+/// thread), so no other thread of the daemon ever changes namespace.
+/// Error paths only: it costs a thread and a few syscalls per namespace.
+pub(super) fn elsewhere(name: &str) -> Option<Elsewhere> {
+    let cname = CString::new(name).ok()?;
+    let ours_id = netns_id(Path::new("/proc/thread-self/ns/net"))?;
+    let named = named_netns();
+    let ours = match named.iter().find(|(_, p)| netns_id(p) == Some(ours_id)) {
+        Some((n, _)) => format!("{n:?}"),
+        None if netns_id(Path::new("/proc/1/ns/net")) == Some(ours_id) => "the host's".into(),
+        None => "unnamed".into(),
+    };
+    let others: Vec<(String, PathBuf)> = named
+        .into_iter()
+        .filter(|(_, p)| netns_id(p).is_some_and(|i| i != ours_id))
+        .collect();
+    let theirs: Vec<String> = std::thread::Builder::new()
+        .name("xvsd-netns".into())
+        .spawn(move || {
+            others
+                .into_iter()
+                .filter_map(|(n, p)| {
+                    let f = std::fs::File::open(&p).ok()?;
+                    // SAFETY: `f` is an open namespace file for the duration
+                    // of the call; setns changes only this thread's
+                    // namespace, and this thread ends after the lookups.
+                    if unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+                        return None;
+                    }
+                    // SAFETY: `cname` is a valid NUL-terminated string.
+                    (unsafe { libc::if_nametoindex(cname.as_ptr()) } != 0).then_some(n)
+                })
+                .collect()
+        })
+        .ok()?
+        .join()
+        .ok()?;
+    (!theirs.is_empty()).then_some(Elsewhere { theirs, ours })
+}
+
+/// The name interface `ifindex` has in xvsd's namespace now, if it is
+/// still there.
+fn name_of(ifindex: i32) -> Option<String> {
+    let mut buf = [0 as libc::c_char; libc::IF_NAMESIZE];
+    let i = u32::try_from(ifindex).ok()?;
+    // SAFETY: `buf` holds IF_NAMESIZE bytes, what if_indextoname writes
+    // at most (NUL included).
+    let p = unsafe { libc::if_indextoname(i, buf.as_mut_ptr()) };
+    if p.is_null() {
+        return None;
+    }
+    // SAFETY: on success `buf` holds a NUL-terminated name.
+    let c = unsafe { std::ffi::CStr::from_ptr(buf.as_ptr()) };
+    Some(c.to_string_lossy().into_owned())
 }
 
 /// Test-only fault injection: with `XVSD_FAULT_FILE` set, a transaction

@@ -100,6 +100,13 @@ pub enum DaemonError {
     Config(ConfigErrors),
     #[error("{role} interface {iface:?} does not exist in this network namespace")]
     NoInterface { iface: String, role: &'static str },
+    #[error("{role} interface {iface:?} is in {netns}, not in xvsd's ({ours})")]
+    OtherNamespace {
+        iface: String,
+        role: &'static str,
+        netns: String,
+        ours: String,
+    },
     #[error("interface {iface:?}: {reason}")]
     Interface { iface: String, reason: String },
     #[error("--workers {workers}: {iface} has {queues} queue(s) to serve; every worker needs one queue of every interface")]
@@ -355,11 +362,20 @@ fn wanted(config: &Config) -> Result<Vec<links::Wanted>, DaemonError> {
 fn check(w: &links::Wanted, opts: &Options) -> Result<Iface, DaemonError> {
     let name = w.name.as_str();
     if xvs_bpf::ifindex(name).is_err() {
-        return Err(DaemonError::NoInterface {
-            iface: name.into(),
-            role: match w.mode {
-                Mode::Port => "port",
-                Mode::Uplink => "uplink",
+        let role = match w.mode {
+            Mode::Port => "port",
+            Mode::Uplink => "uplink",
+        };
+        return Err(match links::elsewhere(name) {
+            Some(e) => DaemonError::OtherNamespace {
+                iface: name.into(),
+                role,
+                netns: e.theirs_text(),
+                ours: e.ours,
+            },
+            None => DaemonError::NoInterface {
+                iface: name.into(),
+                role,
             },
         });
     }
@@ -869,11 +885,12 @@ impl Daemon {
         }
     }
 
-    /// Has the workers close `name`'s sockets, then detaches its program.
-    fn close(&mut self, name: &str) {
-        let Some(a) = self.ifaces.remove(name) else {
-            return;
-        };
+    /// Has the workers close `name`'s sockets and returns its program,
+    /// which detaches when dropped: callers drop it at once; the
+    /// lifecycle ([`links`]) may keep it to detach it in the namespace
+    /// the interface went to.
+    fn close(&mut self, name: &str) -> Option<XdpProgram> {
+        let a = self.ifaces.remove(name)?;
         for w in &self.workers {
             let (reply, done) = crossbeam_channel::bounded(1);
             if w.cmds.send(WorkerCmd::Remove { key: a.key, reply }).is_ok() {
@@ -888,7 +905,7 @@ impl Daemon {
             self.snoop = None;
         }
         info!(iface = name, "XDP detached");
-        drop(a);
+        Some(a.prog)
     }
 
     /// Makes the uplink program's VTEP and tunnel-port maps, and the
