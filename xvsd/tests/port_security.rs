@@ -10,6 +10,11 @@
 //! c 10.2.0.3 ─ pc ┘
 //! ```
 //!
+//! And a port's MAC limit (`xvsctl set-port --max-macs`): a VM with four
+//! macvlan interfaces (four MACs) behind a port limited to two; the first
+//! two are learned, the others are refused (counted in `xvsctl stats`) and
+//! still reach the other VM both ways, by flooding.
+//!
 //! Needs root (`xvs_tests::require_root`); namespaces and the daemon go
 //! away on drop, panics included; every wait is bounded.
 
@@ -121,5 +126,166 @@ fn a_vm_claiming_anothers_mac_or_ip_gets_none_of_its_traffic() {
         assert!(neigh.contains(MACS[1]), "{step}: c resolved b to {neigh}");
     }
     let (status, log) = xvsd.stop();
+    assert!(status.success(), "{log}");
+}
+
+/// Runs xvsctl with `args` against `d`, insisting on success; stdout.
+fn xvsctl(d: &Xvsd, args: &[&str]) -> String {
+    let (code, out, err) = d.ctl(&workspace_bin("xvsctl"), args);
+    assert_eq!(code, 0, "xvsctl {args:?}: {out}{err}\n{}", d.log());
+    out
+}
+
+/// The MACs the FDB of bridge `blue` has behind `port`, sorted.
+fn learned_on(d: &Xvsd, port: &str) -> Vec<String> {
+    let out = xvsctl(d, &["--format", "json", "fdb-show", "blue"]);
+    let rows: serde_json::Value = serde_json::from_str(&out).expect("fdb-show JSON");
+    let mut macs: Vec<String> = rows
+        .as_array()
+        .expect("rows")
+        .iter()
+        .filter(|r| r["port"] == port)
+        .filter_map(|r| r["mac"].as_str().map(str::to_owned))
+        .collect();
+    macs.sort();
+    macs
+}
+
+/// Adds macvlan interface `m{i}` (MAC 02:00:00:06:00:0{i}, 10.3.0.1{i}/24)
+/// on `ns`'s eth0; returns its name and MAC.
+fn macvlan(ns: &Netns, i: usize) -> (String, String) {
+    let (name, mac) = (format!("m{i}"), format!("02:00:00:06:00:0{i}"));
+    #[rustfmt::skip]
+    ns.ip(&["link", "add", &name, "link", "eth0", "address", &mac, "type", "macvlan", "mode", "bridge"]);
+    ns.ip(&["addr", "add", &format!("10.3.0.1{i}/24"), "dev", &name]);
+    ns.ip(&["link", "set", &name, "up"]);
+    (name, mac)
+}
+
+/// Pings `dst` 3 times from interface `iface` of `ns`: all answered?
+fn pings_from(ns: &Netns, iface: &str, dst: &str) -> bool {
+    let out = ns.exec(
+        "ping",
+        &["-q", "-c", "3", "-i", "0.2", "-W", "2", "-I", iface, dst],
+    );
+    String::from_utf8_lossy(&out.stdout).contains(" 3 received")
+}
+
+#[test]
+fn a_port_learns_at_most_max_macs_and_the_other_macs_still_get_through() {
+    if !require_root() {
+        return;
+    }
+    const LIMIT: usize = 2;
+    let hv = Netns::new("pmh");
+    let m = Netns::new("pmm");
+    let w = Netns::new("pmw");
+    for ns in [&hv, &m, &w] {
+        ns.no_ipv6_on_new_interfaces();
+    }
+    veth(
+        &m,
+        "eth0",
+        "02:00:00:06:00:00",
+        &hv,
+        "pm",
+        "02:00:00:06:01:00",
+    );
+    veth(
+        &w,
+        "eth0",
+        "02:00:00:06:00:ff",
+        &hv,
+        "pw",
+        "02:00:00:06:01:ff",
+    );
+    w.ip(&["addr", "add", "10.3.0.2/24", "dev", "eth0"]);
+    w.no_tx_offload("eth0");
+    // Four interfaces on one subnet in m: each answers ARP only for its
+    // own address and takes replies on whichever it is (no reverse-path
+    // check), so each talks with its own MAC only.
+    for (k, v) in [
+        ("all.arp_ignore", "1"),
+        ("all.arp_announce", "2"),
+        ("all.rp_filter", "0"),
+        ("default.rp_filter", "0"),
+    ] {
+        m.run("sysctl", &["-qw", &format!("net.ipv4.conf.{k}={v}")]);
+    }
+    let vms: Vec<(String, String)> = (1..=LIMIT + 2).map(|i| macvlan(&m, i)).collect();
+    m.no_tx_offload("eth0");
+    let config = "[[bridges]]\nname = \"blue\"\n\n[[ports]]\nname = \"pm\"\nbridge = \"blue\"\n\n\
+                  [[ports]]\nname = \"pw\"\nbridge = \"blue\"\n";
+    let d = Xvsd::start(Path::new(env!("CARGO_BIN_EXE_xvsd")), &hv, config, &[]);
+    xvsctl(&d, &["set-port", "pm", "--max-macs", &LIMIT.to_string()]);
+    let show: serde_json::Value =
+        serde_json::from_str(&xvsctl(&d, &["--format", "json", "show"])).expect("show JSON");
+    let pm = show["ports"]
+        .as_array()
+        .and_then(|ps| ps.iter().find(|p| p["name"] == "pm"))
+        .unwrap_or_else(|| panic!("no pm in {show}"));
+    assert_eq!(pm["max_macs"], LIMIT, "{pm}");
+
+    // One VM interface after the other, each a full exchange with w, so
+    // the first two MACs are the ones that fit.
+    for (name, mac) in &vms {
+        assert!(
+            pings_from(&m, name, "10.3.0.2"),
+            "{name} ({mac}) -> w\n{}",
+            d.log()
+        );
+    }
+    let mut want: Vec<String> = vms[..LIMIT].iter().map(|(_, mac)| mac.clone()).collect();
+    want.sort();
+    assert_eq!(learned_on(&d, "pm"), want, "{}", d.log());
+    assert_eq!(learned_on(&d, "pw"), ["02:00:00:06:00:ff"]);
+
+    // Refusals counted, in JSON and in the text table.
+    let out = xvsctl(&d, &["--format", "json", "stats", "pm"]);
+    let rows: serde_json::Value = serde_json::from_str(&out).expect("stats JSON");
+    let refused = rows[0]["learn_refused"]["learn_refused_port_limit"]
+        .as_u64()
+        .unwrap_or(0);
+    assert!(refused >= 2, "one refusal per extra MAC at least: {out}");
+    assert!(
+        rows[0]["drops"].as_object().is_none_or(|d| d.is_empty()),
+        "{out}"
+    );
+    let text = xvsctl(&d, &["stats", "pm"]);
+    assert!(
+        text.contains("pm not learned: learn_refused_port_limit="),
+        "{text}"
+    );
+    // w reaches the refused MACs too (its unicast to them floods).
+    for (name, mac) in &vms[LIMIT..] {
+        assert!(
+            pings_from(&w, "eth0", &format!("10.3.0.1{}", &name[1..])),
+            "w -> {name} ({mac})\n{}",
+            d.log()
+        );
+    }
+    assert_eq!(learned_on(&d, "pm").len(), LIMIT);
+
+    // A higher limit in place: the next new MAC that speaks is learned.
+    // (Those refused before are offered again only after the bridge's
+    // learn refresh interval, an eighth of its aging time: the worker does
+    // not repeat a learn event sooner.)
+    xvsctl(
+        &d,
+        &["set-port", "pm", "--max-macs", &(LIMIT + 1).to_string()],
+    );
+    let (name, mac) = macvlan(&m, LIMIT + 3);
+    assert!(
+        pings_from(&m, &name, "10.3.0.2"),
+        "{name} -> w\n{}",
+        d.log()
+    );
+    let learned = learned_on(&d, "pm");
+    assert!(
+        learned.contains(&mac) && learned.len() == LIMIT + 1,
+        "{learned:?}\n{}",
+        d.log()
+    );
+    let (status, log) = d.stop();
     assert!(status.success(), "{log}");
 }
