@@ -250,7 +250,7 @@ async fn session_with_lease(
     registry.clear();
     for kv in resp.kvs() {
         if let Some(name) = registry::host_name(&hosts, kv.key()) {
-            registry::put(registry, name, kv.value(), kv.mod_revision());
+            registry::put(registry, name, kv.value(), kv.mod_revision(), &cfg);
         }
     }
     info!(
@@ -294,7 +294,7 @@ async fn session_with_lease(
             },
             m = watch.message() => match m? {
                 Some(resp) => {
-                    if on_watch(&resp, &hosts, &cfg.name, lease, registry)? {
+                    if on_watch(&resp, &hosts, &cfg, lease, registry)? {
                         publish(want_tx, &cfg, registry);
                     }
                 }
@@ -324,10 +324,11 @@ async fn session_with_lease(
 fn on_watch(
     resp: &WatchResponse,
     hosts: &str,
-    own: &str,
+    cfg: &AgentConfig,
     lease: i64,
     registry: &mut Registry,
 ) -> Result<bool, AgentError> {
+    let own = cfg.name.as_str();
     if resp.canceled() {
         return Err(AgentError::Session(format!(
             "watch cancelled (compacted at revision {}): {}",
@@ -353,7 +354,7 @@ fn on_watch(
                     revision = kv.mod_revision(),
                     "host registered or updated"
                 );
-                registry::put(registry, name, kv.value(), kv.mod_revision());
+                registry::put(registry, name, kv.value(), kv.mod_revision(), cfg);
             }
             EventType::Delete => {
                 if name == own {

@@ -11,7 +11,7 @@ use std::net::IpAddr;
 use xvs_dataplane::types::MacAddr;
 
 use crate::config::AgentConfig;
-use crate::registry::Registry;
+use crate::registry::{problems, Registry};
 
 /// A tunnel port the agent manages, and the remote VTEPs it floods to.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -96,9 +96,17 @@ impl Diff {
 /// IPs as the tunnel's flood list, their virts' MACs as static entries to
 /// (tunnel, host), and every virt's IP -> MAC, the local ones included.
 /// A MAC claimed by several hosts (a virt moving) goes to the newest
-/// registration; a MAC that is also local is left to the local port.
+/// registration; a MAC that is also local is left to the local port. A
+/// host whose record xvsd would refuse ([`problems`]: our own underlay IP,
+/// another family, a group MAC...) is left out whole.
 pub fn desired(local: &AgentConfig, reg: &Registry) -> State {
     let mut st = State::default();
+    // Hosts whose record xvsd would refuse (logged when it arrived).
+    let refused: BTreeSet<&str> = reg
+        .iter()
+        .filter(|(name, h)| *name != &local.name && !problems(&h.record, local).is_empty())
+        .map(|(name, _)| name.as_str())
+        .collect();
     for net in &local.nets {
         let mut remotes = BTreeSet::new();
         // MAC -> (mod revision, host name, host IP): ties go to the
@@ -106,7 +114,7 @@ pub fn desired(local: &AgentConfig, reg: &Registry) -> State {
         let mut owners: BTreeMap<MacAddr, (i64, &str, IpAddr)> = BTreeMap::new();
         let mut ips: BTreeMap<IpAddr, (i64, &str, MacAddr)> = BTreeMap::new();
         for (name, host) in reg {
-            if name == &local.name {
+            if name == &local.name || refused.contains(name.as_str()) {
                 continue;
             }
             let Some(hn) = host.record.nets.iter().find(|n| n.name == net.name) else {
@@ -120,10 +128,6 @@ pub fn desired(local: &AgentConfig, reg: &Registry) -> State {
                 continue;
             }
             let ip = host.record.underlay_ip;
-            if ip == local.underlay_ip {
-                tracing::warn!(host = %name, %ip, "host registered our own underlay IP: left out");
-                continue;
-            }
             remotes.insert(ip);
             let rank = (host.mod_revision, name.as_str());
             for v in &hn.virts {

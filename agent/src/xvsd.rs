@@ -469,6 +469,39 @@ mac = "02:00:00:00:00:63"
     }
 
     #[test]
+    fn a_host_xvsd_would_refuse_is_left_out_and_the_others_are_applied() {
+        let h1 = host(1, &[11]);
+        let h2 = host(2, &[21]);
+        for (what, underlay, mac) in [
+            ("other family", "2001:db8::3", 31),
+            ("loopback", "127.0.0.3", 31),
+            ("unspecified", "0.0.0.0", 31),
+            ("multicast", "239.0.0.3", 31),
+            ("group virt MAC", "192.0.2.3", 0x01),
+        ] {
+            let mut h3 = host(3, &[mac]);
+            h3.underlay_ip = underlay.parse().unwrap();
+            h3.nets[0].virts[0].mac.0[0] = if mac == 0x01 { 1 } else { 2 };
+            let r = reg(&[&h1, &h2, &h3]);
+            let (cfg, _) = step(&base(), &h1, &state::desired(&h1, &r));
+            assert_eq!(
+                cfg.tunnels[0].remotes,
+                vec!["192.0.2.2".parse::<std::net::IpAddr>().unwrap()],
+                "{what}"
+            );
+            assert!(
+                cfg.fdb.iter().all(|f| f.mac.0[5] != mac),
+                "{what}: {:?}",
+                cfg.fdb
+            );
+            // What xvsd does with the transaction's result: takes it.
+            xvs_dataplane::control::Control::new()
+                .apply(cfg)
+                .unwrap_or_else(|e| panic!("{what}: {e}"));
+        }
+    }
+
+    #[test]
     fn a_missing_bridge_skips_its_net_only() {
         let mut h1 = host(1, &[11]);
         let mut other = h1.nets[0].clone();

@@ -426,6 +426,12 @@ pub fn is_unicast_ip(ip: &IpAddr) -> bool {
     }
 }
 
+/// A station's MAC (a static FDB entry's, an overlay address's): not a
+/// group or the all-zero address.
+pub fn is_unicast_mac(mac: &MacAddr) -> bool {
+    !(mac.is_multicast() || mac.is_zero())
+}
+
 /// Whether `ip` can be a unicast remote VTEP of this host, whose own VTEP
 /// addresses are `own`; `Err` says why not, after the address. Multicast
 /// groups are the caller's matter (a group is a tunnel's only remote).
@@ -1014,7 +1020,7 @@ impl Config {
             if !bridges.contains(f.bridge.as_str()) {
                 e(o(), format!("unknown bridge {:?}", f.bridge));
             }
-            if f.mac.is_multicast() || f.mac.is_zero() {
+            if !is_unicast_mac(&f.mac) {
                 e(o(), "not a unicast MAC".into());
             }
             if !vlan_ok(f.vlan) {
@@ -1170,7 +1176,7 @@ impl Config {
             if !bridges.contains(a.bridge.as_str()) {
                 e(o.clone(), format!("unknown bridge {:?}", a.bridge));
             }
-            if a.mac.is_multicast() || a.mac.is_zero() {
+            if !is_unicast_mac(&a.mac) {
                 e(o.clone(), format!("{} is not a unicast MAC", a.mac));
             }
             if a.ip.is_unspecified() || a.ip.is_multicast() {

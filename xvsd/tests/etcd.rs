@@ -493,3 +493,78 @@ fn lazy_nets_install_only_what_xvsd_asks_for() {
     assert!(gone.is_some(), "{}", logs(&hvs));
     assert_eq!(hvs[0].vm.ping(&vm_ip(2), 3), 3, "{}", logs(&hvs));
 }
+
+/// A host record as another host's agent would publish it: in net blue
+/// (VNI 100) with one virt.
+fn record(underlay: &str, mac: &str, ip: &str) -> String {
+    format!(
+        r#"{{"underlay_ip":"{underlay}","nets":[{{"name":"blue","vni":100,"virts":[{{"mac":"{mac}","ip":"{ip}"}}]}}]}}"#
+    )
+}
+
+#[test]
+fn hosts_publishing_what_xvsd_refuses_are_left_out_and_the_others_still_meet() {
+    let Some((_serial, agent_bin, xvsctl)) = setup() else {
+        return;
+    };
+    let (net, etcd) = underlay("eb");
+    // Three records xvsd would refuse, there before any agent starts (no
+    // lease: they stay): each alone used to make every agent's whole
+    // transaction fail.
+    let bad = [
+        ("hv7", record("127.0.0.7", "02:00:00:07:0a:01", "10.1.0.7")),
+        (
+            "hv8",
+            record("2001:db8::8", "02:00:00:08:0a:01", "10.1.0.8"),
+        ),
+        ("hv9", record("192.0.2.9", "01:00:5e:00:00:09", "10.1.0.9")),
+    ];
+    for (name, value) in &bad {
+        let (ok, out) = etcd.ctl(&["put", &format!("/xvs/hosts/{name}"), value]);
+        assert!(ok, "etcdctl put {name}: {out}\n{}", etcd.log());
+    }
+    let mut hvs: Vec<Hv> = (1..=2).map(|n| hypervisor("eb", &net, n)).collect();
+    for hv in &mut hvs {
+        hv.start_agent(&agent_bin, &etcd);
+    }
+    let logs = |hvs: &[Hv]| hvs.iter().map(Hv::logs).collect::<Vec<_>>().join("\n");
+    for (a, b) in [(0, 1), (1, 0)] {
+        let t = first_answer(&hvs[a].vm, &vm_ip(hvs[b].n), Duration::from_secs(15));
+        assert!(t.is_some(), "vm{} -> vm{}\n{}", a + 1, b + 1, logs(&hvs));
+    }
+    // Several reconciles later (every second): each bad record was said
+    // and counted once, and nothing of it reached xvsd.
+    std::thread::sleep(Duration::from_secs(3));
+    for hv in &hvs {
+        let log = hv.agent.as_ref().map(Agent::log).unwrap_or_default();
+        for (name, _) in &bad {
+            let said = log
+                .lines()
+                .filter(|l| l.contains("host registration left out") && l.contains(name))
+                .count();
+            assert_eq!(said, 1, "hv{}: {name} said {said} times\n{log}", hv.n);
+        }
+        assert!(log.contains("refused_total=3"), "{log}");
+        assert!(!log.contains("refused_total=4"), "{log}");
+        let shown = hv.show(&xvsctl);
+        for s in ["127.0.0.7", "2001:db8::8", "01:00:5e:00:00:09", "10.1.0.9"] {
+            assert!(!shown.contains(s), "hv{} holds {s}: {shown}", hv.n);
+        }
+        let other = vtep(3 - hv.n);
+        assert!(shown.contains(&other), "hv{} lacks {other}: {shown}", hv.n);
+    }
+    assert_eq!(hvs[0].vm.ping(&vm_ip(2), 3), 3, "{}", logs(&hvs));
+
+    // hv9 mends its record: taken at once.
+    let good = record("192.0.2.9", "02:00:00:09:0a:01", "10.1.0.9");
+    let (ok, out) = etcd.ctl(&["put", "/xvs/hosts/hv9", &good]);
+    assert!(ok, "{out}");
+    let taken = wait_for(Duration::from_secs(5), || {
+        hvs.iter().all(|hv| {
+            let s = hv.show(&xvsctl);
+            s.contains("192.0.2.9") && s.contains("02:00:00:09:0a:01")
+        })
+    });
+    assert!(taken.is_some(), "{}", logs(&hvs));
+    assert_eq!(hvs[1].vm.ping(&vm_ip(1), 3), 3, "{}", logs(&hvs));
+}

@@ -312,6 +312,13 @@ fn control_seeds(out: &mut Vec<Seed>) {
     // hv2 and hv3 claim one MAC; hv4 is in blue with another VNI.
     let many = [record(1 | 4, &hv2), record(2 | 8, &hv3), record(3, &hv4)].join(&[0xff][..]);
     seed(out, "agent_registry", "three_hosts", many);
+    // hv3 publishes a loopback underlay: left out, hv2 still applied.
+    let bad = host(
+        "127.0.0.3",
+        vec![net("blue", 100, vec![virt(7, "10.1.0.7")])],
+    );
+    let pair = [record(1 | 4, &hv2), record(2 | 8, &bad)].join(&[0xff][..]);
+    seed(out, "agent_registry", "one_bad_host", pair);
 
     let json = |c| serde_json::to_vec_pretty(c).expect("config serializes");
     seed(out, "state_file", "testkit", json(&testkit::config()));
@@ -439,7 +446,7 @@ fn ndp(kind: u8, src: Ipv6Addr, dst: Ipv6Addr, target: Ipv6Addr, lladdr: [u8; 6]
 #[cfg(test)]
 mod tests {
     use super::*;
-    use xvs_agent::registry::{self, Registry};
+    use xvs_agent::registry::{self, Put, Registry};
     use xvs_ctl::protocol::{parse_request, Method};
     use xvs_dataplane::frame::Frame;
     use xvs_dataplane::pipeline::WorkerState;
@@ -511,8 +518,9 @@ mod tests {
         for s in of("agent_registry") {
             for rec in s.data.split(|&b| b == 0xff) {
                 let mut reg = Registry::new();
-                registry::put(&mut reg, "hv2", &rec[1..], 1);
-                assert_eq!(reg.len(), 1, "{}: a record does not parse", s.name);
+                let local = crate::agent_registry::local();
+                let put = registry::put(&mut reg, "hv2", &rec[1..], 1, local);
+                assert_ne!(put, Put::Unreadable, "{}: a record does not parse", s.name);
             }
         }
     }
