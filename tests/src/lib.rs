@@ -6,6 +6,7 @@
 //! fail or skip them by one rule.
 
 pub mod etcd;
+pub mod kvxlan;
 pub mod require;
 
 pub use require::{is_root, require_file, require_kernel_feature, require_root, require_tool};

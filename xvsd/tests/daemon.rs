@@ -9,6 +9,7 @@
 use std::path::Path;
 use std::process::Command;
 
+use xvs_tests::kvxlan::{kernel_vxlan, xvsd_config};
 use xvs_tests::{iperf3, require_root, veth, veth_queues, Netns, Xvsd};
 
 const XVSD: &str = env!("CARGO_BIN_EXE_xvsd");
@@ -145,34 +146,16 @@ fn two_workers_serve_every_queue_and_sigterm_detaches_everything() {
     vm.no_tx_offload("eth0");
     hv.ip(&["addr", "add", "192.0.2.1/24", "dev", "u0"]);
     peer.ip(&["addr", "add", "192.0.2.2/24", "dev", "u1"]);
-    #[rustfmt::skip]
-    peer.ip(&[
-        "link", "add", "vx0", "mtu", "1400", "type", "vxlan", "id", "42",
-        "local", "192.0.2.2", "remote", "192.0.2.1", "dstport", "4789", "dev", "u1",
-    ]);
-    peer.ip(&["addr", "add", "10.0.0.2/24", "dev", "vx0"]);
-    peer.ip(&["link", "set", "vx0", "up"]);
-    peer.no_tx_offload("vx0");
-    let config = r#"
-[uplink]
-iface = "u0"
-local_ips = ["192.0.2.1"]
-
-[[bridges]]
-name = "br0"
-
-[[ports]]
-name = "p0"
-bridge = "br0"
-
-[[tunnels]]
-name = "vx1"
-bridge = "br0"
-kind = "vxlan"
-vni = 42
-remotes = ["192.0.2.2"]
-"#;
-    let d = Xvsd::start(Path::new(XVSD), &hv, config, &["--workers", "2"]);
+    kernel_vxlan(
+        &peer,
+        "u1",
+        "02:00:00:00:0b:01",
+        "192.0.2.2",
+        "192.0.2.1",
+        "10.0.0.2/24",
+    );
+    let config = xvsd_config("192.0.2.1", "192.0.2.2");
+    let d = Xvsd::start(Path::new(XVSD), &hv, &config, &["--workers", "2"]);
     let log = d.log();
     for (iface, q) in [("p0", 0), ("p0", 1), ("u0", 0), ("u0", 1)] {
         assert!(

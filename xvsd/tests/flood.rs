@@ -128,18 +128,6 @@ fn ifindex(ns: &Netns, iface: &str) -> i32 {
         .expect("ifindex")
 }
 
-/// One drop reason summed over the daemon's ports.
-fn drops(d: &Xvsd, reason: &str) -> u64 {
-    let (code, out, err) = d.ctl(&workspace_bin("xvsctl"), &["--format", "json", "stats"]);
-    assert_eq!(code, 0, "{err}");
-    let rows: serde_json::Value = serde_json::from_str(&out).expect("stats JSON");
-    rows.as_array()
-        .expect("rows")
-        .iter()
-        .map(|r| r["drops"][reason].as_u64().unwrap_or(0))
-        .sum()
-}
-
 /// The daemon (dropped first), the VM namespace with eth0..eth31 and the
 /// peer behind the uplink.
 struct Bed {
@@ -259,7 +247,7 @@ fn one_broadcast_reaches_everyone(b: &Bed, from: usize) {
     let (_, stats, _) = b.xvsd.ctl(&xvsctl, &["stats"]);
     let (_, workers, _) = b.xvsd.ctl(&xvsctl, &["worker-stats"]);
     let ctx = format!("stats:\n{stats}\nworker-stats:\n{workers}");
-    let no_buffer = drops(&b.xvsd, "no_buffer");
+    let no_buffer = b.xvsd.drops("no_buffer");
     assert_eq!(no_buffer, 0, "no_buffer drops\n{ctx}");
 
     let sender = ifindex(&b.vm, &src);

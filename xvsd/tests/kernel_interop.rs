@@ -17,27 +17,8 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
+use xvs_tests::kvxlan::{kernel_vxlan, vm_on_p0, xvsd_config};
 use xvs_tests::{iperf3, require_root, tshark, veth, Netns, Xvsd};
-
-const CONFIG: &str = r#"
-[uplink]
-iface = "u0"
-local_ips = ["192.0.2.1"]
-
-[[bridges]]
-name = "br0"
-
-[[ports]]
-name = "p0"
-bridge = "br0"
-
-[[tunnels]]
-name = "vx1"
-bridge = "br0"
-kind = "vxlan"
-vni = 42
-remotes = ["192.0.2.2"]
-"#;
 
 struct Topology {
     vm: Netns,
@@ -49,14 +30,7 @@ fn topology(tag: &str) -> Topology {
     let vm = Netns::new(&format!("{tag}vm"));
     let hv = Netns::new(&format!("{tag}hv"));
     let peer = Netns::new(&format!("{tag}pe"));
-    veth(
-        &vm,
-        "vm0",
-        "02:00:00:00:0a:01",
-        &hv,
-        "p0",
-        "02:00:00:00:0a:02",
-    );
+    vm_on_p0(&vm, &hv);
     veth(
         &hv,
         "u0",
@@ -65,27 +39,22 @@ fn topology(tag: &str) -> Topology {
         "pu0",
         "02:00:00:00:00:02",
     );
-    vm.ip(&["addr", "add", "10.0.0.1/24", "dev", "vm0"]);
-    vm.ip(&["link", "set", "vm0", "mtu", "1400"]);
-    vm.no_tx_offload("vm0");
     hv.ip(&["addr", "add", "192.0.2.1/24", "dev", "u0"]);
     peer.ip(&["addr", "add", "192.0.2.2/24", "dev", "pu0"]);
-    #[rustfmt::skip]
-    peer.ip(&[
-        "link", "add", "vx0", "address", "02:00:00:00:0b:01", "mtu", "1400", "type", "vxlan",
-        "id", "42", "local", "192.0.2.2", "remote", "192.0.2.1", "dstport", "4789", "dev", "pu0",
-    ]);
-    peer.ip(&["addr", "add", "10.0.0.2/24", "dev", "vx0"]);
-    peer.ip(&["link", "set", "vx0", "up"]);
-    // The kernel's vxlan leaves the inner TCP checksum partial for the
-    // outer device to finish; on a veth nothing finishes it before the
-    // frame reaches our AF_XDP socket (README, "TCP and checksums").
-    peer.no_tx_offload("vx0");
+    kernel_vxlan(
+        &peer,
+        "pu0",
+        "02:00:00:00:0b:01",
+        "192.0.2.2",
+        "192.0.2.1",
+        "10.0.0.2/24",
+    );
     Topology { vm, hv, peer }
 }
 
 fn xvsd(hv: &Netns) -> Xvsd {
-    Xvsd::start(Path::new(env!("CARGO_BIN_EXE_xvsd")), hv, CONFIG, &[])
+    let config = xvsd_config("192.0.2.1", "192.0.2.2");
+    Xvsd::start(Path::new(env!("CARGO_BIN_EXE_xvsd")), hv, &config, &[])
 }
 
 #[test]

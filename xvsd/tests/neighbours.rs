@@ -30,27 +30,8 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use xvs_tests::kvxlan::{kernel_vxlan, vm_on_p0, xvsd_config};
 use xvs_tests::{on_thread, require_root, veth, workspace_bin, Netns, Xvsd};
-
-const CONFIG: &str = r#"
-[uplink]
-iface = "u0"
-local_ips = ["10.200.0.1"]
-
-[[bridges]]
-name = "br0"
-
-[[ports]]
-name = "p0"
-bridge = "br0"
-
-[[tunnels]]
-name = "vx1"
-bridge = "br0"
-kind = "vxlan"
-vni = 42
-remotes = ["10.200.0.2"]
-"#;
 
 const VTEP: &str = "10.200.0.2";
 const VTEP_MAC: &str = "02:00:00:00:00:02";
@@ -76,14 +57,7 @@ fn topology(tag: &str) -> Topology {
     }
     net.ip(&["link", "add", "br0", "type", "bridge"]);
     net.ip(&["link", "set", "br0", "up"]);
-    veth(
-        &vm,
-        "vm0",
-        "02:00:00:00:0a:01",
-        &hv,
-        "p0",
-        "02:00:00:00:0a:02",
-    );
+    vm_on_p0(&vm, &hv);
     veth(
         &hv,
         "u0",
@@ -104,17 +78,16 @@ fn topology(tag: &str) -> Topology {
     for b in ["b0", "b1", "b2"] {
         net.ip(&["link", "set", b, "master", "br0"]);
     }
-    vm.ip(&["addr", "add", "10.0.0.1/24", "dev", "vm0"]);
-    vm.ip(&["link", "set", "vm0", "mtu", "1400"]);
     hv.ip(&["addr", "add", "10.200.0.1/16", "dev", "u0"]);
     peer.ip(&["addr", "add", "10.200.0.2/16", "dev", "pu0"]);
-    #[rustfmt::skip]
-    peer.ip(&[
-        "link", "add", "vx0", "address", "02:00:00:00:0b:01", "mtu", "1400", "type", "vxlan",
-        "id", "42", "local", "10.200.0.2", "remote", "10.200.0.1", "dstport", "4789", "dev", "pu0",
-    ]);
-    peer.ip(&["addr", "add", "10.0.0.2/24", "dev", "vx0"]);
-    peer.ip(&["link", "set", "vx0", "up"]);
+    kernel_vxlan(
+        &peer,
+        "pu0",
+        "02:00:00:00:0b:01",
+        "10.200.0.2",
+        "10.200.0.1",
+        "10.0.0.2/24",
+    );
     Topology {
         vm,
         hv,
@@ -128,7 +101,7 @@ fn xvsd(hv: &Netns) -> Xvsd {
     let bin = std::env::var_os("XVSD_BIN")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_xvsd")));
-    Xvsd::start(&bin, hv, CONFIG, &[])
+    Xvsd::start(&bin, hv, &xvsd_config("10.200.0.1", VTEP), &[])
 }
 
 /// Writes `value` to /proc/sys/`path` inside `ns`.
@@ -137,18 +110,6 @@ fn sysctl(ns: &Netns, path: &str, value: &str) {
         "sh",
         &["-c", &format!("echo {value} > /proc/sys/net/ipv4/{path}")],
     );
-}
-
-/// Frames dropped as `reason`, summed over every port xvsd reports.
-fn drops(d: &Xvsd, reason: &str) -> u64 {
-    let (code, out, err) = d.ctl(&workspace_bin("xvsctl"), &["--format", "json", "stats"]);
-    assert_eq!(code, 0, "{err}");
-    let rows: serde_json::Value = serde_json::from_str(&out).expect("stats JSON");
-    rows.as_array()
-        .expect("rows")
-        .iter()
-        .map(|r| r["drops"][reason].as_u64().unwrap_or(0))
-        .sum()
 }
 
 /// The MAC xvsd's neighbour cache holds for `ip` (none while unresolved).
@@ -164,18 +125,6 @@ fn xvsd_mac(d: &Xvsd, ip: &str) -> Option<String> {
         .iter()
         .find(|r| r["ip"] == ip)
         .and_then(|r| r["mac"].as_str().map(str::to_owned))
-}
-
-/// Pings `dst` from `ns` `count` times, `interval` seconds apart; returns
-/// how many were answered (ping's own deadline bounds it).
-fn ping_fast(ns: &Netns, dst: &str, count: u32, interval: &str) -> u32 {
-    let c = count.to_string();
-    let out = ns.exec("ping", &["-q", "-c", &c, "-i", interval, "-W", "1", dst]);
-    let text = String::from_utf8_lossy(&out.stdout);
-    text.split(',')
-        .find_map(|p| p.trim().strip_suffix(" received"))
-        .and_then(|n| n.trim().parse().ok())
-        .unwrap_or(0)
 }
 
 /// Waits (at most 10 s) until a ping goes through the tunnel.
@@ -210,7 +159,7 @@ fn a_tunnel_loses_nothing_across_the_kernels_stale_and_gc_cycles() {
     }
     let d = xvsd(&t.hv);
     tunnel_up(&t.vm, &d);
-    let unresolved_before = drops(&d, "neigh_unresolved");
+    let unresolved_before = d.drops("neigh_unresolved");
 
     // Every change of the kernel's entry for the VTEP meanwhile.
     let monitor = Command::new("ip")
@@ -226,7 +175,7 @@ fn a_tunnel_loses_nothing_across_the_kernels_stale_and_gc_cycles() {
     // times (which fails the entry first, then deletes it).
     let sent = 6400;
     let answered = std::thread::scope(|s| {
-        let ping = s.spawn(|| ping_fast(&t.vm, "10.0.0.2", sent, "0.005"));
+        let ping = s.spawn(|| t.vm.ping_every("10.0.0.2", sent, "0.005", 1));
         for _ in 0..3 {
             std::thread::sleep(Duration::from_secs(4));
             t.hv.ip(&["neigh", "del", VTEP, "dev", "u0"]);
@@ -238,7 +187,7 @@ fn a_tunnel_loses_nothing_across_the_kernels_stale_and_gc_cycles() {
     let out = monitor.wait_with_output().expect("ip monitor output");
     let events = String::from_utf8_lossy(&out.stdout);
     let mine: Vec<&str> = events.lines().filter(|l| l.contains(VTEP)).collect();
-    let unresolved = drops(&d, "neigh_unresolved") - unresolved_before;
+    let unresolved = d.drops("neigh_unresolved") - unresolved_before;
     eprintln!(
         "{answered}/{sent} answered, {unresolved} neigh_unresolved, {} kernel changes of {VTEP}, {} deletions:\n{}",
         mine.len(),
@@ -328,7 +277,7 @@ fn an_arp_reply_flood_and_a_spoof_leave_the_tunnel_alone() {
     let d = xvsd(&t.hv);
     tunnel_up(&t.vm, &d);
     assert_eq!(xvsd_mac(&d, VTEP).as_deref(), Some(VTEP_MAC), "{}", d.log());
-    let unresolved_before = drops(&d, "neigh_unresolved");
+    let unresolved_before = d.drops("neigh_unresolved");
 
     // 20,000 replies, unicast to xvsd's uplink: 18,000 from other
     // addresses of the uplink's /16, 2,000 from off it; then one spoof for
@@ -350,12 +299,12 @@ fn an_arp_reply_flood_and_a_spoof_leave_the_tunnel_alone() {
 
     let sent_pings = 600;
     let (answered, flood) = std::thread::scope(|s| {
-        let ping = s.spawn(|| ping_fast(&t.vm, "10.0.0.2", sent_pings, "0.01"));
+        let ping = s.spawn(|| t.vm.ping_every("10.0.0.2", sent_pings, "0.01", 1));
         std::thread::sleep(Duration::from_millis(500));
         let flood = send_raw(&t.atk, "a0", &frames, 20_000);
         (ping.join().expect("ping thread"), flood)
     });
-    let unresolved = drops(&d, "neigh_unresolved") - unresolved_before;
+    let unresolved = d.drops("neigh_unresolved") - unresolved_before;
     eprintln!("{answered}/{sent_pings} answered during a flood of {flood} frames, {unresolved} neigh_unresolved");
     assert_eq!(flood, frames.len(), "the flood was not sent whole");
     assert_eq!(unresolved, 0, "{}", d.log());
