@@ -103,6 +103,22 @@ pub fn veth(a: &Netns, a_if: &str, a_mac: &str, b: &Netns, b_if: &str, b_mac: &s
     b.ip(&["link", "set", b_if, "up"]);
 }
 
+/// The underlay most tests put behind xvsd: `u0` in `hv` (xvsd's uplink,
+/// 02:00:00:00:00:01, 192.0.2.1/24) to `pu0` in `peer` (02:00:00:00:00:02,
+/// 192.0.2.2/24).
+pub fn underlay(hv: &Netns, peer: &Netns) {
+    veth(
+        hv,
+        "u0",
+        "02:00:00:00:00:01",
+        peer,
+        "pu0",
+        "02:00:00:00:00:02",
+    );
+    hv.ip(&["addr", "add", "192.0.2.1/24", "dev", "u0"]);
+    peer.ip(&["addr", "add", "192.0.2.2/24", "dev", "pu0"]);
+}
+
 /// Runs `f` on a fresh thread (whose namespace changes stay on it) and
 /// returns its result, re-raising its panic.
 pub fn on_thread<T: Send>(f: impl FnOnce() -> T + Send) -> T {

@@ -19,36 +19,13 @@ use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use xvs_tests::{require_root, veth, veth_queues, workspace_bin, Netns, Xvsd};
+use xvs_tests::{require_root, underlay, veth_queues, workspace_bin, Netns, Xvsd};
 
 struct Bed {
     hv: Netns,
     vm: Netns,
     _peer: Netns,
     d: Xvsd,
-    xvsctl: PathBuf,
-}
-
-impl Bed {
-    fn ctl(&self, args: &[&str]) -> (i32, String, String) {
-        self.d.ctl(&self.xvsctl, args)
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let (code, out, err) = self.ctl(args);
-        assert_eq!(code, 0, "xvsctl {args:?}: {out}{err}\n{}", self.d.log());
-        out
-    }
-
-    /// Insists on a rejection (exit 1) whose message contains `want`.
-    fn rejected(&self, args: &[&str], want: &str) {
-        let (code, out, err) = self.ctl(args);
-        assert_eq!(code, 1, "xvsctl {args:?} should be rejected: {out}{err}");
-        assert!(
-            err.contains(want) || out.contains(want),
-            "xvsctl {args:?}: message should mention {want:?}: {out}{err}"
-        );
-    }
 }
 
 /// xvsd started empty with uplink u0 (192.0.2.1/24) and bridge br0 = {pa1}.
@@ -60,26 +37,16 @@ fn bed(tag: &str, args: &[&str]) -> Bed {
     veth_queues(&hv, "pa1", &vm, "eth0", 2);
     vm.ip(&["addr", "add", "10.1.0.1/24", "dev", "eth0"]);
     let peer = Netns::new(&format!("{tag}pe"));
-    veth(
-        &hv,
-        "u0",
-        "02:00:00:00:00:01",
-        &peer,
-        "pu0",
-        "02:00:00:00:00:02",
-    );
-    hv.ip(&["addr", "add", "192.0.2.1/24", "dev", "u0"]);
-    peer.ip(&["addr", "add", "192.0.2.2/24", "dev", "pu0"]);
+    underlay(&hv, &peer);
     let d = Xvsd::start_empty(&workspace_bin("xvsd"), &hv, args);
     let b = Bed {
         hv,
         vm,
         _peer: peer,
         d,
-        xvsctl: workspace_bin("xvsctl"),
     };
-    b.ok(&["set-uplink", "u0", "--local-ip", "192.0.2.1"]);
-    b.ok(&[
+    b.d.ok(&["set-uplink", "u0", "--local-ip", "192.0.2.1"]);
+    b.d.ok(&[
         "add-br", "br0", "--", "add-port", "br0", "pa1", "--queues", "1",
     ]);
     b
@@ -95,9 +62,9 @@ fn loopback_and_the_uplink_are_no_ports() {
         return;
     }
     let b = bed("hlo", &[]);
-    b.rejected(&["add-port", "br0", "lo"], "loopback");
-    b.rejected(&["add-port", "br0", "u0"], "is the uplink");
-    let show = b.ok(&["show"]);
+    b.d.rejected(&["add-port", "br0", "lo"], "loopback");
+    b.d.rejected(&["add-port", "br0", "u0"], "is the uplink");
+    let show = b.d.ok(&["show"]);
     assert!(!show.contains("port lo "), "{show}");
     // The host's own addresses still answer.
     assert_eq!(b.hv.ping("127.0.0.1", 2), 2, "{}", b.d.log());
@@ -181,11 +148,11 @@ fn tunnel_remotes_must_be_another_vtep() {
     ] {
         let args = add(remote, extra);
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        b.rejected(&args, want);
+        b.d.rejected(&args, want);
     }
-    assert!(!b.ok(&["show"]).contains("vx1"));
+    assert!(!b.d.ok(&["show"]).contains("vx1"));
     // A real remote is fine.
-    b.ok(&add("192.0.2.2", &[])
+    b.d.ok(&add("192.0.2.2", &[])
         .iter()
         .map(String::as_str)
         .collect::<Vec<_>>());
@@ -205,7 +172,7 @@ fn idle_connections_do_not_lock_clients_out() {
         .map(|_| UnixStream::connect(&b.d.socket).expect("connect"))
         .collect();
     let t = Instant::now();
-    let out = b.ok(&["show"]);
+    let out = b.d.ok(&["show"]);
     assert!(out.contains("bridge br0"), "{out}");
     assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
     drop(idle);
@@ -234,7 +201,7 @@ fn a_one_line_transaction_at_10000_tunnels_writes_one_record() {
         );
     }
     std::fs::write(&batch, text).unwrap();
-    b.ok(&[
+    b.d.ok(&[
         "--timeout",
         "900",
         "batch",
@@ -243,9 +210,9 @@ fn a_one_line_transaction_at_10000_tunnels_writes_one_record() {
     ]);
     let _ = std::fs::remove_file(&batch);
     let state = b.d.state.clone();
-    let journal = PathBuf::from(format!("{}.journal", state.display()));
+    let journal = b.d.journal();
     // The first commit after start writes a snapshot; from then on, records.
-    b.ok(&["set-tunnel", "t0", "--ttl", "9"]);
+    b.d.ok(&["set-tunnel", "t0", "--ttl", "9"]);
     let size = std::fs::metadata(&state).unwrap().len();
     let ino = |p: &PathBuf| std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(p).unwrap());
     let before = ino(&state);
@@ -253,7 +220,7 @@ fn a_one_line_transaction_at_10000_tunnels_writes_one_record() {
     let n = 10;
     let t = Instant::now();
     for i in 0..n {
-        b.ok(&["set-tunnel", &format!("t{}", i + 1), "--ttl", "33"]);
+        b.d.ok(&["set-tunnel", &format!("t{}", i + 1), "--ttl", "33"]);
     }
     let per = t.elapsed() / n;
     let j1 = std::fs::metadata(&journal).map(|m| m.len()).unwrap_or(0);
@@ -266,9 +233,9 @@ fn a_one_line_transaction_at_10000_tunnels_writes_one_record() {
     assert!(j1 > j0 && (j1 - j0) / u64::from(n) < 1024, "{j0} -> {j1}");
     // Nothing acknowledged is lost to SIGKILL.
     b.d.restart_from_state();
-    let show = b.ok(&["show"]);
+    let show = b.d.ok(&["show"]);
     assert!(show.contains(&format!("t{}", N - 1)), "{}", b.d.log());
-    let tunnels = b.ok(&["--format", "json", "show"]);
+    let tunnels = b.d.ok(&["--format", "json", "show"]);
     let v: serde_json::Value = serde_json::from_str(&tunnels).unwrap();
     let ts = v["tunnels"].as_array().unwrap();
     assert_eq!(ts.len(), N);
@@ -308,10 +275,10 @@ fn xdp_drops_show_in_stats() {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let v: serde_json::Value =
-            serde_json::from_str(&b.ok(&["--format", "json", "stats", "pa1"])).unwrap();
+            serde_json::from_str(&b.d.ok(&["--format", "json", "stats", "pa1"])).unwrap();
         let n = v[0]["drops"]["xdp_no_socket"].as_u64().unwrap_or(0);
         if n > 0 {
-            assert!(b.ok(&["stats", "pa1"]).contains("xdp_no_socket"));
+            assert!(b.d.ok(&["stats", "pa1"]).contains("xdp_no_socket"));
             break;
         }
         assert!(Instant::now() < deadline, "no xdp_no_socket drop: {v}");

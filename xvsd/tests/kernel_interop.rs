@@ -18,7 +18,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use xvs_tests::kvxlan::{kernel_vxlan, vm_on_p0, xvsd_config};
-use xvs_tests::{iperf3, require_root, tshark, veth, Netns, Xvsd};
+use xvs_tests::{iperf3, require_root, tshark, underlay, Netns, Xvsd};
 
 struct Topology {
     vm: Netns,
@@ -31,16 +31,7 @@ fn topology(tag: &str) -> Topology {
     let hv = Netns::new(&format!("{tag}hv"));
     let peer = Netns::new(&format!("{tag}pe"));
     vm_on_p0(&vm, &hv);
-    veth(
-        &hv,
-        "u0",
-        "02:00:00:00:00:01",
-        &peer,
-        "pu0",
-        "02:00:00:00:00:02",
-    );
-    hv.ip(&["addr", "add", "192.0.2.1/24", "dev", "u0"]);
-    peer.ip(&["addr", "add", "192.0.2.2/24", "dev", "pu0"]);
+    underlay(&hv, &peer);
     kernel_vxlan(
         &peer,
         "pu0",

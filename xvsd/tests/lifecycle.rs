@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 
 use xvs_ctl::client::Client;
 use xvs_ctl::protocol::{PortState, UmemRow};
+use xvs_tests::kvxlan::kernel_vxlan;
 use xvs_tests::{require_root, veth, workspace_bin, Netns, Xvsd};
 
 const PORTS: &str = r#"
@@ -271,14 +272,14 @@ fn the_uplink_is_swapped_back_and_forth() {
         );
         b.hv.ip(&["addr", "add", &format!("{net}.1/24"), "dev", u]);
         peer.ip(&["addr", "add", &format!("{net}.2/24"), "dev", "pu"]);
-        #[rustfmt::skip]
-        peer.ip(&[
-            "link", "add", "vx0", "address", &format!("02:00:00:00:0b:{mac}"), "mtu", "1400",
-            "type", "vxlan", "id", "42", "local", &format!("{net}.2"),
-            "remote", &format!("{net}.1"), "dstport", "4789", "dev", "pu",
-        ]);
-        peer.ip(&["addr", "add", &format!("{inner}/24"), "dev", "vx0"]);
-        peer.ip(&["link", "set", "vx0", "up"]);
+        kernel_vxlan(
+            &peer,
+            "pu",
+            &format!("02:00:00:00:0b:{mac}"),
+            &format!("{net}.2"),
+            &format!("{net}.1"),
+            &format!("{inner}/24"),
+        );
         (peer, u, net, inner, mac)
     })
     .collect();

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use xvs_ctl::client::Client;
 use xvs_ctl::command::Command;
-use xvs_tests::{require_root, veth, workspace_bin, Netns, Xvsd};
+use xvs_tests::{require_root, underlay, veth, workspace_bin, Netns, Xvsd};
 
 struct Bed {
     vma1: Netns,
@@ -36,29 +36,6 @@ struct Bed {
 }
 
 impl Bed {
-    /// Runs xvsctl; returns (exit code, stdout, stderr).
-    fn ctl(&self, args: &[&str]) -> (i32, String, String) {
-        self.d.ctl(&self.xvsctl, args)
-    }
-
-    /// Runs xvsctl and insists on success; returns stdout.
-    fn ok(&self, args: &[&str]) -> String {
-        let (code, out, err) = self.ctl(args);
-        assert_eq!(code, 0, "xvsctl {args:?}: {out}{err}\n{}", self.d.log());
-        out
-    }
-
-    /// Runs xvsctl and insists on a rejection (exit 1) whose message
-    /// contains `want`.
-    fn rejected(&self, args: &[&str], want: &str) {
-        let (code, out, err) = self.ctl(args);
-        assert_eq!(code, 1, "xvsctl {args:?} should be rejected: {out}{err}");
-        assert!(
-            err.contains(want) || out.contains(want),
-            "xvsctl {args:?}: message should mention {want:?}: {out}{err}"
-        );
-    }
-
     fn client(&self) -> Client {
         Client::connect(&self.d.socket, Duration::from_secs(10)).expect("connect")
     }
@@ -102,16 +79,7 @@ fn bed(tag: &str) -> Bed {
         "02:00:00:00:b2:02",
     );
     let peer = Netns::new(&format!("{tag}pe"));
-    veth(
-        &hv,
-        "u0",
-        "02:00:00:00:00:01",
-        &peer,
-        "pu0",
-        "02:00:00:00:00:02",
-    );
-    hv.ip(&["addr", "add", "192.0.2.1/24", "dev", "u0"]);
-    peer.ip(&["addr", "add", "192.0.2.2/24", "dev", "pu0"]);
+    underlay(&hv, &peer);
     let d = Xvsd::start_empty(&workspace_bin("xvsd"), &hv, &[]);
     let b = Bed {
         vma1,
@@ -122,7 +90,7 @@ fn bed(tag: &str) -> Bed {
         d,
         xvsctl: workspace_bin("xvsctl"),
     };
-    b.ok(&[
+    b.d.ok(&[
         "add-br", "a", "--", "add-port", "a", "pa1", "--", "add-port", "a", "pa2",
     ]);
     b
@@ -142,8 +110,8 @@ fn every_verb_and_every_rejection_through_xvsctl() {
     assert_eq!(b.vma1.ping("10.1.0.2", 3), 3, "{}", b.d.log());
 
     // The uplink and a tunnel; the underlay verbs.
-    b.ok(&["set-uplink", "u0", "--local-ip", "192.0.2.1"]);
-    b.ok(&[
+    b.d.ok(&["set-uplink", "u0", "--local-ip", "192.0.2.1"]);
+    b.d.ok(&[
         "add-br",
         "b",
         "--",
@@ -158,65 +126,65 @@ fn every_verb_and_every_rejection_through_xvsctl() {
         "192.0.2.2",
         "--csum",
     ]);
-    assert!(b.ok(&["tunnel-ports"]).contains("vx1"));
-    b.ok(&["neigh-set", "192.0.2.9", "02:00:00:00:09:09"]);
-    assert!(b.ok(&["neigh-show"]).contains("02:00:00:00:09:09"));
-    b.ok(&["neigh-flush", "192.0.2.9"]);
-    assert!(!b.ok(&["neigh-show"]).contains("02:00:00:00:09:09"));
-    b.ok(&["route-add", "198.51.100.0/24", "192.0.2.254", "--dev", "u0"]);
-    assert!(b.ok(&["route-show"]).contains("198.51.100.0/24"));
-    b.ok(&["route-del", "198.51.100.0/24"]);
-    assert!(!b.ok(&["route-show"]).contains("198.51.100.0/24"));
+    assert!(b.d.ok(&["tunnel-ports"]).contains("vx1"));
+    b.d.ok(&["neigh-set", "192.0.2.9", "02:00:00:00:09:09"]);
+    assert!(b.d.ok(&["neigh-show"]).contains("02:00:00:00:09:09"));
+    b.d.ok(&["neigh-flush", "192.0.2.9"]);
+    assert!(!b.d.ok(&["neigh-show"]).contains("02:00:00:00:09:09"));
+    b.d.ok(&["route-add", "198.51.100.0/24", "192.0.2.254", "--dev", "u0"]);
+    assert!(b.d.ok(&["route-show"]).contains("198.51.100.0/24"));
+    b.d.ok(&["route-del", "198.51.100.0/24"]);
+    assert!(!b.d.ok(&["route-show"]).contains("198.51.100.0/24"));
 
     // FDB, flows, ACLs, QoS on bridge a.
-    b.ok(&["fdb-add", "a", "02:00:00:00:0f:01", "pa2"]);
-    let fdb = b.ok(&["fdb-show", "a"]);
+    b.d.ok(&["fdb-add", "a", "02:00:00:00:0f:01", "pa2"]);
+    let fdb = b.d.ok(&["fdb-show", "a"]);
     assert!(
         fdb.contains("02:00:00:00:0f:01") && fdb.contains("static"),
         "{fdb}"
     );
-    b.ok(&["fdb-del", "a", "02:00:00:00:0f:01"]);
-    assert!(!b.ok(&["fdb-show", "a"]).contains("02:00:00:00:0f:01"));
-    b.ok(&[
+    b.d.ok(&["fdb-del", "a", "02:00:00:00:0f:01"]);
+    assert!(!b.d.ok(&["fdb-show", "a"]).contains("02:00:00:00:0f:01"));
+    b.d.ok(&[
         "add-flow",
         "a",
         "priority=100,in_port=pa1,actions=output:pa2",
     ]);
-    b.ok(&[
+    b.d.ok(&[
         "add-flow",
         "a",
         "priority=100,in_port=pa2,actions=output:pa1",
     ]);
-    assert!(b.ok(&["dump-flows", "a"]).contains("in_port=pa1"));
+    assert!(b.d.ok(&["dump-flows", "a"]).contains("in_port=pa1"));
     assert_eq!(
         b.vma1.ping("10.1.0.2", 3),
         3,
         "flows forward\n{}",
         b.d.log()
     );
-    b.ok(&["del-flows", "a"]);
-    b.ok(&[
+    b.d.ok(&["del-flows", "a"]);
+    b.d.ok(&[
         "acl-add", "pa1", "--dir", "in", "--prio", "10", "icmp", "--action", "drop",
     ]);
-    let acl = b.ok(&["acl-show", "pa1"]);
+    let acl = b.d.ok(&["acl-show", "pa1"]);
     assert!(acl.contains("icmp") || acl.contains("nw_proto=1"), "{acl}");
     assert_eq!(b.vma1.ping("10.1.0.2", 2), 0, "the ACL drops ICMP");
-    b.ok(&["acl-del", "pa1", "--dir", "in", "--prio", "10"]);
-    b.ok(&[
+    b.d.ok(&["acl-del", "pa1", "--dir", "in", "--prio", "10"]);
+    b.d.ok(&[
         "qos-set", "pa1", "--dir", "in", "--rate", "100mbit", "--burst", "64kb",
     ]);
-    assert!(b.ok(&["show"]).contains("100"));
-    b.ok(&["qos-clear", "pa1"]);
+    assert!(b.d.ok(&["show"]).contains("100"));
+    b.d.ok(&["qos-clear", "pa1"]);
     assert_eq!(b.vma1.ping("10.1.0.2", 3), 3, "{}", b.d.log());
-    let stats = b.ok(&["--format", "json", "stats", "pa1"]);
+    let stats = b.d.ok(&["--format", "json", "stats", "pa1"]);
     let rows: serde_json::Value = serde_json::from_str(&stats).expect("stats JSON");
     assert!(rows[0]["rx_packets"].as_u64().unwrap_or(0) > 0, "{stats}");
-    assert!(b.ok(&["worker-stats"]).contains("BUSY"));
+    assert!(b.d.ok(&["worker-stats"]).contains("BUSY"));
 
     // Rejections, each with a message that says what and where.
-    b.rejected(&["add-port", "nosuch", "pb1"], "nosuch");
-    b.rejected(&["add-port", "a", "pa1"], "pa1");
-    b.rejected(
+    b.d.rejected(&["add-port", "nosuch", "pb1"], "nosuch");
+    b.d.rejected(&["add-port", "a", "pa1"], "pa1");
+    b.d.rejected(
         &[
             "add-tunnel",
             "b",
@@ -230,25 +198,25 @@ fn every_verb_and_every_rejection_through_xvsctl() {
         ],
         "16777216",
     );
-    b.rejected(
+    b.d.rejected(
         &["fdb-add", "a", "02:00:00:zz:00:01", "pa1"],
         "02:00:00:zz:00:01",
     );
-    b.rejected(
+    b.d.rejected(
         &["neigh-set", "192.0.2.300", "02:00:00:00:09:09"],
         "192.0.2.300",
     );
-    b.rejected(
+    b.d.rejected(
         &["route-add", "198.51.100.0/33", "192.0.2.254", "--dev", "u0"],
         "/33",
     );
-    b.rejected(
+    b.d.rejected(
         &[
             "qos-set", "pa1", "--dir", "in", "--rate", "0", "--burst", "64kb",
         ],
         "rate",
     );
-    b.ok(&[
+    b.d.ok(&[
         "acl-add",
         "pa1",
         "--dir",
@@ -260,13 +228,13 @@ fn every_verb_and_every_rejection_through_xvsctl() {
         "--action",
         "drop",
     ]);
-    b.rejected(
+    b.d.rejected(
         &[
             "acl-add", "pa1", "--dir", "in", "--prio", "20", "udp", "--action", "drop",
         ],
         "20",
     );
-    b.rejected(&["add-port", "a", "xvs-no-such-if"], "xvs-no-such-if");
+    b.d.rejected(&["add-port", "a", "xvs-no-such-if"], "xvs-no-such-if");
 
     // Abuse of the socket itself; the daemon answers others meanwhile.
     let mut idle = UnixStream::connect(&b.d.socket).expect("connect");
@@ -285,7 +253,7 @@ fn every_verb_and_every_rejection_through_xvsctl() {
     let mut answer = String::new();
     let _ = garbage.read_to_string(&mut answer);
     assert!(answer.contains("-32001") || answer.is_empty(), "{answer}");
-    assert!(b.ok(&["show"]).contains("pa2"));
+    assert!(b.d.ok(&["show"]).contains("pa2"));
     idle.set_read_timeout(Some(Duration::from_millis(10)))
         .expect("t");
     let mut buf = [0u8; 16];
@@ -309,8 +277,8 @@ fn a_transaction_whose_third_command_is_invalid_changes_nothing() {
         return;
     }
     let b = bed("ct");
-    let before = b.ok(&["--format", "json", "show"]);
-    b.rejected(
+    let before = b.d.ok(&["--format", "json", "show"]);
+    b.d.rejected(
         &[
             "add-br",
             "c",
@@ -331,7 +299,7 @@ fn a_transaction_whose_third_command_is_invalid_changes_nothing() {
         ],
         "99999999",
     );
-    assert_eq!(before, b.ok(&["--format", "json", "show"]));
+    assert_eq!(before, b.d.ok(&["--format", "json", "show"]));
     // pb1 was not attached either.
     let link = b.hv.run("ip", &["link", "show", "pb1"]);
     assert!(!link.contains("xdp"), "{link}");
@@ -400,7 +368,7 @@ fn a_thousand_transactions_on_one_bridge_lose_nothing_on_another() {
         return;
     }
     let b = bed("cr");
-    b.ok(&["add-br", "b", "--", "add-port", "b", "pb1"]);
+    b.d.ok(&["add-br", "b", "--", "add-port", "b", "pb1"]);
     b.vma1.ping("10.1.0.2", 1);
     let mut c = b.client();
     let (sent, got, done) = std::thread::scope(|s| {
@@ -490,7 +458,7 @@ fn ten_thousand_fdb_entries_through_one_xvsctl_call() {
         .collect();
     std::fs::write(&file, lines).expect("write entries");
     let t0 = Instant::now();
-    b.ok(&["fdb-add", "a", "--file", file.to_str().expect("utf-8 path")]);
+    b.d.ok(&["fdb-add", "a", "--file", file.to_str().expect("utf-8 path")]);
     let took = t0.elapsed();
     let _ = std::fs::remove_file(&file);
     let n = b
