@@ -1,5 +1,5 @@
 //! Compiles xvs-pktgen's XDP send engine, `xdp/pktgen.bpf.c`, into
-//! `$OUT_DIR/pktgen.bpf.o`, which `src/pktgen_xdp.rs` embeds (the same
+//! `$OUT_DIR/pktgen.bpf.o`, which `src/pktgen/xdp/mod.rs` embeds (the same
 //! way xvs-bpf builds the switch's programs).
 
 #[path = "../bpf/build_common.rs"]

@@ -1,10 +1,11 @@
 //! xvs benchmarks and tools. The criterion benches live in benches/; this
 //! library holds what they share with the instruction-count runner
 //! (`examples/pipeline_instructions.rs`, run under callgrind), so both
-//! measure exactly the same work, and xvs-pktgen's XDP send engine
-//! ([`pktgen_xdp`]).
+//! measure exactly the same work, and everything of xvs-pktgen but its
+//! `main` ([`pktgen`]: command line, frames, the AF_XDP and XDP send
+//! engines, the receiver, reports).
 
-pub mod pktgen_xdp;
+pub mod pktgen;
 
 use std::net::IpAddr;
 

@@ -24,7 +24,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use xvs_bench::pktgen_xdp::{probe_live_frames, ProbeError};
+use xvs_bench::pktgen::xdp::{probe_live_frames, ProbeError};
 use xvs_tests::{require_kernel_feature, require_root, veth, Netns};
 
 const PKTGEN: &str = env!("CARGO_BIN_EXE_xvs-pktgen");
