@@ -444,7 +444,8 @@ pub enum Verb {
     ArpShow { bridge: Option<String> },
     /// Take the lookup misses of bridges with the external provider.
     LookupMisses,
-    /// Show the underlay neighbors (ARP/ND).
+    /// Show the underlay neighbors (ARP/ND): state, source, whether a
+    /// tunnel uses it (kept confirmed through the kernel) and age.
     NeighShow,
     /// Set a static underlay neighbor.
     NeighSet { ip: IpAddr, mac: MacAddr },
@@ -540,7 +541,8 @@ pub enum Verb {
     },
     /// Show the whole configuration as a tree.
     Show,
-    /// Show port, tunnel and uplink counters (rx/tx, drops by reason).
+    /// Show port, tunnel and uplink counters (rx/tx, drops by reason, MACs
+    /// not learned, and on the uplink the snooped ARP/ND replies by outcome).
     Stats {
         /// One port, tunnel or the uplink.
         target: Option<String>,

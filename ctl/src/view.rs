@@ -349,3 +349,57 @@ pub fn check_bridge_param(
         _ => Ok(()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::IpAddr;
+
+    use xvs_dataplane::tables::neigh::NeighConfig;
+    use xvs_dataplane::types::MacAddr;
+
+    use super::*;
+
+    #[test]
+    fn neigh_rows_say_which_entries_a_tunnel_uses_and_how_old_they_are() {
+        const S: u64 = 1_000_000_000;
+        let mut cache = NeighCache::new(NeighConfig::default()).unwrap();
+        let (hop, other): (IpAddr, IpAddr) =
+            ("192.0.2.1".parse().unwrap(), "192.0.2.9".parse().unwrap());
+        cache.learn(
+            hop,
+            MacAddr([2, 0, 0, 0, 0, 1]),
+            10 * S,
+            NeighSource::Kernel,
+        );
+        cache.learn(
+            other,
+            MacAddr([2, 0, 0, 0, 0, 9]),
+            4 * S,
+            NeighSource::Kernel,
+        );
+        cache.set_in_use([hop]);
+        let rows = neigh_rows(&cache, 12 * S + S / 2);
+        let got: Vec<_> = rows.iter().map(|r| (r.ip, r.in_use, r.age_secs)).collect();
+        assert_eq!(got, [(hop, true, Some(2)), (other, false, Some(8))]);
+        assert!(rows.iter().all(|r| r.state == NeighStateName::Reachable));
+        // What JSON carries: `in_use` only when true.
+        let json = serde_json::to_string(&rows).unwrap();
+        assert_eq!(json.matches("\"in_use\":true").count(), 1, "{json}");
+        assert!(!json.contains("\"in_use\":false"), "{json}");
+    }
+
+    #[test]
+    fn snooped_counters_keep_only_what_happened() {
+        let c = SnoopCounters {
+            confirmed: 3,
+            unsolicited: 1,
+            ..SnoopCounters::default()
+        };
+        let m = snooped_map(&c);
+        assert_eq!(
+            m.into_iter().collect::<Vec<_>>(),
+            [("confirmed".into(), 3), ("unsolicited".into(), 1)]
+        );
+        assert!(snooped_map(&SnoopCounters::default()).is_empty());
+    }
+}
