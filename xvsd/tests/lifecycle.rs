@@ -217,6 +217,36 @@ fn a_restart_with_an_interface_missing_waits_for_it() {
     assert!(b.reaches(4, 1), "{}", b.d.log());
 }
 
+/// (b2) The same with p4 moved to another namespace while xvsd was
+/// down: xvsd starts, p4 waits as missing and the log says where an
+/// interface of that name is; moved back, p4 is bound and forwards.
+#[test]
+fn a_restart_with_an_interface_in_another_namespace_waits_and_says_where() {
+    if skip() {
+        return;
+    }
+    let mut b = bed("lcb2", Some(PORTS));
+    let other = Netns::new("lcb2o");
+    assert!(b.reaches(1, 2), "{}", b.d.log());
+    b.d.kill9();
+    b.hv.ip(&["link", "set", "p4", "netns", &other.name]);
+    b.d.restart_from_state();
+    b.wait_state("p4", PortState::Missing);
+    let log = b.d.log();
+    assert!(
+        log.contains(
+            "configured interface missing: waiting for it (one of that name is in \
+             network namespace"
+        ) && log.contains(&format!("not in xvsd's ({:?})", b.hv.name)),
+        "{log}"
+    );
+    assert!(b.reaches(1, 2), "{}", b.d.log());
+    other.ip(&["link", "set", "p4", "netns", &b.hv.name]);
+    b.hv.ip(&["link", "set", "p4", "up"]);
+    b.wait_state("p4", PortState::Up);
+    assert!(b.reaches(4, 1), "{}", b.d.log());
+}
+
 /// (c) Defect 5: the first port a worker bound, deleted and added again
 /// 20 times (with del-port and with del-br), then traffic through it.
 #[test]

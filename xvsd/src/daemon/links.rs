@@ -451,3 +451,34 @@ impl Fault {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_namespaces_an_interface_is_in_read_as_a_sentence() {
+        let e = |theirs: &[&str]| Elsewhere {
+            theirs: theirs.iter().map(|s| s.to_string()).collect(),
+            ours: "\"hv\"".into(),
+        };
+        assert_eq!(e(&["vm1"]).theirs_text(), "network namespace \"vm1\"");
+        assert_eq!(
+            e(&["a", "b"]).theirs_text(),
+            "network namespaces \"a\" and \"b\""
+        );
+        assert_eq!(
+            e(&["a", "b", "c", "d"]).theirs_text(),
+            "network namespaces \"a\", \"b\" and 2 more"
+        );
+    }
+
+    #[test]
+    fn an_interface_nowhere_is_nowhere_and_loopback_has_its_name() {
+        assert_eq!(elsewhere("xvs-no-such0"), None);
+        assert_eq!(elsewhere("bad\0name"), None);
+        // Index 1 is the loopback device in every namespace.
+        assert_eq!(name_of(1).as_deref(), Some("lo"));
+        assert_eq!(name_of(-1), None);
+    }
+}

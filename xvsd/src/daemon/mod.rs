@@ -499,7 +499,11 @@ impl Daemon {
         let mut d = Daemon::start_empty(&opts)?;
         d.apply_with(config, true)?;
         for name in d.missing.keys() {
-            warn!(iface = %name, "configured interface missing: waiting for it");
+            match links::elsewhere(name) {
+                Some(e) => warn!(iface = %name, "configured interface missing: waiting for it \
+                    (one of that name is in {}, not in xvsd's ({}))", e.theirs_text(), e.ours),
+                None => warn!(iface = %name, "configured interface missing: waiting for it"),
+            }
         }
         Ok(d)
     }
