@@ -41,7 +41,8 @@ fn ip(s: &str) -> IpAddr {
     s.parse().expect("fixture address")
 }
 
-fn port(name: &str, bridge: &str) -> PortConfig {
+/// A local port of `bridge` with the defaults.
+pub fn port(name: &str, bridge: &str) -> PortConfig {
     PortConfig {
         name: name.into(),
         bridge: bridge.into(),

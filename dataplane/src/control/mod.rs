@@ -9,6 +9,13 @@
 //! and are folded into the FDBs in batches, each batch published as one new
 //! snapshot that shares every unchanged table with the previous one.
 //!
+//! A config change costs what it changes: what an apply would build from
+//! the same inputs as the running snapshot's part is taken from it (a
+//! tunnel port with its templates, a bridge's flow and address tables, a
+//! bridge's FDB), so a one-line transaction builds one tunnel's templates
+//! or one bridge's tables ([`Control::last_apply`] counts them). Templates
+//! are all rebuilt only when the underlay or the uplink's MAC moved.
+//!
 //! Dynamic remotes: beyond its configured remotes (the flood set) a tunnel
 //! port holds the VTEPs its FDB entries point at: learned ones (a port that
 //! learns remotes accepts packets from any VTEP; the learn event carries
@@ -201,6 +208,38 @@ pub struct Control {
     /// Learn events refused, by port name (kept across reconfigurations
     /// of the port, as its other counters are).
     learn_refused: HashMap<String, LearnRefusals>,
+    /// Per tunnel name: the next hops of its templates. Their union is
+    /// what `unresolved` and the neighbor cache's in-use set hold, so a
+    /// tunnel's templates are rebuilt without rebuilding the others'.
+    tunnel_hops: HashMap<String, NextHops>,
+    /// The uplink MAC the templates were built with.
+    uplink_mac_built: Option<MacAddr>,
+    /// Per bridge: the static FDB entries last installed from the config.
+    statics: HashMap<String, Vec<StaticEntry>>,
+    /// What the last [`Control::apply`] built.
+    last_apply: ApplyWork,
+}
+
+/// A static FDB entry of a bridge: (VLAN, MAC, destination).
+type StaticEntry = (u16, MacAddr, FdbDest);
+
+/// What one [`Control::apply`] built rather than took from the running
+/// snapshot: a transaction costs what it changes, so a one-line change
+/// builds one tunnel's templates or one bridge's tables, and leaves every
+/// other bridge's FDB alone.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ApplyWork {
+    /// Tunnel ports built anew (the others are the running ones).
+    pub tunnels_compiled: usize,
+    /// Tunnel templates built, one per remote of each tunnel built (all
+    /// of them when the underlay or the uplink's MAC moved).
+    pub templates_built: usize,
+    /// Flow and address tables built anew.
+    pub bridge_tables_built: usize,
+    /// Bridges whose FDB was re-derived from the config (learned entries
+    /// checked against the bridge's ports, static entries installed
+    /// again); the others keep theirs as they are.
+    pub fdbs_rederived: usize,
 }
 
 /// Learn events of one port that the FDB refused. A refused MAC is not
@@ -257,6 +296,10 @@ impl Control {
             invalidated_at: HashMap::new(),
             snoop_counters: SnoopCounters::default(),
             learn_refused: HashMap::new(),
+            tunnel_hops: HashMap::new(),
+            uplink_mac_built: None,
+            statics: HashMap::new(),
+            last_apply: ApplyWork::default(),
         }
     }
 
@@ -565,22 +608,66 @@ impl Control {
     pub fn apply(&mut self, mut config: Config) -> Result<(), ConfigErrors> {
         config.assign_port_numbers();
         config.validate()?;
-        let compiled = compile(
-            &config,
-            &self.current,
-            self.next_generation,
-            &self.dyn_remotes,
-        )?;
+        let mut work = ApplyWork::default();
+        let mut fresh_hops: HashMap<String, NextHops> = HashMap::new();
+        let mut compiled = {
+            let this = &*self;
+            let mut template = |cfg: &TunnelConfig, local: IpAddr, remote: IpAddr| {
+                let hops = fresh_hops.entry(cfg.name.clone()).or_default();
+                this.build_template(cfg, local, remote, hops)
+            };
+            let prev = Previous {
+                config: &this.config,
+                snapshot: &this.current,
+                dyn_remotes: &this.dyn_remotes,
+                lookup_addrs: &this.lookup_addrs,
+                addrs_dirty: this.addrs_dirty,
+            };
+            compile(
+                &config,
+                &prev,
+                this.next_generation,
+                &mut template,
+                &mut work,
+            )?
+        };
 
         // Nothing below can fail: commit.
         let remaps = remote_remaps(&self.current.tunnels, &compiled.snapshot);
+        let prev_bridges = bridges_by_name(&self.config, &self.current);
+        let mut statics: HashMap<String, Vec<StaticEntry>> = HashMap::new();
+        for (bridge, vlan, mac, dest) in std::mem::take(&mut compiled.statics) {
+            statics.entry(bridge).or_default().push((vlan, mac, dest));
+        }
         let mut fdbs = HashMap::new();
-        for b in &config.bridges {
+        for (b, entry) in config.bridges.iter().zip(compiled.snapshot.bridges.iter()) {
+            let mine = statics.get(&b.name).map_or(&[][..], Vec::as_slice);
+            // Same limits, same ports, no remote renumbered, same static
+            // entries: the FDB stays as it is.
+            let untouched = prev_bridges.get(b.name.as_str()).is_some_and(|(c, e)| {
+                *c == b
+                    && same_members(
+                        &self.current,
+                        &e.ports,
+                        &entry.ports,
+                        &compiled.snapshot.ports,
+                    )
+            }) && !entry.ports.iter().any(|n| remaps.contains_key(n))
+                && self.statics.get(&b.name).map_or(&[][..], Vec::as_slice) == mine;
+            if untouched {
+                if let Some(f) = self.fdbs.remove(&b.name) {
+                    fdbs.insert(b.name.clone(), f);
+                    continue;
+                }
+            }
+            work.fdbs_rederived += 1;
             let cfg = fdb_config(b);
             let mut fdb = match self.fdbs.remove(&b.name) {
                 Some(mut f) => {
                     // compile() validated the limits.
-                    let _ = f.set_config(cfg);
+                    if *f.config() != cfg {
+                        let _ = f.set_config(cfg);
+                    }
                     f
                 }
                 None => match Fdb::new(cfg) {
@@ -603,41 +690,62 @@ impl Control {
                 }
                 remap(&remaps, e.dest)
             });
-            fdbs.insert(b.name.clone(), fdb);
-        }
-        for (bridge, vlan, mac, dest) in &compiled.statics {
-            if let Some(fdb) = fdbs.get_mut(bridge) {
+            for (vlan, mac, dest) in mine {
                 // Capacity was checked by compile(); a failure here would
                 // be a bug, not bad input.
                 let _ = fdb.add_static(*vlan, *mac, *dest);
             }
+            fdbs.insert(b.name.clone(), fdb);
         }
         self.fdbs = fdbs;
+        self.statics = statics;
         self.dyn_remotes = compiled.dyn_remotes;
         self.tunnels_dirty = false;
-        self.remotes_gc_due = true;
+        // Only a re-derived FDB can have let go of a dynamic remote.
+        self.remotes_gc_due |= work.fdbs_rederived > 0;
         self.apply_underlay(&config);
         self.config = config;
         self.next_generation += 1;
+        let bridges = by_name(&self.config.bridges, |b| &b.name);
         self.lookup_fdb
-            .retain(|b, _| self.config.bridges.iter().any(|c| c.name == *b));
+            .retain(|b, _| bridges.contains_key(b.as_str()));
         self.lookup_addrs
-            .retain(|b, _| self.config.bridges.iter().any(|c| c.name == *b));
-        let config = &self.config;
-        self.learn_refused.retain(|n, _| {
-            config.ports.iter().any(|p| p.name == *n) || config.tunnels.iter().any(|t| t.name == *n)
-        });
-        // The compiled tables hold the config's addresses only.
-        self.addrs_dirty = true;
+            .retain(|b, _| bridges.contains_key(b.as_str()));
+        let tunnels = by_name(&self.config.tunnels, |t| &t.name);
+        let ports = by_name(&self.config.ports, |p| &p.name);
+        self.learn_refused
+            .retain(|n, _| ports.contains_key(n.as_str()) || tunnels.contains_key(n.as_str()));
         let mut snap = compiled.snapshot;
-        self.fill_dynamic(&mut snap, true);
+        if self.underlay_changed() {
+            // Every template, against the new underlay.
+            work.templates_built = snap.tunnels.ports().iter().map(|t| t.remotes.len()).sum();
+            self.fill_dynamic(&mut snap, true);
+        } else {
+            self.tunnel_hops
+                .retain(|n, _| tunnels.contains_key(n.as_str()));
+            self.tunnel_hops.extend(fresh_hops);
+            self.hops_in_use();
+            self.fill_dynamic(&mut snap, false);
+        }
+        self.last_apply = work;
         self.publish(snap);
         Ok(())
+    }
+
+    /// What the last [`Control::apply`] built (the rest it took from the
+    /// running snapshot).
+    pub fn last_apply(&self) -> ApplyWork {
+        self.last_apply
     }
 
     /// Installs the config's routes and static neighbors, replacing those
     /// of the previous config (validated: nothing here can fail).
     fn apply_underlay(&mut self, config: &Config) {
+        // Unchanged: leave the tables (and their generations, which would
+        // have every template rebuilt) alone.
+        if config.routes == self.config.routes && config.neighbors == self.config.neighbors {
+            return;
+        }
         self.underlay.routes.remove_origin(RouteOrigin::Config);
         for r in &config.routes {
             let _ = self.underlay.routes.insert(crate::tables::route::Route {
@@ -978,6 +1086,7 @@ impl Control {
     fn underlay_changed(&self) -> bool {
         self.underlay.neigh.generation() != self.neigh_generation_built
             || self.underlay.routes.generation() != self.route_generation_built
+            || self.underlay.uplink_mac != self.uplink_mac_built
     }
 
     /// A new snapshot from the current one with fresh FDB views and
@@ -994,29 +1103,37 @@ impl Control {
     /// Fills what changes without a config change: FDB views and, when
     /// asked, tunnel templates.
     fn fill_dynamic(&mut self, snap: &mut Snapshot, templates: bool) {
-        let bridges: Vec<BridgeEntry> = snap
-            .bridges
-            .iter()
-            .map(|b| {
-                let mut b = b.clone();
-                if let Some(fdb) = self.fdbs.get_mut(&b.name) {
-                    b.fdb = fdb.view();
-                }
-                if self.addrs_dirty {
-                    b.addrs = Arc::new(self.addr_table(&b.name));
-                }
-                b
-            })
-            .collect();
-        snap.bridges = Arc::from(bridges);
+        let fill = |this: &mut Control, b: &mut BridgeEntry| {
+            if let Some(fdb) = this.fdbs.get_mut(&b.name) {
+                b.fdb = fdb.view();
+            }
+            if this.addrs_dirty {
+                b.addrs = Arc::new(this.addr_table(&b.name));
+            }
+        };
+        // A freshly compiled list is ours alone: filled in place.
+        if let Some(bridges) = Arc::get_mut(&mut snap.bridges) {
+            for b in bridges {
+                fill(self, b);
+            }
+        } else {
+            let mut bridges: Vec<BridgeEntry> = snap.bridges.to_vec();
+            for b in &mut bridges {
+                fill(self, b);
+            }
+            snap.bridges = Arc::from(bridges);
+        }
         self.addrs_dirty = false;
 
         if templates {
-            let mut hops = NextHops::default();
+            let configs = by_name(&self.config.tunnels, |t| &t.name);
+            let mut tunnel_hops = HashMap::new();
             let mut ports: Vec<TunnelPort> = snap.tunnels.ports().to_vec();
             for tp in &mut ports {
-                let cfg = self.config.tunnels.iter().find(|t| t.name == tp.name);
-                let Some(cfg) = cfg else { continue };
+                let Some(cfg) = configs.get(tp.name.as_str()).copied() else {
+                    continue;
+                };
+                let hops: &mut NextHops = tunnel_hops.entry(tp.name.clone()).or_default();
                 let dynamic = self
                     .dyn_remotes
                     .get(&tp.name)
@@ -1025,7 +1142,7 @@ impl Control {
                     *tp = TunnelPort::with_dynamic(cfg, tp.port, tp.local, dynamic);
                 }
                 for (i, remote) in tp.remotes.clone().iter().enumerate() {
-                    let t = self.build_template(cfg, tp.local, *remote, &mut hops);
+                    let t = self.build_template(cfg, tp.local, *remote, hops);
                     tp.set_template(i as RemoteIdx, t);
                 }
             }
@@ -1034,30 +1151,38 @@ impl Control {
             if let Ok(t) = TunnelTable::build(ports) {
                 snap.tunnels = Arc::new(t);
             }
-            self.unresolved = hops.unresolved;
-            self.underlay.neigh.set_in_use(hops.used);
+            self.tunnel_hops = tunnel_hops;
+            self.hops_in_use();
             self.tunnels_dirty = false;
             self.neigh_generation_built = self.underlay.neigh.generation();
             self.route_generation_built = self.underlay.routes.generation();
+            self.uplink_mac_built = self.underlay.uplink_mac;
         }
+    }
+
+    /// Makes `unresolved` and the neighbor cache's in-use set the union
+    /// of the tunnels' next hops.
+    fn hops_in_use(&mut self) {
+        let mut used = BTreeSet::new();
+        let mut unresolved = BTreeSet::new();
+        for h in self.tunnel_hops.values() {
+            used.extend(h.used.iter().copied());
+            unresolved.extend(h.unresolved.iter().copied());
+        }
+        self.unresolved = unresolved;
+        self.underlay.neigh.set_in_use(used);
     }
 
     /// A bridge's address table: what lookup installed, then the
     /// config's (which wins where both have an address).
     fn addr_table(&self, bridge: &str) -> AddrTable {
-        let looked_up = self
-            .lookup_addrs
-            .get(bridge)
-            .into_iter()
-            .flatten()
-            .map(|(&(vlan, ip), &(mac, _))| (vlan, crate::types::u128_to_ip(ip), mac));
         let configured = self
             .config
             .addrs
             .iter()
             .filter(|a| a.bridge == bridge)
             .map(|a| (a.vlan, a.ip, a.mac));
-        AddrTable::build(looked_up.chain(configured))
+        addr_table(self.lookup_addrs.get(bridge), configured)
     }
 
     /// Addresses lookup installed in `bridge`: (VLAN, IP, MAC).
@@ -1213,14 +1338,44 @@ fn vlan_of(m: &VlanMode) -> PortVlan {
     }
 }
 
+/// What a config is compiled against: the running one, its snapshot and
+/// the control plane's state that goes into compiled tables. A part of
+/// the snapshot whose inputs did not change is taken from here as it is
+/// (same `Arc`, or a copy with its templates), not built again.
+struct Previous<'a> {
+    config: &'a Config,
+    snapshot: &'a Snapshot,
+    dyn_remotes: &'a HashMap<String, Vec<IpAddr>>,
+    lookup_addrs: &'a HashMap<String, LookedUpAddrs>,
+    /// Lookup changed addresses since the address tables were built:
+    /// none of them may be taken as they are.
+    addrs_dirty: bool,
+}
+
+/// Builds tunnel `cfg`'s template from `local` to a remote.
+type TemplateFn<'a> = dyn FnMut(&TunnelConfig, IpAddr, IpAddr) -> Result<Template, DropReason> + 'a;
+
 /// Compiles a validated config. Reports every problem the lower layers find
 /// (flow syntax, ACL shapes, policer parameters, tunnel key clashes).
+/// Tunnel ports, flow tables and address tables whose inputs are those of
+/// `prev` are taken from it; the others are built, tunnel templates with
+/// `template`. `work` counts what was built.
 fn compile(
     config: &Config,
-    prev: &Snapshot,
+    prev: &Previous,
     generation: u64,
-    prev_dyn: &HashMap<String, Vec<IpAddr>>,
+    template: &mut TemplateFn,
+    work: &mut ApplyWork,
 ) -> Result<Compiled, ConfigErrors> {
+    let prev_dyn = prev.dyn_remotes;
+    let prev_tunnels = by_name(&prev.config.tunnels, |t| &t.name);
+    let prev_tunnel_ports: HashMap<&str, &TunnelPort> = prev
+        .snapshot
+        .tunnels
+        .ports()
+        .iter()
+        .map(|tp| (tp.name.as_str(), tp))
+        .collect();
     let mut errs = Vec::new();
     let numbers = config.port_numbers();
     let max_no = numbers.values().copied().max().unwrap_or(0);
@@ -1338,7 +1493,27 @@ fn compile(
             storm: None,
         };
         let dynamic = dyn_remotes.get(&t.name).map_or(&[][..], Vec::as_slice);
-        tunnel_ports.push(TunnelPort::with_dynamic(t, n, local, dynamic));
+        // Same config, number, local address and dynamic remotes: the
+        // same port, templates included (the caller rebuilds every
+        // template when the underlay moved).
+        let same = prev_tunnels.get(t.name.as_str()).is_some_and(|p| *p == t);
+        let kept = prev_tunnel_ports
+            .get(t.name.as_str())
+            .filter(|tp| same && tp.port == n && tp.local == local)
+            .filter(|tp| tp.dynamic_remotes() == dynamic);
+        let tp = match kept {
+            Some(tp) => (*tp).clone(),
+            None => {
+                work.tunnels_compiled += 1;
+                let mut tp = TunnelPort::with_dynamic(t, n, local, dynamic);
+                for (i, remote) in tp.remotes.clone().iter().enumerate() {
+                    work.templates_built += 1;
+                    tp.set_template(i as RemoteIdx, template(t, local, *remote));
+                }
+                tp
+            }
+        };
+        tunnel_ports.push(tp);
         bridge_ports.entry(t.bridge.clone()).or_default().push(n);
     }
     let tunnels = match TunnelTable::build(tunnel_ports) {
@@ -1426,56 +1601,51 @@ fn compile(
         }
     }
 
+    let prev_bridges = bridges_by_name(prev.config, prev.snapshot);
+    let addrs_of = addrs_by_bridge(config);
+    let prev_addrs_of = addrs_by_bridge(prev.config);
     let mut bridges = Vec::new();
     for b in &config.bridges {
-        let mut rules = Vec::new();
-        for (i, f) in b.flows.iter().enumerate() {
-            match f.parse::<FlowRule>() {
-                Ok(r) => rules.push(r),
-                Err(e) => errs.push(ConfigError {
-                    object: format!("bridge {:?} flow {}", b.name, i + 1),
-                    message: e.to_string(),
-                }),
-            }
-        }
-        // Flows name port numbers: check they are ports of this bridge.
         let mine = bridge_ports.get(&b.name).cloned().unwrap_or_default();
-        for (i, r) in rules.iter().enumerate() {
-            for p in r.referenced_ports() {
-                if !mine.contains(&p) {
-                    errs.push(ConfigError {
-                        object: format!("bridge {:?} flow {}", b.name, i + 1),
-                        message: format!("port {p} is not a port of this bridge"),
-                    });
+        let kept = prev_bridges.get(b.name.as_str()).copied();
+        let same = kept
+            .is_some_and(|(c, e)| c == b && same_members(prev.snapshot, &e.ports, &mine, &ports));
+        let configured = addrs_of.get(b.name.as_str());
+        let addrs = match kept {
+            Some((_, e))
+                if !prev.addrs_dirty && prev_addrs_of.get(b.name.as_str()) == configured =>
+            {
+                Arc::clone(&e.addrs)
+            }
+            _ => {
+                work.bridge_tables_built += 1;
+                Arc::new(addr_table(
+                    prev.lookup_addrs.get(&b.name),
+                    configured.into_iter().flatten().copied(),
+                ))
+            }
+        };
+        let flows = match kept {
+            // Valid before, over the same ports: nothing to parse.
+            Some((_, e)) if same => Arc::clone(&e.flows),
+            _ => {
+                work.bridge_tables_built += 1;
+                match compile_flows(b, &mine, kept.map(|(_, e)| e), generation) {
+                    Ok(t) => t,
+                    Err(mut e) => {
+                        errs.append(&mut e);
+                        Arc::new(FlowTable::default())
+                    }
                 }
             }
-        }
-        // Keep the previous table (and its generation, so exact-match
-        // caches stay warm) when the rules did not change.
-        let prev_table = prev
-            .bridges
-            .iter()
-            .find(|pb| pb.name == b.name)
-            .filter(|pb| pb.flows.rules() == rules.as_slice())
-            .map(|pb| Arc::clone(&pb.flows));
-        let flows = match prev_table {
-            Some(t) => t,
-            None => match FlowTable::build(rules, generation) {
-                Ok(t) => Arc::new(t),
-                Err(e) => {
-                    errs.push(ConfigError {
-                        object: format!("bridge {:?} flows", b.name),
-                        message: e.to_string(),
-                    });
-                    Arc::new(FlowTable::default())
-                }
-            },
         };
-        if let Err(e) = Fdb::new(fdb_config(b)) {
-            errs.push(ConfigError {
-                object: format!("bridge {:?}", b.name),
-                message: e.to_string(),
-            });
+        if !same {
+            if let Err(e) = Fdb::new(fdb_config(b)) {
+                errs.push(ConfigError {
+                    object: format!("bridge {:?}", b.name),
+                    message: e.to_string(),
+                });
+            }
         }
         let aging_ns = b.fdb_aging_secs.saturating_mul(1_000_000_000);
         bridges.push(BridgeEntry {
@@ -1486,13 +1656,7 @@ fn compile(
             learn_refresh_ns: (aging_ns / 8).max(1_000_000_000),
             learning: b.learning,
             arp_suppress: b.arp_suppress,
-            addrs: Arc::new(AddrTable::build(
-                config
-                    .addrs
-                    .iter()
-                    .filter(|a| a.bridge == b.name)
-                    .map(|a| (a.vlan, a.ip, a.mac)),
-            )),
+            addrs,
             lookup: b.lookup.as_ref().map(|l| l.miss),
             lookup_hold_ns: b
                 .lookup
@@ -1544,17 +1708,17 @@ fn compile(
             .map(|e| (e.name.clone(), e.firewall, e.policer))
             .collect()
     };
-    let policy_changed = prev.firewalls.len() != firewalls.len()
-        || prev.policers.as_ref() != policers.as_slice()
-        || config_acls_changed(prev, &firewalls)
-        || assignment(&prev.ports) != assignment(&ports);
+    let policy_changed = prev.snapshot.firewalls.len() != firewalls.len()
+        || prev.snapshot.policers.as_ref() != policers.as_slice()
+        || config_acls_changed(prev.snapshot, &firewalls)
+        || assignment(&prev.snapshot.ports) != assignment(&ports);
     Ok(Compiled {
         snapshot: Snapshot {
             generation,
             policy_generation: if policy_changed {
                 generation
             } else {
-                prev.policy_generation
+                prev.snapshot.policy_generation
             },
             ports: Arc::from(ports),
             bridges: Arc::from(bridges),
@@ -1585,6 +1749,109 @@ fn dir_index(d: Direction) -> usize {
         Direction::In => 0,
         Direction::Out => 1,
     }
+}
+
+/// Bridge `b`'s flow table over its ports `mine`: `prev`'s table (and
+/// its generation, so exact-match caches stay warm) when the rules did
+/// not change, else a new one; or every problem with the rules.
+fn compile_flows(
+    b: &BridgeConfig,
+    mine: &[PortNo],
+    prev: Option<&BridgeEntry>,
+    generation: u64,
+) -> Result<Arc<FlowTable>, Vec<ConfigError>> {
+    let mut errs = Vec::new();
+    let mut rules = Vec::new();
+    for (i, f) in b.flows.iter().enumerate() {
+        match f.parse::<FlowRule>() {
+            Ok(r) => rules.push(r),
+            Err(e) => errs.push(ConfigError {
+                object: format!("bridge {:?} flow {}", b.name, i + 1),
+                message: e.to_string(),
+            }),
+        }
+    }
+    // Flows name port numbers: check they are ports of this bridge.
+    for (i, r) in rules.iter().enumerate() {
+        for p in r.referenced_ports() {
+            if !mine.contains(&p) {
+                errs.push(ConfigError {
+                    object: format!("bridge {:?} flow {}", b.name, i + 1),
+                    message: format!("port {p} is not a port of this bridge"),
+                });
+            }
+        }
+    }
+    if !errs.is_empty() {
+        return Err(errs);
+    }
+    let prev_table = prev
+        .filter(|pb| pb.flows.rules() == rules.as_slice())
+        .map(|pb| Arc::clone(&pb.flows));
+    match prev_table {
+        Some(t) => Ok(t),
+        None => FlowTable::build(rules, generation)
+            .map(Arc::new)
+            .map_err(|e| {
+                vec![ConfigError {
+                    object: format!("bridge {:?} flows", b.name),
+                    message: e.to_string(),
+                }]
+            }),
+    }
+}
+
+/// `items` by their name.
+fn by_name<T>(items: &[T], name: fn(&T) -> &String) -> HashMap<&str, &T> {
+    items.iter().map(|x| (name(x).as_str(), x)).collect()
+}
+
+/// Each bridge of `config` with its entry in `snap`, compiled from it.
+fn bridges_by_name<'a>(
+    config: &'a Config,
+    snap: &'a Snapshot,
+) -> HashMap<&'a str, (&'a BridgeConfig, &'a BridgeEntry)> {
+    config
+        .bridges
+        .iter()
+        .zip(snap.bridges.iter())
+        .filter(|(c, e)| c.name == e.name)
+        .map(|(c, e)| (c.name.as_str(), (c, e)))
+        .collect()
+}
+
+/// The config's overlay addresses, by bridge: (VLAN, IP, MAC).
+fn addrs_by_bridge(config: &Config) -> HashMap<&str, Vec<(u16, IpAddr, MacAddr)>> {
+    let mut m: HashMap<&str, Vec<(u16, IpAddr, MacAddr)>> = HashMap::new();
+    for a in &config.addrs {
+        m.entry(a.bridge.as_str())
+            .or_default()
+            .push((a.vlan, a.ip, a.mac));
+    }
+    m
+}
+
+/// A bridge's address table: what lookup installed, then the configured
+/// addresses (which win where both have one).
+fn addr_table(
+    looked_up: Option<&LookedUpAddrs>,
+    configured: impl Iterator<Item = (u16, IpAddr, MacAddr)>,
+) -> AddrTable {
+    let looked_up = looked_up
+        .into_iter()
+        .flatten()
+        .map(|(&(vlan, ip), &(mac, _))| (vlan, crate::types::u128_to_ip(ip), mac));
+    AddrTable::build(looked_up.chain(configured))
+}
+
+/// Do ports `a` (of `a_snap`) and `b` (numbered as in `b_ports`) hold the
+/// same ports: the same numbers, each with the same name?
+fn same_members(a_snap: &Snapshot, a: &[PortNo], b: &[PortNo], b_ports: &[PortEntry]) -> bool {
+    a == b
+        && a.iter().all(|n| {
+            a_snap.port(*n).map(|p| p.name.as_str())
+                == b_ports.get(usize::from(*n)).map(|p| p.name.as_str())
+        })
 }
 
 #[cfg(test)]

@@ -1,0 +1,304 @@
+//! A transaction costs what it changes (issue 15), shown without a clock:
+//! [`Control::last_apply`] counts what an apply built, and the parts of
+//! the snapshot a change did not touch are the running snapshot's own
+//! (`Arc::ptr_eq`: the same flow table, address table and FDB view).
+//! And building less changes nothing: after every edit of a varied
+//! sequence (underlay and uplink changes among them) the snapshot equals
+//! the one a fresh control plane compiles from the same config.
+
+use std::collections::BTreeSet;
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+
+use xvs_dataplane::config::{
+    BridgeConfig, Config, NeighborConfig, OverlayAddrConfig, RouteConfig, StaticFdbConfig,
+    TunnelConfig, TunnelKind, UplinkConfig,
+};
+use xvs_dataplane::control::{ApplyWork, Control};
+use xvs_dataplane::snapshot::Snapshot;
+use xvs_dataplane::testkit::{port, UPLINK_MAC};
+use xvs_dataplane::types::MacAddr;
+
+const BRIDGES: usize = 200;
+const GATEWAY_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 2]);
+
+fn remote(i: usize) -> IpAddr {
+    Ipv4Addr::from(0x0a80_0000 + i as u32 + 2).into()
+}
+
+/// An uplink with a default route through a resolved gateway, and
+/// `BRIDGES` bridges `b{i}` each with one VXLAN tunnel `t{i}`; bridge b1
+/// also has a local port, a flow, an overlay address and static MACs.
+fn config() -> Config {
+    let mut c = Config {
+        uplink: Some(UplinkConfig {
+            iface: "u0".into(),
+            number: None,
+            mac: Some(UPLINK_MAC),
+            local_ips: vec!["192.0.2.1".parse().unwrap()],
+            mtu: 1500,
+        }),
+        routes: vec![RouteConfig {
+            prefix: "0.0.0.0/0".parse().unwrap(),
+            gateway: Some("192.0.2.2".parse().unwrap()),
+            dev: "u0".into(),
+            metric: 0,
+        }],
+        neighbors: vec![NeighborConfig {
+            ip: "192.0.2.2".parse().unwrap(),
+            mac: GATEWAY_MAC,
+        }],
+        ..Default::default()
+    };
+    for i in 0..BRIDGES {
+        c.bridges.push(BridgeConfig::new(format!("b{i}")));
+        c.tunnels.push(TunnelConfig::new(
+            format!("t{i}"),
+            format!("b{i}"),
+            TunnelKind::Vxlan,
+            i as u32 + 1,
+            vec![remote(i)],
+        ));
+    }
+    c.ports.push(port("pa1", "b1"));
+    c.assign_port_numbers();
+    let pa1 = c.port_numbers()["pa1"];
+    c.bridges[1].flows.push(format!(
+        "priority=100,in_port={pa1},tcp,tp_dst=22,actions=drop"
+    ));
+    c.addrs.push(OverlayAddrConfig {
+        bridge: "b1".into(),
+        vlan: 0,
+        ip: "10.1.0.5".parse().unwrap(),
+        mac: MacAddr([2, 0, 0, 0, 1, 5]),
+        owner: None,
+    });
+    for (k, remote) in [(1, None), (2, Some("10.99.0.1".parse().unwrap()))] {
+        c.fdb.push(StaticFdbConfig {
+            bridge: "b1".into(),
+            vlan: 0,
+            mac: MacAddr([2, 0, 0, 0, 2, k]),
+            port: "t1".into(),
+            remote,
+        });
+    }
+    c
+}
+
+fn control(config: &Config) -> Control {
+    let mut ctl = Control::new();
+    ctl.underlay.uplink_mac = Some(UPLINK_MAC);
+    ctl.apply(config.clone()).unwrap();
+    ctl
+}
+
+/// Which bridges of `before` are in `after` with the very same flow table,
+/// address table and FDB view.
+fn shared(before: &Snapshot, after: &Snapshot) -> BTreeSet<String> {
+    before
+        .bridges
+        .iter()
+        .filter(|b| {
+            after.bridges.iter().any(|a| {
+                a.name == b.name
+                    && Arc::ptr_eq(&a.flows, &b.flows)
+                    && Arc::ptr_eq(&a.addrs, &b.addrs)
+                    && Arc::ptr_eq(&a.fdb, &b.fdb)
+            })
+        })
+        .map(|b| b.name.clone())
+        .collect()
+}
+
+/// Every bridge name of `snap` but `except`.
+fn all_but(snap: &Snapshot, except: &[&str]) -> BTreeSet<String> {
+    snap.bridges
+        .iter()
+        .map(|b| b.name.clone())
+        .filter(|n| !except.contains(&n.as_str()))
+        .collect()
+}
+
+#[test]
+fn a_one_line_change_builds_only_what_it_changes() {
+    let mut c = config();
+    let mut ctl = control(&c);
+    let first = ctl.last_apply();
+    assert_eq!(first.tunnels_compiled, BRIDGES);
+    assert_eq!(first.fdbs_rederived, BRIDGES);
+
+    // set-tunnel t5 --ttl 33: one tunnel, one template, nothing else.
+    let before = ctl.snapshot();
+    c.tunnels[5].ttl = 33;
+    ctl.apply(c.clone()).unwrap();
+    assert_eq!(
+        ctl.last_apply(),
+        ApplyWork {
+            tunnels_compiled: 1,
+            templates_built: 1,
+            bridge_tables_built: 0,
+            fdbs_rederived: 0,
+        }
+    );
+    let after = ctl.snapshot();
+    assert_eq!(shared(&before, &after), all_but(&before, &[]));
+    assert_eq!(
+        after.tunnels.ports()[5].templates[0]
+            .as_ref()
+            .unwrap()
+            .bytes()[22],
+        33
+    );
+
+    // add-port b7 p7: b7's flow table and FDB, nothing else.
+    let before = ctl.snapshot();
+    c.ports.push(port("p7", "b7"));
+    // Numbers are kept once given, as a transaction does.
+    c.assign_port_numbers();
+    ctl.apply(c.clone()).unwrap();
+    let w = ctl.last_apply();
+    assert_eq!((w.tunnels_compiled, w.templates_built), (0, 0), "{w:?}");
+    assert_eq!(w.fdbs_rederived, 1, "{w:?}");
+    assert!(w.bridge_tables_built <= 1, "{w:?}");
+    assert!(shared(&before, &ctl.snapshot()).is_superset(&all_but(&before, &["b7"])));
+
+    // fdb-add b9: b9's FDB only.
+    let before = ctl.snapshot();
+    c.fdb.push(StaticFdbConfig {
+        bridge: "b9".into(),
+        vlan: 0,
+        mac: MacAddr([2, 0, 0, 0, 9, 9]),
+        port: "t9".into(),
+        remote: None,
+    });
+    ctl.apply(c.clone()).unwrap();
+    let w = ctl.last_apply();
+    assert_eq!(
+        w,
+        ApplyWork {
+            fdbs_rederived: 1,
+            ..ApplyWork::default()
+        }
+    );
+    assert_eq!(shared(&before, &ctl.snapshot()), all_but(&before, &["b9"]));
+
+    // del-port t11 (a tunnel): b11's FDB; the other tunnels keep their
+    // templates though their indices moved.
+    let before = ctl.snapshot();
+    c.tunnels.remove(11);
+    ctl.apply(c.clone()).unwrap();
+    let w = ctl.last_apply();
+    assert_eq!((w.tunnels_compiled, w.templates_built), (0, 0), "{w:?}");
+    assert_eq!(w.fdbs_rederived, 1, "{w:?}");
+    assert!(shared(&before, &ctl.snapshot()).is_superset(&all_but(&before, &["b11"])));
+
+    // A new neighbor for the gateway moves every template: all rebuilt.
+    c.neighbors[0].mac = MacAddr([2, 0, 0, 0, 0, 3]);
+    ctl.apply(c.clone()).unwrap();
+    // BRIDGES - 1 tunnels, and t1's VTEP that only a static MAC names.
+    assert_eq!(ctl.last_apply().templates_built, BRIDGES);
+}
+
+/// What a snapshot forwards by, without its generations and random
+/// seeds: ports, tunnels with their templates, bridges with their flow
+/// rules, addresses and FDB contents, policies.
+fn forwarding(ctl: &Control) -> String {
+    let snap = ctl.snapshot();
+    let mut out = format!(
+        "ports {:?}\ntunnels {:?}\nuplink {:?} {}\nfirewalls {:?}\npolicers {:?}\n",
+        snap.ports,
+        snap.tunnels.ports(),
+        snap.uplink,
+        snap.uplink_mtu,
+        snap.firewalls,
+        snap.policers,
+    );
+    for b in snap.bridges.iter() {
+        let mut fdb: Vec<String> = ctl
+            .fdb(&b.name)
+            .map(|f| f.iter(0).map(|e| format!("{e:?}")).collect())
+            .unwrap_or_default();
+        fdb.sort();
+        out += &format!(
+            "bridge {} ports {:?} flows {:?} addrs {:?} learning {} fdb {fdb:?}\n",
+            b.name,
+            b.ports,
+            b.flows.rules(),
+            b.addrs,
+            b.learning,
+        );
+    }
+    let unresolved: Vec<_> = ctl.unresolved().collect();
+    out + &format!("unresolved {unresolved:?}\n")
+}
+
+#[test]
+fn building_less_compiles_the_same_snapshot_as_building_all() {
+    let mut c = config();
+    let mut ctl = control(&c);
+    type Edit = fn(&mut Config, &mut Control);
+    let edits: Vec<(&str, Edit)> = vec![
+        ("ttl", |c, _| c.tunnels[3].ttl = 9),
+        ("remotes", |c, _| c.tunnels[4].remotes.push(remote(900))),
+        ("vni", |c, _| c.tunnels[6].vni = 5000),
+        ("add port", |c, _| c.ports.push(port("p2", "b2"))),
+        ("del tunnel", |c, _| {
+            c.tunnels.remove(8);
+        }),
+        ("add tunnel", |c, _| {
+            c.tunnels.push(TunnelConfig::new(
+                "tz",
+                "b8",
+                TunnelKind::Vxlan,
+                9,
+                vec![remote(901)],
+            ))
+        }),
+        ("static to a new VTEP", |c, _| {
+            c.fdb.push(StaticFdbConfig {
+                bridge: "b1".into(),
+                vlan: 0,
+                mac: MacAddr([2, 0, 0, 0, 3, 3]),
+                port: "t1".into(),
+                remote: Some("10.99.0.2".parse().unwrap()),
+            })
+        }),
+        ("del static", |c, _| {
+            c.fdb.remove(0);
+        }),
+        ("addr", |c, _| c.addrs[0].mac = MacAddr([2, 0, 0, 0, 1, 6])),
+        ("flow", |c, _| c.bridges[1].flows.clear()),
+        ("learning off", |c, _| c.bridges[1].learning = false),
+        ("del bridge", |c, _| {
+            c.bridges.retain(|b| b.name != "b12");
+            c.tunnels.retain(|t| t.bridge != "b12");
+        }),
+        ("gateway MAC", |c, _| {
+            c.neighbors[0].mac = MacAddr([2, 0, 0, 0, 0, 4])
+        }),
+        ("route", |c, _| {
+            c.routes.push(RouteConfig {
+                prefix: "10.128.0.0/24".parse().unwrap(),
+                gateway: Some("192.0.2.9".parse().unwrap()),
+                dev: "u0".into(),
+                metric: 0,
+            })
+        }),
+        ("uplink MAC", |c, ctl| {
+            let mac = MacAddr([2, 0, 0, 0, 0, 0x11]);
+            c.uplink.as_mut().unwrap().mac = Some(mac);
+            ctl.underlay.uplink_mac = Some(mac);
+        }),
+        ("uplink MTU", |c, _| c.uplink.as_mut().unwrap().mtu = 1400),
+    ];
+    for (what, edit) in edits {
+        edit(&mut c, &mut ctl);
+        c.assign_port_numbers();
+        ctl.apply(c.clone())
+            .unwrap_or_else(|e| panic!("{what}: {e}"));
+        let mut fresh = Control::new();
+        fresh.underlay.uplink_mac = ctl.underlay.uplink_mac;
+        fresh.apply(c.clone()).unwrap();
+        assert_eq!(forwarding(&ctl), forwarding(&fresh), "after {what}");
+    }
+}
