@@ -445,7 +445,8 @@ pub enum Verb {
     /// Take the lookup misses of bridges with the external provider.
     LookupMisses,
     /// Show the underlay neighbors (ARP/ND): state, source, whether a
-    /// tunnel uses it (kept confirmed through the kernel) and age.
+    /// tunnel uses it (kept confirmed through the kernel), age, and how
+    /// often it was refreshed and confirmed.
     NeighShow,
     /// Set a static underlay neighbor.
     NeighSet { ip: IpAddr, mac: MacAddr },
@@ -1585,7 +1586,16 @@ pub fn render(method: &Method, v: Value) -> Result<String, String> {
         Method::NeighShow => {
             let rows: Vec<NeighRow> = de(v)?;
             table(
-                &["IP", "MAC", "STATE", "SOURCE", "IN_USE", "AGE"],
+                &[
+                    "IP",
+                    "MAC",
+                    "STATE",
+                    "SOURCE",
+                    "IN_USE",
+                    "AGE",
+                    "REFRESHES",
+                    "CONFIRMED",
+                ],
                 rows.iter()
                     .map(|r| {
                         vec![
@@ -1597,6 +1607,8 @@ pub fn render(method: &Method, v: Value) -> Result<String, String> {
                             r.age_secs
                                 .map(|a| format!("{a}s"))
                                 .unwrap_or_else(|| "-".into()),
+                            opt_count(r.refreshes),
+                            opt_count(r.confirmations),
                         ]
                     })
                     .collect(),
@@ -1838,6 +1850,11 @@ fn drops_text(d: &BTreeMap<String, u64>) -> String {
         .map(|(k, n)| format!("{k}={n}"))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// A count the daemon may not have (`-`).
+fn opt_count(n: Option<u64>) -> String {
+    n.map_or_else(|| "-".into(), |n| n.to_string())
 }
 
 fn stats_table(rows: &[StatsRow]) -> String {

@@ -805,6 +805,13 @@ pub struct NeighRow {
     /// daemon's cache; static neighbors from the config have none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub age_secs: Option<u64>,
+    /// Times xvsd asked the kernel to re-confirm it (a next hop in use,
+    /// NTF_USE), and times the kernel or a snooped reply confirmed it,
+    /// since the entry was created (the daemon's cache only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refreshes: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confirmations: Option<u64>,
 }
 
 /// One underlay route (`route_show`). `origin` is `kernel`, `user` or

@@ -235,6 +235,8 @@ pub fn static_neigh_rows(config: &Config) -> Vec<NeighRow> {
             source: NeighSourceName::Static,
             in_use: false,
             age_secs: None,
+            refreshes: None,
+            confirmations: None,
         })
         .collect()
 }
@@ -271,6 +273,8 @@ impl From<&NeighEntryInfo> for NeighRow {
             },
             in_use: false,
             age_secs: None,
+            refreshes: None,
+            confirmations: None,
         }
     }
 }
@@ -309,6 +313,8 @@ pub fn neigh_rows(cache: &NeighCache, now: u64) -> Vec<NeighRow> {
         .map(|n| NeighRow {
             in_use: cache.is_in_use(n.ip),
             age_secs: Some(now.saturating_sub(n.updated_ns) / 1_000_000_000),
+            refreshes: Some(n.refreshes),
+            confirmations: Some(n.confirmations),
             ..NeighRow::from(&n)
         })
         .collect()
@@ -381,6 +387,11 @@ mod tests {
         let rows = neigh_rows(&cache, 12 * S + S / 2);
         let got: Vec<_> = rows.iter().map(|r| (r.ip, r.in_use, r.age_secs)).collect();
         assert_eq!(got, [(hop, true, Some(2)), (other, false, Some(8))]);
+        let counts: Vec<_> = rows
+            .iter()
+            .map(|r| (r.refreshes, r.confirmations))
+            .collect();
+        assert_eq!(counts, [(Some(0), Some(1)); 2]);
         assert!(rows.iter().all(|r| r.state == NeighStateName::Reachable));
         // What JSON carries: `in_use` only when true.
         let json = serde_json::to_string(&rows).unwrap();

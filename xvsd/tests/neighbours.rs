@@ -383,15 +383,29 @@ fn refused_replies_and_the_tunnels_next_hop_show_in_xvsctl() {
         assert!(line.contains(&format!("{k}={n}")), "{k}={n} in {line:?}");
     }
 
-    // The tunnel's next hop is in the cache, resolved, in use; the
-    // refused replies left no entry.
-    let out = xvsctl(&d, &["--format", "json", "neigh-show"]);
-    let rows: serde_json::Value = serde_json::from_str(&out).expect("neigh-show JSON");
+    // The tunnel's next hop is in the cache, resolved, in use, and kept
+    // confirmed through the kernel (a refresh a second: wait for one);
+    // the refused replies left no entry.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let (out, rows) = loop {
+        let out = xvsctl(&d, &["--format", "json", "neigh-show"]);
+        let rows: serde_json::Value = serde_json::from_str(&out).expect("neigh-show JSON");
+        let refreshed = rows.as_array().is_some_and(|rs| {
+            rs.iter()
+                .any(|r| r["ip"] == VTEP && r["refreshes"].as_u64().unwrap_or(0) > 0)
+        });
+        if refreshed || Instant::now() > deadline {
+            break (out, rows);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
     let rows = rows.as_array().expect("rows");
     let vtep = rows
         .iter()
         .find(|r| r["ip"] == VTEP)
         .unwrap_or_else(|| panic!("no {VTEP} in {out}"));
+    assert!(vtep["refreshes"].as_u64() > Some(0), "{out}\n{}", d.log());
+    assert!(vtep["confirmations"].as_u64() > Some(0), "{out}");
     assert_eq!(vtep["mac"], VTEP_MAC, "{out}");
     assert_eq!(vtep["in_use"], true, "{out}");
     assert!(

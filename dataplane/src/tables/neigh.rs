@@ -166,6 +166,12 @@ pub struct NeighEntryInfo {
     pub source: NeighSource,
     /// Last time the entry was created, confirmed or changed state.
     pub updated_ns: u64,
+    /// Times it was due for re-confirmation through the kernel while in
+    /// use ([`NeighCache::due_refresh`]), since it was created.
+    pub refreshes: u64,
+    /// Times the kernel or a snooped reply confirmed it (made it
+    /// reachable), since it was created.
+    pub confirmations: u64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -178,6 +184,9 @@ struct Entry {
     updated: u64,
     /// Throttles re-confirmation requests for a `Stale` entry.
     next_probe: u64,
+    /// For `neigh-show`: see [`NeighEntryInfo`].
+    refreshes: u64,
+    confirmations: u64,
 }
 
 impl Entry {
@@ -330,12 +339,15 @@ impl NeighCache {
             }
             _ => now,
         };
+        let confirmed = u64::from(matches!(state, NeighState::Reachable { .. }));
         let fresh = Entry {
             state,
             mac,
             source,
             updated: now,
             next_probe: first_probe,
+            refreshes: 0,
+            confirmations: confirmed,
         };
         let Some(e) = self.entries.get_mut(&ip) else {
             if !self.make_room() {
@@ -358,6 +370,8 @@ impl NeighCache {
         };
         *e = Entry {
             next_probe,
+            refreshes: e.refreshes,
+            confirmations: e.confirmations.saturating_add(confirmed),
             ..fresh
         };
         match old {
@@ -401,6 +415,7 @@ impl NeighCache {
             };
             if e.state.is_usable() && e.state != NeighState::Static && now >= e.next_probe {
                 e.next_probe = now.saturating_add(self.cfg.refresh_ns);
+                e.refreshes = e.refreshes.saturating_add(1);
                 due.push(*ip);
             }
         }
@@ -487,6 +502,8 @@ impl NeighCache {
                     source: NeighSource::Snooped,
                     updated: now,
                     next_probe: now,
+                    refreshes: 0,
+                    confirmations: 0,
                 },
             );
             return true;
@@ -617,6 +634,8 @@ impl NeighCache {
             state: e.state,
             source: e.source,
             updated_ns: e.updated,
+            refreshes: e.refreshes,
+            confirmations: e.confirmations,
         })
     }
 
@@ -867,6 +886,7 @@ mod tests {
         c.set_in_use([ip(1)]);
         let step = S / 10;
         let mut refreshed = Vec::new();
+        let mut confirmations = 1;
         let mut now = 0;
         while now <= 600 * S {
             c.expire(now);
@@ -875,6 +895,7 @@ mod tests {
                 // The kernel's answer to being marked used: confirmed
                 // every 50 s, unconfirmed (DELAY, PROBE) in between.
                 let confirmed = now % (50 * S) < S;
+                confirmations += u64::from(confirmed);
                 c.learn_kernel(ip(1), mac(1), confirmed, now);
             }
             assert_eq!(c.lookup(ip(1)), Some(mac(1)), "unusable at {now} ns");
@@ -885,6 +906,13 @@ mod tests {
         for w in refreshed.windows(2) {
             assert!(w[1] - w[0] <= cfg.refresh_ns + step, "{w:?}");
         }
+        // What neigh-show tells the operator about it.
+        let shown = c.iter().next().unwrap();
+        assert_eq!(
+            (shown.refreshes, shown.confirmations),
+            (refreshed.len() as u64, confirmations)
+        );
+        assert!(confirmations > 10 && refreshed.len() > 500);
         // Not in use, the same entry goes: nobody re-confirms it.
         c.set_in_use([]);
         assert!(c.due_refresh(now + 10 * S).is_empty());
