@@ -427,6 +427,9 @@ impl Bed {
     /// before. `what` names the event in messages.
     fn away_and_back(&self, what: &str, go: impl FnOnce(), back: impl FnOnce()) {
         let before = self.settled();
+        // `ip link` shows our program (which `back` may look for).
+        let link = self.hv.run("ip", &["link", "show", "p4"]);
+        assert!(link.contains("xdp"), "{link}");
         let answered = std::thread::scope(|s| {
             // Keeps p4's rings busy as it goes (frames on its TX ring and
             // in flight when its sockets are closed).
@@ -474,7 +477,12 @@ fn a_renamed_interface_is_missing_until_it_has_its_name_again() {
     b.away_and_back(
         "p4 renamed p4x",
         || rename("p4", "p4x"),
-        || rename("p4x", "p4"),
+        || {
+            // Nothing of ours stayed on it while it was p4x.
+            let link = b.hv.run("ip", &["link", "show", "p4x"]);
+            assert!(!link.contains("xdp"), "p4x kept a program: {link}");
+            rename("p4x", "p4");
+        },
     );
     let log = b.d.log();
     assert!(
@@ -501,6 +509,9 @@ fn an_interface_moved_to_another_namespace_is_missing_until_it_is_back() {
         "p4 moved to another namespace",
         || b.hv.ip(&["link", "set", "p4", "netns", &other.name]),
         || {
+            // Our program left it over there (it would drop every frame).
+            let link = other.run("ip", &["link", "show", "p4"]);
+            assert!(!link.contains("xdp"), "p4 kept a program there: {link}");
             other.ip(&["link", "set", "p4", "netns", &b.hv.name]);
             b.hv.ip(&["link", "set", "p4", "up"]);
         },

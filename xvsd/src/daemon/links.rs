@@ -8,7 +8,7 @@
 //! can be lost), looks every configured interface up by name again: the
 //! kernel is the truth about names. An attached interface whose name now
 //! finds nothing, or another interface, is closed (workers take its
-//! sockets' chunks back, the program goes with the interface) and waits
+//! sockets' chunks back, its program is detached: see below) and waits
 //! as `missing`; a missing one that is there again is attached and bound
 //! like a new one, the uplink's maps and group memberships restored from
 //! the running config. Down/up and MTU changes keep the sockets (the
@@ -16,9 +16,9 @@
 //! notices any of it.
 //!
 //! What became of an interface that went is logged: renamed (its index is
-//! still here, under another name), moved to a named namespace (found
-//! there, with its index, within [`FOLLOW_FOR`]: the move is not atomic to
-//! us), or gone. Our XDP program does not leave with it by itself: a
+//! still here, under another name), moved to a named namespace (our
+//! program found attached there within [`FOLLOW_FOR`]: to us the move is
+//! a deletion first), or gone. Our XDP program does not leave with it by itself: a
 //! renamed interface's is detached here when the port closes, a moved
 //! one's from a thread in the namespace it went to, so the interface
 //! works there as if xvs had never had it.
@@ -230,69 +230,71 @@ impl Links {
     /// found has its program detached there; one not found within
     /// [`FOLLOW_FOR`] was deleted (its program went with it).
     fn follow(&mut self) {
-        let went = std::mem::take(&mut self.went);
-        for w in went {
-            let name = w.prog.ifname().to_owned();
-            match detach_where_attached(w.prog) {
-                Ok(netns) => {
-                    warn!(iface = %name, netns = %netns,
-                        "interface moved to another network namespace: port missing; \
-                         our XDP program detached there");
-                }
-                Err(Some(prog)) if w.since.elapsed() < FOLLOW_FOR => self.went.push(Went {
-                    prog,
-                    since: w.since,
-                }),
-                Err(_) => {}
-            }
+        if self.went.is_empty() {
+            return;
         }
+        let (moved, rest) = detach_where_attached(std::mem::take(&mut self.went));
+        for (name, netns) in moved {
+            warn!(iface = %name, netns = %netns,
+                "interface moved to another network namespace: port missing; \
+                 our XDP program detached there");
+        }
+        self.went = rest
+            .into_iter()
+            .filter(|w| w.since.elapsed() < FOLLOW_FOR)
+            .collect();
     }
 }
 
-/// Finds the named namespace where `prog` is still attached (its
-/// interface was moved there) and detaches it there, from a thread of its
-/// own (`setns` moves only the calling thread); returns the namespace's
-/// name; or `prog` if it is attached in none (`None` if it was lost:
-/// no thread could be made).
-fn detach_where_attached(prog: Box<XdpProgram>) -> Result<String, Option<Box<XdpProgram>>> {
+/// Finds the named namespaces where the programs of `went` are still
+/// attached (their interfaces were moved there) and detaches them there,
+/// from one thread of its own (`setns` moves only the calling thread)
+/// that visits each namespace once. Returns (interface, namespace) for
+/// those detached, and the others. Should no thread be made, or the
+/// thread panic, the programs are dropped with it: nothing is detached,
+/// nothing is kept.
+fn detach_where_attached(went: Vec<Went>) -> (Vec<(String, String)>, Vec<Went>) {
     let Some(ours) = netns_id(Path::new("/proc/thread-self/ns/net")) else {
-        return Err(Some(prog));
+        return (Vec::new(), went);
     };
     let named: Vec<(String, PathBuf)> = named_netns()
         .into_iter()
         .filter(|(_, p)| netns_id(p).is_some_and(|i| i != ours))
         .collect();
     let look = move || {
-        let found = named.into_iter().find_map(|(n, p)| {
-            let f = std::fs::File::open(&p).ok()?;
+        let mut rest = went;
+        let mut moved = Vec::new();
+        for (n, p) in named {
+            if rest.is_empty() {
+                break;
+            }
+            let Ok(f) = std::fs::File::open(&p) else {
+                continue;
+            };
             // SAFETY: `f` is an open namespace file for the duration of the
             // call; setns changes only this thread's namespace, and this
             // thread ends after the lookups.
             if unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
-                return None;
+                continue;
             }
-            prog.attached_here().then_some(n)
-        });
-        match found {
-            // Dropped in this namespace, it detaches itself from its index
-            // here (only if the program there is this one).
-            Some(n) => {
-                drop(prog);
-                Ok(n)
-            }
-            None => Err(prog),
+            let (here, elsewhere): (Vec<Went>, Vec<Went>) =
+                rest.into_iter().partition(|w| w.prog.attached_here());
+            rest = elsewhere;
+            // Dropped in this namespace, each detaches itself from its
+            // index here (only if the program there is that one).
+            moved.extend(
+                here.into_iter()
+                    .map(|w| (w.prog.ifname().to_owned(), n.clone())),
+            );
         }
+        (moved, rest)
     };
-    match std::thread::Builder::new()
+    std::thread::Builder::new()
         .name("xvsd-netns".into())
         .spawn(look)
-        .map(|t| t.join())
-    {
-        Ok(Ok(r)) => r.map_err(Some),
-        // No thread, or it panicked: the program was dropped with it, in
-        // this namespace, where there is nothing to detach.
-        Ok(Err(_)) | Err(_) => Err(None),
-    }
+        .ok()
+        .and_then(|t| t.join().ok())
+        .unwrap_or_default()
 }
 
 /// Where network namespaces made by `ip netns add` are named.
