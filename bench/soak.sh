@@ -273,6 +273,9 @@ while kill -0 "$ping_pid" 2>/dev/null; do
     [ -n "$rss_first" ] || rss_first=$r
     [ "$r" -le "$rss_max" ] || rss_max=$r
     log "$el s: RSS $r kB, $(grep -c ' ok txn ' "$OUT/churn.log") transactions, load $(cut -d' ' -f1 /proc/loadavg)"
+    # What else the machine runs: the busiest processes over a second.
+    (top -b -n 2 -d 1 -w 200 | awk -v t="$el" '/^top -/ { n++ } n == 2 && /^ *[0-9]+ / && k++ < 8 {
+       print t "\t" $9 "\t" $12 }' >>"$OUT/top.tsv") &
     next=$((next + RSS_EVERY))
   fi
 done
@@ -328,7 +331,7 @@ neigh_states=$(awk '{ print (/^Deleted/ ? "DELETED" : $NF) }' "$OUT/neigh-events
 # Pings not answered before the next was sent (-O) and answers slower than
 # 100 ms, with their times: a blackout or a stall shows as a run of them
 # (a late answer still counts as answered).
-awk '/no answer yet/ || (/time=/ && $0 ~ /time=[0-9]{3,}/)' "$tmp/ping.txt" >"$OUT/ping-slow.txt"
+awk '/no answer yet/ || (/time=/ && $0 ~ /time=[0-9][0-9][0-9]/)' "$tmp/ping.txt" >"$OUT/ping-slow.txt"
 ping_slow=$(grep -c 'time=' "$OUT/ping-slow.txt" || true)
 ping_max_ms=$(sed -n 's|^rtt .* = [^/]*/[^/]*/\([^/]*\)/.*|\1|p' "$OUT/ping.txt")
 ping_longest_run=$(sed -n 's/.*no answer yet for icmp_seq=\([0-9]*\).*/\1/p' "$OUT/ping-slow.txt" \
@@ -399,6 +402,16 @@ hops_json=$(jq -n \
 # The worst second for the worker: the most it waited for a CPU.
 worker_wait_max_ms=$(awk -F'\t' 'NR > 2 { d = ($3 - w) / 1e6; if (d > m) m = d } NR > 1 { w = $3 }
   END { printf "%.0f", m }' "$OUT/sched.tsv")
+# Each second in which a ping went unanswered past the next one, and
+# whether xvsd's worker spent over a quarter of a sample in it or the
+# next waiting for a CPU (then the stall is the machine's, not xvsd's;
+# schedstat adds a wait up when the wait ends, hence the next).
+read -r stall_s starved_s < <(awk -F'\t' '
+  FNR == NR { if (FNR > 2) { a[++n] = t; b[n] = $1; f[n] = ($3 - w) / 1e9 / ($1 - t) }
+              if (FNR > 1) { t = $1; w = $3 } next }
+  /no answer yet/ { s = int(substr($1, 2)); if (s in seen) next; seen[s] = 1; stalls++
+    for (i = 1; i <= n; i++) if (a[i] < s + 2 && b[i] > s && f[i] > 0.25) { starved++; break } }
+  END { print stalls + 0, starved + 0 }' "$OUT/sched.tsv" "$OUT/ping-slow.txt")
 rss_growth=$((rss_end - rss_first))
 verdict=pass reasons=()
 [ $xvsd_alive = 1 ] || reasons+=("xvsd died")
@@ -418,7 +431,7 @@ jq -n --arg verdict "$verdict" --arg why "$(IFS=';'; echo "${reasons[*]:-}")" \
   --argjson ping "[$ping_sent, $ping_recv, $ping_longest_run, $ping_slow, ${ping_max_ms:-0}]" \
   --argjson sent "$sent" --argjson received "$received" --argjson lost "$lost" --argjson tail "$tail_n" \
   --argjson drops "$drops_json" --argjson xvs_lost "$xvs_lost" --argjson ring_full "$ring_full" \
-  --argjson wait_max "$worker_wait_max_ms" \
+  --argjson wait_max "$worker_wait_max_ms" --argjson stall_s "$stall_s" --argjson starved_s "$starved_s" \
   --argjson xsk_full "$xsk_full" --argjson rcvbuf_vm "$rcvbuf_vm" --argjson rcvbuf_peer "$rcvbuf_peer" \
   --argjson kernel "$kernel_json" --argjson hops "$hops_json" \
   --argjson txn_ok "$txn_ok" --argjson txn_fail "$txn_fail" \
@@ -443,6 +456,7 @@ jq -n --arg verdict "$verdict" --arg why "$(IFS=';'; echo "${reasons[*]:-}")" \
       xvsd_tx_ring_full: $ring_full, xsk_rx_rings_full_at_hv_veths: $xsk_full,
       udp_rcvbuf_errors: {vm: $rcvbuf_vm, peer: $rcvbuf_peer},
       kernel_interface_drops: $kernel, worker_longest_cpu_wait_in_a_second_ms: $wait_max,
+      seconds_with_a_ping_stall: $stall_s, of_which_worker_waiting_for_a_cpu: $starved_s,
       frames_per_hop: $hops
     },
     churn: {period_s: $churn_period, transactions: $txn_ok, transactions_failed: $txn_fail,
@@ -467,7 +481,8 @@ cat >&2 <<EOF
    xvsd drops on the loaded path: $(jq -c . <<<"$drops_json") ($xvs_lost for reasons of its own)
    xvsd tx ring full: $ring_full; frames the hv's veths could not hand to xvsd's sockets: $xsk_full
    receivers' UDP buffer overflows: vm $rcvbuf_vm, peer $rcvbuf_peer
-   xvsd's worker waited for a CPU at most $worker_wait_max_ms ms in one second (sched.tsv)
+   xvsd's worker waited for a CPU at most $worker_wait_max_ms ms in one second (sched.tsv);
+     seconds with a ping stall: $stall_s, in $starved_s of them the worker was waiting for a CPU
    other interface drops: $(jq -c . <<<"$kernel_json")
    frames per hop: $(hops_line vm_to_peer)
                    $(hops_line peer_to_vm)
