@@ -641,6 +641,22 @@ pub fn apply(cmd: &Command, config: &mut Config) -> Result<(), CommandError> {
 /// A failing command is skipped and the others still run, so independent
 /// mistakes are all reported at once; `config` itself is never touched.
 pub fn apply_all(cmds: &[Command], config: &Config) -> Result<Config, Vec<String>> {
+    let (new, mut problems) = edit_all(cmds, config);
+    if let Err(errs) = new.validate() {
+        problems.extend(attribute(cmds, &errs));
+    }
+    if problems.is_empty() {
+        Ok(new)
+    } else {
+        Err(problems)
+    }
+}
+
+/// [`apply_all`] without the whole-config validation, for a caller that
+/// validates the result itself (xvsd, once, before applying it): `cmds`
+/// applied to a copy of `config`, port numbers assigned, and the problems
+/// of the commands that could not be applied.
+pub fn edit_all(cmds: &[Command], config: &Config) -> (Config, Vec<String>) {
     let mut new = config.clone();
     let mut problems = Vec::new();
     {
@@ -653,14 +669,7 @@ pub fn apply_all(cmds: &[Command], config: &Config) -> Result<Config, Vec<String
         ed.finish();
     }
     new.assign_port_numbers();
-    if let Err(errs) = new.validate() {
-        problems.extend(attribute(cmds, &errs));
-    }
-    if problems.is_empty() {
-        Ok(new)
-    } else {
-        Err(problems)
-    }
+    (new, problems)
 }
 
 /// Formats whole-config problems (from [`Config::validate`], or from the

@@ -598,6 +598,38 @@ impl fmt::Display for ConfigErrors {
 
 impl std::error::Error for ConfigErrors {}
 
+/// A config [`Config::validate`] accepted, its port numbers assigned: what
+/// the control plane compiles. Only [`Config::validated`] makes one, so a
+/// config is validated once on its way from a transaction to a snapshot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValidConfig(Config);
+
+impl ValidConfig {
+    pub fn config(&self) -> &Config {
+        &self.0
+    }
+
+    pub fn into_config(self) -> Config {
+        self.0
+    }
+
+    /// Sets the uplink's MAC (the daemon reads it from the kernel when
+    /// the config has none), refused as [`Config::validate`] would.
+    pub fn set_uplink_mac(&mut self, mac: MacAddr) -> Result<(), ConfigErrors> {
+        let Some(u) = self.0.uplink.as_mut() else {
+            return Ok(());
+        };
+        if mac.is_multicast() || mac.is_zero() {
+            return Err(ConfigErrors(vec![ConfigError::new(
+                format!("uplink {:?}", u.iface),
+                format!("MAC {mac} is not a unicast address"),
+            )]));
+        }
+        u.mac = Some(mac);
+        Ok(())
+    }
+}
+
 /// Longest name of a bridge, port, tunnel or uplink: IFNAMSIZ - 1 bytes,
 /// what a Linux interface name can be (ports and the uplink are
 /// interfaces; bridges and tunnels are held to the same rule so any
@@ -750,24 +782,32 @@ impl Config {
     /// returns every problem found. Rules that need other modules (flow
     /// syntax, ACL shapes, policer parameters) are checked when the
     /// snapshot is compiled, which reports in the same form.
+    /// Assigns port numbers and validates: the config the control plane
+    /// takes, or every problem.
+    pub fn validated(mut self) -> Result<ValidConfig, ConfigErrors> {
+        self.assign_port_numbers();
+        self.validate()?;
+        Ok(ValidConfig(self))
+    }
+
     pub fn validate(&self) -> Result<(), ConfigErrors> {
         let mut errs = Vec::new();
         let mut e = |o: String, m: String| errs.push(ConfigError::new(o, m));
 
         let mut bridges = HashSet::new();
         for b in &self.bridges {
-            let o = format!("bridge {:?}", b.name);
+            let o = || format!("bridge {:?}", b.name);
             if let Err(m) = check_name(&b.name) {
-                e(o.clone(), m);
+                e(o(), m);
             }
             if !bridges.insert(b.name.as_str()) {
-                e(o.clone(), "defined twice".into());
+                e(o(), "defined twice".into());
             }
             if b.fdb_max_entries == 0 {
-                e(o.clone(), "fdb_max_entries must be at least 1".into());
+                e(o(), "fdb_max_entries must be at least 1".into());
             }
             if b.fdb_aging_secs == 0 {
-                e(o, "fdb_aging_secs must be at least 1".into());
+                e(o(), "fdb_aging_secs must be at least 1".into());
             }
         }
 
@@ -781,14 +821,14 @@ impl Config {
         let mut names: HashSet<&str> = HashSet::new();
         let mut numbers: BTreeMap<PortNo, &str> = BTreeMap::new();
         for (name, number) in all {
-            let o = format!("port {name:?}");
+            let o = || format!("port {name:?}");
             if let Err(m) = check_name(name) {
-                e(o.clone(), m);
+                e(o(), m);
             }
             if !names.insert(name) {
                 let uplink = self.uplink.as_ref().is_some_and(|u| u.iface == name);
                 e(
-                    o.clone(),
+                    o(),
                     if uplink {
                         "is the uplink interface: it cannot also be a port or a tunnel".into()
                     } else {
@@ -798,51 +838,51 @@ impl Config {
             }
             match number {
                 Some(n) if n == 0 || n == PortNo::MAX => {
-                    e(o, format!("port number {n} is reserved"));
+                    e(o(), format!("port number {n} is reserved"));
                 }
                 Some(n) => {
                     if let Some(other) = numbers.insert(n, name) {
-                        e(o, format!("port number {n} already used by {other:?}"));
+                        e(o(), format!("port number {n} already used by {other:?}"));
                     }
                 }
                 None => {}
             }
         }
         if let Some(u) = &self.uplink {
-            let o = format!("uplink {:?}", u.iface);
+            let o = || format!("uplink {:?}", u.iface);
             if u.mtu < 576 {
-                e(o.clone(), format!("mtu {} below 576", u.mtu));
+                e(o(), format!("mtu {} below 576", u.mtu));
             }
             if let Some(m) = u.mac {
                 if m.is_multicast() || m.is_zero() {
-                    e(o.clone(), format!("MAC {m} is not a unicast address"));
+                    e(o(), format!("MAC {m} is not a unicast address"));
                 }
             }
             for ip in &u.local_ips {
                 if !is_unicast_ip(ip) {
-                    e(o.clone(), format!("local IP {ip} is not a unicast address"));
+                    e(o(), format!("local IP {ip} is not a unicast address"));
                 }
             }
         }
         for p in &self.ports {
-            let o = format!("port {:?}", p.name);
+            let o = || format!("port {:?}", p.name);
             if !bridges.contains(p.bridge.as_str()) {
-                e(o.clone(), format!("unknown bridge {:?}", p.bridge));
+                e(o(), format!("unknown bridge {:?}", p.bridge));
             }
             check_vlan_mode(&o, &p.vlan, &mut e);
             if p.mtu < 68 {
-                e(o.clone(), format!("mtu {} below 68", p.mtu));
+                e(o(), format!("mtu {} below 68", p.mtu));
             }
             check_port_security(&o, p, &mut e);
             if p.storm_pps == Some(0) {
                 e(
-                    o.clone(),
+                    o(),
                     "storm_pps 0 would drop every broadcast (ARP included): at least 1".into(),
                 );
             }
             if p.max_macs == Some(0) {
                 e(
-                    o,
+                    o(),
                     "max_macs 0 would learn nothing: at least 1 (a bridge without learning is `learning = false`)"
                         .into(),
                 );
@@ -861,22 +901,19 @@ impl Config {
         let mut tunnel_keys: BTreeMap<(TunnelKind, u16, Option<IpAddr>, u32), &str> =
             BTreeMap::new();
         for t in &self.tunnels {
-            let o = format!("tunnel {:?}", t.name);
+            let o = || format!("tunnel {:?}", t.name);
             if !bridges.contains(t.bridge.as_str()) {
-                e(o.clone(), format!("unknown bridge {:?}", t.bridge));
+                e(o(), format!("unknown bridge {:?}", t.bridge));
             }
             if t.vni > MAX_VNI {
-                e(
-                    o.clone(),
-                    format!("VNI {} out of range 0..={MAX_VNI}", t.vni),
-                );
+                e(o(), format!("VNI {} out of range 0..={MAX_VNI}", t.vni));
             }
             // One bridge is one L2 domain: bridging two VNIs would leak
             // frames from one virtual network into another.
             if let Some((vni, other)) = bridge_vni.get(t.bridge.as_str()) {
                 if *vni != t.vni {
                     e(
-                        o.clone(),
+                        o(),
                         format!(
                             "VNI {} differs from VNI {vni} of tunnel {other:?} in the same bridge {:?}",
                             t.vni, t.bridge
@@ -889,7 +926,7 @@ impl Config {
             if let Some(other) = tunnel_keys.insert((t.kind, t.udp_port(), t.local, t.vni), &t.name)
             {
                 e(
-                    o.clone(),
+                    o(),
                     format!(
                         "same type, UDP port, local IP and VNI {} as tunnel {other:?}",
                         t.vni
@@ -897,29 +934,29 @@ impl Config {
                 );
             }
             if t.remotes.is_empty() {
-                e(o.clone(), "at least one remote VTEP is required".into());
+                e(o(), "at least one remote VTEP is required".into());
             }
             let mut seen = HashSet::new();
             let fam = t.local.map(|l| l.is_ipv4());
             for r in &t.remotes {
                 if !seen.insert(r) {
-                    e(o.clone(), format!("remote {r} listed twice"));
+                    e(o(), format!("remote {r} listed twice"));
                 }
                 if r.is_multicast() && t.remotes.len() > 1 {
                     e(
-                        o.clone(),
+                        o(),
                         format!(
                             "remote {r} is a multicast group: a group must be the tunnel's only remote"
                         ),
                     );
                 } else if !r.is_multicast() {
                     if let Err(m) = remote_vtep(r, &own) {
-                        e(o.clone(), format!("remote {r} {m}"));
+                        e(o(), format!("remote {r} {m}"));
                     }
                 }
                 if fam.is_some_and(|v4| v4 != r.is_ipv4()) {
                     e(
-                        o.clone(),
+                        o(),
                         format!(
                             "remote {r} and local {} differ in family",
                             t.local.unwrap_or(*r)
@@ -928,14 +965,11 @@ impl Config {
                 }
             }
             if t.remotes.len() > usize::from(u16::MAX - 1) {
-                e(
-                    o.clone(),
-                    format!("{} remotes, at most 65534", t.remotes.len()),
-                );
+                e(o(), format!("{} remotes, at most 65534", t.remotes.len()));
             }
             if let Some(l) = t.local {
                 if l.is_unspecified() || l.is_multicast() {
-                    e(o.clone(), format!("local {l} is not a unicast address"));
+                    e(o(), format!("local {l} is not a unicast address"));
                 }
             } else {
                 let v4 = t.remotes.first().is_none_or(|r| r.is_ipv4());
@@ -945,7 +979,7 @@ impl Config {
                     .is_some_and(|u| u.local_ips.iter().any(|a| a.is_ipv4() == v4));
                 if !has {
                     e(
-                        o.clone(),
+                        o(),
                         format!(
                             "no local IP: set `local` or give the uplink an {} address",
                             if v4 { "IPv4" } else { "IPv6" }
@@ -954,26 +988,26 @@ impl Config {
                 }
             }
             if t.udp_port() == 0 {
-                e(o.clone(), "UDP port 0".into());
+                e(o(), "UDP port 0".into());
             }
             if t.ttl == 0 {
-                e(o.clone(), "TTL 0".into());
+                e(o(), "TTL 0".into());
             }
             let (lo, hi) = t.src_port_range;
             if lo == 0 || lo > hi {
                 e(
-                    o.clone(),
+                    o(),
                     format!("source port range {lo}-{hi} is empty or starts at 0"),
                 );
             }
             if t.kind == TunnelKind::Vxlan && !t.geneve_opts.is_empty() {
-                e(o.clone(), "Geneve options on a VXLAN tunnel".into());
+                e(o(), "Geneve options on a VXLAN tunnel".into());
             }
             let mut optlen = 0;
             for opt in &t.geneve_opts {
                 if opt.data.len() % 4 != 0 || opt.data.len() > 124 {
                     e(
-                        o.clone(),
+                        o(),
                         format!(
                             "Geneve option {:#06x}:{:#04x}: data length {} is not a multiple of 4 up to 124",
                             opt.class,
@@ -986,7 +1020,7 @@ impl Config {
             }
             if optlen > 252 {
                 e(
-                    o.clone(),
+                    o(),
                     format!("Geneve options take {optlen} bytes, at most 252"),
                 );
             }
@@ -1077,68 +1111,62 @@ impl Config {
         }
         let mut acl_seen = HashSet::new();
         for a in &self.acls {
-            let o = format!("acl {:?} {}", a.port, a.dir);
+            let o = || format!("acl {:?} {}", a.port, a.dir);
             if !ports.contains(a.port.as_str()) {
-                e(o.clone(), format!("unknown port {:?}", a.port));
+                e(o(), format!("unknown port {:?}", a.port));
             }
             if !acl_seen.insert((&a.port, a.dir)) {
-                e(o, "rules for this port and direction given twice".into());
+                e(o(), "rules for this port and direction given twice".into());
             }
         }
         let mut qos_seen = HashSet::new();
         for q in &self.qos {
-            let o = format!("qos {:?} {}", q.port, q.dir);
+            let o = || format!("qos {:?} {}", q.port, q.dir);
             if !ports.contains(q.port.as_str()) {
-                e(o.clone(), format!("unknown port {:?}", q.port));
+                e(o(), format!("unknown port {:?}", q.port));
             }
             if !qos_seen.insert((&q.port, q.dir)) {
-                e(o, "policer for this port and direction given twice".into());
+                e(
+                    o(),
+                    "policer for this port and direction given twice".into(),
+                );
             }
         }
         let mut route_seen = HashSet::new();
         for r in &self.routes {
-            let o = format!("route {}", r.prefix);
+            let o = || format!("route {}", r.prefix);
             if let Some(g) = r.gateway {
                 if g.is_ipv4() != r.prefix.is_ipv4() {
-                    e(
-                        o.clone(),
-                        format!("gateway {g} is not of the prefix's family"),
-                    );
+                    e(o(), format!("gateway {g} is not of the prefix's family"));
                 }
             }
             if r.dev.is_empty() {
-                e(o.clone(), "no output interface (dev)".into());
+                e(o(), "no output interface (dev)".into());
             } else if let Err(m) = check_name(&r.dev) {
-                e(o.clone(), format!("dev {:?}: {m}", r.dev));
+                e(o(), format!("dev {:?}: {m}", r.dev));
             }
             if !route_seen.insert((r.prefix, r.metric)) {
-                e(o, format!("given twice with metric {}", r.metric));
+                e(o(), format!("given twice with metric {}", r.metric));
             }
         }
         for b in &self.bridges {
             let Some(l) = &b.lookup else { continue };
-            let o = format!("bridge {:?} lookup", b.name);
+            let o = || format!("bridge {:?} lookup", b.name);
             if !(1..=1000).contains(&l.hold_ms) {
-                e(
-                    o.clone(),
-                    format!("hold_ms {} out of range 1..=1000", l.hold_ms),
-                );
+                e(o(), format!("hold_ms {} out of range 1..=1000", l.hold_ms));
             }
             if let LookupProviderConfig::Multicast { group } = &l.provider {
                 if !group.is_multicast() {
-                    e(
-                        o.clone(),
-                        format!("group {group} is not a multicast address"),
-                    );
+                    e(o(), format!("group {group} is not a multicast address"));
                 }
             }
             if let LookupProviderConfig::Static { entries } = &l.provider {
                 for x in entries {
                     if x.mac.is_multicast() || x.mac.is_zero() {
-                        e(o.clone(), format!("{} is not a unicast MAC", x.mac));
+                        e(o(), format!("{} is not a unicast MAC", x.mac));
                     }
                     if !vlan_ok(x.vlan) {
-                        e(o.clone(), format!("VLAN {} out of range 0..=4094", x.vlan));
+                        e(o(), format!("VLAN {} out of range 0..=4094", x.vlan));
                     }
                 }
             }
@@ -1159,12 +1187,12 @@ impl Config {
                 };
                 if !ok && v.is_multicast() {
                     e(
-                        o.clone(),
+                        o(),
                         format!("group {v} is not the group of a tunnel port of the bridge"),
                     );
                 } else if !ok {
                     e(
-                        o.clone(),
+                        o(),
                         format!("{v}: the bridge has no tunnel port to reach this VTEP by"),
                     );
                 }
@@ -1172,35 +1200,35 @@ impl Config {
         }
         let mut addr_seen: HashMap<(&str, u16, IpAddr), MacAddr> = HashMap::new();
         for a in &self.addrs {
-            let o = format!("address {} vlan {} in bridge {:?}", a.ip, a.vlan, a.bridge);
+            let o = || format!("address {} vlan {} in bridge {:?}", a.ip, a.vlan, a.bridge);
             if !bridges.contains(a.bridge.as_str()) {
-                e(o.clone(), format!("unknown bridge {:?}", a.bridge));
+                e(o(), format!("unknown bridge {:?}", a.bridge));
             }
             if !is_unicast_mac(&a.mac) {
-                e(o.clone(), format!("{} is not a unicast MAC", a.mac));
+                e(o(), format!("{} is not a unicast MAC", a.mac));
             }
             if a.ip.is_unspecified() || a.ip.is_multicast() {
-                e(o.clone(), "not a unicast address".into());
+                e(o(), "not a unicast address".into());
             }
             if !vlan_ok(a.vlan) {
-                e(o.clone(), format!("VLAN {} out of range 0..=4094", a.vlan));
+                e(o(), format!("VLAN {} out of range 0..=4094", a.vlan));
             }
             match addr_seen.insert((&a.bridge, a.vlan, a.ip), a.mac) {
-                Some(m) if m != a.mac => e(o, format!("given twice: at {m} and at {}", a.mac)),
+                Some(m) if m != a.mac => e(o(), format!("given twice: at {m} and at {}", a.mac)),
                 _ => {}
             }
         }
         let mut neigh_seen = HashSet::new();
         for n in &self.neighbors {
-            let o = format!("neighbor {}", n.ip);
+            let o = || format!("neighbor {}", n.ip);
             if n.mac.is_zero() || n.mac.is_multicast() {
-                e(o.clone(), format!("{} is not a unicast MAC", n.mac));
+                e(o(), format!("{} is not a unicast MAC", n.mac));
             }
             if n.ip.is_unspecified() || n.ip.is_multicast() {
-                e(o.clone(), "not a unicast address".into());
+                e(o(), "not a unicast address".into());
             }
             if !neigh_seen.insert(n.ip) {
-                e(o, "given twice".into());
+                e(o(), "given twice".into());
             }
         }
         if errs.is_empty() {
@@ -1213,27 +1241,21 @@ impl Config {
 
 /// Port security lists: unicast addresses, few enough to check per frame,
 /// IPs only beside MACs.
-fn check_port_security(o: &str, p: &PortConfig, e: &mut dyn FnMut(String, String)) {
+fn check_port_security(o: &dyn Fn() -> String, p: &PortConfig, e: &mut dyn FnMut(String, String)) {
     use crate::policy::port_security::MAX_ADDRS;
     for m in &p.allowed_macs {
         if m.is_multicast() || m.is_zero() {
-            e(
-                o.into(),
-                format!("allowed MAC {m} is not a unicast address"),
-            );
+            e(o(), format!("allowed MAC {m} is not a unicast address"));
         }
     }
     for ip in &p.allowed_ips {
         if !is_unicast_ip(ip) {
-            e(
-                o.into(),
-                format!("allowed IP {ip} is not a unicast address"),
-            );
+            e(o(), format!("allowed IP {ip} is not a unicast address"));
         }
     }
     if p.allowed_macs.len() > MAX_ADDRS || p.allowed_ips.len() > MAX_ADDRS {
         e(
-            o.into(),
+            o(),
             format!(
                 "{} allowed MACs and {} allowed IPs: at most {MAX_ADDRS} of each",
                 p.allowed_macs.len(),
@@ -1243,26 +1265,23 @@ fn check_port_security(o: &str, p: &PortConfig, e: &mut dyn FnMut(String, String
     }
     if p.allowed_macs.is_empty() && !p.allowed_ips.is_empty() {
         e(
-            o.into(),
+            o(),
             "allowed_ips needs allowed_macs: port security starts with the MACs".into(),
         );
     }
 }
 
-fn check_vlan_mode(o: &str, m: &VlanMode, e: &mut dyn FnMut(String, String)) {
+fn check_vlan_mode(o: &dyn Fn() -> String, m: &VlanMode, e: &mut dyn FnMut(String, String)) {
     match m {
         VlanMode::Access { tag } => {
             if !vlan_ok(*tag) {
-                e(
-                    o.to_string(),
-                    format!("VLAN tag {tag} out of range 0..=4094"),
-                );
+                e(o(), format!("VLAN tag {tag} out of range 0..=4094"));
             }
         }
         VlanMode::Trunk { trunks, native } => {
             for v in trunks.iter().chain(native.iter()) {
                 if *v == 0 || !vlan_ok(*v) {
-                    e(o.to_string(), format!("VLAN {v} out of range 1..=4094"));
+                    e(o(), format!("VLAN {v} out of range 1..=4094"));
                 }
             }
         }

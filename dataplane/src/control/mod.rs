@@ -47,7 +47,7 @@ use std::sync::Arc;
 use crossbeam_channel::{Receiver, Sender};
 
 use crate::config::{
-    BridgeConfig, Config, ConfigError, ConfigErrors, Direction, TunnelConfig, VlanMode,
+    BridgeConfig, Config, ConfigError, ConfigErrors, Direction, TunnelConfig, ValidConfig, VlanMode,
 };
 use crate::pipeline::{LearnEvent, MissKind, Upcall};
 use crate::policy::firewall::{AclRule, Firewall};
@@ -605,9 +605,15 @@ impl Control {
 
     /// Validates `config` whole and, only if it has no problem, makes it
     /// the running config in one snapshot swap.
-    pub fn apply(&mut self, mut config: Config) -> Result<(), ConfigErrors> {
-        config.assign_port_numbers();
-        config.validate()?;
+    pub fn apply(&mut self, config: Config) -> Result<(), ConfigErrors> {
+        self.apply_valid(config.validated()?)
+    }
+
+    /// [`Control::apply`] of a config validated already (by the daemon,
+    /// before it touched any interface): the compiled tables may still
+    /// refuse it (flow syntax, ACL shapes, policers, tunnel keys).
+    pub fn apply_valid(&mut self, config: ValidConfig) -> Result<(), ConfigErrors> {
+        let config = config.into_config();
         let mut work = ApplyWork::default();
         let mut fresh_hops: HashMap<String, NextHops> = HashMap::new();
         let mut compiled = {
@@ -1702,16 +1708,10 @@ fn compile(
     // Workers cache firewall verdicts and keep policer buckets per policy
     // generation: it must change when rules, policers or their assignment
     // to ports change, and only then.
-    let assignment = |p: &[PortEntry]| -> Vec<PolicyAssignment> {
-        p.iter()
-            .filter(|e| e.kind != PortKind::Absent)
-            .map(|e| (e.name.clone(), e.firewall, e.policer))
-            .collect()
-    };
     let policy_changed = prev.snapshot.firewalls.len() != firewalls.len()
         || prev.snapshot.policers.as_ref() != policers.as_slice()
         || config_acls_changed(prev.snapshot, &firewalls)
-        || assignment(&prev.snapshot.ports) != assignment(&ports);
+        || !policy_slots(&prev.snapshot.ports).eq(policy_slots(&ports));
     Ok(Compiled {
         snapshot: Snapshot {
             generation,
@@ -1734,8 +1734,15 @@ fn compile(
     })
 }
 
-/// A port's firewall and policer slots, by port name.
-type PolicyAssignment = (String, [Option<u16>; 2], [Option<u16>; 2]);
+/// Each port's firewall and policer slots, by port name.
+fn policy_slots(
+    ports: &[PortEntry],
+) -> impl Iterator<Item = (&str, [Option<u16>; 2], [Option<u16>; 2])> + '_ {
+    ports
+        .iter()
+        .filter(|e| e.kind != PortKind::Absent)
+        .map(|e| (e.name.as_str(), e.firewall, e.policer))
+}
 
 fn config_acls_changed(prev: &Snapshot, new: &[Firewall]) -> bool {
     prev.firewalls

@@ -711,11 +711,12 @@ impl Daemon {
     /// persisted state, a rollback). On failure the previous running
     /// state is restored exactly (interfaces, sockets, uplink maps,
     /// snapshot) by applying the previous config again.
-    fn apply_with(&mut self, mut config: Config, lenient: bool) -> Result<(), DaemonError> {
-        config.assign_port_numbers();
-        config.validate().map_err(DaemonError::Config)?;
-        host::check(&config).map_err(DaemonError::Config)?;
-        let (plan, absent) = plan(&config, &self.opts)?;
+    fn apply_with(&mut self, config: Config, lenient: bool) -> Result<(), DaemonError> {
+        // Validated here, once: the control plane takes it as it is.
+        let mut valid = config.validated().map_err(DaemonError::Config)?;
+        let config = valid.config();
+        host::check(config).map_err(DaemonError::Config)?;
+        let (plan, absent) = plan(config, &self.opts)?;
         self.planned = sockets_per_worker(&plan, self.workers.len());
         umem_serves(&self.planned, &self.opts)?;
         if !lenient {
@@ -727,12 +728,14 @@ impl Daemon {
                 check(w, &self.opts)?;
             }
         }
-        if let Some(u) = config.uplink.as_mut() {
+        if let Some(u) = &config.uplink {
             if u.mac.is_none() && !absent.iter().any(|w| w.name == u.iface) {
-                u.mac = Some(interface_mac(&u.iface)?);
+                let mac = interface_mac(&u.iface)?;
+                valid.set_uplink_mac(mac).map_err(DaemonError::Config)?;
             }
         }
-        let need = extra_headroom(&config);
+        let config = valid.config();
+        let need = extra_headroom(config);
         if need > self.opts.frame_headroom {
             return Err(DaemonError::Options(format!(
                 "the longest tunnel header needs {need} bytes of UMEM headroom beyond the \
@@ -773,12 +776,12 @@ impl Daemon {
                 added.push(i.name.clone());
             }
             self.links.fault.step("uplink maps")?;
-            self.sync_uplink_maps(&config)?;
+            self.sync_uplink_maps(config)?;
             self.links.fault.step("snapshot")?;
-            if self.ctl.config() != &config {
+            if self.ctl.config() != config {
                 self.ctl.underlay.uplink_mac = config.uplink.as_ref().and_then(|u| u.mac);
                 self.ctl
-                    .apply(config.clone())
+                    .apply_valid(valid.clone())
                     .map_err(DaemonError::Config)?;
             }
             Ok(())

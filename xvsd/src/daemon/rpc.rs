@@ -114,11 +114,17 @@ impl Daemon {
     }
 
     /// Applies `cmds` as one transaction: all of them to a copy of the
-    /// running config, validated whole, made running, then persisted; or
+    /// running config, validated whole (once), made running, then persisted; or
     /// nothing, with every problem listed.
     fn transact(&mut self, cmds: &[command::Command]) -> Result<TransactResult, RpcError> {
         let current = self.ctl.config().clone();
-        let new = command::apply_all(cmds, &current).map_err(RpcError::rejected)?;
+        // Validated once, by `apply`, before it touches anything.
+        let (new, problems) = command::edit_all(cmds, &current);
+        if !problems.is_empty() {
+            // With the config's other problems, as xvsctl lists them.
+            let all = command::apply_all(cmds, &current).err();
+            return Err(RpcError::rejected(all.unwrap_or(problems)));
+        }
         let changed = new != current;
         if changed {
             match self.apply(new) {
