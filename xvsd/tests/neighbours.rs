@@ -322,16 +322,9 @@ fn an_arp_reply_flood_and_a_spoof_leave_the_tunnel_alone() {
     );
 }
 
-/// Runs xvsctl with `args` against `d`, insisting on success; stdout.
-fn xvsctl(d: &Xvsd, args: &[&str]) -> String {
-    let (code, out, err) = d.ctl(&workspace_bin("xvsctl"), args);
-    assert_eq!(code, 0, "xvsctl {args:?}: {out}{err}\n{}", d.log());
-    out
-}
-
 /// The uplink's `snooped` counters from `xvsctl --format json stats`.
 fn snooped(d: &Xvsd) -> serde_json::Value {
-    let out = xvsctl(d, &["--format", "json", "stats"]);
+    let out = d.ok(&["--format", "json", "stats"]);
     let rows: serde_json::Value = serde_json::from_str(&out).expect("stats JSON");
     rows.as_array()
         .expect("rows")
@@ -374,7 +367,7 @@ fn refused_replies_and_the_tunnels_next_hop_show_in_xvsctl() {
     }
     assert!(s.get("conflicting").is_none(), "{s}");
     // The operator's view: the same counts in the text table.
-    let text = xvsctl(&d, &["stats"]);
+    let text = d.ok(&["stats"]);
     let line = text
         .lines()
         .find(|l| l.starts_with("u0 snooped ARP/ND replies:"))
@@ -388,7 +381,7 @@ fn refused_replies_and_the_tunnels_next_hop_show_in_xvsctl() {
     // the refused replies left no entry.
     let deadline = Instant::now() + Duration::from_secs(5);
     let (out, rows) = loop {
-        let out = xvsctl(&d, &["--format", "json", "neigh-show"]);
+        let out = d.ok(&["--format", "json", "neigh-show"]);
         let rows: serde_json::Value = serde_json::from_str(&out).expect("neigh-show JSON");
         let refreshed = rows.as_array().is_some_and(|rs| {
             rs.iter()
@@ -416,7 +409,7 @@ fn refused_replies_and_the_tunnels_next_hop_show_in_xvsctl() {
     for ip in ["10.200.3.3", "192.0.2.5"] {
         assert!(rows.iter().all(|r| r["ip"] != ip), "{ip} in {out}");
     }
-    let text = xvsctl(&d, &["neigh-show"]);
+    let text = d.ok(&["neigh-show"]);
     let row = text
         .lines()
         .find(|l| l.starts_with(VTEP))

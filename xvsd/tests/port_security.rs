@@ -129,16 +129,9 @@ fn a_vm_claiming_anothers_mac_or_ip_gets_none_of_its_traffic() {
     assert!(status.success(), "{log}");
 }
 
-/// Runs xvsctl with `args` against `d`, insisting on success; stdout.
-fn xvsctl(d: &Xvsd, args: &[&str]) -> String {
-    let (code, out, err) = d.ctl(&workspace_bin("xvsctl"), args);
-    assert_eq!(code, 0, "xvsctl {args:?}: {out}{err}\n{}", d.log());
-    out
-}
-
 /// The MACs the FDB of bridge `blue` has behind `port`, sorted.
 fn learned_on(d: &Xvsd, port: &str) -> Vec<String> {
-    let out = xvsctl(d, &["--format", "json", "fdb-show", "blue"]);
+    let out = d.ok(&["--format", "json", "fdb-show", "blue"]);
     let rows: serde_json::Value = serde_json::from_str(&out).expect("fdb-show JSON");
     let mut macs: Vec<String> = rows
         .as_array()
@@ -217,9 +210,9 @@ fn a_port_learns_at_most_max_macs_and_the_other_macs_still_get_through() {
     let config = "[[bridges]]\nname = \"blue\"\n\n[[ports]]\nname = \"pm\"\nbridge = \"blue\"\n\n\
                   [[ports]]\nname = \"pw\"\nbridge = \"blue\"\n";
     let d = Xvsd::start(Path::new(env!("CARGO_BIN_EXE_xvsd")), &hv, config, &[]);
-    xvsctl(&d, &["set-port", "pm", "--max-macs", &LIMIT.to_string()]);
+    d.ok(&["set-port", "pm", "--max-macs", &LIMIT.to_string()]);
     let show: serde_json::Value =
-        serde_json::from_str(&xvsctl(&d, &["--format", "json", "show"])).expect("show JSON");
+        serde_json::from_str(&d.ok(&["--format", "json", "show"])).expect("show JSON");
     let pm = show["ports"]
         .as_array()
         .and_then(|ps| ps.iter().find(|p| p["name"] == "pm"))
@@ -241,7 +234,7 @@ fn a_port_learns_at_most_max_macs_and_the_other_macs_still_get_through() {
     assert_eq!(learned_on(&d, "pw"), ["02:00:00:06:00:ff"]);
 
     // Refusals counted, in JSON and in the text table.
-    let out = xvsctl(&d, &["--format", "json", "stats", "pm"]);
+    let out = d.ok(&["--format", "json", "stats", "pm"]);
     let rows: serde_json::Value = serde_json::from_str(&out).expect("stats JSON");
     let refused = rows[0]["learn_refused"]["learn_refused_port_limit"]
         .as_u64()
@@ -251,7 +244,7 @@ fn a_port_learns_at_most_max_macs_and_the_other_macs_still_get_through() {
         rows[0]["drops"].as_object().is_none_or(|d| d.is_empty()),
         "{out}"
     );
-    let text = xvsctl(&d, &["stats", "pm"]);
+    let text = d.ok(&["stats", "pm"]);
     assert!(
         text.contains("pm not learned: learn_refused_port_limit="),
         "{text}"
@@ -270,10 +263,7 @@ fn a_port_learns_at_most_max_macs_and_the_other_macs_still_get_through() {
     // (Those refused before are offered again only after the bridge's
     // learn refresh interval, an eighth of its aging time: the worker does
     // not repeat a learn event sooner.)
-    xvsctl(
-        &d,
-        &["set-port", "pm", "--max-macs", &(LIMIT + 1).to_string()],
-    );
+    d.ok(&["set-port", "pm", "--max-macs", &(LIMIT + 1).to_string()]);
     let (name, mac) = macvlan(&m, LIMIT + 3);
     assert!(
         pings_from(&m, &name, "10.3.0.2"),
