@@ -39,6 +39,14 @@
 # by more than RSS_BOUND_KB between the first sample under load and the
 # end; 2 setup failed.
 #
+# Results (OUT): summary.json (every figure above, and the verdict),
+# rss.tsv (a sample a minute), churn.log (each step: time, seconds taken,
+# outcome), sched.tsv (the worker's CPU time and wait, each second),
+# top.tsv (the busiest processes, each minute), ping-slow.txt (pings
+# answered late or not before the next), neigh-events.txt (the kernel's
+# changes of the VTEP's entry), iperf3's reports, xvsd's counters at
+# start and end, its warnings.
+#
 # Usage (root):  bench/soak.sh
 # Knobs (environment): DURATION=1800 (seconds of load), RATE_PPS=500,
 #   PING_HZ=20, CHURN_PERIOD=1, RSS_BOUND_KB=8192, RSS_EVERY=60,
@@ -280,15 +288,16 @@ while kill -0 "$ping_pid" 2>/dev/null; do
   fi
 done
 wait "$ping_pid" || true
-for f in fwd rev; do
-  # The iperf3 clients end with the ping, give or take their final report.
+# The iperf3 clients ran DURATION s, the ping its count, which takes at
+# least as long: their reports are in or about to be.
+for f in vm-to-peer peer-to-vm; do
   for _ in $(seq 30); do
-    [ -s "$OUT/iperf-$([ $f = fwd ] && echo vm-to-peer || echo peer-to-vm).json" ] && break
+    [ -s "$OUT/iperf-$f.json" ] && break
     sleep 1
   done
 done
 touch "$tmp/stop"
-sleep $((CHURN_PERIOD + 1))
+sleep "$(awk -v p="$CHURN_PERIOD" 'BEGIN { print p + 1 }')"
 xvsd_alive=1
 kill -0 "$xvsd_pid" 2>/dev/null || xvsd_alive=0
 elapsed=$(awk -v a="$t0" -v b="$(now)" 'BEGIN { printf "%d", b - a }')
