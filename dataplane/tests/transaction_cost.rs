@@ -302,3 +302,91 @@ fn building_less_compiles_the_same_snapshot_as_building_all() {
         assert_eq!(forwarding(&ctl), forwarding(&fresh), "after {what}");
     }
 }
+
+/// A small deterministic generator (xorshift64), so a failure replays.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 % n as u64) as usize
+    }
+}
+
+/// 300 random one-line edits, some of them invalid: after each, the
+/// incremental control plane forwards exactly as a fresh one compiled
+/// from the config it runs, and a refused edit changed nothing.
+#[test]
+fn random_edits_compile_as_a_fresh_control_plane_would() {
+    let mut c = config();
+    let mut ctl = control(&c);
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let (mut applied, mut refused) = (0, 0);
+    for step in 0..300 {
+        let mut next = c.clone();
+        let t = rng.below(next.tunnels.len().max(1));
+        let b = format!("b{}", rng.below(BRIDGES));
+        match rng.below(8) {
+            0 if !next.tunnels.is_empty() => next.tunnels[t].ttl = 1 + rng.below(200) as u8,
+            1 if !next.tunnels.is_empty() => next.tunnels[t].remotes = vec![remote(300 + step)],
+            // Often refused: another VNI than the bridge's other tunnel.
+            2 => next.tunnels.push(TunnelConfig::new(
+                format!("x{step}"),
+                b,
+                TunnelKind::Vxlan,
+                100_000 + step as u32,
+                vec![remote(1_000 + step)],
+            )),
+            3 if !next.tunnels.is_empty() => {
+                let gone = next.tunnels.remove(t).name;
+                next.fdb.retain(|f| f.port != gone);
+            }
+            4 => next.ports.push(port(&format!("p{step}"), &b)),
+            5 if !next.tunnels.is_empty() => next.fdb.push(StaticFdbConfig {
+                bridge: next.tunnels[t].bridge.clone(),
+                vlan: 0,
+                mac: MacAddr([2, 0, 0, 1, (step >> 8) as u8, step as u8]),
+                port: next.tunnels[t].name.clone(),
+                remote: (rng.below(2) == 0).then(|| remote(2_000 + step)),
+            }),
+            6 => next.addrs.push(OverlayAddrConfig {
+                bridge: b,
+                vlan: 0,
+                ip: Ipv4Addr::from(0x0a01_0000 + step as u32).into(),
+                mac: MacAddr([2, 0, 0, 2, (step >> 8) as u8, step as u8]),
+                owner: None,
+            }),
+            _ => {
+                let i = rng.below(next.bridges.len());
+                next.bridges[i].learning = !next.bridges[i].learning;
+            }
+        }
+        next.assign_port_numbers();
+        let before = forwarding(&ctl);
+        match ctl.apply(next.clone()) {
+            Ok(()) => {
+                c = next;
+                applied += 1;
+            }
+            Err(_) => {
+                refused += 1;
+                assert_eq!(
+                    forwarding(&ctl),
+                    before,
+                    "step {step}: refused, yet changed"
+                );
+            }
+        }
+        let mut fresh = Control::new();
+        fresh.underlay.uplink_mac = ctl.underlay.uplink_mac;
+        fresh.apply(c.clone()).unwrap();
+        assert_eq!(forwarding(&ctl), forwarding(&fresh), "after step {step}");
+    }
+    // Both kinds were exercised.
+    assert!(
+        applied > 150 && refused > 10,
+        "{applied} applied, {refused} refused"
+    );
+}
