@@ -491,7 +491,7 @@ pub enum Verb {
     },
     /// Show the flows of a bridge (or of all).
     DumpFlows { bridge: Option<String> },
-    /// Add a firewall rule: PORT --dir in|out --prio N [MATCHES] --action allow|drop
+    /// Add a firewall rule: PORT --dir in|out --prio N MATCH... --action allow|drop
     AclAdd {
         port: String,
         #[arg(long, value_parser = dir_parser())]

@@ -16,7 +16,7 @@
 //! included; a chunk is lent to the
 //! pipeline only through [`XskSet::chunks_mut`], so the I/O layer's
 //! ownership checks hold. The loop allocates nothing once running: the
-//! batch vectors are kept between batches (empty, see [`relife`]). The
+//! batch vectors are kept between batches (empty, see `relife`). The
 //! dataplane crate stays free of I/O: this crate is the only place the
 //! two meet.
 //!
@@ -414,7 +414,7 @@ fn cycles() -> u64 {
 }
 
 /// What a worker publishes for the control thread, refreshed every
-/// [`REPORT_EVERY`] and when it stops.
+/// `REPORT_EVERY` and when it stops.
 #[derive(Debug, Default, Clone)]
 pub struct WorkerReport {
     pub id: usize,
@@ -834,7 +834,7 @@ impl Worker {
     }
 
     /// One round over every socket; returns the frames received. A
-    /// socket that fails is closed ([`Self::lose`]), the round goes on.
+    /// socket that fails is closed (`lose`), the round goes on.
     pub fn poll_once(&mut self) -> Result<usize, XskError> {
         let mut got = 0;
         for s in 0..self.ports.len() {

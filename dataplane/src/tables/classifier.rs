@@ -21,7 +21,7 @@
 //!
 //! Each subtable is a `std::collections::HashMap` (hashbrown: SIMD group
 //! probing over one control byte per slot) keyed by the masked key, hashed
-//! once by [`subtable_hash`] and passed through a no-op hasher. A
+//! once by `subtable_hash` and passed through a no-op hasher. A
 //! hand-written open-addressing table (linear probing, 8-byte slots holding
 //! a 32-bit hash tag and an entry index, keys on their own cache lines) was
 //! measured first in the `classify` bench: within noise of hashbrown on 10k

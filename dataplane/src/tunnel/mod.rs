@@ -1,6 +1,6 @@
 //! Tunnel ports: the table the pipeline looks them up in, header templates
 //! and push ([`template`]), and validation + strip of received tunnel
-//! packets ([`pop`]).
+//! packets ([`mod@pop`]).
 //!
 //! The table is built by the control plane into each snapshot and is
 //! immutable afterwards; workers only read it.

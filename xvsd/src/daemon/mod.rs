@@ -23,7 +23,7 @@
 //! Each change is published as one new snapshot; workers never wait for it.
 //!
 //! Interfaces come and go under a running daemon (a guest destroyed,
-//! recreated, its tap renamed or moved): see [`links`]. A configured
+//! recreated, its tap renamed or moved): see `links.rs`. A configured
 //! interface that is not there is `missing`, waits, and is bound again
 //! when it returns; the persisted state is restored whatever is missing.
 //!
