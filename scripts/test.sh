@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Runs every gate CI runs: format, lints, the whole test suite and the
-# fuzz targets. Installs the system packages the tests need on a fresh
+# Runs every gate CI runs: format, lints, the API docs, the whole test
+# suite, the instruction-count gate and the fuzz targets. Installs the system packages the tests need on a fresh
 # Debian 12, so it must run as root; the namespace tests need root anyway.
 #
 # XVS_REQUIRE_ALL=1 makes every test whose requirement is missing (root, a
@@ -49,6 +49,8 @@ trap summary EXIT
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# The API documentation builds clean: a broken or private link is an error.
+RUSTDOCFLAGS='-D warnings' cargo doc --workspace --no-deps --locked
 cargo test --workspace --locked
 # Per-packet cost, gated on instruction counts (callgrind is deterministic
 # where timings on a shared machine are not): fails with a before/after
