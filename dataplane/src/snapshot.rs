@@ -174,6 +174,10 @@ pub struct Snapshot {
     /// Bumped only when firewalls or policers change: workers keep their
     /// token buckets and hit counters across other swaps.
     pub policy_generation: u64,
+    /// Bumped when a port's learning limit changes: workers then forget
+    /// which MACs they already reported, so a MAC refused under the old
+    /// limit is reported again at once, not a refresh interval later.
+    pub learn_generation: u64,
     pub ports: Arc<[PortEntry]>,
     pub bridges: Arc<[BridgeEntry]>,
     pub tunnels: Arc<TunnelTable>,
@@ -191,6 +195,7 @@ impl Snapshot {
         Snapshot {
             generation: 0,
             policy_generation: 0,
+            learn_generation: 0,
             ports: Arc::from(Vec::new()),
             bridges: Arc::from(Vec::new()),
             tunnels: Arc::new(TunnelTable::default()),

@@ -259,12 +259,12 @@ fn a_port_learns_at_most_max_macs_and_the_other_macs_still_get_through() {
     }
     assert_eq!(learned_on(&d, "pm").len(), LIMIT);
 
-    // A higher limit in place: the next new MAC that speaks is learned.
-    // (Those refused before are offered again only after the bridge's
-    // learn refresh interval, an eighth of its aging time: the worker does
-    // not repeat a learn event sooner.)
+    // A higher limit in place: a MAC refused a moment ago is learned as
+    // soon as it speaks again (the workers forget which MACs they reported
+    // when a limit changes, instead of waiting out the learn refresh
+    // interval, an eighth of the aging time).
     d.ok(&["set-port", "pm", "--max-macs", &(LIMIT + 1).to_string()]);
-    let (name, mac) = macvlan(&m, LIMIT + 3);
+    let (name, mac) = vms[LIMIT].clone();
     assert!(
         pings_from(&m, &name, "10.3.0.2"),
         "{name} -> w\n{}",

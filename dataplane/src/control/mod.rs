@@ -1712,6 +1712,8 @@ fn compile(
         || prev.snapshot.policers.as_ref() != policers.as_slice()
         || config_acls_changed(prev.snapshot, &firewalls)
         || !policy_slots(&prev.snapshot.ports).eq(policy_slots(&ports));
+    let limits = |ports: &[PortEntry]| ports.iter().map(|p| p.max_macs).collect::<Vec<_>>();
+    let limits_changed = limits(&prev.snapshot.ports) != limits(&ports);
     Ok(Compiled {
         snapshot: Snapshot {
             generation,
@@ -1719,6 +1721,11 @@ fn compile(
                 generation
             } else {
                 prev.snapshot.policy_generation
+            },
+            learn_generation: if limits_changed {
+                generation
+            } else {
+                prev.snapshot.learn_generation
             },
             ports: Arc::from(ports),
             bridges: Arc::from(bridges),

@@ -134,6 +134,7 @@ pub struct WorkerState {
     /// (key, sent at) per slot; key 0 is empty.
     upcall_filter: Box<[(u64, u64)]>,
     policy_generation: u64,
+    learn_generation: u64,
     ip_id: u16,
     /// Counts every drop and upcall: a forwarding decision made while it
     /// did not move had no side effect, so the exact-match cache may replay
@@ -173,6 +174,7 @@ impl WorkerState {
             upcall_tx: None,
             upcall_filter: Vec::new().into_boxed_slice(),
             policy_generation: u64::MAX,
+            learn_generation: 0,
             ip_id: (id as u16).wrapping_mul(0x4000),
             side_effects: 0,
             plan_hits: 0,
@@ -200,6 +202,10 @@ impl WorkerState {
                 .iter()
                 .map(|f| vec![0; f.rule_count()])
                 .collect();
+        }
+        if self.learn_generation != snap.learn_generation {
+            self.learn_generation = snap.learn_generation;
+            self.learn_filter.fill(LearnSlot::default());
         }
     }
 

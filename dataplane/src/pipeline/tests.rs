@@ -1142,6 +1142,21 @@ fn a_port_learns_at_most_its_max_macs_and_still_forwards_the_others() {
 }
 
 #[test]
+fn a_mac_refused_under_the_old_limit_is_learned_as_soon_as_the_limit_rises() {
+    let mut bed = Bed::new();
+    bed.apply(|c| c.ports[0].max_macs = Some(1));
+    bed.send(VM1, &[&udp_frame(A, BCAST, 16)]);
+    let c = [0x02, 0xcc, 0, 0, 0, 9];
+    bed.send(VM1, &[&udp_frame(c, BCAST, 16)]);
+    assert_eq!(fdb_dest(&bed, c), None);
+    // A microsecond later, far inside the interval in which the worker
+    // would not report a MAC again: the new limit makes it forget.
+    bed.apply(|cfg| cfg.ports[0].max_macs = Some(2));
+    bed.send(VM1, &[&udp_frame(c, BCAST, 16)]);
+    assert_eq!(fdb_dest(&bed, c), Some((VM1, NO_REMOTE)));
+}
+
+#[test]
 fn a_full_fdb_refusal_is_counted_against_the_port() {
     let mut bed = Bed::new();
     bed.apply(|c| c.bridges[0].fdb_max_entries = 1);
