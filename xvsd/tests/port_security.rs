@@ -120,7 +120,10 @@ fn a_vm_claiming_anothers_mac_or_ip_gets_none_of_its_traffic() {
         );
         c.ip(&["neigh", "flush", "dev", "eth0"]);
         let echos = in_echos(a);
-        assert_eq!(c.ping(IPS[1], 5), 5, "{step}: c -> b\n{}", xvsd.log());
+        // b is still reached (a lost echo on a loaded machine is not the
+        // point: where the others went is, and a got none of them).
+        let answered = c.ping_every(IPS[1], 5, "0.2", 5);
+        assert!(answered >= 4, "{step}: c -> b {answered}/5\n{}", xvsd.log());
         assert_eq!(in_echos(a), echos, "{step}: a received b's echo requests");
         let neigh = c.run("ip", &["neigh", "show", IPS[1]]);
         assert!(neigh.contains(MACS[1]), "{step}: c resolved b to {neigh}");
