@@ -687,3 +687,49 @@ pub(super) fn same_members(
                 == b_ports.get(usize::from(*n)).map(|p| p.name.as_str())
         })
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::{AclConfig, Direction};
+    use crate::testkit;
+
+    #[test]
+    fn every_problem_is_reported_in_table_order_and_nothing_changes() {
+        let mut ctl = testkit::testbed();
+        let before = ctl.snapshot();
+        let mut config = testkit::config();
+        config.bridges[0].flows = vec!["priority=1,no_such_field=1,actions=drop".into()];
+        config.acls = vec![AclConfig {
+            port: "vm1".into(),
+            dir: Direction::In,
+            rules: vec!["not a rule".into()],
+        }];
+        let errs = ctl
+            .apply(config)
+            .expect_err("a bad flow and a bad ACL rule");
+        let objects: Vec<&str> = errs.0.iter().map(|e| e.object.as_str()).collect();
+        // Policies are compiled before bridges: the ACL comes first.
+        assert_eq!(objects, ["acl \"vm1\" in rule 1", "bridge \"br0\" flow 1"]);
+        assert!(std::sync::Arc::ptr_eq(&ctl.snapshot(), &before));
+        assert_eq!(*ctl.config(), testkit::config());
+    }
+
+    #[test]
+    fn a_changed_tunnel_is_built_and_the_others_are_taken() {
+        let mut ctl = testkit::testbed();
+        let mut config = testkit::config();
+        config.tunnels[2]
+            .remotes
+            .push("2001:db8::3".parse().unwrap());
+        ctl.apply(config).expect("one more remote");
+        let work = ctl.last_apply();
+        // vx6 alone, with its two remotes' templates; no bridge's tables
+        // (same config, same members), and only vx6's bridge's FDB, whose
+        // remote list was rebuilt.
+        assert_eq!(work.tunnels_compiled, 1);
+        assert_eq!(work.templates_built, 2);
+        assert_eq!(work.bridge_tables_built, 0);
+        assert_eq!(work.fdbs_rederived, 1);
+        assert_eq!(ctl.snapshot().tunnels.ports()[2].remotes.len(), 2);
+    }
+}

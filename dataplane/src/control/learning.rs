@@ -211,3 +211,39 @@ impl Control {
         self.republish();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::pipeline::LearnEvent;
+    use crate::testkit;
+    use crate::types::MacAddr;
+
+    #[test]
+    fn a_port_over_its_limit_has_its_refusals_counted_not_learned() {
+        let mut ctl = testkit::control();
+        let mut config = testkit::config();
+        config.ports[0].max_macs = Some(1);
+        ctl.apply(config).expect("vm1 holds one MAC");
+        let port = ctl.snapshot().bridges[0].ports[0];
+        assert_eq!(ctl.snapshot().port(port).unwrap().name, "vm1");
+        let tx = ctl.learn_sender();
+        for last in [1, 2, 3] {
+            tx.send(LearnEvent {
+                bridge: 0,
+                vlan: 0,
+                mac: MacAddr([2, 0, 0, 0, 1, last]),
+                port,
+                remote: 0,
+                vtep: None,
+                now: 1,
+            })
+            .unwrap();
+        }
+        assert_eq!(ctl.process_learning(1), 3);
+        let fdb = ctl.fdb("br0").unwrap();
+        assert!(fdb.get(0, MacAddr([2, 0, 0, 0, 1, 1]), 1).is_some());
+        assert!(fdb.get(0, MacAddr([2, 0, 0, 0, 1, 2]), 1).is_none());
+        let refused = ctl.learn_refusals("vm1");
+        assert_eq!((refused.port_limit, refused.fdb_full), (2, 0));
+    }
+}

@@ -257,3 +257,54 @@ impl Control {
         v
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::LearnEvent;
+    use crate::testkit;
+
+    #[test]
+    fn an_invalidation_from_a_remote_drops_the_entry_behind_it_only() {
+        let mut ctl = testkit::testbed();
+        let snap = ctl.snapshot();
+        let vx1 = snap.tunnels.ports()[0].port;
+        let vm1 = snap.bridges[0].ports[0];
+        let (behind, local) = (MacAddr([2, 0, 0, 0, 2, 1]), MacAddr([2, 0, 0, 0, 2, 2]));
+        let vtep: IpAddr = "192.0.2.2".parse().unwrap();
+        let tx = ctl.learn_sender();
+        for (mac, port, from) in [(behind, vx1, Some(vtep)), (local, vm1, None)] {
+            let ev = LearnEvent {
+                bridge: 0,
+                vlan: 0,
+                mac,
+                port,
+                remote: 0,
+                vtep: from,
+                now: 1,
+            };
+            tx.send(ev).unwrap();
+        }
+        assert_eq!(ctl.process_learning(1), 2);
+        let inv = |mac| {
+            invalidate::Invalidation {
+                vni: 42,
+                vlan: 0,
+                mac,
+            }
+            .encode()
+        };
+        // Not a remote of the VNI's tunnel, or an entry not behind a tunnel:
+        // nothing dropped.
+        let stranger: IpAddr = "192.0.2.9".parse().unwrap();
+        assert_eq!(ctl.invalidation_received(stranger, &inv(behind)), None);
+        assert_eq!(ctl.invalidation_received(vtep, &inv(local)), None);
+        assert_eq!(
+            ctl.invalidation_received(vtep, &inv(behind)),
+            Some(("br0".to_string(), behind))
+        );
+        let fdb = ctl.fdb("br0").unwrap();
+        assert!(fdb.get(0, behind, 1).is_none());
+        assert!(fdb.get(0, local, 1).is_some());
+    }
+}
