@@ -993,8 +993,7 @@ impl Daemon {
         last_tick: &mut u64,
     ) -> Result<(), DaemonError> {
         for w in &mut self.workers {
-            if w.thread.as_ref().is_some_and(|t| t.is_finished()) {
-                let t = w.thread.take().expect("checked above");
+            if let Some(t) = w.thread.take_if(|t| t.is_finished()) {
                 let reason = match t.join() {
                     Ok(Ok(_)) => "stopped early".to_string(),
                     Ok(Err(e)) => e.to_string(),
