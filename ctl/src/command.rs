@@ -1213,16 +1213,13 @@ fn add_port(config: &mut Config, c: &AddPort) -> Result<(), CommandError> {
     }
     let vlan = vlan_mode(c.tag, c.trunks.as_deref(), c.native)?;
     let mut p = PortConfig {
-        name: c.name.clone(),
-        bridge: c.bridge.clone(),
-        number: None,
         vlan,
-        mtu: 1500,
         queues: c.queues.unwrap_or(0),
         max_macs: c.max_macs,
         allowed_macs: c.allowed_macs.clone(),
         allowed_ips: c.allowed_ips.clone(),
         storm_pps: c.storm_pps,
+        ..PortConfig::new(c.name.clone(), c.bridge.clone())
     };
     if let Some(m) = c.mtu {
         p.mtu = m;

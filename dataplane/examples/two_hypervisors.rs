@@ -11,7 +11,6 @@ use etherparse::{NetSlice, PacketBuilder, SlicedPacket, TransportSlice};
 
 use xvs_dataplane::config::{
     BridgeConfig, Config, GeneveOptConfig, PortConfig, TunnelConfig, TunnelKind, UplinkConfig,
-    VlanMode,
 };
 use xvs_dataplane::control::Control;
 use xvs_dataplane::pipeline::WorkerState;
@@ -34,18 +33,6 @@ fn ip(s: &str) -> IpAddr {
 fn hypervisor(name: &'static str, me: u8, peer: u8) -> Hv {
     let local = ip(&format!("192.0.2.{me}"));
     let remote = ip(&format!("192.0.2.{peer}"));
-    let port = |n: &str, b: &str| PortConfig {
-        name: n.into(),
-        bridge: b.into(),
-        number: None,
-        vlan: VlanMode::default(),
-        mtu: 1500,
-        queues: 0,
-        max_macs: None,
-        allowed_macs: Vec::new(),
-        allowed_ips: Vec::new(),
-        storm_pps: None,
-    };
     let mut gn = TunnelConfig::new("gn0", "br-geneve", TunnelKind::Geneve, 200, vec![remote]);
     gn.geneve_opts.push(GeneveOptConfig {
         class: 0x0102,
@@ -64,7 +51,10 @@ fn hypervisor(name: &'static str, me: u8, peer: u8) -> Hv {
             local_ips: vec![local],
             mtu: 1500,
         }),
-        ports: vec![port("vm-vx", "br-vxlan"), port("vm-gn", "br-geneve")],
+        ports: vec![
+            PortConfig::new("vm-vx", "br-vxlan"),
+            PortConfig::new("vm-gn", "br-geneve"),
+        ],
         tunnels: vec![
             TunnelConfig::new("vx0", "br-vxlan", TunnelKind::Vxlan, 100, vec![remote]),
             gn,

@@ -16,7 +16,6 @@ use std::net::IpAddr;
 
 use crate::config::{
     BridgeConfig, Config, GeneveOptConfig, PortConfig, TunnelConfig, TunnelKind, UplinkConfig,
-    VlanMode,
 };
 use crate::control::Control;
 use crate::frame::Frame;
@@ -41,22 +40,6 @@ fn ip(s: &str) -> IpAddr {
     s.parse().expect("fixture address")
 }
 
-/// A local port of `bridge` with the defaults.
-pub fn port(name: &str, bridge: &str) -> PortConfig {
-    PortConfig {
-        name: name.into(),
-        bridge: bridge.into(),
-        number: None,
-        vlan: VlanMode::default(),
-        mtu: 1500,
-        queues: 0,
-        max_macs: None,
-        allowed_macs: Vec::new(),
-        allowed_ips: Vec::new(),
-        storm_pps: None,
-    }
-}
-
 /// The fixture config (see the module doc).
 pub fn config() -> Config {
     let mut gn = TunnelConfig::new("gn1", "br1", TunnelKind::Geneve, 43, vec![ip("192.0.2.2")]);
@@ -79,10 +62,10 @@ pub fn config() -> Config {
             mtu: 9000,
         }),
         ports: vec![
-            port("vm1", "br0"),
-            port("vm2", "br0"),
-            port("vm3", "br1"),
-            port("vm4", "br6"),
+            PortConfig::new("vm1", "br0"),
+            PortConfig::new("vm2", "br0"),
+            PortConfig::new("vm3", "br1"),
+            PortConfig::new("vm4", "br6"),
         ],
         tunnels: vec![
             TunnelConfig::new(

@@ -13,7 +13,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use xvs_dataplane::config::{
-    BridgeConfig, Config, PortConfig, TunnelConfig, TunnelKind, UplinkConfig, VlanMode,
+    BridgeConfig, Config, PortConfig, TunnelConfig, TunnelKind, UplinkConfig,
 };
 use xvs_dataplane::control::kernel::{dump, KernelEvent, KernelState, Monitor};
 use xvs_dataplane::control::Control;
@@ -265,18 +265,7 @@ fn control_towards(state: &KernelState, remote: &str) -> Control {
             local_ips: vec![addr("10.9.0.1")],
             mtu: 1500,
         }),
-        ports: vec![PortConfig {
-            name: "vm1".into(),
-            bridge: "br0".into(),
-            number: None,
-            vlan: VlanMode::default(),
-            mtu: 1500,
-            queues: 0,
-            max_macs: None,
-            allowed_macs: Vec::new(),
-            allowed_ips: Vec::new(),
-            storm_pps: None,
-        }],
+        ports: vec![PortConfig::new("vm1", "br0")],
         tunnels: vec![TunnelConfig::new(
             "vx1",
             "br0",

@@ -11,12 +11,12 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
 use xvs_dataplane::config::{
-    BridgeConfig, Config, NeighborConfig, OverlayAddrConfig, RouteConfig, StaticFdbConfig,
-    TunnelConfig, TunnelKind, UplinkConfig,
+    BridgeConfig, Config, NeighborConfig, OverlayAddrConfig, PortConfig, RouteConfig,
+    StaticFdbConfig, TunnelConfig, TunnelKind, UplinkConfig,
 };
 use xvs_dataplane::control::{ApplyWork, Control};
 use xvs_dataplane::snapshot::Snapshot;
-use xvs_dataplane::testkit::{port, UPLINK_MAC};
+use xvs_dataplane::testkit::UPLINK_MAC;
 use xvs_dataplane::types::MacAddr;
 
 const BRIDGES: usize = 200;
@@ -60,7 +60,7 @@ fn config() -> Config {
             vec![remote(i)],
         ));
     }
-    c.ports.push(port("pa1", "b1"));
+    c.ports.push(PortConfig::new("pa1", "b1"));
     c.assign_port_numbers();
     let pa1 = c.port_numbers()["pa1"];
     c.bridges[1].flows.push(format!(
@@ -152,7 +152,7 @@ fn a_one_line_change_builds_only_what_it_changes() {
 
     // add-port b7 p7: b7's flow table and FDB, nothing else.
     let before = ctl.snapshot();
-    c.ports.push(port("p7", "b7"));
+    c.ports.push(PortConfig::new("p7", "b7"));
     // Numbers are kept once given, as a transaction does.
     c.assign_port_numbers();
     ctl.apply(c.clone()).unwrap();
@@ -241,7 +241,7 @@ fn building_less_compiles_the_same_snapshot_as_building_all() {
         ("ttl", |c, _| c.tunnels[3].ttl = 9),
         ("remotes", |c, _| c.tunnels[4].remotes.push(remote(900))),
         ("vni", |c, _| c.tunnels[6].vni = 5000),
-        ("add port", |c, _| c.ports.push(port("p2", "b2"))),
+        ("add port", |c, _| c.ports.push(PortConfig::new("p2", "b2"))),
         ("del tunnel", |c, _| {
             c.tunnels.remove(8);
         }),
@@ -343,7 +343,9 @@ fn random_edits_compile_as_a_fresh_control_plane_would() {
                 let gone = next.tunnels.remove(t).name;
                 next.fdb.retain(|f| f.port != gone);
             }
-            4 => next.ports.push(port(&format!("p{step}"), &b)),
+            4 => next
+                .ports
+                .push(PortConfig::new(format!("p{step}"), b.clone())),
             5 if !next.tunnels.is_empty() => next.fdb.push(StaticFdbConfig {
                 bridge: next.tunnels[t].bridge.clone(),
                 vlan: 0,

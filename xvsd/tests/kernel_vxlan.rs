@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use xvs_bpf::xsk::{XskConfig, XskSet};
 use xvs_bpf::{AttachFlags, Mode, XdpProgram};
 use xvs_dataplane::config::{
-    BridgeConfig, Config, PortConfig, TunnelConfig, TunnelKind, UplinkConfig, VlanMode,
+    BridgeConfig, Config, PortConfig, TunnelConfig, TunnelKind, UplinkConfig,
 };
 use xvs_dataplane::control::Control;
 use xvs_dataplane::tables::neigh::NeighSource;
@@ -73,18 +73,7 @@ fn control() -> Control {
             local_ips: vec![addr("192.0.2.1")],
             mtu: 1500,
         }),
-        ports: vec![PortConfig {
-            name: "hvp0".into(),
-            bridge: "br0".into(),
-            number: None,
-            vlan: VlanMode::default(),
-            mtu: 1500,
-            queues: 0,
-            max_macs: None,
-            allowed_macs: Vec::new(),
-            allowed_ips: Vec::new(),
-            storm_pps: None,
-        }],
+        ports: vec![PortConfig::new("hvp0", "br0")],
         tunnels: vec![vx],
         ..Default::default()
     };

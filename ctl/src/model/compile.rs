@@ -202,16 +202,8 @@ fn kind_default(kind: TunnelKind) -> Option<u16> {
 
 fn port(name: &str, bridge: &str, vlan: VlanMode) -> PortConfig {
     PortConfig {
-        name: name.to_string(),
-        bridge: bridge.to_string(),
-        number: None,
         vlan,
-        mtu: 1500,
-        queues: 0,
-        max_macs: None,
-        allowed_macs: Vec::new(),
-        allowed_ips: Vec::new(),
-        storm_pps: None,
+        ..PortConfig::new(name, bridge)
     }
 }
 

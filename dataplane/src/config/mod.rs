@@ -296,6 +296,25 @@ fn default_mtu() -> u16 {
     1500
 }
 
+impl PortConfig {
+    /// A port as a config file or `add-port` gives it with nothing but
+    /// its name and bridge: untagged, MTU 1500, every queue, no limits.
+    pub fn new(name: impl Into<String>, bridge: impl Into<String>) -> Self {
+        PortConfig {
+            name: name.into(),
+            bridge: bridge.into(),
+            number: None,
+            vlan: VlanMode::default(),
+            mtu: default_mtu(),
+            queues: 0,
+            max_macs: None,
+            allowed_macs: Vec::new(),
+            allowed_ips: Vec::new(),
+            storm_pps: None,
+        }
+    }
+}
+
 /// A local (VM-facing) AF_XDP port.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -689,18 +708,7 @@ mod testutil {
                 local_ips: vec!["192.0.2.1".parse().unwrap()],
                 mtu: 1500,
             }),
-            ports: vec![PortConfig {
-                name: "vm1".into(),
-                bridge: "br0".into(),
-                number: None,
-                vlan: VlanMode::default(),
-                mtu: 1500,
-                queues: 0,
-                max_macs: None,
-                allowed_macs: Vec::new(),
-                allowed_ips: Vec::new(),
-                storm_pps: None,
-            }],
+            ports: vec![PortConfig::new("vm1", "br0")],
             tunnels: vec![TunnelConfig::new(
                 "vx1",
                 "br0",

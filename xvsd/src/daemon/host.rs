@@ -112,24 +112,13 @@ fn v4(sa: *const libc::sockaddr) -> Option<Ipv4Addr> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use xvs_dataplane::config::{BridgeConfig, PortConfig, VlanMode};
+    use xvs_dataplane::config::{BridgeConfig, PortConfig};
 
     #[test]
     fn the_loopback_interface_is_no_port() {
         let c = Config {
             bridges: vec![BridgeConfig::new("br0")],
-            ports: vec![PortConfig {
-                name: "lo".into(),
-                bridge: "br0".into(),
-                number: None,
-                vlan: VlanMode::default(),
-                mtu: 1500,
-                queues: 0,
-                max_macs: None,
-                allowed_macs: Vec::new(),
-                allowed_ips: Vec::new(),
-                storm_pps: None,
-            }],
+            ports: vec![PortConfig::new("lo", "br0")],
             ..Default::default()
         };
         let e = check(&c).unwrap_err().to_string();
