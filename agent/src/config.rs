@@ -9,9 +9,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use xvs_dataplane::config::{TunnelKind, MAX_VNI};
-use xvs_dataplane::tables::route::Prefix;
-use xvs_dataplane::types::MacAddr;
+use xvs_config::{TunnelKind, MAX_VNI};
+use xvs_types::MacAddr;
+use xvs_types::Prefix;
 
 /// Default key prefix under which hosts register.
 pub const DEFAULT_PREFIX: &str = "/xvs/";

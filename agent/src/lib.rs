@@ -18,8 +18,8 @@ pub mod xvsd;
 #[cfg(test)]
 pub(crate) mod testutil {
     use crate::config::{AgentConfig, NetConfig, VirtConfig};
-    use xvs_dataplane::config::TunnelKind;
-    use xvs_dataplane::types::MacAddr;
+    use xvs_config::TunnelKind;
+    use xvs_types::MacAddr;
 
     /// Host `hvN` (underlay 192.0.2.N) in net blue (VNI 100, bridge
     /// blue, tunnel vx) with virts 02:00:00:00:00:V / 10.1.0.V.

@@ -13,9 +13,9 @@ use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::{Deserialize, Serialize};
-use xvs_dataplane::config::{is_unicast_ip, is_unicast_mac, remote_vtep};
-use xvs_dataplane::tables::route::Prefix;
-use xvs_dataplane::types::MacAddr;
+use xvs_config::{is_unicast_ip, is_unicast_mac, remote_vtep};
+use xvs_types::MacAddr;
+use xvs_types::Prefix;
 
 use crate::config::AgentConfig;
 
@@ -164,7 +164,7 @@ pub fn put(
 }
 
 /// What in `record` the local host's xvsd would refuse, by xvsd's own
-/// rules (`xvs_dataplane::config`, which validates every transaction):
+/// rules (`xvs_config`, which validates every transaction):
 /// the underlay IP as a remote VTEP of `local`'s tunnels (of their
 /// family, not ours, loopback, multicast, unspecified or broadcast), and
 /// in the nets `local` shares (same name and VNI) each virt's MAC as a

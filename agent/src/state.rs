@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
-use xvs_dataplane::types::MacAddr;
+use xvs_types::MacAddr;
 
 use crate::config::AgentConfig;
 use crate::registry::{problems, Registry};

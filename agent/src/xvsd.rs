@@ -21,10 +21,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::Duration;
 
+use xvs_config::{Config, TunnelConfig, TunnelKind};
 use xvs_ctl::client::{Client, ClientError};
 use xvs_ctl::command::{AddTunnel, ArpAdd, ArpDel, Command, FdbAdd, FdbDel, MetaSet, SetTunnel};
 use xvs_ctl::protocol::{Method, MissRow};
-use xvs_dataplane::config::{Config, TunnelConfig, TunnelKind};
 
 use crate::config::AgentConfig;
 use crate::state::{self, AddrKey, Asked, Diff, FdbKey, FdbTarget, State, TunnelState};
@@ -103,11 +103,11 @@ pub const PINS_META: &str = "etcd.pins";
 pub struct Pin {
     pub bridge: String,
     pub vlan: u16,
-    pub mac: xvs_dataplane::types::MacAddr,
+    pub mac: xvs_types::MacAddr,
     pub port: String,
 }
 
-fn pin_of(f: &xvs_dataplane::config::StaticFdbConfig) -> Pin {
+fn pin_of(f: &xvs_config::StaticFdbConfig) -> Pin {
     Pin {
         bridge: f.bridge.clone(),
         vlan: f.vlan,
@@ -360,7 +360,7 @@ mod tests {
     use super::*;
     use crate::registry::{Host, HostRecord, Registry};
     use xvs_ctl::command::apply_all;
-    use xvs_dataplane::types::MacAddr;
+    use xvs_types::MacAddr;
 
     use crate::testutil::host;
 

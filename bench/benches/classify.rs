@@ -18,7 +18,7 @@ use xvs_dataplane::tables::flow::{
     Action, ExactMatchCache, FlowMatch, FlowRule, FlowTable, IpPrefix, Masked, EMC_HASH_SEED,
     ETH_TYPE_IPV4,
 };
-use xvs_dataplane::types::{ip_to_u128, FlowKey, MacAddr};
+use xvs_types::{ip_to_u128, FlowKey, MacAddr};
 
 const KEYS: usize = 1024;
 

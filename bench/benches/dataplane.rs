@@ -8,7 +8,7 @@ use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
-use xvs_dataplane::config::TunnelKind;
+use xvs_config::TunnelKind;
 use xvs_dataplane::frame::Frame;
 use xvs_dataplane::tunnel::{pop, MAX_HEADER_LEN};
 

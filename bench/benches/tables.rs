@@ -8,7 +8,7 @@ use std::hint::black_box;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
 use xvs_dataplane::tables::fdb::{Fdb, FdbConfig, FdbDest};
-use xvs_dataplane::types::{MacAddr, PortNo};
+use xvs_types::{MacAddr, PortNo};
 
 fn bench_fdb(c: &mut Criterion) {
     const N: u64 = 1_000_000;
@@ -51,7 +51,7 @@ fn bench_fdb(c: &mut Criterion) {
 /// random keys that hit.
 fn bench_flows_100k(c: &mut Criterion) {
     use xvs_dataplane::tables::flow::{FlowRule, FlowTable};
-    use xvs_dataplane::types::{ipv4_to_u128, FlowKey};
+    use xvs_types::{ipv4_to_u128, FlowKey};
     let n = 100_000u32;
     let addr = |i: u32| std::net::Ipv4Addr::from(0x0a00_0000 | i);
     let mut rules: Vec<FlowRule> = (0..n)

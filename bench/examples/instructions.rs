@@ -25,15 +25,15 @@ use std::net::IpAddr;
 use etherparse::PacketBuilder;
 
 use xvs_bench::{udp_frame, EncapLoop, A, B};
-use xvs_dataplane::config::{StaticFdbConfig, TunnelKind};
+use xvs_config::{StaticFdbConfig, TunnelKind};
 use xvs_dataplane::control::Control;
 use xvs_dataplane::frame::Frame;
 use xvs_dataplane::tables::fdb::{Fdb, FdbConfig, FdbDest};
 use xvs_dataplane::tables::flow::{ExactMatchCache, FlowTable, EMC_HASH_SEED};
 use xvs_dataplane::testkit::{self, LOCAL4, PEER2_MAC, UPLINK_MAC};
 use xvs_dataplane::tunnel::{pop, MAX_HEADER_LEN};
-use xvs_dataplane::types::{ipv4_to_u128, FlowKey, MacAddr, PortNo};
 use xvs_dataplane::wire::flow::extract;
+use xvs_types::{ipv4_to_u128, FlowKey, MacAddr, PortNo};
 
 #[path = "../benches/common/mod.rs"]
 mod common;

@@ -11,13 +11,13 @@ use std::net::IpAddr;
 
 use etherparse::PacketBuilder;
 
-use xvs_dataplane::config::{AclConfig, Direction, QosConfig, StaticFdbConfig};
+use xvs_config::{AclConfig, Direction, QosConfig, StaticFdbConfig};
 use xvs_dataplane::control::Control;
 use xvs_dataplane::frame::Frame;
 use xvs_dataplane::pipeline::{process_batch, BatchIo, WorkerState};
 use xvs_dataplane::snapshot::Snapshot;
 use xvs_dataplane::testkit::{self, CHUNK, HEADROOM};
-use xvs_dataplane::types::{MacAddr, PortNo};
+use xvs_types::{MacAddr, PortNo};
 
 pub const A: [u8; 6] = [0x02, 0xaa, 0, 0, 0, 1];
 pub const B: [u8; 6] = [0x02, 0xbb, 0, 0, 0, 2];

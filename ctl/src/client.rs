@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
 use serde_json::Value;
-use xvs_dataplane::config::{Config, Direction};
+use xvs_config::{Config, Direction};
 
 use crate::command::Command;
 use crate::protocol::{

@@ -22,17 +22,17 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use xvs_dataplane::config::{
+use xvs_config::{
     AclConfig, BridgeConfig, Config, ConfigErrors, Direction, GeneveOptConfig, LookupConfig,
     LookupProviderConfig, MissAction, NeighborConfig, OverlayAddrConfig, PortConfig, QosConfig,
     RouteConfig, StaticFdbConfig, TosConfig, TunnelConfig, TunnelKind, UplinkConfig, VlanMode,
     MAX_VNI,
 };
-use xvs_dataplane::policy::firewall::{AclRule, Firewall};
-use xvs_dataplane::policy::qos::PolicerConfig;
-use xvs_dataplane::tables::flow::{FlowMatch, FlowRule};
-use xvs_dataplane::tables::route::Prefix;
-use xvs_dataplane::types::{MacAddr, PortNo};
+use xvs_types::acl::{self, AclRule};
+use xvs_types::flow::{FlowMatch, FlowRule};
+use xvs_types::qos::PolicerConfig;
+use xvs_types::Prefix;
+use xvs_types::{MacAddr, PortNo};
 
 use crate::protocol::AclVerdict;
 
@@ -1001,11 +1001,11 @@ fn vlan_in_range(field: &'static str, v: u16, min: u16) -> Result<(), CommandErr
     }
 }
 
-/// The shared name rule ([`xvs_dataplane::config::check_name`]): xvsd
+/// The shared name rule ([`xvs_config::check_name`]): xvsd
 /// applies the same one to whole configs, so what a command may create is
 /// exactly what a config file or the persisted state may hold.
 fn check_name(field: &'static str, name: &str) -> Result<(), CommandError> {
-    xvs_dataplane::config::check_name(name).map_err(|m| invalid(field, format!("{name:?}"), m))
+    xvs_config::check_name(name).map_err(|m| invalid(field, format!("{name:?}"), m))
 }
 
 fn meta_set(config: &mut Config, c: &MetaSet) -> Result<(), CommandError> {
@@ -1395,7 +1395,7 @@ fn set_tunnel(config: &mut Config, c: &SetTunnel) -> Result<(), CommandError> {
                 continue;
             };
             for a in &rule.actions {
-                if let xvs_dataplane::tables::flow::Action::Tunnel { port, remote } = a {
+                if let xvs_types::flow::Action::Tunnel { port, remote } = a {
                     if Some(*port) == no && usize::from(*remote) >= n {
                         return Err(CommandError::Refused(format!(
                             "flow {f:?} sends to remote {remote} of tunnel {:?}, which would have {n} remote(s)",
@@ -1735,7 +1735,7 @@ fn add_flow(config: &mut Config, c: &AddFlow) -> Result<(), CommandError> {
         }
     }
     for a in &rule.actions {
-        if let xvs_dataplane::tables::flow::Action::Tunnel { port, remote } = a {
+        if let xvs_types::flow::Action::Tunnel { port, remote } = a {
             let remotes = ports.iter().find(|(_, n, _)| n == port).and_then(|x| x.2);
             match remotes {
                 None => {
@@ -1786,41 +1786,41 @@ fn covers(filter: &FlowMatch, rule: &FlowMatch) -> bool {
 
 fn del_flows(config: &mut Config, c: &DelFlows) -> Result<(), CommandError> {
     need_bridge(config, &c.bridge)?;
-    let filter =
-        match &c.matches {
-            None => None,
-            Some(m) if m.trim().is_empty() => None,
-            Some(m) => {
-                let resolved = resolve_port_names(m, config, &c.bridge)?;
-                let mut priority = None;
-                let mut rest = Vec::new();
-                for tok in resolved.split([',', ' ', '\t']).filter(|t| !t.is_empty()) {
-                    match tok.split_once('=') {
-                        Some(("priority", v)) => {
-                            priority =
-                                Some(v.trim().parse::<u32>().map_err(|_| CommandError::Flow {
-                                    text: m.clone(),
-                                    reason: format!("bad priority {v:?}"),
-                                })?)
-                        }
-                        Some(("actions", _)) => {
-                            return Err(CommandError::Flow {
+    let filter = match &c.matches {
+        None => None,
+        Some(m) if m.trim().is_empty() => None,
+        Some(m) => {
+            let resolved = resolve_port_names(m, config, &c.bridge)?;
+            let mut priority = None;
+            let mut rest = Vec::new();
+            for tok in resolved.split([',', ' ', '\t']).filter(|t| !t.is_empty()) {
+                match tok.split_once('=') {
+                    Some(("priority", v)) => {
+                        priority =
+                            Some(v.trim().parse::<u32>().map_err(|_| CommandError::Flow {
                                 text: m.clone(),
-                                reason: "del-flows takes a match, not actions".into(),
-                            })
-                        }
-                        _ => rest.push(tok),
+                                reason: format!("bad priority {v:?}"),
+                            })?)
                     }
+                    Some(("actions", _)) => {
+                        return Err(CommandError::Flow {
+                            text: m.clone(),
+                            reason: "del-flows takes a match, not actions".into(),
+                        })
+                    }
+                    _ => rest.push(tok),
                 }
-                let fm: FlowMatch = rest.join(",").parse().map_err(
-                    |e: xvs_dataplane::tables::flow::FlowError| CommandError::Flow {
+            }
+            let fm: FlowMatch =
+                rest.join(",")
+                    .parse()
+                    .map_err(|e: xvs_types::flow::FlowError| CommandError::Flow {
                         text: m.clone(),
                         reason: e.to_string(),
-                    },
-                )?;
-                Some((priority, fm))
-            }
-        };
+                    })?;
+            Some((priority, fm))
+        }
+    };
     let Some(b) = config.bridges.iter_mut().find(|b| b.name == c.bridge) else {
         return Err(CommandError::NoBridge(c.bridge.clone()));
     };
@@ -1862,12 +1862,10 @@ fn acl_add(config: &mut Config, c: &AclAdd) -> Result<(), CommandError> {
     let text = acl_text(c.priority, &c.matches, c.action);
     let rule: AclRule =
         text.parse()
-            .map_err(
-                |e: xvs_dataplane::policy::firewall::AclParseError| CommandError::Acl {
-                    text: c.matches.clone(),
-                    reason: e.to_string(),
-                },
-            )?;
+            .map_err(|e: xvs_types::acl::AclParseError| CommandError::Acl {
+                text: c.matches.clone(),
+                reason: e.to_string(),
+            })?;
     let idx = config
         .acls
         .iter()
@@ -1893,7 +1891,7 @@ fn acl_add(config: &mut Config, c: &AclAdd) -> Result<(), CommandError> {
             c.port, c.dir
         ),
     })?;
-    if let Err(e) = Firewall::build(parsed) {
+    if let Err(e) = acl::key_masks(&parsed) {
         return Err(CommandError::Acl {
             text,
             reason: format!(
@@ -1920,11 +1918,9 @@ fn acl_del(config: &mut Config, c: &AclDel) -> Result<(), CommandError> {
             let text = acl_text(c.priority.unwrap_or(0), m, AclVerdict::Allow);
             let r: AclRule =
                 text.parse()
-                    .map_err(|e: xvs_dataplane::policy::firewall::AclParseError| {
-                        CommandError::Acl {
-                            text: m.clone(),
-                            reason: e.to_string(),
-                        }
+                    .map_err(|e: xvs_types::acl::AclParseError| CommandError::Acl {
+                        text: m.clone(),
+                        reason: e.to_string(),
                     })?;
             Some(r.matches)
         }

@@ -291,7 +291,7 @@ fn set_br_changes_only_the_options_given() {
     assert_eq!(e, "no bridge \"nope\"");
     // Lookup on miss: on with a provider, the miss action changed alone,
     // then off.
-    use xvs_dataplane::config::{LookupProviderConfig, MissAction};
+    use xvs_config::{LookupProviderConfig, MissAction};
     let lookup = |lookup, lookup_miss, no_lookup| {
         Command::SetBr(SetBr {
             name: "br0".into(),
@@ -329,7 +329,7 @@ fn set_br_changes_only_the_options_given() {
     apply_ok(&mut c, &[lookup(None, None, true)]);
     assert!(c.bridges[0].lookup.is_none());
     // Old configs (without the fields) still read, with the defaults.
-    let old: xvs_dataplane::config::BridgeConfig =
+    let old: xvs_config::BridgeConfig =
         serde_json::from_str(r#"{"name":"b","fdb_max_entries":5,"fdb_aging_secs":9,"flows":[]}"#)
             .unwrap();
     assert!(old.learning && !old.arp_suppress);

@@ -3,7 +3,7 @@
 //! - [`protocol`]: the JSON-RPC schema (envelopes, error codes, typed
 //!   methods, result rows: the `--format json` contract);
 //! - [`command`]: the config-changing commands and the transaction that
-//!   applies them to a [`xvs_dataplane::config::Config`];
+//!   applies them to a [`xvs_config::Config`];
 //! - [`server`]: the Unix socket server xvsd embeds (framing, limits,
 //!   peer credentials), handing typed calls to the daemon over a channel;
 //! - [`client`]: the client xvsctl uses;

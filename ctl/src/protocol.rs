@@ -26,9 +26,9 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use xvs_dataplane::config::{Direction, TunnelKind};
-use xvs_dataplane::tables::route::{Prefix, RouteOrigin};
-use xvs_dataplane::types::MacAddr;
+use xvs_config::{Direction, TunnelKind};
+use xvs_types::route::{Prefix, RouteOrigin};
+use xvs_types::MacAddr;
 
 use crate::command::Command;
 

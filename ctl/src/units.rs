@@ -4,7 +4,7 @@
 //! bytes), so xvsctl and a config file read a unit the same way; this
 //! module adds the inverse, for display.
 
-pub use xvs_dataplane::policy::qos::{parse_rate, parse_size, QosError};
+pub use xvs_types::qos::{parse_rate, parse_size, QosError};
 
 const RATE_UNITS: [(u64, &str); 4] = [
     (1_000_000_000_000, "tbit"),

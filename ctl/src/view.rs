@@ -1,7 +1,8 @@
-//! Result rows built from the desired config alone, and conversions from
-//! the dataplane's table entries, so the daemon answers `dump_flows`,
-//! `acl_show`, `tunnel_ports` and the static parts of `fdb_show`,
-//! `neigh_show` and `route_show` the same way the tests' fake daemon does.
+//! Result rows built from the desired config alone, so the daemon answers
+//! `dump_flows`, `acl_show`, `tunnel_ports` and the static parts of
+//! `fdb_show`, `neigh_show` and `route_show` the same way the tests' fake
+//! daemon does. Rows from the dataplane's live tables are xvsd's
+//! (`xvsd::daemon::view`): this crate does not link the dataplane.
 //!
 //! Flows are stored with port numbers (what the dataplane compiles); rows
 //! show names where the number belongs to a port of the bridge, since that
@@ -9,13 +10,11 @@
 
 use std::collections::BTreeMap;
 
-use xvs_dataplane::config::{Config, Direction, TosConfig};
-use xvs_dataplane::control::SnoopCounters;
-use xvs_dataplane::policy::firewall::{AclAction, AclRule};
-use xvs_dataplane::tables::flow::{Action, FlowRule};
-use xvs_dataplane::tables::neigh::{NeighCache, NeighEntryInfo, NeighSource, NeighState};
-use xvs_dataplane::tables::route::{Route, RouteOrigin};
-use xvs_dataplane::types::PortNo;
+use xvs_config::{Config, Direction, TosConfig};
+use xvs_types::acl::{AclAction, AclRule};
+use xvs_types::flow::{Action, FlowRule};
+use xvs_types::route::RouteOrigin;
+use xvs_types::PortNo;
 
 use crate::protocol::{
     AclRow, AclVerdict, AddrRow, FdbKind, FdbRow, FlowRow, NeighRow, NeighSourceName,
@@ -241,58 +240,6 @@ pub fn static_neigh_rows(config: &Config) -> Vec<NeighRow> {
         .collect()
 }
 
-impl From<&Route> for RouteRow {
-    fn from(r: &Route) -> Self {
-        RouteRow {
-            prefix: r.prefix,
-            gateway: r.gateway,
-            dev: r.dev.clone(),
-            metric: r.metric,
-            origin: r.origin,
-            src: r.src,
-        }
-    }
-}
-
-impl From<&NeighEntryInfo> for NeighRow {
-    fn from(n: &NeighEntryInfo) -> Self {
-        NeighRow {
-            ip: n.ip,
-            mac: n.mac,
-            state: match n.state {
-                NeighState::Incomplete { .. } => NeighStateName::Incomplete,
-                NeighState::Reachable { .. } => NeighStateName::Reachable,
-                NeighState::Stale { .. } => NeighStateName::Stale,
-                NeighState::Failed { .. } => NeighStateName::Failed,
-                NeighState::Static => NeighStateName::Static,
-            },
-            source: match n.source {
-                NeighSource::Snooped => NeighSourceName::Snooped,
-                NeighSource::Kernel => NeighSourceName::Kernel,
-                NeighSource::Static => NeighSourceName::Static,
-            },
-            in_use: false,
-            age_secs: None,
-            refreshes: None,
-            confirmations: None,
-        }
-    }
-}
-
-/// The uplink's `snooped` counters ([`crate::protocol::StatsRow`]): the
-/// non-zero ones, by outcome.
-pub fn snooped_map(c: &SnoopCounters) -> BTreeMap<String, u64> {
-    nonzero_map([
-        ("learned", c.learned),
-        ("confirmed", c.confirmed),
-        ("not_for_us", c.not_for_us),
-        ("off_subnet", c.off_subnet),
-        ("unsolicited", c.unsolicited),
-        ("conflicting", c.conflicting),
-        ("ignored", c.ignored),
-    ])
-}
-
 /// Named counters as a row's map: the non-zero ones only, so a row shows
 /// what happened and the JSON leaves out what did not.
 pub fn nonzero_map<'a>(
@@ -302,21 +249,6 @@ pub fn nonzero_map<'a>(
         .into_iter()
         .filter(|(_, n)| *n != 0)
         .map(|(k, n)| (k.to_owned(), n))
-        .collect()
-}
-
-/// The daemon's neighbor cache as `neigh_show` rows: each entry, whether a
-/// tunnel uses it, and its age at `now` (the cache's clock, ns).
-pub fn neigh_rows(cache: &NeighCache, now: u64) -> Vec<NeighRow> {
-    cache
-        .iter()
-        .map(|n| NeighRow {
-            in_use: cache.is_in_use(n.ip),
-            age_secs: Some(now.saturating_sub(n.updated_ns) / 1_000_000_000),
-            refreshes: Some(n.refreshes),
-            confirmations: Some(n.confirmations),
-            ..NeighRow::from(&n)
-        })
         .collect()
 }
 
@@ -353,64 +285,5 @@ pub fn check_bridge_param(
             format!("no bridge {b:?}"),
         )),
         _ => Ok(()),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::net::IpAddr;
-
-    use xvs_dataplane::tables::neigh::NeighConfig;
-    use xvs_dataplane::types::MacAddr;
-
-    use super::*;
-
-    #[test]
-    fn neigh_rows_say_which_entries_a_tunnel_uses_and_how_old_they_are() {
-        const S: u64 = 1_000_000_000;
-        let mut cache = NeighCache::new(NeighConfig::default()).unwrap();
-        let (hop, other): (IpAddr, IpAddr) =
-            ("192.0.2.1".parse().unwrap(), "192.0.2.9".parse().unwrap());
-        cache.learn(
-            hop,
-            MacAddr([2, 0, 0, 0, 0, 1]),
-            10 * S,
-            NeighSource::Kernel,
-        );
-        cache.learn(
-            other,
-            MacAddr([2, 0, 0, 0, 0, 9]),
-            4 * S,
-            NeighSource::Kernel,
-        );
-        cache.set_in_use([hop]);
-        let rows = neigh_rows(&cache, 12 * S + S / 2);
-        let got: Vec<_> = rows.iter().map(|r| (r.ip, r.in_use, r.age_secs)).collect();
-        assert_eq!(got, [(hop, true, Some(2)), (other, false, Some(8))]);
-        let counts: Vec<_> = rows
-            .iter()
-            .map(|r| (r.refreshes, r.confirmations))
-            .collect();
-        assert_eq!(counts, [(Some(0), Some(1)); 2]);
-        assert!(rows.iter().all(|r| r.state == NeighStateName::Reachable));
-        // What JSON carries: `in_use` only when true.
-        let json = serde_json::to_string(&rows).unwrap();
-        assert_eq!(json.matches("\"in_use\":true").count(), 1, "{json}");
-        assert!(!json.contains("\"in_use\":false"), "{json}");
-    }
-
-    #[test]
-    fn snooped_counters_keep_only_what_happened() {
-        let c = SnoopCounters {
-            confirmed: 3,
-            unsolicited: 1,
-            ..SnoopCounters::default()
-        };
-        let m = snooped_map(&c);
-        assert_eq!(
-            m.into_iter().collect::<Vec<_>>(),
-            [("confirmed".into(), 3), ("unsolicited".into(), 1)]
-        );
-        assert!(snooped_map(&SnoopCounters::default()).is_empty());
     }
 }

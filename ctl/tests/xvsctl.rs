@@ -9,10 +9,10 @@ use std::process::{Command, Output, Stdio};
 use std::time::Instant;
 
 use common::FakeDaemon;
+use xvs_config::Config;
 use xvs_ctl::protocol::{
     AclRow, FdbRow, FlowRow, NeighRow, RouteRow, StatsRow, TunnelPortRow, WorkerStatsRow,
 };
-use xvs_dataplane::config::Config;
 
 struct Run {
     code: i32,

@@ -9,7 +9,7 @@ use std::net::IpAddr;
 
 use etherparse::{NetSlice, PacketBuilder, SlicedPacket, TransportSlice};
 
-use xvs_dataplane::config::{
+use xvs_config::{
     BridgeConfig, Config, GeneveOptConfig, PortConfig, TunnelConfig, TunnelKind, UplinkConfig,
 };
 use xvs_dataplane::control::Control;
@@ -17,7 +17,7 @@ use xvs_dataplane::pipeline::WorkerState;
 use xvs_dataplane::tables::neigh::NeighSource;
 use xvs_dataplane::tables::route::{Route, RouteOrigin};
 use xvs_dataplane::testkit::Pool;
-use xvs_dataplane::types::{MacAddr, PortNo};
+use xvs_types::{MacAddr, PortNo};
 
 struct Hv {
     name: &'static str,

@@ -7,7 +7,6 @@
 //! [`policy`] (firewall, QoS), [`pipeline`] (the per-batch function) and
 //! [`snapshot`] (the immutable tables a worker reads, swapped atomically).
 
-pub mod config;
 pub mod control;
 pub mod frame;
 pub mod pipeline;
@@ -18,5 +17,4 @@ pub mod tables;
 #[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
 pub mod tunnel;
-pub mod types;
 pub mod wire;

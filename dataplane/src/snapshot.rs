@@ -20,7 +20,7 @@ use crate::tables::addr::AddrTable;
 use crate::tables::fdb::FdbView;
 use crate::tables::flow::FlowTable;
 use crate::tunnel::TunnelTable;
-use crate::types::{BridgeNo, PortNo};
+use xvs_types::{BridgeNo, PortNo};
 
 /// What a port number refers to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -161,8 +161,8 @@ pub struct BridgeEntry {
     pub addrs: Arc<AddrTable>,
     /// Lookup on miss: what happens to the frame that missed (`None`: no
     /// lookup, unknown unicast floods).
-    pub lookup: Option<crate::config::MissAction>,
-    /// With [`crate::config::MissAction::Hold`]: how long a frame waits.
+    pub lookup: Option<xvs_types::MissAction>,
+    /// With [`xvs_types::MissAction::Hold`]: how long a frame waits.
     pub lookup_hold_ns: u64,
 }
 

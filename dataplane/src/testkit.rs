@@ -14,16 +14,16 @@
 
 use std::net::IpAddr;
 
-use crate::config::{
-    BridgeConfig, Config, GeneveOptConfig, PortConfig, TunnelConfig, TunnelKind, UplinkConfig,
-};
 use crate::control::Control;
 use crate::frame::Frame;
 use crate::pipeline::{process_batch, BatchIo, HeldMeta, WorkerState};
 use crate::snapshot::Snapshot;
 use crate::tables::neigh::NeighSource;
 use crate::tables::route::{Route, RouteOrigin};
-use crate::types::{MacAddr, PortNo};
+use xvs_config::{
+    BridgeConfig, Config, GeneveOptConfig, PortConfig, TunnelConfig, TunnelKind, UplinkConfig,
+};
+use xvs_types::{MacAddr, PortNo};
 
 /// Size of one buffer (a UMEM chunk in the daemon).
 pub const CHUNK: usize = 4096;

@@ -17,11 +17,11 @@ use etherparse::PacketBuilder;
 use proptest::prelude::*;
 use proptest::test_runner::{Config as RunnerConfig, TestRunner};
 
-use xvs_dataplane::config::{AclConfig, Config, Direction};
+use xvs_config::{AclConfig, Config, Direction};
 use xvs_dataplane::control::Control;
 use xvs_dataplane::pipeline::WorkerState;
 use xvs_dataplane::testkit::{self, Pool, PEER2_MAC, UPLINK_MAC};
-use xvs_dataplane::types::PortNo;
+use xvs_types::PortNo;
 
 #[path = "common/frames.rs"]
 mod frames;

@@ -12,13 +12,11 @@ use std::net::IpAddr;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use xvs_dataplane::config::{
-    BridgeConfig, Config, PortConfig, TunnelConfig, TunnelKind, UplinkConfig,
-};
+use xvs_config::{BridgeConfig, Config, PortConfig, TunnelConfig, TunnelKind, UplinkConfig};
 use xvs_dataplane::control::kernel::{dump, KernelEvent, KernelState, Monitor};
 use xvs_dataplane::control::Control;
-use xvs_dataplane::types::MacAddr;
 use xvs_tests::{ip, require_root, require_tool, Netns};
+use xvs_types::MacAddr;
 
 const INNER: &str = "XVS_KERNEL_SYNC_INNER";
 

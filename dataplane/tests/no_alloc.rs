@@ -15,15 +15,15 @@ use std::backtrace::Backtrace;
 use std::cell::{Cell, RefCell};
 use std::thread::LocalKey;
 
-use xvs_dataplane::config::{AclConfig, Config, Direction, OverlayAddrConfig, QosConfig};
+use xvs_config::{AclConfig, Config, Direction, OverlayAddrConfig, QosConfig};
 use xvs_dataplane::control::Control;
 use xvs_dataplane::frame::Frame;
 use xvs_dataplane::pipeline::{process_batch, BatchIo, SpareSource, WorkerState};
 use xvs_dataplane::snapshot::Snapshot;
 use xvs_dataplane::stats::DropReason;
 use xvs_dataplane::testkit::{self, CHUNK, HEADROOM, PEER2_MAC, UPLINK_MAC};
-use xvs_dataplane::types::{MacAddr, PortNo};
 use xvs_dataplane::wire::WireError;
+use xvs_types::{MacAddr, PortNo};
 
 #[path = "common/frames.rs"]
 mod frames;

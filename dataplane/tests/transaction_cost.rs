@@ -10,14 +10,14 @@ use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
-use xvs_dataplane::config::{
+use xvs_config::{
     BridgeConfig, Config, NeighborConfig, OverlayAddrConfig, PortConfig, RouteConfig,
     StaticFdbConfig, TunnelConfig, TunnelKind, UplinkConfig,
 };
 use xvs_dataplane::control::{ApplyWork, Control};
 use xvs_dataplane::snapshot::Snapshot;
 use xvs_dataplane::testkit::UPLINK_MAC;
-use xvs_dataplane::types::MacAddr;
+use xvs_types::MacAddr;
 
 const BRIDGES: usize = 200;
 const GATEWAY_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 2]);

@@ -33,7 +33,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
 use tracing::{debug, warn};
-use xvs_dataplane::config::Config;
+use xvs_config::Config;
 
 /// The default state file.
 pub const DEFAULT_STATE: &str = "/var/lib/xvs/state.json";
@@ -485,7 +485,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use xvs_dataplane::config::{BridgeConfig, TunnelConfig, TunnelKind, UplinkConfig};
+    use xvs_config::{BridgeConfig, TunnelConfig, TunnelKind, UplinkConfig};
 
     fn dir(tag: &str) -> PathBuf {
         let d = std::env::temp_dir().join(format!(

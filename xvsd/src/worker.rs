@@ -42,7 +42,7 @@ use xvs_dataplane::pipeline::{
 };
 use xvs_dataplane::snapshot::SnapshotHandle;
 use xvs_dataplane::stats::DropCounters;
-use xvs_dataplane::types::PortNo;
+use xvs_types::PortNo;
 
 /// Frames taken from an rx ring per batch.
 pub const BATCH: usize = 64;

@@ -23,14 +23,12 @@ use std::time::{Duration, Instant};
 
 use xvs_bpf::xsk::{XskConfig, XskSet};
 use xvs_bpf::{AttachFlags, Mode, XdpProgram};
-use xvs_dataplane::config::{
-    BridgeConfig, Config, PortConfig, TunnelConfig, TunnelKind, UplinkConfig,
-};
+use xvs_config::{BridgeConfig, Config, PortConfig, TunnelConfig, TunnelKind, UplinkConfig};
 use xvs_dataplane::control::Control;
 use xvs_dataplane::tables::neigh::NeighSource;
 use xvs_dataplane::tables::route::{Route, RouteOrigin};
-use xvs_dataplane::types::MacAddr;
 use xvs_tests::{enter_netns, require_root, veth, Netns};
+use xvs_types::MacAddr;
 use xvsd::{Worker, WorkerCounters, WorkerPort};
 
 const UPLINK_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 1]);

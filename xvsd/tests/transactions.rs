@@ -18,10 +18,10 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
+use xvs_config::Config;
 use xvs_ctl::command::{self, Command};
-use xvs_dataplane::config::Config;
 use xvs_dataplane::control::{ApplyWork, Control};
-use xvs_dataplane::types::MacAddr;
+use xvs_types::MacAddr;
 
 fn cmd(v: serde_json::Value) -> Command {
     Command::from_value(&v).unwrap()

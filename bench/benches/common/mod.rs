@@ -5,10 +5,10 @@
 use std::net::IpAddr;
 
 use xvs_bench::{udp_frame, A, B};
-use xvs_dataplane::config::{GeneveOptConfig, TunnelConfig, TunnelKind};
+use xvs_config::{GeneveOptConfig, TunnelConfig, TunnelKind};
 use xvs_dataplane::frame::Frame;
 use xvs_dataplane::tunnel::{PushMeta, Template, TunnelPort, TunnelTable, MAX_HEADER_LEN};
-use xvs_dataplane::types::MacAddr;
+use xvs_types::MacAddr;
 
 pub fn ip(s: &str) -> IpAddr {
     s.parse().expect("literal address")

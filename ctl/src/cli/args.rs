@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{Parser, Subcommand, ValueEnum};
-use xvs_dataplane::config::{Direction, GeneveOptConfig, TosConfig, TunnelKind};
-use xvs_dataplane::tables::route::Prefix;
-use xvs_dataplane::types::MacAddr;
+use xvs_config::{Direction, GeneveOptConfig, TosConfig, TunnelKind};
+use xvs_types::MacAddr;
+use xvs_types::Prefix;
 
 use crate::command as cmd;
 use crate::protocol::{AclVerdict, DEFAULT_SOCKET};
@@ -168,7 +168,7 @@ fn parse_geneve_opt(s: &str) -> Result<GeneveOptConfig, String> {
     };
     let class = num(c, 0xffff, "class")? as u16;
     let typ = num(t, 0xff, "type")? as u8;
-    let data = xvs_dataplane::config::parse_hex(d).map_err(|e| format!("{s:?}: {e}"))?;
+    let data = xvs_config::parse_hex(d).map_err(|e| format!("{s:?}: {e}"))?;
     Ok(GeneveOptConfig { class, typ, data })
 }
 

@@ -8,7 +8,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 
 use clap::{CommandFactory, FromArgMatches};
-use xvs_dataplane::types::MacAddr;
+use xvs_types::MacAddr;
 
 use super::{Chained, Verb};
 use crate::command::{self as cmd, Command};

@@ -393,7 +393,7 @@ mod testutil {
 mod tests {
     use super::*;
     use crate::command as cmd;
-    use xvs_dataplane::types::MacAddr;
+    use xvs_types::MacAddr;
 
     #[test]
     fn big_transactions_are_split_under_the_limit() {

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use serde_json::Value;
-use xvs_dataplane::config::{Config, LookupProviderConfig, TosConfig, VlanMode};
+use xvs_config::{Config, LookupProviderConfig, TosConfig, VlanMode};
 
 use crate::protocol::{
     AclRow, AddrRow, FdbKind, FdbRow, FlowRow, HelloResult, Method, MissRow, NeighRow, PortState,

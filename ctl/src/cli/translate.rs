@@ -6,7 +6,7 @@
 use std::io::Read;
 use std::net::IpAddr;
 
-use xvs_dataplane::config::{LookupProviderConfig, MissAction};
+use xvs_config::{LookupProviderConfig, MissAction};
 
 use super::input::read_fdb_file;
 use super::Verb;
@@ -446,7 +446,7 @@ fn parse_lookup_provider(v: &str) -> Result<Option<LookupProviderConfig>, String
 mod tests {
     use super::super::testutil::parse;
     use super::*;
-    use xvs_dataplane::config::{Direction, TosConfig};
+    use xvs_config::{Direction, TosConfig};
 
     fn commands(args: &[&str]) -> Vec<Command> {
         parse(args)

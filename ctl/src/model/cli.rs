@@ -176,7 +176,7 @@ pub(crate) fn run(verb: &ModelVerb, cx: &mut Ctx<'_>) -> i32 {
 }
 
 /// The commands that apply `model` as phys `local` on top of `running`.
-pub fn plan(running: &xvs_dataplane::config::Config, model: &Model, local: &str) -> Vec<Command> {
+pub fn plan(running: &xvs_config::Config, model: &Model, local: &str) -> Vec<Command> {
     let old = Record::of(running)
         .map(|r| compile(&r.model, &r.local))
         .unwrap_or_default();

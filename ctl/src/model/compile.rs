@@ -24,11 +24,11 @@
 
 use std::net::IpAddr;
 
-use xvs_dataplane::config::{
+use xvs_config::{
     AclConfig, BridgeConfig, Config, Direction, OverlayAddrConfig, PortConfig, QosConfig,
     StaticFdbConfig, TunnelConfig, TunnelKind, UplinkConfig, VlanMode,
 };
-use xvs_dataplane::policy::firewall::{AclAction, AclRule};
+use xvs_types::acl::{AclAction, AclRule};
 
 use super::validate::{rate_values, VLAN_BRIDGE};
 use super::{Model, NetType, Virt, META_KEY};

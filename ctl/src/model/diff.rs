@@ -20,12 +20,12 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 use serde_json::Value;
-use xvs_dataplane::config::{
+use xvs_config::{
     AclConfig, Config, Direction, OverlayAddrConfig, PortConfig, QosConfig, StaticFdbConfig,
     TunnelConfig,
 };
-use xvs_dataplane::policy::firewall::{AclAction, AclRule};
-use xvs_dataplane::types::MacAddr;
+use xvs_types::acl::{AclAction, AclRule};
+use xvs_types::MacAddr;
 
 use super::compile::rule_matches;
 use super::META_KEY;
@@ -406,10 +406,8 @@ fn same_rules(a: &[String], b: &[String]) -> bool {
 
 fn add_port(p: &PortConfig) -> Command {
     let (tag, trunks, native) = match &p.vlan {
-        xvs_dataplane::config::VlanMode::Access { tag } => (Some(*tag), None, None),
-        xvs_dataplane::config::VlanMode::Trunk { trunks, native } => {
-            (None, Some(trunks.clone()), *native)
-        }
+        xvs_config::VlanMode::Access { tag } => (Some(*tag), None, None),
+        xvs_config::VlanMode::Trunk { trunks, native } => (None, Some(trunks.clone()), *native),
     };
     Command::AddPort(cmd::AddPort {
         bridge: p.bridge.clone(),

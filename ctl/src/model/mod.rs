@@ -51,7 +51,7 @@ use std::net::IpAddr;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
-use xvs_dataplane::types::MacAddr;
+use xvs_types::MacAddr;
 
 pub use compile::compile;
 pub use diff::diff;
@@ -313,7 +313,7 @@ pub struct Record {
 
 impl Record {
     /// The record in a config, if it has one that parses.
-    pub fn of(config: &xvs_dataplane::config::Config) -> Option<Record> {
+    pub fn of(config: &xvs_config::Config) -> Option<Record> {
         config
             .meta
             .get(META_KEY)

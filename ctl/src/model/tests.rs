@@ -6,7 +6,7 @@ use super::cli::plan;
 use super::validate::{Interfaces, VLAN_BRIDGE};
 use super::*;
 use crate::command::{apply_all, Command};
-use xvs_dataplane::config::{Config, StaticFdbConfig};
+use xvs_config::{Config, StaticFdbConfig};
 
 /// Two tenants reusing the same MACs and IPs, over three hypervisors.
 pub(crate) const TWO_TENANTS: &str = r#"
@@ -274,7 +274,7 @@ ip = "10.0.0.4"
 fn compile_gives_each_host_its_share() {
     let m = model(TWO_TENANTS);
     let c1 = compile(&m, "hv1");
-    let names = |v: &[xvs_dataplane::config::BridgeConfig]| -> Vec<String> {
+    let names = |v: &[xvs_config::BridgeConfig]| -> Vec<String> {
         v.iter().map(|b| b.name.clone()).collect()
     };
     assert_eq!(names(&c1.bridges), ["red", "blue"]);
@@ -292,7 +292,7 @@ fn compile_gives_each_host_its_share() {
         ]
     );
     let blue = c1.tunnels.iter().find(|t| t.name == "t-blue").unwrap();
-    assert_eq!(blue.kind, xvs_dataplane::config::TunnelKind::Geneve);
+    assert_eq!(blue.kind, xvs_config::TunnelKind::Geneve);
     assert_eq!(
         blue.remotes,
         ["192.0.2.2".parse::<std::net::IpAddr>().unwrap()]
@@ -469,13 +469,13 @@ iface = "ty"
     let trunk = a.ports.iter().find(|p| p.name == "eth1").unwrap();
     assert_eq!(
         trunk.vlan,
-        xvs_dataplane::config::VlanMode::Trunk {
+        xvs_config::VlanMode::Trunk {
             trunks: vec![10, 20],
             native: None
         }
     );
     let x = a.ports.iter().find(|p| p.name == "tx").unwrap();
-    assert_eq!(x.vlan, xvs_dataplane::config::VlanMode::Access { tag: 20 });
+    assert_eq!(x.vlan, xvs_config::VlanMode::Access { tag: 20 });
     assert!(a.uplink.is_none() && a.tunnels.is_empty());
     let (ca, _) = apply(&Config::default(), &m, "a");
     assert!(ca.validate().is_ok());

@@ -18,9 +18,9 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::net::IpAddr;
 
-use xvs_dataplane::config::MAX_VNI;
-use xvs_dataplane::policy::firewall::{AclRule, Firewall};
-use xvs_dataplane::policy::qos::{parse_rate, parse_size};
+use xvs_config::MAX_VNI;
+use xvs_types::acl::{self, AclRule};
+use xvs_types::qos::{parse_rate, parse_size};
 
 use super::{Model, NetType, Rate, Virt};
 use crate::command::MAX_VLAN;
@@ -275,7 +275,7 @@ pub fn validate(
 
     // Virts.
     let mut virt_names = HashSet::new();
-    let mut macs: HashMap<(&str, xvs_dataplane::types::MacAddr), &str> = HashMap::new();
+    let mut macs: HashMap<(&str, xvs_types::MacAddr), &str> = HashMap::new();
     let mut ips: HashMap<(&str, IpAddr), &str> = HashMap::new();
     let mut ifaces_used: HashMap<(&str, &str), &str> = HashMap::new();
     for virt in &model.virts {
@@ -346,7 +346,7 @@ pub fn validate(
                                 format!("connected to phys {pn:?} without an iface"),
                             ),
                             Some(i) => {
-                                check_name(&mut bad, &o, i, xvs_dataplane::config::MAX_NAME_LEN);
+                                check_name(&mut bad, &o, i, xvs_config::MAX_NAME_LEN);
                                 if p.iface.as_deref() == Some(i.as_str()) {
                                     bad(
                                         o.clone(),
@@ -426,7 +426,7 @@ pub fn validate(
 fn check_name(bad: &mut impl FnMut(String, String), o: &str, name: &str, max: usize) {
     if name.len() > max {
         bad(o.into(), format!("name {name:?} longer than {max} bytes"));
-    } else if let Err(m) = xvs_dataplane::config::check_name(name) {
+    } else if let Err(m) = xvs_config::check_name(name) {
         bad(o.into(), m);
     }
 }
@@ -444,7 +444,7 @@ fn check_rules(bad: &mut impl FnMut(String, String), o: &str, virt: &Virt) {
             // Duplicates, same priority with different match shapes, and
             // the same match at one priority with different actions (a
             // conflict) all fail the build the dataplane does.
-            if let Err(e) = Firewall::build(parsed) {
+            if let Err(e) = acl::key_masks(&parsed) {
                 bad(o.into(), format!("{dir} rules: {e}"));
             }
         }

@@ -12,13 +12,13 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use xvs_config::Config;
 use xvs_ctl::command::apply_all;
 use xvs_ctl::protocol::{
     Method, PortKindName, RpcError, StatsRow, TransactResult, WorkerPortStats, WorkerStatsRow,
 };
 use xvs_ctl::server::{Server, ServerHandle, ServerOptions};
 use xvs_ctl::view;
-use xvs_dataplane::config::Config;
 
 static NEXT: AtomicUsize = AtomicUsize::new(0);
 

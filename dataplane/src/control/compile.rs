@@ -9,9 +9,6 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use super::{ApplyWork, LookedUpAddrs};
-use crate::config::{
-    BridgeConfig, Config, ConfigError, ConfigErrors, Direction, TunnelConfig, VlanMode,
-};
 use crate::policy::firewall::{AclRule, Firewall};
 use crate::policy::port_security::PortSecurity;
 use crate::policy::qos::PolicerConfig;
@@ -23,7 +20,10 @@ use crate::tables::flow::{FlowRule, FlowTable};
 use crate::tunnel::{
     RemoteIdx, Template, TunnelPort, TunnelTable, TunnelTableError, MAX_REMOTES, NO_REMOTE,
 };
-use crate::types::{ip_to_u128, MacAddr, PortNo};
+use xvs_config::{
+    BridgeConfig, Config, ConfigError, ConfigErrors, Direction, TunnelConfig, VlanMode,
+};
+use xvs_types::{ip_to_u128, MacAddr, PortNo};
 
 /// A config compiled into a snapshot (FDB views and templates still to be
 /// filled), plus the static FDB entries to install.
@@ -669,7 +669,7 @@ pub(super) fn addr_table(
     let looked_up = looked_up
         .into_iter()
         .flatten()
-        .map(|(&(vlan, ip), &(mac, _))| (vlan, crate::types::u128_to_ip(ip), mac));
+        .map(|(&(vlan, ip), &(mac, _))| (vlan, xvs_types::u128_to_ip(ip), mac));
     AddrTable::build(looked_up.chain(configured))
 }
 
@@ -690,8 +690,8 @@ pub(super) fn same_members(
 
 #[cfg(test)]
 mod tests {
-    use crate::config::{AclConfig, Direction};
     use crate::testkit;
+    use xvs_config::{AclConfig, Direction};
 
     #[test]
     fn every_problem_is_reported_in_table_order_and_nothing_changes() {

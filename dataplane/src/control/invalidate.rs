@@ -18,7 +18,7 @@
 //! Anyone who can send from a remote's address can make us look a MAC up
 //! again, nothing more.
 
-use crate::types::MacAddr;
+use xvs_types::MacAddr;
 
 /// The UDP port invalidations are sent to and received on.
 pub const PORT: u16 = 4799;

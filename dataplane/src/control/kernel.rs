@@ -33,7 +33,7 @@ use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
 
 use crate::tables::route::{Prefix, Route, RouteOrigin};
-use crate::types::MacAddr;
+use xvs_types::MacAddr;
 
 /// The kernel's main routing table (RT_TABLE_MAIN).
 const MAIN_TABLE: u32 = 254;

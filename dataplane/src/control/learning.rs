@@ -12,7 +12,7 @@ use super::{remap, Control, Remaps, LEARN_QUEUE};
 use crate::snapshot::PortKind;
 use crate::tables::fdb::{FdbDest, LearnOutcome};
 use crate::tunnel::{RemoteIdx, MAX_REMOTES};
-use crate::types::{ip_to_u128, PortNo};
+use xvs_types::{ip_to_u128, PortNo};
 
 /// Learn events of one port that the FDB refused. A refused MAC is not
 /// learned but its frames are still forwarded (as by Linux's bridge over
@@ -127,7 +127,7 @@ impl Control {
     /// address of the port's family or the port is full.
     pub(super) fn add_dynamic_remote(&mut self, t: u16, vtep: IpAddr) -> Option<RemoteIdx> {
         let tp = self.current.tunnels.get(t)?;
-        if !crate::config::is_unicast_ip(&vtep) || vtep.is_ipv4() != tp.local.is_ipv4() {
+        if !xvs_config::is_unicast_ip(&vtep) || vtep.is_ipv4() != tp.local.is_ipv4() {
             return None;
         }
         let flood = tp.flood_len();
@@ -216,7 +216,7 @@ impl Control {
 mod tests {
     use crate::pipeline::LearnEvent;
     use crate::testkit;
-    use crate::types::MacAddr;
+    use xvs_types::MacAddr;
 
     #[test]
     fn a_port_over_its_limit_has_its_refusals_counted_not_learned() {

@@ -14,9 +14,9 @@
 
 use std::net::IpAddr;
 
-use crate::config::{LookupConfig, LookupProviderConfig};
 use crate::pipeline::MissKind;
-use crate::types::MacAddr;
+use xvs_config::{LookupConfig, LookupProviderConfig};
+use xvs_types::MacAddr;
 
 /// A miss, as a provider sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,7 +57,7 @@ impl LookupProvider for LookupConfig {
                 .map(|vtep| Answer::L2 { vtep }),
             (LookupProviderConfig::Static { entries }, MissKind::Ip(ip)) => entries
                 .iter()
-                .find(|e| e.vlan == q.vlan && e.ip.map(crate::types::ip_to_u128) == Some(ip))
+                .find(|e| e.vlan == q.vlan && e.ip.map(xvs_types::ip_to_u128) == Some(ip))
                 .map(|e| Answer::L3 { mac: e.mac }),
             // Direct and multicast know VTEPs, not addresses; external
             // answers through transactions.
@@ -69,8 +69,8 @@ impl LookupProvider for LookupConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{LookupEntryConfig, MissAction};
-    use crate::types::ip_to_u128;
+    use xvs_config::{LookupEntryConfig, MissAction};
+    use xvs_types::ip_to_u128;
 
     #[test]
     fn providers_answer_what_they_know() {

@@ -67,7 +67,6 @@ use std::sync::Arc;
 
 use crossbeam_channel::{Receiver, Sender};
 
-use crate::config::{Config, ConfigErrors, TunnelConfig, ValidConfig};
 use crate::pipeline::{LearnEvent, Upcall};
 use crate::snapshot::{BridgeEntry, PortKind, Snapshot, SnapshotHandle};
 use crate::stats::DropReason;
@@ -76,7 +75,8 @@ use crate::tables::fdb::{Fdb, FdbDest};
 use crate::tables::neigh::NeighSource;
 use crate::tables::route::RouteOrigin;
 use crate::tunnel::{multicast_mac, RemoteIdx, Template, TunnelPort, TunnelTable, NO_REMOTE};
-use crate::types::{ip_to_u128, MacAddr, PortNo};
+use xvs_config::{Config, ConfigErrors, TunnelConfig, ValidConfig};
+use xvs_types::{ip_to_u128, MacAddr, PortNo};
 
 use compile::{addr_table, bridges_by_name, by_name, compile, fdb_config, same_members, Previous};
 

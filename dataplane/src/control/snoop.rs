@@ -9,12 +9,12 @@ use std::net::IpAddr;
 
 use super::Control;
 use crate::tables::neigh::{NeighChange, NeighSource};
-use crate::types::MacAddr;
 use crate::wire::arp::{self, ArpPacket};
 use crate::wire::ethernet::{ethertype, EthernetFrame};
 use crate::wire::icmp::{parse_ndp, NdpKind};
 use crate::wire::ip_proto;
 use crate::wire::ipv6::Ipv6Packet;
+use xvs_types::MacAddr;
 
 /// What became of the ARP replies and neighbor advertisements snooped on
 /// the uplink, by outcome.
@@ -67,7 +67,7 @@ impl Control {
             return Some(NeighChange::Ignored);
         }
         let uplink = self.config.uplink.as_ref().map(|u| u.iface.as_str());
-        let on_link = crate::config::is_unicast_ip(&ip)
+        let on_link = xvs_config::is_unicast_ip(&ip)
             && self
                 .underlay
                 .routes

@@ -10,7 +10,7 @@ use std::net::IpAddr;
 use super::{kernel, Control};
 use crate::tables::neigh::{NeighCache, NeighConfig};
 use crate::tables::route::{RouteOrigin, RouteTable};
-use crate::types::MacAddr;
+use xvs_types::MacAddr;
 
 /// Underlay facts templates are built from.
 #[derive(Debug)]
@@ -197,5 +197,42 @@ mod tests {
         ctl.apply_kernel_events(&[kernel::KernelEvent::NeighFailed(ip(VTEP))], 31 * s);
         assert_eq!(vtep_mac(&ctl), None);
         assert!(ctl.unresolved().any(|a| *a == ip(VTEP)));
+    }
+
+    #[test]
+    fn the_example_config_file_compiles() {
+        let text = include_str!("../../../examples/xvsd.toml");
+        let c = xvs_config::Config::from_toml(text, "examples/xvsd.toml").unwrap();
+        // Its flows, ACLs and policers compile.
+        Control::new().apply(c).unwrap();
+    }
+
+    #[test]
+    fn config_routes_and_static_neighbors_are_installed_and_withdrawn() {
+        let mut ctl = Control::new();
+        let mut c = xvs_config::Config::default();
+        c.routes.push(xvs_config::RouteConfig {
+            prefix: "198.51.100.0/24".parse().unwrap(),
+            gateway: Some("192.0.2.254".parse().unwrap()),
+            dev: "eth0".into(),
+            metric: 0,
+        });
+        c.neighbors.push(xvs_config::NeighborConfig {
+            ip: "192.0.2.254".parse().unwrap(),
+            mac: "02:00:00:00:fe:01".parse().unwrap(),
+        });
+        ctl.apply(c.clone()).unwrap();
+        let hop = ctl.underlay.next_hop("198.51.100.7".parse().unwrap());
+        assert_eq!(hop, Some("192.0.2.254".parse().unwrap()));
+        assert_eq!(
+            ctl.underlay.neigh.state("192.0.2.254".parse().unwrap()),
+            Some(crate::tables::neigh::NeighState::Static)
+        );
+        ctl.apply(xvs_config::Config::default()).unwrap();
+        assert_eq!(ctl.underlay.next_hop("198.51.100.7".parse().unwrap()), None);
+        assert_eq!(
+            ctl.underlay.neigh.state("192.0.2.254".parse().unwrap()),
+            None
+        );
     }
 }

@@ -15,7 +15,7 @@ use crate::pipeline::{MissKind, Upcall};
 use crate::snapshot::PortKind;
 use crate::tables::fdb::FdbDest;
 use crate::tunnel::RemoteIdx;
-use crate::types::{ip_to_u128, MacAddr, PortNo};
+use xvs_types::{ip_to_u128, MacAddr, PortNo};
 
 /// What [`Control::process_upcalls`] leaves to the daemon.
 #[derive(Debug, Default)]
@@ -92,7 +92,7 @@ impl Control {
                 kind: u.kind,
                 src_vtep,
             };
-            if cfg.provider == crate::config::LookupProviderConfig::External {
+            if cfg.provider == xvs_config::LookupProviderConfig::External {
                 work.misses.push(Miss {
                     bridge: b.name.clone(),
                     vlan: u.vlan,
@@ -251,7 +251,7 @@ impl Control {
             .get(bridge)
             .into_iter()
             .flatten()
-            .map(|(&(vlan, ip), &(mac, _))| (vlan, crate::types::u128_to_ip(ip), mac))
+            .map(|(&(vlan, ip), &(mac, _))| (vlan, xvs_types::u128_to_ip(ip), mac))
             .collect();
         v.sort();
         v

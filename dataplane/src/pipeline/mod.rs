@@ -27,7 +27,6 @@ use std::net::IpAddr;
 
 use arrayvec::ArrayVec;
 
-use crate::config::MissAction;
 use crate::frame::Frame;
 use crate::policy::firewall::AclAction;
 use crate::policy::port_security::Violation;
@@ -35,11 +34,12 @@ use crate::snapshot::{BridgeEntry, PortEntry, PortKind, PortVlan, Snapshot};
 use crate::stats::DropReason;
 use crate::tables::flow::{Action, EMC_HASH_SEED};
 use crate::tunnel::{pop, PushMeta, RemoteIdx, NO_REMOTE};
-use crate::types::{BridgeNo, FlowKey, PortNo};
 use crate::wire::ethernet::{ethertype, EthernetFrame};
 use crate::wire::flow::{extract, PacketInfo};
 use crate::wire::vlan::{self, VlanTag};
 use crate::wire::WireError;
+use xvs_types::MissAction;
+use xvs_types::{BridgeNo, FlowKey, PortNo};
 
 pub use state::{LearnEvent, MissKind, PortCounters, Upcall, WorkerState};
 

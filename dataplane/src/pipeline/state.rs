@@ -14,7 +14,7 @@ use crate::tables::flow::{ExactMatchCache, EMC_DEFAULT_ENTRIES};
 use std::net::IpAddr;
 
 use crate::tunnel::{RemoteIdx, UNKNOWN_REMOTE};
-use crate::types::{BridgeNo, MacAddr, PortNo};
+use xvs_types::{BridgeNo, MacAddr, PortNo};
 
 /// A MAC seen behind a port (and remote VTEP), reported to the control
 /// plane, which owns the FDB.

@@ -17,7 +17,6 @@ use std::net::Ipv6Addr;
 
 use crate::frame::Frame;
 use crate::tables::addr::AddrTable;
-use crate::types::{ipv4_to_u128, FlowKey};
 use crate::wire::arp::{self, ArpPacket};
 use crate::wire::ethernet::{ethertype, EthernetFrame};
 use crate::wire::flow::PacketInfo;
@@ -26,6 +25,7 @@ use crate::wire::icmp::{
 };
 use crate::wire::ip::proto;
 use crate::wire::ipv6::{self, Ipv6Packet};
+use xvs_types::{ipv4_to_u128, FlowKey};
 
 /// What suppression made of a frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -153,8 +153,8 @@ fn answer_ns(frame: &mut Frame<'_>, info: &PacketInfo, addrs: &AddrTable, vlan: 
 fn write_advert(
     data: &mut [u8],
     l3: usize,
-    asker: crate::types::MacAddr,
-    mac: crate::types::MacAddr,
+    asker: xvs_types::MacAddr,
+    mac: xvs_types::MacAddr,
     asker_ip: &Ipv6Addr,
     target: &Ipv6Addr,
 ) -> Verdict {

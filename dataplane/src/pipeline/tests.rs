@@ -6,11 +6,11 @@ use std::net::Ipv4Addr;
 use etherparse::{NetSlice, PacketBuilder, SlicedPacket, TransportSlice};
 
 use super::*;
-use crate::config::{AclConfig, Config, Direction, QosConfig, VlanMode};
 use crate::control::Control;
 use crate::testkit::{self, Pool, PEER2_MAC, PEER3_MAC, UPLINK_MAC};
-use crate::types::MacAddr;
 use crate::wire::WireError;
+use xvs_config::{AclConfig, Config, Direction, QosConfig, VlanMode};
+use xvs_types::MacAddr;
 
 #[path = "../../tests/common/frames.rs"]
 mod frames;
@@ -654,7 +654,7 @@ fn exact_match_cache_hits_on_repeated_flows() {
 
 #[test]
 fn a_cached_decision_follows_fdb_changes_and_keeps_learning() {
-    use crate::config::StaticFdbConfig;
+    use xvs_config::StaticFdbConfig;
     let mut bed = Bed::new();
     let static_b = |c: &mut Config, remote: &str| {
         c.fdb.retain(|f| f.mac != MacAddr(B));
@@ -707,7 +707,7 @@ fn a_cached_decision_follows_fdb_changes_and_keeps_learning() {
 
 #[test]
 fn flows_differing_only_in_ports_each_stay_cached() {
-    use crate::config::StaticFdbConfig;
+    use xvs_config::StaticFdbConfig;
     let mut ctl = testkit::control();
     let mut cfg = testkit::config();
     cfg.bridges[0].flows = vec![
@@ -751,7 +751,7 @@ fn flows_differing_only_in_ports_each_stay_cached() {
 
 #[test]
 fn moves_are_learned_statics_are_not_and_idle_macs_age_out() {
-    use crate::config::StaticFdbConfig;
+    use xvs_config::StaticFdbConfig;
     let mut bed = Bed::new();
     bed.apply(|c| {
         c.bridges[0].fdb_aging_secs = 10;
@@ -834,9 +834,9 @@ mod suppression {
     use std::net::Ipv6Addr;
 
     use super::*;
-    use crate::config::OverlayAddrConfig;
     use crate::wire::icmp::{emit_neighbor_solicit, neighbor_solicit_len, IcmpPacket};
     use crate::wire::ipv6::{Ipv6Packet, Ipv6Repr};
+    use xvs_config::OverlayAddrConfig;
 
     const A_IP: [u8; 4] = [10, 0, 0, 1];
     const B_IP: [u8; 4] = [10, 0, 0, 2];
@@ -1302,7 +1302,7 @@ fn fdb_entries_follow_their_vtep_when_the_remote_list_is_rebuilt() {
 
 #[test]
 fn static_entries_may_name_any_vtep_of_the_tunnel() {
-    use crate::config::StaticFdbConfig;
+    use xvs_config::StaticFdbConfig;
     let mut bed = bed_with_peer9();
     bed.apply(|c| {
         c.fdb.push(StaticFdbConfig {
@@ -1373,8 +1373,8 @@ fn a_multicast_tunnel_floods_once_to_the_group_and_unicasts_to_learned_vteps() {
 
 mod lookup_on_miss {
     use super::*;
-    use crate::config::{LookupConfig, LookupEntryConfig, LookupProviderConfig, MissAction};
     use crate::control::Miss;
+    use xvs_config::{LookupConfig, LookupEntryConfig, LookupProviderConfig, MissAction};
 
     fn bed(provider: LookupProviderConfig, miss: MissAction) -> Bed {
         let mut bed = Bed::new();
@@ -1577,7 +1577,7 @@ mod lookup_on_miss {
         assert_eq!(fdb_dest(&bed, B), None);
         assert!(!bed.ctl.is_lookup_entry("br0", 0, MacAddr(B)));
         bed.apply(|c| {
-            c.fdb.push(crate::config::StaticFdbConfig {
+            c.fdb.push(xvs_config::StaticFdbConfig {
                 bridge: "br0".into(),
                 vlan: 0,
                 mac: MacAddr(B),

@@ -19,16 +19,12 @@
 
 use std::net::{IpAddr, Ipv6Addr};
 
-use crate::types::{ipv4_to_u128, FlowKey, MacAddr};
 use crate::wire::arp::ArpPacket;
 use crate::wire::ethernet::ethertype;
 use crate::wire::flow::PacketInfo;
 use crate::wire::icmp::{icmpv6_type, parse_ndp, NdpKind};
 use crate::wire::ip::proto;
-
-/// Most MACs or IPs a port may list: each check is a scan or a search of
-/// them per frame.
-pub const MAX_ADDRS: usize = 64;
+use xvs_types::{ipv4_to_u128, FlowKey, MacAddr};
 
 /// What a port may send from, compiled for the per-packet path.
 #[derive(Debug, Clone, PartialEq, Eq)]

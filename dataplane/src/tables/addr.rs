@@ -10,7 +10,7 @@
 
 use std::net::IpAddr;
 
-use crate::types::{ip_to_u128, u128_to_ip, MacAddr};
+use xvs_types::{ip_to_u128, u128_to_ip, MacAddr};
 
 /// One entry: `ip` in `vlan` is at `mac`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

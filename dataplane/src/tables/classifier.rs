@@ -30,7 +30,7 @@
 //! bare `HashMap::get` (~17 vs ~14 ns per key, 10k exact keys) is the
 //! key masking and rank bookkeeping, not the hash table.
 
-use crate::types::FlowKey;
+use xvs_types::FlowKey;
 
 /// Seed for the subtable hashes. Fixed (not per build) so that lookups are
 /// reproducible in tests and benchmarks. Keys come from the wire, but only

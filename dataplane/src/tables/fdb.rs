@@ -54,7 +54,7 @@ use std::hash::BuildHasher;
 use std::mem::size_of;
 use std::sync::Arc;
 
-use crate::types::{MacAddr, PortNo, NO_PORT};
+use xvs_types::{MacAddr, PortNo, NO_PORT};
 
 /// `FdbDest::remote` for a local (non-tunnel) port.
 pub const NO_REMOTE: u16 = u16::MAX;

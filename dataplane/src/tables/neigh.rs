@@ -51,7 +51,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
-use crate::types::MacAddr;
+use xvs_types::MacAddr;
 
 const NS_PER_SEC: u64 = 1_000_000_000;
 

@@ -22,9 +22,10 @@ use std::net::IpAddr;
 
 use rustc_hash::FxBuildHasher;
 
-use crate::config::{TunnelConfig, TunnelKind, VlanMode};
 use crate::stats::DropReason;
-use crate::types::{ip_to_u128, PortNo};
+use xvs_config::{TunnelConfig, VlanMode};
+use xvs_types::TunnelKind;
+use xvs_types::{ip_to_u128, PortNo};
 
 pub use pop::{pop, Decap};
 pub use template::{multicast_mac, PushMeta, Template, TemplateError, MAX_HEADER_LEN};

@@ -20,10 +20,8 @@
 //! - ECN is decapsulated per RFC 6040 (normal mode): an outer CE is copied
 //!   to an ECN-capable inner header, and dropped for a Not-ECT inner one.
 
-use crate::config::{is_unicast_ip, TunnelKind};
 use crate::frame::Frame;
 use crate::stats::DropReason;
-use crate::types::{ipv4_to_u128, PortNo};
 use crate::wire::checksum;
 use crate::wire::ethernet::{self, ethertype, EthernetFrame};
 use crate::wire::geneve::GenevePacket;
@@ -33,6 +31,8 @@ use crate::wire::ipv6::Ipv6Packet;
 use crate::wire::udp::{self, UdpPacket};
 use crate::wire::vxlan::{self, VxlanPacket};
 use crate::wire::WireError;
+use xvs_types::{ipv4_to_u128, PortNo};
+use xvs_types::{is_unicast_ip, TunnelKind};
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 

@@ -12,10 +12,8 @@
 
 use std::net::IpAddr;
 
-use crate::config::{TosConfig, TunnelConfig, TunnelKind};
 use crate::frame::Frame;
 use crate::stats::DropReason;
-use crate::types::MacAddr;
 use crate::wire::checksum;
 use crate::wire::ethernet::{self, ethertype, EthernetFrame, EthernetRepr};
 use crate::wire::geneve::{self, GeneveOptionRepr, GenevePacket, GeneveRepr};
@@ -24,6 +22,9 @@ use crate::wire::ipv4::{self, Ipv4Packet, Ipv4Repr};
 use crate::wire::ipv6::{self, Ipv6Packet, Ipv6Repr};
 use crate::wire::udp::{self, UdpPacket, UdpRepr};
 use crate::wire::vxlan::{self, VxlanPacket, VxlanRepr};
+use xvs_config::{TosConfig, TunnelConfig};
+use xvs_types::MacAddr;
+use xvs_types::TunnelKind;
 
 /// Longest outer header: Ethernet + IPv6 + UDP + Geneve with full options.
 pub const MAX_HEADER_LEN: usize = ethernet::HEADER_LEN

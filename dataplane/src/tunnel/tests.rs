@@ -5,10 +5,10 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use proptest::prelude::*;
 
 use super::*;
-use crate::config::{GeneveOptConfig, TosConfig};
 use crate::frame::Frame;
-use crate::types::MacAddr;
 use crate::wire::ipv4::Ipv4Packet;
+use xvs_config::{GeneveOptConfig, TosConfig};
+use xvs_types::MacAddr;
 
 const SRC_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 1]);
 const DST_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 2]);
@@ -26,7 +26,7 @@ fn arb_case() -> impl Strategy<Value = Case> {
     (
         any::<bool>(),
         any::<bool>(),
-        0u32..=crate::config::MAX_VNI,
+        0u32..=xvs_config::MAX_VNI,
         (
             any::<bool>(),
             any::<bool>(),
@@ -313,7 +313,7 @@ fn large_tables_use_the_hashed_path_with_the_same_answers() {
         })
         .collect();
     let table = TunnelTable::build(ports).unwrap();
-    let local = crate::types::ip_to_u128("192.0.2.1".parse().unwrap());
+    let local = xvs_types::ip_to_u128("192.0.2.1".parse().unwrap());
     for t in 0..20u32 {
         let idx = table
             .lookup(TunnelKind::Vxlan, local, 4789, 100 + t)
@@ -321,7 +321,7 @@ fn large_tables_use_the_hashed_path_with_the_same_answers() {
         let tp = table.get(idx).unwrap();
         assert_eq!(tp.port, 10 + t as u16);
         for r in 0..20u8 {
-            let ip = crate::types::ip_to_u128(IpAddr::V4(Ipv4Addr::new(10, t as u8, 0, r + 1)));
+            let ip = xvs_types::ip_to_u128(IpAddr::V4(Ipv4Addr::new(10, t as u8, 0, r + 1)));
             assert_eq!(tp.remote_index(ip), Some(u16::from(r)));
         }
         assert_eq!(tp.remote_index(0), None);
@@ -455,10 +455,7 @@ fn dynamic_remotes_follow_the_flood_set_and_are_found_by_address() {
     assert_eq!(tp.dynamic_remotes(), &dynamic[..20]);
     // Past the linear-scan threshold: the hash answers the same.
     for (i, r) in tp.remotes.iter().enumerate() {
-        assert_eq!(
-            tp.remote_index(crate::types::ip_to_u128(*r)),
-            Some(i as u16)
-        );
+        assert_eq!(tp.remote_index(xvs_types::ip_to_u128(*r)), Some(i as u16));
     }
 }
 

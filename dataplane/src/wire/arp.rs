@@ -8,7 +8,7 @@
 use std::net::Ipv4Addr;
 
 use super::{read_ipv4, read_mac, read_u16, write, write_u16, Result, WireError};
-use crate::types::MacAddr;
+use xvs_types::MacAddr;
 
 /// Length of an Ethernet/IPv4 ARP packet.
 pub const PACKET_LEN: usize = 28;

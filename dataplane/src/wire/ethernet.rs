@@ -6,7 +6,7 @@
 //! ethertype is: see [`super::vlan`].
 
 use super::{read_mac, read_u16, write, write_u16, Result, WireError};
-use crate::types::MacAddr;
+use xvs_types::MacAddr;
 
 /// Length of the Ethernet II header (no VLAN tag, no FCS).
 pub const HEADER_LEN: usize = 14;

@@ -37,7 +37,7 @@ use super::icmp::{icmpv6_type, parse_ndp};
 use super::ip::proto;
 use super::ipv6::Ipv6Packet;
 use super::{ArpPacket, IcmpPacket, Ipv4Packet, Result, TcpPacket, UdpPacket, VlanTag, WireError};
-use crate::types::{ipv4_to_u128, FlowKey};
+use xvs_types::{ipv4_to_u128, FlowKey};
 
 /// Where the layers of a parsed frame are, as byte offsets from the start of
 /// the frame. Written by [`extract`], read by the pipeline and the tunnel

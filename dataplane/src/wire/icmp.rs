@@ -13,7 +13,7 @@ use std::net::Ipv6Addr;
 use super::checksum::{self, ones_sum, pseudo_header_v6};
 use super::ip::proto;
 use super::{read_ipv6, read_u16, write, write_u16, Result, WireError};
-use crate::types::MacAddr;
+use xvs_types::MacAddr;
 
 /// Length of the common header (type, code, checksum).
 pub const HEADER_LEN: usize = 4;

@@ -37,7 +37,7 @@ pub use vxlan::{VxlanPacket, VxlanRepr};
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-use crate::types::MacAddr;
+use xvs_types::MacAddr;
 
 /// A header field: a byte range from the start of its header.
 pub(crate) type Field = core::ops::Range<usize>;

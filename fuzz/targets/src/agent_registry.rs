@@ -25,8 +25,8 @@ use xvs_agent::config::AgentConfig;
 use xvs_agent::registry::{self, Registry};
 use xvs_agent::state;
 use xvs_agent::xvsd;
+use xvs_config::Config;
 use xvs_ctl::command::apply_all;
-use xvs_dataplane::config::Config;
 use xvs_dataplane::control::Control;
 
 const SEPARATOR: u8 = 0xff;

@@ -17,7 +17,7 @@
 use std::net::IpAddr;
 use std::sync::{Arc, OnceLock};
 
-use xvs_dataplane::config::{Config, TunnelKind};
+use xvs_config::{Config, TunnelKind};
 use xvs_dataplane::snapshot::Snapshot;
 use xvs_dataplane::testkit;
 use xvs_dataplane::tunnel::TunnelTable;

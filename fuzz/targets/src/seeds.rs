@@ -14,10 +14,10 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 
 use xvs_agent::registry::{HostRecord, NetRecord, VirtRecord};
-use xvs_dataplane::config::TunnelKind;
+use xvs_config::TunnelKind;
 use xvs_dataplane::control::invalidate::Invalidation;
 use xvs_dataplane::testkit;
-use xvs_dataplane::types::MacAddr;
+use xvs_types::MacAddr;
 
 use crate::common;
 
@@ -528,7 +528,7 @@ mod tests {
     #[test]
     fn state_files_load() {
         for s in of("state_file") {
-            let r = serde_json::from_slice::<xvs_dataplane::config::Config>(&s.data);
+            let r = serde_json::from_slice::<xvs_config::Config>(&s.data);
             assert!(r.is_ok(), "{}: {r:?}", s.name);
         }
     }

@@ -12,7 +12,7 @@
 //! xvsd itself is not a dependency (it links libbpf); the two calls above
 //! are all its loader is.
 
-use xvs_dataplane::config::Config;
+use xvs_config::Config;
 use xvs_dataplane::control::Control;
 
 pub fn state_file(data: &[u8]) {

@@ -9,9 +9,9 @@
 use xvs_dataplane::frame::Frame;
 use xvs_dataplane::stats::DropReason;
 use xvs_dataplane::tunnel::pop;
-use xvs_dataplane::types::FlowKey;
 use xvs_dataplane::wire::flow::extract;
 use xvs_dataplane::wire::WireError;
+use xvs_types::FlowKey;
 
 use crate::common;
 

@@ -7,8 +7,8 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-use xvs_dataplane::types::FlowKey;
 use xvs_dataplane::wire::{arp, ethernet, flow, geneve, icmp, ipv4, ipv6, tcp, udp, vlan, vxlan};
+use xvs_types::FlowKey;
 
 const SRC4: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
 const DST4: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);

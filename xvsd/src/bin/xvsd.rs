@@ -15,7 +15,7 @@ use clap::{Parser, ValueEnum};
 use tracing::{error, info};
 use tracing_subscriber::EnvFilter;
 use xvs_bpf::AttachFlags;
-use xvs_dataplane::config::Config;
+use xvs_config::Config;
 use xvsd::daemon::{Daemon, Options};
 use xvsd::PollMode;
 

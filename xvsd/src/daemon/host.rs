@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
 
-use xvs_dataplane::config::{Config, ConfigError, ConfigErrors};
+use xvs_config::{Config, ConfigError, ConfigErrors};
 
 /// `IFF_LOOPBACK` in `/sys/class/net/NAME/flags`.
 const IFF_LOOPBACK: u32 = 0x8;
@@ -112,7 +112,7 @@ fn v4(sa: *const libc::sockaddr) -> Option<Ipv4Addr> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use xvs_dataplane::config::{BridgeConfig, PortConfig};
+    use xvs_config::{BridgeConfig, PortConfig};
 
     #[test]
     fn the_loopback_interface_is_no_port() {

@@ -40,7 +40,7 @@ use tracing::{info, warn};
 use xvs_bpf::{Mode, XdpProgram};
 use xvs_ctl::protocol::PortState;
 use xvs_dataplane::control::kernel::LinkMonitor;
-use xvs_dataplane::types::PortNo;
+use xvs_types::PortNo;
 
 use super::{check, Daemon, DaemonError};
 

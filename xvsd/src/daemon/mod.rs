@@ -42,12 +42,12 @@ use crossbeam_channel::{Receiver, Sender};
 use tracing::{debug, error, info, warn};
 use xvs_bpf::xsk::{XskConfig, XskError, XskSet};
 use xvs_bpf::{AttachFlags, Mode, SnoopPoller, XdpProgram};
-use xvs_dataplane::config::{Config, ConfigErrors, TunnelConfig};
+use xvs_config::{Config, ConfigErrors, TunnelConfig};
 use xvs_dataplane::control::kernel::{KernelError, Monitor, NeighClient};
 use xvs_dataplane::control::Control;
 use xvs_dataplane::pipeline::PortCounters;
 use xvs_dataplane::stats::DropCounters;
-use xvs_dataplane::types::{MacAddr, PortNo};
+use xvs_types::{MacAddr, PortNo};
 
 use crate::worker::{PollMode, SocketLost, Worker, WorkerCmd, WorkerReport};
 
@@ -55,6 +55,7 @@ mod host;
 mod links;
 mod mcast;
 mod rpc;
+mod view;
 
 pub use mcast::Membership;
 
@@ -1238,7 +1239,7 @@ fn eventfd() -> Result<std::os::fd::OwnedFd, DaemonError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use xvs_dataplane::config::{GeneveOptConfig, TunnelKind};
+    use xvs_config::{GeneveOptConfig, TunnelKind};
 
     fn tunnel(remote: &str, opts: usize) -> TunnelConfig {
         let mut t = TunnelConfig::new(

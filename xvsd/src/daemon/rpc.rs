@@ -22,7 +22,7 @@ use xvs_dataplane::pipeline::PortCounters;
 use xvs_dataplane::snapshot::PortKind;
 use xvs_dataplane::stats::DropCounters;
 use xvs_dataplane::tunnel::NO_REMOTE;
-use xvs_dataplane::types::{u128_to_ip, PortNo};
+use xvs_types::{u128_to_ip, PortNo};
 
 use super::{Daemon, DaemonError};
 
@@ -52,7 +52,7 @@ impl Daemon {
                 call.respond(r)
             }
             Method::NeighShow => {
-                let rows = view::neigh_rows(&self.ctl.underlay.neigh, self.now());
+                let rows = super::view::neigh_rows(&self.ctl.underlay.neigh, self.now());
                 call.respond(Ok(rows))
             }
             Method::RouteShow => {
@@ -61,7 +61,7 @@ impl Daemon {
                     .underlay
                     .routes
                     .iter()
-                    .map(RouteRow::from)
+                    .map(super::view::route_row)
                     .collect();
                 call.respond(Ok(rows))
             }
@@ -264,7 +264,7 @@ impl Daemon {
                 learn_refused: learn_refused_map(self.ctl.learn_refusals(name)),
                 // Replies are snooped on the uplink only.
                 snooped: match kind {
-                    PortKindName::Uplink => view::snooped_map(&self.ctl.snoop_counters()),
+                    PortKindName::Uplink => super::view::snooped_map(&self.ctl.snoop_counters()),
                     PortKindName::Port | PortKindName::Tunnel => BTreeMap::new(),
                 },
             });

@@ -4,8 +4,8 @@
 //! variant, so a new reason does not compile until it has its case.
 
 use super::*;
-use crate::config::{LookupConfig, LookupProviderConfig, MissAction};
 use crate::wire::checksum::checksum;
+use xvs_config::{LookupConfig, LookupProviderConfig, MissAction};
 
 /// How to make one drop happen, on a fresh testbed.
 enum Trigger {

@@ -4,7 +4,7 @@
 //! once. On the per-packet path: allocates only in `new`.
 
 use super::FlowTable;
-use crate::types::FlowKey;
+use xvs_types::FlowKey;
 
 /// Seed the caller must use for the hash passed to
 /// [`ExactMatchCache::lookup_or_classify`]: `key.hash_with(EMC_HASH_SEED)`.

@@ -1,8 +1,10 @@
-//! The OpenFlow-like flow table and the per-worker exact-match cache (EMC).
+//! The compiled flow table and the per-worker exact-match cache (EMC).
 //!
 //! Who writes, who reads:
-//! - [`FlowMatch`], [`FlowRule`] and their text syntax belong to the control
-//!   plane (xvsctl input, persistence, dumps).
+//! - The rules and their text syntax ([`FlowMatch`], [`FlowRule`],
+//!   [`Action`]) are `xvs_types::flow`'s: the control plane, xvsctl and
+//!   persistence share them. They are re-exported here so the table and
+//!   the rules it is built from are named together.
 //! - [`FlowTable`] is built once by the control plane from a rule list and a
 //!   generation number, then published in a snapshot; workers only read it.
 //!   Its actions live in one contiguous array, so a hit costs one range load
@@ -18,98 +20,24 @@
 //!   rules drops what no rule matches (OpenFlow 1.3 table-miss). Use
 //!   [`FlowTable::actions_or_default`] to get that right in one place.
 //! - An empty action list drops.
-//! - An IPv4 or IPv6 prefix on `nw_src`/`nw_dst` implies `dl_type` (0x0800 or
-//!   0x86dd) when none is given, so an IPv4 rule never matches an IPv6 packet
-//!   that carries an IPv4-mapped address.
 //! - The control plane must give every table it publishes a generation that
 //!   differs from the previous one, or EMC entries survive the swap.
 //!
-//! Text syntax (ovs-ofctl style; separators are commas or spaces, `actions=`
-//! is last and takes the rest):
-//! `priority=100,in_port=3,tun_id=42,dl_src=02:00:00:00:00:01/ff:ff:ff:00:00:00,
-//! dl_vlan=10,dl_type=0x0800,nw_src=10.0.0.0/24,nw_proto=6,tp_dst=443/0xfff0,
-//! actions=output:4,tunnel:5:0,mod_vlan_vid:7,strip_vlan,normal,flood,drop`.
-//! Shorthands: `ip`, `ipv6`, `arp`, `tcp`, `udp`, `icmp`, `tcp6`, `udp6`,
-//! `icmp6`. `dl_vlan=none` (or `0xffff`) matches untagged frames.
-//!
-//! Parts: this file holds the compiled [`FlowTable`] and the module's one
-//! error type, [`FlowError`]; `matching.rs` the match half of a rule
-//! ([`FlowMatch`]) and its fields; `rule.rs` actions and whole rules
-//! ([`Action`], [`FlowRule`]); `emc.rs` the [`ExactMatchCache`]. Everything
-//! is re-exported here, so users name `tables::flow::X` only.
+//! Parts: this file holds the compiled [`FlowTable`]; `emc.rs` the
+//! [`ExactMatchCache`].
 
 mod emc;
-mod matching;
-mod rule;
 
 pub use emc::{
     EmcHit, ExactMatchCache, EMC_DEFAULT_ENTRIES, EMC_DEFAULT_INSERT_INV_PROB, EMC_HASH_SEED,
 };
-pub use matching::{
-    FlowMatch, IpPrefix, Masked, VlanMatch, ETH_TYPE_ARP, ETH_TYPE_IPV4, ETH_TYPE_IPV6,
+pub use xvs_types::flow::{
+    Action, FlowError, FlowMatch, FlowRule, IpPrefix, Masked, VlanMatch, DEFAULT_PRIORITY,
+    ETH_TYPE_ARP, ETH_TYPE_IPV4, ETH_TYPE_IPV6,
 };
-pub use rule::{Action, FlowRule, DEFAULT_PRIORITY};
 
 use crate::tables::classifier::{Classifier, Rule};
-use crate::types::FlowKey;
-
-/// Errors from flow parsing, validation and table building. Every message
-/// names the offending token or value.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum FlowError {
-    #[error("unknown match field {0:?}")]
-    UnknownField(String),
-    #[error("field {0:?} needs a value (write {0}=VALUE)")]
-    MissingValue(String),
-    #[error("field {field} set twice with different values (second: {token:?})")]
-    Duplicate { field: &'static str, token: String },
-    #[error("bad value {value:?} for {field}: {reason}")]
-    BadValue {
-        field: &'static str,
-        value: String,
-        reason: &'static str,
-    },
-    #[error("unknown action {0:?}")]
-    UnknownAction(String),
-    #[error("bad action {token:?}: {reason}")]
-    BadAction { token: String, reason: &'static str },
-    #[error("flow {0:?} has no actions= clause (use actions=drop to drop)")]
-    MissingActions(String),
-    #[error("{field}={value} does not fit dl_type={dl_type:#06x}")]
-    Conflict {
-        field: &'static str,
-        value: String,
-        dl_type: u16,
-    },
-    #[error("flow rule {index} (priority {priority}): {source}")]
-    InRule {
-        index: usize,
-        priority: u32,
-        source: Box<FlowError>,
-    },
-}
-
-fn bad(field: &'static str, value: &str, reason: &'static str) -> FlowError {
-    FlowError::BadValue {
-        field,
-        value: value.to_string(),
-        reason,
-    }
-}
-
-/// Decimal or `0x` hex.
-fn parse_uint(field: &'static str, s: &str, max: u64) -> Result<u64, FlowError> {
-    let v = if let Some(h) = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
-        u64::from_str_radix(h, 16)
-    } else {
-        s.parse::<u64>()
-    }
-    .map_err(|_| bad(field, s, "not a decimal or 0x-hex number"))?;
-    if v > max {
-        return Err(bad(field, s, "out of range"));
-    }
-    Ok(v)
-}
+use xvs_types::FlowKey;
 
 /// Where one rule's actions sit in [`FlowTable::actions`]' backing array.
 #[derive(Debug, Clone, Copy)]
@@ -239,7 +167,7 @@ mod testutil {
     use std::net::{IpAddr, Ipv4Addr};
 
     use super::{FlowTable, ETH_TYPE_IPV4, ETH_TYPE_IPV6};
-    use crate::types::{ip_to_u128, FlowKey};
+    use xvs_types::{ip_to_u128, FlowKey};
 
     pub fn v4(a: u8, b: u8, c: u8, d: u8) -> IpAddr {
         IpAddr::V4(Ipv4Addr::new(a, b, c, d))

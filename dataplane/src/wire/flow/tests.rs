@@ -8,8 +8,8 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::stats::DropReason;
-use crate::types::{ip_to_u128, MacAddr};
 use crate::wire::{geneve, ipv6, vxlan, GenevePacket, VxlanPacket};
+use xvs_types::{ip_to_u128, MacAddr};
 
 /// VXLAN in IPv4, built by hand from RFC 791/768/7348:
 /// 02:..:01 -> 02:..:02, 192.0.2.1 -> 192.0.2.2, UDP 49152 -> 4789 (checksum

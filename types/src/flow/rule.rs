@@ -7,7 +7,7 @@ use std::str::FromStr;
 
 use super::matching::{match_tokens, split_token};
 use super::{parse_uint, FlowError, FlowMatch};
-use crate::types::PortNo;
+use crate::PortNo;
 
 /// Priority of a rule whose text gives none (the OpenFlow default).
 pub const DEFAULT_PRIORITY: u32 = 32768;
@@ -203,7 +203,7 @@ impl FromStr for FlowRule {
 mod tests {
     use super::super::{Masked, VlanMatch, ETH_TYPE_IPV4};
     use super::*;
-    use crate::types::MacAddr;
+    use crate::MacAddr;
 
     #[test]
     fn parse_full_example_and_roundtrip() {

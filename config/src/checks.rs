@@ -7,21 +7,11 @@
 use std::collections::HashSet;
 use std::net::IpAddr;
 
-use crate::types::MacAddr;
+pub use xvs_types::{is_unicast_ip, is_unicast_mac};
 
-/// A unicast host address: not multicast, unspecified or (IPv4) broadcast.
-pub fn is_unicast_ip(ip: &IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(a) => !(a.is_multicast() || a.is_unspecified() || a.is_broadcast()),
-        IpAddr::V6(a) => !(a.is_multicast() || a.is_unspecified()),
-    }
-}
-
-/// A station's MAC (a static FDB entry's, an overlay address's): not a
-/// group or the all-zero address.
-pub fn is_unicast_mac(mac: &MacAddr) -> bool {
-    !(mac.is_multicast() || mac.is_zero())
-}
+/// Most MACs or IPs a port may list: the dataplane checks each frame
+/// against them with a scan or a search.
+pub const MAX_ADDRS: usize = 64;
 
 /// Whether `ip` can be a unicast remote VTEP of this host, whose own VTEP
 /// addresses are `own`; `Err` says why not, after the address. Multicast

@@ -8,7 +8,7 @@ use std::net::IpAddr;
 use std::str::FromStr;
 
 use super::{bad, parse_uint, FlowError};
-use crate::types::{ip_to_u128, FlowKey, MacAddr, PortNo};
+use crate::{ip_to_u128, FlowKey, MacAddr, PortNo};
 
 pub const ETH_TYPE_IPV4: u16 = 0x0800;
 pub const ETH_TYPE_IPV6: u16 = 0x86dd;
@@ -51,7 +51,7 @@ impl IpPrefix {
         }
         let mut p = IpPrefix { addr, len };
         let (v, _) = p.key_mask();
-        p.addr = crate::types::u128_to_ip(v);
+        p.addr = crate::u128_to_ip(v);
         // A v6 prefix that happens to be IPv4-mapped must stay v6.
         if addr.is_ipv6() {
             p.addr = IpAddr::V6(std::net::Ipv6Addr::from(v));
@@ -554,8 +554,11 @@ impl fmt::Display for FlowMatch {
 mod tests {
     use std::net::Ipv6Addr;
 
-    use super::super::testutil::{tcp_key, v4};
     use super::*;
+
+    fn v4(a: u8, b: u8, c: u8, d: u8) -> IpAddr {
+        IpAddr::from([a, b, c, d])
+    }
 
     #[test]
     fn ipv4_prefix_implies_eth_type_and_uses_mapped_form() {
@@ -564,7 +567,9 @@ mod tests {
         assert_eq!(mask.eth_type(), 0xffff);
         assert_eq!(k.eth_type(), ETH_TYPE_IPV4);
         assert_eq!(mask.nw_src(), u128::MAX << (128 - 120));
-        let hit = tcp_key(v4(10, 0, 0, 77), v4(1, 1, 1, 1), 1, 2);
+        let mut hit = FlowKey::default();
+        hit.set_eth_type(ETH_TYPE_IPV4);
+        hit.set_nw_src(ip_to_u128(v4(10, 0, 0, 77)));
         assert_eq!(hit.masked(&mask), k);
         // Same mapped address inside an IPv6 packet does not match.
         let mut v6 = hit;

@@ -15,7 +15,7 @@ use super::checks::{check_name, is_unicast_ip, is_unicast_mac, remote_vtep, vlan
 use super::{
     Config, LookupProviderConfig, PortConfig, TunnelConfig, TunnelKind, VlanMode, MAX_VNI,
 };
-use crate::types::{MacAddr, PortNo};
+use xvs_types::{MacAddr, PortNo};
 
 /// One problem found by [`Config::validate`], naming the object it is about.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -631,7 +631,7 @@ fn check_tunnel_encap(t: &TunnelConfig, o: &dyn Fn() -> String, e: &mut Report) 
 /// Port security lists: unicast addresses, few enough to check per frame,
 /// IPs only beside MACs.
 fn check_port_security(o: &dyn Fn() -> String, p: &PortConfig, e: &mut Report) {
-    use crate::policy::port_security::MAX_ADDRS;
+    use crate::checks::MAX_ADDRS;
     for m in &p.allowed_macs {
         if m.is_multicast() || m.is_zero() {
             e(o(), format!("allowed MAC {m} is not a unicast address"));
