@@ -28,13 +28,11 @@ use xvs_config::{
     RouteConfig, StaticFdbConfig, TosConfig, TunnelConfig, TunnelKind, UplinkConfig, VlanMode,
     MAX_VNI,
 };
-use xvs_types::acl::{self, AclRule};
+use xvs_types::acl::{self, AclAction, AclRule};
 use xvs_types::flow::{FlowMatch, FlowRule};
 use xvs_types::qos::PolicerConfig;
 use xvs_types::Prefix;
 use xvs_types::{MacAddr, PortNo};
-
-use crate::protocol::AclVerdict;
 
 /// Largest 802.1Q VID a port may use (4095 is reserved).
 pub const MAX_VLAN: u16 = 4094;
@@ -386,7 +384,7 @@ pub struct AclAdd {
     /// Flow match syntax (`tcp,tp_dst=22`); empty matches everything.
     #[serde(default)]
     pub matches: String,
-    pub action: AclVerdict,
+    pub action: AclAction,
 }
 
 /// `acl-del PORT --dir D [--prio N] [MATCHES]`: the rules of that priority
@@ -1841,7 +1839,7 @@ fn del_flows(config: &mut Config, c: &DelFlows) -> Result<(), CommandError> {
     Ok(())
 }
 
-fn acl_text(priority: u32, matches: &str, action: AclVerdict) -> String {
+fn acl_text(priority: u32, matches: &str, action: AclAction) -> String {
     let m = matches.trim().trim_matches(',');
     if m.is_empty() {
         format!("priority={priority},action={action}")
@@ -1915,7 +1913,7 @@ fn acl_del(config: &mut Config, c: &AclDel) -> Result<(), CommandError> {
     need_port(config, &c.port)?;
     let filter = match &c.matches {
         Some(m) if !m.trim().is_empty() => {
-            let text = acl_text(c.priority.unwrap_or(0), m, AclVerdict::Allow);
+            let text = acl_text(c.priority.unwrap_or(0), m, AclAction::Allow);
             let r: AclRule =
                 text.parse()
                     .map_err(|e: xvs_types::acl::AclParseError| CommandError::Acl {

@@ -107,7 +107,7 @@ fn flow(bridge: &str, text: &str) -> Command {
     })
 }
 
-fn acl(port: &str, prio: u32, matches: &str, action: AclVerdict) -> Command {
+fn acl(port: &str, prio: u32, matches: &str, action: AclAction) -> Command {
     Command::AclAdd(AclAdd {
         port: port.into(),
         dir: Direction::In,
@@ -345,7 +345,7 @@ fn del_br_takes_everything_of_the_bridge() {
             add_port("br1", "vm2"),
             Command::FdbAdd(fdb_add("br0", "02:00:00:00:00:01", "vx1")),
             Command::FdbAdd(fdb_add("br1", "02:00:00:00:00:02", "vm2")),
-            acl("vm2", 10, "tcp,tp_dst=22", AclVerdict::Drop),
+            acl("vm2", 10, "tcp,tp_dst=22", AclAction::Drop),
             Command::QosSet(qos("vm2", 100_000_000, 65536)),
         ],
     );
@@ -510,7 +510,7 @@ fn del_port_takes_its_references_and_respects_flows() {
         &[
             add_port("br0", "vm2"),
             Command::FdbAdd(fdb_add("br0", "02:00:00:00:00:01", "vm2")),
-            acl("vm2", 10, "tcp", AclVerdict::Drop),
+            acl("vm2", 10, "tcp", AclAction::Drop),
             Command::QosSet(qos("vm2", 100_000_000, 65536)),
             flow("br0", "priority=10,in_port=vm1,actions=output:vx1"),
         ],
@@ -1001,9 +1001,9 @@ fn acls_with_the_lsdn_restriction() {
     apply_ok(
         &mut c,
         &[
-            acl("vm1", 10, "tcp,tp_dst=22", AclVerdict::Drop),
-            acl("vm1", 10, "tcp,tp_dst=23", AclVerdict::Drop),
-            acl("vm1", 5, "", AclVerdict::Allow),
+            acl("vm1", 10, "tcp,tp_dst=22", AclAction::Drop),
+            acl("vm1", 10, "tcp,tp_dst=23", AclAction::Drop),
+            acl("vm1", 5, "", AclAction::Allow),
         ],
     );
     assert_eq!(
@@ -1015,19 +1015,19 @@ fn acls_with_the_lsdn_restriction() {
         ]
     );
     // Same priority and match: replaced.
-    apply(&acl("vm1", 10, "tcp,tp_dst=22", AclVerdict::Allow), &mut c).unwrap();
+    apply(&acl("vm1", 10, "tcp,tp_dst=22", AclAction::Allow), &mut c).unwrap();
     assert_eq!(c.acls[0].rules.len(), 3);
     assert!(c.acls[0].rules[0].ends_with("action=allow"));
-    let e = err(&c, acl("vm1", 10, "nw_src=10.0.0.0/8", AclVerdict::Drop));
+    let e = err(&c, acl("vm1", 10, "nw_src=10.0.0.0/8", AclAction::Drop));
     assert!(
         e.contains("share priority 10 but match different fields"),
         "{e}"
     );
-    assert!(err(&c, acl("ghost", 1, "", AclVerdict::Drop)).contains("no port or tunnel \"ghost\""));
-    assert!(err(&c, acl("vm1", 1, "in_port=3", AclVerdict::Drop))
+    assert!(err(&c, acl("ghost", 1, "", AclAction::Drop)).contains("no port or tunnel \"ghost\""));
+    assert!(err(&c, acl("vm1", 1, "in_port=3", AclAction::Drop))
         .contains("cannot be matched by an ACL"));
-    assert!(err(&c, acl("vm1", 1, "tp_dst=99999", AclVerdict::Drop)).contains("tp_dst"));
-    assert!(err(&c, acl("vm1", 1, "tcp,action=allow", AclVerdict::Drop)).contains("--action"));
+    assert!(err(&c, acl("vm1", 1, "tp_dst=99999", AclAction::Drop)).contains("tp_dst"));
+    assert!(err(&c, acl("vm1", 1, "tcp,action=allow", AclAction::Drop)).contains("--action"));
 
     let del = |prio, m: Option<&str>, if_exists| {
         Command::AclDel(AclDel {
@@ -1216,7 +1216,7 @@ fn commands_round_trip_through_json() {
             matches: Some("tcp".into()),
             strict: true,
         }),
-        acl("vm1", 1, "udp", AclVerdict::Allow),
+        acl("vm1", 1, "udp", AclAction::Allow),
         Command::AclDel(AclDel {
             port: "vm1".into(),
             dir: Direction::Out,

@@ -27,6 +27,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use xvs_config::{Direction, TunnelKind};
+use xvs_types::acl::AclAction;
 use xvs_types::route::{Prefix, RouteOrigin};
 use xvs_types::MacAddr;
 
@@ -845,22 +846,6 @@ pub struct FlowRow {
     pub n_bytes: Option<u64>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AclVerdict {
-    Allow,
-    Drop,
-}
-
-impl fmt::Display for AclVerdict {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            AclVerdict::Allow => "allow",
-            AclVerdict::Drop => "drop",
-        })
-    }
-}
-
 /// One firewall rule (`acl_show`), in priority order (highest first).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AclRow {
@@ -869,7 +854,7 @@ pub struct AclRow {
     pub priority: u32,
     /// The match in flow syntax; empty matches everything.
     pub matches: String,
-    pub action: AclVerdict,
+    pub action: AclAction,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hits: Option<u64>,
 }

@@ -11,14 +11,14 @@
 use std::collections::BTreeMap;
 
 use xvs_config::{Config, Direction, TosConfig};
-use xvs_types::acl::{AclAction, AclRule};
+use xvs_types::acl::AclRule;
 use xvs_types::flow::{Action, FlowRule};
 use xvs_types::route::RouteOrigin;
 use xvs_types::PortNo;
 
 use crate::protocol::{
-    AclRow, AclVerdict, AddrRow, FdbKind, FdbRow, FlowRow, NeighRow, NeighSourceName,
-    NeighStateName, RouteRow, RpcError, TunnelPortRow,
+    AclRow, AddrRow, FdbKind, FdbRow, FlowRow, NeighRow, NeighSourceName, NeighStateName, RouteRow,
+    RpcError, TunnelPortRow,
 };
 
 /// Port number → name, for one bridge's ports and tunnels.
@@ -132,10 +132,7 @@ pub fn acl_rows(
                     dir: a.dir,
                     priority: r.priority,
                     matches: r.matches.to_string(),
-                    action: match r.action {
-                        AclAction::Allow => AclVerdict::Allow,
-                        AclAction::Drop => AclVerdict::Drop,
-                    },
+                    action: r.action,
                     hits: None,
                 });
             }

@@ -10,6 +10,8 @@
 use std::collections::HashMap;
 use std::fmt;
 
+use serde::{Deserialize, Serialize};
+
 use crate::flow::{FlowError, FlowMatch, IpPrefix, Masked, DEFAULT_PRIORITY};
 use crate::{FlowKey, MacAddr};
 
@@ -53,10 +55,22 @@ pub enum FirewallError {
     },
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What a matching rule does; `allow` and `drop` in the rule text, the
+/// protocol and the state file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum AclAction {
     Allow,
     Drop,
+}
+
+impl fmt::Display for AclAction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            AclAction::Allow => "allow",
+            AclAction::Drop => "drop",
+        })
+    }
 }
 
 /// What an ACL rule matches. `None` is a wildcard. An IP prefix implies the

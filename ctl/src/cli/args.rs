@@ -14,7 +14,9 @@ use xvs_types::MacAddr;
 use xvs_types::Prefix;
 
 use crate::command as cmd;
-use crate::protocol::{AclVerdict, DEFAULT_SOCKET};
+use xvs_types::acl::AclAction;
+
+use crate::protocol::DEFAULT_SOCKET;
 use crate::units::{parse_rate, parse_size};
 
 const CHAIN_HELP: &str = "\
@@ -94,12 +96,12 @@ fn dir_parser() -> impl clap::builder::TypedValueParser<Value = Direction> {
     })
 }
 
-fn verdict_parser() -> impl clap::builder::TypedValueParser<Value = AclVerdict> {
+fn verdict_parser() -> impl clap::builder::TypedValueParser<Value = AclAction> {
     PossibleValuesParser::new(["allow", "drop"]).map(|s| {
         if s == "allow" {
-            AclVerdict::Allow
+            AclAction::Allow
         } else {
-            AclVerdict::Drop
+            AclAction::Drop
         }
     })
 }
@@ -479,7 +481,7 @@ pub enum Verb {
         /// Flow match syntax, e.g. tcp,tp_dst=22 (several words are joined).
         matches: Vec<String>,
         #[arg(long, value_parser = verdict_parser())]
-        action: AclVerdict,
+        action: AclAction,
     },
     /// Delete firewall rules (of a priority and match, or all of the port and direction).
     AclDel {

@@ -24,13 +24,12 @@ use xvs_config::{
     AclConfig, Config, Direction, OverlayAddrConfig, PortConfig, QosConfig, StaticFdbConfig,
     TunnelConfig,
 };
-use xvs_types::acl::{AclAction, AclRule};
+use xvs_types::acl::AclRule;
 use xvs_types::MacAddr;
 
 use super::compile::rule_matches;
 use super::META_KEY;
 use crate::command::{self as cmd, Command};
-use crate::protocol::AclVerdict;
 
 /// Commands taking `running` from `old` (the fragment the model owns now)
 /// to `new`, ending with the record. Empty when nothing changes, record
@@ -239,10 +238,7 @@ pub fn diff(running: &Config, old: &Config, new: &Config, record: &Value) -> Vec
                     dir: a.dir,
                     priority: r.priority,
                     matches: rule_matches(text),
-                    action: match r.action {
-                        AclAction::Allow => AclVerdict::Allow,
-                        AclAction::Drop => AclVerdict::Drop,
-                    },
+                    action: r.action,
                 }));
             }
         }
