@@ -8,6 +8,7 @@
 //! [`snapshot`] (the immutable tables a worker reads, swapped atomically).
 
 pub mod control;
+pub mod events;
 pub mod frame;
 pub mod pipeline;
 pub mod policy;

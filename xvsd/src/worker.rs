@@ -35,10 +35,10 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 use xvs_bpf::xsk::{self, XskError, XskSet};
+use xvs_dataplane::events::LearnEvent;
 use xvs_dataplane::frame::Frame;
 use xvs_dataplane::pipeline::{
-    process_batch, process_held, BatchIo, HeldMeta, LearnEvent, PortCounters, SpareSource, TxFrame,
-    WorkerState,
+    process_batch, process_held, BatchIo, HeldMeta, PortCounters, SpareSource, TxFrame, WorkerState,
 };
 use xvs_dataplane::snapshot::SnapshotHandle;
 use xvs_dataplane::stats::DropCounters;
@@ -523,7 +523,7 @@ impl Worker {
     }
 
     /// Reports lookup misses on `tx`.
-    pub fn with_upcalls(mut self, tx: Sender<xvs_dataplane::pipeline::Upcall>) -> Worker {
+    pub fn with_upcalls(mut self, tx: Sender<xvs_dataplane::events::Upcall>) -> Worker {
         self.ws.set_upcalls(tx);
         self
     }

@@ -8,7 +8,8 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use super::{remap, Control, Remaps, LEARN_QUEUE};
+use super::{remap, Control, Remaps};
+use crate::events::LEARN_QUEUE;
 use crate::snapshot::PortKind;
 use crate::tables::fdb::{FdbDest, LearnOutcome};
 use crate::tunnel::{RemoteIdx, MAX_REMOTES};
@@ -214,7 +215,7 @@ impl Control {
 
 #[cfg(test)]
 mod tests {
-    use crate::pipeline::LearnEvent;
+    use crate::events::LearnEvent;
     use crate::testkit;
     use xvs_types::MacAddr;
 

@@ -2,7 +2,7 @@
 //! misses, and the questions and answers between them and the control
 //! plane.
 //!
-//! Workers report misses as [`Upcall`](crate::pipeline::Upcall)s on
+//! Workers report misses as [`Upcall`](crate::events::Upcall)s on
 //! bounded queues (one per worker); the control thread drains them
 //! ([`super::Control::process_upcalls`]), asks the bridge's provider and
 //! installs what it answers: an L2 answer as an FDB entry (aging like a
@@ -14,7 +14,7 @@
 
 use std::net::IpAddr;
 
-use crate::pipeline::MissKind;
+use crate::events::MissKind;
 use xvs_config::{LookupConfig, LookupProviderConfig};
 use xvs_types::MacAddr;
 

@@ -67,7 +67,7 @@ use std::sync::Arc;
 
 use crossbeam_channel::{Receiver, Sender};
 
-use crate::pipeline::{LearnEvent, Upcall};
+use crate::events::{self, LearnEvent, Upcall};
 use crate::snapshot::{BridgeEntry, PortKind, Snapshot, SnapshotHandle};
 use crate::stats::DropReason;
 use crate::tables::addr::AddrTable;
@@ -88,11 +88,6 @@ pub fn ifindex_of(name: &str) -> u32 {
         .and_then(|s| s.trim().parse().ok())
         .unwrap_or(0)
 }
-
-/// Capacity of the learn-event channel shared by all workers.
-pub const LEARN_QUEUE: usize = 65_536;
-/// Capacity of each worker's upcall queue.
-pub const UPCALL_QUEUE: usize = 1024;
 
 /// How often one invalidation is sent to one VTEP at most.
 const INVALIDATE_EVERY_NS: u64 = 1_000_000_000;
@@ -190,7 +185,7 @@ type Remaps = HashMap<PortNo, Vec<Option<RemoteIdx>>>;
 
 impl Control {
     pub fn new() -> Control {
-        let (learn_tx, learn_rx) = crossbeam_channel::bounded(LEARN_QUEUE);
+        let (learn_tx, learn_rx) = events::learn_channel();
         let empty = Arc::new(Snapshot::empty());
         Control {
             config: Config::default(),

@@ -10,8 +10,8 @@ use std::sync::Arc;
 
 use crossbeam_channel::Sender;
 
-use super::{invalidate, lookup, Control, INVALIDATE_EVERY_NS, UPCALL_QUEUE};
-use crate::pipeline::{MissKind, Upcall};
+use super::{invalidate, lookup, Control, INVALIDATE_EVERY_NS};
+use crate::events::{self, MissKind, Upcall, UPCALL_QUEUE};
 use crate::snapshot::PortKind;
 use crate::tables::fdb::FdbDest;
 use crate::tunnel::RemoteIdx;
@@ -40,7 +40,7 @@ pub struct Miss {
 impl Control {
     /// A new upcall queue, for one worker's lookup misses.
     pub fn upcall_sender(&mut self) -> Sender<Upcall> {
-        let (tx, rx) = crossbeam_channel::bounded(UPCALL_QUEUE);
+        let (tx, rx) = events::upcall_channel();
         self.upcall_rx.push(rx);
         tx
     }
@@ -261,7 +261,7 @@ impl Control {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pipeline::LearnEvent;
+    use crate::events::LearnEvent;
     use crate::testkit;
 
     #[test]

@@ -15,7 +15,7 @@
 //! front, or on demand through a [`SpareSource`]); the
 //! last output reuses the received frame, so a unicast frame is edited in
 //! place and never copied. Workers never write shared state: learned MACs
-//! leave as [`LearnEvent`]s on a bounded channel (counted when full) and come
+//! leave as [`LearnEvent`](crate::events::LearnEvent)s on a bounded channel (counted when full) and come
 //! back in a later snapshot.
 
 #![forbid(unsafe_code)]
@@ -27,6 +27,7 @@ use std::net::IpAddr;
 
 use arrayvec::ArrayVec;
 
+use crate::events::{MissKind, Upcall};
 use crate::frame::Frame;
 use crate::policy::firewall::AclAction;
 use crate::policy::port_security::Violation;
@@ -41,7 +42,7 @@ use crate::wire::WireError;
 use xvs_types::MissAction;
 use xvs_types::{BridgeNo, FlowKey, PortNo};
 
-pub use state::{LearnEvent, MissKind, PortCounters, Upcall, WorkerState};
+pub use state::{PortCounters, WorkerState};
 
 /// A frame to transmit and the port it leaves by.
 ///

@@ -13,52 +13,9 @@ use crate::stats::{DropCounters, DropReason};
 use crate::tables::flow::{ExactMatchCache, EMC_DEFAULT_ENTRIES};
 use std::net::IpAddr;
 
+use crate::events::{LearnEvent, MissKind, Upcall};
 use crate::tunnel::{RemoteIdx, UNKNOWN_REMOTE};
 use xvs_types::{BridgeNo, MacAddr, PortNo};
-
-/// A MAC seen behind a port (and remote VTEP), reported to the control
-/// plane, which owns the FDB.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LearnEvent {
-    pub bridge: BridgeNo,
-    pub vlan: u16,
-    pub mac: MacAddr,
-    pub port: PortNo,
-    /// The remote's index in the worker's snapshot ([`UNKNOWN_REMOTE`] for
-    /// a VTEP the port does not have yet); only a hint: indices can move
-    /// when the control plane rebuilds the port, so it goes by `vtep`.
-    pub remote: RemoteIdx,
-    /// Behind a tunnel port: the VTEP the frame came from (its outer
-    /// source address); `None` for a local port.
-    pub vtep: Option<IpAddr>,
-    pub now: u64,
-}
-
-/// What a lookup on miss asks about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum MissKind {
-    /// Where is this MAC (L2: which VTEP)?
-    Mac(MacAddr),
-    /// Which MAC has this address (L3, in the 128-bit form of
-    /// `ip_to_u128`)?
-    Ip(u128),
-    /// A decapsulated frame for a MAC the FDB puts behind a tunnel: the
-    /// sender's entry for it is stale (invalidation, not a question).
-    NotHere(MacAddr),
-}
-
-/// A miss reported to the control plane (illumos varpd's upcall).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Upcall {
-    pub bridge: BridgeNo,
-    pub vlan: u16,
-    pub kind: MissKind,
-    /// The port the frame that missed came in on, and its remote VTEP if
-    /// it was decapsulated.
-    pub port: PortNo,
-    pub remote: RemoteIdx,
-    pub now: u64,
-}
 
 /// Slots of the upcall filter (direct-mapped), and how long a key stays
 /// in it: a burst of frames to one unknown MAC makes one upcall.

@@ -797,7 +797,7 @@ fn moves_are_learned_statics_are_not_and_idle_macs_age_out() {
 fn a_full_learning_queue_is_counted_not_waited_on() {
     let mut bed = Bed::new();
     // Never drained: fill the channel past its capacity with distinct MACs.
-    let n = crate::control::LEARN_QUEUE + 10;
+    let n = crate::events::LEARN_QUEUE + 10;
     let snap = bed.ctl.snapshot();
     let frames: Vec<Vec<u8>> = (0..n as u32)
         .map(|i| {
@@ -809,7 +809,7 @@ fn a_full_learning_queue_is_counted_not_waited_on() {
         let refs: Vec<&[u8]> = chunk.iter().map(|v| &v[..]).collect();
         bed.pool.run(&snap, &mut bed.ws, VM1, 1, &refs, 0);
     }
-    assert_eq!(bed.ws.learn_sent, crate::control::LEARN_QUEUE as u64);
+    assert_eq!(bed.ws.learn_sent, crate::events::LEARN_QUEUE as u64);
     assert_eq!(bed.ws.learn_lost, 10);
 }
 

@@ -17,7 +17,7 @@ use xvs_ctl::protocol::{
 use xvs_ctl::server::Call;
 use xvs_ctl::view;
 use xvs_dataplane::control::LearnRefusals;
-use xvs_dataplane::pipeline::MissKind;
+use xvs_dataplane::events::MissKind;
 use xvs_dataplane::pipeline::PortCounters;
 use xvs_dataplane::snapshot::PortKind;
 use xvs_dataplane::stats::DropCounters;

@@ -1,0 +1,74 @@
+//! What workers tell the control thread, and the channels it goes by:
+//! [`LearnEvent`]s (a MAC seen behind a port) on one bounded channel all
+//! workers share, and [`Upcall`]s (a lookup miss, illumos varpd's upcall)
+//! on one bounded queue per worker. A worker never blocks on either: a full
+//! channel drops the message and counts it (the pipeline's learning and
+//! upcall filters make a repeat arrive later).
+
+use std::net::IpAddr;
+
+use crossbeam_channel::{Receiver, Sender};
+use xvs_types::{BridgeNo, MacAddr, PortNo};
+
+use crate::tunnel::RemoteIdx;
+#[cfg(doc)]
+use crate::tunnel::UNKNOWN_REMOTE;
+
+/// Capacity of the learn-event channel shared by all workers.
+pub const LEARN_QUEUE: usize = 65_536;
+/// Capacity of each worker's upcall queue.
+pub const UPCALL_QUEUE: usize = 1024;
+
+/// The learn channel all workers share.
+pub fn learn_channel() -> (Sender<LearnEvent>, Receiver<LearnEvent>) {
+    crossbeam_channel::bounded(LEARN_QUEUE)
+}
+
+/// One worker's upcall queue.
+pub fn upcall_channel() -> (Sender<Upcall>, Receiver<Upcall>) {
+    crossbeam_channel::bounded(UPCALL_QUEUE)
+}
+
+/// A MAC seen behind a port (and remote VTEP), reported to the control
+/// plane, which owns the FDB.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LearnEvent {
+    pub bridge: BridgeNo,
+    pub vlan: u16,
+    pub mac: MacAddr,
+    pub port: PortNo,
+    /// The remote's index in the worker's snapshot ([`UNKNOWN_REMOTE`] for
+    /// a VTEP the port does not have yet); only a hint: indices can move
+    /// when the control plane rebuilds the port, so it goes by `vtep`.
+    pub remote: RemoteIdx,
+    /// Behind a tunnel port: the VTEP the frame came from (its outer
+    /// source address); `None` for a local port.
+    pub vtep: Option<IpAddr>,
+    pub now: u64,
+}
+
+/// What a lookup on miss asks about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MissKind {
+    /// Where is this MAC (L2: which VTEP)?
+    Mac(MacAddr),
+    /// Which MAC has this address (L3, in the 128-bit form of
+    /// `ip_to_u128`)?
+    Ip(u128),
+    /// A decapsulated frame for a MAC the FDB puts behind a tunnel: the
+    /// sender's entry for it is stale (invalidation, not a question).
+    NotHere(MacAddr),
+}
+
+/// A miss reported to the control plane (illumos varpd's upcall).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Upcall {
+    pub bridge: BridgeNo,
+    pub vlan: u16,
+    pub kind: MissKind,
+    /// The port the frame that missed came in on, and its remote VTEP if
+    /// it was decapsulated.
+    pub port: PortNo,
+    pub remote: RemoteIdx,
+    pub now: u64,
+}
