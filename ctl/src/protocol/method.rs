@@ -10,6 +10,8 @@ use serde_json::{Map, Value};
 use xvs_config::Direction;
 
 use super::{brief_str, RpcError};
+#[cfg(doc)]
+use super::{HelloResult, TransactResult};
 use crate::command::Command;
 
 /// `transact`: config-changing commands, applied atomically in order.
