@@ -6,6 +6,7 @@
 use std::fmt;
 
 use crate::addr::{u128_to_ip, MacAddr, PortNo};
+use crate::hash::{mum, SECRETS};
 
 /// Number of 64-bit words in a [`FlowKey`].
 pub const FLOW_WORDS: usize = 8;
@@ -173,26 +174,15 @@ impl FlowKey {
     pub fn hash_with(&self, seed: u64) -> u64 {
         // Two words per folded multiply (the wyhash "mum"), each half salted
         // with a distinct odd constant so a zero word cannot cancel the other.
-        const S: [u64; 8] = [
-            0xa076_1d64_78bd_642f,
-            0xe703_7ed1_a0b4_28db,
-            0x8ebc_6af0_9c88_c6e3,
-            0x5899_65cc_7537_4cc3,
-            0x1d8e_4e27_c47d_124f,
-            0x9e37_79b9_7f4a_7c15,
-            0xbf58_476d_1ce4_e5b9,
-            0x94d0_49bb_1331_11eb,
-        ];
-        let mum = |a: u64, b: u64| {
-            let m = u128::from(a) * u128::from(b);
-            (m as u64) ^ ((m >> 64) as u64)
-        };
         let w = &self.0;
         let mut h = seed;
         for i in 0..FLOW_WORDS / 2 {
-            h = mum(w[2 * i] ^ S[2 * i] ^ h, w[2 * i + 1] ^ S[2 * i + 1]);
+            h = mum(
+                w[2 * i] ^ SECRETS[2 * i] ^ h,
+                w[2 * i + 1] ^ SECRETS[2 * i + 1],
+            );
         }
-        mum(h ^ S[0], S[1])
+        mum(h ^ SECRETS[0], SECRETS[1])
     }
 }
 

@@ -13,6 +13,7 @@
 pub mod acl;
 mod addr;
 pub mod flow;
+pub mod hash;
 mod key;
 mod kinds;
 pub mod qos;

@@ -35,7 +35,7 @@ use crate::snapshot::{BridgeEntry, PortEntry, PortKind, PortVlan, Snapshot};
 use crate::stats::DropReason;
 use crate::tables::flow::{Action, EMC_HASH_SEED};
 use crate::tunnel::{pop, PushMeta, RemoteIdx, NO_REMOTE};
-use crate::wire::ethernet::{ethertype, EthernetFrame};
+use crate::wire::ethernet::{self, ethertype, EthernetFrame};
 use crate::wire::flow::{extract, PacketInfo};
 use crate::wire::vlan::{self, VlanTag};
 use crate::wire::WireError;
@@ -939,7 +939,8 @@ fn send<'a>(
     let tagged = out.tag != Tag::Untagged;
     let tx_port = match pe.kind {
         PortKind::Local => {
-            let max = usize::from(pe.mtu) + 14 + if tagged { vlan::TAG_LEN } else { 0 };
+            let max =
+                usize::from(pe.mtu) + ethernet::HEADER_LEN + if tagged { vlan::TAG_LEN } else { 0 };
             if frame.len() > max {
                 return drop_frame(ws, out.port, frame, DropReason::TooBig, io);
             }
@@ -967,7 +968,7 @@ fn send<'a>(
             if let Err(r) = tpl.push(&mut frame, &meta) {
                 return drop_frame(ws, out.port, frame, r, io);
             }
-            if frame.len() > usize::from(snap.uplink_mtu) + 14 {
+            if frame.len() > usize::from(snap.uplink_mtu) + ethernet::HEADER_LEN {
                 return drop_frame(ws, out.port, frame, DropReason::TooBig, io);
             }
             ws.count_tx(out.port, frame.len());

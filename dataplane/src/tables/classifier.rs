@@ -30,6 +30,7 @@
 //! bare `HashMap::get` (~17 vs ~14 ns per key, 10k exact keys) is the
 //! key masking and rank bookkeeping, not the hash table.
 
+use xvs_types::hash::{mum, SECRETS};
 use xvs_types::FlowKey;
 
 /// Seed for the subtable hashes. Fixed (not per build) so that lookups are
@@ -75,25 +76,6 @@ fn idx_of_rank(rank: u64) -> u32 {
     u32::MAX - (rank as u32)
 }
 
-#[inline(always)]
-fn mum(a: u64, b: u64) -> u64 {
-    let r = u128::from(a) * u128::from(b);
-    (r as u64) ^ ((r >> 64) as u64)
-}
-
-/// Secrets for [`subtable_hash`] (arbitrary odd constants).
-const HS: [u64; 9] = [
-    0xa076_1d64_78bd_642f,
-    0xe703_7ed1_a0b4_28db,
-    0x8ebc_6af0_9c88_c6e3,
-    0x5899_65cc_7537_4cc3,
-    0x1d8e_4e27_c47d_124f,
-    0x9e37_79b9_7f4a_7c15,
-    0xbf58_476d_1ce4_e5b9,
-    0x94d0_49bb_1331_11eb,
-    0x2545_f491_4f6c_dd1d,
-];
-
 /// Hash of `key & mask`, computed without materialising the masked key.
 ///
 /// wyhash-style multiply-fold: the four 64x64->128 multiplies are
@@ -104,12 +86,15 @@ const HS: [u64; 9] = [
 fn subtable_hash(key: &FlowKey, mask: &FlowKey) -> u64 {
     let k = &key.0;
     let m = &mask.0;
-    let w = |i: usize| (k[i] & m[i]) ^ HS[i];
+    let w = |i: usize| (k[i] & m[i]) ^ SECRETS[i];
     let a = mum(w(0), w(1));
     let b = mum(w(2), w(3));
     let c = mum(w(4), w(5));
     let d = mum(w(6), w(7));
-    mum(a.wrapping_add(c) ^ HS[8], b.wrapping_add(d) ^ SUBTABLE_SEED)
+    mum(
+        a.wrapping_add(c) ^ SECRETS[8],
+        b.wrapping_add(d) ^ SUBTABLE_SEED,
+    )
 }
 
 /// A masked key whose `Hash` is one [`subtable_hash`] call.
@@ -137,7 +122,7 @@ impl std::hash::Hasher for PassHasher {
     fn write(&mut self, bytes: &[u8]) {
         // Not reached for MaskedKey; fold anything else in rather than lose it.
         for &b in bytes {
-            self.0 = mum(self.0 ^ u64::from(b), HS[0]);
+            self.0 = mum(self.0 ^ u64::from(b), SECRETS[0]);
         }
     }
     #[inline]

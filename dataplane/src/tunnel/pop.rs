@@ -27,7 +27,7 @@ use crate::wire::ethernet::{self, ethertype, EthernetFrame};
 use crate::wire::geneve::GenevePacket;
 use crate::wire::ip_proto;
 use crate::wire::ipv4::Ipv4Packet;
-use crate::wire::ipv6::Ipv6Packet;
+use crate::wire::ipv6::{self, Ipv6Packet};
 use crate::wire::udp::{self, UdpPacket};
 use crate::wire::vxlan::{self, VxlanPacket};
 use crate::wire::WireError;
@@ -97,7 +97,7 @@ pub fn pop(table: &TunnelTable, frame: &mut Frame<'_>) -> Result<Decap, DropReas
                 u128::from(ip.src_addr()),
                 u128::from(ip.dst_addr()),
                 ip_off + off,
-                ip_off + 40 + usize::from(ip.payload_len()),
+                ip_off + ipv6::HEADER_LEN + usize::from(ip.payload_len()),
                 ip.traffic_class() & ECN_MASK,
                 true,
             )

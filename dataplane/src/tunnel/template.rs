@@ -101,6 +101,35 @@ pub struct Template {
     pseudo0: u64,
 }
 
+/// The VXLAN or Geneve header `cfg` pushes, options included.
+fn tunnel_header_len(cfg: &TunnelConfig) -> usize {
+    match cfg.kind {
+        TunnelKind::Vxlan => vxlan::HEADER_LEN,
+        TunnelKind::Geneve => {
+            geneve::HEADER_LEN
+                + cfg
+                    .geneve_opts
+                    .iter()
+                    .map(|o| geneve::OPTION_HEADER_LEN + o.data.len())
+                    .sum::<usize>()
+        }
+    }
+}
+
+fn ip_header_len(v6: bool) -> usize {
+    if v6 {
+        ipv6::HEADER_LEN
+    } else {
+        ipv4::HEADER_LEN
+    }
+}
+
+/// The whole outer header (Ethernet, IP, UDP, tunnel) `cfg` pushes over
+/// IPv6 if `v6`, else over IPv4: what the UMEM's headroom must hold.
+pub fn outer_header_len(cfg: &TunnelConfig, v6: bool) -> usize {
+    ethernet::HEADER_LEN + ip_header_len(v6) + udp::HEADER_LEN + tunnel_header_len(cfg)
+}
+
 impl Template {
     /// Builds the header for `cfg` towards `remote`, sent from `local`
     /// through the next hop `dst_mac` out of an interface with MAC `src_mac`.
@@ -114,23 +143,9 @@ impl Template {
         if local.is_ipv4() != remote.is_ipv4() {
             return Err(TemplateError::FamilyMismatch { local, remote });
         }
-        let tun_len = match cfg.kind {
-            TunnelKind::Vxlan => vxlan::HEADER_LEN,
-            TunnelKind::Geneve => {
-                geneve::HEADER_LEN
-                    + cfg
-                        .geneve_opts
-                        .iter()
-                        .map(|o| 4 + o.data.len())
-                        .sum::<usize>()
-            }
-        };
+        let tun_len = tunnel_header_len(cfg);
         let v6 = remote.is_ipv6();
-        let ip_len = if v6 {
-            ipv6::HEADER_LEN
-        } else {
-            ipv4::HEADER_LEN
-        };
+        let ip_len = ip_header_len(v6);
         let ip_off = ethernet::HEADER_LEN;
         let udp_off = ip_off + ip_len;
         let tun_off = udp_off + udp::HEADER_LEN;

@@ -47,6 +47,7 @@ use xvs_dataplane::control::kernel::{KernelError, Monitor, NeighClient};
 use xvs_dataplane::control::Control;
 use xvs_dataplane::pipeline::PortCounters;
 use xvs_dataplane::stats::DropCounters;
+use xvs_dataplane::wire;
 use xvs_types::{MacAddr, PortNo};
 
 use crate::worker::{PollMode, SocketLost, Worker, WorkerCmd, WorkerReport};
@@ -260,20 +261,18 @@ pub fn interface_mac(iface: &str) -> Result<MacAddr, DaemonError> {
     })
 }
 
-/// The outer header tunnel `t` pushes: Ethernet + IP + UDP + the
-/// VXLAN/Geneve base header + Geneve options.
+/// The outer header tunnel `t` pushes: over IPv6 if any remote is (its
+/// longest).
 fn outer_header_len(t: &TunnelConfig) -> u32 {
-    let ip = if t.remotes.iter().any(IpAddr::is_ipv6) {
-        40
-    } else {
-        20
-    };
-    let opts: usize = t.geneve_opts.iter().map(|o| 4 + o.data.len()).sum();
-    (14 + ip + 8 + 8 + opts) as u32
+    let v6 = t.remotes.iter().any(IpAddr::is_ipv6);
+    xvs_dataplane::tunnel::template::outer_header_len(t, v6) as u32
 }
 
 /// The outer header of VXLAN, or of Geneve without options, over IPv4.
-const PLAIN_HEADER_LEN: u32 = 50;
+const PLAIN_HEADER_LEN: u32 = (wire::ethernet::HEADER_LEN
+    + wire::ipv4::HEADER_LEN
+    + wire::udp::HEADER_LEN
+    + wire::vxlan::HEADER_LEN) as u32;
 
 /// UMEM headroom `config` needs beyond the kernel's 256 bytes in front of
 /// every received frame, so that its longest outer header is pushed in
