@@ -214,23 +214,16 @@ pub fn commands(d: &Diff, cfg: &Config, target: &State, local: &AgentConfig) -> 
                     .find(|n| &n.tunnel == name)
                     .map(|n| n.kind)
                     .unwrap_or(TunnelKind::Vxlan);
-                out.push(Command::AddTunnel(AddTunnel {
-                    bridge: t.bridge.clone(),
-                    name: name.clone(),
+                let mut tunnel = TunnelConfig::new(
+                    name.clone(),
+                    t.bridge.clone(),
                     kind,
-                    vni: t.vni,
-                    remotes: t.remotes.iter().copied().collect(),
-                    // What the others were told to send to.
-                    local: Some(local.underlay_ip),
-                    dst_port: None,
-                    ttl: None,
-                    tos: None,
-                    df: None,
-                    csum: false,
-                    geneve_opts: Vec::new(),
-                    learn_remotes: false,
-                    may_exist: false,
-                }))
+                    t.vni,
+                    t.remotes.iter().copied().collect(),
+                );
+                // What the others were told to send to.
+                tunnel.local = Some(local.underlay_ip);
+                out.push(Command::AddTunnel(AddTunnel::from_config(&tunnel)));
             }
         }
     }

@@ -194,6 +194,137 @@ pub struct SetTunnel {
     pub learn_remotes: Option<bool>,
 }
 
+// A tunnel's options are declared by TunnelConfig (the model), and on the
+// wire by AddTunnel (all of a new tunnel's) and SetTunnel (the ones an
+// in-place change may touch), which cannot share a struct: both refuse
+// unknown fields, and serde cannot flatten into such a struct. These four
+// functions are the only places that translate between them.
+impl AddTunnel {
+    /// The tunnel this command adds (the editor checks the values).
+    pub fn to_config(&self) -> TunnelConfig {
+        let mut t = TunnelConfig::new(
+            self.name.clone(),
+            self.bridge.clone(),
+            self.kind,
+            self.vni,
+            self.remotes.clone(),
+        );
+        t.geneve_opts = self.geneve_opts.clone();
+        self.options().apply_to(&mut t);
+        t
+    }
+
+    /// The command that adds `t` again: every option that differs from
+    /// `add-tunnel`'s default. `vlan`, `zero_csum6` and `src_port_range`
+    /// have no `add-tunnel` option and stay at their defaults.
+    pub fn from_config(t: &TunnelConfig) -> AddTunnel {
+        let d = TunnelConfig::new("", "", t.kind, t.vni, Vec::new());
+        fn unless<T: PartialEq>(default: T, v: T) -> Option<T> {
+            (v != default).then_some(v)
+        }
+        AddTunnel {
+            bridge: t.bridge.clone(),
+            name: t.name.clone(),
+            kind: t.kind,
+            vni: t.vni,
+            remotes: t.remotes.clone(),
+            local: t.local,
+            dst_port: t.dst_port,
+            ttl: unless(d.ttl, t.ttl),
+            tos: unless(d.tos, t.tos),
+            df: unless(d.df, t.df),
+            csum: t.csum,
+            geneve_opts: t.geneve_opts.clone(),
+            learn_remotes: t.learn_remotes,
+            may_exist: false,
+        }
+    }
+
+    /// Its options as the in-place change that sets them on a default
+    /// tunnel.
+    fn options(&self) -> SetTunnel {
+        SetTunnel {
+            name: self.name.clone(),
+            remotes: None,
+            vni: None,
+            local: self.local,
+            dst_port: self.dst_port,
+            ttl: self.ttl,
+            tos: self.tos,
+            df: self.df,
+            csum: Some(self.csum),
+            learn_remotes: Some(self.learn_remotes),
+        }
+    }
+}
+
+impl SetTunnel {
+    /// Sets every option given on `t`; the others keep their value.
+    pub fn apply_to(&self, t: &mut TunnelConfig) {
+        if let Some(rs) = &self.remotes {
+            t.remotes = rs.clone();
+        }
+        if let Some(v) = self.vni {
+            t.vni = v;
+        }
+        if self.local.is_some() {
+            t.local = self.local;
+        }
+        if self.dst_port.is_some() {
+            t.dst_port = self.dst_port;
+        }
+        if let Some(v) = self.ttl {
+            t.ttl = v;
+        }
+        if let Some(v) = self.tos {
+            t.tos = v;
+        }
+        if let Some(v) = self.df {
+            t.df = v;
+        }
+        if let Some(v) = self.csum {
+            t.csum = v;
+        }
+        if let Some(v) = self.learn_remotes {
+            t.learn_remotes = v;
+        }
+    }
+
+    /// The in-place change that turns `r` into `t` (same port number,
+    /// learned MACs and remotes kept), if `set-tunnel` can express every
+    /// difference: not a new bridge, kind, Geneve options, VLAN mode,
+    /// IPv6 checksum mode or source port range, and not a local address or
+    /// destination port taken back to its default.
+    pub fn between(r: &TunnelConfig, t: &TunnelConfig) -> Option<SetTunnel> {
+        let fixed = r.bridge == t.bridge
+            && r.kind == t.kind
+            && r.geneve_opts == t.geneve_opts
+            && r.vlan == t.vlan
+            && r.zero_csum6 == t.zero_csum6
+            && r.src_port_range == t.src_port_range
+            && (t.local.is_some() || r.local.is_none())
+            && (t.dst_port.is_some() || r.dst_port.is_none());
+        if !fixed {
+            return None;
+        }
+        fn diff<T: PartialEq>(a: T, b: T) -> Option<T> {
+            (a != b).then_some(b)
+        }
+        Some(SetTunnel {
+            name: t.name.clone(),
+            remotes: diff(&r.remotes, &t.remotes).cloned(),
+            vni: diff(r.vni, t.vni),
+            local: diff(r.local, t.local).flatten(),
+            dst_port: diff(r.dst_port, t.dst_port).flatten(),
+            ttl: diff(r.ttl, t.ttl),
+            tos: diff(r.tos, t.tos),
+            df: diff(r.df, t.df),
+            csum: diff(r.csum, t.csum),
+            learn_remotes: diff(r.learn_remotes, t.learn_remotes),
+        })
+    }
+}
+
 /// `set-port NAME [--max-macs N] [--allowed-macs LIST] [--allowed-ips
 /// LIST]`: changes a local port's learning limit and port security in
 /// place; options not given keep their value.
@@ -1296,27 +1427,7 @@ fn add_tunnel(config: &mut Config, c: &AddTunnel) -> Result<(), CommandError> {
             ));
         }
     }
-    let mut t = TunnelConfig::new(
-        c.name.clone(),
-        c.bridge.clone(),
-        c.kind,
-        c.vni,
-        c.remotes.clone(),
-    );
-    t.local = c.local;
-    t.dst_port = c.dst_port;
-    if let Some(ttl) = c.ttl {
-        t.ttl = ttl;
-    }
-    if let Some(tos) = c.tos {
-        t.tos = tos;
-    }
-    if let Some(df) = c.df {
-        t.df = df;
-    }
-    t.csum = c.csum;
-    t.geneve_opts = c.geneve_opts.clone();
-    t.learn_remotes = c.learn_remotes;
+    let t = c.to_config();
     config.tunnels.push(t);
     config.assign_port_numbers();
     Ok(())
@@ -1356,33 +1467,7 @@ fn set_tunnel(config: &mut Config, c: &SetTunnel) -> Result<(), CommandError> {
     }
     check_tunnel_fields(c.vni, c.local, c.dst_port, c.ttl)?;
     let mut t = config.tunnels[i].clone();
-    if let Some(rs) = &c.remotes {
-        t.remotes = rs.clone();
-    }
-    if let Some(v) = c.vni {
-        t.vni = v;
-    }
-    if c.local.is_some() {
-        t.local = c.local;
-    }
-    if c.dst_port.is_some() {
-        t.dst_port = c.dst_port;
-    }
-    if let Some(v) = c.ttl {
-        t.ttl = v;
-    }
-    if let Some(v) = c.tos {
-        t.tos = v;
-    }
-    if let Some(v) = c.df {
-        t.df = v;
-    }
-    if let Some(v) = c.csum {
-        t.csum = v;
-    }
-    if let Some(v) = c.learn_remotes {
-        t.learn_remotes = v;
-    }
+    c.apply_to(&mut t);
     // Flow actions name configured remotes by position: none may point
     // past the new list.
     let (bridge, n) = (t.bridge.clone(), t.remotes.len());

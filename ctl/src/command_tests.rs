@@ -1318,3 +1318,41 @@ fn set_port_changes_limits_and_port_security_in_place() {
     }
     assert!(err(&c, nope).contains("nope"));
 }
+
+#[test]
+fn a_tunnel_survives_the_trip_through_add_tunnel_and_set_tunnel() {
+    let mut t = TunnelConfig::new(
+        "vx1",
+        "br0",
+        TunnelKind::Geneve,
+        42,
+        vec!["192.0.2.2".parse().unwrap()],
+    );
+    t.local = Some("192.0.2.1".parse().unwrap());
+    t.dst_port = Some(7000);
+    t.ttl = 9;
+    t.tos = TosConfig::Inherit;
+    t.df = false;
+    t.csum = true;
+    t.learn_remotes = true;
+    t.geneve_opts = vec![GeneveOptConfig {
+        class: 0x0102,
+        typ: 3,
+        data: vec![0, 0, 0, 1],
+    }];
+    // Every option add-tunnel has comes back as it was.
+    assert_eq!(AddTunnel::from_config(&t).to_config(), t);
+    let plain = TunnelConfig::new("vx1", "br0", TunnelKind::Geneve, 42, vec![]);
+    let add = AddTunnel::from_config(&plain);
+    assert_eq!((add.ttl, add.tos, add.df), (None, None, None));
+    // And set-tunnel takes a tunnel to another through every option it has.
+    let mut from = plain.clone();
+    from.geneve_opts = t.geneve_opts.clone();
+    let set = SetTunnel::between(&from, &t).unwrap();
+    set.apply_to(&mut from);
+    assert_eq!(from, t);
+    // Not to another kind.
+    let mut vx = t.clone();
+    vx.kind = TunnelKind::Vxlan;
+    assert_eq!(SetTunnel::between(&t, &vx), None);
+}

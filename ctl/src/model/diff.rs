@@ -151,7 +151,7 @@ pub fn diff(running: &Config, old: &Config, new: &Config, record: &Value) -> Vec
         match run_tunnels.get(t.name.as_str()) {
             Some(r) if same_tunnel(r, t) => {}
             other => {
-                if let Some(set) = other.and_then(|r| set_tunnel(r, t)) {
+                if let Some(set) = other.and_then(|r| cmd::SetTunnel::between(r, t)) {
                     adds.push(Command::SetTunnel(set));
                     continue;
                 }
@@ -159,7 +159,7 @@ pub fn diff(running: &Config, old: &Config, new: &Config, record: &Value) -> Vec
                     dels.push(del_port(&t.name));
                 }
                 recreated.insert(t.name.clone());
-                adds.push(add_tunnel(t));
+                adds.push(Command::AddTunnel(cmd::AddTunnel::from_config(t)));
             }
         }
     }
@@ -358,38 +358,6 @@ fn same_tunnel(a: &TunnelConfig, b: &TunnelConfig) -> bool {
     a == *b
 }
 
-/// The in-place edit from `r` to `t` (same port number, learned MACs and
-/// remotes kept), if `set-tunnel` can express every difference.
-fn set_tunnel(r: &TunnelConfig, t: &TunnelConfig) -> Option<cmd::SetTunnel> {
-    let fixed = r.bridge == t.bridge
-        && r.kind == t.kind
-        && r.geneve_opts == t.geneve_opts
-        && r.vlan == t.vlan
-        && r.zero_csum6 == t.zero_csum6
-        && r.src_port_range == t.src_port_range
-        // set-tunnel cannot take a field back to its default.
-        && (t.local.is_some() || r.local.is_none())
-        && (t.dst_port.is_some() || r.dst_port.is_none());
-    if !fixed {
-        return None;
-    }
-    fn diff<T: PartialEq>(a: T, b: T) -> Option<T> {
-        (a != b).then_some(b)
-    }
-    Some(cmd::SetTunnel {
-        name: t.name.clone(),
-        remotes: diff(&r.remotes, &t.remotes).cloned(),
-        vni: diff(r.vni, t.vni),
-        local: diff(r.local, t.local).flatten(),
-        dst_port: diff(r.dst_port, t.dst_port).flatten(),
-        ttl: diff(r.ttl, t.ttl),
-        tos: diff(r.tos, t.tos),
-        df: diff(r.df, t.df),
-        csum: diff(r.csum, t.csum),
-        learn_remotes: diff(r.learn_remotes, t.learn_remotes),
-    })
-}
-
 /// The same rules in any order (the firewall orders by priority).
 fn same_rules(a: &[String], b: &[String]) -> bool {
     let parse = |v: &[String]| -> Option<BTreeSet<String>> {
@@ -417,25 +385,6 @@ fn add_port(p: &PortConfig) -> Command {
         allowed_macs: p.allowed_macs.clone(),
         allowed_ips: p.allowed_ips.clone(),
         storm_pps: p.storm_pps,
-        may_exist: false,
-    })
-}
-
-fn add_tunnel(t: &TunnelConfig) -> Command {
-    Command::AddTunnel(cmd::AddTunnel {
-        bridge: t.bridge.clone(),
-        name: t.name.clone(),
-        kind: t.kind,
-        vni: t.vni,
-        remotes: t.remotes.clone(),
-        local: t.local,
-        dst_port: t.dst_port,
-        ttl: None,
-        tos: None,
-        df: None,
-        csum: t.csum,
-        geneve_opts: t.geneve_opts.clone(),
-        learn_remotes: t.learn_remotes,
         may_exist: false,
     })
 }
