@@ -56,7 +56,10 @@ pub struct FdbRow {
     pub age_secs: Option<u64>,
 }
 
-/// One overlay address (`arp_show`).
+/// One overlay address (`arp_show`). The fields of
+/// `xvs_config::OverlayAddrConfig`, but not that type: a row must take
+/// fields a newer daemon adds (clients ignore what they do not know), while
+/// the config refuses unknown fields so that a typo in a file is caught.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AddrRow {
     pub bridge: String,
