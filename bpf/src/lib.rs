@@ -19,7 +19,7 @@
 //! open while registered (the kernel drops an entry when its socket
 //! closes). Every item mirrored from `src/bpf/xvs.h` is named after it.
 //!
-//! Headroom for tunnel push (measured by `tests/afxdp.rs`, kernel 6.18,
+//! Headroom for tunnel push (measured by `io/tests/afxdp.rs`, kernel 6.18,
 //! veth in native XDP mode, AF_XDP in copy mode, xsk-rs 0.11):
 //! - A received descriptor starts at frame start + UMEM `frame_headroom` +
 //!   256 (`XDP_PACKET_HEADROOM`): offset 384 with a 128-byte UMEM headroom.
@@ -41,11 +41,9 @@
 //!   (`xsk_ring_prod__tx_desc`). Either makes the UMEM `frame_headroom`
 //!   and the 256-byte XDP headroom usable for a header of any length, with
 //!   no XDP-side reserve at all; decap (moving the start forward) needs the
-//!   same control. [`xsk::XskPort`] provides it, through a one-method
+//!   same control. `xvs_io::xsk::XskPort` provides it, through a one-method
 //!   patch of xsk-rs (`vendor/README.md`): frames are `(addr, len)`
 //!   pairs with the start anywhere in the chunk.
-
-pub mod xsk;
 
 use std::ffi::{CString, OsStr};
 use std::fmt;

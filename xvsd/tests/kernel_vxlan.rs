@@ -21,15 +21,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
-use xvs_bpf::xsk::{XskConfig, XskSet};
 use xvs_bpf::{AttachFlags, Mode, XdpProgram};
 use xvs_config::{BridgeConfig, Config, PortConfig, TunnelConfig, TunnelKind, UplinkConfig};
 use xvs_dataplane::control::Control;
 use xvs_dataplane::tables::neigh::NeighSource;
 use xvs_dataplane::tables::route::{Route, RouteOrigin};
+use xvs_io::xsk::{XskConfig, XskSet};
+use xvs_io::{Worker, WorkerCounters, WorkerPort};
 use xvs_tests::{enter_netns, require_root, veth, Netns};
 use xvs_types::MacAddr;
-use xvsd::{Worker, WorkerCounters, WorkerPort};
 
 const UPLINK_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 1]);
 const UPLINK_MAC_S: &str = "02:00:00:00:00:01";

@@ -40,7 +40,7 @@
 //!
 //! Sizes: `--size` is the Ethernet frame without FCS; with `--encap` it is
 //! the inner frame's and the frame sent is 50 bytes longer. A frame must
-//! fit one 4096-byte UMEM chunk (xvs-bpf's `XskSet` has no multi-buffer
+//! fit one 4096-byte UMEM chunk (xvs-io's `XskSet` has no multi-buffer
 //! support) and the interface MTU. "Gbps" counts bytes on the wire: the
 //! frame plus 24 bytes per packet (FCS, preamble, inter-frame gap).
 //!

@@ -8,8 +8,8 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use xvs_bpf::xsk::{XskConfig, XskSet};
 use xvs_bpf::{Mode, XdpProgram};
+use xvs_io::xsk::{XskConfig, XskSet};
 
 use super::args::TxArgs;
 use super::frames::frame_spec;

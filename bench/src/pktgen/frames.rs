@@ -6,7 +6,7 @@
 
 use std::net::Ipv4Addr;
 
-use xvs_bpf::xsk::CHUNK;
+use xvs_io::xsk::CHUNK;
 
 use super::args::{Encap, TxArgs, Vary};
 use super::sys::{iface_err, iface_mac, iface_mtu};

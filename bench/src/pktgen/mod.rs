@@ -30,7 +30,7 @@ use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
-use xvs_bpf::xsk::XskError;
+use xvs_io::xsk::XskError;
 
 use args::{Engine, TxArgs};
 use xdp::{LiveFramesRefused, ProbeError, XdpSendError};

@@ -8,8 +8,8 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use xvs_bpf::xsk::{XskConfig, XskSet};
 use xvs_bpf::{Mode, XdpProgram, MAX_QUEUES};
+use xvs_io::xsk::{XskConfig, XskSet};
 
 use super::args::{Poll, RxArgs};
 use super::frames::{

@@ -16,8 +16,8 @@ use tracing::{error, info};
 use tracing_subscriber::EnvFilter;
 use xvs_bpf::AttachFlags;
 use xvs_config::Config;
+use xvs_io::PollMode;
 use xvsd::daemon::{Daemon, Options};
-use xvsd::PollMode;
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum Poll {

@@ -40,7 +40,6 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 use tracing::{debug, error, info, warn};
-use xvs_bpf::xsk::{XskConfig, XskError, XskSet};
 use xvs_bpf::{AttachFlags, Mode, SnoopPoller, XdpProgram};
 use xvs_config::{Config, ConfigErrors, TunnelConfig};
 use xvs_dataplane::control::kernel::{KernelError, Monitor, NeighClient};
@@ -48,9 +47,9 @@ use xvs_dataplane::control::Control;
 use xvs_dataplane::pipeline::PortCounters;
 use xvs_dataplane::stats::DropCounters;
 use xvs_dataplane::wire;
+use xvs_io::worker::{PollMode, SocketLost, Worker, WorkerCmd, WorkerReport};
+use xvs_io::xsk::{XskConfig, XskError, XskSet};
 use xvs_types::{MacAddr, PortNo};
-
-use crate::worker::{PollMode, SocketLost, Worker, WorkerCmd, WorkerReport};
 
 mod host;
 mod links;
@@ -284,7 +283,7 @@ pub fn extra_headroom(config: &Config) -> u32 {
         .map(outer_header_len)
         .max()
         .unwrap_or(0);
-    longest.saturating_sub(xvs_bpf::xsk::XDP_HEADROOM as u32)
+    longest.saturating_sub(xvs_io::xsk::XDP_HEADROOM as u32)
 }
 
 /// The outer header most of `config`'s tunnels push (the plain IPv4 one
@@ -314,7 +313,7 @@ fn common_header_len(config: &Config) -> u32 {
 /// same); received tunnel packets now start off a line, which the
 /// worker's prefetch covers (`prefetch_frame`).
 pub fn aligned_headroom(min: u32, header_len: u32) -> u32 {
-    let kernel = xvs_bpf::xsk::XDP_HEADROOM as u32;
+    let kernel = xvs_io::xsk::XDP_HEADROOM as u32;
     // (kernel + h - header_len) % 64 == 0  <=>  h = header_len - kernel (mod 64)
     let want = (header_len % 64 + 64 - kernel % 64) % 64;
     min + (want + 64 - min % 64) % 64
@@ -449,7 +448,7 @@ fn sockets_per_worker(plan: &[Iface], workers: usize) -> Vec<usize> {
 /// replicas; see the worker's `rebalance`).
 fn umem_serves(planned: &[usize], opts: &Options) -> Result<(), DaemonError> {
     let frames = opts.umem_frames as usize;
-    let min = crate::worker::BATCH;
+    let min = xvs_io::worker::BATCH;
     match planned
         .iter()
         .enumerate()
@@ -1296,7 +1295,7 @@ mod tests {
 
     #[test]
     fn headroom_puts_the_common_outer_header_on_a_line_start() {
-        let kernel = xvs_bpf::xsk::XDP_HEADROOM as u32;
+        let kernel = xvs_io::xsk::XDP_HEADROOM as u32;
         for min in [0, 1, 50, 54, 63, 64, 200] {
             for len in [50, 70, 110, 310] {
                 let h = aligned_headroom(min, len);

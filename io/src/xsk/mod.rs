@@ -54,7 +54,7 @@ use std::os::fd::{AsRawFd, BorrowedFd};
 use xsk_rs::config::{BindFlags, FrameSize, LibxdpFlags, QueueSize, SocketConfig, UmemConfig};
 use xsk_rs::{CompQueue, FillQueue, FrameDesc, RxQueue, Socket, TxQueue, Umem};
 
-use crate::{xsk_zero_copy, XdpProgram, XskRegistrar};
+use xvs_bpf::{xsk_zero_copy, XdpProgram, XskRegistrar};
 
 /// UMEM chunk size (aligned mode): one frame per chunk.
 pub const CHUNK: u64 = 4096;
@@ -100,7 +100,7 @@ pub enum XskError {
     #[error("{ifname}: registering the socket in the XSKMAP: {source}")]
     Register {
         ifname: String,
-        source: crate::Error,
+        source: xvs_bpf::Error,
     },
     /// A descriptor outside its chunk, or on a chunk the kernel owns.
     #[error("descriptor (addr {addr:#x}, len {len}) is not a frame we own inside one chunk")]
@@ -1074,7 +1074,7 @@ impl std::ops::DerefMut for FrameMut<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{AttachFlags, Mode};
+    use xvs_bpf::{AttachFlags, Mode};
     use xvs_tests::{on_thread, require_root, veth, Netns};
 
     fn cfg() -> XskConfig {

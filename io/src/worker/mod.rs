@@ -33,8 +33,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::xsk::{self, XskError, XskSet};
 use crossbeam_channel::{Receiver, Sender};
-use xvs_bpf::xsk::{self, XskError, XskSet};
 use xvs_dataplane::events::LearnEvent;
 use xvs_dataplane::frame::Frame;
 use xvs_dataplane::pipeline::{

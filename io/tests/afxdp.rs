@@ -24,8 +24,8 @@ use etherparse::{
 };
 use xsk_rs::config::{BindFlags, LibxdpFlags, QueueSize, SocketConfig, UmemConfig};
 use xsk_rs::{CompQueue, FillQueue, FrameDesc, RxQueue, Socket, TxQueue, Umem};
-use xvs_bpf::xsk::{self, XskConfig, XskPort};
 use xvs_bpf::{xsk_zero_copy, AttachFlags, Mode, SnoopKind, XdpProgram};
+use xvs_io::xsk::{self, XskConfig, XskPort};
 use xvs_tests::{ip_out, on_thread, require_root, veth, Netns};
 
 /// Room kept in every UMEM frame ahead of the kernel's XDP headroom
