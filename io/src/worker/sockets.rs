@@ -1,0 +1,197 @@
+//! Sockets coming and going while the worker runs: the control thread's
+//! requests ([`WorkerCmd`], answered with a [`CmdError`] when refused),
+//! a failed socket closed and reported ([`SocketLost`]), and the fill
+//! targets shared out again after each change. Off the packet path:
+//! between rounds, rarely.
+
+use crossbeam_channel::Sender;
+use xvs_types::PortNo;
+
+use super::{chunk_of, Worker, WorkerPort, BATCH};
+use crate::xsk::XskError;
+
+/// A socket the worker closed because it failed; the control thread
+/// binds the port again when it can.
+#[derive(Debug, Clone)]
+pub struct SocketLost {
+    pub worker: usize,
+    /// The binding it belonged to ([`WorkerCmd::Add`]'s `key`).
+    pub key: u64,
+    pub no: PortNo,
+    pub queue: u32,
+    pub error: String,
+}
+
+/// Why a worker could not carry out a [`WorkerCmd`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CmdError {
+    /// The queue still has a socket being released: ask again shortly.
+    pub busy: bool,
+    pub reason: String,
+}
+
+impl std::fmt::Display for CmdError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.reason)
+    }
+}
+
+impl From<XskError> for CmdError {
+    fn from(e: XskError) -> Self {
+        CmdError {
+            busy: matches!(e, XskError::Busy { .. }),
+            reason: e.to_string(),
+        }
+    }
+}
+
+/// A reconfiguration request from the control thread, answered on
+/// `reply` once done.
+#[derive(Debug)]
+pub enum WorkerCmd {
+    /// Bind a socket on `queue` of the interface `reg` registers for, as
+    /// port `no`, part of binding `key`.
+    Add {
+        no: PortNo,
+        queue: u32,
+        key: u64,
+        reg: xvs_bpf::XskRegistrar,
+        /// Sockets the worker will serve once the change this is part of
+        /// is done: fill rings are sized for them from the first bind,
+        /// since chunks lent to a fill ring cannot be taken back.
+        sockets: usize,
+        reply: Sender<Result<(), CmdError>>,
+    },
+    /// Close every socket of binding `key` (none left is fine: a socket
+    /// that failed is already closed).
+    Remove {
+        key: u64,
+        reply: Sender<Result<(), CmdError>>,
+    },
+}
+
+impl Worker {
+    /// Carries out pending reconfiguration requests (off the packet path:
+    /// between rounds, rarely).
+    pub(super) fn commands(&mut self) {
+        let Some(rx) = &self.cmds else { return };
+        let Ok(cmd) = rx.try_recv() else { return };
+        match cmd {
+            WorkerCmd::Add {
+                no,
+                queue,
+                key,
+                reg,
+                sockets,
+                reply,
+            } => {
+                self.expect = sockets;
+                let r = self.add_socket(no, queue, reg).map(|s| {
+                    self.port(s).key = key;
+                });
+                let _ = reply.send(r.map_err(CmdError::from));
+            }
+            WorkerCmd::Remove { key, reply } => {
+                let r = self.remove_binding(key);
+                let _ = reply.send(r.map_err(CmdError::from));
+            }
+        }
+    }
+
+    /// Binds a socket for port `no` on `queue` of `reg`'s interface;
+    /// returns its slot.
+    pub fn add_socket(
+        &mut self,
+        no: PortNo,
+        queue: u32,
+        reg: xvs_bpf::XskRegistrar,
+    ) -> Result<usize, XskError> {
+        let s = self.set.bind_with(queue, reg)?;
+        if self.ports.len() <= s {
+            self.ports.resize_with(s + 1, || None);
+        }
+        let mut p = WorkerPort::new(no, queue, s, 0);
+        // Room for what one round can queue for the port, replicas
+        // included, so that a flood never grows it on the packet path.
+        p.pending.reserve_exact(self.set.ring_size());
+        self.ports[s] = Some(p);
+        self.rebalance();
+        Ok(s)
+    }
+
+    /// Closes every socket of port `no`; frames still queued for it are
+    /// dropped (the snapshot no longer names the port by then).
+    pub fn remove_port(&mut self, no: PortNo) -> Result<(), XskError> {
+        self.remove_where(|p| p.no == no)
+    }
+
+    /// Closes every socket of binding `key`.
+    pub fn remove_binding(&mut self, key: u64) -> Result<(), XskError> {
+        self.remove_where(|p| p.key == key)
+    }
+
+    fn remove_where(&mut self, f: impl Fn(&WorkerPort) -> bool) -> Result<(), XskError> {
+        let mut first_err = None;
+        for s in 0..self.ports.len() {
+            if self.ports[s].as_ref().is_some_and(&f) {
+                if let Err(e) = self.close(s) {
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
+        self.rebalance();
+        first_err.map_or(Ok(()), Err)
+    }
+
+    /// Closes socket `s`: its pending frames go back to the pool, the
+    /// chunks its rings held are taken back (the I/O layer's `remove`).
+    /// Every chunk comes back even when unregistering it fails.
+    fn close(&mut self, s: usize) -> Result<(), XskError> {
+        let Some(p) = self.ports[s].take() else {
+            return Ok(());
+        };
+        for &(a, _) in &p.pending {
+            // A frame the failed `tx_send` already queued is the
+            // kernel's: `remove` takes it back, not this.
+            let _ = self.set.release(chunk_of(a));
+        }
+        self.set.remove(s).map(|_| ())
+    }
+
+    /// Socket `s` failed: closes it (see [`Self::close`]) and says so;
+    /// the worker goes on with the others.
+    pub(super) fn lose(&mut self, s: usize, e: XskError) {
+        let Some((no, queue, key)) = self.ports[s].as_ref().map(|p| (p.no, p.queue, p.key)) else {
+            return;
+        };
+        self.counters.sockets_lost += 1;
+        // The interface is usually gone: unregistering may fail too.
+        let _ = self.close(s);
+        self.rebalance();
+        if let Some(tx) = &self.lost {
+            let _ = tx.try_send(SocketLost {
+                worker: self.ws.id,
+                key,
+                no,
+                queue,
+                error: e.to_string(),
+            });
+        }
+    }
+
+    /// Shares the UMEM's chunks out between the fill rings: half for
+    /// receiving, the rest for frames in flight and replicas. Sized for
+    /// the sockets the worker was told it will have: a fill ring keeps
+    /// what it was lent until frames arrive on it, so targets computed
+    /// one socket at a time (2,048 each for the first four, then less)
+    /// left an idle worker with nothing for replicas from its 12th
+    /// socket on.
+    fn rebalance(&mut self) {
+        self.rebuild_tx_of();
+        let n = self.set.sockets().max(self.expect).max(1);
+        let per = (self.set.chunks() / 2 / n).clamp(BATCH, self.set.ring_size());
+        for p in self.ports.iter_mut().flatten() {
+            p.fill_target = per;
+        }
+    }
+}
