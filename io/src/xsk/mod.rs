@@ -65,7 +65,7 @@ use std::os::fd::{AsRawFd, BorrowedFd};
 use xsk_rs::config::{BindFlags, FrameSize, LibxdpFlags, QueueSize, SocketConfig, UmemConfig};
 use xsk_rs::{CompQueue, FillQueue, FrameDesc, RxQueue, Socket, TxQueue, Umem};
 
-use xvs_bpf::{xsk_zero_copy, XdpProgram, XskRegistrar};
+use xvs_bpf::{XdpProgram, XskRegistrar};
 
 /// UMEM chunk size (aligned mode): one frame per chunk.
 pub const CHUNK: u64 = 4096;
@@ -134,6 +134,31 @@ impl XskError {
     pub fn is_socket_failure(&self) -> bool {
         matches!(self, XskError::Io(_))
     }
+}
+
+/// Whether the AF_XDP socket `fd` is bound in zero-copy mode
+/// (`XDP_OPTIONS_ZEROCOPY`); `false` means copy mode.
+pub fn xsk_zero_copy(fd: BorrowedFd<'_>) -> std::io::Result<bool> {
+    const SOL_XDP: libc::c_int = 283;
+    const XDP_OPTIONS: libc::c_int = 8;
+    const XDP_OPTIONS_ZEROCOPY: u32 = 1;
+    let mut opts: u32 = 0;
+    let mut len = std::mem::size_of::<u32>() as libc::socklen_t;
+    // SAFETY: `fd` is a live socket for the duration of the call; `opts`
+    // and `len` are valid for writes of the size passed in `len`.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            SOL_XDP,
+            XDP_OPTIONS,
+            (&raw mut opts).cast(),
+            &mut len,
+        )
+    };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(opts & XDP_OPTIONS_ZEROCOPY != 0)
 }
 
 /// A socket sharing a UMEM: rx and tx rings of `ring` descriptors, our
