@@ -2,8 +2,9 @@
 //! and workers (`xvs-io`'s, which move frames between AF_XDP sockets
 //! through the dataplane pipeline) from a config and runs the control
 //! thread (kernel routes and neighbors, snooped replies, learning,
-//! aging). The binary (`src/bin/xvsd.rs`) is the command line around
-//! [`daemon`].
+//! aging), reading the kernel's routes and neighbors through [`netlink`].
+//! The binary (`src/bin/xvsd.rs`) is the command line around [`daemon`].
 
 pub mod daemon;
+pub mod netlink;
 pub mod state;

@@ -43,7 +43,8 @@
 //! the FDBs and keeps tunnels' dynamic remotes; `upcall.rs` answers lookup
 //! misses and invalidations; `underlay.rs` the routes and neighbors from
 //! the kernel and the next hops to resolve; `snoop.rs` snooped neighbor
-//! replies. `kernel.rs` talks rtnetlink, `lookup.rs` holds the providers,
+//! replies. `kernel.rs` holds what the kernel's tables report, as data
+//! (xvsd reads them over rtnetlink), `lookup.rs` holds the providers,
 //! `invalidate.rs` the invalidation datagram. Public items are re-exported
 //! here, so users name `control::X` only.
 

@@ -39,10 +39,10 @@ use std::time::{Duration, Instant};
 use tracing::{info, warn};
 use xvs_bpf::{Mode, XdpProgram};
 use xvs_ctl::protocol::PortState;
-use xvs_dataplane::control::kernel::LinkMonitor;
 use xvs_types::PortNo;
 
 use super::{check, Daemon, DaemonError};
+use crate::netlink::LinkMonitor;
 
 /// An interface the config names, as it asks for it: what to attach and
 /// bind once it is there.

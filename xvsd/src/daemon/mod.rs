@@ -42,7 +42,6 @@ use crossbeam_channel::{Receiver, Sender};
 use tracing::{debug, error, info, warn};
 use xvs_bpf::{AttachFlags, Mode, SnoopPoller, XdpProgram};
 use xvs_config::{Config, ConfigErrors, TunnelConfig};
-use xvs_dataplane::control::kernel::{KernelError, Monitor, NeighClient};
 use xvs_dataplane::control::Control;
 use xvs_dataplane::pipeline::PortCounters;
 use xvs_dataplane::stats::DropCounters;
@@ -50,6 +49,8 @@ use xvs_dataplane::wire;
 use xvs_io::worker::{PollMode, SocketLost, Worker, WorkerCmd, WorkerReport};
 use xvs_io::xsk::{XskConfig, XskError, XskSet};
 use xvs_types::{MacAddr, PortNo};
+
+use crate::netlink::{KernelError, Monitor, NeighClient};
 
 mod host;
 mod links;
@@ -529,7 +530,7 @@ impl Daemon {
         }
         // Subscribe before the dump so no change falls between the two.
         let mut monitor = Monitor::new()?;
-        let state = xvs_dataplane::control::kernel::dump()?;
+        let state = crate::netlink::dump()?;
         let neigh = NeighClient::new()?;
         monitor.set_link_names(state.links.clone());
         let epoch = Instant::now();

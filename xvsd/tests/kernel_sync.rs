@@ -13,10 +13,11 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use xvs_config::{BridgeConfig, Config, PortConfig, TunnelConfig, TunnelKind, UplinkConfig};
-use xvs_dataplane::control::kernel::{dump, KernelEvent, KernelState, Monitor};
+use xvs_dataplane::control::kernel::{KernelEvent, KernelState};
 use xvs_dataplane::control::Control;
 use xvs_tests::{ip, require_root, require_tool, Netns};
 use xvs_types::MacAddr;
+use xvsd::netlink::{dump, Monitor};
 
 const INNER: &str = "XVS_KERNEL_SYNC_INNER";
 
@@ -291,7 +292,7 @@ fn inner_resolve() {
     assert_eq!(due[0].0, addr("10.9.0.2"));
     // Throttled: asking again at once sends nothing.
     assert!(ctl.due_resolutions(2).is_empty());
-    xvs_dataplane::control::kernel::resolve(due[0].0, due[0].1).expect("resolve");
+    xvsd::netlink::resolve(due[0].0, due[0].1).expect("resolve");
     let evs = wait_for(
         &mut mon,
         |e| matches!(e, KernelEvent::NeighUpdated(n) if n.ip == addr("10.9.0.2")),
