@@ -41,7 +41,8 @@ use xvs_bpf::{Mode, XdpProgram};
 use xvs_ctl::protocol::PortState;
 use xvs_types::PortNo;
 
-use super::{check, Daemon, DaemonError};
+use super::plan::check;
+use super::{Daemon, DaemonError};
 use crate::netlink::LinkMonitor;
 
 /// An interface the config names, as it asks for it: what to attach and
