@@ -97,7 +97,7 @@ impl Hv {
     }
 
     fn port_name(&self, p: PortNo) -> String {
-        self.ctl.snapshot().ports[usize::from(p)].name.clone()
+        self.ctl.snapshot().ports[usize::from(p)].name.to_string()
     }
 
     /// Receives `frame` on `port`; returns what left, by port name.

@@ -102,10 +102,12 @@ impl PortVlan {
     }
 }
 
-/// One port of the snapshot.
+/// One port of the snapshot. Its name is shared (`Arc`) with the
+/// previous snapshot's entry, so rebuilding the port table for a one-port
+/// change copies entries, not strings.
 #[derive(Debug, Clone)]
 pub struct PortEntry {
-    pub name: String,
+    pub name: Arc<str>,
     pub kind: PortKind,
     pub bridge: BridgeNo,
     pub vlan: PortVlan,
@@ -127,7 +129,7 @@ pub struct PortEntry {
 impl PortEntry {
     pub fn absent() -> PortEntry {
         PortEntry {
-            name: String::new(),
+            name: Arc::from(""),
             kind: PortKind::Absent,
             bridge: 0,
             vlan: PortVlan::Access(0),
@@ -141,12 +143,13 @@ impl PortEntry {
     }
 }
 
-/// One bridge of the snapshot.
+/// One bridge of the snapshot. Name and port list are shared (`Arc`) with
+/// the previous snapshot's entry when they did not change.
 #[derive(Debug, Clone)]
 pub struct BridgeEntry {
-    pub name: String,
+    pub name: Arc<str>,
     /// Its ports (local and tunnel), in port-number order: the flood list.
-    pub ports: Vec<PortNo>,
+    pub ports: Arc<[PortNo]>,
     pub fdb: Arc<FdbView>,
     pub flows: Arc<FlowTable>,
     /// Workers re-send a learn event for a MAC they already reported after
@@ -217,7 +220,7 @@ impl Snapshot {
     pub fn port_by_name(&self, name: &str) -> Option<PortNo> {
         self.ports
             .iter()
-            .position(|p| p.kind != PortKind::Absent && p.name == name)
+            .position(|p| p.kind != PortKind::Absent && &*p.name == name)
             .map(|i| i as PortNo)
     }
 }

@@ -106,7 +106,7 @@ fn shared(before: &Snapshot, after: &Snapshot) -> BTreeSet<String> {
                     && Arc::ptr_eq(&a.fdb, &b.fdb)
             })
         })
-        .map(|b| b.name.clone())
+        .map(|b| b.name.to_string())
         .collect()
 }
 
@@ -114,7 +114,7 @@ fn shared(before: &Snapshot, after: &Snapshot) -> BTreeSet<String> {
 fn all_but(snap: &Snapshot, except: &[&str]) -> BTreeSet<String> {
     snap.bridges
         .iter()
-        .map(|b| b.name.clone())
+        .map(|b| b.name.to_string())
         .filter(|n| !except.contains(&n.as_str()))
         .collect()
 }

@@ -8,6 +8,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use rustc_hash::{FxHashMap, FxHashSet};
+
 use super::{ApplyWork, LookedUpAddrs};
 use crate::policy::firewall::{AclRule, Firewall};
 use crate::policy::port_security::PortSecurity;
@@ -30,17 +32,64 @@ use xvs_types::{ip_to_u128, MacAddr, PortNo};
 pub(super) struct Compiled {
     pub(super) snapshot: Snapshot,
     pub(super) statics: Vec<(String, u16, MacAddr, FdbDest)>,
-    bridge_ports: HashMap<String, Vec<PortNo>>,
-    /// The dynamic remotes the snapshot's tunnel ports were built with.
+    /// The dynamic remotes the snapshot's tunnel ports were built with
+    /// (tunnels without any have no entry).
     pub(super) dyn_remotes: HashMap<String, Vec<IpAddr>>,
+    /// Per bridge of the config: the index of the running config's
+    /// bridge of the same name.
+    pub(super) prev_bridge: Vec<Option<usize>>,
+    /// The running config's tunnels the new config no longer has.
+    pub(super) removed_tunnels: Vec<usize>,
 }
 
-impl Compiled {
-    pub(super) fn bridge_has_port(&self, bridge: &str, port: PortNo) -> bool {
-        self.bridge_ports
-            .get(bridge)
-            .is_some_and(|v| v.contains(&port))
+/// For each item of `new`, the index of the item of `prev` with the same
+/// name, and the indices of `prev`'s items that are in `new` no more.
+/// Names are unique in each list (both are validated configs). A
+/// transaction changes a few items and keeps the order of the others, so
+/// the two lists are walked side by side and an item is looked for only
+/// among the few `prev` skipped: linear with no hashing, where a name map
+/// of each list would cost an allocation and a hash per item.
+pub(super) fn align<T>(
+    prev: &[T],
+    new: &[T],
+    name: impl Fn(&T) -> &str,
+) -> (Vec<Option<usize>>, Vec<usize>) {
+    /// How far ahead in `prev` an item is looked for (deleted items).
+    const AHEAD: usize = 4;
+    let mut out = Vec::with_capacity(new.len());
+    let mut skipped = Vec::new();
+    let mut unmatched = Vec::new();
+    let mut i = 0;
+    for (j, x) in new.iter().enumerate() {
+        let n = name(x);
+        match (0..=AHEAD).find(|d| prev.get(i + d).is_some_and(|p| name(p) == n)) {
+            Some(d) => {
+                skipped.extend(i..i + d);
+                out.push(Some(i + d));
+                i += d + 1;
+            }
+            None => {
+                out.push(None);
+                unmatched.push(j);
+            }
+        }
     }
+    skipped.extend(i..prev.len());
+    // Every item of `prev` was matched once or skipped; a name matched
+    // already is not another item's of `new`. So an unmatched item is
+    // either among the skipped or new.
+    if !unmatched.is_empty() && !skipped.is_empty() {
+        let by_name: FxHashMap<&str, usize> =
+            skipped.iter().map(|&k| (name(&prev[k]), k)).collect();
+        for j in unmatched {
+            if let Some(&k) = by_name.get(name(&new[j])) {
+                out[j] = Some(k);
+            }
+        }
+        let taken: FxHashSet<usize> = out.iter().flatten().copied().collect();
+        skipped.retain(|k| !taken.contains(k));
+    }
+    (out, skipped)
 }
 
 pub(super) fn fdb_config(b: &BridgeConfig) -> FdbConfig {
@@ -72,6 +121,17 @@ pub(super) struct Previous<'a> {
     pub(super) addrs_dirty: bool,
 }
 
+impl Previous<'_> {
+    /// The running snapshot's name for port `n` if it is `name`: shared,
+    /// not allocated again.
+    fn port_name(&self, n: PortNo, name: &str) -> Arc<str> {
+        match self.snapshot.port(n) {
+            Some(e) if &*e.name == name => Arc::clone(&e.name),
+            _ => Arc::from(name),
+        }
+    }
+}
+
 /// Builds tunnel `cfg`'s template from `local` to a remote.
 pub(super) type TemplateFn<'a> =
     dyn FnMut(&TunnelConfig, IpAddr, IpAddr) -> Result<Template, DropReason> + 'a;
@@ -89,9 +149,18 @@ pub(super) fn compile(
     work: &mut ApplyWork,
 ) -> Result<Compiled, ConfigErrors> {
     let mut errs = Vec::new();
-    let mut layout = Layout::of(config);
+    let mut layout = Layout::of(config, prev);
     let dyn_remotes = dynamic_remotes(config, prev.dyn_remotes, &mut errs);
-    let tunnels = tunnel_ports(config, prev, &mut layout, &dyn_remotes, template, work);
+    let (prev_tunnel, removed_tunnels) = align(&prev.config.tunnels, &config.tunnels, |t| &t.name);
+    let tunnels = tunnel_ports(
+        config,
+        prev,
+        &prev_tunnel,
+        &mut layout,
+        &dyn_remotes,
+        template,
+        work,
+    );
     let tunnels = match tunnels {
         Ok(t) => t,
         Err(e) => {
@@ -104,18 +173,22 @@ pub(super) fn compile(
     };
     let firewalls = firewalls(config, &mut layout, &mut errs);
     let policers = policers(config, &mut layout, &mut errs);
-    let bridges = bridges(config, prev, &layout, generation, work, &mut errs);
+    let (prev_bridge, _) = align(&prev.config.bridges, &config.bridges, |b| &b.name);
+    let bridges = bridges(
+        config,
+        prev,
+        &prev_bridge,
+        &layout,
+        generation,
+        work,
+        &mut errs,
+    );
     let statics = static_entries(config, &layout, &tunnels, &mut errs);
 
     if !errs.is_empty() {
         return Err(ConfigErrors(errs));
     }
-    let Layout {
-        numbers,
-        ports,
-        bridge_ports,
-        ..
-    } = layout;
+    let Layout { numbers, ports, .. } = layout;
     // Workers cache firewall verdicts and keep policer buckets per policy
     // generation: it must change when rules, policers or their assignment
     // to ports change, and only then.
@@ -147,8 +220,9 @@ pub(super) fn compile(
             policers: Arc::from(policers),
         },
         statics,
-        bridge_ports,
         dyn_remotes,
+        prev_bridge,
+        removed_tunnels,
     })
 }
 
@@ -156,30 +230,43 @@ pub(super) fn compile(
 /// numbers, their entries (filled in by each part in turn) and each
 /// bridge's members.
 struct Layout<'c> {
-    numbers: BTreeMap<&'c str, PortNo>,
-    bridge_no: HashMap<&'c str, u16>,
+    numbers: FxHashMap<&'c str, PortNo>,
+    bridge_no: FxHashMap<&'c str, u16>,
     ports: Vec<PortEntry>,
-    bridge_ports: HashMap<String, Vec<PortNo>>,
+    /// (bridge number, port number) of every port, in the order ports
+    /// join their bridge: sorted by bridge (stably) into the bridges' port
+    /// lists, one allocation for all.
+    members: Vec<(u16, PortNo)>,
 }
 
 impl<'c> Layout<'c> {
     /// The uplink's and the local ports' entries; tunnel ports come later.
-    fn of(config: &'c Config) -> Layout<'c> {
-        let numbers = config.port_numbers();
+    fn of(config: &'c Config, prev: &Previous) -> Layout<'c> {
+        let mut numbers = FxHashMap::default();
+        numbers.reserve(config.ports.len() + config.tunnels.len() + 1);
+        let named = config.uplink.iter().map(|u| (u.iface.as_str(), u.number));
+        let named = named
+            .chain(config.ports.iter().map(|p| (p.name.as_str(), p.number)))
+            .chain(config.tunnels.iter().map(|t| (t.name.as_str(), t.number)));
+        for (name, n) in named {
+            if let Some(n) = n {
+                numbers.insert(name, n);
+            }
+        }
         let max_no = numbers.values().copied().max().unwrap_or(0);
         let mut ports = vec![PortEntry::absent(); usize::from(max_no) + 1];
-        let bridge_no: HashMap<&str, u16> = config
+        let bridge_no: FxHashMap<&str, u16> = config
             .bridges
             .iter()
             .enumerate()
             .map(|(i, b)| (b.name.as_str(), i as u16))
             .collect();
-        let mut bridge_ports: HashMap<String, Vec<PortNo>> = HashMap::new();
+        let mut members = Vec::with_capacity(config.ports.len() + config.tunnels.len());
 
         if let Some(u) = &config.uplink {
             let n = numbers[u.iface.as_str()];
             ports[usize::from(n)] = PortEntry {
-                name: u.iface.clone(),
+                name: prev.port_name(n, &u.iface),
                 kind: PortKind::Uplink,
                 bridge: 0,
                 vlan: PortVlan::Access(0),
@@ -195,7 +282,7 @@ impl<'c> Layout<'c> {
             let n = numbers[p.name.as_str()];
             let b = bridge_no[p.bridge.as_str()];
             ports[usize::from(n)] = PortEntry {
-                name: p.name.clone(),
+                name: prev.port_name(n, &p.name),
                 kind: PortKind::Local,
                 bridge: b,
                 vlan: vlan_of(&p.vlan),
@@ -206,46 +293,55 @@ impl<'c> Layout<'c> {
                 security: PortSecurity::new(&p.allowed_macs, &p.allowed_ips).map(Arc::new),
                 storm: None,
             };
-            bridge_ports.entry(p.bridge.clone()).or_default().push(n);
+            members.push((b, n));
         }
         Layout {
             numbers,
             bridge_no,
             ports,
-            bridge_ports,
+            members,
         }
     }
 }
 
 /// Each tunnel's dynamic remotes: those the tunnel had (learned ones among
 /// them, the tick drops the unused), then VTEPs static entries name beyond
-/// the configured remotes.
+/// the configured remotes. A tunnel without any has no entry.
 fn dynamic_remotes(
     config: &Config,
     prev_dyn: &HashMap<String, Vec<IpAddr>>,
     errs: &mut Vec<ConfigError>,
 ) -> HashMap<String, Vec<IpAddr>> {
     let mut dyn_remotes: HashMap<String, Vec<IpAddr>> = HashMap::new();
-    for t in &config.tunnels {
-        let v4 = t.remotes.first().is_none_or(|r| r.is_ipv4());
-        let kept = prev_dyn.get(&t.name).map_or_else(Vec::new, |d| {
-            d.iter()
+    // Only tunnels that had some keep some: no pass over every tunnel.
+    if !prev_dyn.is_empty() {
+        for t in &config.tunnels {
+            let Some(d) = prev_dyn.get(&t.name) else {
+                continue;
+            };
+            let v4 = t.remotes.first().is_none_or(|r| r.is_ipv4());
+            let kept: Vec<IpAddr> = d
+                .iter()
                 .filter(|r| !t.remotes.contains(r) && r.is_ipv4() == v4)
                 .copied()
-                .collect()
-        });
-        dyn_remotes.insert(t.name.clone(), kept);
+                .collect();
+            if !kept.is_empty() {
+                dyn_remotes.insert(t.name.clone(), kept);
+            }
+        }
     }
-    {
+    if config.fdb.iter().any(|f| f.remote.is_some()) {
         let mut seen: std::collections::HashSet<(usize, IpAddr)> = std::collections::HashSet::new();
-        let tunnels: HashMap<&str, (usize, &TunnelConfig)> = config
+        let tunnels: FxHashMap<&str, (usize, &TunnelConfig)> = config
             .tunnels
             .iter()
             .enumerate()
             .map(|(i, t)| (t.name.as_str(), (i, t)))
             .collect();
-        for (i, t) in config.tunnels.iter().enumerate() {
-            seen.extend(dyn_remotes[&t.name].iter().map(|r| (i, *r)));
+        for (name, d) in &dyn_remotes {
+            if let Some(&(i, _)) = tunnels.get(name.as_str()) {
+                seen.extend(d.iter().map(|r| (i, *r)));
+            }
         }
         for f in &config.fdb {
             let (Some(&(i, t)), Some(r)) = (tunnels.get(f.port.as_str()), f.remote) else {
@@ -271,25 +367,19 @@ fn dynamic_remotes(
 }
 
 /// The tunnel ports, each taken from `prev` or built with `template`;
-/// their entries and bridge memberships go into `layout`.
+/// their entries and bridge memberships go into `layout`. `prev_tunnel`
+/// is [`align`]'s of the two configs' tunnels.
 fn tunnel_ports(
     config: &Config,
     prev: &Previous,
+    prev_tunnel: &[Option<usize>],
     layout: &mut Layout,
     dyn_remotes: &HashMap<String, Vec<IpAddr>>,
     template: &mut TemplateFn,
     work: &mut ApplyWork,
 ) -> Result<TunnelTable, TunnelTableError> {
-    let prev_tunnels = by_name(&prev.config.tunnels, |t| &t.name);
-    let prev_tunnel_ports: HashMap<&str, &TunnelPort> = prev
-        .snapshot
-        .tunnels
-        .ports()
-        .iter()
-        .map(|tp| (tp.name.as_str(), tp))
-        .collect();
-    let mut tunnel_ports = Vec::new();
-    for t in &config.tunnels {
+    let mut tunnel_ports = Vec::with_capacity(config.tunnels.len());
+    for (t, prev_t) in config.tunnels.iter().zip(prev_tunnel) {
         let n = layout.numbers[t.name.as_str()];
         let b = layout.bridge_no[t.bridge.as_str()];
         let local = t.local.or_else(|| {
@@ -303,8 +393,32 @@ fn tunnel_ports(
             // validate() already reported it.
             continue;
         };
+        let dynamic = dyn_remotes.get(&t.name).map_or(&[][..], Vec::as_slice);
+        // Same config, number, local address and dynamic remotes: the
+        // same port, templates included (the caller rebuilds every
+        // template when the underlay moved).
+        let same = prev_t.is_some_and(|k| prev.config.tunnels[k] == *t);
+        let kept = match prev.snapshot.port(n).map(|e| e.kind) {
+            Some(PortKind::Tunnel(i)) if same => prev.snapshot.tunnels.get(i),
+            _ => None,
+        };
+        let kept = kept
+            .filter(|tp| *tp.name == *t.name && tp.port == n && tp.local == local)
+            .filter(|tp| tp.dynamic_remotes() == dynamic);
+        let tp = match kept {
+            Some(tp) => tp.clone(),
+            None => {
+                work.tunnels_compiled += 1;
+                let mut tp = TunnelPort::with_dynamic(t, n, local, dynamic);
+                for (i, remote) in Arc::clone(&tp.remotes).iter().enumerate() {
+                    work.templates_built += 1;
+                    tp.set_template(i as RemoteIdx, template(t, local, *remote));
+                }
+                tp
+            }
+        };
         layout.ports[usize::from(n)] = PortEntry {
-            name: t.name.clone(),
+            name: Arc::clone(&tp.name),
             kind: PortKind::Tunnel(tunnel_ports.len() as u16),
             bridge: b,
             vlan: vlan_of(&t.vlan),
@@ -315,33 +429,8 @@ fn tunnel_ports(
             security: None,
             storm: None,
         };
-        let dynamic = dyn_remotes.get(&t.name).map_or(&[][..], Vec::as_slice);
-        // Same config, number, local address and dynamic remotes: the
-        // same port, templates included (the caller rebuilds every
-        // template when the underlay moved).
-        let same = prev_tunnels.get(t.name.as_str()).is_some_and(|p| *p == t);
-        let kept = prev_tunnel_ports
-            .get(t.name.as_str())
-            .filter(|tp| same && tp.port == n && tp.local == local)
-            .filter(|tp| tp.dynamic_remotes() == dynamic);
-        let tp = match kept {
-            Some(tp) => (*tp).clone(),
-            None => {
-                work.tunnels_compiled += 1;
-                let mut tp = TunnelPort::with_dynamic(t, n, local, dynamic);
-                for (i, remote) in tp.remotes.clone().iter().enumerate() {
-                    work.templates_built += 1;
-                    tp.set_template(i as RemoteIdx, template(t, local, *remote));
-                }
-                tp
-            }
-        };
         tunnel_ports.push(tp);
-        layout
-            .bridge_ports
-            .entry(t.bridge.clone())
-            .or_default()
-            .push(n);
+        layout.members.push((b, n));
     }
     TunnelTable::build(tunnel_ports)
 }
@@ -435,26 +524,37 @@ fn policers(
 }
 
 /// Each bridge's entry (its FDB view still to be filled): flow and address
-/// tables taken from `prev` when their inputs are the same, else built.
+/// tables, name and port list taken from `prev` when their inputs are the
+/// same, else built. `prev_bridge` is [`align`]'s of the two configs'
+/// bridges.
 fn bridges(
     config: &Config,
     prev: &Previous,
+    prev_bridge: &[Option<usize>],
     layout: &Layout,
     generation: u64,
     work: &mut ApplyWork,
     errs: &mut Vec<ConfigError>,
 ) -> Vec<BridgeEntry> {
-    let prev_bridges = bridges_by_name(prev.config, prev.snapshot);
     let addrs_of = addrs_by_bridge(config);
     let prev_addrs_of = addrs_by_bridge(prev.config);
-    let mut bridges = Vec::new();
-    for b in &config.bridges {
-        let mine = layout
-            .bridge_ports
-            .get(&b.name)
-            .cloned()
-            .unwrap_or_default();
-        let kept = prev_bridges.get(b.name.as_str()).copied();
+    let mut members = layout.members.clone();
+    members.sort_by_key(|(b, _)| *b);
+    let mut members = members.as_slice();
+    let mut bridges = Vec::with_capacity(config.bridges.len());
+    for ((i, b), prev_b) in config.bridges.iter().enumerate().zip(prev_bridge) {
+        let split = members.partition_point(|(mb, _)| usize::from(*mb) == i);
+        let (these, rest) = members.split_at(split);
+        members = rest;
+        let mine: Vec<PortNo> = these.iter().map(|(_, n)| *n).collect();
+        let kept = prev_b.and_then(|k| {
+            let e = prev
+                .snapshot
+                .bridges
+                .get(k)
+                .filter(|e| *e.name == *b.name)?;
+            Some((&prev.config.bridges[k], e))
+        });
         let same = kept.is_some_and(|(c, e)| {
             c == b && same_members(prev.snapshot, &e.ports, &mine, &layout.ports)
         });
@@ -495,10 +595,15 @@ fn bridges(
                 });
             }
         }
+        let (name, ports) = match kept {
+            Some((_, e)) if *e.ports == *mine => (Arc::clone(&e.name), Arc::clone(&e.ports)),
+            Some((_, e)) => (Arc::clone(&e.name), Arc::from(mine)),
+            None => (Arc::from(b.name.as_str()), Arc::from(mine)),
+        };
         let aging_ns = b.fdb_aging_secs.saturating_mul(1_000_000_000);
         bridges.push(BridgeEntry {
-            name: b.name.clone(),
-            ports: mine,
+            name,
+            ports,
             fdb: Arc::default(),
             flows,
             learn_refresh_ns: (aging_ns / 8).max(1_000_000_000),
@@ -524,7 +629,9 @@ fn static_entries(
     errs: &mut Vec<ConfigError>,
 ) -> Vec<(String, u16, MacAddr, FdbDest)> {
     let mut statics = Vec::new();
-    let mut per_bridge: HashMap<&str, usize> = HashMap::new();
+    // By bridge number: errors come in config order, and only bridges
+    // with entries are looked at.
+    let mut per_bridge: BTreeMap<u16, usize> = BTreeMap::new();
     for f in &config.fdb {
         let Some(&n) = layout.numbers.get(f.port.as_str()) else {
             continue;
@@ -538,11 +645,13 @@ fn static_entries(
             (None, Some(_)) => 0,
             _ => NO_REMOTE,
         };
-        *per_bridge.entry(f.bridge.as_str()).or_default() += 1;
+        if let Some(&b) = layout.bridge_no.get(f.bridge.as_str()) {
+            *per_bridge.entry(b).or_default() += 1;
+        }
         statics.push((f.bridge.clone(), f.vlan, f.mac, FdbDest { port: n, remote }));
     }
-    for b in &config.bridges {
-        let n = per_bridge.get(b.name.as_str()).copied().unwrap_or(0);
+    for (i, n) in per_bridge {
+        let b = &config.bridges[usize::from(i)];
         if n > b.fdb_max_entries {
             errs.push(ConfigError {
                 object: format!("bridge {:?}", b.name),
@@ -563,7 +672,7 @@ fn policy_slots(
     ports
         .iter()
         .filter(|e| e.kind != PortKind::Absent)
-        .map(|e| (e.name.as_str(), e.firewall, e.policer))
+        .map(|e| (&*e.name, e.firewall, e.policer))
 }
 
 fn config_acls_changed(prev: &Snapshot, new: &[Firewall]) -> bool {
@@ -635,20 +744,6 @@ pub(super) fn by_name<T>(items: &[T], name: fn(&T) -> &String) -> HashMap<&str, 
     items.iter().map(|x| (name(x).as_str(), x)).collect()
 }
 
-/// Each bridge of `config` with its entry in `snap`, compiled from it.
-pub(super) fn bridges_by_name<'a>(
-    config: &'a Config,
-    snap: &'a Snapshot,
-) -> HashMap<&'a str, (&'a BridgeConfig, &'a BridgeEntry)> {
-    config
-        .bridges
-        .iter()
-        .zip(snap.bridges.iter())
-        .filter(|(c, e)| c.name == e.name)
-        .map(|(c, e)| (c.name.as_str(), (c, e)))
-        .collect()
-}
-
 /// The config's overlay addresses, by bridge: (VLAN, IP, MAC).
 fn addrs_by_bridge(config: &Config) -> HashMap<&str, Vec<(u16, IpAddr, MacAddr)>> {
     let mut m: HashMap<&str, Vec<(u16, IpAddr, MacAddr)>> = HashMap::new();
@@ -683,15 +778,64 @@ pub(super) fn same_members(
 ) -> bool {
     a == b
         && a.iter().all(|n| {
-            a_snap.port(*n).map(|p| p.name.as_str())
-                == b_ports.get(usize::from(*n)).map(|p| p.name.as_str())
+            a_snap.port(*n).map(|p| &*p.name) == b_ports.get(usize::from(*n)).map(|p| &*p.name)
         })
 }
 
 #[cfg(test)]
 mod tests {
+    use std::collections::{HashMap, HashSet};
+
+    use proptest::prelude::*;
+
+    use super::align;
     use crate::testkit;
     use xvs_config::{AclConfig, Direction};
+
+    proptest! {
+        /// `align` answers what a name map would: for each new item the
+        /// old one of its name, and the old ones without a new namesake,
+        /// whatever was deleted, inserted, moved or renamed.
+        #[test]
+        fn align_matches_by_name(
+            prev in proptest::sample::subsequence((0..40u8).collect::<Vec<_>>(), 0..40)
+                .prop_shuffle(),
+            keep in proptest::collection::vec(any::<bool>(), 40),
+            added in proptest::sample::subsequence((40..60u8).collect::<Vec<_>>(), 0..6),
+            moves in proptest::collection::vec((any::<prop::sample::Index>(), any::<prop::sample::Index>()), 0..3),
+        ) {
+            let prev: Vec<String> = prev.iter().map(|i| format!("n{i}")).collect();
+            // Mostly the old order, some items gone, some added anywhere,
+            // a few moved.
+            let mut new: Vec<String> = prev
+                .iter()
+                .zip(&keep)
+                .filter(|(_, k)| **k || prev.len() < 4)
+                .map(|(n, _)| n.clone())
+                .collect();
+            for (k, a) in added.iter().enumerate() {
+                let at = (k * 7) % (new.len() + 1);
+                new.insert(at, format!("n{a}"));
+            }
+            for (a, b) in &moves {
+                if !new.is_empty() {
+                    let x = new.remove(a.index(new.len()));
+                    new.insert(b.index(new.len() + 1), x);
+                }
+            }
+            let (found, gone) = align(&prev, &new, String::as_str);
+            let by_name: HashMap<&str, usize> =
+                prev.iter().enumerate().map(|(i, n)| (n.as_str(), i)).collect();
+            let want: Vec<Option<usize>> = new.iter().map(|n| by_name.get(n.as_str()).copied()).collect();
+            prop_assert_eq!(found, want);
+            let names: HashSet<&str> = new.iter().map(String::as_str).collect();
+            let mut gone = gone;
+            gone.sort_unstable();
+            let want_gone: Vec<usize> =
+                (0..prev.len()).filter(|i| !names.contains(prev[*i].as_str())).collect();
+            prop_assert_eq!(gone, want_gone);
+        }
+    }
 
     #[test]
     fn every_problem_is_reported_in_table_order_and_nothing_changes() {

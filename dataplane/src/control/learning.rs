@@ -72,7 +72,7 @@ impl Control {
             else {
                 continue;
             };
-            let Some(fdb) = self.fdbs.get_mut(&b.name) else {
+            let Some(fdb) = self.fdbs.get_mut(&*b.name) else {
                 continue;
             };
             let dest = FdbDest {
@@ -87,11 +87,11 @@ impl Control {
                 LearnOutcome::TableFull => true,
                 _ => continue,
             };
-            if !self.learn_refused.contains_key(&pe.name) {
+            if !self.learn_refused.contains_key(&*pe.name) {
                 self.learn_refused
-                    .insert(pe.name.clone(), LearnRefusals::default());
+                    .insert(pe.name.to_string(), LearnRefusals::default());
             }
-            if let Some(r) = self.learn_refused.get_mut(&pe.name) {
+            if let Some(r) = self.learn_refused.get_mut(&*pe.name) {
                 if table_full {
                     r.fdb_full += 1;
                 } else {
@@ -132,7 +132,7 @@ impl Control {
             return None;
         }
         let flood = tp.flood_len();
-        let list = self.dyn_remotes.entry(tp.name.clone()).or_default();
+        let list = self.dyn_remotes.entry(tp.name.to_string()).or_default();
         // Added earlier in this batch, not yet in the snapshot.
         if let Some(k) = list.iter().position(|r| *r == vtep) {
             return Some((flood + k) as RemoteIdx);
@@ -153,7 +153,7 @@ impl Control {
         for tp in self.current.tunnels.ports() {
             let dynamic = self
                 .dyn_remotes
-                .get(&tp.name)
+                .get(&*tp.name)
                 .map_or(&[][..], Vec::as_slice);
             // Only when the snapshot agrees with the lists (it does after
             // every publish).
@@ -199,7 +199,7 @@ impl Control {
                 .filter(|(_, x)| **x)
                 .map(|(r, _)| *r)
                 .collect();
-            self.dyn_remotes.insert(tp.name.clone(), kept);
+            self.dyn_remotes.insert(tp.name.to_string(), kept);
             remaps.insert(tp.port, map);
         }
         if remaps.is_empty() {
@@ -226,7 +226,7 @@ mod tests {
         config.ports[0].max_macs = Some(1);
         ctl.apply(config).expect("vm1 holds one MAC");
         let port = ctl.snapshot().bridges[0].ports[0];
-        assert_eq!(ctl.snapshot().port(port).unwrap().name, "vm1");
+        assert_eq!(&*ctl.snapshot().port(port).unwrap().name, "vm1");
         let tx = ctl.learn_sender();
         for last in [1, 2, 3] {
             tx.send(LearnEvent {

@@ -79,7 +79,7 @@ use crate::tunnel::{multicast_mac, RemoteIdx, Template, TunnelPort, TunnelTable,
 use xvs_config::{Config, ConfigErrors, TunnelConfig, ValidConfig};
 use xvs_types::{ip_to_u128, MacAddr, PortNo};
 
-use compile::{addr_table, bridges_by_name, by_name, compile, fdb_config, same_members, Previous};
+use compile::{addr_table, by_name, compile, fdb_config, same_members, Previous};
 
 /// The index of interface `name` in this network namespace, 0 if there is
 /// none (a route's ifindex only says where to resolve its next hop).
@@ -282,18 +282,27 @@ impl Control {
 
         // Nothing below can fail: commit.
         let remaps = remote_remaps(&self.current.tunnels, &compiled.snapshot);
-        let prev_bridges = bridges_by_name(&self.config, &self.current);
         let mut statics: HashMap<String, Vec<StaticEntry>> = HashMap::new();
         for (bridge, vlan, mac, dest) in std::mem::take(&mut compiled.statics) {
             statics.entry(bridge).or_default().push((vlan, mac, dest));
         }
-        let mut fdbs = HashMap::new();
-        for (b, entry) in config.bridges.iter().zip(compiled.snapshot.bridges.iter()) {
+        // FDBs are re-derived in place: an untouched bridge's is not even
+        // moved.
+        for ((b, entry), prev_b) in config
+            .bridges
+            .iter()
+            .zip(compiled.snapshot.bridges.iter())
+            .zip(&compiled.prev_bridge)
+        {
             let mine = statics.get(&b.name).map_or(&[][..], Vec::as_slice);
             // Same limits, same ports, no remote renumbered, same static
             // entries: the FDB stays as it is.
-            let untouched = prev_bridges.get(b.name.as_str()).is_some_and(|(c, e)| {
-                *c == b
+            let kept = prev_b.and_then(|k| {
+                let e = self.current.bridges.get(k).filter(|e| *e.name == *b.name)?;
+                Some((&self.config.bridges[k], e))
+            });
+            let untouched = kept.is_some_and(|(c, e)| {
+                c == b
                     && same_members(
                         &self.current,
                         &e.ports,
@@ -302,16 +311,13 @@ impl Control {
                     )
             }) && !entry.ports.iter().any(|n| remaps.contains_key(n))
                 && self.statics.get(&b.name).map_or(&[][..], Vec::as_slice) == mine;
-            if untouched {
-                if let Some(f) = self.fdbs.remove(&b.name) {
-                    fdbs.insert(b.name.clone(), f);
-                    continue;
-                }
+            if untouched && self.fdbs.contains_key(&b.name) {
+                continue;
             }
             work.fdbs_rederived += 1;
             let cfg = fdb_config(b);
-            let mut fdb = match self.fdbs.remove(&b.name) {
-                Some(mut f) => {
+            let fdb = match self.fdbs.get_mut(&b.name) {
+                Some(f) => {
                     // compile() validated the limits.
                     if *f.config() != cfg {
                         let _ = f.set_config(cfg);
@@ -319,7 +325,7 @@ impl Control {
                     f
                 }
                 None => match Fdb::new(cfg) {
-                    Ok(f) => f,
+                    Ok(f) => self.fdbs.entry(b.name.clone()).or_insert(f),
                     Err(_) => continue,
                 },
             };
@@ -330,9 +336,7 @@ impl Control {
             let by_lookup = self.lookup_fdb.get(&b.name);
             fdb.retain_map(|e| {
                 let looked_up = by_lookup.is_some_and(|s| s.contains(&(e.vlan, e.mac)));
-                if e.is_static
-                    || (!b.learning && !looked_up)
-                    || !compiled.bridge_has_port(&b.name, e.dest.port)
+                if e.is_static || (!b.learning && !looked_up) || !entry.ports.contains(&e.dest.port)
                 {
                     return None;
                 }
@@ -343,34 +347,46 @@ impl Control {
                 // be a bug, not bad input.
                 let _ = fdb.add_static(*vlan, *mac, *dest);
             }
-            fdbs.insert(b.name.clone(), fdb);
         }
-        self.fdbs = fdbs;
+        // Every bridge of the config has its FDB now: more FDBs than
+        // bridges means some bridge went.
+        if self.fdbs.len() != config.bridges.len() {
+            let bridges = by_name(&config.bridges, |b| &b.name);
+            self.fdbs.retain(|b, _| bridges.contains_key(b.as_str()));
+        }
         self.statics = statics;
         self.dyn_remotes = compiled.dyn_remotes;
         self.tunnels_dirty = false;
         // Only a re-derived FDB can have let go of a dynamic remote.
         self.remotes_gc_due |= work.fdbs_rederived > 0;
         self.apply_underlay(&config);
-        self.config = config;
+        let old_config = std::mem::replace(&mut self.config, config);
+        let old_tunnels = &old_config.tunnels;
         self.next_generation += 1;
-        let bridges = by_name(&self.config.bridges, |b| &b.name);
-        self.lookup_fdb
-            .retain(|b, _| bridges.contains_key(b.as_str()));
-        self.lookup_addrs
-            .retain(|b, _| bridges.contains_key(b.as_str()));
-        let tunnels = by_name(&self.config.tunnels, |t| &t.name);
-        let ports = by_name(&self.config.ports, |p| &p.name);
-        self.learn_refused
-            .retain(|n, _| ports.contains_key(n.as_str()) || tunnels.contains_key(n.as_str()));
+        // Only state about objects that may have gone is pruned: a name
+        // map of every object is built only when there is such state.
+        if !self.lookup_fdb.is_empty() || !self.lookup_addrs.is_empty() {
+            let bridges = by_name(&self.config.bridges, |b| &b.name);
+            self.lookup_fdb
+                .retain(|b, _| bridges.contains_key(b.as_str()));
+            self.lookup_addrs
+                .retain(|b, _| bridges.contains_key(b.as_str()));
+        }
+        if !self.learn_refused.is_empty() {
+            let tunnels = by_name(&self.config.tunnels, |t| &t.name);
+            let ports = by_name(&self.config.ports, |p| &p.name);
+            self.learn_refused
+                .retain(|n, _| ports.contains_key(n.as_str()) || tunnels.contains_key(n.as_str()));
+        }
         let mut snap = compiled.snapshot;
         if self.underlay_changed() {
             // Every template, against the new underlay.
             work.templates_built = snap.tunnels.ports().iter().map(|t| t.remotes.len()).sum();
             self.fill_dynamic(&mut snap, true);
         } else {
-            self.tunnel_hops
-                .retain(|n, _| tunnels.contains_key(n.as_str()));
+            for k in &compiled.removed_tunnels {
+                self.tunnel_hops.remove(&old_tunnels[*k].name);
+            }
             self.tunnel_hops.extend(fresh_hops);
             self.hops_in_use();
             self.fill_dynamic(&mut snap, false);
@@ -478,7 +494,7 @@ impl Control {
     /// asked, tunnel templates.
     fn fill_dynamic(&mut self, snap: &mut Snapshot, templates: bool) {
         let fill = |this: &mut Control, b: &mut BridgeEntry| {
-            if let Some(fdb) = this.fdbs.get_mut(&b.name) {
+            if let Some(fdb) = this.fdbs.get_mut(&*b.name) {
                 b.fdb = fdb.view();
             }
             if this.addrs_dirty {
@@ -504,13 +520,13 @@ impl Control {
             let mut tunnel_hops = HashMap::new();
             let mut ports: Vec<TunnelPort> = snap.tunnels.ports().to_vec();
             for tp in &mut ports {
-                let Some(cfg) = configs.get(tp.name.as_str()).copied() else {
+                let Some(cfg) = configs.get(&*tp.name).copied() else {
                     continue;
                 };
-                let hops: &mut NextHops = tunnel_hops.entry(tp.name.clone()).or_default();
+                let hops: &mut NextHops = tunnel_hops.entry(tp.name.to_string()).or_default();
                 let dynamic = self
                     .dyn_remotes
-                    .get(&tp.name)
+                    .get(&*tp.name)
                     .map_or(&[][..], Vec::as_slice);
                 if tp.dynamic_remotes() != dynamic {
                     *tp = TunnelPort::with_dynamic(cfg, tp.port, tp.local, dynamic);

@@ -81,7 +81,7 @@ impl Control {
                 .config
                 .bridges
                 .iter()
-                .find(|c| c.name == b.name)
+                .find(|c| *c.name == *b.name)
                 .and_then(|c| c.lookup.clone())
             else {
                 continue;
@@ -94,18 +94,18 @@ impl Control {
             };
             if cfg.provider == xvs_config::LookupProviderConfig::External {
                 work.misses.push(Miss {
-                    bridge: b.name.clone(),
+                    bridge: b.name.to_string(),
                     vlan: u.vlan,
                     kind: u.kind,
                     port: self
                         .current
                         .port(u.port)
-                        .map_or_else(String::new, |p| p.name.clone()),
+                        .map_or_else(String::new, |p| p.name.to_string()),
                     src_vtep,
                 });
                 continue;
             }
-            let name = b.name.clone();
+            let name = b.name.to_string();
             changed |= match (lookup::LookupProvider::lookup(&cfg, &q), u.kind) {
                 (Some(lookup::Answer::L2 { vtep }), MissKind::Mac(mac)) => {
                     self.install_l2(&name, u.vlan, mac, vtep, now)
@@ -163,7 +163,12 @@ impl Control {
             .iter()
             .find(|tp| tp.vni == inv.vni && tp.remote_index(key).is_some())?;
         let bridge = self.current.port(tp.port)?.bridge;
-        let name = self.current.bridges.get(usize::from(bridge))?.name.clone();
+        let name = self
+            .current
+            .bridges
+            .get(usize::from(bridge))?
+            .name
+            .to_string();
         let fdb = self.fdbs.get_mut(&name)?;
         let e = fdb.get(inv.vlan, inv.mac, 0)?;
         let behind_tunnel = matches!(
@@ -209,7 +214,7 @@ impl Control {
         now: u64,
     ) -> bool {
         let snap = Arc::clone(&self.current);
-        let Some(b) = snap.bridges.iter().find(|b| b.name == bridge) else {
+        let Some(b) = snap.bridges.iter().find(|b| &*b.name == bridge) else {
             return false;
         };
         let tunnels: Vec<(PortNo, u16)> = b

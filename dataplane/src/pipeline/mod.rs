@@ -721,7 +721,7 @@ fn flood<'a>(
             return;
         }
     }
-    for &p in &bridge.ports {
+    for &p in bridge.ports.iter() {
         if p == ctx.in_port {
             continue;
         }

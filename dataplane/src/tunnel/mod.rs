@@ -19,6 +19,7 @@ pub mod template;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use rustc_hash::FxBuildHasher;
 
@@ -52,16 +53,20 @@ struct PortKey {
 }
 
 /// One tunnel port as the dataplane sees it.
+///
+/// Its variable-size parts are behind `Arc`s rather than `Vec`s: the same
+/// one pointer to follow per packet, but a clone (every unchanged port,
+/// each time a snapshot's tunnel table is rebuilt) copies no heap data.
 #[derive(Debug, Clone)]
 pub struct TunnelPort {
     pub port: PortNo,
-    pub name: String,
+    pub name: Arc<str>,
     pub kind: TunnelKind,
     pub vni: u32,
     pub local: IpAddr,
     pub dst_port: u16,
     /// Configured remotes (the flood set) first, then dynamic ones.
-    pub remotes: Vec<IpAddr>,
+    pub remotes: Arc<[IpAddr]>,
     /// How many of `remotes` are configured: BUM traffic goes to these.
     flood: usize,
     /// Accept packets from VTEPs outside `remotes` (learned by the
@@ -76,11 +81,11 @@ pub struct TunnelPort {
     pub accept_inner_vlan: bool,
     /// Geneve options we understand: a critical option outside this list
     /// drops the packet (RFC 8926 §3.5.1).
-    pub known_opts: Vec<(u16, u8)>,
+    pub known_opts: Arc<[(u16, u8)]>,
     /// One template per remote, or why it cannot be built yet.
-    pub templates: Vec<Result<Template, DropReason>>,
+    pub templates: Arc<[Result<Template, DropReason>]>,
     /// Remotes as u128, for the linear scan that beats hashing when few.
-    remote_keys: Vec<u128>,
+    remote_keys: Arc<[u128]>,
     remote_index: HashMap<u128, RemoteIdx, FxBuildHasher>,
 }
 
@@ -122,7 +127,7 @@ impl TunnelPort {
         };
         TunnelPort {
             port,
-            name: cfg.name.clone(),
+            name: Arc::from(cfg.name.as_str()),
             kind: cfg.kind,
             vni: cfg.vni,
             local,
@@ -130,12 +135,12 @@ impl TunnelPort {
             flood: cfg.remotes.len().min(remotes.len()),
             learn: cfg.learn_remotes || group.is_some(),
             group,
-            templates: vec![Err(DropReason::NeighUnresolved); remotes.len()],
-            remotes,
+            templates: vec![Err(DropReason::NeighUnresolved); remotes.len()].into(),
+            remotes: remotes.into(),
             verify_csum: cfg.csum,
             accept_inner_vlan: matches!(cfg.vlan, VlanMode::Trunk { .. }),
             known_opts: cfg.geneve_opts.iter().map(|o| (o.class, o.typ)).collect(),
-            remote_keys,
+            remote_keys: remote_keys.into(),
             remote_index,
         }
     }
@@ -153,7 +158,8 @@ impl TunnelPort {
     }
 
     pub fn set_template(&mut self, remote: RemoteIdx, t: Result<Template, DropReason>) {
-        if let Some(slot) = self.templates.get_mut(usize::from(remote)) {
+        // Copies the list only if a snapshot still shares it.
+        if let Some(slot) = Arc::make_mut(&mut self.templates).get_mut(usize::from(remote)) {
             *slot = t;
         }
     }
@@ -234,8 +240,8 @@ impl TunnelTable {
                 if let Some(j) = by_key.insert(key, i as u16) {
                     let o = &ports[usize::from(j)];
                     return Err(TunnelTableError::Duplicate {
-                        a: o.name.clone(),
-                        b: p.name.clone(),
+                        a: o.name.to_string(),
+                        b: p.name.to_string(),
                         kind: p.kind,
                         vni: p.vni,
                         local: addr,
@@ -248,8 +254,8 @@ impl TunnelTable {
                 Some((_, kind, j)) if *kind != p.kind => {
                     return Err(TunnelTableError::PortProtocolClash {
                         port: p.dst_port,
-                        a: ports[*j].name.clone(),
-                        b: p.name.clone(),
+                        a: ports[*j].name.to_string(),
+                        b: p.name.to_string(),
                     })
                 }
                 Some(_) => {}

@@ -114,7 +114,7 @@ fn wire_seeds(out: &mut Vec<Seed>) {
     let encap_named = |name: &str| {
         encaps
             .iter()
-            .find(|e| e.0 == name)
+            .find(|e| &*e.0 == name)
             .unwrap_or_else(|| panic!("testkit tunnel {name}"))
     };
     let (_, vx_in, vx) = encap_named("vx1");
@@ -157,7 +157,7 @@ fn wire_seeds(out: &mut Vec<Seed>) {
     );
 
     let port = |name: &str| {
-        let p = snap.ports.iter().position(|p| p.name == name);
+        let p = snap.ports.iter().position(|p| &*p.name == name);
         p.unwrap_or_else(|| panic!("testkit port {name}")) as u8
     };
     let (uplink, vm1, vm4) = (port("eth0"), port("vm1"), port("vm4"));

@@ -15,7 +15,7 @@ fn secured() -> Bed {
     let mut bed = Bed::new();
     bed.apply(|c| {
         let p = &mut c.ports[0];
-        assert_eq!(p.name, "vm1");
+        assert_eq!(&*p.name, "vm1");
         p.allowed_macs = vec![MacAddr(A)];
         p.allowed_ips = vec![ip4("10.0.0.1"), "2001:db8::1".parse().unwrap()];
     });
