@@ -5,6 +5,7 @@
 //! applies them to whole configs.
 
 use std::collections::HashSet;
+use std::hash::BuildHasher;
 use std::net::IpAddr;
 
 pub use xvs_types::{is_unicast_ip, is_unicast_mac};
@@ -18,7 +19,7 @@ pub const MAX_ADDRS: usize = 64;
 /// groups are the caller's matter (a group is a tunnel's only remote).
 /// A subnet's broadcast address takes the host's interfaces to know:
 /// xvsd checks it when it applies a config.
-pub fn remote_vtep(ip: &IpAddr, own: &HashSet<IpAddr>) -> Result<(), String> {
+pub fn remote_vtep<S: BuildHasher>(ip: &IpAddr, own: &HashSet<IpAddr, S>) -> Result<(), String> {
     if ip.is_unspecified() {
         Err("is the unspecified address, not a VTEP".into())
     } else if ip.is_loopback() {

@@ -25,7 +25,7 @@ mod validate;
 pub use checks::{check_name, is_unicast_ip, is_unicast_mac, remote_vtep, MAX_NAME_LEN};
 pub use validate::{ConfigError, ConfigErrors, ValidConfig};
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::net::IpAddr;
 
@@ -574,19 +574,31 @@ impl Config {
     /// Gives every port, tunnel and the uplink without a number the lowest
     /// free one, so flows can refer to stable numbers.
     pub fn assign_port_numbers(&mut self) {
-        let mut used: BTreeSet<PortNo> = self
+        // Every transaction calls this, and most add no port: then no
+        // set of the numbers in use is built.
+        let numbered = self.uplink.iter().all(|u| u.number.is_some())
+            && self.ports.iter().all(|p| p.number.is_some())
+            && self.tunnels.iter().all(|t| t.number.is_some());
+        if numbered {
+            return;
+        }
+        // A bitmap, not a tree: the lowest free number is a short scan.
+        let mut used = vec![false; usize::from(PortNo::MAX) + 1];
+        let taken = self
             .ports
             .iter()
             .filter_map(|p| p.number)
             .chain(self.tunnels.iter().filter_map(|t| t.number))
-            .chain(self.uplink.iter().filter_map(|u| u.number))
-            .collect();
+            .chain(self.uplink.iter().filter_map(|u| u.number));
+        for n in taken {
+            used[usize::from(n)] = true;
+        }
         let mut next = FIRST_PORT_NO;
-        let mut take = |used: &mut BTreeSet<PortNo>| {
-            while used.contains(&next) {
+        let mut take = |used: &mut Vec<bool>| {
+            while used[usize::from(next)] {
                 next += 1;
             }
-            used.insert(next);
+            used[usize::from(next)] = true;
             next
         };
         if let Some(u) = self.uplink.as_mut() {

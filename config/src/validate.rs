@@ -7,9 +7,13 @@
 //! xvsctl shows them and tests assert them). [`ValidConfig`] is a config
 //! it accepted.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::net::IpAddr;
+
+// Fx, not SipHash: the sets hold every object's name, built on every
+// transaction, and the input is the operator's own config.
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 use super::checks::{check_name, is_unicast_ip, is_unicast_mac, remote_vtep, vlan_ok};
 use super::{
@@ -140,7 +144,7 @@ impl Config {
     /// Bridge names and FDB limits; returns the set of bridge names the
     /// other objects must refer to.
     fn check_bridges(&self, e: &mut Report) -> HashSet<&str> {
-        let mut bridges = HashSet::new();
+        let mut bridges = HashSet::default();
         for b in &self.bridges {
             let o = || format!("bridge {:?}", b.name);
             if let Err(m) = check_name(&b.name) {
@@ -168,7 +172,7 @@ impl Config {
             .map(|u| (u.iface.as_str(), u.number))
             .chain(self.ports.iter().map(|p| (p.name.as_str(), p.number)))
             .chain(self.tunnels.iter().map(|t| (t.name.as_str(), t.number)));
-        let mut names: HashSet<&str> = HashSet::new();
+        let mut names: HashSet<&str> = HashSet::default();
         let mut numbers: BTreeMap<PortNo, &str> = BTreeMap::new();
         for (name, number) in all {
             let o = || format!("port {name:?}");
@@ -304,7 +308,7 @@ impl Config {
         if t.remotes.is_empty() {
             e(o(), "at least one remote VTEP is required".into());
         }
-        let mut seen = HashSet::new();
+        let mut seen = HashSet::default();
         let fam = t.local.map(|l| l.is_ipv4());
         for r in &t.remotes {
             if !seen.insert(r) {
@@ -362,7 +366,7 @@ impl Config {
     fn check_fdb(&self, bridges: &HashSet<&str>, own: &HashSet<IpAddr>, e: &mut Report) {
         // Fx, not SipHash: the keys are our own config, and a million of
         // them are hashed on every validation.
-        let mut fdb_seen: HashSet<_, rustc_hash::FxBuildHasher> = HashSet::default();
+        let mut fdb_seen: HashSet<_> = HashSet::default();
         // A million static MACs are validated in well under a second: the
         // port is found by hash, and the object's name is only formatted
         // for an entry that has a problem.
@@ -440,7 +444,7 @@ impl Config {
 
     /// Firewall rule sets: on a known port, one per port and direction.
     fn check_acls(&self, ports: &HashSet<&str>, e: &mut Report) {
-        let mut acl_seen = HashSet::new();
+        let mut acl_seen = HashSet::default();
         for a in &self.acls {
             let o = || format!("acl {:?} {}", a.port, a.dir);
             if !ports.contains(a.port.as_str()) {
@@ -454,7 +458,7 @@ impl Config {
 
     /// Policers: on a known port, one per port and direction.
     fn check_qos(&self, ports: &HashSet<&str>, e: &mut Report) {
-        let mut qos_seen = HashSet::new();
+        let mut qos_seen = HashSet::default();
         for q in &self.qos {
             let o = || format!("qos {:?} {}", q.port, q.dir);
             if !ports.contains(q.port.as_str()) {
@@ -470,7 +474,7 @@ impl Config {
     }
 
     fn check_routes(&self, e: &mut Report) {
-        let mut route_seen = HashSet::new();
+        let mut route_seen = HashSet::default();
         for r in &self.routes {
             let o = || format!("route {}", r.prefix);
             if let Some(g) = r.gateway {
@@ -546,7 +550,7 @@ impl Config {
     /// Overlay addresses (for ARP/ND suppression): unicast, in a known
     /// bridge, one MAC per IP.
     fn check_addrs(&self, bridges: &HashSet<&str>, e: &mut Report) {
-        let mut addr_seen: HashMap<(&str, u16, IpAddr), MacAddr> = HashMap::new();
+        let mut addr_seen: HashMap<(&str, u16, IpAddr), MacAddr> = HashMap::default();
         for a in &self.addrs {
             let o = || format!("address {} vlan {} in bridge {:?}", a.ip, a.vlan, a.bridge);
             if !bridges.contains(a.bridge.as_str()) {
@@ -570,7 +574,7 @@ impl Config {
 
     /// Static underlay neighbors.
     fn check_neighbors(&self, e: &mut Report) {
-        let mut neigh_seen = HashSet::new();
+        let mut neigh_seen = HashSet::default();
         for n in &self.neighbors {
             let o = || format!("neighbor {}", n.ip);
             if n.mac.is_zero() || n.mac.is_multicast() {
