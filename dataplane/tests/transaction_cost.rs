@@ -199,6 +199,96 @@ fn a_one_line_change_builds_only_what_it_changes() {
     assert_eq!(ctl.last_apply().templates_built, BRIDGES);
 }
 
+/// The tunnel ports of `after` that are `before`'s by pointer (name,
+/// remotes, options and templates: nothing copied), by name.
+fn shared_tunnels(before: &Snapshot, after: &Snapshot) -> BTreeSet<String> {
+    after
+        .tunnels
+        .ports()
+        .iter()
+        .filter(|a| {
+            before.tunnels.ports().iter().any(|b| {
+                Arc::ptr_eq(&a.name, &b.name)
+                    && Arc::ptr_eq(&a.remotes, &b.remotes)
+                    && Arc::ptr_eq(&a.known_opts, &b.known_opts)
+                    && Arc::ptr_eq(&a.templates, &b.templates)
+            })
+        })
+        .map(|t| t.name.to_string())
+        .collect()
+}
+
+/// Does every port and bridge of `after` that `before` has under the same
+/// number share its name (and a bridge its port list, when equal) by
+/// pointer?
+fn names_shared(before: &Snapshot, after: &Snapshot) -> bool {
+    let ports = after.ports.iter().zip(before.ports.iter());
+    let ports = ports
+        .filter(|(a, b)| !a.name.is_empty() && a.name == b.name)
+        .all(|(a, b)| Arc::ptr_eq(&a.name, &b.name));
+    let bridges = after.bridges.iter().all(|a| {
+        before
+            .bridges
+            .iter()
+            .find(|b| b.name == a.name)
+            .is_none_or(|b| {
+                Arc::ptr_eq(&a.name, &b.name)
+                    && (a.ports != b.ports || Arc::ptr_eq(&a.ports, &b.ports))
+            })
+    });
+    ports && bridges
+}
+
+#[test]
+fn what_a_change_leaves_alone_is_shared_not_copied() {
+    let mut c = config();
+    let mut ctl = control(&c);
+    let every = |snap: &Snapshot, except: &[&str]| -> BTreeSet<String> {
+        snap.tunnels
+            .ports()
+            .iter()
+            .map(|t| t.name.to_string())
+            .filter(|n| !except.contains(&n.as_str()))
+            .collect()
+    };
+
+    // set-tunnel t5 --ttl 33: every other tunnel port is the running one's.
+    let before = ctl.snapshot();
+    c.tunnels[5].ttl = 33;
+    ctl.apply(c.clone()).unwrap();
+    let after = ctl.snapshot();
+    assert_eq!(shared_tunnels(&before, &after), every(&after, &["t5"]));
+    assert!(names_shared(&before, &after));
+
+    // add-port b7 p7, then del-port t11 (every later tunnel's index moves)
+    // and add-br bz with tunnel tz: still no tunnel port copied or rebuilt
+    // but the new one.
+    for edit in [
+        (|c: &mut Config| c.ports.push(PortConfig::new("p7", "b7"))) as fn(&mut Config),
+        |c| {
+            c.tunnels.remove(11);
+        },
+        |c| {
+            c.bridges.push(BridgeConfig::new("bz"));
+            c.tunnels.push(TunnelConfig::new(
+                "tz",
+                "bz",
+                TunnelKind::Vxlan,
+                7777,
+                vec![remote(999)],
+            ))
+        },
+    ] {
+        let before = ctl.snapshot();
+        edit(&mut c);
+        c.assign_port_numbers();
+        ctl.apply(c.clone()).unwrap();
+        let after = ctl.snapshot();
+        assert_eq!(shared_tunnels(&before, &after), every(&after, &["tz"]));
+        assert!(names_shared(&before, &after));
+    }
+}
+
 /// What a snapshot forwards by, without its generations and random
 /// seeds: ports, tunnels with their templates, bridges with their flow
 /// rules, addresses and FDB contents, policies.

@@ -410,6 +410,7 @@ fn tunnel_ports(
             None => {
                 work.tunnels_compiled += 1;
                 let mut tp = TunnelPort::with_dynamic(t, n, local, dynamic);
+                tp.name = prev.port_name(n, &t.name);
                 for (i, remote) in Arc::clone(&tp.remotes).iter().enumerate() {
                     work.templates_built += 1;
                     tp.set_template(i as RemoteIdx, template(t, local, *remote));
