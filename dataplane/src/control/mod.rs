@@ -62,7 +62,7 @@ pub use snoop::SnoopCounters;
 pub use underlay::Underlay;
 pub use upcall::{Miss, UpcallWork};
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -143,6 +143,10 @@ pub struct Control {
     /// what `unresolved` and the neighbor cache's in-use set hold, so a
     /// tunnel's templates are rebuilt without rebuilding the others'.
     tunnel_hops: HashMap<String, NextHops>,
+    /// Per next hop of `tunnel_hops`: how many tunnels use it and how many
+    /// wait for it. Their union kept as counts: a tunnel built or gone
+    /// changes its own hops' counts, not a pass over every tunnel.
+    hop_counts: BTreeMap<IpAddr, (usize, usize)>,
     /// The uplink MAC the templates were built with.
     uplink_mac_built: Option<MacAddr>,
     /// Per bridge: the static FDB entries last installed from the config.
@@ -211,6 +215,20 @@ struct NextHops {
     unresolved: BTreeSet<IpAddr>,
 }
 
+/// Counts tunnel hops `h` into (`up`) or out of `counts`.
+fn count_hops(counts: &mut BTreeMap<IpAddr, (usize, usize)>, h: &NextHops, up: bool) {
+    let step = |n: &mut usize| *n = if up { *n + 1 } else { n.saturating_sub(1) };
+    for ip in &h.used {
+        step(&mut counts.entry(*ip).or_default().0);
+    }
+    for ip in &h.unresolved {
+        step(&mut counts.entry(*ip).or_default().1);
+    }
+    if !up {
+        counts.retain(|_, c| *c != (0, 0));
+    }
+}
+
 /// Per tunnel port number: new index of each old remote index (`None`:
 /// the remote is gone, and so are entries pointing at it).
 type Remaps = HashMap<PortNo, Vec<Option<RemoteIdx>>>;
@@ -242,6 +260,7 @@ impl Control {
             snoop_counters: SnoopCounters::default(),
             learn_refused: HashMap::new(),
             tunnel_hops: HashMap::new(),
+            hop_counts: BTreeMap::new(),
             uplink_mac_built: None,
             statics: FxHashMap::default(),
             last_apply: ApplyWork::default(),
@@ -418,9 +437,16 @@ impl Control {
             self.fill_dynamic(&mut snap, true);
         } else {
             for k in &compiled.removed_tunnels {
-                self.tunnel_hops.remove(&old_tunnels[*k].name);
+                if let Some(h) = self.tunnel_hops.remove(&old_tunnels[*k].name) {
+                    count_hops(&mut self.hop_counts, &h, false);
+                }
             }
-            self.tunnel_hops.extend(fresh_hops);
+            for (name, h) in fresh_hops {
+                count_hops(&mut self.hop_counts, &h, true);
+                if let Some(old) = self.tunnel_hops.insert(name, h) {
+                    count_hops(&mut self.hop_counts, &old, false);
+                }
+            }
             self.hops_in_use();
             self.fill_dynamic(&mut snap, false);
         }
@@ -580,6 +606,10 @@ impl Control {
                 snap.tunnels = Arc::new(t);
             }
             self.tunnel_hops = tunnel_hops;
+            self.hop_counts.clear();
+            for h in self.tunnel_hops.values() {
+                count_hops(&mut self.hop_counts, h, true);
+            }
             self.hops_in_use();
             self.tunnels_dirty = false;
             self.neigh_generation_built = self.underlay.neigh.generation();
@@ -589,16 +619,18 @@ impl Control {
     }
 
     /// Makes `unresolved` and the neighbor cache's in-use set the union
-    /// of the tunnels' next hops.
+    /// of the tunnels' next hops (`hop_counts`).
     fn hops_in_use(&mut self) {
-        let mut used = BTreeSet::new();
-        let mut unresolved = BTreeSet::new();
-        for h in self.tunnel_hops.values() {
-            used.extend(h.used.iter().copied());
-            unresolved.extend(h.unresolved.iter().copied());
-        }
-        self.unresolved = unresolved;
-        self.underlay.neigh.set_in_use(used);
+        let counts = &self.hop_counts;
+        self.unresolved = counts
+            .iter()
+            .filter(|(_, c)| c.1 > 0)
+            .map(|(ip, _)| *ip)
+            .collect();
+        let used = counts.iter().filter(|(_, c)| c.0 > 0).map(|(ip, _)| *ip);
+        self.underlay
+            .neigh
+            .set_in_use(used.collect::<BTreeSet<_>>());
     }
 
     /// A bridge's address table: what lookup installed, then the
