@@ -81,12 +81,13 @@ pub(super) fn align<T>(
     if !unmatched.is_empty() && !skipped.is_empty() {
         let by_name: FxHashMap<&str, usize> =
             skipped.iter().map(|&k| (name(&prev[k]), k)).collect();
+        let mut taken = FxHashSet::default();
         for j in unmatched {
             if let Some(&k) = by_name.get(name(&new[j])) {
                 out[j] = Some(k);
+                taken.insert(k);
             }
         }
-        let taken: FxHashSet<usize> = out.iter().flatten().copied().collect();
         skipped.retain(|k| !taken.contains(k));
     }
     (out, skipped)
