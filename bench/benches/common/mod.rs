@@ -3,6 +3,7 @@
 //! operations are the same work on the same packets.
 
 use std::net::IpAddr;
+use xvs_dataplane::control::tunnel_spec;
 
 use xvs_bench::{udp_frame, A, B};
 use xvs_config::{GeneveOptConfig, TunnelConfig, TunnelKind};
@@ -47,7 +48,7 @@ pub fn tunnel_fixture(kind: TunnelKind) -> TunnelFixture {
         });
     }
     let tpl = Template::build(
-        &cfg,
+        &tunnel_spec(&cfg).encap,
         ip("192.0.2.1"),
         ip("192.0.2.2"),
         MacAddr(A),
@@ -63,8 +64,12 @@ pub fn tunnel_fixture(kind: TunnelKind) -> TunnelFixture {
     let mut rcfg = cfg;
     rcfg.local = Some(ip("192.0.2.2"));
     rcfg.remotes = vec![ip("192.0.2.1")];
-    let table =
-        TunnelTable::build(vec![TunnelPort::new(&rcfg, 9, ip("192.0.2.2"))]).expect("table");
+    let table = TunnelTable::build(vec![TunnelPort::new(
+        &tunnel_spec(&rcfg),
+        9,
+        ip("192.0.2.2"),
+    )])
+    .expect("table");
     TunnelFixture {
         tpl,
         table,

@@ -20,10 +20,12 @@ use crate::tables::addr::AddrTable;
 use crate::tables::fdb::{Fdb, FdbConfig, FdbDest};
 use crate::tables::flow::{FlowRule, FlowTable};
 use crate::tunnel::{
-    RemoteIdx, Template, TunnelPort, TunnelTable, TunnelTableError, MAX_REMOTES, NO_REMOTE,
+    Encap, RemoteIdx, Template, TunnelPort, TunnelSpec, TunnelTable, TunnelTableError, MAX_REMOTES,
+    NO_REMOTE,
 };
+use crate::wire::geneve::GeneveOptionRepr;
 use xvs_config::{
-    BridgeConfig, Config, ConfigError, ConfigErrors, Direction, TunnelConfig, VlanMode,
+    BridgeConfig, Config, ConfigError, ConfigErrors, Direction, TosConfig, TunnelConfig, VlanMode,
 };
 use xvs_types::{ip_to_u128, MacAddr, PortNo};
 
@@ -133,9 +135,43 @@ impl Previous<'_> {
     }
 }
 
-/// Builds tunnel `cfg`'s template from `local` to a remote.
+/// Builds tunnel `spec`'s template from `local` to a remote.
 pub(super) type TemplateFn<'a> =
-    dyn FnMut(&TunnelConfig, IpAddr, IpAddr) -> Result<Template, DropReason> + 'a;
+    dyn FnMut(&TunnelSpec, IpAddr, IpAddr) -> Result<Template, DropReason> + 'a;
+
+/// A tunnel's config compiled for the tunnel module: defaults applied
+/// (the UDP port of its kind), the outer TOS and the VLAN mode resolved.
+pub fn tunnel_spec(cfg: &TunnelConfig) -> TunnelSpec {
+    TunnelSpec {
+        name: cfg.name.clone(),
+        remotes: cfg.remotes.clone(),
+        learn_remotes: cfg.learn_remotes,
+        accept_inner_vlan: matches!(cfg.vlan, VlanMode::Trunk { .. }),
+        encap: Encap {
+            kind: cfg.kind,
+            vni: cfg.vni,
+            dst_port: cfg.udp_port(),
+            ttl: cfg.ttl,
+            tos: match cfg.tos {
+                TosConfig::Fixed(t) => Some(t),
+                TosConfig::Inherit => None,
+            },
+            df: cfg.df,
+            csum: cfg.csum,
+            zero_csum6: cfg.zero_csum6,
+            src_port_range: cfg.src_port_range,
+            geneve_opts: cfg
+                .geneve_opts
+                .iter()
+                .map(|o| GeneveOptionRepr {
+                    class: o.class,
+                    typ: o.typ,
+                    data: o.data.clone(),
+                })
+                .collect(),
+        },
+    }
+}
 
 /// Compiles a validated config. Reports every problem the lower layers find
 /// (flow syntax, ACL shapes, policer parameters, tunnel key clashes).
@@ -410,11 +446,12 @@ fn tunnel_ports(
             Some(tp) => tp.clone(),
             None => {
                 work.tunnels_compiled += 1;
-                let mut tp = TunnelPort::with_dynamic(t, n, local, dynamic);
+                let spec = tunnel_spec(t);
+                let mut tp = TunnelPort::with_dynamic(&spec, n, local, dynamic);
                 tp.name = prev.port_name(n, &t.name);
                 for (i, remote) in Arc::clone(&tp.remotes).iter().enumerate() {
                     work.templates_built += 1;
-                    tp.set_template(i as RemoteIdx, template(t, local, *remote));
+                    tp.set_template(i as RemoteIdx, template(&spec, local, *remote));
                 }
                 tp
             }

@@ -57,6 +57,7 @@ mod snoop;
 mod underlay;
 mod upcall;
 
+pub use compile::tunnel_spec;
 pub use learning::LearnRefusals;
 pub use snoop::SnoopCounters;
 pub use underlay::Underlay;
@@ -76,8 +77,10 @@ use crate::tables::addr::AddrTable;
 use crate::tables::fdb::{Fdb, FdbDest};
 use crate::tables::neigh::NeighSource;
 use crate::tables::route::RouteOrigin;
-use crate::tunnel::{multicast_mac, RemoteIdx, Template, TunnelPort, TunnelTable, NO_REMOTE};
-use xvs_config::{Config, ConfigErrors, TunnelConfig, ValidConfig};
+use crate::tunnel::{
+    multicast_mac, Encap, RemoteIdx, Template, TunnelPort, TunnelSpec, TunnelTable, NO_REMOTE,
+};
+use xvs_config::{Config, ConfigErrors, ValidConfig};
 use xvs_types::{ip_to_u128, MacAddr, PortNo};
 
 use compile::{addr_table, by_name, compile, fdb_config, same_members, Previous};
@@ -311,9 +314,9 @@ impl Control {
         let mut fresh_hops: HashMap<String, NextHops> = HashMap::new();
         let mut compiled = {
             let this = &*self;
-            let mut template = |cfg: &TunnelConfig, local: IpAddr, remote: IpAddr| {
-                let hops = fresh_hops.entry(cfg.name.clone()).or_default();
-                this.build_template(cfg, local, remote, hops)
+            let mut template = |spec: &TunnelSpec, local: IpAddr, remote: IpAddr| {
+                let hops = fresh_hops.entry(spec.name.clone()).or_default();
+                this.build_template(&spec.encap, local, remote, hops)
             };
             let prev = Previous {
                 config: &this.config,
@@ -592,11 +595,12 @@ impl Control {
                     .dyn_remotes
                     .get(&*tp.name)
                     .map_or(&[][..], Vec::as_slice);
+                let spec = tunnel_spec(cfg);
                 if tp.dynamic_remotes() != dynamic {
-                    *tp = TunnelPort::with_dynamic(cfg, tp.port, tp.local, dynamic);
+                    *tp = TunnelPort::with_dynamic(&spec, tp.port, tp.local, dynamic);
                 }
                 for (i, remote) in tp.remotes.clone().iter().enumerate() {
-                    let t = self.build_template(cfg, tp.local, *remote, hops);
+                    let t = self.build_template(&spec.encap, tp.local, *remote, hops);
                     tp.set_template(i as RemoteIdx, t);
                 }
             }
@@ -647,7 +651,7 @@ impl Control {
 
     fn build_template(
         &self,
-        cfg: &TunnelConfig,
+        cfg: &Encap,
         local: IpAddr,
         remote: IpAddr,
         hops: &mut NextHops,

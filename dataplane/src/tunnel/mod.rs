@@ -24,12 +24,11 @@ use std::sync::Arc;
 use rustc_hash::FxBuildHasher;
 
 use crate::stats::DropReason;
-use xvs_config::{TunnelConfig, VlanMode};
 use xvs_types::TunnelKind;
 use xvs_types::{ip_to_u128, PortNo};
 
 pub use pop::{pop, Decap};
-pub use template::{multicast_mac, PushMeta, Template, TemplateError, MAX_HEADER_LEN};
+pub use template::{multicast_mac, Encap, PushMeta, Template, TemplateError, MAX_HEADER_LEN};
 
 /// Index of a remote VTEP in its tunnel port's remote list.
 pub type RemoteIdx = u16;
@@ -89,13 +88,28 @@ pub struct TunnelPort {
     remote_index: HashMap<u128, RemoteIdx, FxBuildHasher>,
 }
 
+/// A tunnel port as the control plane compiled it from its config
+/// (`control::tunnel_spec`): what [`TunnelPort`] and its templates are
+/// built from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TunnelSpec {
+    pub name: String,
+    /// The configured remotes (the flood list), or one multicast group.
+    pub remotes: Vec<IpAddr>,
+    /// Accept and learn VTEPs beyond `remotes`.
+    pub learn_remotes: bool,
+    /// Decapsulated frames may carry a VLAN tag (a trunk tunnel).
+    pub accept_inner_vlan: bool,
+    pub encap: Encap,
+}
+
 /// Up to this many entries a linear scan is faster than a hash lookup.
 const LINEAR_MAX: usize = 8;
 
 impl TunnelPort {
     /// A tunnel port whose templates are still to be resolved
     /// (`NeighUnresolved` until [`TunnelPort::set_template`]).
-    pub fn new(cfg: &TunnelConfig, port: PortNo, local: IpAddr) -> TunnelPort {
+    pub fn new(cfg: &TunnelSpec, port: PortNo, local: IpAddr) -> TunnelPort {
         TunnelPort::with_dynamic(cfg, port, local, &[])
     }
 
@@ -103,7 +117,7 @@ impl TunnelPort {
     /// ones (those among them that are configured, and any beyond
     /// [`MAX_REMOTES`], are left out).
     pub fn with_dynamic(
-        cfg: &TunnelConfig,
+        cfg: &TunnelSpec,
         port: PortNo,
         local: IpAddr,
         dynamic: &[IpAddr],
@@ -128,18 +142,23 @@ impl TunnelPort {
         TunnelPort {
             port,
             name: Arc::from(cfg.name.as_str()),
-            kind: cfg.kind,
-            vni: cfg.vni,
+            kind: cfg.encap.kind,
+            vni: cfg.encap.vni,
             local,
-            dst_port: cfg.udp_port(),
+            dst_port: cfg.encap.dst_port,
             flood: cfg.remotes.len().min(remotes.len()),
             learn: cfg.learn_remotes || group.is_some(),
             group,
             templates: vec![Err(DropReason::NeighUnresolved); remotes.len()].into(),
             remotes: remotes.into(),
-            verify_csum: cfg.csum,
-            accept_inner_vlan: matches!(cfg.vlan, VlanMode::Trunk { .. }),
-            known_opts: cfg.geneve_opts.iter().map(|o| (o.class, o.typ)).collect(),
+            verify_csum: cfg.encap.csum,
+            accept_inner_vlan: cfg.accept_inner_vlan,
+            known_opts: cfg
+                .encap
+                .geneve_opts
+                .iter()
+                .map(|o| (o.class, o.typ))
+                .collect(),
             remote_keys: remote_keys.into(),
             remote_index,
         }

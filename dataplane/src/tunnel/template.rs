@@ -22,7 +22,6 @@ use crate::wire::ipv4::{self, Ipv4Packet, Ipv4Repr};
 use crate::wire::ipv6::{self, Ipv6Packet, Ipv6Repr};
 use crate::wire::udp::{self, UdpPacket, UdpRepr};
 use crate::wire::vxlan::{self, VxlanPacket, VxlanRepr};
-use xvs_config::{TosConfig, TunnelConfig};
 use xvs_types::MacAddr;
 use xvs_types::TunnelKind;
 
@@ -101,14 +100,36 @@ pub struct Template {
     pseudo0: u64,
 }
 
-/// The VXLAN or Geneve header `cfg` pushes, options included.
-fn tunnel_header_len(cfg: &TunnelConfig) -> usize {
-    match cfg.kind {
+/// A tunnel's encapsulation as the control plane compiled it from the
+/// config (`control::tunnel_spec`): defaults applied, the outer TOS
+/// resolved. What a [`Template`] is built from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Encap {
+    pub kind: TunnelKind,
+    pub vni: u32,
+    /// UDP destination port.
+    pub dst_port: u16,
+    pub ttl: u8,
+    /// A fixed outer TOS, or `None`: copied from the inner IP header.
+    pub tos: Option<u8>,
+    /// DF on the outer IPv4 header.
+    pub df: bool,
+    /// UDP checksums sent (and non-zero ones verified).
+    pub csum: bool,
+    /// IPv6 only: a zero UDP checksum when `csum` is off (RFC 6935).
+    pub zero_csum6: bool,
+    pub src_port_range: (u16, u16),
+    /// Geneve options sent on every packet.
+    pub geneve_opts: Vec<GeneveOptionRepr>,
+}
+
+/// The VXLAN or Geneve header `e` pushes, options included.
+fn tunnel_header_len(e: &Encap) -> usize {
+    match e.kind {
         TunnelKind::Vxlan => vxlan::HEADER_LEN,
         TunnelKind::Geneve => {
             geneve::HEADER_LEN
-                + cfg
-                    .geneve_opts
+                + e.geneve_opts
                     .iter()
                     .map(|o| geneve::OPTION_HEADER_LEN + o.data.len())
                     .sum::<usize>()
@@ -124,17 +145,17 @@ fn ip_header_len(v6: bool) -> usize {
     }
 }
 
-/// The whole outer header (Ethernet, IP, UDP, tunnel) `cfg` pushes over
+/// The whole outer header (Ethernet, IP, UDP, tunnel) `e` pushes over
 /// IPv6 if `v6`, else over IPv4: what the UMEM's headroom must hold.
-pub fn outer_header_len(cfg: &TunnelConfig, v6: bool) -> usize {
-    ethernet::HEADER_LEN + ip_header_len(v6) + udp::HEADER_LEN + tunnel_header_len(cfg)
+pub fn outer_header_len(e: &Encap, v6: bool) -> usize {
+    ethernet::HEADER_LEN + ip_header_len(v6) + udp::HEADER_LEN + tunnel_header_len(e)
 }
 
 impl Template {
     /// Builds the header for `cfg` towards `remote`, sent from `local`
     /// through the next hop `dst_mac` out of an interface with MAC `src_mac`.
     pub fn build(
-        cfg: &TunnelConfig,
+        cfg: &Encap,
         local: IpAddr,
         remote: IpAddr,
         src_mac: MacAddr,
@@ -151,10 +172,7 @@ impl Template {
         let tun_off = udp_off + udp::HEADER_LEN;
         let mut hdr = vec![0u8; tun_off + tun_len].into_boxed_slice();
 
-        let tos = match cfg.tos {
-            TosConfig::Fixed(t) => t & !ECN_MASK,
-            TosConfig::Inherit => 0,
-        };
+        let tos = cfg.tos.map_or(0, |t| t & !ECN_MASK);
         EthernetRepr {
             src_addr: src_mac,
             dst_addr: dst_mac,
@@ -196,7 +214,7 @@ impl Template {
         }
         UdpRepr {
             src_port: cfg.src_port_range.0,
-            dst_port: cfg.udp_port(),
+            dst_port: cfg.dst_port,
             payload_len: 0,
         }
         .emit(&mut UdpPacket::new_unchecked(&mut hdr[udp_off..tun_off]));
@@ -208,15 +226,7 @@ impl Template {
                 protocol: ethertype::TEB,
                 oam: false,
                 critical: false,
-                options: cfg
-                    .geneve_opts
-                    .iter()
-                    .map(|o| GeneveOptionRepr {
-                        class: o.class,
-                        typ: o.typ,
-                        data: o.data.clone(),
-                    })
-                    .collect(),
+                options: cfg.geneve_opts.clone(),
             }
             .emit(&mut GenevePacket::new_unchecked(&mut hdr[tun_off..])),
         }
@@ -244,7 +254,7 @@ impl Template {
             // IPv6 requires a UDP checksum (RFC 8200 §8.1) unless the tunnel
             // is configured for zero checksums (RFC 6935/6936).
             udp_csum: cfg.csum || (v6 && !cfg.zero_csum6),
-            tos_inherit: cfg.tos == TosConfig::Inherit,
+            tos_inherit: cfg.tos.is_none(),
             df: cfg.df,
             src_min: lo,
             src_span: u32::from(hi.saturating_sub(lo)) + 1,

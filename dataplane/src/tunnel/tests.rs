@@ -5,9 +5,10 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use proptest::prelude::*;
 
 use super::*;
+use crate::control::tunnel_spec;
 use crate::frame::Frame;
 use crate::wire::ipv4::Ipv4Packet;
-use xvs_config::{GeneveOptConfig, TosConfig};
+use xvs_config::{GeneveOptConfig, TosConfig, TunnelConfig};
 use xvs_types::MacAddr;
 
 const SRC_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 1]);
@@ -110,7 +111,7 @@ fn reverse_table(c: &Case) -> TunnelTable {
     let mut cfg = c.cfg.clone();
     cfg.local = Some(c.remote);
     cfg.remotes = vec![c.local];
-    TunnelTable::build(vec![TunnelPort::new(&cfg, 9, c.remote)]).unwrap()
+    TunnelTable::build(vec![TunnelPort::new(&tunnel_spec(&cfg), 9, c.remote)]).unwrap()
 }
 
 proptest! {
@@ -118,7 +119,7 @@ proptest! {
 
     #[test]
     fn push_then_pop_is_identity(c in arb_case()) {
-        let tpl = Template::build(&c.cfg, c.local, c.remote, SRC_MAC, DST_MAC).unwrap();
+        let tpl = Template::build(&tunnel_spec(&c.cfg).encap, c.local, c.remote, SRC_MAC, DST_MAC).unwrap();
         let mut buf = vec![0u8; MAX_HEADER_LEN + c.inner.len() + 16];
         buf[MAX_HEADER_LEN..MAX_HEADER_LEN + c.inner.len()].copy_from_slice(&c.inner);
         let mut f = Frame::new(&mut buf, MAX_HEADER_LEN, c.inner.len()).unwrap();
@@ -154,7 +155,7 @@ proptest! {
 
     #[test]
     fn pop_rejects_any_truncation_of_a_valid_packet(c in arb_case(), cut in 0usize..1000) {
-        let tpl = Template::build(&c.cfg, c.local, c.remote, SRC_MAC, DST_MAC).unwrap();
+        let tpl = Template::build(&tunnel_spec(&c.cfg).encap, c.local, c.remote, SRC_MAC, DST_MAC).unwrap();
         let mut buf = vec![0u8; MAX_HEADER_LEN + c.inner.len()];
         buf[MAX_HEADER_LEN..].copy_from_slice(&c.inner);
         let len = c.inner.len();
@@ -192,7 +193,7 @@ fn vxlan_header_is_sent_with_reserved_bits_zero() {
         vec!["192.0.2.2".parse().unwrap()],
     );
     let tpl = Template::build(
-        &cfg,
+        &tunnel_spec(&cfg).encap,
         "192.0.2.1".parse().unwrap(),
         "192.0.2.2".parse().unwrap(),
         SRC_MAC,
@@ -216,7 +217,7 @@ fn tos_inherit_and_ecn_are_applied_per_packet() {
     cfg.tos = TosConfig::Fixed(0xb8);
     let local: IpAddr = "192.0.2.1".parse().unwrap();
     let remote: IpAddr = "192.0.2.2".parse().unwrap();
-    let tpl = Template::build(&cfg, local, remote, SRC_MAC, DST_MAC).unwrap();
+    let tpl = Template::build(&tunnel_spec(&cfg).encap, local, remote, SRC_MAC, DST_MAC).unwrap();
     let mut buf = vec![0u8; 200];
     let mut f = Frame::new(&mut buf, 100, 60).unwrap();
     // ECT(0) inner: the fixed DSCP keeps, the ECN bits follow the inner.
@@ -235,7 +236,7 @@ fn tos_inherit_and_ecn_are_applied_per_packet() {
 
     cfg.tos = TosConfig::Inherit;
     cfg.df = false;
-    let tpl = Template::build(&cfg, local, remote, SRC_MAC, DST_MAC).unwrap();
+    let tpl = Template::build(&tunnel_spec(&cfg).encap, local, remote, SRC_MAC, DST_MAC).unwrap();
     let mut buf = vec![0u8; 200];
     let mut f = Frame::new(&mut buf, 100, 60).unwrap();
     tpl.push(
@@ -263,7 +264,7 @@ fn push_without_headroom_changes_nothing() {
         vec!["192.0.2.2".parse().unwrap()],
     );
     let tpl = Template::build(
-        &cfg,
+        &tunnel_spec(&cfg).encap,
         "192.0.2.1".parse().unwrap(),
         "192.0.2.2".parse().unwrap(),
         SRC_MAC,
@@ -289,7 +290,7 @@ fn mixed_families_are_refused() {
         vec!["192.0.2.2".parse().unwrap()],
     );
     assert!(Template::build(
-        &cfg,
+        &tunnel_spec(&cfg).encap,
         "2001:db8::1".parse().unwrap(),
         "192.0.2.2".parse().unwrap(),
         SRC_MAC,
@@ -309,7 +310,11 @@ fn large_tables_use_the_hashed_path_with_the_same_answers() {
             let mut cfg =
                 TunnelConfig::new(format!("t{t}"), "br", TunnelKind::Vxlan, 100 + t, remotes);
             cfg.local = Some("192.0.2.1".parse().unwrap());
-            TunnelPort::new(&cfg, 10 + t as u16, "192.0.2.1".parse().unwrap())
+            TunnelPort::new(
+                &tunnel_spec(&cfg),
+                10 + t as u16,
+                "192.0.2.1".parse().unwrap(),
+            )
         })
         .collect();
     let table = TunnelTable::build(ports).unwrap();
@@ -352,7 +357,7 @@ fn port_with(remotes: &[&str], learn: bool) -> TunnelPort {
         remotes.iter().map(|r| r.parse().unwrap()).collect(),
     );
     cfg.learn_remotes = learn;
-    TunnelPort::new(&cfg, 9, "192.0.2.1".parse().unwrap())
+    TunnelPort::new(&tunnel_spec(&cfg), 9, "192.0.2.1".parse().unwrap())
 }
 
 /// A VXLAN packet (VNI 42) from `src` to `dst`, as a peer sends it.
@@ -360,7 +365,7 @@ fn vxlan_packet(src: &str, dst: &str) -> Vec<u8> {
     let mut cfg = TunnelConfig::new("p", "br", TunnelKind::Vxlan, 42, vec![dst.parse().unwrap()]);
     cfg.local = Some(src.parse().unwrap());
     let tpl = Template::build(
-        &cfg,
+        &tunnel_spec(&cfg).encap,
         src.parse().unwrap(),
         dst.parse().unwrap(),
         SRC_MAC,
@@ -449,7 +454,12 @@ fn dynamic_remotes_follow_the_flood_set_and_are_found_by_address() {
         .map(|i| IpAddr::V4(Ipv4Addr::new(10, 0, 0, i)))
         .chain(["192.0.2.3".parse().unwrap()])
         .collect();
-    let tp = TunnelPort::with_dynamic(&cfg, 9, "192.0.2.1".parse().unwrap(), &dynamic);
+    let tp = TunnelPort::with_dynamic(
+        &tunnel_spec(&cfg),
+        9,
+        "192.0.2.1".parse().unwrap(),
+        &dynamic,
+    );
     assert_eq!(tp.flood_len(), 2);
     assert_eq!(tp.remotes.len(), 22);
     assert_eq!(tp.dynamic_remotes(), &dynamic[..20]);
