@@ -10,23 +10,17 @@ use std::sync::Arc;
 
 use rustc_hash::{FxHashMap, FxHashSet};
 
+use super::tunnels::{dynamic_remotes, tunnel_ports, TemplateFn};
 use super::{ApplyWork, LookedUpAddrs};
 use crate::policy::firewall::{AclRule, Firewall};
 use crate::policy::port_security::PortSecurity;
 use crate::policy::qos::PolicerConfig;
 use crate::snapshot::{BridgeEntry, PortEntry, PortKind, PortVlan, Snapshot};
-use crate::stats::DropReason;
 use crate::tables::addr::AddrTable;
 use crate::tables::fdb::{Fdb, FdbConfig, FdbDest};
 use crate::tables::flow::{FlowRule, FlowTable};
-use crate::tunnel::{
-    Encap, RemoteIdx, Template, TunnelPort, TunnelSpec, TunnelTable, TunnelTableError, MAX_REMOTES,
-    NO_REMOTE,
-};
-use crate::wire::geneve::GeneveOptionRepr;
-use xvs_config::{
-    BridgeConfig, Config, ConfigError, ConfigErrors, Direction, TosConfig, TunnelConfig, VlanMode,
-};
+use crate::tunnel::{TunnelTable, NO_REMOTE};
+use xvs_config::{BridgeConfig, Config, ConfigError, ConfigErrors, Direction, VlanMode};
 use xvs_types::{ip_to_u128, MacAddr, PortNo};
 
 /// A config compiled into a snapshot (FDB views and templates still to be
@@ -103,7 +97,7 @@ pub(super) fn fdb_config(b: &BridgeConfig) -> FdbConfig {
     }
 }
 
-fn vlan_of(m: &VlanMode) -> PortVlan {
+pub(super) fn vlan_of(m: &VlanMode) -> PortVlan {
     match m {
         VlanMode::Access { tag } => PortVlan::Access(*tag),
         VlanMode::Trunk { trunks, native } => PortVlan::trunk(trunks, *native),
@@ -127,49 +121,11 @@ pub(super) struct Previous<'a> {
 impl Previous<'_> {
     /// The running snapshot's name for port `n` if it is `name`: shared,
     /// not allocated again.
-    fn port_name(&self, n: PortNo, name: &str) -> Arc<str> {
+    pub(super) fn port_name(&self, n: PortNo, name: &str) -> Arc<str> {
         match self.snapshot.port(n) {
             Some(e) if &*e.name == name => Arc::clone(&e.name),
             _ => Arc::from(name),
         }
-    }
-}
-
-/// Builds tunnel `spec`'s template from `local` to a remote.
-pub(super) type TemplateFn<'a> =
-    dyn FnMut(&TunnelSpec, IpAddr, IpAddr) -> Result<Template, DropReason> + 'a;
-
-/// A tunnel's config compiled for the tunnel module: defaults applied
-/// (the UDP port of its kind), the outer TOS and the VLAN mode resolved.
-pub fn tunnel_spec(cfg: &TunnelConfig) -> TunnelSpec {
-    TunnelSpec {
-        name: cfg.name.clone(),
-        remotes: cfg.remotes.clone(),
-        learn_remotes: cfg.learn_remotes,
-        accept_inner_vlan: matches!(cfg.vlan, VlanMode::Trunk { .. }),
-        encap: Encap {
-            kind: cfg.kind,
-            vni: cfg.vni,
-            dst_port: cfg.udp_port(),
-            ttl: cfg.ttl,
-            tos: match cfg.tos {
-                TosConfig::Fixed(t) => Some(t),
-                TosConfig::Inherit => None,
-            },
-            df: cfg.df,
-            csum: cfg.csum,
-            zero_csum6: cfg.zero_csum6,
-            src_port_range: cfg.src_port_range,
-            geneve_opts: cfg
-                .geneve_opts
-                .iter()
-                .map(|o| GeneveOptionRepr {
-                    class: o.class,
-                    typ: o.typ,
-                    data: o.data.clone(),
-                })
-                .collect(),
-        },
     }
 }
 
@@ -266,14 +222,14 @@ pub(super) fn compile(
 /// The ports of the config being compiled, as far as they are built: their
 /// numbers, their entries (filled in by each part in turn) and each
 /// bridge's members.
-struct Layout<'c> {
-    numbers: FxHashMap<&'c str, PortNo>,
-    bridge_no: FxHashMap<&'c str, u16>,
-    ports: Vec<PortEntry>,
+pub(super) struct Layout<'c> {
+    pub(super) numbers: FxHashMap<&'c str, PortNo>,
+    pub(super) bridge_no: FxHashMap<&'c str, u16>,
+    pub(super) ports: Vec<PortEntry>,
     /// (bridge number, port number) of every port, in the order ports
     /// join their bridge: sorted by bridge (stably) into the bridges' port
     /// lists, one allocation for all.
-    members: Vec<(u16, PortNo)>,
+    pub(super) members: Vec<(u16, PortNo)>,
 }
 
 impl<'c> Layout<'c> {
@@ -339,139 +295,6 @@ impl<'c> Layout<'c> {
             members,
         }
     }
-}
-
-/// Each tunnel's dynamic remotes: those the tunnel had (learned ones among
-/// them, the tick drops the unused), then VTEPs static entries name beyond
-/// the configured remotes. A tunnel without any has no entry.
-fn dynamic_remotes(
-    config: &Config,
-    prev_dyn: &HashMap<String, Vec<IpAddr>>,
-    errs: &mut Vec<ConfigError>,
-) -> HashMap<String, Vec<IpAddr>> {
-    let mut dyn_remotes: HashMap<String, Vec<IpAddr>> = HashMap::new();
-    // Only tunnels that had some keep some: no pass over every tunnel.
-    if !prev_dyn.is_empty() {
-        for t in &config.tunnels {
-            let Some(d) = prev_dyn.get(&t.name) else {
-                continue;
-            };
-            let v4 = t.remotes.first().is_none_or(|r| r.is_ipv4());
-            let kept: Vec<IpAddr> = d
-                .iter()
-                .filter(|r| !t.remotes.contains(r) && r.is_ipv4() == v4)
-                .copied()
-                .collect();
-            if !kept.is_empty() {
-                dyn_remotes.insert(t.name.clone(), kept);
-            }
-        }
-    }
-    if config.fdb.iter().any(|f| f.remote.is_some()) {
-        let mut seen: std::collections::HashSet<(usize, IpAddr)> = std::collections::HashSet::new();
-        let tunnels: FxHashMap<&str, (usize, &TunnelConfig)> = config
-            .tunnels
-            .iter()
-            .enumerate()
-            .map(|(i, t)| (t.name.as_str(), (i, t)))
-            .collect();
-        for (name, d) in &dyn_remotes {
-            if let Some(&(i, _)) = tunnels.get(name.as_str()) {
-                seen.extend(d.iter().map(|r| (i, *r)));
-            }
-        }
-        for f in &config.fdb {
-            let (Some(&(i, t)), Some(r)) = (tunnels.get(f.port.as_str()), f.remote) else {
-                continue;
-            };
-            if t.remotes.contains(&r) || !seen.insert((i, r)) {
-                continue;
-            }
-            let d = dyn_remotes.entry(t.name.clone()).or_default();
-            if t.remotes.len() + d.len() >= MAX_REMOTES {
-                errs.push(ConfigError {
-                    object: format!("tunnel {:?}", t.name),
-                    message: format!(
-                        "static FDB entries name more VTEPs than the {MAX_REMOTES} remotes a tunnel holds"
-                    ),
-                });
-                break;
-            }
-            d.push(r);
-        }
-    }
-    dyn_remotes
-}
-
-/// The tunnel ports, each taken from `prev` or built with `template`;
-/// their entries and bridge memberships go into `layout`. `prev_tunnel`
-/// is [`align`]'s of the two configs' tunnels.
-fn tunnel_ports(
-    config: &Config,
-    prev: &Previous,
-    prev_tunnel: &[Option<usize>],
-    layout: &mut Layout,
-    dyn_remotes: &HashMap<String, Vec<IpAddr>>,
-    template: &mut TemplateFn,
-    work: &mut ApplyWork,
-) -> Result<TunnelTable, TunnelTableError> {
-    let mut tunnel_ports = Vec::with_capacity(config.tunnels.len());
-    for (t, prev_t) in config.tunnels.iter().zip(prev_tunnel) {
-        let n = layout.numbers[t.name.as_str()];
-        let b = layout.bridge_no[t.bridge.as_str()];
-        let local = t.local.or_else(|| {
-            let v4 = t.remotes.first().is_none_or(|r| r.is_ipv4());
-            config
-                .uplink
-                .as_ref()
-                .and_then(|u| u.local_ips.iter().find(|a| a.is_ipv4() == v4).copied())
-        });
-        let Some(local) = local else {
-            // validate() already reported it.
-            continue;
-        };
-        let dynamic = dyn_remotes.get(&t.name).map_or(&[][..], Vec::as_slice);
-        // Same config, number, local address and dynamic remotes: the
-        // same port, templates included (the caller rebuilds every
-        // template when the underlay moved).
-        let same = prev_t.is_some_and(|k| prev.config.tunnels[k] == *t);
-        let kept = match prev.snapshot.port(n).map(|e| e.kind) {
-            Some(PortKind::Tunnel(i)) if same => prev.snapshot.tunnels.get(i),
-            _ => None,
-        };
-        let kept = kept
-            .filter(|tp| *tp.name == *t.name && tp.port == n && tp.local == local)
-            .filter(|tp| tp.dynamic_remotes() == dynamic);
-        let tp = match kept {
-            Some(tp) => tp.clone(),
-            None => {
-                work.tunnels_compiled += 1;
-                let spec = tunnel_spec(t);
-                let mut tp = TunnelPort::with_dynamic(&spec, n, local, dynamic);
-                tp.name = prev.port_name(n, &t.name);
-                for (i, remote) in Arc::clone(&tp.remotes).iter().enumerate() {
-                    work.templates_built += 1;
-                    tp.set_template(i as RemoteIdx, template(&spec, local, *remote));
-                }
-                tp
-            }
-        };
-        layout.ports[usize::from(n)] = PortEntry {
-            name: Arc::clone(&tp.name),
-            kind: PortKind::Tunnel(tunnel_ports.len() as u16),
-            bridge: b,
-            vlan: vlan_of(&t.vlan),
-            mtu: config.uplink.as_ref().map_or(1500, |u| u.mtu),
-            firewall: [None; 2],
-            policer: [None; 2],
-            max_macs: None,
-            security: None,
-            storm: None,
-        };
-        tunnel_ports.push(tp);
-        layout.members.push((b, n));
-    }
-    TunnelTable::build(tunnel_ports)
 }
 
 /// The config's ACLs compiled, each port's firewall slots set in `layout`.
@@ -822,97 +645,5 @@ pub(super) fn same_members(
 }
 
 #[cfg(test)]
-mod tests {
-    use std::collections::{HashMap, HashSet};
-
-    use proptest::prelude::*;
-
-    use super::align;
-    use crate::testkit;
-    use xvs_config::{AclConfig, Direction};
-
-    proptest! {
-        /// `align` answers what a name map would: for each new item the
-        /// old one of its name, and the old ones without a new namesake,
-        /// whatever was deleted, inserted, moved or renamed.
-        #[test]
-        fn align_matches_by_name(
-            prev in proptest::sample::subsequence((0..40u8).collect::<Vec<_>>(), 0..40)
-                .prop_shuffle(),
-            keep in proptest::collection::vec(any::<bool>(), 40),
-            added in proptest::sample::subsequence((40..60u8).collect::<Vec<_>>(), 0..6),
-            moves in proptest::collection::vec((any::<prop::sample::Index>(), any::<prop::sample::Index>()), 0..3),
-        ) {
-            let prev: Vec<String> = prev.iter().map(|i| format!("n{i}")).collect();
-            // Mostly the old order, some items gone, some added anywhere,
-            // a few moved.
-            let mut new: Vec<String> = prev
-                .iter()
-                .zip(&keep)
-                .filter(|(_, k)| **k || prev.len() < 4)
-                .map(|(n, _)| n.clone())
-                .collect();
-            for (k, a) in added.iter().enumerate() {
-                let at = (k * 7) % (new.len() + 1);
-                new.insert(at, format!("n{a}"));
-            }
-            for (a, b) in &moves {
-                if !new.is_empty() {
-                    let x = new.remove(a.index(new.len()));
-                    new.insert(b.index(new.len() + 1), x);
-                }
-            }
-            let (found, gone) = align(&prev, &new, String::as_str);
-            let by_name: HashMap<&str, usize> =
-                prev.iter().enumerate().map(|(i, n)| (n.as_str(), i)).collect();
-            let want: Vec<Option<usize>> = new.iter().map(|n| by_name.get(n.as_str()).copied()).collect();
-            prop_assert_eq!(found, want);
-            let names: HashSet<&str> = new.iter().map(String::as_str).collect();
-            let mut gone = gone;
-            gone.sort_unstable();
-            let want_gone: Vec<usize> =
-                (0..prev.len()).filter(|i| !names.contains(prev[*i].as_str())).collect();
-            prop_assert_eq!(gone, want_gone);
-        }
-    }
-
-    #[test]
-    fn every_problem_is_reported_in_table_order_and_nothing_changes() {
-        let mut ctl = testkit::testbed();
-        let before = ctl.snapshot();
-        let mut config = testkit::config();
-        config.bridges[0].flows = vec!["priority=1,no_such_field=1,actions=drop".into()];
-        config.acls = vec![AclConfig {
-            port: "vm1".into(),
-            dir: Direction::In,
-            rules: vec!["not a rule".into()],
-        }];
-        let errs = ctl
-            .apply(config)
-            .expect_err("a bad flow and a bad ACL rule");
-        let objects: Vec<&str> = errs.0.iter().map(|e| e.object.as_str()).collect();
-        // Policies are compiled before bridges: the ACL comes first.
-        assert_eq!(objects, ["acl \"vm1\" in rule 1", "bridge \"br0\" flow 1"]);
-        assert!(std::sync::Arc::ptr_eq(&ctl.snapshot(), &before));
-        assert_eq!(*ctl.config(), testkit::config());
-    }
-
-    #[test]
-    fn a_changed_tunnel_is_built_and_the_others_are_taken() {
-        let mut ctl = testkit::testbed();
-        let mut config = testkit::config();
-        config.tunnels[2]
-            .remotes
-            .push("2001:db8::3".parse().unwrap());
-        ctl.apply(config).expect("one more remote");
-        let work = ctl.last_apply();
-        // vx6 alone, with its two remotes' templates; no bridge's tables
-        // (same config, same members), and only vx6's bridge's FDB, whose
-        // remote list was rebuilt.
-        assert_eq!(work.tunnels_compiled, 1);
-        assert_eq!(work.templates_built, 2);
-        assert_eq!(work.bridge_tables_built, 0);
-        assert_eq!(work.fdbs_rederived, 1);
-        assert_eq!(ctl.snapshot().tunnels.ports()[2].remotes.len(), 2);
-    }
-}
+#[path = "compile_tests.rs"]
+mod tests;

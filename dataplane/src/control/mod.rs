@@ -54,12 +54,13 @@ pub mod kernel;
 mod learning;
 pub mod lookup;
 mod snoop;
+mod tunnels;
 mod underlay;
 mod upcall;
 
-pub use compile::tunnel_spec;
 pub use learning::LearnRefusals;
 pub use snoop::SnoopCounters;
+pub use tunnels::tunnel_spec;
 pub use underlay::Underlay;
 pub use upcall::{Miss, UpcallWork};
 
