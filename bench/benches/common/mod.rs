@@ -3,7 +3,7 @@
 //! operations are the same work on the same packets.
 
 use std::net::IpAddr;
-use xvs_dataplane::control::tunnel_spec;
+use xvs_dataplane::control::{tunnel_encap, tunnel_spec};
 
 use xvs_bench::{udp_frame, A, B};
 use xvs_config::{GeneveOptConfig, TunnelConfig, TunnelKind};
@@ -48,7 +48,7 @@ pub fn tunnel_fixture(kind: TunnelKind) -> TunnelFixture {
         });
     }
     let tpl = Template::build(
-        &tunnel_spec(&cfg).encap,
+        &tunnel_encap(&cfg),
         ip("192.0.2.1"),
         ip("192.0.2.2"),
         MacAddr(A),

@@ -60,7 +60,7 @@ mod upcall;
 
 pub use learning::LearnRefusals;
 pub use snoop::SnoopCounters;
-pub use tunnels::tunnel_spec;
+pub use tunnels::{tunnel_encap, tunnel_spec};
 pub use underlay::Underlay;
 pub use upcall::{Miss, UpcallWork};
 
@@ -596,12 +596,12 @@ impl Control {
                     .dyn_remotes
                     .get(&*tp.name)
                     .map_or(&[][..], Vec::as_slice);
-                let spec = tunnel_spec(cfg);
                 if tp.dynamic_remotes() != dynamic {
-                    *tp = TunnelPort::with_dynamic(&spec, tp.port, tp.local, dynamic);
+                    *tp = TunnelPort::with_dynamic(&tunnel_spec(cfg), tp.port, tp.local, dynamic);
                 }
+                let encap = tunnel_encap(cfg);
                 for (i, remote) in tp.remotes.clone().iter().enumerate() {
-                    let t = self.build_template(&spec.encap, tp.local, *remote, hops);
+                    let t = self.build_template(&encap, tp.local, *remote, hops);
                     tp.set_template(i as RemoteIdx, t);
                 }
             }

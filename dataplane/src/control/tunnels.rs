@@ -32,29 +32,36 @@ pub fn tunnel_spec(cfg: &TunnelConfig) -> TunnelSpec {
         remotes: cfg.remotes.clone(),
         learn_remotes: cfg.learn_remotes,
         accept_inner_vlan: matches!(cfg.vlan, VlanMode::Trunk { .. }),
-        encap: Encap {
-            kind: cfg.kind,
-            vni: cfg.vni,
-            dst_port: cfg.udp_port(),
-            ttl: cfg.ttl,
-            tos: match cfg.tos {
-                TosConfig::Fixed(t) => Some(t),
-                TosConfig::Inherit => None,
-            },
-            df: cfg.df,
-            csum: cfg.csum,
-            zero_csum6: cfg.zero_csum6,
-            src_port_range: cfg.src_port_range,
-            geneve_opts: cfg
-                .geneve_opts
-                .iter()
-                .map(|o| GeneveOptionRepr {
-                    class: o.class,
-                    typ: o.typ,
-                    data: o.data.clone(),
-                })
-                .collect(),
+        encap: tunnel_encap(cfg),
+    }
+}
+
+/// The encapsulation alone, what a template needs: rebuilding templates
+/// (on every neighbour change) or sizing headroom takes no copy of the
+/// tunnel's name and remotes.
+pub fn tunnel_encap(cfg: &TunnelConfig) -> Encap {
+    Encap {
+        kind: cfg.kind,
+        vni: cfg.vni,
+        dst_port: cfg.udp_port(),
+        ttl: cfg.ttl,
+        tos: match cfg.tos {
+            TosConfig::Fixed(t) => Some(t),
+            TosConfig::Inherit => None,
         },
+        df: cfg.df,
+        csum: cfg.csum,
+        zero_csum6: cfg.zero_csum6,
+        src_port_range: cfg.src_port_range,
+        geneve_opts: cfg
+            .geneve_opts
+            .iter()
+            .map(|o| GeneveOptionRepr {
+                class: o.class,
+                typ: o.typ,
+                data: o.data.clone(),
+            })
+            .collect(),
     }
 }
 

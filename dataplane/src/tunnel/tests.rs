@@ -5,7 +5,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use proptest::prelude::*;
 
 use super::*;
-use crate::control::tunnel_spec;
+use crate::control::{tunnel_encap, tunnel_spec};
 use crate::frame::Frame;
 use crate::wire::ipv4::Ipv4Packet;
 use xvs_config::{GeneveOptConfig, TosConfig, TunnelConfig};
@@ -119,7 +119,7 @@ proptest! {
 
     #[test]
     fn push_then_pop_is_identity(c in arb_case()) {
-        let tpl = Template::build(&tunnel_spec(&c.cfg).encap, c.local, c.remote, SRC_MAC, DST_MAC).unwrap();
+        let tpl = Template::build(&tunnel_encap(&c.cfg), c.local, c.remote, SRC_MAC, DST_MAC).unwrap();
         let mut buf = vec![0u8; MAX_HEADER_LEN + c.inner.len() + 16];
         buf[MAX_HEADER_LEN..MAX_HEADER_LEN + c.inner.len()].copy_from_slice(&c.inner);
         let mut f = Frame::new(&mut buf, MAX_HEADER_LEN, c.inner.len()).unwrap();
@@ -155,7 +155,7 @@ proptest! {
 
     #[test]
     fn pop_rejects_any_truncation_of_a_valid_packet(c in arb_case(), cut in 0usize..1000) {
-        let tpl = Template::build(&tunnel_spec(&c.cfg).encap, c.local, c.remote, SRC_MAC, DST_MAC).unwrap();
+        let tpl = Template::build(&tunnel_encap(&c.cfg), c.local, c.remote, SRC_MAC, DST_MAC).unwrap();
         let mut buf = vec![0u8; MAX_HEADER_LEN + c.inner.len()];
         buf[MAX_HEADER_LEN..].copy_from_slice(&c.inner);
         let len = c.inner.len();
@@ -193,7 +193,7 @@ fn vxlan_header_is_sent_with_reserved_bits_zero() {
         vec!["192.0.2.2".parse().unwrap()],
     );
     let tpl = Template::build(
-        &tunnel_spec(&cfg).encap,
+        &tunnel_encap(&cfg),
         "192.0.2.1".parse().unwrap(),
         "192.0.2.2".parse().unwrap(),
         SRC_MAC,
@@ -217,7 +217,7 @@ fn tos_inherit_and_ecn_are_applied_per_packet() {
     cfg.tos = TosConfig::Fixed(0xb8);
     let local: IpAddr = "192.0.2.1".parse().unwrap();
     let remote: IpAddr = "192.0.2.2".parse().unwrap();
-    let tpl = Template::build(&tunnel_spec(&cfg).encap, local, remote, SRC_MAC, DST_MAC).unwrap();
+    let tpl = Template::build(&tunnel_encap(&cfg), local, remote, SRC_MAC, DST_MAC).unwrap();
     let mut buf = vec![0u8; 200];
     let mut f = Frame::new(&mut buf, 100, 60).unwrap();
     // ECT(0) inner: the fixed DSCP keeps, the ECN bits follow the inner.
@@ -236,7 +236,7 @@ fn tos_inherit_and_ecn_are_applied_per_packet() {
 
     cfg.tos = TosConfig::Inherit;
     cfg.df = false;
-    let tpl = Template::build(&tunnel_spec(&cfg).encap, local, remote, SRC_MAC, DST_MAC).unwrap();
+    let tpl = Template::build(&tunnel_encap(&cfg), local, remote, SRC_MAC, DST_MAC).unwrap();
     let mut buf = vec![0u8; 200];
     let mut f = Frame::new(&mut buf, 100, 60).unwrap();
     tpl.push(
@@ -264,7 +264,7 @@ fn push_without_headroom_changes_nothing() {
         vec!["192.0.2.2".parse().unwrap()],
     );
     let tpl = Template::build(
-        &tunnel_spec(&cfg).encap,
+        &tunnel_encap(&cfg),
         "192.0.2.1".parse().unwrap(),
         "192.0.2.2".parse().unwrap(),
         SRC_MAC,
@@ -290,7 +290,7 @@ fn mixed_families_are_refused() {
         vec!["192.0.2.2".parse().unwrap()],
     );
     assert!(Template::build(
-        &tunnel_spec(&cfg).encap,
+        &tunnel_encap(&cfg),
         "2001:db8::1".parse().unwrap(),
         "192.0.2.2".parse().unwrap(),
         SRC_MAC,
@@ -365,7 +365,7 @@ fn vxlan_packet(src: &str, dst: &str) -> Vec<u8> {
     let mut cfg = TunnelConfig::new("p", "br", TunnelKind::Vxlan, 42, vec![dst.parse().unwrap()]);
     cfg.local = Some(src.parse().unwrap());
     let tpl = Template::build(
-        &tunnel_spec(&cfg).encap,
+        &tunnel_encap(&cfg),
         src.parse().unwrap(),
         dst.parse().unwrap(),
         SRC_MAC,

@@ -47,7 +47,7 @@ pub fn interface_mac(iface: &str) -> Result<MacAddr, DaemonError> {
 /// longest).
 pub(super) fn outer_header_len(t: &TunnelConfig) -> u32 {
     let v6 = t.remotes.iter().any(IpAddr::is_ipv6);
-    let encap = xvs_dataplane::control::tunnel_spec(t).encap;
+    let encap = xvs_dataplane::control::tunnel_encap(t);
     xvs_dataplane::tunnel::template::outer_header_len(&encap, v6) as u32
 }
 
