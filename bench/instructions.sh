@@ -22,12 +22,12 @@
 # noise and below the smallest regression worth stopping: one more pass over
 # a 64-byte frame in pop adds ~10%, one more branch-and-load in push ~3%.
 # A compiler upgrade can move every count by a few percent: that is a
-# baseline update, reviewed like any other. One op is not deterministic:
-# the FDB draws its hash seed at random per process, and fdb_lookup_1M's
-# instructions and misses move with it: 62.6 to 69.0 instructions per
-# lookup over twelve runs of one build (-3% to +7% around 64.7); its
-# instruction threshold is FDB_PCT, 12%, which an extra hash or probe per
-# lookup (+15% or more) still exceeds.
+# baseline update, reviewed like any other. xvsd draws the FDB's hash
+# seed at random per process; with it fdb_lookup_1M moved by 7% in
+# instructions and 11% in misses between runs of one build, and failed the
+# gate on noise (CI, 2026-12-07). The example fixes the seed
+# (Fdb::fix_seed); what remains, the order a merge inserts keys in, moves
+# it by about 0.6%.
 #
 # Cache misses come from callgrind's simulated caches, whose geometry is
 # fixed below so that every machine simulates the same ones. Last-level
@@ -44,7 +44,6 @@ cd "$(dirname "$0")/.."
 
 BASELINE=bench/instructions/baseline.txt
 IR_PCT=${IR_PCT:-3}
-FDB_PCT=${FDB_PCT:-12}
 MISS_PCT=${MISS_PCT:-10}
 MISS_ABS=${MISS_ABS:-0.1}
 # Caches every run simulates: 32 KiB 8-way L1s, a 32 MiB 16-way last level
@@ -136,7 +135,7 @@ if [ ! -f "$BASELINE" ]; then
   exit 1
 fi
 
-awk -v baseline="$BASELINE" -v ir_pct="$IR_PCT" -v fdb_pct="$FDB_PCT" -v miss_pct="$MISS_PCT" -v miss_abs="$MISS_ABS" -v secs="$secs" '
+awk -v baseline="$BASELINE" -v ir_pct="$IR_PCT" -v miss_pct="$MISS_PCT" -v miss_abs="$MISS_ABS" -v secs="$secs" '
   function pct(a, b) { return b == 0 ? (a == 0 ? 0 : 100) : 100 * (a - b) / b }
   function worse(now, base) { return now > base * (1 + miss_pct / 100) && now - base > miss_abs }
   FNR == NR { if ($0 !~ /^#/ && NF == 4) { bir[$1] = $2; bd1[$1] = $3; bll[$1] = $4 }; next }
@@ -147,7 +146,7 @@ awk -v baseline="$BASELINE" -v ir_pct="$IR_PCT" -v fdb_pct="$FDB_PCT" -v miss_pc
     if (!(op in bir)) { verdict = "NEW (no baseline)"; bad++ }
     else {
       why = ""
-      lim = op ~ /^fdb_/ ? fdb_pct : ir_pct
+      lim = ir_pct
       if (pct(ir, bir[op]) > lim) why = why " instructions"
       if (worse(ll, bll[op])) why = why " LL"
       if (why != "") { verdict = "FAIL:" why; bad++ }
@@ -161,7 +160,7 @@ awk -v baseline="$BASELINE" -v ir_pct="$IR_PCT" -v fdb_pct="$FDB_PCT" -v miss_pc
     printf "%-26s %10s %10s %8s %8s %8s %8s %8s  %s\n", "op (per operation)", "base Ir", "Ir", "change", "base D1", "D1", "base LL", "LL", "verdict"
   }
   END {
-    printf "\nthresholds: instructions +%s%% (fdb_* +%s%%: random hash seed); LL misses +%s%% and +%s per op; D1 misses not gated. %d ops, %d s under valgrind.\n", ir_pct, fdb_pct, miss_pct, miss_abs, rows, secs
+    printf "\nthresholds: instructions +%s%%; LL misses +%s%% and +%s per op; D1 misses not gated. %d ops, %d s under valgrind.\n", ir_pct, miss_pct, miss_abs, rows, secs
     if (bad) { printf "FAIL: %d op(s) over the baseline (%s). If the change is intended, run bench/instructions.sh --update and commit the baseline on its own, saying why.\n", bad, baseline; exit 1 }
     print "pass"
   }' "$BASELINE" "$work/now.txt"

@@ -270,7 +270,7 @@ pub struct Fdb {
     view: Arc<FdbView>,
     /// Something changed since `view` was built.
     dirty: bool,
-    seeds: RandomState,
+    seeds: Seeds,
     counters: FdbCounters,
     /// Learned (not static) entries per destination port, kept with `map`
     /// so that a per-port limit costs a lookup, not a scan, per event.
@@ -293,6 +293,25 @@ fn tally(per_port: &mut HashMap<PortNo, usize>, c: Ctl, add: bool) {
     }
 }
 
+/// Where each table's hash seed comes from: at random per process (an
+/// attacker who cannot predict the seed cannot choose MACs that all collide),
+/// or fixed, for benchmarks that must repeat.
+#[derive(Debug)]
+enum Seeds {
+    Random(RandomState),
+    Fixed(u64),
+}
+
+impl Seeds {
+    /// The seed of the `n`th table built (each merge builds one).
+    fn nth(&self, n: u64) -> u64 {
+        match self {
+            Seeds::Random(r) => r.hash_one(n),
+            Seeds::Fixed(s) => xvs_types::hash::mum(s ^ n, xvs_types::hash::SECRETS[0]),
+        }
+    }
+}
+
 impl Fdb {
     pub fn new(cfg: FdbConfig) -> Result<Self, FdbError> {
         if cfg.max_entries == 0 || cfg.max_entries > MAX_FDB_ENTRIES {
@@ -301,8 +320,8 @@ impl Fdb {
         if cfg.aging_ns < NS_PER_SEC {
             return Err(FdbError::BadAging(cfg.aging_ns));
         }
-        let seeds = RandomState::new();
-        let view = Arc::new(FdbView::empty(seeds.hash_one(0u64)));
+        let seeds = Seeds::Random(RandomState::new());
+        let view = Arc::new(FdbView::empty(seeds.nth(0)));
         Ok(Fdb {
             cfg,
             map: HashMap::new(),
@@ -314,6 +333,18 @@ impl Fdb {
             counters: FdbCounters::default(),
             learned_on: HashMap::new(),
         })
+    }
+
+    /// Draws every table's seed from `seed` instead of at random, so that
+    /// a benchmark's probe lengths and cache misses repeat from run to run
+    /// (the instruction-count gate). Only for an empty FDB: a seed known in
+    /// advance gives up the resistance to chosen-MAC floods that the random
+    /// one buys, which a benchmark does not need.
+    pub fn fix_seed(&mut self, seed: u64) {
+        assert!(self.map.is_empty(), "fix_seed on an FDB that has entries");
+        self.seeds = Seeds::Fixed(seed);
+        self.view = Arc::new(FdbView::empty(self.seeds.nth(0)));
+        self.base = self.view.base.clone();
     }
 
     pub fn config(&self) -> &FdbConfig {
@@ -649,7 +680,7 @@ impl Fdb {
 
     fn merge(&mut self, generation: u64) {
         self.counters.merges += 1;
-        let seed = self.seeds.hash_one(self.counters.merges);
+        let seed = self.seeds.nth(self.counters.merges);
         let mut table = Table::with_room(self.map.len(), seed);
         for (&k, &c) in &self.map {
             let inserted = table.insert_new(k, c.slot_val());

@@ -446,3 +446,18 @@ proptest! {
         prop_assert_eq!(shown, want);
     }
 }
+
+#[test]
+fn a_fixed_seed_repeats_and_a_random_one_differs() {
+    let seeded = || {
+        let mut f = fdb(100_000);
+        f.fix_seed(7);
+        for i in 0..20_000 {
+            let _ = f.learn(0, mac(i), FdbDest::local(1), 0);
+        }
+        let v = f.view();
+        (v.seed, v.base.seed)
+    };
+    assert_eq!(seeded(), seeded());
+    assert_ne!(fdb(10).view().seed, fdb(10).view().seed);
+}
