@@ -528,7 +528,7 @@ mac = "02:00:00:00:00:63"
         t.ttl = 9;
         t.csum = true;
         t.df = false;
-        cfg.tunnels.push(t.clone());
+        cfg.tunnels.push(t.clone().into());
         let (cfg, _) = step(&cfg, &h1, &state::desired(&h1, &reg(&[&h1, &h2, &h3])));
         let now = &cfg.tunnels[0];
         assert_eq!(now.remotes.len(), 2);

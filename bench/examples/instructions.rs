@@ -268,13 +268,16 @@ fn decap_control() -> Control {
     let mut ctl = testkit::control();
     let mut cfg = testkit::config();
     for (mac, port, remote) in [(A, "vm1", None), (B, "vx1", Some(ip("192.0.2.2")))] {
-        cfg.fdb.push(StaticFdbConfig {
-            bridge: "br0".into(),
-            vlan: 0,
-            mac: MacAddr(mac),
-            port: port.into(),
-            remote,
-        });
+        cfg.fdb.push(
+            StaticFdbConfig {
+                bridge: "br0".into(),
+                vlan: 0,
+                mac: MacAddr(mac),
+                port: port.into(),
+                remote,
+            }
+            .into(),
+        );
     }
     ctl.apply(cfg).expect("decap fixture config is valid");
     ctl

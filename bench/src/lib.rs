@@ -43,28 +43,37 @@ pub fn encap_control() -> Control {
         "priority=100,ip,actions=NORMAL".into(),
         "priority=1,actions=drop".into(),
     ];
-    cfg.acls.push(AclConfig {
-        port: "vm1".into(),
-        dir: Direction::In,
-        rules: (0..100)
-            .map(|i| format!("priority=10,tcp,tp_dst={},action=drop", 1000 + i))
-            .collect(),
-    });
-    cfg.qos.push(QosConfig {
-        port: "vm1".into(),
-        dir: Direction::In,
-        rate_bps: 100_000_000_000,
-        burst_bytes: 1 << 30,
-        peak_bps: None,
-    });
+    cfg.acls.push(
+        AclConfig {
+            port: "vm1".into(),
+            dir: Direction::In,
+            rules: (0..100)
+                .map(|i| format!("priority=10,tcp,tp_dst={},action=drop", 1000 + i))
+                .collect(),
+        }
+        .into(),
+    );
+    cfg.qos.push(
+        QosConfig {
+            port: "vm1".into(),
+            dir: Direction::In,
+            rate_bps: 100_000_000_000,
+            burst_bytes: 1 << 30,
+            peak_bps: None,
+        }
+        .into(),
+    );
     let remote: IpAddr = "192.0.2.2".parse().expect("literal");
-    cfg.fdb.push(StaticFdbConfig {
-        bridge: "br0".into(),
-        vlan: 0,
-        mac: MacAddr(B),
-        port: "vx1".into(),
-        remote: Some(remote),
-    });
+    cfg.fdb.push(
+        StaticFdbConfig {
+            bridge: "br0".into(),
+            vlan: 0,
+            mac: MacAddr(B),
+            port: "vx1".into(),
+            remote: Some(remote),
+        }
+        .into(),
+    );
     ctl.apply(cfg).expect("fixture config is valid");
     ctl
 }

@@ -20,9 +20,11 @@
 //! Everything is re-exported here, so users name `xvs_config::X` only.
 
 mod checks;
+mod shared;
 mod validate;
 
 pub use checks::{check_name, is_unicast_ip, is_unicast_mac, remote_vtep, MAX_NAME_LEN};
+pub use shared::Shared;
 pub use validate::{ConfigError, ConfigErrors, ValidConfig};
 
 use std::collections::BTreeMap;
@@ -45,20 +47,20 @@ pub const FIRST_PORT_NO: PortNo = 1;
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
-    pub bridges: Vec<BridgeConfig>,
+    pub bridges: Vec<Shared<BridgeConfig>>,
     pub uplink: Option<UplinkConfig>,
-    pub ports: Vec<PortConfig>,
-    pub tunnels: Vec<TunnelConfig>,
-    pub fdb: Vec<StaticFdbConfig>,
-    pub acls: Vec<AclConfig>,
-    pub qos: Vec<QosConfig>,
+    pub ports: Vec<Shared<PortConfig>>,
+    pub tunnels: Vec<Shared<TunnelConfig>>,
+    pub fdb: Vec<Shared<StaticFdbConfig>>,
+    pub acls: Vec<Shared<AclConfig>>,
+    pub qos: Vec<Shared<QosConfig>>,
     /// Underlay routes added by the operator (OVS `ovs/route/add`); they
     /// sit beside the routes read from the kernel (longest prefix, then
     /// lowest metric wins).
-    pub routes: Vec<RouteConfig>,
+    pub routes: Vec<Shared<RouteConfig>>,
     /// Static underlay neighbors (OVS `tnl/arp/set`): never expire, never
     /// replaced by snooped or kernel entries.
-    pub neighbors: Vec<NeighborConfig>,
+    pub neighbors: Vec<Shared<NeighborConfig>>,
     /// Records of higher control planes (the applied network model, ...),
     /// persisted and changed in the same transactions as the objects they
     /// describe; the dataplane never reads them.
@@ -67,7 +69,7 @@ pub struct Config {
     /// The overlay address table: which MAC an overlay IP has, per bridge
     /// and VLAN (what ARP/ND suppression answers from).
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub addrs: Vec<OverlayAddrConfig>,
+    pub addrs: Vec<Shared<OverlayAddrConfig>>,
 }
 
 /// One overlay address: `ip` is at `mac` in `bridge`, VLAN `vlan`.
@@ -678,7 +680,7 @@ mod testutil {
 
     pub fn base() -> Config {
         let mut c = Config {
-            bridges: vec![BridgeConfig::new("br0")],
+            bridges: vec![BridgeConfig::new("br0").into()],
             uplink: Some(UplinkConfig {
                 iface: "eth0".into(),
                 number: None,
@@ -686,14 +688,15 @@ mod testutil {
                 local_ips: vec!["192.0.2.1".parse().unwrap()],
                 mtu: 1500,
             }),
-            ports: vec![PortConfig::new("vm1", "br0")],
+            ports: vec![PortConfig::new("vm1", "br0").into()],
             tunnels: vec![TunnelConfig::new(
                 "vx1",
                 "br0",
                 TunnelKind::Vxlan,
                 42,
                 vec!["192.0.2.2".parse().unwrap()],
-            )],
+            )
+            .into()],
             ..Default::default()
         };
         c.assign_port_numbers();
@@ -740,16 +743,22 @@ mod tests {
     #[test]
     fn bad_routes_and_static_neighbors_are_named() {
         let mut c = Config::default();
-        c.routes.push(RouteConfig {
-            prefix: "198.51.100.0/24".parse().unwrap(),
-            gateway: Some("2001:db8::1".parse().unwrap()),
-            dev: "eth0".into(),
-            metric: 0,
-        });
-        c.neighbors.push(NeighborConfig {
-            ip: "192.0.2.254".parse().unwrap(),
-            mac: "01:00:5e:00:00:01".parse().unwrap(),
-        });
+        c.routes.push(
+            RouteConfig {
+                prefix: "198.51.100.0/24".parse().unwrap(),
+                gateway: Some("2001:db8::1".parse().unwrap()),
+                dev: "eth0".into(),
+                metric: 0,
+            }
+            .into(),
+        );
+        c.neighbors.push(
+            NeighborConfig {
+                ip: "192.0.2.254".parse().unwrap(),
+                mac: "01:00:5e:00:00:01".parse().unwrap(),
+            }
+            .into(),
+        );
         let errs = c.validate().unwrap_err().to_string();
         assert!(
             errs.contains("route 198.51.100.0/24") && errs.contains("family"),

@@ -373,7 +373,7 @@ impl Config {
         let port_of: HashMap<&str, (&String, Option<&TunnelConfig>)> = self
             .tunnels
             .iter()
-            .map(|t| (t.name.as_str(), (&t.bridge, Some(t))))
+            .map(|t| (t.name.as_str(), (&t.bridge, Some(&**t))))
             .chain(
                 self.ports
                     .iter()

@@ -13,13 +13,16 @@ fn every_problem_is_listed_at_once() {
     c.tunnels[0].vni = MAX_VNI + 1;
     c.tunnels[0].bridge = "nope".into();
     c.ports.push(c.ports[0].clone());
-    c.fdb.push(StaticFdbConfig {
-        bridge: "br0".into(),
-        vlan: 0,
-        mac: MacAddr::BROADCAST,
-        port: "ghost".into(),
-        remote: None,
-    });
+    c.fdb.push(
+        StaticFdbConfig {
+            bridge: "br0".into(),
+            vlan: 0,
+            mac: MacAddr::BROADCAST,
+            port: "ghost".into(),
+            remote: None,
+        }
+        .into(),
+    );
     let errs = c.validate().unwrap_err().0;
     let text: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
     let has = |s: &str| text.iter().any(|t| t.contains(s));
@@ -44,17 +47,17 @@ fn multicast_groups_are_single_remotes_never_fdb_remotes_or_local_ips() {
     // unicast VTEP: valid.
     let mut c = base();
     c.tunnels[0].remotes = vec![ip("239.1.1.1")];
-    c.fdb.push(fdb(1, Some("192.0.2.9")));
+    c.fdb.push(fdb(1, Some("192.0.2.9")).into());
     c.validate().unwrap();
     let mut c = base();
-    c.fdb.push(fdb(1, Some("192.0.2.9")));
+    c.fdb.push(fdb(1, Some("192.0.2.9")).into());
     c.validate().unwrap();
 
     let mut c = base();
     c.tunnels[0].remotes = vec![ip("239.1.1.1"), ip("192.0.2.2")];
     c.uplink.as_mut().unwrap().local_ips.push(ip("224.0.0.5"));
-    c.fdb.push(fdb(1, Some("239.1.1.1")));
-    c.fdb.push(fdb(2, Some("2001:db8::9")));
+    c.fdb.push(fdb(1, Some("239.1.1.1")).into());
+    c.fdb.push(fdb(2, Some("2001:db8::9")).into());
     let text: Vec<String> = c
         .validate()
         .unwrap_err()
@@ -79,7 +82,7 @@ fn multicast_groups_are_single_remotes_never_fdb_remotes_or_local_ips() {
 
     let mut c = base();
     c.tunnels[0].remotes = vec![ip("239.1.1.1")];
-    c.fdb.push(fdb(1, None));
+    c.fdb.push(fdb(1, None).into());
     let e = c.validate().unwrap_err().0;
     assert!(
         e[0].message.contains("multicast tunnel: say which VTEP"),
@@ -106,12 +109,15 @@ fn validate_applies_the_name_rule_to_every_object_that_has_a_name() {
     c.bridges[0].name = "-rf".into();
     c.ports[0].bridge = "-rf".into();
     c.uplink.as_mut().unwrap().iface = "eth 0".into();
-    c.routes.push(RouteConfig {
-        prefix: "10.9.0.0/16".parse().unwrap(),
-        gateway: None,
-        dev: "bad/dev".into(),
-        metric: 0,
-    });
+    c.routes.push(
+        RouteConfig {
+            prefix: "10.9.0.0/16".parse().unwrap(),
+            gateway: None,
+            dev: "bad/dev".into(),
+            metric: 0,
+        }
+        .into(),
+    );
     let text = c.validate().unwrap_err().to_string();
     assert!(
         text.contains("bridge \"-rf\": name starts with '-'"),
@@ -162,13 +168,16 @@ fn remotes_that_are_not_another_vtep_are_refused() {
         .contains("multicast group"));
     // A static FDB entry's remote is held to the same rule.
     let mut c = base();
-    c.fdb.push(StaticFdbConfig {
-        bridge: "br0".into(),
-        vlan: 0,
-        mac: "02:00:00:00:00:09".parse().unwrap(),
-        port: "vx1".into(),
-        remote: Some("127.0.0.1".parse().unwrap()),
-    });
+    c.fdb.push(
+        StaticFdbConfig {
+            bridge: "br0".into(),
+            vlan: 0,
+            mac: "02:00:00:00:00:09".parse().unwrap(),
+            port: "vx1".into(),
+            remote: Some("127.0.0.1".parse().unwrap()),
+        }
+        .into(),
+    );
     assert!(c
         .validate()
         .unwrap_err()

@@ -41,8 +41,8 @@ fn hypervisor(name: &'static str, me: u8, peer: u8) -> Hv {
     });
     let config = Config {
         bridges: vec![
-            BridgeConfig::new("br-vxlan"),
-            BridgeConfig::new("br-geneve"),
+            BridgeConfig::new("br-vxlan").into(),
+            BridgeConfig::new("br-geneve").into(),
         ],
         uplink: Some(UplinkConfig {
             iface: "uplink".into(),
@@ -52,12 +52,12 @@ fn hypervisor(name: &'static str, me: u8, peer: u8) -> Hv {
             mtu: 1500,
         }),
         ports: vec![
-            PortConfig::new("vm-vx", "br-vxlan"),
-            PortConfig::new("vm-gn", "br-geneve"),
+            PortConfig::new("vm-vx", "br-vxlan").into(),
+            PortConfig::new("vm-gn", "br-geneve").into(),
         ],
         tunnels: vec![
-            TunnelConfig::new("vx0", "br-vxlan", TunnelKind::Vxlan, 100, vec![remote]),
-            gn,
+            TunnelConfig::new("vx0", "br-vxlan", TunnelKind::Vxlan, 100, vec![remote]).into(),
+            gn.into(),
         ],
         ..Default::default()
     };

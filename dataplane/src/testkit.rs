@@ -50,9 +50,9 @@ pub fn config() -> Config {
     });
     let mut c = Config {
         bridges: vec![
-            BridgeConfig::new("br0"),
-            BridgeConfig::new("br1"),
-            BridgeConfig::new("br6"),
+            BridgeConfig::new("br0").into(),
+            BridgeConfig::new("br1").into(),
+            BridgeConfig::new("br6").into(),
         ],
         uplink: Some(UplinkConfig {
             iface: "eth0".into(),
@@ -62,10 +62,10 @@ pub fn config() -> Config {
             mtu: 9000,
         }),
         ports: vec![
-            PortConfig::new("vm1", "br0"),
-            PortConfig::new("vm2", "br0"),
-            PortConfig::new("vm3", "br1"),
-            PortConfig::new("vm4", "br6"),
+            PortConfig::new("vm1", "br0").into(),
+            PortConfig::new("vm2", "br0").into(),
+            PortConfig::new("vm3", "br1").into(),
+            PortConfig::new("vm4", "br6").into(),
         ],
         tunnels: vec![
             TunnelConfig::new(
@@ -74,9 +74,10 @@ pub fn config() -> Config {
                 TunnelKind::Vxlan,
                 42,
                 vec![ip("192.0.2.2"), ip("192.0.2.3")],
-            ),
-            gn,
-            TunnelConfig::new("vx6", "br6", TunnelKind::Vxlan, 44, vec![ip("2001:db8::2")]),
+            )
+            .into(),
+            gn.into(),
+            TunnelConfig::new("vx6", "br6", TunnelKind::Vxlan, 44, vec![ip("2001:db8::2")]).into(),
         ],
         ..Default::default()
     };

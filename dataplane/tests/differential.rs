@@ -176,16 +176,22 @@ fn system(policy: bool) -> (Control, WorkerState, Pool) {
             "priority=80,in_port=3,udp,actions=mod_vlan_vid:7,output:2".into(),
             "priority=10,actions=NORMAL".into(),
         ];
-        c.acls.push(AclConfig {
-            port: "vm1".into(),
-            dir: Direction::In,
-            rules: vec!["priority=10,udp,tp_dst=53,action=drop".into()],
-        });
-        c.acls.push(AclConfig {
-            port: "vm2".into(),
-            dir: Direction::Out,
-            rules: vec!["priority=10,tcp,tp_dst=80,action=drop".into()],
-        });
+        c.acls.push(
+            AclConfig {
+                port: "vm1".into(),
+                dir: Direction::In,
+                rules: vec!["priority=10,udp,tp_dst=53,action=drop".into()],
+            }
+            .into(),
+        );
+        c.acls.push(
+            AclConfig {
+                port: "vm2".into(),
+                dir: Direction::Out,
+                rules: vec!["priority=10,tcp,tp_dst=80,action=drop".into()],
+            }
+            .into(),
+        );
         ctl.apply(c).expect("the differential config is valid");
     }
     let ws = WorkerState::new(0, Some(ctl.learn_sender()));

@@ -120,25 +120,34 @@ fn control() -> Control {
     let mut ctl = testkit::testbed();
     let mut c: Config = ctl.config().clone();
     c.bridges[0].arp_suppress = true;
-    c.addrs.push(OverlayAddrConfig {
-        bridge: "br0".into(),
-        vlan: 0,
-        ip: "10.0.0.2".parse().unwrap(),
-        mac: MacAddr(B),
-        owner: None,
-    });
-    c.acls.push(AclConfig {
-        port: "vm1".into(),
-        dir: Direction::In,
-        rules: vec!["priority=10,ip,nw_dst=10.0.0.99,action=drop".into()],
-    });
-    c.qos.push(QosConfig {
-        port: "vm2".into(),
-        dir: Direction::Out,
-        rate_bps: 100_000_000_000,
-        burst_bytes: 100_000_000,
-        peak_bps: None,
-    });
+    c.addrs.push(
+        OverlayAddrConfig {
+            bridge: "br0".into(),
+            vlan: 0,
+            ip: "10.0.0.2".parse().unwrap(),
+            mac: MacAddr(B),
+            owner: None,
+        }
+        .into(),
+    );
+    c.acls.push(
+        AclConfig {
+            port: "vm1".into(),
+            dir: Direction::In,
+            rules: vec!["priority=10,ip,nw_dst=10.0.0.99,action=drop".into()],
+        }
+        .into(),
+    );
+    c.qos.push(
+        QosConfig {
+            port: "vm2".into(),
+            dir: Direction::Out,
+            rate_bps: 100_000_000_000,
+            burst_bytes: 100_000_000,
+            peak_bps: None,
+        }
+        .into(),
+    );
     c.bridges[2].flows = vec![
         format!("priority=20,udp,tp_dst={BLOCKED_PORT},actions=drop"),
         "priority=10,actions=normal".into(),

@@ -43,44 +43,55 @@ fn config() -> Config {
             gateway: Some("192.0.2.2".parse().unwrap()),
             dev: "u0".into(),
             metric: 0,
-        }],
+        }
+        .into()],
         neighbors: vec![NeighborConfig {
             ip: "192.0.2.2".parse().unwrap(),
             mac: GATEWAY_MAC,
-        }],
+        }
+        .into()],
         ..Default::default()
     };
     for i in 0..BRIDGES {
-        c.bridges.push(BridgeConfig::new(format!("b{i}")));
-        c.tunnels.push(TunnelConfig::new(
-            format!("t{i}"),
-            format!("b{i}"),
-            TunnelKind::Vxlan,
-            i as u32 + 1,
-            vec![remote(i)],
-        ));
+        c.bridges.push(BridgeConfig::new(format!("b{i}")).into());
+        c.tunnels.push(
+            TunnelConfig::new(
+                format!("t{i}"),
+                format!("b{i}"),
+                TunnelKind::Vxlan,
+                i as u32 + 1,
+                vec![remote(i)],
+            )
+            .into(),
+        );
     }
-    c.ports.push(PortConfig::new("pa1", "b1"));
+    c.ports.push(PortConfig::new("pa1", "b1").into());
     c.assign_port_numbers();
     let pa1 = c.port_numbers()["pa1"];
     c.bridges[1].flows.push(format!(
         "priority=100,in_port={pa1},tcp,tp_dst=22,actions=drop"
     ));
-    c.addrs.push(OverlayAddrConfig {
-        bridge: "b1".into(),
-        vlan: 0,
-        ip: "10.1.0.5".parse().unwrap(),
-        mac: MacAddr([2, 0, 0, 0, 1, 5]),
-        owner: None,
-    });
-    for (k, remote) in [(1, None), (2, Some("10.99.0.1".parse().unwrap()))] {
-        c.fdb.push(StaticFdbConfig {
+    c.addrs.push(
+        OverlayAddrConfig {
             bridge: "b1".into(),
             vlan: 0,
-            mac: MacAddr([2, 0, 0, 0, 2, k]),
-            port: "t1".into(),
-            remote,
-        });
+            ip: "10.1.0.5".parse().unwrap(),
+            mac: MacAddr([2, 0, 0, 0, 1, 5]),
+            owner: None,
+        }
+        .into(),
+    );
+    for (k, remote) in [(1, None), (2, Some("10.99.0.1".parse().unwrap()))] {
+        c.fdb.push(
+            StaticFdbConfig {
+                bridge: "b1".into(),
+                vlan: 0,
+                mac: MacAddr([2, 0, 0, 0, 2, k]),
+                port: "t1".into(),
+                remote,
+            }
+            .into(),
+        );
     }
     c
 }
@@ -152,7 +163,7 @@ fn a_one_line_change_builds_only_what_it_changes() {
 
     // add-port b7 p7: b7's flow table and FDB, nothing else.
     let before = ctl.snapshot();
-    c.ports.push(PortConfig::new("p7", "b7"));
+    c.ports.push(PortConfig::new("p7", "b7").into());
     // Numbers are kept once given, as a transaction does.
     c.assign_port_numbers();
     ctl.apply(c.clone()).unwrap();
@@ -164,13 +175,16 @@ fn a_one_line_change_builds_only_what_it_changes() {
 
     // fdb-add b9: b9's FDB only.
     let before = ctl.snapshot();
-    c.fdb.push(StaticFdbConfig {
-        bridge: "b9".into(),
-        vlan: 0,
-        mac: MacAddr([2, 0, 0, 0, 9, 9]),
-        port: "t9".into(),
-        remote: None,
-    });
+    c.fdb.push(
+        StaticFdbConfig {
+            bridge: "b9".into(),
+            vlan: 0,
+            mac: MacAddr([2, 0, 0, 0, 9, 9]),
+            port: "t9".into(),
+            remote: None,
+        }
+        .into(),
+    );
     ctl.apply(c.clone()).unwrap();
     let w = ctl.last_apply();
     assert_eq!(
@@ -264,19 +278,15 @@ fn what_a_change_leaves_alone_is_shared_not_copied() {
     // and add-br bz with tunnel tz: still no tunnel port copied or rebuilt
     // but the new one.
     for edit in [
-        (|c: &mut Config| c.ports.push(PortConfig::new("p7", "b7"))) as fn(&mut Config),
+        (|c: &mut Config| c.ports.push(PortConfig::new("p7", "b7").into())) as fn(&mut Config),
         |c| {
             c.tunnels.remove(11);
         },
         |c| {
-            c.bridges.push(BridgeConfig::new("bz"));
-            c.tunnels.push(TunnelConfig::new(
-                "tz",
-                "bz",
-                TunnelKind::Vxlan,
-                7777,
-                vec![remote(999)],
-            ))
+            c.bridges.push(BridgeConfig::new("bz").into());
+            c.tunnels.push(
+                TunnelConfig::new("tz", "bz", TunnelKind::Vxlan, 7777, vec![remote(999)]).into(),
+            )
         },
     ] {
         let before = ctl.snapshot();
@@ -331,27 +341,27 @@ fn building_less_compiles_the_same_snapshot_as_building_all() {
         ("ttl", |c, _| c.tunnels[3].ttl = 9),
         ("remotes", |c, _| c.tunnels[4].remotes.push(remote(900))),
         ("vni", |c, _| c.tunnels[6].vni = 5000),
-        ("add port", |c, _| c.ports.push(PortConfig::new("p2", "b2"))),
+        ("add port", |c, _| {
+            c.ports.push(PortConfig::new("p2", "b2").into())
+        }),
         ("del tunnel", |c, _| {
             c.tunnels.remove(8);
         }),
         ("add tunnel", |c, _| {
-            c.tunnels.push(TunnelConfig::new(
-                "tz",
-                "b8",
-                TunnelKind::Vxlan,
-                9,
-                vec![remote(901)],
-            ))
+            c.tunnels
+                .push(TunnelConfig::new("tz", "b8", TunnelKind::Vxlan, 9, vec![remote(901)]).into())
         }),
         ("static to a new VTEP", |c, _| {
-            c.fdb.push(StaticFdbConfig {
-                bridge: "b1".into(),
-                vlan: 0,
-                mac: MacAddr([2, 0, 0, 0, 3, 3]),
-                port: "t1".into(),
-                remote: Some("10.99.0.2".parse().unwrap()),
-            })
+            c.fdb.push(
+                StaticFdbConfig {
+                    bridge: "b1".into(),
+                    vlan: 0,
+                    mac: MacAddr([2, 0, 0, 0, 3, 3]),
+                    port: "t1".into(),
+                    remote: Some("10.99.0.2".parse().unwrap()),
+                }
+                .into(),
+            )
         }),
         ("del static", |c, _| {
             c.fdb.remove(0);
@@ -367,12 +377,15 @@ fn building_less_compiles_the_same_snapshot_as_building_all() {
             c.neighbors[0].mac = MacAddr([2, 0, 0, 0, 0, 4])
         }),
         ("route", |c, _| {
-            c.routes.push(RouteConfig {
-                prefix: "10.128.0.0/24".parse().unwrap(),
-                gateway: Some("192.0.2.9".parse().unwrap()),
-                dev: "u0".into(),
-                metric: 0,
-            })
+            c.routes.push(
+                RouteConfig {
+                    prefix: "10.128.0.0/24".parse().unwrap(),
+                    gateway: Some("192.0.2.9".parse().unwrap()),
+                    dev: "u0".into(),
+                    metric: 0,
+                }
+                .into(),
+            )
         }),
         ("uplink MAC", |c, ctl| {
             let mac = MacAddr([2, 0, 0, 0, 0, 0x11]);
@@ -422,34 +435,43 @@ fn random_edits_compile_as_a_fresh_control_plane_would() {
             0 if !next.tunnels.is_empty() => next.tunnels[t].ttl = 1 + rng.below(200) as u8,
             1 if !next.tunnels.is_empty() => next.tunnels[t].remotes = vec![remote(300 + step)],
             // Often refused: another VNI than the bridge's other tunnel.
-            2 => next.tunnels.push(TunnelConfig::new(
-                format!("x{step}"),
-                b,
-                TunnelKind::Vxlan,
-                100_000 + step as u32,
-                vec![remote(1_000 + step)],
-            )),
+            2 => next.tunnels.push(
+                TunnelConfig::new(
+                    format!("x{step}"),
+                    b,
+                    TunnelKind::Vxlan,
+                    100_000 + step as u32,
+                    vec![remote(1_000 + step)],
+                )
+                .into(),
+            ),
             3 if !next.tunnels.is_empty() => {
-                let gone = next.tunnels.remove(t).name;
+                let gone = next.tunnels.remove(t).name.clone();
                 next.fdb.retain(|f| f.port != gone);
             }
             4 => next
                 .ports
-                .push(PortConfig::new(format!("p{step}"), b.clone())),
-            5 if !next.tunnels.is_empty() => next.fdb.push(StaticFdbConfig {
-                bridge: next.tunnels[t].bridge.clone(),
-                vlan: 0,
-                mac: MacAddr([2, 0, 0, 1, (step >> 8) as u8, step as u8]),
-                port: next.tunnels[t].name.clone(),
-                remote: (rng.below(2) == 0).then(|| remote(2_000 + step)),
-            }),
-            6 => next.addrs.push(OverlayAddrConfig {
-                bridge: b,
-                vlan: 0,
-                ip: Ipv4Addr::from(0x0a01_0000 + step as u32).into(),
-                mac: MacAddr([2, 0, 0, 2, (step >> 8) as u8, step as u8]),
-                owner: None,
-            }),
+                .push(PortConfig::new(format!("p{step}"), b.clone()).into()),
+            5 if !next.tunnels.is_empty() => next.fdb.push(
+                StaticFdbConfig {
+                    bridge: next.tunnels[t].bridge.clone(),
+                    vlan: 0,
+                    mac: MacAddr([2, 0, 0, 1, (step >> 8) as u8, step as u8]),
+                    port: next.tunnels[t].name.clone(),
+                    remote: (rng.below(2) == 0).then(|| remote(2_000 + step)),
+                }
+                .into(),
+            ),
+            6 => next.addrs.push(
+                OverlayAddrConfig {
+                    bridge: b,
+                    vlan: 0,
+                    ip: Ipv4Addr::from(0x0a01_0000 + step as u32).into(),
+                    mac: MacAddr([2, 0, 0, 2, (step >> 8) as u8, step as u8]),
+                    owner: None,
+                }
+                .into(),
+            ),
             _ => {
                 let i = rng.below(next.bridges.len());
                 next.bridges[i].learning = !next.bridges[i].learning;

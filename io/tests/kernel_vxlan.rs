@@ -63,7 +63,7 @@ fn control() -> Control {
     let mut vx = TunnelConfig::new("vx1", "br0", TunnelKind::Vxlan, 42, vec![addr("192.0.2.2")]);
     vx.local = Some(addr("192.0.2.1"));
     let mut cfg = Config {
-        bridges: vec![BridgeConfig::new("br0")],
+        bridges: vec![BridgeConfig::new("br0").into()],
         uplink: Some(UplinkConfig {
             iface: "hvu0".into(),
             number: None,
@@ -71,8 +71,8 @@ fn control() -> Control {
             local_ips: vec![addr("192.0.2.1")],
             mtu: 1500,
         }),
-        ports: vec![PortConfig::new("hvp0", "br0")],
-        tunnels: vec![vx],
+        ports: vec![PortConfig::new("hvp0", "br0").into()],
+        tunnels: vec![vx.into()],
         ..Default::default()
     };
     cfg.assign_port_numbers();

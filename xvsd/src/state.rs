@@ -499,7 +499,7 @@ mod tests {
 
     fn tunnels(n: usize) -> Config {
         let mut c = Config {
-            bridges: vec![BridgeConfig::new("br0")],
+            bridges: vec![BridgeConfig::new("br0").into()],
             uplink: Some(UplinkConfig {
                 iface: "u0".into(),
                 number: Some(1),
@@ -514,7 +514,7 @@ mod tests {
             let mut t =
                 TunnelConfig::new(format!("t{i}"), "br0", TunnelKind::Vxlan, 100, vec![remote]);
             t.number = Some(i as u16 + 2);
-            c.tunnels.push(t);
+            c.tunnels.push(t.into());
         }
         c
     }
@@ -525,7 +525,7 @@ mod tests {
         let path = d.join("sub").join("state.json");
         assert!(load(&path).unwrap().is_none());
         let c = Config {
-            bridges: vec![BridgeConfig::new("br0")],
+            bridges: vec![BridgeConfig::new("br0").into()],
             ..Default::default()
         };
         save(&path, &c).unwrap();
@@ -559,17 +559,20 @@ mod tests {
         s.commit(&c).unwrap();
         let snapshot = s.last_write();
         let steps: Vec<fn(&mut Config)> = vec![
-            (|c| c.tunnels.remove(17).name.clear()),
+            (|c| drop(c.tunnels.remove(17))),
             (|c| c.tunnels[3].vni = 7),
             (|c| {
-                let t = c.tunnels[0].clone();
-                c.tunnels.push(TunnelConfig {
-                    name: "new".into(),
-                    number: Some(999),
-                    ..t
-                })
+                let t = c.tunnels[0].clone().into_inner();
+                c.tunnels.push(
+                    TunnelConfig {
+                        name: "new".into(),
+                        number: Some(999),
+                        ..t
+                    }
+                    .into(),
+                )
             }),
-            (|c| c.bridges.insert(0, BridgeConfig::new("br1"))),
+            (|c| c.bridges.insert(0, BridgeConfig::new("br1").into())),
             (|c| c.uplink.as_mut().unwrap().mtu = 9000),
             (|c| {
                 c.meta.insert("model".into(), json!({"nets": [1, 2]}));
@@ -655,7 +658,7 @@ mod tests {
         save(&path, &states[0]).unwrap();
         fs::write(&jpath, &full).unwrap();
         let mut other = states[0].clone();
-        other.bridges.push(BridgeConfig::new("x"));
+        other.bridges.push(BridgeConfig::new("x").into());
         save(&path, &other).unwrap();
         fs::write(&jpath, &full).unwrap();
         assert_eq!(load(&path).unwrap().as_ref(), Some(&other));

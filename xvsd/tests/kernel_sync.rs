@@ -256,7 +256,7 @@ fn control_towards(state: &KernelState, remote: &str) -> Control {
     ctl.underlay.uplink_mac = Some(MacAddr([2, 0, 0, 0, 0, 1]));
     ctl.load_kernel(state, 1);
     let mut cfg = Config {
-        bridges: vec![BridgeConfig::new("br0")],
+        bridges: vec![BridgeConfig::new("br0").into()],
         uplink: Some(UplinkConfig {
             iface: "v0".into(),
             number: None,
@@ -264,14 +264,10 @@ fn control_towards(state: &KernelState, remote: &str) -> Control {
             local_ips: vec![addr("10.9.0.1")],
             mtu: 1500,
         }),
-        ports: vec![PortConfig::new("vm1", "br0")],
-        tunnels: vec![TunnelConfig::new(
-            "vx1",
-            "br0",
-            TunnelKind::Vxlan,
-            5,
-            vec![addr(remote)],
-        )],
+        ports: vec![PortConfig::new("vm1", "br0").into()],
+        tunnels: vec![
+            TunnelConfig::new("vx1", "br0", TunnelKind::Vxlan, 5, vec![addr(remote)]).into(),
+        ],
         ..Default::default()
     };
     cfg.assign_port_numbers();

@@ -50,7 +50,7 @@ pub(super) fn add_br(config: &mut Config, c: &AddBr) -> Result<(), CommandError>
     if let Some(a) = c.arp_suppress {
         b.arp_suppress = a;
     }
-    config.bridges.push(b);
+    config.bridges.push(b.into());
     Ok(())
 }
 
@@ -74,8 +74,8 @@ pub(super) fn arp_add(config: &mut Config, c: &ArpAdd) -> Result<(), CommandErro
         .iter_mut()
         .find(|a| a.bridge == c.bridge && a.vlan == c.vlan && a.ip == c.ip)
     {
-        Some(a) => *a = entry,
-        None => config.addrs.push(entry),
+        Some(a) => *a = entry.into(),
+        None => config.addrs.push(entry.into()),
     }
     Ok(())
 }

@@ -87,7 +87,7 @@ type FdbKey = (String, u16, MacAddr);
 /// the list is written back.
 #[derive(Debug)]
 pub(super) struct FdbEdit {
-    slots: Vec<Option<StaticFdbConfig>>,
+    slots: Vec<Option<Shared<StaticFdbConfig>>>,
     index: HashMap<FdbKey, usize>,
 }
 
@@ -113,7 +113,7 @@ impl<'a> Editor<'a> {
     fn fdb_edit(&mut self) -> &mut FdbEdit {
         let config = &mut *self.config;
         self.fdb.get_or_insert_with(|| {
-            let slots: Vec<Option<StaticFdbConfig>> = std::mem::take(&mut config.fdb)
+            let slots: Vec<Option<Shared<StaticFdbConfig>>> = std::mem::take(&mut config.fdb)
                 .into_iter()
                 .map(Some)
                 .collect();
@@ -225,11 +225,11 @@ impl<'a> Editor<'a> {
         };
         let f = self.fdb_edit();
         match f.index.get(&(c.bridge.clone(), c.vlan, c.mac)) {
-            Some(&i) => f.slots[i] = Some(entry),
+            Some(&i) => f.slots[i] = Some(entry.into()),
             None => {
                 f.index
                     .insert((c.bridge.clone(), c.vlan, c.mac), f.slots.len());
-                f.slots.push(Some(entry));
+                f.slots.push(Some(entry.into()));
             }
         }
         Ok(())

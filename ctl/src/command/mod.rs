@@ -31,8 +31,8 @@ use serde_json::Value;
 use xvs_config::{
     AclConfig, BridgeConfig, Config, ConfigErrors, Direction, GeneveOptConfig, LookupConfig,
     LookupProviderConfig, MissAction, NeighborConfig, OverlayAddrConfig, PortConfig, QosConfig,
-    RouteConfig, StaticFdbConfig, TosConfig, TunnelConfig, TunnelKind, UplinkConfig, VlanMode,
-    MAX_VNI,
+    RouteConfig, Shared, StaticFdbConfig, TosConfig, TunnelConfig, TunnelKind, UplinkConfig,
+    VlanMode, MAX_VNI,
 };
 use xvs_types::acl::{self, AclAction, AclRule};
 use xvs_types::flow::{FlowMatch, FlowRule};

@@ -65,11 +65,14 @@ pub(super) fn acl_add(config: &mut Config, c: &AclAdd) -> Result<(), CommandErro
     }
     match idx {
         Some(i) => config.acls[i].rules = rules,
-        None => config.acls.push(AclConfig {
-            port: c.port.clone(),
-            dir: c.dir,
-            rules,
-        }),
+        None => config.acls.push(
+            AclConfig {
+                port: c.port.clone(),
+                dir: c.dir,
+                rules,
+            }
+            .into(),
+        ),
     }
     Ok(())
 }
@@ -168,8 +171,8 @@ pub(super) fn qos_set(config: &mut Config, c: &QosSet) -> Result<(), CommandErro
         .iter_mut()
         .find(|x| x.port == c.port && x.dir == c.dir)
     {
-        Some(x) => *x = q,
-        None => config.qos.push(q),
+        Some(x) => *x = q.into(),
+        None => config.qos.push(q.into()),
     }
     Ok(())
 }

@@ -48,7 +48,7 @@ pub(super) fn add_port(config: &mut Config, c: &AddPort) -> Result<(), CommandEr
     if let Some(m) = c.mtu {
         p.mtu = m;
     }
-    config.ports.push(p);
+    config.ports.push(p.into());
     // Numbered now, so a later add-flow in the same transaction can name it.
     config.assign_port_numbers();
     Ok(())
@@ -123,7 +123,7 @@ pub(super) fn add_tunnel(config: &mut Config, c: &AddTunnel) -> Result<(), Comma
         }
     }
     let t = c.to_config();
-    config.tunnels.push(t);
+    config.tunnels.push(t.into());
     config.assign_port_numbers();
     Ok(())
 }

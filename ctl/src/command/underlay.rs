@@ -9,10 +9,13 @@ pub(super) fn neigh_set(config: &mut Config, c: &NeighSet) -> Result<(), Command
     unicast_mac("mac", c.mac)?;
     match config.neighbors.iter_mut().find(|n| n.ip == c.ip) {
         Some(n) => n.mac = c.mac,
-        None => config.neighbors.push(NeighborConfig {
-            ip: c.ip,
-            mac: c.mac,
-        }),
+        None => config.neighbors.push(
+            NeighborConfig {
+                ip: c.ip,
+                mac: c.mac,
+            }
+            .into(),
+        ),
     }
     Ok(())
 }
@@ -67,7 +70,7 @@ pub(super) fn route_add(config: &mut Config, c: &RouteAdd) -> Result<(), Command
         .iter_mut()
         .find(|r| r.prefix == c.prefix && r.metric == c.metric)
     {
-        Some(r) if c.may_exist => *r = route,
+        Some(r) if c.may_exist => *r = route.into(),
         Some(_) => {
             return Err(CommandError::Exists {
                 what: "route",
@@ -75,7 +78,7 @@ pub(super) fn route_add(config: &mut Config, c: &RouteAdd) -> Result<(), Command
                 hint: " (use --may-exist to replace it)",
             })
         }
-        None => config.routes.push(route),
+        None => config.routes.push(route.into()),
     }
     Ok(())
 }

@@ -55,7 +55,7 @@ pub fn compile(model: &Model, local: &str) -> Config {
             NetType::Vlan => {
                 vlan_vids.extend(net.vni.map(|v| v as u16));
                 if !out.bridges.iter().any(|b| b.name == VLAN_BRIDGE) {
-                    out.bridges.push(BridgeConfig::new(VLAN_BRIDGE));
+                    out.bridges.push(BridgeConfig::new(VLAN_BRIDGE).into());
                 }
                 VLAN_BRIDGE.to_string()
             }
@@ -65,7 +65,7 @@ pub fn compile(model: &Model, local: &str) -> Config {
                 // would only let a spoofed source move one (LSDN's static).
                 b.learning = !s.kind.is_static();
                 b.arp_suppress = s.suppresses_arp();
-                out.bridges.push(b);
+                out.bridges.push(b.into());
                 net.name.clone()
             }
         };
@@ -113,7 +113,7 @@ pub fn compile(model: &Model, local: &str) -> Config {
             if s.port != kind_default(kind) {
                 t.dst_port = s.port;
             }
-            out.tunnels.push(t);
+            out.tunnels.push(t.into());
             if s.kind.is_static() {
                 for v in model.virts.iter().filter(|v| v.net == net.name) {
                     let (Some(mac), Some(pn)) = (v.mac, v.phys.as_deref()) else {
@@ -122,19 +122,22 @@ pub fn compile(model: &Model, local: &str) -> Config {
                     let Some(&(_, vtep)) = others.iter().find(|(n, _)| *n == pn) else {
                         continue;
                     };
-                    out.fdb.push(StaticFdbConfig {
-                        bridge: bridge.clone(),
-                        vlan: 0,
-                        mac,
-                        port: tname.clone(),
-                        remote: Some(vtep),
-                    });
+                    out.fdb.push(
+                        StaticFdbConfig {
+                            bridge: bridge.clone(),
+                            vlan: 0,
+                            mac,
+                            port: tname.clone(),
+                            remote: Some(vtep),
+                        }
+                        .into(),
+                    );
                 }
             }
         } else if s.kind == NetType::Direct {
             if let Some(iface) = &me.iface {
                 out.ports
-                    .push(port(iface, &bridge, VlanMode::Access { tag: 0 }));
+                    .push(port(iface, &bridge, VlanMode::Access { tag: 0 }).into());
             }
         }
         // Every virt's address, wherever it runs: what ARP suppression
@@ -145,13 +148,16 @@ pub fn compile(model: &Model, local: &str) -> Config {
         };
         for v in model.virts.iter().filter(|v| v.net == net.name) {
             if let (Some(ip), Some(mac), true) = (v.ip, v.mac, s.suppresses_arp()) {
-                out.addrs.push(OverlayAddrConfig {
-                    bridge: bridge.clone(),
-                    vlan: vid,
-                    ip,
-                    mac,
-                    owner: Some(META_KEY.to_string()),
-                });
+                out.addrs.push(
+                    OverlayAddrConfig {
+                        bridge: bridge.clone(),
+                        vlan: vid,
+                        ip,
+                        mac,
+                        owner: Some(META_KEY.to_string()),
+                    }
+                    .into(),
+                );
             }
         }
         for v in model
@@ -165,17 +171,20 @@ pub fn compile(model: &Model, local: &str) -> Config {
                 _ => 0,
             };
             out.ports
-                .push(port(iface, &bridge, VlanMode::Access { tag }));
+                .push(port(iface, &bridge, VlanMode::Access { tag }).into());
             if let (true, Some(mac)) = (s.kind.is_static(), v.mac) {
                 // Without learning, a local VM's MAC must be known too or
                 // every frame to it would be flooded.
-                out.fdb.push(StaticFdbConfig {
-                    bridge: bridge.clone(),
-                    vlan: 0,
-                    mac,
-                    port: iface.clone(),
-                    remote: None,
-                });
+                out.fdb.push(
+                    StaticFdbConfig {
+                        bridge: bridge.clone(),
+                        vlan: 0,
+                        mac,
+                        port: iface.clone(),
+                        remote: None,
+                    }
+                    .into(),
+                );
             }
             virt_policy(&mut out, iface, v);
         }
@@ -183,14 +192,17 @@ pub fn compile(model: &Model, local: &str) -> Config {
     if !vlan_vids.is_empty() {
         if let Some(iface) = &me.iface {
             vlan_vids.sort_unstable();
-            out.ports.push(port(
-                iface,
-                VLAN_BRIDGE,
-                VlanMode::Trunk {
-                    trunks: vlan_vids,
-                    native: None,
-                },
-            ));
+            out.ports.push(
+                port(
+                    iface,
+                    VLAN_BRIDGE,
+                    VlanMode::Trunk {
+                        trunks: vlan_vids,
+                        native: None,
+                    },
+                )
+                .into(),
+            );
         }
     }
     out
@@ -214,11 +226,14 @@ fn virt_policy(out: &mut Config, iface: &str, v: &Virt) {
             .filter_map(|t| t.parse::<AclRule>().ok().map(|r| canonical_rule(t, &r)))
             .collect();
         if !texts.is_empty() {
-            out.acls.push(AclConfig {
-                port: iface.to_string(),
-                dir,
-                rules: texts,
-            });
+            out.acls.push(
+                AclConfig {
+                    port: iface.to_string(),
+                    dir,
+                    rules: texts,
+                }
+                .into(),
+            );
         }
     }
     for (dir, rate) in [
@@ -226,13 +241,16 @@ fn virt_policy(out: &mut Config, iface: &str, v: &Virt) {
         (Direction::Out, &v.rate_egress),
     ] {
         if let Some((rate_bps, burst_bytes, peak_bps)) = rate.as_ref().and_then(rate_values) {
-            out.qos.push(QosConfig {
-                port: iface.to_string(),
-                dir,
-                rate_bps,
-                burst_bytes,
-                peak_bps,
-            });
+            out.qos.push(
+                QosConfig {
+                    port: iface.to_string(),
+                    dir,
+                    rate_bps,
+                    burst_bytes,
+                    peak_bps,
+                }
+                .into(),
+            );
         }
     }
 }

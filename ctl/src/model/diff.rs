@@ -21,8 +21,8 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 
 use serde_json::Value;
 use xvs_config::{
-    AclConfig, Config, Direction, OverlayAddrConfig, PortConfig, QosConfig, StaticFdbConfig,
-    TunnelConfig,
+    AclConfig, Config, Direction, OverlayAddrConfig, PortConfig, QosConfig, Shared,
+    StaticFdbConfig, TunnelConfig,
 };
 use xvs_types::acl::AclRule;
 use xvs_types::MacAddr;
@@ -102,9 +102,9 @@ pub fn diff(running: &Config, old: &Config, new: &Config, record: &Value) -> Vec
 
     // Ports and tunnels: one namespace.
     let mut recreated: HashSet<String> = HashSet::new();
-    let run_ports: HashMap<&str, &PortConfig> =
+    let run_ports: HashMap<&str, &Shared<PortConfig>> =
         running.ports.iter().map(|p| (p.name.as_str(), p)).collect();
-    let run_tunnels: HashMap<&str, &TunnelConfig> = running
+    let run_tunnels: HashMap<&str, &Shared<TunnelConfig>> = running
         .tunnels
         .iter()
         .map(|t| (t.name.as_str(), t))
@@ -178,8 +178,9 @@ pub fn diff(running: &Config, old: &Config, new: &Config, record: &Value) -> Vec
     fn key(f: &StaticFdbConfig) -> Key<'_> {
         (f.bridge.as_str(), f.vlan, f.mac)
     }
-    let run_fdb: HashMap<Key, &StaticFdbConfig> = running.fdb.iter().map(|f| (key(f), f)).collect();
-    let new_fdb: HashSet<Key> = new.fdb.iter().map(key).collect();
+    let run_fdb: HashMap<Key, &Shared<StaticFdbConfig>> =
+        running.fdb.iter().map(|f| (key(f), f)).collect();
+    let new_fdb: HashSet<Key> = new.fdb.iter().map(|f| key(f)).collect();
     for f in &old.fdb {
         let k = key(f);
         if !new_fdb.contains(&k)
@@ -210,9 +211,9 @@ pub fn diff(running: &Config, old: &Config, new: &Config, record: &Value) -> Vec
 
     // Firewall rules, per (port, direction) as a whole list.
     let acl_key = |a: &AclConfig| (a.port.clone(), a.dir);
-    let run_acls: HashMap<(String, Direction), &AclConfig> =
+    let run_acls: HashMap<(String, Direction), &Shared<AclConfig>> =
         running.acls.iter().map(|a| (acl_key(a), a)).collect();
-    let new_acls: HashSet<(String, Direction)> = new.acls.iter().map(acl_key).collect();
+    let new_acls: HashSet<(String, Direction)> = new.acls.iter().map(|a| acl_key(a)).collect();
     for a in &old.acls {
         let k = acl_key(a);
         if !new_acls.contains(&k)
@@ -246,9 +247,9 @@ pub fn diff(running: &Config, old: &Config, new: &Config, record: &Value) -> Vec
 
     // Policers.
     let q_key = |q: &QosConfig| (q.port.clone(), q.dir);
-    let run_qos: HashMap<(String, Direction), &QosConfig> =
+    let run_qos: HashMap<(String, Direction), &Shared<QosConfig>> =
         running.qos.iter().map(|q| (q_key(q), q)).collect();
-    let new_qos: HashSet<(String, Direction)> = new.qos.iter().map(q_key).collect();
+    let new_qos: HashSet<(String, Direction)> = new.qos.iter().map(|q| q_key(q)).collect();
     for q in &old.qos {
         let k = q_key(q);
         if !new_qos.contains(&k)
@@ -282,9 +283,9 @@ pub fn diff(running: &Config, old: &Config, new: &Config, record: &Value) -> Vec
     fn akey(a: &OverlayAddrConfig) -> AddrKey<'_> {
         (a.bridge.as_str(), a.vlan, a.ip)
     }
-    let run_addrs: HashMap<AddrKey, &OverlayAddrConfig> =
+    let run_addrs: HashMap<AddrKey, &Shared<OverlayAddrConfig>> =
         running.addrs.iter().map(|a| (akey(a), a)).collect();
-    let new_addrs: HashSet<AddrKey> = new.addrs.iter().map(akey).collect();
+    let new_addrs: HashSet<AddrKey> = new.addrs.iter().map(|a| akey(a)).collect();
     for a in &old.addrs {
         let k = akey(a);
         if !new_addrs.contains(&k)

@@ -274,7 +274,7 @@ ip = "10.0.0.4"
 fn compile_gives_each_host_its_share() {
     let m = model(TWO_TENANTS);
     let c1 = compile(&m, "hv1");
-    let names = |v: &[xvs_config::BridgeConfig]| -> Vec<String> {
+    let names = |v: &[xvs_config::Shared<xvs_config::BridgeConfig>]| -> Vec<String> {
         v.iter().map(|b| b.name.clone()).collect()
     };
     assert_eq!(names(&c1.bridges), ["red", "blue"]);

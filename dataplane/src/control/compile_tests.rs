@@ -64,7 +64,8 @@ fn every_problem_is_reported_in_table_order_and_nothing_changes() {
         port: "vm1".into(),
         dir: Direction::In,
         rules: vec!["not a rule".into()],
-    }];
+    }
+    .into()];
     let errs = ctl
         .apply(config)
         .expect_err("a bad flow and a bad ACL rule");

@@ -18,7 +18,7 @@ use crate::tunnel::{
     Encap, RemoteIdx, Template, TunnelPort, TunnelSpec, TunnelTable, TunnelTableError, MAX_REMOTES,
 };
 use crate::wire::geneve::GeneveOptionRepr;
-use xvs_config::{Config, ConfigError, TosConfig, TunnelConfig, VlanMode};
+use xvs_config::{Config, ConfigError, Shared, TosConfig, TunnelConfig, VlanMode};
 
 /// Builds tunnel `spec`'s template from `local` to a remote.
 pub(super) type TemplateFn<'a> =
@@ -93,7 +93,7 @@ pub(super) fn dynamic_remotes(
     }
     if config.fdb.iter().any(|f| f.remote.is_some()) {
         let mut seen: std::collections::HashSet<(usize, IpAddr)> = std::collections::HashSet::new();
-        let tunnels: FxHashMap<&str, (usize, &TunnelConfig)> = config
+        let tunnels: FxHashMap<&str, (usize, &Shared<TunnelConfig>)> = config
             .tunnels
             .iter()
             .enumerate()

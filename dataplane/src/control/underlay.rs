@@ -211,16 +211,22 @@ mod tests {
     fn config_routes_and_static_neighbors_are_installed_and_withdrawn() {
         let mut ctl = Control::new();
         let mut c = xvs_config::Config::default();
-        c.routes.push(xvs_config::RouteConfig {
-            prefix: "198.51.100.0/24".parse().unwrap(),
-            gateway: Some("192.0.2.254".parse().unwrap()),
-            dev: "eth0".into(),
-            metric: 0,
-        });
-        c.neighbors.push(xvs_config::NeighborConfig {
-            ip: "192.0.2.254".parse().unwrap(),
-            mac: "02:00:00:00:fe:01".parse().unwrap(),
-        });
+        c.routes.push(
+            xvs_config::RouteConfig {
+                prefix: "198.51.100.0/24".parse().unwrap(),
+                gateway: Some("192.0.2.254".parse().unwrap()),
+                dev: "eth0".into(),
+                metric: 0,
+            }
+            .into(),
+        );
+        c.neighbors.push(
+            xvs_config::NeighborConfig {
+                ip: "192.0.2.254".parse().unwrap(),
+                mac: "02:00:00:00:fe:01".parse().unwrap(),
+            }
+            .into(),
+        );
         ctl.apply(c.clone()).unwrap();
         let hop = ctl.underlay.next_hop("198.51.100.7".parse().unwrap());
         assert_eq!(hop, Some("192.0.2.254".parse().unwrap()));

@@ -466,18 +466,24 @@ fn tagged_frame_like(f: &[u8], vid: u16) -> Vec<u8> {
 fn firewall_and_policer_drop_and_count() {
     let mut bed = Bed::new();
     bed.apply(|c| {
-        c.acls.push(AclConfig {
-            port: "vm1".into(),
-            dir: Direction::In,
-            rules: vec!["priority=10,udp,tp_dst=2000,action=drop".into()],
-        });
-        c.qos.push(QosConfig {
-            port: "vm2".into(),
-            dir: Direction::Out,
-            rate_bps: 8_000,
-            burst_bytes: 10_000,
-            peak_bps: None,
-        });
+        c.acls.push(
+            AclConfig {
+                port: "vm1".into(),
+                dir: Direction::In,
+                rules: vec!["priority=10,udp,tp_dst=2000,action=drop".into()],
+            }
+            .into(),
+        );
+        c.qos.push(
+            QosConfig {
+                port: "vm2".into(),
+                dir: Direction::Out,
+                rate_bps: 8_000,
+                burst_bytes: 10_000,
+                peak_bps: None,
+            }
+            .into(),
+        );
     });
     let f = udp_frame(A, BCAST, 16);
     let out = bed.send(VM1, &[&f]);
@@ -637,11 +643,14 @@ fn exact_match_cache_hits_on_repeated_flows() {
     let mut ctl = testkit::control();
     let mut c = testkit::config();
     c.bridges[0].flows = vec!["priority=100,ip,actions=NORMAL".into()];
-    c.acls.push(AclConfig {
-        port: "vm1".into(),
-        dir: Direction::In,
-        rules: vec!["priority=10,tcp,tp_dst=22,action=drop".into()],
-    });
+    c.acls.push(
+        AclConfig {
+            port: "vm1".into(),
+            dir: Direction::In,
+            rules: vec!["priority=10,tcp,tp_dst=22,action=drop".into()],
+        }
+        .into(),
+    );
     ctl.apply(c).unwrap();
     let mut bed = Bed::with(ctl);
     let f = udp_frame(A, B, 16);
@@ -658,13 +667,16 @@ fn a_cached_decision_follows_fdb_changes_and_keeps_learning() {
     let mut bed = Bed::new();
     let static_b = |c: &mut Config, remote: &str| {
         c.fdb.retain(|f| f.mac != MacAddr(B));
-        c.fdb.push(StaticFdbConfig {
-            bridge: "br0".into(),
-            vlan: 0,
-            mac: MacAddr(B),
-            port: "vx1".into(),
-            remote: Some(remote.parse().unwrap()),
-        });
+        c.fdb.push(
+            StaticFdbConfig {
+                bridge: "br0".into(),
+                vlan: 0,
+                mac: MacAddr(B),
+                port: "vx1".into(),
+                remote: Some(remote.parse().unwrap()),
+            }
+            .into(),
+        );
     };
     bed.apply(|c| {
         c.bridges[0].fdb_aging_secs = 10;
@@ -715,20 +727,26 @@ fn flows_differing_only_in_ports_each_stay_cached() {
         "priority=100,ip,actions=NORMAL".into(),
         "priority=1,actions=drop".into(),
     ];
-    cfg.acls.push(AclConfig {
-        port: "vm1".into(),
-        dir: Direction::In,
-        rules: (0..100)
-            .map(|i| format!("priority=10,tcp,tp_dst={},action=drop", 1000 + i))
-            .collect(),
-    });
-    cfg.fdb.push(StaticFdbConfig {
-        bridge: "br0".into(),
-        vlan: 0,
-        mac: MacAddr(B),
-        port: "vx1".into(),
-        remote: Some("192.0.2.2".parse().unwrap()),
-    });
+    cfg.acls.push(
+        AclConfig {
+            port: "vm1".into(),
+            dir: Direction::In,
+            rules: (0..100)
+                .map(|i| format!("priority=10,tcp,tp_dst={},action=drop", 1000 + i))
+                .collect(),
+        }
+        .into(),
+    );
+    cfg.fdb.push(
+        StaticFdbConfig {
+            bridge: "br0".into(),
+            vlan: 0,
+            mac: MacAddr(B),
+            port: "vx1".into(),
+            remote: Some("192.0.2.2".parse().unwrap()),
+        }
+        .into(),
+    );
     ctl.apply(cfg).unwrap();
     let mut bed = Bed::with(ctl);
     bed.ws = WorkerState::new(0, None);
@@ -755,13 +773,16 @@ fn moves_are_learned_statics_are_not_and_idle_macs_age_out() {
     let mut bed = Bed::new();
     bed.apply(|c| {
         c.bridges[0].fdb_aging_secs = 10;
-        c.fdb.push(StaticFdbConfig {
-            bridge: "br0".into(),
-            vlan: 0,
-            mac: MacAddr(B),
-            port: "vx1".into(),
-            remote: Some("192.0.2.3".parse().unwrap()),
-        });
+        c.fdb.push(
+            StaticFdbConfig {
+                bridge: "br0".into(),
+                vlan: 0,
+                mac: MacAddr(B),
+                port: "vx1".into(),
+                remote: Some("192.0.2.3".parse().unwrap()),
+            }
+            .into(),
+        );
     });
     let fdb = |bed: &Bed, m: [u8; 6]| {
         bed.ctl
@@ -850,13 +871,16 @@ mod suppression {
                 (10, "10.0.0.2", B),
                 (0, "2001:db8::2", B),
             ] {
-                c.addrs.push(OverlayAddrConfig {
-                    bridge: "br0".into(),
-                    vlan,
-                    ip: ip.parse().unwrap(),
-                    mac: MacAddr(mac),
-                    owner: None,
-                });
+                c.addrs.push(
+                    OverlayAddrConfig {
+                        bridge: "br0".into(),
+                        vlan,
+                        ip: ip.parse().unwrap(),
+                        mac: MacAddr(mac),
+                        owner: None,
+                    }
+                    .into(),
+                );
             }
         });
         bed
@@ -1305,13 +1329,16 @@ fn static_entries_may_name_any_vtep_of_the_tunnel() {
     use xvs_config::StaticFdbConfig;
     let mut bed = bed_with_peer9();
     bed.apply(|c| {
-        c.fdb.push(StaticFdbConfig {
-            bridge: "br0".into(),
-            vlan: 0,
-            mac: MacAddr(C),
-            port: "vx1".into(),
-            remote: Some(ip4("192.0.2.9")),
-        })
+        c.fdb.push(
+            StaticFdbConfig {
+                bridge: "br0".into(),
+                vlan: 0,
+                mac: MacAddr(C),
+                port: "vx1".into(),
+                remote: Some(ip4("192.0.2.9")),
+            }
+            .into(),
+        )
     });
     assert_eq!(bed.ctl.dynamic_remotes("vx1"), &[ip4("192.0.2.9")]);
     assert_eq!(fdb_dest(&bed, C), Some((VX1, 2)));
@@ -1577,13 +1604,16 @@ mod lookup_on_miss {
         assert_eq!(fdb_dest(&bed, B), None);
         assert!(!bed.ctl.is_lookup_entry("br0", 0, MacAddr(B)));
         bed.apply(|c| {
-            c.fdb.push(xvs_config::StaticFdbConfig {
-                bridge: "br0".into(),
-                vlan: 0,
-                mac: MacAddr(B),
-                port: "vx1".into(),
-                remote: Some(ip4("192.0.2.3")),
-            })
+            c.fdb.push(
+                xvs_config::StaticFdbConfig {
+                    bridge: "br0".into(),
+                    vlan: 0,
+                    mac: MacAddr(B),
+                    port: "vx1".into(),
+                    remote: Some(ip4("192.0.2.3")),
+                }
+                .into(),
+            )
         });
         assert_eq!(bed.ctl.invalidation_received(ip4("192.0.2.3"), &msg), None);
         assert!(fdb_dest(&bed, B).is_some());

@@ -117,8 +117,8 @@ mod tests {
     #[test]
     fn the_loopback_interface_is_no_port() {
         let c = Config {
-            bridges: vec![BridgeConfig::new("br0")],
-            ports: vec![PortConfig::new("lo", "br0")],
+            bridges: vec![BridgeConfig::new("br0").into()],
+            ports: vec![PortConfig::new("lo", "br0").into()],
             ..Default::default()
         };
         let e = check(&c).unwrap_err().to_string();

@@ -64,7 +64,7 @@ pub fn extra_headroom(config: &Config) -> u32 {
     let longest = config
         .tunnels
         .iter()
-        .map(outer_header_len)
+        .map(|t| outer_header_len(t))
         .max()
         .unwrap_or(0);
     longest.saturating_sub(xvs_io::xsk::XDP_HEADROOM as u32)
@@ -74,7 +74,7 @@ pub fn extra_headroom(config: &Config) -> u32 {
 /// when it has none yet: tunnels added later over the control socket
 /// are usually that).
 pub(super) fn common_header_len(config: &Config) -> u32 {
-    let mut lens: Vec<u32> = config.tunnels.iter().map(outer_header_len).collect();
+    let mut lens: Vec<u32> = config.tunnels.iter().map(|t| outer_header_len(t)).collect();
     lens.sort_unstable();
     lens.chunk_by(|a, b| a == b)
         .max_by_key(|run| run.len())
@@ -305,10 +305,10 @@ mod tests {
     fn headroom_grows_only_past_the_kernels_256_bytes() {
         let mut c = Config::default();
         assert_eq!(extra_headroom(&c), 0);
-        c.tunnels = vec![tunnel("192.0.2.1", 1)];
+        c.tunnels = vec![tunnel("192.0.2.1", 1).into()];
         assert_eq!(extra_headroom(&c), 0, "110 bytes fit");
         // 14 + 40 + 16 + 4 * 60 = 310: 54 more.
-        c.tunnels = vec![tunnel("2001:db8::1", 4)];
+        c.tunnels = vec![tunnel("2001:db8::1", 4).into()];
         assert_eq!(extra_headroom(&c), 54);
     }
 
@@ -326,9 +326,9 @@ mod tests {
         let mut c = Config::default();
         assert_eq!(common_header_len(&c), 50, "no tunnel yet: plain IPv4");
         c.tunnels = vec![
-            tunnel("2001:db8::1", 0),
-            tunnel("192.0.2.1", 0),
-            tunnel("192.0.2.2", 0),
+            tunnel("2001:db8::1", 0).into(),
+            tunnel("192.0.2.1", 0).into(),
+            tunnel("192.0.2.2", 0).into(),
         ];
         assert_eq!(common_header_len(&c), 50, "two of three over IPv4");
         c.tunnels.truncate(1);

@@ -171,22 +171,22 @@ fn trigger(r: DropReason) -> Trigger {
             vec![vxlan([192, 0, 2, 2], 42, &tagged_frame(B, A, 10))],
         ),
         DropReason::FirewallIn => Trigger::Frames {
-            config: |c| c.acls.push(acl("vm1", Direction::In)),
+            config: |c| c.acls.push(acl("vm1", Direction::In).into()),
             port: VM1,
             frames: vec![from_vm1()],
         },
         DropReason::FirewallOut => Trigger::Frames {
-            config: |c| c.acls.push(acl("vm2", Direction::Out)),
+            config: |c| c.acls.push(acl("vm2", Direction::Out).into()),
             port: VM1,
             frames: vec![from_vm1()],
         },
         DropReason::PolicerIn => Trigger::Frames {
-            config: |c| c.qos.push(policer("vm1", Direction::In)),
+            config: |c| c.qos.push(policer("vm1", Direction::In).into()),
             port: VM1,
             frames: vec![udp_frame(A, BCAST, 1400); 10],
         },
         DropReason::PolicerOut => Trigger::Frames {
-            config: |c| c.qos.push(policer("vm2", Direction::Out)),
+            config: |c| c.qos.push(policer("vm2", Direction::Out).into()),
             // From a tunnel: one replica each (for vm1), within the spares.
             port: ETH0,
             frames: vec![vxlan([192, 0, 2, 2], 42, &udp_frame(B, BCAST, 1400)); 10],
