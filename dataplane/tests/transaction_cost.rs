@@ -314,9 +314,15 @@ fn forwarding(ctl: &Control) -> String {
         snap.policers,
     );
     for b in snap.bridges.iter() {
+        // The entries as the workers see them: through the snapshot's
+        // view, which must hold every entry of the control plane's FDB.
         let mut fdb: Vec<String> = ctl
             .fdb(&b.name)
-            .map(|f| f.iter(0).map(|e| format!("{e:?}")).collect())
+            .map(|f| {
+                f.iter(0)
+                    .map(|e| format!("{e:?} seen {:?}", b.fdb.lookup(e.vlan, e.mac)))
+                    .collect()
+            })
             .unwrap_or_default();
         fdb.sort();
         out += &format!(

@@ -166,7 +166,7 @@ pub(super) fn set_tunnel(config: &mut Config, c: &SetTunnel) -> Result<(), Comma
     // Flow actions name configured remotes by position: none may point
     // past the new list.
     let (bridge, n) = (t.bridge.clone(), t.remotes.len());
-    let no = config.port_numbers().get(c.name.as_str()).copied();
+    let no = t.number;
     if let Some(b) = config.bridges.iter().find(|b| b.name == bridge) {
         for f in &b.flows {
             let Ok(rule) = f.parse::<FlowRule>() else {

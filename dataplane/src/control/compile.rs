@@ -17,7 +17,7 @@ use crate::policy::port_security::PortSecurity;
 use crate::policy::qos::PolicerConfig;
 use crate::snapshot::{BridgeEntry, PortEntry, PortKind, PortVlan, Snapshot};
 use crate::tables::addr::AddrTable;
-use crate::tables::fdb::{Fdb, FdbConfig, FdbDest};
+use crate::tables::fdb::{Fdb, FdbConfig, FdbDest, FdbView};
 use crate::tables::flow::{FlowRule, FlowTable};
 use crate::tunnel::{TunnelTable, NO_REMOTE};
 use xvs_config::{BridgeConfig, Config, ConfigError, ConfigErrors, Direction, VlanMode};
@@ -36,6 +36,10 @@ pub(super) struct Compiled {
     pub(super) prev_bridge: Vec<Option<usize>>,
     /// The running config's tunnels the new config no longer has.
     pub(super) removed_tunnels: Vec<usize>,
+    /// The bridges (by position) whose entry is new, its FDB view empty:
+    /// the others carry the running entry's, to be replaced only if that
+    /// FDB changed.
+    pub(super) unfilled: Vec<usize>,
 }
 
 /// For each item of `new`, the index of the item of `prev` with the same
@@ -167,7 +171,7 @@ pub(super) fn compile(
     let firewalls = firewalls(config, &mut layout, &mut errs);
     let policers = policers(config, &mut layout, &mut errs);
     let (prev_bridge, _) = align(&prev.config.bridges, &config.bridges, |b| &b.name);
-    let bridges = bridges(
+    let (bridges, unfilled) = bridges(
         config,
         prev,
         &prev_bridge,
@@ -216,6 +220,7 @@ pub(super) fn compile(
         dyn_remotes,
         prev_bridge,
         removed_tunnels,
+        unfilled,
     })
 }
 
@@ -385,10 +390,11 @@ fn policers(
     policers
 }
 
-/// Each bridge's entry (its FDB view still to be filled): flow and address
-/// tables, name and port list taken from `prev` when their inputs are the
-/// same, else built. `prev_bridge` is [`align`]'s of the two configs'
-/// bridges.
+/// Each bridge's entry: flow and address tables, name and port list taken
+/// from `prev` when their inputs are the same, else built; the FDB view is
+/// the running entry's, or empty for a bridge that had none (those are
+/// listed, second, for the control plane to fill). `prev_bridge` is
+/// [`align`]'s of the two configs' bridges.
 fn bridges(
     config: &Config,
     prev: &Previous,
@@ -397,7 +403,10 @@ fn bridges(
     generation: u64,
     work: &mut ApplyWork,
     errs: &mut Vec<ConfigError>,
-) -> Vec<BridgeEntry> {
+) -> (Vec<BridgeEntry>, Vec<usize>) {
+    // One empty view for every new entry: no allocation per bridge.
+    let no_fdb: Arc<FdbView> = Arc::default();
+    let mut unfilled = Vec::new();
     let addrs_of = addrs_by_bridge(config);
     let prev_addrs_of = addrs_by_bridge(prev.config);
     let mut members = layout.members.clone();
@@ -463,10 +472,17 @@ fn bridges(
             None => (Arc::from(b.name.as_str()), Arc::from(mine)),
         };
         let aging_ns = b.fdb_aging_secs.saturating_mul(1_000_000_000);
+        let fdb = match kept {
+            Some((_, e)) => Arc::clone(&e.fdb),
+            None => {
+                unfilled.push(i);
+                Arc::clone(&no_fdb)
+            }
+        };
         bridges.push(BridgeEntry {
             name,
             ports,
-            fdb: Arc::default(),
+            fdb,
             flows,
             learn_refresh_ns: (aging_ns / 8).max(1_000_000_000),
             learning: b.learning,
@@ -479,7 +495,7 @@ fn bridges(
                 .map_or(0, |l| l.hold_ms.saturating_mul(1_000_000)),
         });
     }
-    bridges
+    (bridges, unfilled)
 }
 
 /// The config's static FDB entries, by bridge, with their destinations;

@@ -69,7 +69,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use crossbeam_channel::{Receiver, Sender};
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::events::{self, LearnEvent, Upcall};
 use crate::snapshot::{BridgeEntry, PortKind, Snapshot, SnapshotHandle};
@@ -438,7 +438,7 @@ impl Control {
         if self.underlay_changed() {
             // Every template, against the new underlay.
             work.templates_built = snap.tunnels.ports().iter().map(|t| t.remotes.len()).sum();
-            self.fill_dynamic(&mut snap, true);
+            self.fill_dynamic(&mut snap, true, &compiled.unfilled);
         } else {
             for k in &compiled.removed_tunnels {
                 if let Some(h) = self.tunnel_hops.remove(&old_tunnels[*k].name) {
@@ -452,7 +452,7 @@ impl Control {
                 }
             }
             self.hops_in_use();
-            self.fill_dynamic(&mut snap, false);
+            self.fill_dynamic(&mut snap, false, &compiled.unfilled);
         }
         self.last_apply = work;
         let old_snapshot = Arc::clone(&self.current);
@@ -554,32 +554,56 @@ impl Control {
         snap.generation = self.next_generation;
         self.next_generation += 1;
         let templates = self.underlay_changed() || self.tunnels_dirty;
-        self.fill_dynamic(&mut snap, templates);
+        self.fill_dynamic(&mut snap, templates, &[]);
         self.publish(snap);
+    }
+
+    /// The FDB views of the bridges `changed` names or `unfilled` lists
+    /// (positions, ascending), and every address table if lookup changed
+    /// addresses.
+    fn fill_bridges(
+        &mut self,
+        bridges: &mut [BridgeEntry],
+        changed: &FxHashSet<String>,
+        unfilled: &[usize],
+    ) {
+        let mut new = unfilled.iter().peekable();
+        for (i, b) in bridges.iter_mut().enumerate() {
+            let fresh = new.next_if_eq(&&i).is_some();
+            if fresh || (!changed.is_empty() && changed.contains(&*b.name)) {
+                if let Some(fdb) = self.fdbs.get_mut(&*b.name) {
+                    b.fdb = fdb.view();
+                }
+            }
+            if self.addrs_dirty {
+                b.addrs = Arc::new(self.addr_table(&b.name));
+            }
+        }
     }
 
     /// Fills what changes without a config change: FDB views and, when
     /// asked, tunnel templates.
-    fn fill_dynamic(&mut self, snap: &mut Snapshot, templates: bool) {
-        let fill = |this: &mut Control, b: &mut BridgeEntry| {
-            if let Some(fdb) = this.fdbs.get_mut(&*b.name) {
-                b.fdb = fdb.view();
+    fn fill_dynamic(&mut self, snap: &mut Snapshot, templates: bool, unfilled: &[usize]) {
+        // An entry carries its FDB's current view unless the FDB changed
+        // since (it has unpublished changes) or the entry is new: only
+        // those are looked up, and with none the bridge list is not even
+        // copied. A walk over the FDBs finds the changed ones without
+        // hashing a name per bridge.
+        let changed: FxHashSet<String> = self
+            .fdbs
+            .iter()
+            .filter(|(_, f)| f.has_unpublished())
+            .map(|(b, _)| b.clone())
+            .collect();
+        if self.addrs_dirty || !changed.is_empty() || !unfilled.is_empty() {
+            // A freshly compiled list is ours alone: filled in place.
+            if let Some(bridges) = Arc::get_mut(&mut snap.bridges) {
+                self.fill_bridges(bridges, &changed, unfilled);
+            } else {
+                let mut bridges: Vec<BridgeEntry> = snap.bridges.to_vec();
+                self.fill_bridges(&mut bridges, &changed, unfilled);
+                snap.bridges = Arc::from(bridges);
             }
-            if this.addrs_dirty {
-                b.addrs = Arc::new(this.addr_table(&b.name));
-            }
-        };
-        // A freshly compiled list is ours alone: filled in place.
-        if let Some(bridges) = Arc::get_mut(&mut snap.bridges) {
-            for b in bridges {
-                fill(self, b);
-            }
-        } else {
-            let mut bridges: Vec<BridgeEntry> = snap.bridges.to_vec();
-            for b in &mut bridges {
-                fill(self, b);
-            }
-            snap.bridges = Arc::from(bridges);
         }
         self.addrs_dirty = false;
 

@@ -616,6 +616,11 @@ impl Fdb {
         self.learned_on.get(&port).copied().unwrap_or(0)
     }
 
+    /// Changed since the last [`Fdb::view`]: the next one publishes.
+    pub fn has_unpublished(&self) -> bool {
+        self.dirty
+    }
+
     /// The current immutable view for workers. Returns the same `Arc` when
     /// nothing changed since the last call; otherwise publishes the delta, or
     /// merges it into a new base when it has grown too large.
