@@ -20,7 +20,7 @@ use crate::tables::addr::AddrTable;
 use crate::tables::fdb::{Fdb, FdbConfig, FdbDest, FdbView};
 use crate::tables::flow::{FlowRule, FlowTable};
 use crate::tunnel::{TunnelTable, NO_REMOTE};
-use xvs_config::{BridgeConfig, Config, ConfigError, ConfigErrors, Direction, VlanMode};
+use xvs_config::{BridgeConfig, Config, ConfigError, ConfigErrors, Direction, Shared, VlanMode};
 use xvs_types::{ip_to_u128, MacAddr, PortNo};
 
 /// A config compiled into a snapshot (FDB views and templates still to be
@@ -48,11 +48,14 @@ pub(super) struct Compiled {
 /// transaction changes a few items and keeps the order of the others, so
 /// the two lists are walked side by side and an item is looked for only
 /// among the few `prev` skipped: linear with no hashing, where a name map
-/// of each list would cost an allocation and a hash per item.
+/// of each list would cost an allocation and a hash per item. An item
+/// `same` as the one in its place (shared by both configs, so of the same
+/// name) matches without its name being read.
 pub(super) fn align<T>(
     prev: &[T],
     new: &[T],
     name: impl Fn(&T) -> &str,
+    same: impl Fn(&T, &T) -> bool,
 ) -> (Vec<Option<usize>>, Vec<usize>) {
     /// How far ahead in `prev` an item is looked for (deleted items).
     const AHEAD: usize = 4;
@@ -61,6 +64,11 @@ pub(super) fn align<T>(
     let mut unmatched = Vec::new();
     let mut i = 0;
     for (j, x) in new.iter().enumerate() {
+        if prev.get(i).is_some_and(|p| same(p, x)) {
+            out.push(Some(i));
+            i += 1;
+            continue;
+        }
         let n = name(x);
         match (0..=AHEAD).find(|d| prev.get(i + d).is_some_and(|p| name(p) == n)) {
             Some(d) => {
@@ -148,7 +156,12 @@ pub(super) fn compile(
     let mut errs = Vec::new();
     let mut layout = Layout::of(config, prev);
     let dyn_remotes = dynamic_remotes(config, prev.dyn_remotes, &mut errs);
-    let (prev_tunnel, removed_tunnels) = align(&prev.config.tunnels, &config.tunnels, |t| &t.name);
+    let (prev_tunnel, removed_tunnels) = align(
+        &prev.config.tunnels,
+        &config.tunnels,
+        |t| &t.name,
+        Shared::same,
+    );
     let tunnels = tunnel_ports(
         config,
         prev,
@@ -170,7 +183,12 @@ pub(super) fn compile(
     };
     let firewalls = firewalls(config, &mut layout, &mut errs);
     let policers = policers(config, &mut layout, &mut errs);
-    let (prev_bridge, _) = align(&prev.config.bridges, &config.bridges, |b| &b.name);
+    let (prev_bridge, _) = align(
+        &prev.config.bridges,
+        &config.bridges,
+        |b| &b.name,
+        Shared::same,
+    );
     let (bridges, unfilled) = bridges(
         config,
         prev,
@@ -417,18 +435,24 @@ fn bridges(
         let split = members.partition_point(|(mb, _)| usize::from(*mb) == i);
         let (these, rest) = members.split_at(split);
         members = rest;
-        let mine: Vec<PortNo> = these.iter().map(|(_, n)| *n).collect();
+        // The port list is collected only where it is not the running
+        // entry's: no allocation for an untouched bridge.
+        let mine = || -> Vec<PortNo> { these.iter().map(|(_, n)| *n).collect() };
         let kept = prev_b.and_then(|k| {
+            let c = &prev.config.bridges[k];
             let e = prev
                 .snapshot
                 .bridges
                 .get(k)
-                .filter(|e| *e.name == *b.name)?;
-            Some((&prev.config.bridges[k], e))
+                .filter(|e| Shared::same(c, b) || *e.name == *b.name)?;
+            Some((c, e))
         });
-        let same = kept.is_some_and(|(c, e)| {
-            c == b && same_members(prev.snapshot, &e.ports, &mine, &layout.ports)
-        });
+        let same_ports =
+            kept.is_some_and(|(_, e)| e.ports.iter().copied().eq(these.iter().map(|(_, n)| *n)));
+        let same = same_ports
+            && kept.is_some_and(|(c, e)| {
+                c == b && same_members(prev.snapshot, &e.ports, &e.ports, &layout.ports)
+            });
         let configured = addrs_of.get(b.name.as_str());
         let addrs = match kept {
             Some((_, e))
@@ -449,7 +473,7 @@ fn bridges(
             Some((_, e)) if same => Arc::clone(&e.flows),
             _ => {
                 work.bridge_tables_built += 1;
-                match compile_flows(b, &mine, kept.map(|(_, e)| e), generation) {
+                match compile_flows(b, &mine(), kept.map(|(_, e)| e), generation) {
                     Ok(t) => t,
                     Err(mut e) => {
                         errs.append(&mut e);
@@ -467,9 +491,9 @@ fn bridges(
             }
         }
         let (name, ports) = match kept {
-            Some((_, e)) if *e.ports == *mine => (Arc::clone(&e.name), Arc::clone(&e.ports)),
-            Some((_, e)) => (Arc::clone(&e.name), Arc::from(mine)),
-            None => (Arc::from(b.name.as_str()), Arc::from(mine)),
+            Some((_, e)) if same_ports => (Arc::clone(&e.name), Arc::clone(&e.ports)),
+            Some((_, e)) => (Arc::clone(&e.name), Arc::from(mine())),
+            None => (Arc::from(b.name.as_str()), Arc::from(mine())),
         };
         let aging_ns = b.fdb_aging_secs.saturating_mul(1_000_000_000);
         let fdb = match kept {
@@ -546,11 +570,13 @@ fn static_entries(
 /// Each port's firewall and policer slots, by port name.
 fn policy_slots(
     ports: &[PortEntry],
-) -> impl Iterator<Item = (&str, [Option<u16>; 2], [Option<u16>; 2])> + '_ {
+) -> impl Iterator<Item = (&Arc<str>, [Option<u16>; 2], [Option<u16>; 2])> + '_ {
+    // The Arc, not the str: equal names shared with the running snapshot
+    // compare by pointer.
     ports
         .iter()
         .filter(|e| e.kind != PortKind::Absent)
-        .map(|e| (&*e.name, e.firewall, e.policer))
+        .map(|e| (&e.name, e.firewall, e.policer))
 }
 
 fn config_acls_changed(prev: &Snapshot, new: &[Firewall]) -> bool {
@@ -656,7 +682,9 @@ pub(super) fn same_members(
 ) -> bool {
     a == b
         && a.iter().all(|n| {
-            a_snap.port(*n).map(|p| &*p.name) == b_ports.get(usize::from(*n)).map(|p| &*p.name)
+            // Arc<str>'s equality compares pointers first: names
+            // carried over from the running snapshot compare in O(1).
+            a_snap.port(*n).map(|p| &p.name) == b_ports.get(usize::from(*n)).map(|p| &p.name)
         })
 }
 

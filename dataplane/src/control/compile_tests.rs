@@ -7,7 +7,7 @@ use proptest::prelude::*;
 
 use super::align;
 use crate::testkit;
-use xvs_config::{AclConfig, Direction};
+use xvs_config::{AclConfig, Direction, Shared};
 
 proptest! {
     /// `align` answers what a name map would: for each new item the
@@ -21,10 +21,12 @@ proptest! {
         added in proptest::sample::subsequence((40..60u8).collect::<Vec<_>>(), 0..6),
         moves in proptest::collection::vec((any::<prop::sample::Index>(), any::<prop::sample::Index>()), 0..3),
     ) {
-        let prev: Vec<String> = prev.iter().map(|i| format!("n{i}")).collect();
+        // Shared, as config objects are: a kept item is the same
+        // allocation in both lists and matches by pointer.
+        let prev: Vec<Shared<String>> = prev.iter().map(|i| Shared::new(format!("n{i}"))).collect();
         // Mostly the old order, some items gone, some added anywhere,
         // a few moved.
-        let mut new: Vec<String> = prev
+        let mut new: Vec<Shared<String>> = prev
             .iter()
             .zip(&keep)
             .filter(|(_, k)| **k || prev.len() < 4)
@@ -32,7 +34,7 @@ proptest! {
             .collect();
         for (k, a) in added.iter().enumerate() {
             let at = (k * 7) % (new.len() + 1);
-            new.insert(at, format!("n{a}"));
+            new.insert(at, Shared::new(format!("n{a}")));
         }
         for (a, b) in &moves {
             if !new.is_empty() {
@@ -40,12 +42,12 @@ proptest! {
                 new.insert(b.index(new.len() + 1), x);
             }
         }
-        let (found, gone) = align(&prev, &new, String::as_str);
+        let (found, gone) = align(&prev, &new, |s| s.as_str(), Shared::same);
         let by_name: HashMap<&str, usize> =
             prev.iter().enumerate().map(|(i, n)| (n.as_str(), i)).collect();
         let want: Vec<Option<usize>> = new.iter().map(|n| by_name.get(n.as_str()).copied()).collect();
         prop_assert_eq!(found, want);
-        let names: HashSet<&str> = new.iter().map(String::as_str).collect();
+        let names: HashSet<&str> = new.iter().map(|n| n.as_str()).collect();
         let mut gone = gone;
         gone.sort_unstable();
         let want_gone: Vec<usize> =
