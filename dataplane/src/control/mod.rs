@@ -81,7 +81,7 @@ use crate::tables::route::RouteOrigin;
 use crate::tunnel::{
     multicast_mac, Encap, RemoteIdx, Template, TunnelPort, TunnelSpec, TunnelTable, NO_REMOTE,
 };
-use xvs_config::{Config, ConfigErrors, ValidConfig};
+use xvs_config::{Config, ConfigErrors, Shared, ValidConfig};
 use xvs_types::{ip_to_u128, MacAddr, PortNo};
 
 use compile::{addr_table, by_name, compile, fdb_config, same_members, Previous};
@@ -341,6 +341,14 @@ impl Control {
         for (bridge, vlan, mac, dest) in std::mem::take(&mut compiled.statics) {
             statics.entry(bridge).or_default().push((vlan, mac, dest));
         }
+        // The bridges whose static entries differ: found over the bridges
+        // that have any, so an untouched bridge is not looked up by name.
+        let statics_changed: FxHashSet<&str> = statics
+            .keys()
+            .chain(self.statics.keys())
+            .filter(|b| statics_of(&statics, b) != statics_of(&self.statics, b))
+            .map(String::as_str)
+            .collect();
         // FDBs are re-derived in place: an untouched bridge's is not even
         // moved.
         for ((b, entry), prev_b) in config
@@ -353,8 +361,13 @@ impl Control {
             // Same limits, same ports, no remote renumbered, same static
             // entries: the FDB stays as it is.
             let kept = prev_b.and_then(|k| {
-                let e = self.current.bridges.get(k).filter(|e| *e.name == *b.name)?;
-                Some((&self.config.bridges[k], e))
+                let c = &self.config.bridges[k];
+                let e = self
+                    .current
+                    .bridges
+                    .get(k)
+                    .filter(|e| Shared::same(c, b) || *e.name == *b.name)?;
+                Some((c, e))
             });
             let untouched = kept.is_some_and(|(c, e)| {
                 c == b
@@ -364,8 +377,9 @@ impl Control {
                         &entry.ports,
                         &compiled.snapshot.ports,
                     )
-            }) && !entry.ports.iter().any(|n| remaps.contains_key(n))
-                && statics_of(&self.statics, &b.name) == mine;
+            }) && (remaps.is_empty()
+                || !entry.ports.iter().any(|n| remaps.contains_key(n)))
+                && (statics_changed.is_empty() || !statics_changed.contains(b.name.as_str()));
             // Every bridge of the running config has its FDB.
             if untouched {
                 continue;
@@ -631,7 +645,7 @@ impl Control {
             }
             // Rebuilding with the same ports cannot fail: keys were checked
             // when the config was compiled.
-            if let Ok(t) = TunnelTable::build(ports) {
+            if let Ok(t) = TunnelTable::build_after(&snap.tunnels, ports) {
                 snap.tunnels = Arc::new(t);
             }
             self.tunnel_hops = tunnel_hops;

@@ -141,7 +141,8 @@ pub(super) fn tunnel_ports(
 ) -> Result<TunnelTable, TunnelTableError> {
     let mut tunnel_ports = Vec::with_capacity(config.tunnels.len());
     for (t, prev_t) in config.tunnels.iter().zip(prev_tunnel) {
-        let n = layout.numbers[t.name.as_str()];
+        // Numbered in a validated config; the map is the fallback.
+        let n = t.number.unwrap_or_else(|| layout.numbers[t.name.as_str()]);
         let b = layout.bridge_no[t.bridge.as_str()];
         let local = t.local.or_else(|| {
             let v4 = t.remotes.first().is_none_or(|r| r.is_ipv4());
@@ -195,5 +196,5 @@ pub(super) fn tunnel_ports(
         tunnel_ports.push(tp);
         layout.members.push((b, n));
     }
-    TunnelTable::build(tunnel_ports)
+    TunnelTable::build_after(&prev.snapshot.tunnels, tunnel_ports)
 }

@@ -243,31 +243,61 @@ pub enum TunnelTableError {
 
 impl TunnelTable {
     pub fn build(ports: Vec<TunnelPort>) -> Result<TunnelTable, TunnelTableError> {
-        let mut by_key = HashMap::with_hasher(FxBuildHasher);
+        Self::build_after(&TunnelTable::default(), ports)
+    }
+
+    /// [`TunnelTable::build`], taking `prev`'s key index as it is when
+    /// the new ports' keys begin with `prev`'s (same tunnels in the same
+    /// places, others only appended): then only the appended keys are
+    /// hashed. A transaction that changes no tunnel key, or adds a tunnel,
+    /// copies the index instead of inserting every key again.
+    pub fn build_after(
+        prev: &TunnelTable,
+        ports: Vec<TunnelPort>,
+    ) -> Result<TunnelTable, TunnelTableError> {
+        let addrs = |p: &TunnelPort| std::iter::once(p.local).chain(p.group);
         let mut keys = Vec::with_capacity(ports.len());
-        let mut udp_ports: Vec<(u16, TunnelKind, usize)> = Vec::new();
         for (i, p) in ports.iter().enumerate() {
             // Packets to the group are this port's as much as packets to
             // its local VTEP (RFC 7348 §4.2).
-            for addr in std::iter::once(p.local).chain(p.group) {
+            for addr in addrs(p) {
                 let key = PortKey {
                     local: ip_to_u128(addr),
                     vni: p.vni,
                     dst_port: p.dst_port,
                     kind: p.kind,
                 };
-                if let Some(j) = by_key.insert(key, i as u16) {
-                    let o = &ports[usize::from(j)];
-                    return Err(TunnelTableError::Duplicate {
-                        a: o.name.to_string(),
-                        b: p.name.to_string(),
-                        kind: p.kind,
-                        vni: p.vni,
-                        local: addr,
-                        port: p.dst_port,
-                    });
-                }
                 keys.push((key, i as u16));
+            }
+        }
+        // `prev` was built by this function, so its keys are unique: a
+        // clash can only involve a key past them, and the problems are
+        // found in the order a build from scratch finds them.
+        let (mut by_key, from) = if keys.starts_with(&prev.keys) {
+            (prev.by_key.clone(), prev.keys.len())
+        } else {
+            (HashMap::with_hasher(FxBuildHasher), 0)
+        };
+        by_key.reserve(keys.len() - from);
+        let mut udp_ports: Vec<(u16, TunnelKind, usize)> = Vec::new();
+        let mut k = 0;
+        for (i, p) in ports.iter().enumerate() {
+            for addr in addrs(p) {
+                let (key, _) = keys[k];
+                if k >= from {
+                    if let Some(j) = by_key.insert(key, i as u16) {
+                        let o = &ports[usize::from(j)];
+                        return Err(TunnelTableError::Duplicate {
+                            a: o.name.to_string(),
+                            b: p.name.to_string(),
+                            kind: p.kind,
+                            vni: p.vni,
+                            local: addr,
+                            port: p.dst_port,
+                        });
+                    }
+                }
+                k += 1;
             }
             match udp_ports.iter().find(|(port, _, _)| *port == p.dst_port) {
                 Some((_, kind, j)) if *kind != p.kind => {

@@ -481,3 +481,68 @@ fn two_tunnels_on_one_group_and_vni_clash() {
         Err(TunnelTableError::Duplicate { .. })
     ));
 }
+
+/// A tunnel port with the given VNI on local 192.0.2.`local`, port 4789
+/// or 6081 (`geneve`), named after all three.
+fn keyed(vni: u32, local: u8, geneve: bool) -> TunnelPort {
+    let kind = if geneve {
+        TunnelKind::Geneve
+    } else {
+        TunnelKind::Vxlan
+    };
+    let mut cfg = TunnelConfig::new(
+        format!("t{vni}-{local}-{geneve}"),
+        "br",
+        kind,
+        vni,
+        vec!["198.51.100.1".parse().unwrap()],
+    );
+    cfg.local = Some(IpAddr::V4(Ipv4Addr::new(192, 0, 2, local)));
+    TunnelPort::new(&tunnel_spec(&cfg), 10, cfg.local.unwrap())
+}
+
+proptest! {
+    /// Built after another table (whose index it may reuse), a table
+    /// answers exactly as one built from scratch: the same keys, the same
+    /// lookups, the same first problem.
+    #[test]
+    fn built_after_a_table_as_from_scratch(
+        before in proptest::collection::vec((0..12u32, 1..3u8, any::<bool>()), 0..24),
+        after in proptest::collection::vec((0..12u32, 1..3u8, any::<bool>()), 0..6),
+        keep in 0..24usize,
+    ) {
+        let make = |v: &[(u32, u8, bool)]| -> Vec<TunnelPort> {
+            v.iter().map(|&(vni, l, g)| keyed(vni, l, g)).collect()
+        };
+        // Distinct keys, so that the previous table builds.
+        let mut seen = std::collections::HashSet::new();
+        let before: Vec<_> = before.into_iter().filter(|x| seen.insert(*x)).collect();
+        let prev = TunnelTable::build(make(&before)).unwrap();
+        // Often the previous ports with some appended (the index is
+        // reused), else anything.
+        let mut next = before[..keep.min(before.len())].to_vec();
+        next.extend(&after);
+        let fresh = TunnelTable::build(make(&next));
+        let reused = TunnelTable::build_after(&prev, make(&next));
+        match (fresh, reused) {
+            (Ok(f), Ok(r)) => {
+                prop_assert_eq!(&f.keys, &r.keys);
+                // The hashed index too: small tables answer from `keys`.
+                prop_assert_eq!(&f.by_key, &r.by_key);
+                prop_assert_eq!(&f.udp_ports, &r.udp_ports);
+                for vni in 0..12u32 {
+                    for l in 1..3u8 {
+                        let local = xvs_types::ip_to_u128(IpAddr::V4(Ipv4Addr::new(192, 0, 2, l)));
+                        for (kind, port) in [(TunnelKind::Vxlan, 4789), (TunnelKind::Geneve, 6081)] {
+                            prop_assert_eq!(
+                                f.lookup(kind, local, port, vni),
+                                r.lookup(kind, local, port, vni)
+                            );
+                        }
+                    }
+                }
+            }
+            (f, r) => prop_assert_eq!(f.err(), r.err()),
+        }
+    }
+}
