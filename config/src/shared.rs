@@ -34,6 +34,12 @@ impl<T> Shared<T> {
     pub fn same(a: &Self, b: &Self) -> bool {
         Arc::ptr_eq(&a.0, &b.0)
     }
+
+    /// [`Shared::same`] item by item: the list was copied and no item
+    /// added, removed, moved or changed since.
+    pub fn all_same(a: &[Self], b: &[Self]) -> bool {
+        a.len() == b.len() && a.iter().zip(b).all(|(x, y)| Shared::same(x, y))
+    }
 }
 
 impl<T: Clone> Shared<T> {

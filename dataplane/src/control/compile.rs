@@ -178,7 +178,7 @@ pub(super) fn compile(
                 object: "tunnels".into(),
                 message: e.to_string(),
             });
-            TunnelTable::default()
+            Arc::new(TunnelTable::default())
         }
     };
     let firewalls = firewalls(config, &mut layout, &mut errs);
@@ -228,7 +228,7 @@ pub(super) fn compile(
             },
             ports: Arc::from(ports),
             bridges: Arc::from(bridges),
-            tunnels: Arc::new(tunnels),
+            tunnels,
             uplink: config.uplink.as_ref().map(|u| numbers[u.iface.as_str()]),
             uplink_mtu: config.uplink.as_ref().map_or(0, |u| u.mtu),
             firewalls: Arc::from(firewalls),

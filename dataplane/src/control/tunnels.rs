@@ -138,7 +138,10 @@ pub(super) fn tunnel_ports(
     dyn_remotes: &HashMap<String, Vec<IpAddr>>,
     template: &mut TemplateFn,
     work: &mut ApplyWork,
-) -> Result<TunnelTable, TunnelTableError> {
+) -> Result<Arc<TunnelTable>, TunnelTableError> {
+    if let Some(t) = unchanged_tunnels(config, prev, layout, dyn_remotes) {
+        return Ok(t);
+    }
     let mut tunnel_ports = Vec::with_capacity(config.tunnels.len());
     for (t, prev_t) in config.tunnels.iter().zip(prev_tunnel) {
         // Numbered in a validated config; the map is the fallback.
@@ -196,5 +199,50 @@ pub(super) fn tunnel_ports(
         tunnel_ports.push(tp);
         layout.members.push((b, n));
     }
-    TunnelTable::build_after(&prev.snapshot.tunnels, tunnel_ports)
+    TunnelTable::build_after(&prev.snapshot.tunnels, tunnel_ports).map(Arc::new)
+}
+
+/// The running tunnel table, when nothing it was built from changed: the
+/// same tunnel objects (shared with the running config), bridges, uplink
+/// (local addresses, MTU) and dynamic remotes. Then the tunnels' port
+/// entries are the running ones too, with their policy slots cleared for
+/// the new config's ACLs and policers to fill; and a transaction that
+/// touches no tunnel walks the tunnels once, by pointer, instead of
+/// compiling each.
+fn unchanged_tunnels(
+    config: &Config,
+    prev: &Previous,
+    layout: &mut Layout,
+    dyn_remotes: &HashMap<String, Vec<IpAddr>>,
+) -> Option<Arc<TunnelTable>> {
+    let unchanged = Shared::all_same(&config.tunnels, &prev.config.tunnels)
+        && Shared::all_same(&config.bridges, &prev.config.bridges)
+        && config.uplink == prev.config.uplink
+        && dyn_remotes == prev.dyn_remotes;
+    if !unchanged {
+        return None;
+    }
+    let table = &prev.snapshot.tunnels;
+    // Checked whole before the layout is touched: the caller compiles
+    // every tunnel when this says no.
+    let free = table.ports().iter().all(|tp| {
+        prev.snapshot.port(tp.port).is_some()
+            && layout
+                .ports
+                .get(usize::from(tp.port))
+                .is_some_and(|e| e.kind == PortKind::Absent)
+    });
+    if !free {
+        return None;
+    }
+    for tp in table.ports() {
+        let e = prev.snapshot.port(tp.port)?;
+        layout.ports[usize::from(tp.port)] = PortEntry {
+            firewall: [None; 2],
+            policer: [None; 2],
+            ..e.clone()
+        };
+        layout.members.push((e.bridge, tp.port));
+    }
+    Some(Arc::clone(table))
 }
