@@ -40,6 +40,9 @@ pub(super) struct Compiled {
     /// the others carry the running entry's, to be replaced only if that
     /// FDB changed.
     pub(super) unfilled: Vec<usize>,
+    /// The port numbers whose port is another than in the running
+    /// snapshot (see `renamed_ports`).
+    pub(super) renamed: FxHashSet<PortNo>,
 }
 
 /// For each item of `new`, the index of the item of `prev` with the same
@@ -189,6 +192,7 @@ pub(super) fn compile(
         |b| &b.name,
         Shared::same,
     );
+    layout.renamed = renamed_ports(&prev.snapshot.ports, &layout.ports);
     let (bridges, unfilled) = bridges(
         config,
         prev,
@@ -203,7 +207,12 @@ pub(super) fn compile(
     if !errs.is_empty() {
         return Err(ConfigErrors(errs));
     }
-    let Layout { numbers, ports, .. } = layout;
+    let Layout {
+        numbers,
+        ports,
+        renamed,
+        ..
+    } = layout;
     // Workers cache firewall verdicts and keep policer buckets per policy
     // generation: it must change when rules, policers or their assignment
     // to ports change, and only then.
@@ -239,6 +248,7 @@ pub(super) fn compile(
         prev_bridge,
         removed_tunnels,
         unfilled,
+        renamed,
     })
 }
 
@@ -253,6 +263,9 @@ pub(super) struct Layout<'c> {
     /// join their bridge: sorted by bridge (stably) into the bridges' port
     /// lists, one allocation for all.
     pub(super) members: Vec<(u16, PortNo)>,
+    /// Once every port is laid out: the numbers whose port is another
+    /// than in the running snapshot (`renamed_ports`).
+    pub(super) renamed: FxHashSet<PortNo>,
 }
 
 impl<'c> Layout<'c> {
@@ -316,6 +329,7 @@ impl<'c> Layout<'c> {
             bridge_no,
             ports,
             members,
+            renamed: FxHashSet::default(),
         }
     }
 }
@@ -450,9 +464,8 @@ fn bridges(
         let same_ports =
             kept.is_some_and(|(_, e)| e.ports.iter().copied().eq(these.iter().map(|(_, n)| *n)));
         let same = same_ports
-            && kept.is_some_and(|(c, e)| {
-                c == b && same_members(prev.snapshot, &e.ports, &e.ports, &layout.ports)
-            });
+            && kept
+                .is_some_and(|(c, e)| c == b && same_members(&e.ports, &e.ports, &layout.renamed));
         let configured = addrs_of.get(b.name.as_str());
         let addrs = match kept {
             Some((_, e))
@@ -672,20 +685,30 @@ pub(super) fn addr_table(
     AddrTable::build(looked_up.chain(configured))
 }
 
-/// Do ports `a` (of `a_snap`) and `b` (numbered as in `b_ports`) hold the
-/// same ports: the same numbers, each with the same name?
-pub(super) fn same_members(
-    a_snap: &Snapshot,
-    a: &[PortNo],
-    b: &[PortNo],
-    b_ports: &[PortEntry],
-) -> bool {
-    a == b
-        && a.iter().all(|n| {
-            // Arc<str>'s equality compares pointers first: names
-            // carried over from the running snapshot compare in O(1).
-            a_snap.port(*n).map(|p| &p.name) == b_ports.get(usize::from(*n)).map(|p| &p.name)
+/// Do port lists `a` (of the running snapshot) and `b` (of the new one)
+/// hold the same ports: the same numbers, none of them `renamed`?
+pub(super) fn same_members(a: &[PortNo], b: &[PortNo], renamed: &FxHashSet<PortNo>) -> bool {
+    a == b && (renamed.is_empty() || !a.iter().any(|n| renamed.contains(n)))
+}
+
+/// The port numbers whose port is another in `new` than in `prev` (another
+/// name, or there in one only): one pass over both tables side by side,
+/// comparing names by pointer first, where checking each bridge's members
+/// would jump around both tables.
+fn renamed_ports(prev: &[PortEntry], new: &[PortEntry]) -> FxHashSet<PortNo> {
+    let absent = PortEntry::absent();
+    (0..prev.len().max(new.len()))
+        .filter(|&n| {
+            let a = prev.get(n).unwrap_or(&absent);
+            let b = new.get(n).unwrap_or(&absent);
+            match (a.kind == PortKind::Absent, b.kind == PortKind::Absent) {
+                (true, true) => false,
+                (false, false) => a.name != b.name,
+                _ => true,
+            }
         })
+        .map(|n| n as PortNo)
+        .collect()
 }
 
 #[cfg(test)]

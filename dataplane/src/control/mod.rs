@@ -370,13 +370,7 @@ impl Control {
                 Some((c, e))
             });
             let untouched = kept.is_some_and(|(c, e)| {
-                c == b
-                    && same_members(
-                        &self.current,
-                        &e.ports,
-                        &entry.ports,
-                        &compiled.snapshot.ports,
-                    )
+                c == b && same_members(&e.ports, &entry.ports, &compiled.renamed)
             }) && (remaps.is_empty()
                 || !entry.ports.iter().any(|n| remaps.contains_key(n)))
                 && (statics_changed.is_empty() || !statics_changed.contains(b.name.as_str()));
