@@ -4,6 +4,7 @@
 //! Every problem the lower layers find is reported; a part whose inputs did
 //! not change is taken from the running snapshot, not built again.
 
+use std::cell::{Cell, OnceCell};
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -207,12 +208,11 @@ pub(super) fn compile(
     if !errs.is_empty() {
         return Err(ConfigErrors(errs));
     }
-    let Layout {
-        numbers,
-        ports,
-        renamed,
-        ..
-    } = layout;
+    let uplink = config
+        .uplink
+        .as_ref()
+        .and_then(|u| u.number.or_else(|| layout.number(&u.iface)));
+    let Layout { ports, renamed, .. } = layout;
     // Workers cache firewall verdicts and keep policer buckets per policy
     // generation: it must change when rules, policers or their assignment
     // to ports change, and only then.
@@ -238,7 +238,7 @@ pub(super) fn compile(
             ports: Arc::from(ports),
             bridges: Arc::from(bridges),
             tunnels,
-            uplink: config.uplink.as_ref().map(|u| numbers[u.iface.as_str()]),
+            uplink,
             uplink_mtu: config.uplink.as_ref().map_or(0, |u| u.mtu),
             firewalls: Arc::from(firewalls),
             policers: Arc::from(policers),
@@ -253,11 +253,20 @@ pub(super) fn compile(
 }
 
 /// The ports of the config being compiled, as far as they are built: their
-/// numbers, their entries (filled in by each part in turn) and each
-/// bridge's members.
+/// entries (filled in by each part in turn) and each bridge's members, and
+/// lookups of ports and bridges by name.
 pub(super) struct Layout<'c> {
-    pub(super) numbers: FxHashMap<&'c str, PortNo>,
-    pub(super) bridge_no: FxHashMap<&'c str, u16>,
+    config: &'c Config,
+    /// Name -> number and bridge name -> index, built on the first lookup
+    /// past `LINEAR_LOOKUPS`: a transaction that changes one object looks
+    /// up one or two names, and a scan of the config costs less than
+    /// hashing every name of it into a map.
+    numbers: OnceCell<FxHashMap<&'c str, PortNo>>,
+    bridge_no: OnceCell<FxHashMap<&'c str, u16>>,
+    scans: Cell<u32>,
+    /// Every bridge is the running config's, in the same place: an object
+    /// that is too keeps the running entry's bridge index.
+    pub(super) bridges_same: bool,
     pub(super) ports: Vec<PortEntry>,
     /// (bridge number, port number) of every port, in the order ports
     /// join their bridge: sorted by bridge (stably) into the bridges' port
@@ -268,69 +277,133 @@ pub(super) struct Layout<'c> {
     pub(super) renamed: FxHashSet<PortNo>,
 }
 
+/// Lookups by name answered by a scan of the config before a map is built.
+const LINEAR_LOOKUPS: u32 = 4;
+
 impl<'c> Layout<'c> {
     /// The uplink's and the local ports' entries; tunnel ports come later.
     fn of(config: &'c Config, prev: &Previous) -> Layout<'c> {
-        let mut numbers = FxHashMap::default();
-        numbers.reserve(config.ports.len() + config.tunnels.len() + 1);
-        let named = config.uplink.iter().map(|u| (u.iface.as_str(), u.number));
-        let named = named
-            .chain(config.ports.iter().map(|p| (p.name.as_str(), p.number)))
-            .chain(config.tunnels.iter().map(|t| (t.name.as_str(), t.number)));
-        for (name, n) in named {
-            if let Some(n) = n {
-                numbers.insert(name, n);
+        let max_no = config
+            .uplink
+            .iter()
+            .filter_map(|u| u.number)
+            .chain(config.ports.iter().filter_map(|p| p.number))
+            .chain(config.tunnels.iter().filter_map(|t| t.number))
+            .max()
+            .unwrap_or(0);
+        let mut layout = Layout {
+            config,
+            numbers: OnceCell::new(),
+            bridge_no: OnceCell::new(),
+            scans: Cell::new(0),
+            bridges_same: Shared::all_same(&config.bridges, &prev.config.bridges),
+            ports: vec![PortEntry::absent(); usize::from(max_no) + 1],
+            members: Vec::with_capacity(config.ports.len() + config.tunnels.len()),
+            renamed: FxHashSet::default(),
+        };
+        if let Some(u) = &config.uplink {
+            if let Some(n) = u.number.or_else(|| layout.number(&u.iface)) {
+                layout.ports[usize::from(n)] = PortEntry {
+                    name: prev.port_name(n, &u.iface),
+                    kind: PortKind::Uplink,
+                    bridge: 0,
+                    vlan: PortVlan::Access(0),
+                    mtu: u.mtu,
+                    firewall: [None; 2],
+                    policer: [None; 2],
+                    max_macs: None,
+                    security: None,
+                    storm: None,
+                };
             }
         }
-        let max_no = numbers.values().copied().max().unwrap_or(0);
-        let mut ports = vec![PortEntry::absent(); usize::from(max_no) + 1];
-        let bridge_no: FxHashMap<&str, u16> = config
-            .bridges
-            .iter()
-            .enumerate()
-            .map(|(i, b)| (b.name.as_str(), i as u16))
-            .collect();
-        let mut members = Vec::with_capacity(config.ports.len() + config.tunnels.len());
+        let (prev_port, _) = align(&prev.config.ports, &config.ports, |p| &p.name, Shared::same);
+        for (p, prev_p) in config.ports.iter().zip(prev_port) {
+            let Some(n) = p.number.or_else(|| layout.number(&p.name)) else {
+                continue;
+            };
+            // The running config's port, unchanged, in unchanged bridges:
+            // its running entry, with the slots the new config's policies
+            // fill cleared.
+            let running = prev_p
+                .filter(|&k| layout.bridges_same && Shared::same(&prev.config.ports[k], p))
+                .and_then(|_| prev.snapshot.port(n))
+                .filter(|e| e.kind == PortKind::Local);
+            let entry = match running {
+                Some(e) => PortEntry {
+                    firewall: [None; 2],
+                    policer: [None; 2],
+                    storm: None,
+                    ..e.clone()
+                },
+                None => {
+                    let Some(b) = layout.bridge(&p.bridge) else {
+                        continue;
+                    };
+                    PortEntry {
+                        name: prev.port_name(n, &p.name),
+                        kind: PortKind::Local,
+                        bridge: b,
+                        vlan: vlan_of(&p.vlan),
+                        mtu: p.mtu,
+                        firewall: [None; 2],
+                        policer: [None; 2],
+                        max_macs: p.max_macs,
+                        security: PortSecurity::new(&p.allowed_macs, &p.allowed_ips).map(Arc::new),
+                        storm: None,
+                    }
+                }
+            };
+            layout.members.push((entry.bridge, n));
+            layout.ports[usize::from(n)] = entry;
+        }
+        layout
+    }
 
-        if let Some(u) = &config.uplink {
-            let n = numbers[u.iface.as_str()];
-            ports[usize::from(n)] = PortEntry {
-                name: prev.port_name(n, &u.iface),
-                kind: PortKind::Uplink,
-                bridge: 0,
-                vlan: PortVlan::Access(0),
-                mtu: u.mtu,
-                firewall: [None; 2],
-                policer: [None; 2],
-                max_macs: None,
-                security: None,
-                storm: None,
-            };
+    /// Counts a lookup; true while a scan should answer it.
+    fn scan(&self) -> bool {
+        let n = self.scans.get();
+        self.scans.set(n.saturating_add(1));
+        n < LINEAR_LOOKUPS
+    }
+
+    /// The number of the port, tunnel or uplink named `name`.
+    pub(super) fn number(&self, name: &str) -> Option<PortNo> {
+        let c = self.config;
+        let named = || {
+            c.uplink
+                .iter()
+                .map(|u| (u.iface.as_str(), u.number))
+                .chain(c.ports.iter().map(|p| (p.name.as_str(), p.number)))
+                .chain(c.tunnels.iter().map(|t| (t.name.as_str(), t.number)))
+        };
+        if self.numbers.get().is_none() && self.scan() {
+            return named().find(|(n, _)| *n == name).and_then(|(_, no)| no);
         }
-        for p in &config.ports {
-            let n = numbers[p.name.as_str()];
-            let b = bridge_no[p.bridge.as_str()];
-            ports[usize::from(n)] = PortEntry {
-                name: prev.port_name(n, &p.name),
-                kind: PortKind::Local,
-                bridge: b,
-                vlan: vlan_of(&p.vlan),
-                mtu: p.mtu,
-                firewall: [None; 2],
-                policer: [None; 2],
-                max_macs: p.max_macs,
-                security: PortSecurity::new(&p.allowed_macs, &p.allowed_ips).map(Arc::new),
-                storm: None,
-            };
-            members.push((b, n));
+        let map = self
+            .numbers
+            .get_or_init(|| named().filter_map(|(n, no)| Some((n, no?))).collect());
+        map.get(name).copied()
+    }
+
+    /// The index of the bridge named `name`.
+    pub(super) fn bridge(&self, name: &str) -> Option<u16> {
+        let c = self.config;
+        if self.bridge_no.get().is_none() && self.scan() {
+            return c
+                .bridges
+                .iter()
+                .position(|b| b.name == name)
+                .map(|i| i as u16);
         }
-        Layout {
-            numbers,
-            bridge_no,
-            ports,
-            members,
-            renamed: FxHashSet::default(),
-        }
+        let map = self.bridge_no.get_or_init(|| {
+            c.bridges
+                .iter()
+                .enumerate()
+                .map(|(i, b)| (b.name.as_str(), i as u16))
+                .collect()
+        });
+        map.get(name).copied()
     }
 }
 
@@ -353,7 +426,7 @@ fn firewalls(config: &Config, layout: &mut Layout, errs: &mut Vec<ConfigError>) 
             Ok(fw) => {
                 let idx = firewalls.len() as u16;
                 firewalls.push(fw);
-                if let Some(&n) = layout.numbers.get(a.port.as_str()) {
+                if let Some(n) = layout.number(&a.port) {
                     layout.ports[usize::from(n)].firewall[dir_index(a.dir)] = Some(idx);
                 }
             }
@@ -385,7 +458,7 @@ fn policers(
             Ok(cfg) => {
                 let idx = policers.len() as u16;
                 policers.push(cfg);
-                if let Some(&n) = layout.numbers.get(q.port.as_str()) {
+                if let Some(n) = layout.number(&q.port) {
                     layout.ports[usize::from(n)].policer[dir_index(q.dir)] = Some(idx);
                 }
             }
@@ -409,7 +482,7 @@ fn policers(
             Ok(()) => {
                 let idx = policers.len() as u16;
                 policers.push(cfg);
-                if let Some(&n) = layout.numbers.get(p.name.as_str()) {
+                if let Some(n) = p.number.or_else(|| layout.number(&p.name)) {
                     layout.ports[usize::from(n)].storm = Some(idx);
                 }
             }
@@ -548,7 +621,7 @@ fn static_entries(
     // with entries are looked at.
     let mut per_bridge: BTreeMap<u16, usize> = BTreeMap::new();
     for f in &config.fdb {
-        let Some(&n) = layout.numbers.get(f.port.as_str()) else {
+        let Some(n) = layout.number(&f.port) else {
             continue;
         };
         let tunnel = match layout.ports.get(usize::from(n)).map(|p| p.kind) {
@@ -560,7 +633,7 @@ fn static_entries(
             (None, Some(_)) => 0,
             _ => NO_REMOTE,
         };
-        if let Some(&b) = layout.bridge_no.get(f.bridge.as_str()) {
+        if let Some(b) = layout.bridge(&f.bridge) {
             *per_bridge.entry(b).or_default() += 1;
         }
         statics.push((f.bridge.clone(), f.vlan, f.mac, FdbDest { port: n, remote }));

@@ -5,9 +5,9 @@ use std::collections::{HashMap, HashSet};
 
 use proptest::prelude::*;
 
-use super::align;
+use super::{align, Layout, Previous};
 use crate::testkit;
-use xvs_config::{AclConfig, Direction, Shared};
+use xvs_config::{AclConfig, Config, Direction, Shared};
 
 proptest! {
     /// `align` answers what a name map would: for each new item the
@@ -95,4 +95,44 @@ fn a_changed_tunnel_is_built_and_the_others_are_taken() {
     assert_eq!(work.bridge_tables_built, 0);
     assert_eq!(work.fdbs_rederived, 1);
     assert_eq!(ctl.snapshot().tunnels.ports()[2].remotes.len(), 2);
+}
+
+#[test]
+fn names_are_looked_up_alike_by_scan_and_by_map() {
+    let mut config = testkit::config();
+    config.assign_port_numbers();
+    let empty = Config::default();
+    let snapshot = crate::snapshot::Snapshot::empty();
+    let none = Default::default();
+    let prev = Previous {
+        config: &empty,
+        snapshot: &snapshot,
+        dyn_remotes: &none,
+        lookup_addrs: &Default::default(),
+        addrs_dirty: false,
+    };
+    let layout = Layout::of(&config, &prev);
+    let names: Vec<(String, Option<u16>)> = config
+        .ports
+        .iter()
+        .map(|p| (p.name.clone(), p.number))
+        .chain(config.tunnels.iter().map(|t| (t.name.clone(), t.number)))
+        .chain(config.uplink.iter().map(|u| (u.iface.clone(), u.number)))
+        .chain([("nonesuch".to_string(), None)])
+        .collect();
+    // Twice over, so that the first answers come from scans and the
+    // rest from the map.
+    for (name, no) in names.iter().chain(&names) {
+        assert_eq!(layout.number(name), *no, "{name}");
+    }
+    for (i, b) in config
+        .bridges
+        .iter()
+        .enumerate()
+        .chain(config.bridges.iter().enumerate())
+    {
+        assert_eq!(layout.bridge(&b.name), Some(i as u16));
+    }
+    assert_eq!(layout.bridge("nonesuch"), None);
+    assert!(layout.numbers.get().is_some());
 }

@@ -144,9 +144,21 @@ pub(super) fn tunnel_ports(
     }
     let mut tunnel_ports = Vec::with_capacity(config.tunnels.len());
     for (t, prev_t) in config.tunnels.iter().zip(prev_tunnel) {
-        // Numbered in a validated config; the map is the fallback.
-        let n = t.number.unwrap_or_else(|| layout.numbers[t.name.as_str()]);
-        let b = layout.bridge_no[t.bridge.as_str()];
+        // Numbered in a validated config; the lookup is the fallback.
+        let Some(n) = t.number.or_else(|| layout.number(&t.name)) else {
+            continue;
+        };
+        let same = prev_t.is_some_and(|k| prev.config.tunnels[k] == *t);
+        // The same tunnel in unchanged bridges keeps its running bridge
+        // index; another is looked up.
+        let running_bridge = prev
+            .snapshot
+            .port(n)
+            .filter(|e| same && layout.bridges_same && matches!(e.kind, PortKind::Tunnel(_)))
+            .map(|e| e.bridge);
+        let Some(b) = running_bridge.or_else(|| layout.bridge(&t.bridge)) else {
+            continue;
+        };
         let local = t.local.or_else(|| {
             let v4 = t.remotes.first().is_none_or(|r| r.is_ipv4());
             config
@@ -162,7 +174,6 @@ pub(super) fn tunnel_ports(
         // Same config, number, local address and dynamic remotes: the
         // same port, templates included (the caller rebuilds every
         // template when the underlay moved).
-        let same = prev_t.is_some_and(|k| prev.config.tunnels[k] == *t);
         let kept = match prev.snapshot.port(n).map(|e| e.kind) {
             Some(PortKind::Tunnel(i)) if same => prev.snapshot.tunnels.get(i),
             _ => None,
