@@ -102,6 +102,38 @@ fn ms(d: Duration) -> String {
     format!("{:.2}", d.as_secs_f64() * 1e3)
 }
 
+/// One transaction as xvsd makes it, timed stage by stage: copy, edit,
+/// validate once, compile that, journal. Not inlined, so that callgrind
+/// can count it alone (`--toggle-collect='*transact*'`, see the bench
+/// README), without the set-up and the untimed undo.
+#[inline(never)]
+fn transact(
+    ctl: &mut Control,
+    store: &mut xvsd::state::Store,
+    cmds: &[Command],
+    what: &str,
+) -> [Duration; 6] {
+    let mut stage = [Duration::ZERO; 6];
+    let t = Instant::now();
+    let current = ctl.config().clone();
+    stage[0] = t.elapsed();
+    let t = Instant::now();
+    let (new, problems) = command::edit_all(cmds, &current);
+    assert!(problems.is_empty(), "{what}: {problems:?}");
+    stage[1] = t.elapsed();
+    let t = Instant::now();
+    let valid = new.validated().unwrap();
+    stage[2] = t.elapsed();
+    let t = Instant::now();
+    ctl.apply_valid(valid).unwrap();
+    stage[3] = t.elapsed();
+    let t = Instant::now();
+    store.commit(ctl.config()).unwrap();
+    stage[4] = t.elapsed();
+    stage[5] = stage[0] + stage[1] + stage[2] + stage[3] + stage[4];
+    stage
+}
+
 #[test]
 #[ignore = "a measurement: run with --release -- --ignored --nocapture"]
 fn transaction_cost_by_stage() {
@@ -124,31 +156,14 @@ fn transaction_cost_by_stage() {
         store.commit(&base).unwrap();
         let runs = if n >= 10_000 { 5 } else { 11 };
         for (what, cmds) in one_liners(n) {
-            let mut stage = [Duration::ZERO; 6];
             let mut work = ApplyWork::default();
             let mut samples: Vec<[Duration; 6]> = Vec::new();
             for _ in 0..runs {
                 // Each run applies the change, then takes it back
                 // (untimed).
-                let t = Instant::now();
                 let current = ctl.config().clone();
-                stage[0] = t.elapsed();
-                // As xvsd does: edit, validate once, compile that.
-                let t = Instant::now();
-                let (new, problems) = command::edit_all(&cmds, &current);
-                assert!(problems.is_empty(), "{what}: {problems:?}");
-                stage[1] = t.elapsed();
-                let t = Instant::now();
-                let valid = new.validated().unwrap();
-                stage[2] = t.elapsed();
-                let t = Instant::now();
-                ctl.apply_valid(valid).unwrap();
-                stage[3] = t.elapsed();
+                let stage = transact(&mut ctl, &mut store, &cmds, what);
                 work = ctl.last_apply();
-                let t = Instant::now();
-                store.commit(ctl.config()).unwrap();
-                stage[4] = t.elapsed();
-                stage[5] = stage[0] + stage[1] + stage[2] + stage[3] + stage[4];
                 samples.push(stage);
                 ctl.apply(current).unwrap();
                 store.commit(ctl.config()).unwrap();

@@ -357,7 +357,6 @@ impl Control {
             .zip(compiled.snapshot.bridges.iter())
             .zip(&compiled.prev_bridge)
         {
-            let mine = statics_of(&statics, &b.name);
             // Same limits, same ports, no remote renumbered, same static
             // entries: the FDB stays as it is.
             let kept = prev_b.and_then(|k| {
@@ -379,6 +378,7 @@ impl Control {
                 continue;
             }
             work.fdbs_rederived += 1;
+            let mine = statics_of(&statics, &b.name);
             let cfg = fdb_config(b);
             let fdb = match self.fdbs.get_mut(&b.name) {
                 Some(f) => {
