@@ -128,8 +128,6 @@ impl Daemon {
             self.close(name);
         }
         self.missing = absent.into_iter().map(|w| (w.name.clone(), w)).collect();
-        let names = config.port_numbers();
-        self.names = names.into_iter().map(|(n, p)| (p, n.to_owned())).collect();
         Ok(())
     }
 

@@ -204,8 +204,6 @@ pub struct Daemon {
     workers: Vec<WorkerThread>,
     stop_workers: Arc<AtomicBool>,
     epoch: Instant,
-    /// Names of port numbers, for reports.
-    names: Vec<(PortNo, String)>,
     /// Sockets each worker serves under the config being applied (see
     /// [`WorkerCmd::Add`]'s `sockets`).
     planned: Vec<usize>,
@@ -396,7 +394,6 @@ impl Daemon {
             workers,
             stop_workers,
             epoch,
-            names: Vec::new(),
             planned: Vec::new(),
             cores,
             server: None,
@@ -642,6 +639,22 @@ impl Daemon {
         }
     }
 
+    /// Every port, tunnel and the uplink by number, sorted by name (as
+    /// reports list them): read from the running snapshot when asked, so a
+    /// transaction does not rebuild a list of every name.
+    pub(super) fn port_names(&self) -> Vec<(PortNo, Arc<str>)> {
+        let snap = self.ctl.snapshot();
+        let mut names: Vec<(PortNo, Arc<str>)> = snap
+            .ports
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.kind != xvs_dataplane::snapshot::PortKind::Absent)
+            .map(|(n, e)| (n as PortNo, Arc::clone(&e.name)))
+            .collect();
+        names.sort_by(|a, b| a.1.cmp(&b.1));
+        names
+    }
+
     /// The latest report of every worker.
     pub fn reports(&self) -> Vec<WorkerReport> {
         self.workers
@@ -666,7 +679,7 @@ impl Daemon {
                 "worker"
             );
         }
-        for (no, name) in &self.names {
+        for (no, name) in &self.port_names() {
             let mut c = PortCounters::default();
             for r in &reports {
                 if let Some(p) = r.ports.get(usize::from(*no)) {

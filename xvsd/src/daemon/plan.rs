@@ -114,19 +114,21 @@ pub(super) struct Iface {
 
 /// The interfaces `config` names, uplink last.
 pub(super) fn wanted(config: &Config) -> Result<Vec<links::Wanted>, DaemonError> {
-    let numbers = config.port_numbers();
-    let mut wanted: Vec<(&str, Mode, u16)> = config
+    // Each object's own number: a validated config has them all, and a
+    // map of every name would cost each transaction a walk and a hash per
+    // port and tunnel.
+    let mut wanted: Vec<(&str, Option<PortNo>, Mode, u16)> = config
         .ports
         .iter()
-        .map(|p| (p.name.as_str(), Mode::Port, p.queues))
+        .map(|p| (p.name.as_str(), p.number, Mode::Port, p.queues))
         .collect();
     if let Some(u) = &config.uplink {
-        wanted.push((u.iface.as_str(), Mode::Uplink, 0));
+        wanted.push((u.iface.as_str(), u.number, Mode::Uplink, 0));
     }
     wanted
         .into_iter()
-        .map(|(name, mode, want)| {
-            let no = *numbers.get(name).ok_or_else(|| DaemonError::Interface {
+        .map(|(name, no, mode, want)| {
+            let no = no.ok_or_else(|| DaemonError::Interface {
                 iface: name.into(),
                 reason: "no port number (a config bug)".into(),
             })?;

@@ -156,10 +156,10 @@ impl Daemon {
     }
 
     fn port_name(&self, no: PortNo) -> String {
-        self.names
-            .iter()
-            .find(|(n, _)| *n == no)
-            .map_or_else(|| format!("#{no}"), |(_, name)| name.clone())
+        self.ctl
+            .snapshot()
+            .port(no)
+            .map_or_else(|| format!("#{no}"), |e| e.name.to_string())
     }
 
     fn fdb_rows(&self, bridge: Option<&str>) -> Result<Vec<FdbRow>, RpcError> {
@@ -207,8 +207,9 @@ impl Daemon {
 
     fn stats_rows(&self, p: &StatsParams) -> Result<Vec<StatsRow>, RpcError> {
         let snap = self.ctl.snapshot();
+        let names = self.port_names();
         if let Some(t) = &p.target {
-            if !self.names.iter().any(|(_, n)| n == t) {
+            if !names.iter().any(|(_, n)| **n == **t) {
                 return Err(RpcError::invalid_params(
                     "stats",
                     "params.target",
@@ -218,8 +219,8 @@ impl Daemon {
         }
         let reports = self.reports();
         let mut rows = Vec::new();
-        for (no, name) in &self.names {
-            if p.target.as_ref().is_some_and(|t| t != name) {
+        for (no, name) in &names {
+            if p.target.as_ref().is_some_and(|t| **t != **name) {
                 continue;
             }
             let kind = match snap.port(*no).map(|e| e.kind) {
@@ -243,13 +244,17 @@ impl Daemon {
             }
             let mut drops = drops_map(&sum.drops);
             // Frames our XDP program dropped never reached a worker.
-            if let Some(c) = self.ifaces.get(name).and_then(|a| a.prog.counters().ok()) {
+            if let Some(c) = self
+                .ifaces
+                .get(&**name)
+                .and_then(|a| a.prog.counters().ok())
+            {
                 for (reason, n) in c.drops().into_iter().filter(|(_, n)| *n > 0) {
                     *drops.entry(reason.to_owned()).or_default() += n;
                 }
             }
             rows.push(StatsRow {
-                name: name.clone(),
+                name: name.to_string(),
                 kind,
                 rx_packets: sum.rx_packets,
                 rx_bytes: sum.rx_bytes,
