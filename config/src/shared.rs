@@ -35,6 +35,12 @@ impl<T> Shared<T> {
         Arc::ptr_eq(&a.0, &b.0)
     }
 
+    /// The object's address: two copies of a config hold an unchanged
+    /// object at the same one.
+    pub fn as_ptr(this: &Self) -> *const T {
+        Arc::as_ptr(&this.0)
+    }
+
     /// [`Shared::same`] item by item: the list was copied and no item
     /// added, removed, moved or changed since.
     pub fn all_same(a: &[Self], b: &[Self]) -> bool {

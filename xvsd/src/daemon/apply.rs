@@ -39,7 +39,7 @@ impl Daemon {
         // Validated here, once: the control plane takes it as it is.
         let mut valid = config.validated().map_err(DaemonError::Config)?;
         let config = valid.config();
-        host::check(config).map_err(DaemonError::Config)?;
+        host::check(config, self.ctl.config()).map_err(DaemonError::Config)?;
         let (plan, absent) = plan(config, &self.opts)?;
         self.planned = sockets_per_worker(&plan, self.workers.len());
         umem_serves(&self.planned, &self.opts)?;

@@ -11,15 +11,24 @@ use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
 
-use xvs_config::{Config, ConfigError, ConfigErrors};
+use rustc_hash::FxHashSet;
+use xvs_config::{Config, ConfigError, ConfigErrors, Shared};
 
 /// `IFF_LOOPBACK` in `/sys/class/net/NAME/flags`.
 const IFF_LOOPBACK: u32 = 0x8;
 
 /// Every problem `config` has with this host, each naming its object.
-pub(super) fn check(config: &Config) -> Result<(), ConfigErrors> {
+/// What runs (`running`) was checked when it was applied: only the ports
+/// and tunnels that are new or changed are checked again, so that a
+/// transaction does not cost a sysfs read per guest.
+pub(super) fn check(config: &Config, running: &Config) -> Result<(), ConfigErrors> {
     let mut errs = Vec::new();
-    for p in &config.ports {
+    let old_ports = addresses(&running.ports);
+    for p in config
+        .ports
+        .iter()
+        .filter(|p| !old_ports.contains(&addr(p)))
+    {
         if is_loopback(&p.name) {
             errs.push(ConfigError {
                 object: format!("port {:?}", p.name),
@@ -31,8 +40,14 @@ pub(super) fn check(config: &Config) -> Result<(), ConfigErrors> {
             });
         }
     }
-    let broadcasts = subnet_broadcasts();
-    for t in &config.tunnels {
+    let old_tunnels = addresses(&running.tunnels);
+    let mut broadcasts = None;
+    for t in config
+        .tunnels
+        .iter()
+        .filter(|t| !old_tunnels.contains(&addr(t)))
+    {
+        let broadcasts = broadcasts.get_or_insert_with(subnet_broadcasts);
         for r in &t.remotes {
             if let IpAddr::V4(a) = r {
                 if broadcasts.contains(a) {
@@ -51,6 +66,16 @@ pub(super) fn check(config: &Config) -> Result<(), ConfigErrors> {
     } else {
         Err(ConfigErrors(errs))
     }
+}
+
+/// Where a config object lives: an unchanged one is at the same address in
+/// every copy of the config.
+fn addr<T>(x: &Shared<T>) -> usize {
+    Shared::as_ptr(x) as usize
+}
+
+fn addresses<T>(list: &[Shared<T>]) -> FxHashSet<usize> {
+    list.iter().map(addr).collect()
 }
 
 /// Whether interface `name` is there and is a loopback device.
@@ -121,8 +146,14 @@ mod tests {
             ports: vec![PortConfig::new("lo", "br0").into()],
             ..Default::default()
         };
-        let e = check(&c).unwrap_err().to_string();
+        let e = check(&c, &Config::default()).unwrap_err().to_string();
         assert!(e.contains("port \"lo\"") && e.contains("loopback"), "{e}");
         assert!(!is_loopback("no-such-iface0"));
+        // Checked when it was applied: a copy of what runs is not checked
+        // again, a changed port is.
+        let mut again = c.clone();
+        assert_eq!(check(&again, &c), Ok(()));
+        again.ports[0].mtu = 1400;
+        assert!(check(&again, &c).is_err());
     }
 }
