@@ -20,6 +20,12 @@ pub const MAX_ADDRS: usize = 64;
 /// A subnet's broadcast address takes the host's interfaces to know:
 /// xvsd checks it when it applies a config.
 pub fn remote_vtep<S: BuildHasher>(ip: &IpAddr, own: &HashSet<IpAddr, S>) -> Result<(), String> {
+    remote_vtep_by(ip, &|a| own.contains(a))
+}
+
+/// [`remote_vtep`], this host's own addresses given as a predicate (the
+/// incremental validation counts them in a persistent map, not a set).
+pub(crate) fn remote_vtep_by(ip: &IpAddr, is_own: &dyn Fn(&IpAddr) -> bool) -> Result<(), String> {
     if ip.is_unspecified() {
         Err("is the unspecified address, not a VTEP".into())
     } else if ip.is_loopback() {
@@ -28,7 +34,7 @@ pub fn remote_vtep<S: BuildHasher>(ip: &IpAddr, own: &HashSet<IpAddr, S>) -> Res
         Err("is a multicast address, not a unicast VTEP (a group can only be a multicast tunnel's single remote)".into())
     } else if matches!(ip, IpAddr::V4(a) if a.is_broadcast()) {
         Err("is the limited broadcast address, not a VTEP".into())
-    } else if own.contains(ip) {
+    } else if is_own(ip) {
         Err("is this host's own VTEP address (the uplink's or a tunnel's local)".into())
     } else {
         Ok(())

@@ -15,9 +15,11 @@ use std::net::IpAddr;
 // transaction, and the input is the operator's own config.
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
-use super::checks::{check_name, is_unicast_ip, is_unicast_mac, remote_vtep, vlan_ok};
+use super::checks::{check_name, is_unicast_ip, is_unicast_mac, remote_vtep_by, vlan_ok};
 use super::{
-    Config, LookupProviderConfig, PortConfig, TunnelConfig, TunnelKind, VlanMode, MAX_VNI,
+    AclConfig, BridgeConfig, Config, LookupConfig, LookupProviderConfig, NeighborConfig,
+    OverlayAddrConfig, PortConfig, QosConfig, RouteConfig, StaticFdbConfig, TunnelConfig,
+    TunnelKind, VlanMode, MAX_VNI,
 };
 use xvs_types::{MacAddr, PortNo};
 
@@ -89,7 +91,7 @@ impl ValidConfig {
 
 /// Where a check reports a problem: the object it is about (formatted only
 /// when there is one) and what is wrong with it.
-type Report<'r> = dyn FnMut(String, String) + 'r;
+pub(super) type Report<'r> = dyn FnMut(String, String) + 'r;
 
 impl Config {
     /// Assigns port numbers and validates: the config the control plane
@@ -146,19 +148,8 @@ impl Config {
     fn check_bridges(&self, e: &mut Report) -> HashSet<&str> {
         let mut bridges = HashSet::default();
         for b in &self.bridges {
-            let o = || format!("bridge {:?}", b.name);
-            if let Err(m) = check_name(&b.name) {
-                e(o(), m);
-            }
-            if !bridges.insert(b.name.as_str()) {
-                e(o(), "defined twice".into());
-            }
-            if b.fdb_max_entries == 0 {
-                e(o(), "fdb_max_entries must be at least 1".into());
-            }
-            if b.fdb_aging_secs == 0 {
-                e(o(), "fdb_aging_secs must be at least 1".into());
-            }
+            let dup = !bridges.insert(b.name.as_str());
+            check_bridge(b, dup, e);
         }
         bridges
     }
@@ -175,32 +166,13 @@ impl Config {
         let mut names: HashSet<&str> = HashSet::default();
         let mut numbers: BTreeMap<PortNo, &str> = BTreeMap::new();
         for (name, number) in all {
-            let o = || format!("port {name:?}");
-            if let Err(m) = check_name(name) {
-                e(o(), m);
-            }
-            if !names.insert(name) {
-                let uplink = self.uplink.as_ref().is_some_and(|u| u.iface == name);
-                e(
-                    o(),
-                    if uplink {
-                        "is the uplink interface: it cannot also be a port or a tunnel".into()
-                    } else {
-                        "name already used".into()
-                    },
-                );
-            }
-            match number {
-                Some(n) if n == 0 || n == PortNo::MAX => {
-                    e(o(), format!("port number {n} is reserved"));
-                }
-                Some(n) => {
-                    if let Some(other) = numbers.insert(n, name) {
-                        e(o(), format!("port number {n} already used by {other:?}"));
-                    }
-                }
-                None => {}
-            }
+            let name_clash = (!names.insert(name))
+                .then(|| self.uplink.as_ref().is_some_and(|u| u.iface == name));
+            let number_clash = match number {
+                Some(n) if !reserved(n) => numbers.insert(n, name),
+                _ => None,
+            };
+            check_port_name(name, number, name_clash, number_clash, e);
         }
     }
 
@@ -224,28 +196,7 @@ impl Config {
 
     fn check_ports(&self, bridges: &HashSet<&str>, e: &mut Report) {
         for p in &self.ports {
-            let o = || format!("port {:?}", p.name);
-            if !bridges.contains(p.bridge.as_str()) {
-                e(o(), format!("unknown bridge {:?}", p.bridge));
-            }
-            check_vlan_mode(&o, &p.vlan, e);
-            if p.mtu < 68 {
-                e(o(), format!("mtu {} below 68", p.mtu));
-            }
-            check_port_security(&o, p, e);
-            if p.storm_pps == Some(0) {
-                e(
-                    o(),
-                    "storm_pps 0 would drop every broadcast (ARP included): at least 1".into(),
-                );
-            }
-            if p.max_macs == Some(0) {
-                e(
-                    o(),
-                    "max_macs 0 would learn nothing: at least 1 (a bridge without learning is `learning = false`)"
-                        .into(),
-                );
-            }
+            check_port(p, bridges.contains(p.bridge.as_str()), e);
         }
     }
 
@@ -257,42 +208,64 @@ impl Config {
         let mut tunnel_keys: BTreeMap<(TunnelKind, u16, Option<IpAddr>, u32), &str> =
             BTreeMap::new();
         for t in &self.tunnels {
-            let o = || format!("tunnel {:?}", t.name);
-            if !bridges.contains(t.bridge.as_str()) {
-                e(o(), format!("unknown bridge {:?}", t.bridge));
-            }
-            if t.vni > MAX_VNI {
-                e(o(), format!("VNI {} out of range 0..={MAX_VNI}", t.vni));
-            }
             // One bridge is one L2 domain: bridging two VNIs would leak
             // frames from one virtual network into another.
-            if let Some((vni, other)) = bridge_vni.get(t.bridge.as_str()) {
-                if *vni != t.vni {
-                    e(
-                        o(),
-                        format!(
-                            "VNI {} differs from VNI {vni} of tunnel {other:?} in the same bridge {:?}",
-                            t.vni, t.bridge
-                        ),
-                    );
+            let vni_clash = match bridge_vni.get(t.bridge.as_str()) {
+                Some(&(vni, other)) => (vni != t.vni).then_some((vni, other)),
+                None => {
+                    bridge_vni.insert(&t.bridge, (t.vni, &t.name));
+                    None
                 }
-            } else {
-                bridge_vni.insert(&t.bridge, (t.vni, &t.name));
-            }
-            if let Some(other) = tunnel_keys.insert((t.kind, t.udp_port(), t.local, t.vni), &t.name)
-            {
-                e(
-                    o(),
-                    format!(
-                        "same type, UDP port, local IP and VNI {} as tunnel {other:?}",
-                        t.vni
-                    ),
-                );
-            }
-            self.check_tunnel_ends(t, own, &o, e);
-            check_tunnel_encap(t, &o, e);
-            check_vlan_mode(&o, &t.vlan, e);
+            };
+            let wire_clash = tunnel_keys.insert(wire_key(t), &t.name);
+            let clash = Clashes {
+                vni: vni_clash,
+                wire: wire_clash,
+            };
+            let is_own = |ip: &IpAddr| own.contains(ip);
+            self.check_tunnel(t, bridges.contains(t.bridge.as_str()), clash, &is_own, e);
         }
+    }
+
+    /// One tunnel: what the whole-config walk found about it (`bridge_known`,
+    /// `clash`) and, given which addresses are this host's own, everything
+    /// else about it. Reads the uplink for a default local address.
+    pub(super) fn check_tunnel(
+        &self,
+        t: &TunnelConfig,
+        bridge_known: bool,
+        clash: Clashes,
+        is_own: &dyn Fn(&IpAddr) -> bool,
+        e: &mut Report,
+    ) {
+        let o = || format!("tunnel {:?}", t.name);
+        if !bridge_known {
+            e(o(), format!("unknown bridge {:?}", t.bridge));
+        }
+        if t.vni > MAX_VNI {
+            e(o(), format!("VNI {} out of range 0..={MAX_VNI}", t.vni));
+        }
+        if let Some((vni, other)) = clash.vni {
+            e(
+                o(),
+                format!(
+                    "VNI {} differs from VNI {vni} of tunnel {other:?} in the same bridge {:?}",
+                    t.vni, t.bridge
+                ),
+            );
+        }
+        if let Some(other) = clash.wire {
+            e(
+                o(),
+                format!(
+                    "same type, UDP port, local IP and VNI {} as tunnel {other:?}",
+                    t.vni
+                ),
+            );
+        }
+        self.check_tunnel_ends(t, is_own, &o, e);
+        check_tunnel_encap(t, &o, e);
+        check_vlan_mode(&o, &t.vlan, e);
     }
 
     /// A tunnel's remotes (other VTEPs, or one multicast group) and its
@@ -301,7 +274,7 @@ impl Config {
     fn check_tunnel_ends(
         &self,
         t: &TunnelConfig,
-        own: &HashSet<IpAddr>,
+        is_own: &dyn Fn(&IpAddr) -> bool,
         o: &dyn Fn() -> String,
         e: &mut Report,
     ) {
@@ -322,7 +295,7 @@ impl Config {
                     ),
                 );
             } else if !r.is_multicast() {
-                if let Err(m) = remote_vtep(r, own) {
+                if let Err(m) = remote_vtep_by(r, is_own) {
                     e(o(), format!("remote {r} {m}"));
                 }
             }
@@ -370,75 +343,33 @@ impl Config {
         // A million static MACs are validated in well under a second: the
         // port is found by hash, and the object's name is only formatted
         // for an entry that has a problem.
-        let port_of: HashMap<&str, (&String, Option<&TunnelConfig>)> = self
+        let port_of: HashMap<&str, (&str, Option<TunnelShape>)> = self
             .tunnels
             .iter()
-            .map(|t| (t.name.as_str(), (&t.bridge, Some(&**t))))
+            .map(|t| {
+                (
+                    t.name.as_str(),
+                    (t.bridge.as_str(), Some(TunnelShape::of(t))),
+                )
+            })
             .chain(
                 self.ports
                     .iter()
-                    .map(|p| (p.name.as_str(), (&p.bridge, None))),
+                    .map(|p| (p.name.as_str(), (p.bridge.as_str(), None))),
             )
             .collect();
+        let is_own = |ip: &IpAddr| own.contains(ip);
         for f in &self.fdb {
-            let o = || format!("fdb {} vlan {} in bridge {:?}", f.mac, f.vlan, f.bridge);
-            if !bridges.contains(f.bridge.as_str()) {
-                e(o(), format!("unknown bridge {:?}", f.bridge));
-            }
-            if !is_unicast_mac(&f.mac) {
-                e(o(), "not a unicast MAC".into());
-            }
-            if !vlan_ok(f.vlan) {
-                e(o(), format!("VLAN {} out of range 0..=4094", f.vlan));
-            }
-            if !fdb_seen.insert((&f.bridge, f.vlan, f.mac)) {
-                e(o(), "defined twice".into());
-            }
-            match port_of.get(f.port.as_str()).copied() {
-                None => e(o(), format!("unknown port {:?}", f.port)),
-                Some((b, tun)) => {
-                    if *b != f.bridge {
-                        e(o(), format!("port {:?} is in bridge {b:?}", f.port));
-                    }
-                    match (tun, f.remote) {
-                        // Any unicast VTEP: one beyond the configured
-                        // remotes becomes a dynamic (never flooded) remote.
-                        (Some(_), Some(r)) if remote_vtep(&r, own).is_err() => e(
-                            o(),
-                            format!(
-                                "remote {r} {}",
-                                remote_vtep(&r, own).err().unwrap_or_default()
-                            ),
-                        ),
-                        (Some(t), Some(r))
-                            if t.remotes
-                                .first()
-                                .is_some_and(|f| f.is_ipv4() != r.is_ipv4()) =>
-                        {
-                            e(
-                                o(),
-                                format!("remote {r} and tunnel {:?} differ in family", t.name),
-                            )
-                        }
-                        (Some(t), None) if t.group().is_some() => e(
-                            o(),
-                            format!(
-                                "tunnel {:?} is a multicast tunnel: say which VTEP with `remote`",
-                                t.name
-                            ),
-                        ),
-                        (Some(t), None) if t.remotes.len() > 1 => e(
-                            o(),
-                            format!(
-                                "tunnel {:?} has several remotes: say which with `remote`",
-                                t.name
-                            ),
-                        ),
-                        (None, Some(r)) => e(o(), format!("remote {r} given for a local port")),
-                        _ => {}
-                    }
-                }
-            }
+            let dup = !fdb_seen.insert((&f.bridge, f.vlan, f.mac));
+            let port = port_of.get(f.port.as_str()).copied();
+            check_fdb_entry(
+                f,
+                bridges.contains(f.bridge.as_str()),
+                dup,
+                port,
+                &is_own,
+                e,
+            );
         }
     }
 
@@ -446,13 +377,8 @@ impl Config {
     fn check_acls(&self, ports: &HashSet<&str>, e: &mut Report) {
         let mut acl_seen = HashSet::default();
         for a in &self.acls {
-            let o = || format!("acl {:?} {}", a.port, a.dir);
-            if !ports.contains(a.port.as_str()) {
-                e(o(), format!("unknown port {:?}", a.port));
-            }
-            if !acl_seen.insert((&a.port, a.dir)) {
-                e(o(), "rules for this port and direction given twice".into());
-            }
+            let dup = !acl_seen.insert((&a.port, a.dir));
+            check_acl(a, ports.contains(a.port.as_str()), dup, e);
         }
     }
 
@@ -460,36 +386,16 @@ impl Config {
     fn check_qos(&self, ports: &HashSet<&str>, e: &mut Report) {
         let mut qos_seen = HashSet::default();
         for q in &self.qos {
-            let o = || format!("qos {:?} {}", q.port, q.dir);
-            if !ports.contains(q.port.as_str()) {
-                e(o(), format!("unknown port {:?}", q.port));
-            }
-            if !qos_seen.insert((&q.port, q.dir)) {
-                e(
-                    o(),
-                    "policer for this port and direction given twice".into(),
-                );
-            }
+            let dup = !qos_seen.insert((&q.port, q.dir));
+            check_qos(q, ports.contains(q.port.as_str()), dup, e);
         }
     }
 
     fn check_routes(&self, e: &mut Report) {
         let mut route_seen = HashSet::default();
         for r in &self.routes {
-            let o = || format!("route {}", r.prefix);
-            if let Some(g) = r.gateway {
-                if g.is_ipv4() != r.prefix.is_ipv4() {
-                    e(o(), format!("gateway {g} is not of the prefix's family"));
-                }
-            }
-            if r.dev.is_empty() {
-                e(o(), "no output interface (dev)".into());
-            } else if let Err(m) = check_name(&r.dev) {
-                e(o(), format!("dev {:?}: {m}", r.dev));
-            }
-            if !route_seen.insert((r.prefix, r.metric)) {
-                e(o(), format!("given twice with metric {}", r.metric));
-            }
+            let dup = !route_seen.insert((r.prefix, r.metric));
+            check_route(r, dup, e);
         }
     }
 
@@ -498,52 +404,11 @@ impl Config {
     fn check_lookups(&self, e: &mut Report) {
         for b in &self.bridges {
             let Some(l) = &b.lookup else { continue };
-            let o = || format!("bridge {:?} lookup", b.name);
-            if !(1..=1000).contains(&l.hold_ms) {
-                e(o(), format!("hold_ms {} out of range 1..=1000", l.hold_ms));
-            }
-            if let LookupProviderConfig::Multicast { group } = &l.provider {
-                if !group.is_multicast() {
-                    e(o(), format!("group {group} is not a multicast address"));
-                }
-            }
-            if let LookupProviderConfig::Static { entries } = &l.provider {
-                for x in entries {
-                    if x.mac.is_multicast() || x.mac.is_zero() {
-                        e(o(), format!("{} is not a unicast MAC", x.mac));
-                    }
-                    if !vlan_ok(x.vlan) {
-                        e(o(), format!("VLAN {} out of range 0..=4094", x.vlan));
-                    }
-                }
-            }
-            // A group must be one of the bridge's tunnel groups; a unicast
-            // VTEP may be any (it becomes a dynamic remote of the bridge's
-            // tunnel port of its family), but there must be one.
-            for v in l.vteps() {
-                let mut tunnels = self.tunnels.iter().filter(|t| t.bridge == b.name);
-                let ok = if v.is_multicast() {
-                    tunnels.any(|t| t.remotes.contains(&v))
-                } else {
-                    is_unicast_ip(&v)
-                        && tunnels.any(|t| {
-                            t.remotes
-                                .first()
-                                .is_some_and(|r| r.is_ipv4() == v.is_ipv4())
-                        })
-                };
-                if !ok && v.is_multicast() {
-                    e(
-                        o(),
-                        format!("group {v} is not the group of a tunnel port of the bridge"),
-                    );
-                } else if !ok {
-                    e(
-                        o(),
-                        format!("{v}: the bridge has no tunnel port to reach this VTEP by"),
-                    );
-                }
-            }
+            let tunnels = || self.tunnels.iter().filter(|t| t.bridge == b.name);
+            let has_group = |v: &IpAddr| tunnels().any(|t| t.remotes.contains(v));
+            let has_family =
+                |v4: bool| tunnels().any(|t| t.remotes.first().is_some_and(|r| r.is_ipv4() == v4));
+            check_lookup(b, l, &has_group, &has_family, e);
         }
     }
 
@@ -552,23 +417,11 @@ impl Config {
     fn check_addrs(&self, bridges: &HashSet<&str>, e: &mut Report) {
         let mut addr_seen: HashMap<(&str, u16, IpAddr), MacAddr> = HashMap::default();
         for a in &self.addrs {
-            let o = || format!("address {} vlan {} in bridge {:?}", a.ip, a.vlan, a.bridge);
-            if !bridges.contains(a.bridge.as_str()) {
-                e(o(), format!("unknown bridge {:?}", a.bridge));
-            }
-            if !is_unicast_mac(&a.mac) {
-                e(o(), format!("{} is not a unicast MAC", a.mac));
-            }
-            if a.ip.is_unspecified() || a.ip.is_multicast() {
-                e(o(), "not a unicast address".into());
-            }
-            if !vlan_ok(a.vlan) {
-                e(o(), format!("VLAN {} out of range 0..=4094", a.vlan));
-            }
-            match addr_seen.insert((&a.bridge, a.vlan, a.ip), a.mac) {
-                Some(m) if m != a.mac => e(o(), format!("given twice: at {m} and at {}", a.mac)),
-                _ => {}
-            }
+            let clash = match addr_seen.insert((&a.bridge, a.vlan, a.ip), a.mac) {
+                Some(m) if m != a.mac => Some(m),
+                _ => None,
+            };
+            check_addr(a, bridges.contains(a.bridge.as_str()), clash, e);
         }
     }
 
@@ -576,17 +429,340 @@ impl Config {
     fn check_neighbors(&self, e: &mut Report) {
         let mut neigh_seen = HashSet::default();
         for n in &self.neighbors {
-            let o = || format!("neighbor {}", n.ip);
-            if n.mac.is_zero() || n.mac.is_multicast() {
-                e(o(), format!("{} is not a unicast MAC", n.mac));
-            }
-            if n.ip.is_unspecified() || n.ip.is_multicast() {
-                e(o(), "not a unicast address".into());
-            }
-            if !neigh_seen.insert(n.ip) {
-                e(o(), "given twice".into());
+            let dup = !neigh_seen.insert(n.ip);
+            check_neighbor(n, dup, e);
+        }
+    }
+}
+
+// The checks of one object. The whole-config walk and the incremental one
+// (`incremental.rs`) both call these, so a message is written once; what
+// depends on other objects comes in as an argument: the whole walk learns
+// it from its sets, the incremental one from its index (and passes "no
+// clash", checking those against the index itself).
+
+/// What the whole-config walk found a tunnel clashing with: the VNI and
+/// name of the bridge's first tunnel when they differ, the tunnel with the
+/// same wire key.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Clashes<'a> {
+    pub vni: Option<(u32, &'a str)>,
+    pub wire: Option<&'a str>,
+}
+
+/// What a static FDB entry's checks need of the tunnel it is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct TunnelShape {
+    /// Family of the first remote (none without remotes).
+    pub first_v4: Option<bool>,
+    /// Its only remote is a multicast group.
+    pub group: bool,
+    /// More than one remote.
+    pub several: bool,
+}
+
+impl TunnelShape {
+    pub(super) fn of(t: &TunnelConfig) -> TunnelShape {
+        TunnelShape {
+            first_v4: t.remotes.first().map(|r| r.is_ipv4()),
+            group: t.group().is_some(),
+            several: t.remotes.len() > 1,
+        }
+    }
+}
+
+/// The key no two tunnels may share: what tells their packets apart on
+/// the wire.
+pub(super) type WireKey = (TunnelKind, u16, Option<IpAddr>, u32);
+
+pub(super) fn wire_key(t: &TunnelConfig) -> WireKey {
+    (t.kind, t.udp_port(), t.local, t.vni)
+}
+
+/// Port numbers no port may have.
+pub(super) fn reserved(n: PortNo) -> bool {
+    n == 0 || n == PortNo::MAX
+}
+
+/// A bridge's own fields; `dup`: another bridge has its name.
+pub(super) fn check_bridge(b: &BridgeConfig, dup: bool, e: &mut Report) {
+    let o = || format!("bridge {:?}", b.name);
+    if let Err(m) = check_name(&b.name) {
+        e(o(), m);
+    }
+    if dup {
+        e(o(), "defined twice".into());
+    }
+    if b.fdb_max_entries == 0 {
+        e(o(), "fdb_max_entries must be at least 1".into());
+    }
+    if b.fdb_aging_secs == 0 {
+        e(o(), "fdb_aging_secs must be at least 1".into());
+    }
+}
+
+/// A name and number of the ports' namespace. `name_clash`: the name is
+/// taken (true: by the uplink); `number_clash`: who has the number.
+pub(super) fn check_port_name(
+    name: &str,
+    number: Option<PortNo>,
+    name_clash: Option<bool>,
+    number_clash: Option<&str>,
+    e: &mut Report,
+) {
+    let o = || format!("port {name:?}");
+    if let Err(m) = check_name(name) {
+        e(o(), m);
+    }
+    if let Some(uplink) = name_clash {
+        e(
+            o(),
+            if uplink {
+                "is the uplink interface: it cannot also be a port or a tunnel".into()
+            } else {
+                "name already used".into()
+            },
+        );
+    }
+    match number {
+        Some(n) if reserved(n) => {
+            e(o(), format!("port number {n} is reserved"));
+        }
+        Some(n) => {
+            if let Some(other) = number_clash {
+                e(o(), format!("port number {n} already used by {other:?}"));
             }
         }
+        None => {}
+    }
+}
+
+pub(super) fn check_port(p: &PortConfig, bridge_known: bool, e: &mut Report) {
+    let o = || format!("port {:?}", p.name);
+    if !bridge_known {
+        e(o(), format!("unknown bridge {:?}", p.bridge));
+    }
+    check_vlan_mode(&o, &p.vlan, e);
+    if p.mtu < 68 {
+        e(o(), format!("mtu {} below 68", p.mtu));
+    }
+    check_port_security(&o, p, e);
+    if p.storm_pps == Some(0) {
+        e(
+            o(),
+            "storm_pps 0 would drop every broadcast (ARP included): at least 1".into(),
+        );
+    }
+    if p.max_macs == Some(0) {
+        e(
+            o(),
+            "max_macs 0 would learn nothing: at least 1 (a bridge without learning is `learning = false`)"
+                .into(),
+        );
+    }
+}
+
+/// A static MAC; `port`: the bridge of the port it names and, for a
+/// tunnel port, the tunnel's shape (none: no such port).
+pub(super) fn check_fdb_entry(
+    f: &StaticFdbConfig,
+    bridge_known: bool,
+    dup: bool,
+    port: Option<(&str, Option<TunnelShape>)>,
+    is_own: &dyn Fn(&IpAddr) -> bool,
+    e: &mut Report,
+) {
+    let o = || format!("fdb {} vlan {} in bridge {:?}", f.mac, f.vlan, f.bridge);
+    if !bridge_known {
+        e(o(), format!("unknown bridge {:?}", f.bridge));
+    }
+    if !is_unicast_mac(&f.mac) {
+        e(o(), "not a unicast MAC".into());
+    }
+    if !vlan_ok(f.vlan) {
+        e(o(), format!("VLAN {} out of range 0..=4094", f.vlan));
+    }
+    if dup {
+        e(o(), "defined twice".into());
+    }
+    match port {
+        None => e(o(), format!("unknown port {:?}", f.port)),
+        Some((b, tun)) => {
+            if b != f.bridge {
+                e(o(), format!("port {:?} is in bridge {b:?}", f.port));
+            }
+            match (tun, f.remote) {
+                // Any unicast VTEP: one beyond the configured remotes
+                // becomes a dynamic (never flooded) remote.
+                (Some(_), Some(r)) if remote_vtep_by(&r, is_own).is_err() => e(
+                    o(),
+                    format!(
+                        "remote {r} {}",
+                        remote_vtep_by(&r, is_own).err().unwrap_or_default()
+                    ),
+                ),
+                (Some(t), Some(r)) if t.first_v4.is_some_and(|v4| v4 != r.is_ipv4()) => e(
+                    o(),
+                    format!("remote {r} and tunnel {:?} differ in family", f.port),
+                ),
+                (Some(t), None) if t.group => e(
+                    o(),
+                    format!(
+                        "tunnel {:?} is a multicast tunnel: say which VTEP with `remote`",
+                        f.port
+                    ),
+                ),
+                (Some(t), None) if t.several => e(
+                    o(),
+                    format!(
+                        "tunnel {:?} has several remotes: say which with `remote`",
+                        f.port
+                    ),
+                ),
+                (None, Some(r)) => e(o(), format!("remote {r} given for a local port")),
+                _ => {}
+            }
+        }
+    }
+}
+
+pub(super) fn check_acl(a: &AclConfig, port_known: bool, dup: bool, e: &mut Report) {
+    let o = || format!("acl {:?} {}", a.port, a.dir);
+    if !port_known {
+        e(o(), format!("unknown port {:?}", a.port));
+    }
+    if dup {
+        e(o(), "rules for this port and direction given twice".into());
+    }
+}
+
+pub(super) fn check_qos(q: &QosConfig, port_known: bool, dup: bool, e: &mut Report) {
+    let o = || format!("qos {:?} {}", q.port, q.dir);
+    if !port_known {
+        e(o(), format!("unknown port {:?}", q.port));
+    }
+    if dup {
+        e(
+            o(),
+            "policer for this port and direction given twice".into(),
+        );
+    }
+}
+
+pub(super) fn check_route(r: &RouteConfig, dup: bool, e: &mut Report) {
+    let o = || format!("route {}", r.prefix);
+    if let Some(g) = r.gateway {
+        if g.is_ipv4() != r.prefix.is_ipv4() {
+            e(o(), format!("gateway {g} is not of the prefix's family"));
+        }
+    }
+    if r.dev.is_empty() {
+        e(o(), "no output interface (dev)".into());
+    } else if let Err(m) = check_name(&r.dev) {
+        e(o(), format!("dev {:?}: {m}", r.dev));
+    }
+    if dup {
+        e(o(), format!("given twice with metric {}", r.metric));
+    }
+}
+
+/// Whether a bridge whose tunnels are described by `has_group` (a tunnel
+/// of the bridge lists this group) and `has_family` (a tunnel's first
+/// remote is of this family, true for IPv4) can reach VTEP `v`: a group
+/// must be one of the bridge's tunnel groups; a unicast VTEP may be any
+/// (it becomes a dynamic remote of the bridge's tunnel port of its
+/// family), but there must be one.
+pub(super) fn lookup_reaches(
+    v: &IpAddr,
+    has_group: &dyn Fn(&IpAddr) -> bool,
+    has_family: &dyn Fn(bool) -> bool,
+) -> bool {
+    if v.is_multicast() {
+        has_group(v)
+    } else {
+        is_unicast_ip(v) && has_family(v.is_ipv4())
+    }
+}
+
+/// A bridge's lookup on miss: its hold time, its provider, and that every
+/// VTEP it can answer is reachable by a tunnel port of the bridge.
+pub(super) fn check_lookup(
+    b: &BridgeConfig,
+    l: &LookupConfig,
+    has_group: &dyn Fn(&IpAddr) -> bool,
+    has_family: &dyn Fn(bool) -> bool,
+    e: &mut Report,
+) {
+    let o = || format!("bridge {:?} lookup", b.name);
+    if !(1..=1000).contains(&l.hold_ms) {
+        e(o(), format!("hold_ms {} out of range 1..=1000", l.hold_ms));
+    }
+    if let LookupProviderConfig::Multicast { group } = &l.provider {
+        if !group.is_multicast() {
+            e(o(), format!("group {group} is not a multicast address"));
+        }
+    }
+    if let LookupProviderConfig::Static { entries } = &l.provider {
+        for x in entries {
+            if x.mac.is_multicast() || x.mac.is_zero() {
+                e(o(), format!("{} is not a unicast MAC", x.mac));
+            }
+            if !vlan_ok(x.vlan) {
+                e(o(), format!("VLAN {} out of range 0..=4094", x.vlan));
+            }
+        }
+    }
+    for v in l.vteps() {
+        let ok = lookup_reaches(&v, has_group, has_family);
+        if !ok && v.is_multicast() {
+            e(
+                o(),
+                format!("group {v} is not the group of a tunnel port of the bridge"),
+            );
+        } else if !ok {
+            e(
+                o(),
+                format!("{v}: the bridge has no tunnel port to reach this VTEP by"),
+            );
+        }
+    }
+}
+
+/// An overlay address; `clash`: the other MAC the same address was given.
+pub(super) fn check_addr(
+    a: &OverlayAddrConfig,
+    bridge_known: bool,
+    clash: Option<MacAddr>,
+    e: &mut Report,
+) {
+    let o = || format!("address {} vlan {} in bridge {:?}", a.ip, a.vlan, a.bridge);
+    if !bridge_known {
+        e(o(), format!("unknown bridge {:?}", a.bridge));
+    }
+    if !is_unicast_mac(&a.mac) {
+        e(o(), format!("{} is not a unicast MAC", a.mac));
+    }
+    if a.ip.is_unspecified() || a.ip.is_multicast() {
+        e(o(), "not a unicast address".into());
+    }
+    if !vlan_ok(a.vlan) {
+        e(o(), format!("VLAN {} out of range 0..=4094", a.vlan));
+    }
+    if let Some(m) = clash {
+        e(o(), format!("given twice: at {m} and at {}", a.mac));
+    }
+}
+
+pub(super) fn check_neighbor(n: &NeighborConfig, dup: bool, e: &mut Report) {
+    let o = || format!("neighbor {}", n.ip);
+    if n.mac.is_zero() || n.mac.is_multicast() {
+        e(o(), format!("{} is not a unicast MAC", n.mac));
+    }
+    if n.ip.is_unspecified() || n.ip.is_multicast() {
+        e(o(), "not a unicast address".into());
+    }
+    if dup {
+        e(o(), "given twice".into());
     }
 }
 
