@@ -4,8 +4,8 @@
 //! static FDB entries, ACLs, policers, routes, bridge lookups, overlay
 //! addresses and static neighbors, and returns every problem at once as
 //! [`ConfigErrors`] (messages and their order are part of the interface:
-//! xvsctl shows them and tests assert them). [`ValidConfig`] is a config
-//! it accepted.
+//! xvsctl shows them and tests assert them). [`ValidConfig`]
+//! (`incremental.rs`) is a config it accepted.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -16,6 +16,7 @@ use std::net::IpAddr;
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 use super::checks::{check_name, is_unicast_ip, is_unicast_mac, remote_vtep_by, vlan_ok};
+use super::incremental::ValidConfig;
 use super::{
     AclConfig, BridgeConfig, Config, LookupConfig, LookupProviderConfig, NeighborConfig,
     OverlayAddrConfig, PortConfig, QosConfig, RouteConfig, StaticFdbConfig, TunnelConfig,
@@ -57,25 +58,12 @@ impl fmt::Display for ConfigErrors {
 
 impl std::error::Error for ConfigErrors {}
 
-/// A config [`Config::validate`] accepted, its port numbers assigned: what
-/// the control plane compiles. Only [`Config::validated`] makes one, so a
-/// config is validated once on its way from a transaction to a snapshot.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ValidConfig(Config);
-
 impl ValidConfig {
-    pub fn config(&self) -> &Config {
-        &self.0
-    }
-
-    pub fn into_config(self) -> Config {
-        self.0
-    }
-
     /// Sets the uplink's MAC (the daemon reads it from the kernel when
     /// the config has none), refused as [`Config::validate`] would.
     pub fn set_uplink_mac(&mut self, mac: MacAddr) -> Result<(), ConfigErrors> {
-        let Some(u) = self.0.uplink.as_mut() else {
+        // The index of a revalidation does not hold the MAC.
+        let Some(u) = self.config_mut().uplink.as_mut() else {
             return Ok(());
         };
         if mac.is_multicast() || mac.is_zero() {
@@ -99,7 +87,7 @@ impl Config {
     pub fn validated(mut self) -> Result<ValidConfig, ConfigErrors> {
         self.assign_port_numbers();
         self.validate()?;
-        Ok(ValidConfig(self))
+        Ok(ValidConfig::new(self))
     }
 
     /// Checks everything that can be checked without the kernel and
