@@ -105,7 +105,9 @@ type LookedUpAddrs = HashMap<(u16, u128), (MacAddr, u64)>;
 /// The control plane.
 #[derive(Debug)]
 pub struct Control {
-    config: Config,
+    /// The running config, with the index its successor is revalidated
+    /// against (read as a `Config` through `Deref`).
+    config: ValidConfig,
     pub underlay: Underlay,
     /// Per bridge name (Fx: looked up once per bridge on every apply).
     fdbs: FxHashMap<String, Fdb>,
@@ -165,7 +167,7 @@ pub struct Control {
 /// it) and config. At 10,000 tunnels they are some 100,000 allocations,
 /// freed on the reaper thread rather than between a transaction and its
 /// answer.
-type Retired = (Arc<Snapshot>, Config);
+type Retired = (Arc<Snapshot>, ValidConfig);
 
 /// A thread that drops what it is sent, until its sender goes (with the
 /// [`Control`]). `None` if no thread could be started: things are then
@@ -242,7 +244,7 @@ impl Control {
         let (learn_tx, learn_rx) = events::learn_channel();
         let empty = Arc::new(Snapshot::empty());
         Control {
-            config: Config::default(),
+            config: ValidConfig::default(),
             underlay: Underlay::default(),
             fdbs: FxHashMap::default(),
             handle: Arc::new(SnapshotHandle::new(Snapshot::empty())),
@@ -292,6 +294,13 @@ impl Control {
         &self.config
     }
 
+    /// The running config as validated: a transaction's config is
+    /// revalidated against it ([`ValidConfig::revalidate`]), at a cost set
+    /// by what it changes.
+    pub fn valid(&self) -> &ValidConfig {
+        &self.config
+    }
+
     pub fn snapshot(&self) -> Arc<Snapshot> {
         Arc::clone(&self.current)
     }
@@ -300,17 +309,17 @@ impl Control {
         self.fdbs.get(bridge)
     }
 
-    /// Validates `config` whole and, only if it has no problem, makes it
-    /// the running config in one snapshot swap.
+    /// Validates `config` (what differs from the running config, with the
+    /// whole validation's result) and, only if it has no problem, makes
+    /// it the running config in one snapshot swap.
     pub fn apply(&mut self, config: Config) -> Result<(), ConfigErrors> {
-        self.apply_valid(config.validated()?)
+        self.apply_valid(self.config.revalidate(config)?)
     }
 
     /// [`Control::apply`] of a config validated already (by the daemon,
     /// before it touched any interface): the compiled tables may still
     /// refuse it (flow syntax, ACL shapes, policers, tunnel keys).
     pub fn apply_valid(&mut self, config: ValidConfig) -> Result<(), ConfigErrors> {
-        let config = config.into_config();
         let mut work = ApplyWork::default();
         let mut fresh_hops: HashMap<String, NextHops> = HashMap::new();
         let mut compiled = {

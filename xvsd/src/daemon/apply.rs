@@ -21,12 +21,13 @@ use super::{host, Attached, Daemon, DaemonError, Membership, BUSY_WAIT, WORKER_R
 
 impl Daemon {
     /// Makes `config` the running configuration, or changes nothing:
-    /// validates it whole, checks its interfaces, attaches programs and
-    /// binds sockets for new interfaces (workers keep forwarding on the
-    /// others meanwhile), publishes the new snapshot in one swap, then
-    /// closes what the old config had and the new one has not. An
-    /// interface the running config does not name yet must be there (a
-    /// typo is refused); one it names may be missing (it waits).
+    /// validates it (what differs from the running config), checks its
+    /// interfaces, attaches programs and binds sockets for new interfaces
+    /// (workers keep forwarding on the others meanwhile), publishes the
+    /// new snapshot in one swap, then closes what the old config had and
+    /// the new one has not. An interface the running config does not name
+    /// yet must be there (a typo is refused); one it names may be missing
+    /// (it waits).
     pub fn apply(&mut self, config: Config) -> Result<(), DaemonError> {
         self.apply_with(config, false)
     }
@@ -36,8 +37,15 @@ impl Daemon {
     /// state is restored exactly (interfaces, sockets, uplink maps,
     /// snapshot) by applying the previous config again.
     pub(super) fn apply_with(&mut self, config: Config, lenient: bool) -> Result<(), DaemonError> {
-        // Validated here, once: the control plane takes it as it is.
-        let mut valid = config.validated().map_err(DaemonError::Config)?;
+        // Validated here, once, against the running config: what the
+        // transaction changed is checked, not the whole config again (the
+        // result is the whole validation's). The control plane takes it
+        // as it is.
+        let mut valid = self
+            .ctl
+            .valid()
+            .revalidate(config)
+            .map_err(DaemonError::Config)?;
         let config = valid.config();
         host::check(config, self.ctl.config()).map_err(DaemonError::Config)?;
         let (plan, absent) = plan(config, &self.opts)?;

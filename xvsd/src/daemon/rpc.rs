@@ -114,7 +114,7 @@ impl Daemon {
     }
 
     /// Applies `cmds` as one transaction: all of them to a copy of the
-    /// running config, validated whole (once), made running, then persisted; or
+    /// running config, validated once (what it changes), made running, then persisted; or
     /// nothing, with every problem listed.
     fn transact(&mut self, cmds: &[command::Command]) -> Result<TransactResult, RpcError> {
         let current = self.ctl.config().clone();
