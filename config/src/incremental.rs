@@ -14,9 +14,8 @@
 //! [`Config::validate`] rejects. It runs the same per-object checks
 //! (`check_port`, `check_tunnel`, ...) on the added and changed objects
 //! and the cross-object ones against the index. On any problem, and on a
-//! change it does not handle cheaply (the uplink, which every tunnel reads;
-//! a tunnel or port that static MACs point at changing its bridge or
-//! remotes), it validates the whole config instead and returns exactly
+//! change it does not handle cheaply (the uplink, which every tunnel
+//! reads), it validates the whole config instead and returns exactly
 //! that result: error messages and their order are the whole validation's
 //! by construction. `incremental_tests.rs` proves the two equal on random
 //! edits.
@@ -252,6 +251,37 @@ struct PortRef {
     tunnel: Option<TunnelShape>,
 }
 
+/// The static MACs naming one port, as their checks read the port: so that
+/// a port or tunnel changed under them is checked without finding them.
+#[derive(Debug, Clone, Default)]
+struct FdbRefs {
+    count: u32,
+    /// Entries without a remote, with an IPv4 one, with an IPv6 one.
+    bare: u32,
+    v4: u32,
+    v6: u32,
+    /// The entries' bridges.
+    bridges: Counts<String>,
+}
+
+impl FdbRefs {
+    /// Whether every entry's port checks in `check_fdb_entry` still pass
+    /// with the port now `now`. (Their remotes against this host's own
+    /// addresses are the `remotes` count's matter.)
+    fn hold(&self, now: &PortRef) -> bool {
+        let bridge = self.bridges.len() == 1 && self.bridges.contains_key(now.bridge.as_str());
+        let shape = match now.tunnel {
+            None => self.v4 + self.v6 == 0,
+            Some(t) => {
+                (self.bare == 0 || !(t.group || t.several))
+                    && (self.v4 == 0 || t.first_v4 != Some(false))
+                    && (self.v6 == 0 || t.first_v4 != Some(true))
+            }
+        };
+        bridge && shape
+    }
+}
+
 /// A bridge's tunnels, as a VNI check and a lookup check read them.
 #[derive(Debug, Clone, Default)]
 struct BridgeTunnels {
@@ -277,7 +307,7 @@ pub(super) struct Index {
     /// Ports and tunnels by name.
     ports: Map<String, PortRef>,
     /// Static MACs naming each port.
-    fdb_refs: Counts<String>,
+    fdb_refs: Map<String, FdbRefs>,
     /// ACLs and policers naming each port.
     rule_refs: Counts<String>,
     bridge_tunnels: Map<String, BridgeTunnels>,
@@ -442,7 +472,14 @@ impl Index {
 
     fn add_fdb(&mut self, f: &StaticFdbConfig) -> bool {
         inc(&mut self.bridge_refs, f.bridge.clone());
-        inc(&mut self.fdb_refs, f.port.clone());
+        let refs = self.fdb_refs.entry(f.port.clone()).or_default();
+        refs.count += 1;
+        match f.remote {
+            None => refs.bare += 1,
+            Some(r) if r.is_ipv4() => refs.v4 += 1,
+            Some(_) => refs.v6 += 1,
+        }
+        inc(&mut refs.bridges, f.bridge.clone());
         if let Some(r) = f.remote {
             inc(&mut self.remotes, r);
         }
@@ -451,7 +488,23 @@ impl Index {
 
     fn remove_fdb(&mut self, f: &StaticFdbConfig) {
         dec(&mut self.bridge_refs, f.bridge.as_str());
-        dec(&mut self.fdb_refs, f.port.as_str());
+        let empty = match self.fdb_refs.get_mut(f.port.as_str()) {
+            Some(refs) => {
+                refs.count = refs.count.saturating_sub(1);
+                let n = match f.remote {
+                    None => &mut refs.bare,
+                    Some(r) if r.is_ipv4() => &mut refs.v4,
+                    Some(_) => &mut refs.v6,
+                };
+                *n = n.saturating_sub(1);
+                dec(&mut refs.bridges, f.bridge.as_str());
+                refs.count == 0
+            }
+            None => false,
+        };
+        if empty {
+            self.fdb_refs.remove(f.port.as_str());
+        }
         if let Some(r) = f.remote {
             dec(&mut self.remotes, &r);
         }
@@ -718,8 +771,7 @@ fn fast(old: &Config, mut ix: Index, new: &mut Config, work: &mut Revalidation) 
 
     // What the removed and changed objects leave behind: a bridge gone
     // that objects still name, a port gone that static MACs, ACLs or
-    // policers name, a port changed under the static MACs that name it
-    // (whether they still hold is left to the whole validation).
+    // policers name, a port changed under the static MACs that name it.
     for b in old.bridges[bridges.0.clone()].iter() {
         if !ix.has_bridge(&b.name) && count(&ix.bridge_refs, b.name.as_str()) > 0 {
             return None;
@@ -727,21 +779,14 @@ fn fast(old: &Config, mut ix: Index, new: &mut Config, work: &mut Revalidation) 
     }
     let was = old.ports[ports.0.clone()]
         .iter()
-        .map(|p| (&p.name, &p.bridge, None))
-        .chain(
-            old.tunnels[tunnels.0.clone()]
-                .iter()
-                .map(|t| (&t.name, &t.bridge, Some(TunnelShape::of(t)))),
-        );
-    for (name, bridge, shape) in was {
-        let fdb_refs = count(&ix.fdb_refs, name.as_str());
+        .map(|p| &p.name)
+        .chain(old.tunnels[tunnels.0.clone()].iter().map(|t| &t.name));
+    for name in was {
+        let refs = ix.fdb_refs.get(name.as_str());
         match ix.ports.get(name.as_str()) {
-            None if fdb_refs > 0 || count(&ix.rule_refs, name.as_str()) > 0 => return None,
-            None => {}
-            Some(now) if fdb_refs > 0 && (now.tunnel != shape || now.bridge != *bridge) => {
-                return None
-            }
-            Some(_) => {}
+            None if refs.is_some() || count(&ix.rule_refs, name.as_str()) > 0 => return None,
+            Some(now) if refs.is_some_and(|r| !r.hold(now)) => return None,
+            _ => {}
         }
     }
     // A bridge's lookup must still reach its VTEPs when its tunnels change.

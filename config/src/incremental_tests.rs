@@ -150,7 +150,7 @@ fn at(len: usize, i: u8) -> Option<usize> {
 /// editor would, such as a reordered list), valid or not.
 fn edit(c: &mut Config, op: u8, x: [u8; 4]) {
     let [a, b, cc, d] = x;
-    match op % 26 {
+    match op % 28 {
         0 => push(&mut c.bridges, bridge(a, b)),
         1 => {
             if let Some(i) = at(c.bridges.len(), a) {
@@ -293,6 +293,26 @@ fn edit(c: &mut Config, op: u8, x: [u8; 4]) {
         23 => {
             c.meta.insert(format!("k{a}"), serde_json::json!(b));
         }
+        // A tunnel becomes a port of the same name and bridge, or back:
+        // what static MACs on it may say changes.
+        26 => {
+            if let Some(i) = at(c.tunnels.len(), a) {
+                let t = c.tunnels.remove(i);
+                push(
+                    &mut c.ports,
+                    PortConfig::new(t.name.clone(), t.bridge.clone()),
+                );
+            }
+        }
+        27 => {
+            if let Some(i) = at(c.ports.len(), a) {
+                let p = c.ports.remove(i);
+                let mut t = tunnel(x);
+                t.name = p.name.clone();
+                t.bridge = p.bridge.clone();
+                push(&mut c.tunnels, t);
+            }
+        }
         _ => {
             if let (Some(i), Some(j)) = (at(c.tunnels.len(), a), at(c.tunnels.len(), b)) {
                 c.tunnels.swap(i, j);
@@ -306,6 +326,11 @@ fn edit(c: &mut Config, op: u8, x: [u8; 4]) {
 /// policers, routes, neighbors and addresses.
 fn rich() -> ValidConfig {
     let mut c = base();
+    // Both families, so a tunnel may change family and static MACs on it
+    // be refused for theirs.
+    if let Some(u) = c.uplink.as_mut() {
+        u.local_ips.push(ip("2001:db8::1"));
+    }
     c.bridges[0].lookup = lookup(2);
     push(&mut c.bridges, bridge(1, 3));
     push(&mut c.ports, PortConfig::new("vm2", "br1"));
@@ -315,6 +340,7 @@ fn rich() -> ValidConfig {
     );
     push(&mut c.fdb, fdb([0, 0, 1, 1]));
     push(&mut c.fdb, fdb([0, 3, 2, 1]));
+    push(&mut c.fdb, fdb([0, 3, 0, 9]));
     push(
         &mut c.acls,
         AclConfig {
@@ -383,7 +409,7 @@ proptest! {
     fn revalidation_equals_whole_validation(
         start in 0u8..2,
         txs in proptest::collection::vec(
-            proptest::collection::vec((0u8..26, any::<[u8; 4]>()), 1..4),
+            proptest::collection::vec((0u8..28, any::<[u8; 4]>()), 1..4),
             1..12,
         ),
     ) {
@@ -479,6 +505,13 @@ fn one_object_changes_of_every_kind_take_the_fast_path() {
         c.bridges[1].lookup = None;
     });
     refused(&r, |c| c.tunnels[1].remotes = vec![ip("239.1.1.2")]);
+    // A tunnel changed under the static MACs on it: they are checked
+    // against its new shape without being looked for.
+    fast_ok(&r, 3, |c| c.tunnels[0].remotes = vec![ip("192.0.2.3")]);
+    refused(&r, |c| {
+        c.tunnels[0].remotes = vec![ip("192.0.2.3"), ip("192.0.2.4")];
+    });
+    refused(&r, |c| c.tunnels[0].remotes = vec![ip("239.1.1.9")]);
     // Static MACs, ACLs, policers, routes, neighbors, addresses.
     fast_ok(&r, 1, |c| push(&mut c.fdb, fdb([0, 0, 3, 1])));
     fast_ok(&r, 1, |c| {
@@ -631,4 +664,37 @@ fn an_uplink_change_is_validated_whole() {
     c.uplink.as_mut().unwrap().mtu = 9000;
     let (got, work) = same_as_whole(&r, c);
     assert!(got.is_ok() && !work.fast);
+}
+
+#[test]
+fn static_macs_are_checked_against_their_tunnel_s_new_family() {
+    let r = rich();
+    // vx1 has a static MAC behind 198.51.100.7: it cannot turn IPv6.
+    let v6 = |c: &mut Config| {
+        c.bridges[0].lookup = None;
+        c.tunnels[0].remotes = vec![ip("2001:db8::2")];
+    };
+    let e = refused(&r, v6);
+    assert!(e.to_string().contains("differ in family"), "{e}");
+    let r6 = fast_ok(&r, 6, |c| {
+        v6(c);
+        c.fdb.retain(|f| f.remote.is_none());
+    });
+    // And back: a static MAC behind an IPv6 VTEP keeps it IPv6.
+    let r6 = fast_ok(&r6, 1, |c| {
+        let mut f = fdb([0, 3, 0, 1]);
+        f.remote = Some(ip("2001:db8::7"));
+        push(&mut c.fdb, f);
+    });
+    refused(&r6, |c| c.tunnels[0].remotes = vec![ip("192.0.2.3")]);
+    // A port cannot take a static MAC with a remote from a tunnel.
+    refused(&r, |c| {
+        let t = c.tunnels.remove(0);
+        push(
+            &mut c.ports,
+            PortConfig::new(t.name.clone(), t.bridge.clone()),
+        );
+        c.acls.clear();
+        c.qos.clear();
+    });
 }

@@ -16,8 +16,9 @@
 //! serde forms), reading a TOML file and port numbering; `validate.rs`
 //! whole-config validation ([`Config::validate`], [`ConfigErrors`]);
 //! `incremental.rs` the validation of a change against the running config
-//! ([`ValidConfig::revalidate`], its index); `checks.rs` the rules single values are held to
-//! ([`check_name`], [`remote_vtep`], [`is_unicast_ip`], [`is_unicast_mac`]).
+//! ([`ValidConfig::revalidate`], its index); `checks.rs` the rules single
+//! values are held to ([`check_name`], [`remote_vtep`], [`is_unicast_ip`],
+//! [`is_unicast_mac`]).
 //! Everything is re-exported here, so users name `xvs_config::X` only.
 
 mod checks;
