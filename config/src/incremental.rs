@@ -154,6 +154,14 @@ impl ValidConfig {
         self.revalidate_traced(new).0
     }
 
+    /// Builds the index the next [`Self::revalidate`] validates against,
+    /// if it is not there yet (once per whole validation): a daemon calls
+    /// it when it starts, so that its first transaction does not pay for
+    /// it (about 50 ms at 10,000 tunnels).
+    pub fn prepare(&self) {
+        self.index.get_or_init(|| Index::build(&self.config));
+    }
+
     /// [`Self::revalidate`], and what it did.
     pub fn revalidate_traced(
         &self,

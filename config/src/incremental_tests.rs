@@ -698,3 +698,11 @@ fn static_macs_are_checked_against_their_tunnel_s_new_family() {
         c.qos.clear();
     });
 }
+
+#[test]
+fn a_prepared_config_is_revalidated_without_building_its_index() {
+    let r = wide(50);
+    r.prepare();
+    let (_, work) = r.revalidate_traced(r.config().clone());
+    assert!(work.fast && !work.index_built, "{work:?}");
+}

@@ -259,6 +259,7 @@ impl Daemon {
         );
         let mut d = Daemon::start_empty(&opts)?;
         d.apply(config)?;
+        d.ctl.valid().prepare();
         Ok(d)
     }
 
@@ -275,6 +276,9 @@ impl Daemon {
         );
         let mut d = Daemon::start_empty(&opts)?;
         d.apply_with(config, true)?;
+        // The whole validation ran: what the next transaction is checked
+        // against is built now, not on its time.
+        d.ctl.valid().prepare();
         for name in d.missing.keys() {
             match links::elsewhere(name) {
                 Some(e) => warn!(iface = %name, "configured interface missing: waiting for it \
