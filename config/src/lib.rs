@@ -15,20 +15,25 @@
 //! Parts: this file holds the serde model (the types, their defaults and
 //! serde forms), reading a TOML file and port numbering; `validate.rs`
 //! whole-config validation ([`Config::validate`], [`ConfigErrors`]);
+//! `objects.rs` the checks of one object both validations call;
 //! `incremental.rs` the validation of a change against the running config
-//! ([`ValidConfig::revalidate`], its index); `checks.rs` the rules single
+//! ([`ValidConfig::revalidate`]) and `index.rs` the index it checks
+//! against; `shared.rs` how the config holds its objects ([`Shared`],
+//! [`changed_span`]); `checks.rs` the rules single
 //! values are held to ([`check_name`], [`remote_vtep`], [`is_unicast_ip`],
 //! [`is_unicast_mac`]).
 //! Everything is re-exported here, so users name `xvs_config::X` only.
 
 mod checks;
 mod incremental;
+mod index;
+mod objects;
 mod shared;
 mod validate;
 
 pub use checks::{check_name, is_unicast_ip, is_unicast_mac, remote_vtep, MAX_NAME_LEN};
 pub use incremental::{Revalidation, ValidConfig};
-pub use shared::Shared;
+pub use shared::{changed_span, Shared};
 pub use validate::{ConfigError, ConfigErrors};
 
 use std::collections::BTreeMap;

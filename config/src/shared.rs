@@ -14,7 +14,7 @@
 //! are unchanged).
 
 use std::fmt;
-use std::ops::{Deref, DerefMut};
+use std::ops::{Deref, DerefMut, Range};
 use std::sync::Arc;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -114,6 +114,24 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Shared<T> {
     }
 }
 
+/// Where two lists differ: `old[.0]` became `new[.1]`, everything before
+/// and after equal and in the same order. Elements are compared with `==`
+/// from both ends: for lists of [`Shared`] objects an unchanged one costs a
+/// pointer comparison. The revalidation and the state journal both find a
+/// transaction's change this way.
+pub fn changed_span<T: PartialEq>(old: &[T], new: &[T]) -> (Range<usize>, Range<usize>) {
+    let pre = old.iter().zip(new).take_while(|(a, b)| a == b).count();
+    let room = old.len().min(new.len()) - pre;
+    let suf = old
+        .iter()
+        .rev()
+        .zip(new.iter().rev())
+        .take(room)
+        .take_while(|(a, b)| a == b)
+        .count();
+    (pre..old.len() - suf, pre..new.len() - suf)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -130,6 +148,16 @@ mod tests {
         assert_eq!(*b, [1, 2, 3]);
         // Equal by value when not by pointer.
         assert_eq!(Shared::new(vec![1, 2]), a);
+    }
+
+    #[test]
+    fn changed_span_is_what_lies_between_the_common_ends() {
+        assert_eq!(changed_span(&[1, 2, 3], &[1, 2, 3]), (3..3, 3..3));
+        assert_eq!(changed_span(&[1, 2, 3], &[1, 9, 3]), (1..2, 1..2));
+        assert_eq!(changed_span(&[1, 2, 3], &[1, 3]), (1..2, 1..1));
+        assert_eq!(changed_span(&[1, 3], &[1, 2, 3]), (1..1, 1..2));
+        // Prefix first: an element is never counted in both ends.
+        assert_eq!(changed_span(&[1, 1], &[1]), (1..2, 1..1));
     }
 
     #[test]

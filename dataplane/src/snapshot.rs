@@ -127,6 +127,18 @@ pub struct PortEntry {
 }
 
 impl PortEntry {
+    /// This entry for a new snapshot, before the new config's ACLs,
+    /// policers and storm control are laid over it: the same port with
+    /// its policy slots empty.
+    pub fn without_policies(&self) -> PortEntry {
+        PortEntry {
+            firewall: [None; 2],
+            policer: [None; 2],
+            storm: None,
+            ..self.clone()
+        }
+    }
+
     pub fn absent() -> PortEntry {
         PortEntry {
             name: Arc::from(""),

@@ -188,30 +188,16 @@ fn record(line: &[u8]) -> Result<Vec<Value>, String> {
 macro_rules! splice {
     ($field:literal, $old:expr, $new:expr, $out:expr) => {{
         let (old, new) = (&$old, &$new);
-        let (pre, suf) = common_ends(old, new);
-        if pre + suf != old.len() || old.len() != new.len() {
+        let (gone, came) = xvs_config::changed_span(old, new);
+        if !gone.is_empty() || !came.is_empty() {
             $out.push(json!({
                 "field": $field,
-                "at": pre,
-                "remove": old.len() - pre - suf,
-                "insert": &new[pre..new.len() - suf],
+                "at": gone.start,
+                "remove": gone.len(),
+                "insert": &new[came],
             }));
         }
     }};
-}
-
-/// The lengths of the common prefix and of the common suffix after it.
-fn common_ends<T: PartialEq>(old: &[T], new: &[T]) -> (usize, usize) {
-    let pre = old.iter().zip(new).take_while(|(a, b)| a == b).count();
-    let room = old.len().min(new.len()) - pre;
-    let suf = old
-        .iter()
-        .rev()
-        .zip(new.iter().rev())
-        .take(room)
-        .take_while(|(a, b)| a == b)
-        .count();
-    (pre, suf)
 }
 
 /// The edits from `old` to `new`: every list as a splice, the uplink and

@@ -330,12 +330,7 @@ impl<'c> Layout<'c> {
                 .and_then(|_| prev.snapshot.port(n))
                 .filter(|e| e.kind == PortKind::Local);
             let entry = match running {
-                Some(e) => PortEntry {
-                    firewall: [None; 2],
-                    policer: [None; 2],
-                    storm: None,
-                    ..e.clone()
-                },
+                Some(e) => e.without_policies(),
                 None => {
                     let Some(b) = layout.bridge(&p.bridge) else {
                         continue;

@@ -248,11 +248,7 @@ fn unchanged_tunnels(
     }
     for tp in table.ports() {
         let e = prev.snapshot.port(tp.port)?;
-        layout.ports[usize::from(tp.port)] = PortEntry {
-            firewall: [None; 2],
-            policer: [None; 2],
-            ..e.clone()
-        };
+        layout.ports[usize::from(tp.port)] = e.without_policies();
         layout.members.push((e.bridge, tp.port));
     }
     Some(Arc::clone(table))
