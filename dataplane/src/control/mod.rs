@@ -160,7 +160,7 @@ pub struct Control {
     /// What the last [`Control::apply`] built.
     last_apply: ApplyWork,
     /// Where an apply sends the snapshot and config it replaced.
-    reaper: Option<Sender<Retired>>,
+    reaper: Option<Reaper>,
 }
 
 /// What an apply replaced: the previous snapshot (workers may still hold
@@ -169,16 +169,48 @@ pub struct Control {
 /// answer.
 type Retired = (Arc<Snapshot>, ValidConfig);
 
-/// A thread that drops what it is sent, until its sender goes (with the
-/// [`Control`]). `None` if no thread could be started: things are then
-/// dropped where they are replaced.
-fn reaper() -> Option<Sender<Retired>> {
-    let (tx, rx) = crossbeam_channel::unbounded::<Retired>();
-    std::thread::Builder::new()
-        .name("xvs-reaper".into())
-        .spawn(move || rx.iter().for_each(drop))
-        .ok()?;
-    Some(tx)
+/// A thread that drops what it is sent, until the [`Control`] goes, which
+/// then waits for it: what was retired is freed by the time the control
+/// plane is, not by a thread that outlives it (a fuzz target making a
+/// control plane per input saw it as leaked).
+#[derive(Debug)]
+struct Reaper {
+    tx: Option<Sender<Retired>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Reaper {
+    /// `None` if no thread could be started: things are then dropped where
+    /// they are replaced.
+    fn start() -> Option<Reaper> {
+        let (tx, rx) = crossbeam_channel::unbounded::<Retired>();
+        let thread = std::thread::Builder::new()
+            .name("xvs-reaper".into())
+            .spawn(move || rx.iter().for_each(drop))
+            .ok()?;
+        Some(Reaper {
+            tx: Some(tx),
+            thread: Some(thread),
+        })
+    }
+
+    /// Hands `r` to the thread; drops it here if the thread is gone.
+    fn retire(&self, r: Retired) {
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(r);
+        }
+    }
+}
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        // The sender first: the thread's loop ends when the channel is
+        // empty and closed.
+        drop(self.tx.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }
 
 /// A static FDB entry of a bridge: (VLAN, MAC, destination).
@@ -270,7 +302,7 @@ impl Control {
             uplink_mac_built: None,
             statics: FxHashMap::default(),
             last_apply: ApplyWork::default(),
-            reaper: reaper(),
+            reaper: Reaper::start(),
         }
     }
 
@@ -475,8 +507,7 @@ impl Control {
         let old_snapshot = Arc::clone(&self.current);
         self.publish(snap);
         if let Some(r) = &self.reaper {
-            // A send fails only if the thread is gone: then drop here.
-            let _ = r.send((old_snapshot, old_config));
+            r.retire((old_snapshot, old_config));
         }
         Ok(())
     }
