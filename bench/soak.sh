@@ -123,8 +123,6 @@ x peer ip addr add 10.0.0.2/24 dev vx0
 x vm ip link set vm0 mtu 1400
 # Partial checksums do not survive AF_XDP (docs/operating.md, "TCP and
 # checksums").
-x vm ethtool -K vm0 tx off >/dev/null
-x peer ethtool -K vx0 tx off >/dev/null
 for l in "vm vm0" "hv p0" "hv u0" "hv c2" "churn e2" "peer pu0" "peer vx0"; do
   set -- $l
   x "$1" ip link set "$2" up

@@ -65,7 +65,6 @@ hypervisor() { # hypervisor N: namespaces, underlay, VM, xvsd
   ip link add eth0 netns "$P-vm$n" address "02:00:00:0$n:0a:01" type veth peer name "p$n" netns "$P-hv$n"
   x "vm$n" ip link set eth0 mtu 1400 up
   x "vm$n" ip addr add "10.1.0.$n/24" dev eth0
-  x "vm$n" ethtool -K eth0 tx off >/dev/null
   x "hv$n" ip link set "p$n" up
   cat >"$tmp/hv$n.toml" <<TOML
 [uplink]

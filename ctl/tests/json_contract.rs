@@ -221,6 +221,8 @@ fn rows() -> BTreeMap<&'static str, Value> {
             state: Some(PortState::Up),
             learn_refused: BTreeMap::from([("port_limit".to_string(), 1)]),
             snooped: BTreeMap::from([("learned".to_string(), 1)]),
+            csum_completed: 1,
+            icmp_too_big: 1,
         }),
     );
     r.insert(

@@ -57,7 +57,6 @@ pub fn vm_on_p0(vm: &Netns, hv: &Netns) {
     );
     vm.ip(&["addr", "add", &format!("{VM_IP}/24"), "dev", "vm0"]);
     vm.ip(&["link", "set", "vm0", "mtu", "1400"]);
-    vm.no_tx_offload("vm0");
 }
 
 /// The kernel's vxlan in `ns`: `vx0` (MAC `mac`, MTU 1400), [`VNI`] on
@@ -74,5 +73,4 @@ pub fn kernel_vxlan(ns: &Netns, dev: &str, mac: &str, local: &str, remote: &str,
     ]);
     ns.ip(&["addr", "add", inner, "dev", "vx0"]);
     ns.ip(&["link", "set", "vx0", "up"]);
-    ns.no_tx_offload("vx0");
 }

@@ -153,10 +153,12 @@ impl Netns {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
-    /// Turns TX checksum offload (and with it TSO) off on `iface`: a veth
-    /// hands AF_XDP frames whose TCP/UDP checksums are only partial.
-    pub fn no_tx_offload(&self, iface: &str) {
-        self.run("ethtool", &["-K", iface, "tx", "off"]);
+    /// Turns TCP segmentation offload and GSO off on `iface`, checksum
+    /// offload staying on: for a peer that cannot take 64 KiB TSO frames
+    /// from it (Open vSwitch 3.1's userspace datapath). xvs needs no such
+    /// thing.
+    pub fn no_segmentation_offload(&self, iface: &str) {
+        self.run("ethtool", &["-K", iface, "tso", "off", "gso", "off"]);
     }
 
     /// New interfaces in this namespace get no IPv6 (no autoconf, MLD or

@@ -78,7 +78,6 @@ fn pair(tag: &str, bridge: &str, extra: &str) -> Pair {
         );
         vm.ip(&["link", "set", "eth0", "mtu", "1400"]);
         vm.ip(&["addr", "add", &format!("{}/24", IPS[h]), "dev", "eth0"]);
-        vm.no_tx_offload("eth0");
         vm
     });
     let xvsd = [0, 1].map(|h| {

@@ -143,7 +143,6 @@ fn two_workers_serve_every_queue_and_sigterm_detaches_everything() {
     veth_queues(&hv, "u0", &peer, "u1", 2);
     vm.ip(&["link", "set", "eth0", "mtu", "1400"]);
     vm.ip(&["addr", "add", "10.0.0.1/24", "dev", "eth0"]);
-    vm.no_tx_offload("eth0");
     hv.ip(&["addr", "add", "192.0.2.1/24", "dev", "u0"]);
     peer.ip(&["addr", "add", "192.0.2.2/24", "dev", "u1"]);
     kernel_vxlan(

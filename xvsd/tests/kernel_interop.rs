@@ -1,7 +1,9 @@
 //! xvsd against the Linux kernel's own vxlan device: a VM namespace behind
 //! xvsd and a namespace behind the kernel's vxlan (VNI 42, port 4789)
 //! ping and run bounded iperf3 TCP transfers both ways, and tshark, on the
-//! kernel side of the underlay, dissects what xvsd sends.
+//! kernel side of the underlay, dissects what xvsd sends. Every interface
+//! keeps its default offloads: the checksums the guests leave to offload
+//! arrive complete (tshark verifies them).
 //!
 //! ```text
 //! ns vm: vm0 10.0.0.1/24 ── veth ── ns hv: p0 (xvsd port)   xvsd: br0 = {p0, vx1 VNI 42}
@@ -128,4 +130,106 @@ fn tshark_dissects_what_xvsd_sends_as_valid_vxlan() {
     for (flow, ports) in &src_ports {
         assert_eq!(ports.len(), 1, "flow {flow:?} used source ports {ports:?}");
     }
+}
+
+/// Default offloads on both guests: the VM's veth and the kernel's vxlan
+/// device hand over TCP segments whose checksum is left to offload. What
+/// xvsd delivers must carry complete checksums both ways: tshark verifies
+/// every inner TCP checksum on the underlay (VM to kernel) and on the VM's
+/// own interface (kernel to VM), and xvsd counts what it completed.
+#[test]
+fn checksums_left_to_offload_arrive_complete_both_ways() {
+    if !require_root() {
+        return;
+    }
+    let t = topology("kc");
+    let d = xvsd(&t.hv);
+    t.vm.ping("10.0.0.2", 1);
+    let fields = ["tcp.checksum.status", "tcp.len"];
+    let (up, _) = tshark(
+        &t.peer,
+        "pu0",
+        "ip.src == 192.0.2.1 && tcp",
+        &fields,
+        || iperf3(&t.peer, &t.vm, "10.0.0.2", 1),
+    );
+    let (down, _) = tshark(&t.vm, "vm0", "ip.src == 10.0.0.2 && tcp", &fields, || {
+        iperf3(&t.vm, &t.peer, "10.0.0.1", 1)
+    });
+    for (dir, lines) in [("vm to kernel", &up), ("kernel to vm", &down)] {
+        let data = lines.iter().filter(|l| !l.ends_with("|0")).count();
+        assert!(
+            data > 100,
+            "{dir}: {} segments, {data} with data\n{}",
+            lines.len(),
+            d.log()
+        );
+        for l in lines {
+            assert!(
+                l.starts_with("1|"),
+                "{dir}: inner TCP checksum must verify: {l}"
+            );
+        }
+    }
+    let stats: serde_json::Value =
+        serde_json::from_str(&d.ok(&["--format", "json", "stats"])).expect("stats JSON");
+    let completed = |kind: &str| -> u64 {
+        stats
+            .as_array()
+            .expect("rows")
+            .iter()
+            .filter(|r| r["kind"] == kind)
+            .map(|r| r["csum_completed"].as_u64().unwrap_or(0))
+            .sum()
+    };
+    assert!(completed("port") > 100, "{stats}");
+    assert!(completed("tunnel") > 100, "{stats}");
+}
+
+/// A VM whose MTU (1500) exceeds what fits through the tunnel (1450 on a
+/// 1500-byte underlay): xvsd drops what does not fit and answers with ICMP
+/// "fragmentation needed", so the VM's path MTU discovery finds 1450 and
+/// TCP, which starts with a 1460-byte MSS, goes through instead of
+/// black-holing.
+#[test]
+fn a_vm_with_a_larger_mtu_learns_the_tunnel_mtu_from_icmp() {
+    if !require_root() {
+        return;
+    }
+    let t = topology("km");
+    t.vm.ip(&["link", "set", "vm0", "mtu", "1500"]);
+    let d = xvsd(&t.hv);
+    t.vm.ping("10.0.0.2", 1);
+    let out = t.vm.exec(
+        "ping",
+        &["-c", "2", "-W", "2", "-M", "do", "-s", "1472", "10.0.0.2"],
+    );
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("mtu = 1450") || text.contains("mtu=1450"),
+        "ping should learn 1450: {text}\n{}",
+        d.log()
+    );
+    let route = t.vm.run("ip", &["route", "get", "10.0.0.2"]);
+    assert!(route.contains("mtu 1450"), "cached path MTU: {route}");
+    let up = iperf3(&t.peer, &t.vm, "10.0.0.2", 2);
+    assert!(
+        up > 20.0,
+        "TCP from a 1500-byte VM: {up} Mbit/s\n{}",
+        d.log()
+    );
+    assert!(d.drops("too_big") >= 1, "{}", d.log());
+    let stats: serde_json::Value =
+        serde_json::from_str(&d.ok(&["--format", "json", "stats"])).expect("stats JSON");
+    let sent: u64 = stats
+        .as_array()
+        .expect("rows")
+        .iter()
+        .map(|r| r["icmp_too_big"].as_u64().unwrap_or(0))
+        .sum();
+    assert!(sent >= 1, "{stats}");
 }

@@ -314,7 +314,6 @@ fn the_uplink_is_swapped_back_and_forth() {
     })
     .collect();
     b.vm(1).ip(&["link", "set", "eth0", "mtu", "1400"]);
-    b.vm(1).no_tx_offload("eth0");
     b.ok(&["set-uplink", "u0", "--local-ip", "192.0.2.1"]);
     b.ok(&[
         "add-br",

@@ -105,7 +105,6 @@ fn bed(tag: &str) -> Bed {
             );
             vm.ip(&["link", "set", "eth0", "mtu", "1400"]);
             vm.ip(&["addr", "add", &format!("{}/24", IPS[h]), "dev", "eth0"]);
-            vm.no_tx_offload("eth0");
             vm
         })
         .collect();
@@ -116,7 +115,6 @@ fn bed(tag: &str) -> Bed {
         "id", "42", "group", GROUP, "dev", "u3", "dstport", "4789",
     ]);
     hvs[2].ip(&["addr", "add", &format!("{}/24", IPS[2]), "dev", "vx0"]);
-    hvs[2].no_tx_offload("vx0");
     Bed {
         xvsd: Vec::new(),
         vms,

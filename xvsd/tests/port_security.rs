@@ -84,7 +84,6 @@ fn a_vm_claiming_anothers_mac_or_ip_gets_none_of_its_traffic() {
             &format!("02:00:00:05:01:0{}", i + 1),
         );
         vm.ip(&["addr", "add", &format!("{}/24", IPS[i]), "dev", "eth0"]);
-        vm.no_tx_offload("eth0");
         vm
     });
     let mut config = String::from("[[bridges]]\nname = \"blue\"\n");
@@ -196,7 +195,6 @@ fn a_port_learns_at_most_max_macs_and_the_other_macs_still_get_through() {
         "02:00:00:06:01:ff",
     );
     w.ip(&["addr", "add", "10.3.0.2/24", "dev", "eth0"]);
-    w.no_tx_offload("eth0");
     // Four interfaces on one subnet in m: each answers ARP only for its
     // own address and takes replies on whichever it is (no reverse-path
     // check), so each talks with its own MAC only.
@@ -209,7 +207,6 @@ fn a_port_learns_at_most_max_macs_and_the_other_macs_still_get_through() {
         m.run("sysctl", &["-qw", &format!("net.ipv4.conf.{k}={v}")]);
     }
     let vms: Vec<(String, String)> = (1..=LIMIT + 2).map(|i| macvlan(&m, i)).collect();
-    m.no_tx_offload("eth0");
     let config = "[[bridges]]\nname = \"blue\"\n\n[[ports]]\nname = \"pm\"\nbridge = \"blue\"\n\n\
                   [[ports]]\nname = \"pw\"\nbridge = \"blue\"\n";
     let d = Xvsd::start(Path::new(env!("CARGO_BIN_EXE_xvsd")), &hv, config, &[]);

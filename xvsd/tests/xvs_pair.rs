@@ -86,7 +86,6 @@ fn pair(tag: &str, underlay: Underlay, ips: [[&str; 2]; 2], macs: [[&str; 2]; 2]
             veth(&vm, "eth0", macs[h][b], &hvs[h], &port, &port_mac);
             vm.ip(&["link", "set", "eth0", "mtu", "1400"]);
             vm.ip(&["addr", "add", &format!("{}/24", ips[h][b]), "dev", "eth0"]);
-            vm.no_tx_offload("eth0");
             vm
         })
     });

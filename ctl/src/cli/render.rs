@@ -382,6 +382,18 @@ fn stats_table(rows: &[StatsRow]) -> String {
         if !s.is_empty() {
             out.push_str(&format!("{} snooped ARP/ND replies: {s}\n", r.name));
         }
+        if r.icmp_too_big > 0 {
+            out.push_str(&format!(
+                "{} ICMP too-big errors sent back: {}\n",
+                r.name, r.icmp_too_big
+            ));
+        }
+        if r.csum_completed > 0 {
+            out.push_str(&format!(
+                "{} checksums completed (left to offload by the sender): {}\n",
+                r.name, r.csum_completed
+            ));
+        }
         for w in r.per_worker.iter().flatten() {
             let d = drops_text(&w.drops);
             out.push_str(&format!(

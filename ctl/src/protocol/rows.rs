@@ -266,6 +266,23 @@ pub struct StatsRow {
     /// kernel: none of these is a drop. Only the non-zero ones.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub snooped: BTreeMap<String, u64>,
+    /// Frames received whose TCP or UDP checksum the sender had left to
+    /// checksum offload (the field held only the pseudo-header sum), which
+    /// the switch completed before forwarding them (`wire::offload`). A
+    /// guest whose interface offers checksum offload sends them; on a
+    /// tunnel, a kernel VTEP on the same host. Not an error.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub csum_completed: u64,
+    /// Local ports: ICMP "fragmentation needed" (IPv4, DF set) and ICMPv6
+    /// "packet too big" errors sent back to the port for its frames that
+    /// did not fit their egress's MTU (each also counted as a `too_big`
+    /// drop where it was going). Rate limited per worker.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub icmp_too_big: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// One worker's load (`worker_stats`), as `ovs-appctl

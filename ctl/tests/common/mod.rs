@@ -182,6 +182,8 @@ fn answer(call: xvs_ctl::server::Call, config: &mut Config, commits: &AtomicU64)
                     state: None,
                     learn_refused: BTreeMap::new(),
                     snooped: BTreeMap::new(),
+                    csum_completed: 0,
+                    icmp_too_big: 0,
                 })
                 .collect();
             if rows.is_empty() {

@@ -334,7 +334,7 @@ pub(super) fn send<'a>(
             let max =
                 usize::from(pe.mtu) + ethernet::HEADER_LEN + if tagged { vlan::TAG_LEN } else { 0 };
             if frame.len() > max {
-                return drop_frame(ws, out.port, frame, DropReason::TooBig, io);
+                return too_big(snap, ws, ctx, out, pe.mtu, frame, io);
             }
             out.port
         }
@@ -346,6 +346,14 @@ pub(super) fn send<'a>(
                 Ok(t) => t,
                 Err(r) => return drop_frame(ws, out.port, frame, r, io),
             };
+            // Checked before the push so that the sender can be told the
+            // MTU that fits: the uplink's, less the outer header and the
+            // inner tag.
+            let overhead = tpl.len() + if tagged { vlan::TAG_LEN } else { 0 };
+            if frame.len() + tpl.len() > usize::from(snap.uplink_mtu) + ethernet::HEADER_LEN {
+                let mtu = usize::from(snap.uplink_mtu).saturating_sub(overhead);
+                return too_big(snap, ws, ctx, out, mtu as u16, frame, io);
+            }
             if frame.headroom() < tpl.len() {
                 if !frame.make_headroom(tpl.len()) {
                     return drop_frame(ws, out.port, frame, DropReason::NoHeadroom, io);
@@ -360,9 +368,6 @@ pub(super) fn send<'a>(
             if let Err(r) = tpl.push(&mut frame, &meta) {
                 return drop_frame(ws, out.port, frame, r, io);
             }
-            if frame.len() > usize::from(snap.uplink_mtu) + ethernet::HEADER_LEN {
-                return drop_frame(ws, out.port, frame, DropReason::TooBig, io);
-            }
             ws.count_tx(out.port, frame.len());
             uplink
         }
@@ -375,6 +380,42 @@ pub(super) fn send<'a>(
         frame,
         port: tx_port,
     });
+}
+
+/// A frame too big for `out`, whose IP MTU is `mtu`: dropped (counted on
+/// `out`), and if it came from a local port, turned into the ICMP error
+/// its sender is due and sent back to it (`pmtu`), within the worker's
+/// budget. A decapsulated frame's sender is behind another switch, which
+/// let it through: it is only dropped.
+#[allow(clippy::too_many_arguments)]
+fn too_big<'a>(
+    snap: &Snapshot,
+    ws: &mut WorkerState,
+    ctx: &Ctx,
+    out: Out,
+    mtu: u16,
+    mut frame: Frame<'a>,
+    io: &mut BatchIo<'a>,
+) {
+    ws.count_drop(out.port, DropReason::TooBig);
+    let back = snap.port(ctx.in_port).filter(|p| p.kind == PortKind::Local);
+    if let Some(in_pe) = back {
+        if !ctx.key.dl_dst().is_multicast()
+            && ws.icmp_budget(ctx.now)
+            && retag(&mut frame, out.tag != Tag::Untagged, Tag::Untagged).is_ok()
+            && pmtu::too_big_reply(&mut frame, mtu)
+            && retag(&mut frame, false, egress_tag(&in_pe.vlan, ctx.vlan)).is_ok()
+        {
+            ws.count_icmp_too_big(ctx.in_port);
+            ws.count_tx(ctx.in_port, frame.len());
+            io.tx.push(TxFrame {
+                frame,
+                port: ctx.in_port,
+            });
+            return;
+        }
+    }
+    io.free.push(frame.into_buf());
 }
 
 /// Makes the frame's 802.1Q tag what the output wants, moving only the 12

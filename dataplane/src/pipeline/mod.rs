@@ -21,6 +21,7 @@
 #![forbid(unsafe_code)]
 
 mod egress;
+mod pmtu;
 mod state;
 mod suppress;
 
@@ -38,6 +39,7 @@ use crate::tables::flow::{Action, EMC_HASH_SEED};
 use crate::tunnel::{pop, PushMeta, RemoteIdx, NO_REMOTE};
 use crate::wire::ethernet::{self, ethertype, EthernetFrame};
 use crate::wire::flow::{extract, PacketInfo};
+use crate::wire::offload::{finish_l4, L4Checksum};
 use crate::wire::vlan::{self, VlanTag};
 use crate::wire::WireError;
 use xvs_types::MissAction;
@@ -291,7 +293,7 @@ fn ingress_of(snap: &Snapshot, port: PortNo) -> Option<(&PortEntry, &BridgeEntry
 fn stage_frame<'a>(
     ws: &mut WorkerState,
     pe: &PortEntry,
-    frame: Frame<'a>,
+    mut frame: Frame<'a>,
     st: &mut Staged,
     io: &mut BatchIo<'a>,
 ) -> Option<Frame<'a>> {
@@ -302,6 +304,11 @@ fn stage_frame<'a>(
             return None;
         }
     };
+    // Here, where local and decapsulated frames meet: both may carry a
+    // checksum left to offload, and every output must get it complete.
+    if finish_l4(frame.data_mut(), &st.key, &st.info) == L4Checksum::Completed {
+        ws.count_csum_completed(st.port);
+    }
     // Checked here, where local and decapsulated frames meet, before
     // anything (learning above all) reads the source.
     let src = st.key.dl_src();

@@ -30,6 +30,12 @@ pub struct PortCounters {
     pub tx_packets: u64,
     pub tx_bytes: u64,
     pub drops: DropCounters,
+    /// Frames whose L4 checksum the sender left to offload, completed here
+    /// (`wire::offload`).
+    pub csum_completed: u64,
+    /// ICMP "fragmentation needed" / "packet too big" errors sent to this
+    /// port for its frames that did not fit their egress (`pipeline::pmtu`).
+    pub icmp_too_big: u64,
 }
 
 impl PortCounters {
@@ -39,6 +45,8 @@ impl PortCounters {
         self.tx_packets += o.tx_packets;
         self.tx_bytes += o.tx_bytes;
         self.drops.merge(&o.drops);
+        self.csum_completed += o.csum_completed;
+        self.icmp_too_big += o.icmp_too_big;
     }
 }
 
@@ -93,6 +101,9 @@ pub struct WorkerState {
     policy_generation: u64,
     learn_generation: u64,
     ip_id: u16,
+    /// ICMP errors sent in the window that started at `icmp_window`.
+    icmp_sent: u32,
+    icmp_window: u64,
     /// Counts every drop and upcall: a forwarding decision made while it
     /// did not move had no side effect, so the exact-match cache may replay
     /// it.
@@ -133,6 +144,8 @@ impl WorkerState {
             policy_generation: u64::MAX,
             learn_generation: 0,
             ip_id: (id as u16).wrapping_mul(0x4000),
+            icmp_sent: 0,
+            icmp_window: 0,
             side_effects: 0,
             plan_hits: 0,
             stage: vec![super::Staged::default(); super::STAGE_FRAMES].into_boxed_slice(),
@@ -247,6 +260,30 @@ impl WorkerState {
             c.rx_packets += 1;
             c.rx_bytes += bytes as u64;
         }
+    }
+
+    #[inline]
+    pub(crate) fn count_csum_completed(&mut self, port: PortNo) {
+        if let Some(c) = self.ports.get_mut(usize::from(port)) {
+            c.csum_completed += 1;
+        }
+    }
+
+    pub(crate) fn count_icmp_too_big(&mut self, port: PortNo) {
+        if let Some(c) = self.ports.get_mut(usize::from(port)) {
+            c.icmp_too_big += 1;
+        }
+    }
+
+    /// Whether another ICMP error may go out now: at most
+    /// [`pmtu::BUDGET`](super::pmtu::BUDGET) per window per worker.
+    pub(crate) fn icmp_budget(&mut self, now: u64) -> bool {
+        if now.wrapping_sub(self.icmp_window) >= super::pmtu::WINDOW_NS {
+            self.icmp_window = now;
+            self.icmp_sent = 0;
+        }
+        self.icmp_sent = self.icmp_sent.saturating_add(1);
+        self.icmp_sent <= super::pmtu::BUDGET
     }
 
     #[inline]

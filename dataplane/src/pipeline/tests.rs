@@ -560,6 +560,54 @@ fn unresolved_next_hop_drops_only_that_remote_until_resolved() {
         .any(|(p, f)| *p == ETH0 && dissect(f).0 == MacAddr([2, 0, 0, 0, 0, 0x33])));
 }
 
+/// `f` as a sender with checksum offload hands it over: its L4 checksum
+/// field holds only the folded pseudo-header sum.
+fn left_to_offload(f: &[u8]) -> Vec<u8> {
+    use crate::wire::checksum::{fold, pseudo_header_v4};
+    let mut key = FlowKey::default();
+    let info = extract(f, &mut key).unwrap();
+    let at = usize::from(info.l4_offset) + if key.ip_proto() == 6 { 16 } else { 6 };
+    let ph = pseudo_header_v4(
+        Ipv4Addr::from(key.nw_src() as u32),
+        Ipv4Addr::from(key.nw_dst() as u32),
+        key.ip_proto(),
+        u32::from(info.l4_len),
+    );
+    let mut v = f.to_vec();
+    v[at..at + 2].copy_from_slice(&fold(ph).to_be_bytes());
+    assert_ne!(v, f, "the full checksum differs from the partial one");
+    v
+}
+
+#[test]
+fn checksums_left_to_offload_are_completed_both_ways_and_counted() {
+    let mut bed = Bed::new();
+    let from_b = udp_frame(B, A, 300);
+    let out = bed.send(
+        ETH0,
+        &[&vxlan([192, 0, 2, 3], 42, &left_to_offload(&from_b))],
+    );
+    assert_eq!(out.tx.len(), 2, "flooded to vm1 and vm2");
+    assert!(
+        out.tx.iter().all(|(_, f)| f == &from_b),
+        "completed on decap"
+    );
+    assert_eq!(bed.ws.ports[usize::from(VX1)].csum_completed, 1);
+
+    let to_b = udp_frame(A, B, 1400);
+    let out = bed.send(VM1, &[&left_to_offload(&to_b), &to_b]);
+    assert_eq!(out.tx.len(), 2);
+    for (_, f) in &out.tx {
+        let (_, _, _, _, _, payload) = dissect(f);
+        assert_eq!(&payload[8..], &to_b[..], "completed before the push");
+    }
+    assert_eq!(
+        bed.ws.ports[usize::from(VM1)].csum_completed,
+        1,
+        "the full checksum was kept, not counted"
+    );
+}
+
 #[test]
 fn ipv6_underlay_sends_a_valid_udp_checksum() {
     let mut bed = Bed::new();
@@ -1685,4 +1733,5 @@ mod lookup_on_miss {
 }
 
 mod every_drop;
+mod pmtu;
 mod port_security;

@@ -24,16 +24,58 @@ fn add(a: u64, b: u64) -> u64 {
 /// One's complement sum of `data` taken as big-endian 16-bit words, added to
 /// `initial`. An odd final byte is treated as if followed by a zero byte.
 /// The result is unfolded: pass it to [`fold`] or chain it as `initial`.
+///
+/// The bulk is summed as little-endian 16-bit words into sixteen 32-bit
+/// lanes: no carry to propagate (a block of 2,048 words cannot overflow
+/// a lane), no byte swap per word, and LLVM turns the lanes into SSE2
+/// vector adds (the build targets baseline x86-64; an AVX2 build would do
+/// twice the bytes per add). RFC 1071 §2(B): a sum taken in the other byte order is the
+/// byte-swapped sum, so the folded lanes are swapped once at the end. It
+/// matters since the pipeline verifies (or completes) the L4 checksum of
+/// every TCP and UDP frame a guest sends (`wire::offload`): measured with
+/// `cargo bench -p xvs-bench --bench parse -- ones_sum`, 1,400 bytes take
+/// 51 ns against 118 ns for the one-lane big-endian loop this replaced
+/// (medians of one interleaved run on the shared dev VM); below 256 bytes
+/// that loop alone runs.
 #[inline]
 pub fn ones_sum(initial: u64, data: &[u8]) -> u64 {
-    let mut acc = initial;
-    let mut chunks = data.chunks_exact(8);
-    for c in &mut chunks {
-        // Cannot fail (chunks_exact); map_or keeps the loop free of panics.
-        let w = <[u8; 8]>::try_from(c).map_or(0, u64::from_be_bytes);
-        acc = add(acc, w);
+    // Short data takes the 8-byte loop alone: folding sixteen lanes costs
+    // more than it saves below a few hundred bytes.
+    let (bulk, mut rest) = data.split_at(if data.len() >= 256 {
+        data.len() & !31
+    } else {
+        0
+    });
+    let mut le = 0u64;
+    let mut chunks = bulk.chunks_exact(32);
+    // Blocks of at most 2,048 chunks: a lane holds 2,048 words of 0xffff
+    // without overflowing 32 bits.
+    let mut left = chunks.len();
+    while left > 0 {
+        let n = left.min(2048);
+        left -= n;
+        let mut lanes = [0u32; 16];
+        for c in chunks.by_ref().take(n) {
+            for (l, w) in lanes.iter_mut().zip(c.chunks_exact(2)) {
+                // Cannot fail (chunks_exact); map_or keeps the loop free of panics.
+                *l += u32::from(<[u8; 2]>::try_from(w).map_or(0, u16::from_le_bytes));
+            }
+        }
+        for l in lanes {
+            le += u64::from(l);
+        }
     }
-    let mut rest = chunks.remainder();
+    let mut acc = if le == 0 {
+        initial
+    } else {
+        add(initial, u64::from(fold(le).swap_bytes()))
+    };
+    let mut words = rest.chunks_exact(8);
+    for w in &mut words {
+        // Cannot fail (chunks_exact); map_or keeps the loop free of panics.
+        acc = add(acc, <[u8; 8]>::try_from(w).map_or(0, u64::from_be_bytes));
+    }
+    rest = words.remainder();
     if let Some((w, tail)) = rest.split_first_chunk::<4>() {
         acc = add(acc, u64::from(u32::from_be_bytes(*w)));
         rest = tail;
@@ -185,6 +227,19 @@ mod tests {
     proptest! {
         #[test]
         fn matches_reference(data in proptest::collection::vec(any::<u8>(), 0..300)) {
+            prop_assert_eq!(checksum(&data), reference(&data));
+        }
+
+        /// Long enough for the lanes, whatever the alignment of the start.
+        #[test]
+        fn lanes_match_reference(data in proptest::collection::vec(any::<u8>(), 0..3000), skip in 0usize..8) {
+            let data = &data[skip.min(data.len())..];
+            prop_assert_eq!(checksum(data), reference(data));
+        }
+
+        #[test]
+        fn all_ones_matches_reference(len in 0usize..2000) {
+            let data = vec![0xffu8; len];
             prop_assert_eq!(checksum(&data), reference(&data));
         }
 

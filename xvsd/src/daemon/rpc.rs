@@ -272,6 +272,8 @@ impl Daemon {
                     PortKindName::Uplink => super::view::snooped_map(&self.ctl.snoop_counters()),
                     PortKindName::Port | PortKindName::Tunnel => BTreeMap::new(),
                 },
+                csum_completed: sum.csum_completed,
+                icmp_too_big: sum.icmp_too_big,
             });
         }
         Ok(rows)
