@@ -91,7 +91,7 @@ PORT=5201
 case $XVS_POLL in busy|adaptive) ;; *) echo "XVS_POLL=$XVS_POLL: busy or adaptive" >&2; exit 1 ;; esac
 case $GUEST_TX_CSUM in on|off) ;; *) echo "GUEST_TX_CSUM=$GUEST_TX_CSUM: on or off" >&2; exit 1 ;; esac
 for c in $CONTENDERS; do
-  case $c in kernel|xvs) ;; *) echo "contender $c: kernel or xvs" >&2; exit 1 ;; esac
+  case $c in kernel|xvs|gso) ;; *) echo "contender $c: kernel, xvs or gso" >&2; exit 1 ;; esac
 done
 for f in $FAMILIES; do
   case $f in 4|6) ;; *) echo "family $f: 4 or 6" >&2; exit 1 ;; esac
@@ -312,6 +312,33 @@ xvs_down() {
     x sw ip link set dev "$i" xdpgeneric off 2>/dev/null || true
   done
 }
+# ---------------------------------------------------------------------
+# (c) gso: the GSO ceiling, bench/xdp/tc_vxlan.c's two TC programs with
+# one fixed VXLAN template (no XDP anywhere, so the guests keep TSO):
+# what a fast path that keeps 64 KiB super-packets whole reaches at most.
+gso_up() { # gso_up KIND MTU
+  [ "$1" = vxlan ] || { echo "the GSO ceiling is VXLAN only" >&2; return 1; }
+  local arch p0i u0i
+  arch=$(uname -m)-linux-gnu
+  p0i=$(x sw cat /sys/class/net/p0/ifindex) || return 1
+  u0i=$(x sw cat /sys/class/net/u0/ifindex) || return 1
+  clang -O2 -g -target bpf -I"/usr/include/$arch" -DU0_IFINDEX="$u0i" -DP0_IFINDEX="$p0i" \
+    -DOUTER_SRC_MAC="{$(mac_c $U0_MAC)}" -DOUTER_DST_MAC="{$(mac_c $S0_MAC)}" \
+    -DOUTER_SRC_IP=0xc0000201 -DOUTER_DST_IP=0xc0000202 -DVNI=$VNI \
+    -c bench/xdp/tc_vxlan.c -o "$tmp/tc_vxlan.o" || return 1
+  local i
+  for i in p0 u0; do
+    x sw tc qdisc add dev $i clsact || return 1
+  done
+  x sw tc filter add dev p0 ingress bpf da obj "$tmp/tc_vxlan.o" sec tc/encap || return 1
+  x sw tc filter add dev u0 ingress bpf da obj "$tmp/tc_vxlan.o" sec tc/decap || return 1
+}
+gso_down() {
+  local i
+  for i in p0 u0; do x sw tc qdisc del dev $i clsact 2>/dev/null || true; done
+}
+mac_c() { echo "0x${1//:/,0x}"; }
+
 xvsctl() { timeout 10 "$XVSCTL" --socket "$tmp/xvsd.sock" --format json "$@"; }
 
 # ---------------------------------------------------------------------
@@ -533,7 +560,7 @@ def med(v):
     v = [x for x in v if x is not None]
     return statistics.median(v) if v else None
 
-ORDER = ["kernel", "xvs"]
+ORDER = ["kernel", "xvs", "gso"]
 
 def report(out):
     meta = json.load(open(os.path.join(out, "meta.json")))
@@ -552,9 +579,9 @@ def report(out):
     for c in cs:
         hdr += f" {c} Gbit/s median [min-max] | {c} cores/Gbit/s (softirq %) | {c} retrans | {c} csum err |"
         sep += "---|---|---|---|"
-    both = "kernel" in cs and "xvs" in cs
-    if both:
-        hdr += " xvs/kernel Gbit/s | xvs/kernel cores/Gbit/s |"
+    vs = [c for c in cs if c != "kernel"] if "kernel" in cs else []
+    for c in vs:
+        hdr += f" {c}/kernel Gbit/s | {c}/kernel cores/Gbit/s |"
         sep += "---|---|"
     hdr += " other load % (max) |"
     sep += "---|"
@@ -590,9 +617,9 @@ def report(out):
                       f"({fmt(med([r['softirq_share'] for r in meas]) and 100 * med([r['softirq_share'] for r in meas]), '{:.0f}')}) | "
                       f"{fmt(med([r['retransmits'] for r in meas]), '{:.0f}')} | "
                       f"{sum(r['csum_errors_receiver'] for r in meas)} / {sum(r['csum_errors_sender'] for r in meas)} |")
-        if both:
+        for c in vs:
             def ratio(i):
-                a, b = m.get("xvs", (None, None))[i], m.get("kernel", (None, None))[i]
+                a, b = m.get(c, (None, None))[i], m.get("kernel", (None, None))[i]
                 return f"{a / b:.2f}" if a is not None and b else "-"
             cells += f" {ratio(0)} | {ratio(1)} |"
         ol = [r["other_load_pct"] for rs in g.values() for r in rs if r.get("other_load_pct") is not None]
