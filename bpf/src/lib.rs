@@ -51,6 +51,7 @@
 
 mod maps;
 mod snoop;
+pub mod tc;
 
 pub use maps::{Counters, XskRegistrar};
 pub use snoop::{SnoopKind, SnoopPoller, SnoopedFrame};

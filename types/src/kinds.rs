@@ -45,3 +45,24 @@ pub enum MissAction {
     /// after `hold_ms` (`hold_expired`).
     Hold,
 }
+
+/// An outer tunnel header as a fast path outside the pipeline needs it to
+/// push the header exactly as the pipeline's push does: the bytes, and
+/// the base values the push patches per packet from. The dataplane's
+/// templates give it (`Template::offload`), the TC executor
+/// (`xvs_bpf::tc`) takes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TunnelOffload<'a> {
+    /// Outer Ethernet, IP, UDP and tunnel header, lengths and checksums
+    /// zero.
+    pub hdr: &'a [u8],
+    pub v6: bool,
+    /// Where the outer UDP header starts.
+    pub udp_off: usize,
+    /// The outer IPv4 checksum with a zero total length.
+    pub base_csum: u16,
+    /// Outer TOS copied from the inner packet, else `base_tos` with the
+    /// inner ECN bits.
+    pub tos_inherit: bool,
+    pub base_tos: u8,
+}

@@ -24,5 +24,5 @@ pub use addr::{
     MacParseError, PortNo, NO_PORT,
 };
 pub use key::{FlowKey, FLOW_WORDS};
-pub use kinds::{MissAction, TunnelKind};
+pub use kinds::{MissAction, TunnelKind, TunnelOffload};
 pub use route::Prefix;

@@ -24,6 +24,7 @@ use crate::wire::udp::{self, UdpPacket, UdpRepr};
 use crate::wire::vxlan::{self, VxlanPacket, VxlanRepr};
 use xvs_types::MacAddr;
 use xvs_types::TunnelKind;
+use xvs_types::TunnelOffload;
 
 /// Longest outer header: Ethernet + IPv6 + UDP + Geneve with full options.
 pub const MAX_HEADER_LEN: usize = ethernet::HEADER_LEN
@@ -283,6 +284,21 @@ impl Template {
     /// The raw header bytes (lengths and checksums zero), for `tunnel-ports`.
     pub fn bytes(&self) -> &[u8] {
         &self.hdr
+    }
+
+    /// This header for a fast path that pushes it on whole GSO skbs, or
+    /// `None` where that cannot give push's bytes: an outer UDP checksum
+    /// (over 64 KiB the kernel has not segmented yet), or an IPv4 header
+    /// without DF (its identification is per-worker state).
+    pub fn offload(&self) -> Option<TunnelOffload<'_>> {
+        (!self.udp_csum && (self.v6 || self.df)).then_some(TunnelOffload {
+            hdr: &self.hdr,
+            v6: self.v6,
+            udp_off: self.udp_off,
+            base_csum: self.base_csum,
+            tos_inherit: self.tos_inherit,
+            base_tos: self.base_tos,
+        })
     }
 
     /// UDP source port for a flow hash: scaled into the configured range

@@ -1,0 +1,190 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+//
+// The GSO-preserving fast path's executor (docs/design.md, "A
+// GSO-preserving fast path"): a TC (sched_cls) program on a guest port's
+// ingress that carries out, for a flow the AF_XDP pipeline has already
+// decided, the decision it made, on the whole skb: a TSO super-packet
+// keeps its size, and the kernel segments it late (the veth's peer, a
+// NIC's tunnel TSO) or never (GRO on the far side).
+//
+// xvs_tc_port looks the frame's flow up in `flows` (struct xvs_tc_key,
+// the pipeline's flow key fields) and, on a hit, counts it, stamps its
+// last use and either sends it out of another port (XVS_TC_OUTPUT) or
+// pushes the flow's outer header (XVS_TC_PUSH) and sends it out of the
+// uplink. The push is `tunnel::Template::push` in C: the same template
+// bytes, then the per-packet fields patched as it patches them (outer
+// lengths, the IPv4 checksum by RFC 1624 from the template's base, the
+// TOS inherited or the inner ECN copied; the UDP source port is the
+// flow's, which userspace computed from the pipeline's flow hash).
+// bpf_skb_adjust_room's ENCAP flags make a GSO skb a UDP-tunnel one.
+//
+// A miss, a frame this program cannot describe (tagged, not IP, IPv6
+// with an extension header, a fragment) or a failed helper returns
+// TC_ACT_OK: the frame goes on as if the program were not there, to the
+// path behind it. Templates with an outer UDP checksum (IPv6 underlays)
+// or without DF (their IPv4 id is per-worker state) are never installed:
+// a GSO skb cannot have its outer checksum computed here.
+
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/in.h>
+#include <linux/ip.h>
+#include <linux/ipv6.h>
+#include <linux/pkt_cls.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+
+#include "xvs_tc.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, XVS_TC_MAX_FLOWS);
+	__type(key, struct xvs_tc_key);
+	__type(value, struct xvs_tc_action);
+} flows SEC(".maps");
+
+#define ETH_LEN 14
+#define IPV4_MIN (ETH_LEN + 20 + 8)
+
+/* RFC 1624 eqn. 3, as wire::checksum::update16. */
+static __always_inline __u16 update16(__u16 csum, __u16 old, __u16 new)
+{
+	__u32 sum = (__u16)~csum + (__u32)(__u16)~old + new;
+
+	sum = (sum & 0xffff) + (sum >> 16);
+	sum = (sum & 0xffff) + (sum >> 16);
+	return ~sum;
+}
+
+/* Fills the key from the frame's headers; returns the inner TOS (IPv4 TOS,
+ * IPv6 traffic class), or -1 when the frame is not one we describe. */
+static __always_inline int flow_key(struct __sk_buff *skb, struct xvs_tc_key *k)
+{
+	__u8 l3[40];
+	__u32 l4;
+
+	if (skb->vlan_present || bpf_skb_load_bytes(skb, 0, k->dl_dst, 12) ||
+	    bpf_skb_load_bytes(skb, 12, &k->eth_type, 2))
+		return -1;
+	k->ifindex = skb->ingress_ifindex;
+	if (k->eth_type == bpf_htons(ETH_P_IP)) {
+		if (bpf_skb_load_bytes(skb, ETH_LEN, l3, 20))
+			return -1;
+		/* No options, no fragment: what the pipeline's key and the
+		 * offloaded decision were made for. */
+		if (l3[0] != 0x45 || (l3[6] & 0x3f) || l3[7])
+			return -1;
+		k->ip_proto = l3[9];
+		k->ip_tos = l3[1];
+		__builtin_memset(k->nw_src, 0, 10);
+		k->nw_src[10] = k->nw_src[11] = 0xff;
+		__builtin_memcpy(&k->nw_src[12], &l3[12], 4);
+		__builtin_memset(k->nw_dst, 0, 10);
+		k->nw_dst[10] = k->nw_dst[11] = 0xff;
+		__builtin_memcpy(&k->nw_dst[12], &l3[16], 4);
+		l4 = ETH_LEN + 20;
+	} else if (k->eth_type == bpf_htons(ETH_P_IPV6)) {
+		if (bpf_skb_load_bytes(skb, ETH_LEN, l3, 40))
+			return -1;
+		k->ip_proto = l3[6];
+		k->ip_tos = (l3[0] << 4) | (l3[1] >> 4);
+		__builtin_memcpy(k->nw_src, &l3[8], 16);
+		__builtin_memcpy(k->nw_dst, &l3[24], 16);
+		l4 = ETH_LEN + 40;
+	} else {
+		return -1;
+	}
+	if (k->ip_proto != IPPROTO_TCP && k->ip_proto != IPPROTO_UDP)
+		return -1;
+	if (bpf_skb_load_bytes(skb, l4, &k->tp_src, 4))
+		return -1;
+	return k->ip_tos;
+}
+
+static __always_inline int push(struct __sk_buff *skb, struct xvs_tc_action *a, __u8 inner_tos)
+{
+	__u32 inner_len = skb->len;
+	__u32 hdr_len = a->hdr_len;
+	__u32 udp_off = a->udp_off;
+	__u8 inner_eth[ETH_LEN];
+	__u64 flags = BPF_F_ADJ_ROOM_ENCAP_L4_UDP | BPF_F_ADJ_ROOM_ENCAP_L2_ETH |
+		      BPF_F_ADJ_ROOM_ENCAP_L2(ETH_LEN);
+	__u32 total, udp_len;
+	__u8 tos;
+
+	if (hdr_len > XVS_TC_MAX_HDR || hdr_len < IPV4_MIN || udp_off + 8 > hdr_len ||
+	    udp_off < ETH_LEN + 20)
+		return -1;
+	flags |= a->v6 ? BPF_F_ADJ_ROOM_ENCAP_L3_IPV6 : BPF_F_ADJ_ROOM_ENCAP_L3_IPV4;
+	if (bpf_skb_load_bytes(skb, 0, inner_eth, ETH_LEN))
+		return -1;
+	/* Room for the template after the frame's Ethernet header, which
+	 * the template's own outer Ethernet header then overwrites: the
+	 * inner Ethernet header is written back behind the template. */
+	if (bpf_skb_adjust_room(skb, hdr_len, BPF_ADJ_ROOM_MAC, flags))
+		return -1;
+	if (bpf_skb_store_bytes(skb, 0, a->hdr, hdr_len, 0) ||
+	    bpf_skb_store_bytes(skb, hdr_len, inner_eth, ETH_LEN, 0))
+		return -1;
+	total = hdr_len - ETH_LEN + inner_len;
+	udp_len = total - (udp_off - ETH_LEN);
+	tos = a->tos_inherit ? inner_tos : (a->base_tos | (inner_tos & 3));
+	if (a->v6) {
+		__be16 plen = bpf_htons(udp_len);
+		__u8 w[2];
+
+		if (bpf_skb_load_bytes(skb, ETH_LEN, w, 2))
+			return -1;
+		w[0] = (w[0] & 0xf0) | (tos >> 4);
+		w[1] = (w[1] & 0x0f) | (tos << 4);
+		if (bpf_skb_store_bytes(skb, ETH_LEN, w, 2, 0) ||
+		    bpf_skb_store_bytes(skb, ETH_LEN + 4, &plen, 2, 0))
+			return -1;
+	} else {
+		__u16 csum = update16(a->base_csum, 0, total);
+		__be16 tl = bpf_htons(total);
+
+		if (tos != a->base_tos) {
+			csum = update16(csum, a->base_tos, tos);
+			if (bpf_skb_store_bytes(skb, ETH_LEN + 1, &tos, 1, 0))
+				return -1;
+		}
+		csum = bpf_htons(csum);
+		if (bpf_skb_store_bytes(skb, ETH_LEN + 2, &tl, 2, 0) ||
+		    bpf_skb_store_bytes(skb, ETH_LEN + 10, &csum, 2, 0))
+			return -1;
+	}
+	__be16 ul = bpf_htons(udp_len);
+	if (bpf_skb_store_bytes(skb, udp_off, &a->src_port, 2, 0) ||
+	    bpf_skb_store_bytes(skb, udp_off + 4, &ul, 2, 0))
+		return -1;
+	return 0;
+}
+
+SEC("tc")
+int xvs_tc_port(struct __sk_buff *skb)
+{
+	struct xvs_tc_key k = {};
+	struct xvs_tc_action *a;
+	int tos = flow_key(skb, &k);
+
+	if (tos < 0)
+		return TC_ACT_OK;
+	a = bpf_map_lookup_elem(&flows, &k);
+	if (!a)
+		return TC_ACT_OK;
+	if (a->kind == XVS_TC_PUSH) {
+		/* A failure after adjust_room has left the frame half built:
+		 * it cannot go on to the path behind. */
+		if (push(skb, a, tos))
+			return TC_ACT_SHOT;
+	} else if (a->kind != XVS_TC_OUTPUT) {
+		return TC_ACT_OK;
+	}
+	__sync_fetch_and_add(&a->packets, skb->gso_segs ? skb->gso_segs : 1);
+	__sync_fetch_and_add(&a->bytes, skb->len);
+	a->last_used_ns = bpf_ktime_get_ns();
+	return bpf_redirect(a->out_ifindex, 0);
+}

@@ -1,0 +1,56 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/* Shared between xvs_tc.bpf.c and the Rust loader (src/tc.rs mirrors
+ * every constant and struct here; a test there checks the sizes). */
+#ifndef XVS_TC_H
+#define XVS_TC_H
+
+#define XVS_TC_MAX_FLOWS 65536
+/* The longest outer header a flow may push: Ethernet, IPv6, UDP and a
+ * Geneve header with options. */
+#define XVS_TC_MAX_HDR 128
+
+enum xvs_tc_kind {
+	/* Out of another port as it is. */
+	XVS_TC_OUTPUT = 1,
+	/* The template in front, then out of the uplink. */
+	XVS_TC_PUSH = 2,
+};
+
+/* A flow as the pipeline's flow key has it, for the fields a frame of a
+ * plain (untagged, Ethernet + IPv4/IPv6 + TCP/UDP) flow fills: an entry
+ * holds the decision the pipeline made for exactly this key. Addresses
+ * are 16 bytes (IPv4 as ::ffff:a.b.c.d), everything in network order. */
+struct xvs_tc_key {
+	__u32 ifindex;
+	__u8 dl_dst[6];
+	__u8 dl_src[6];
+	__be16 eth_type;
+	__u8 ip_proto;
+	__u8 ip_tos;
+	__u8 nw_src[16];
+	__u8 nw_dst[16];
+	__be16 tp_src;
+	__be16 tp_dst;
+};
+
+/* What to do with it, written by userspace; the counters at the end by
+ * the program. Multi-byte numbers in host order unless they say be. */
+struct xvs_tc_action {
+	__u32 out_ifindex;
+	__u8 kind;
+	__u8 v6;
+	__u8 tos_inherit;
+	__u8 base_tos;
+	__u16 hdr_len;
+	__u16 udp_off;
+	/* The outer IPv4 checksum with a zero total length (the template's
+	 * base, as `Template::push` updates it). */
+	__u16 base_csum;
+	__be16 src_port;
+	__u64 packets;
+	__u64 bytes;
+	__u64 last_used_ns;
+	__u8 hdr[XVS_TC_MAX_HDR];
+};
+
+#endif
