@@ -1,7 +1,9 @@
-//! The GSO-preserving fast path's executor, `src/bpf/xvs_tc.bpf.c`: a TC
-//! program that carries out, on whole skbs, decisions the AF_XDP pipeline
+//! The GSO-preserving fast path's executor, `src/bpf/xvs_tc.bpf.c`: TC
+//! programs that carry out, on whole skbs, decisions the AF_XDP pipeline
 //! made for a flow (docs/design.md, "A GSO-preserving fast path"), and the
-//! flow table it reads.
+//! flow tables they read: `xvs_tc_port` on a guest port (output, or push
+//! and out of the uplink), `xvs_tc_uplink` on the uplink (pop, and out of
+//! a guest port).
 //!
 //! [`TcFlows`] loads the program and owns the table: [`TcFlows::insert`]
 //! a decision under its flow key, [`TcFlows::get`] it back with the
@@ -63,6 +65,56 @@ pub struct TcKey {
     pub nw_dst: [u8; 16],
     pub tp_src: [u8; 2],
     pub tp_dst: [u8; 2],
+}
+
+/// `struct xvs_tc_tunnel_key`: a tunnel packet's flow, for decapsulation
+/// on the uplink: outer addresses (the remote VTEP, ours), the UDP
+/// destination port, the tunnel header's 8 bytes as they are, and the
+/// inner frame's flow (`inner.ifindex` 0).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[repr(C)]
+pub struct TcTunnelKey {
+    pub outer_src: [u8; 16],
+    pub outer_dst: [u8; 16],
+    pub tun_hdr: [u8; 8],
+    pub udp_dst: [u8; 2],
+    pub pad: u16,
+    pub inner: TcKey,
+}
+
+/// A key of one of the program's two tables: which map it goes in.
+pub trait TcTableKey: Copy + sealed::Sealed {
+    #[doc(hidden)]
+    const TUNNEL: bool;
+}
+impl TcTableKey for TcKey {
+    const TUNNEL: bool = false;
+}
+impl TcTableKey for TcTunnelKey {
+    const TUNNEL: bool = true;
+}
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for super::TcKey {}
+    impl Sealed for super::TcTunnelKey {}
+}
+
+/// Which of the two programs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TcProgram {
+    /// `xvs_tc_port`, on a guest port's ingress: looks up [`TcKey`]s.
+    Port,
+    /// `xvs_tc_uplink`, on the uplink's ingress: [`TcTunnelKey`]s.
+    Uplink,
+}
+
+impl TcProgram {
+    fn name(self) -> &'static str {
+        match self {
+            TcProgram::Port => "xvs_tc_port",
+            TcProgram::Uplink => "xvs_tc_uplink",
+        }
+    }
 }
 
 /// `struct xvs_tc_action`: what to do with a flow's frames, and the
@@ -129,10 +181,11 @@ pub enum TcError {
     TestRun(libbpf_rs::Error),
 }
 
-/// The loaded program and its flow table.
+/// The loaded programs and their flow tables.
 pub struct TcFlows {
     obj: Object,
     flows: MapHandle,
+    tunnel_flows: MapHandle,
 }
 
 /// The program attached on one interface's ingress; detached on drop.
@@ -168,6 +221,16 @@ fn bytes_of<T: Copy>(v: &T) -> &[u8] {
 }
 
 impl TcAction {
+    /// An action sending the frame out of `out_ifindex` as it is (after
+    /// the decapsulation, for a tunnel flow).
+    pub fn output(out_ifindex: u32) -> TcAction {
+        TcAction {
+            out_ifindex,
+            kind: TcKind::Output as u8,
+            ..TcAction::default()
+        }
+    }
+
     /// An action pushing a tunnel's outer header (as the dataplane's
     /// `Template::offload` gives it) with the flow's UDP source port, and
     /// sending the frame out of `out_ifindex`.
@@ -209,37 +272,52 @@ impl TcFlows {
             what: "load (are we root?)",
             source,
         })?;
-        let flows = obj
-            .maps()
-            .find(|m| m.name() == "flows")
-            .ok_or(TcError::Missing("flows map"))
-            .and_then(|m| MapHandle::try_from(&m).map_err(TcError::Map))?;
-        Ok(TcFlows { obj, flows })
+        let map = |name: &'static str| {
+            obj.maps()
+                .find(|m| m.name() == name)
+                .ok_or(TcError::Missing(name))
+                .and_then(|m| MapHandle::try_from(&m).map_err(TcError::Map))
+        };
+        let flows = map("flows")?;
+        let tunnel_flows = map("tunnel_flows")?;
+        Ok(TcFlows {
+            obj,
+            flows,
+            tunnel_flows,
+        })
     }
 
-    fn prog_fd(&self) -> Result<std::os::fd::BorrowedFd<'_>, TcError> {
+    fn table<K: TcTableKey>(&self) -> &MapHandle {
+        if K::TUNNEL {
+            &self.tunnel_flows
+        } else {
+            &self.flows
+        }
+    }
+
+    fn prog_fd(&self, p: TcProgram) -> Result<std::os::fd::BorrowedFd<'_>, TcError> {
         self.obj
             .progs()
-            .find(|p| p.name() == "xvs_tc_port")
-            .map(|p| {
+            .find(|prog| prog.name() == p.name())
+            .map(|prog| {
                 // SAFETY: the program lives as long as `self.obj`, which
                 // the returned borrow of `self` cannot outlive.
-                unsafe { std::os::fd::BorrowedFd::borrow_raw(p.as_fd().as_raw_fd()) }
+                unsafe { std::os::fd::BorrowedFd::borrow_raw(prog.as_fd().as_raw_fd()) }
             })
-            .ok_or(TcError::Missing("xvs_tc_port program"))
+            .ok_or(TcError::Missing("program"))
     }
 
     /// Installs (or replaces) the decision for a flow.
-    pub fn insert(&self, key: &TcKey, action: &TcAction) -> Result<(), TcError> {
-        self.flows
+    pub fn insert<K: TcTableKey>(&self, key: &K, action: &TcAction) -> Result<(), TcError> {
+        self.table::<K>()
             .update(bytes_of(key), bytes_of(action), MapFlags::ANY)
             .map_err(TcError::Map)
     }
 
     /// The decision for a flow, with the program's counters.
-    pub fn get(&self, key: &TcKey) -> Result<Option<TcAction>, TcError> {
+    pub fn get<K: TcTableKey>(&self, key: &K) -> Result<Option<TcAction>, TcError> {
         let Some(v) = self
-            .flows
+            .table::<K>()
             .lookup(bytes_of(key), MapFlags::ANY)
             .map_err(TcError::Map)?
         else {
@@ -256,17 +334,17 @@ impl TcFlows {
     }
 
     /// Removes a flow's decision; false if there was none.
-    pub fn remove(&self, key: &TcKey) -> Result<bool, TcError> {
-        match self.flows.delete(bytes_of(key)) {
+    pub fn remove<K: TcTableKey>(&self, key: &K) -> Result<bool, TcError> {
+        match self.table::<K>().delete(bytes_of(key)) {
             Ok(()) => Ok(true),
             Err(e) if e.kind() == libbpf_rs::ErrorKind::NotFound => Ok(false),
             Err(e) => Err(TcError::Map(e)),
         }
     }
 
-    /// Attaches the program on `ifindex`'s ingress (a clsact qdisc).
-    pub fn attach(&self, ifindex: i32) -> Result<TcAttachment, TcError> {
-        let fd = self.prog_fd()?;
+    /// Attaches program `p` on `ifindex`'s ingress (a clsact qdisc).
+    pub fn attach(&self, p: TcProgram, ifindex: i32) -> Result<TcAttachment, TcError> {
+        let fd = self.prog_fd(p)?;
         let mut hook = TcHookBuilder::new(fd)
             .ifindex(ifindex)
             .replace(true)
@@ -280,14 +358,19 @@ impl TcFlows {
         Ok(TcAttachment { hook })
     }
 
-    /// Runs the program once on `frame` as if it arrived on `ifindex`;
+    /// Runs program `p` once on `frame` as if it arrived on `ifindex`;
     /// returns its verdict and the frame as it left the program.
-    pub fn test_run(&mut self, frame: &[u8], ifindex: u32) -> Result<(i32, Vec<u8>), TcError> {
+    pub fn test_run(
+        &mut self,
+        p: TcProgram,
+        frame: &[u8],
+        ifindex: u32,
+    ) -> Result<(i32, Vec<u8>), TcError> {
         let prog = self
             .obj
             .progs_mut()
-            .find(|p| p.name() == "xvs_tc_port")
-            .ok_or(TcError::Missing("xvs_tc_port program"))?;
+            .find(|prog| prog.name() == p.name())
+            .ok_or(TcError::Missing("program"))?;
         // struct __sk_buff: ingress_ifindex sits at byte 36 (after the
         // nine u32s len, pkt_type, mark, queue_mapping, protocol,
         // vlan_present, vlan_tci, vlan_proto, priority); the rest stays
@@ -318,5 +401,9 @@ mod tests {
     fn layouts_match_the_c_structs() {
         assert_eq!(size_of::<TcKey>(), 4 + 6 + 6 + 2 + 1 + 1 + 16 + 16 + 2 + 2);
         assert_eq!(size_of::<TcAction>(), 16 + 24 + MAX_HDR);
+        assert_eq!(
+            size_of::<TcTunnelKey>(),
+            16 + 16 + 8 + 2 + 2 + size_of::<TcKey>()
+        );
     }
 }

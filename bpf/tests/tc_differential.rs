@@ -1,11 +1,14 @@
-//! The fast path's TC executor writes the bytes the pipeline's push
-//! writes: for random inner frames (TCP and UDP over IPv4 and IPv6, any
+//! The fast path's TC executor writes the bytes the pipeline writes. On
+//! the way out (`xvs_tc_port`), for random inner frames (TCP and UDP over IPv4 and IPv6, any
 //! length up to 1,400 bytes, any TOS/ECN), VXLAN and Geneve templates over
 //! IPv4 and IPv6 underlays (fixed and inherited TOS), and random flow
 //! hashes, the frame `tunnel::Template::push` builds and the frame
 //! `xvs_tc_port` returns from `BPF_PROG_TEST_RUN` are equal byte for byte,
 //! and the program counts what it sent. Frames it cannot describe, and
-//! flows it has no decision for, go on untouched.
+//! flows it has no decision for, go on untouched. On the way in
+//! (`xvs_tc_uplink`), for valid and mutated tunnel packets: whatever the
+//! program decapsulates, the pipeline's pop accepts, with the same
+//! bytes; and every valid packet of an installed flow is taken.
 //!
 //! Needs root (BPF); `xvs_tests::require_root` fails without it under
 //! XVS_REQUIRE_ALL=1.
@@ -14,15 +17,16 @@ use std::net::IpAddr;
 
 use etherparse::PacketBuilder;
 use proptest::prelude::*;
-use xvs_bpf::tc::{TcAction, TcFlows, TcKey, TC_ACT_OK, TC_ACT_REDIRECT};
+use xvs_bpf::tc::{TcAction, TcFlows, TcKey, TcProgram, TcTunnelKey, TC_ACT_OK, TC_ACT_REDIRECT};
 use xvs_dataplane::frame::Frame;
-use xvs_dataplane::tunnel::{Encap, PushMeta, Template};
+use xvs_dataplane::tunnel::{pop, Encap, PushMeta, Template, TunnelPort, TunnelSpec, TunnelTable};
 use xvs_dataplane::wire::GeneveOptionRepr;
 use xvs_tests::require_root;
 use xvs_types::{MacAddr, TunnelKind};
 
 const IFINDEX: u32 = 1;
 const UPLINK: u32 = 1;
+const VM: u32 = 2;
 const SRC: [u8; 6] = [2, 0, 0, 0, 0x0a, 1];
 const DST: [u8; 6] = [2, 0, 0, 0, 0x0b, 1];
 
@@ -200,7 +204,7 @@ fn tc_push_is_byte_identical_to_the_pipelines() {
                 let k = key(&f);
                 let mut flows = flows.borrow_mut();
                 flows.insert(&k, &action(t, hash)).unwrap();
-                let (ret, out) = flows.test_run(&f, IFINDEX).unwrap();
+                let (ret, out) = flows.test_run(TcProgram::Port, &f, IFINDEX).unwrap();
                 prop_assert_eq!(ret, TC_ACT_REDIRECT);
                 prop_assert_eq!(out, reference(t, &f, tos, hash));
                 let a = flows.get(&k).unwrap().expect("still installed");
@@ -220,7 +224,7 @@ fn misses_and_frames_it_cannot_describe_go_on_untouched() {
     let mut flows = TcFlows::load().expect("load the TC program");
     let t = template(&encap(TunnelKind::Vxlan, None, false), false);
     let f = inner(false, true, 0, b"payload");
-    let (ret, out) = flows.test_run(&f, IFINDEX).unwrap();
+    let (ret, out) = flows.test_run(TcProgram::Port, &f, IFINDEX).unwrap();
     assert_eq!((ret, &out), (TC_ACT_OK, &f), "no decision: a miss");
     let k = key(&f);
     flows.insert(&k, &action(&t, 7)).unwrap();
@@ -228,19 +232,19 @@ fn misses_and_frames_it_cannot_describe_go_on_untouched() {
     other_port.tp_dst = [0, 80];
     flows.remove(&k).unwrap();
     flows.insert(&other_port, &action(&t, 7)).unwrap();
-    let (ret, out) = flows.test_run(&f, IFINDEX).unwrap();
+    let (ret, out) = flows.test_run(TcProgram::Port, &f, IFINDEX).unwrap();
     assert_eq!((ret, &out), (TC_ACT_OK, &f), "another flow's decision");
     // ARP, and an IPv4 fragment of an installed flow: not described.
     let mut frag = f.clone();
     frag[20] = 0x20;
     flows.insert(&k, &action(&t, 7)).unwrap();
-    let (ret, _) = flows.test_run(&frag, IFINDEX).unwrap();
+    let (ret, _) = flows.test_run(TcProgram::Port, &frag, IFINDEX).unwrap();
     assert_eq!(ret, TC_ACT_OK, "a fragment");
     let mut arp = vec![0xff; 6];
     arp.extend_from_slice(&SRC);
     arp.extend_from_slice(&[0x08, 0x06]);
     arp.extend_from_slice(&[0u8; 28]);
-    let (ret, out) = flows.test_run(&arp, IFINDEX).unwrap();
+    let (ret, out) = flows.test_run(TcProgram::Port, &arp, IFINDEX).unwrap();
     assert_eq!((ret, &out), (TC_ACT_OK, &arp));
 }
 
@@ -259,14 +263,198 @@ fn attaches_on_ingress_and_detaches_on_drop() {
         ns.enter();
         let flows = TcFlows::load().expect("load the TC program");
         let a0 = xvs_bpf::ifindex("a0").expect("a0");
-        let att = flows.attach(a0).expect("attach");
+        let att = flows.attach(TcProgram::Port, a0).expect("attach");
         let shown = tc(&["filter", "show", "dev", "a0", "ingress"]);
         assert!(shown.contains("xvs_tc_port"), "{shown}");
         drop(att);
         let shown = tc(&["filter", "show", "dev", "a0", "ingress"]);
         assert!(!shown.contains("xvs_tc_port"), "{shown}");
-        let _again = flows.attach(a0).expect("attach again, the qdisc there");
+        let _again = flows
+            .attach(TcProgram::Port, a0)
+            .expect("attach again, the qdisc there");
         let shown = tc(&["filter", "show", "dev", "a0", "ingress"]);
         assert!(shown.contains("xvs_tc_port"), "{shown}");
     });
+}
+
+/// The outer packet's decapsulation key, as the pipeline would install it
+/// for the flow of `pkt` (a valid tunnel packet; `inner_at` where its inner
+/// frame starts).
+fn tunnel_key(pkt: &[u8], v6: bool) -> TcTunnelKey {
+    let (udp, src, dst) = if v6 {
+        (54, &pkt[22..38], &pkt[38..54])
+    } else {
+        (34, &pkt[26..30], &pkt[30..34])
+    };
+    let mut k = TcTunnelKey::default();
+    let put = |out: &mut [u8; 16], a: &[u8]| {
+        if a.len() == 4 {
+            out[10..12].copy_from_slice(&[0xff, 0xff]);
+            out[12..].copy_from_slice(a);
+        } else {
+            out.copy_from_slice(a);
+        }
+    };
+    put(&mut k.outer_src, src);
+    put(&mut k.outer_dst, dst);
+    k.udp_dst = [pkt[udp + 2], pkt[udp + 3]];
+    k.tun_hdr.copy_from_slice(&pkt[udp + 8..udp + 16]);
+    k.inner = key(&pkt[udp + 16..]);
+    k.inner.ifindex = 0;
+    k
+}
+
+/// What a frame can have done to it on the way; each but `Keep` is
+/// something the pipeline's pop rejects or treats in a way the TC pop
+/// must not copy (so it must miss), or a tunnel header it must match as
+/// it is.
+#[derive(Debug, Clone, Copy)]
+enum Mutation {
+    Keep,
+    /// A VXLAN reserved bit (ignored by pop: a different flow key here).
+    Reserved,
+    /// The VNI.
+    Vni,
+    /// The outer IPv4 header checksum.
+    IpChecksum,
+    /// CE on the outer header (ECN decapsulation is the pipeline's).
+    Ce,
+    /// A non-zero UDP checksum.
+    UdpChecksum,
+    /// Another UDP destination port.
+    Port,
+    /// Another outer destination (not our VTEP).
+    Dst,
+}
+
+const MUTATIONS: [Mutation; 8] = [
+    Mutation::Keep,
+    Mutation::Reserved,
+    Mutation::Vni,
+    Mutation::IpChecksum,
+    Mutation::Ce,
+    Mutation::UdpChecksum,
+    Mutation::Port,
+    Mutation::Dst,
+];
+
+fn mutate(pkt: &mut [u8], v6: bool, m: Mutation) {
+    let udp = if v6 { 54 } else { 34 };
+    match m {
+        Mutation::Keep => {}
+        Mutation::Reserved => pkt[udp + 8 + 1] ^= 0x01,
+        Mutation::Vni => pkt[udp + 8 + 6] ^= 0x01,
+        Mutation::IpChecksum if !v6 => pkt[24] ^= 0x01,
+        Mutation::IpChecksum => pkt[22] ^= 0x01,
+        Mutation::Ce if v6 => pkt[15] |= 0x30,
+        Mutation::Ce => {
+            // CE with the checksum kept right: only the ECN is wrong here.
+            let old = u16::from_be_bytes([pkt[14], pkt[15]]);
+            pkt[15] |= 0x03;
+            let new = u16::from_be_bytes([pkt[14], pkt[15]]);
+            let c = !u16::from_be_bytes([pkt[24], pkt[25]]);
+            let s = u32::from(c) + u32::from(!old) + u32::from(new);
+            let s = (s & 0xffff) + (s >> 16);
+            let s = (s & 0xffff) + (s >> 16);
+            pkt[24..26].copy_from_slice(&(!(s as u16)).to_be_bytes());
+        }
+        Mutation::UdpChecksum => pkt[udp + 7] = 0x5a,
+        Mutation::Port => pkt[udp + 3] ^= 0x10,
+        Mutation::Dst if v6 => pkt[53] ^= 0x01,
+        Mutation::Dst => pkt[33] ^= 0x01,
+    }
+}
+
+#[test]
+fn tc_pop_takes_only_what_the_pipelines_pop_takes_and_gives_the_same_frame() {
+    if !require_root() {
+        return;
+    }
+    let flows = std::cell::RefCell::new(TcFlows::load().expect("load the TC programs"));
+    // Remote VTEP to us: the tunnel packets the uplink receives.
+    let cases: Vec<(Template, TunnelTable, bool)> = [
+        (TunnelKind::Vxlan, false),
+        (TunnelKind::Vxlan, true),
+        (TunnelKind::Geneve, false),
+        (TunnelKind::Geneve, true),
+    ]
+    .into_iter()
+    .map(|(kind, v6)| {
+        let e = encap(kind, None, false);
+        let (us, them): (IpAddr, IpAddr) = if v6 {
+            (
+                "2001:db8::1".parse().unwrap(),
+                "2001:db8::2".parse().unwrap(),
+            )
+        } else {
+            ("192.0.2.1".parse().unwrap(), "192.0.2.2".parse().unwrap())
+        };
+        let spec = TunnelSpec {
+            name: "t".into(),
+            remotes: vec![them],
+            learn_remotes: false,
+            accept_inner_vlan: false,
+            encap: e.clone(),
+        };
+        let table = TunnelTable::build(vec![TunnelPort::new(&spec, 6, us)]).unwrap();
+        let t = Template::build(
+            &e,
+            them,
+            us,
+            MacAddr([2, 0, 0, 0, 0, 2]),
+            MacAddr([2, 0, 0, 0, 0, 1]),
+        )
+        .unwrap();
+        (t, table, v6)
+    })
+    .collect();
+    let hits = std::cell::Cell::new(0);
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
+        cases: 512,
+        ..ProptestConfig::default()
+    });
+    runner
+        .run(
+            &(
+                0..cases.len(),
+                0..MUTATIONS.len(),
+                any::<bool>(),
+                any::<bool>(),
+                any::<u8>(),
+                proptest::collection::vec(any::<u8>(), 0..1400),
+                any::<u64>(),
+            ),
+            |(ci, mi, v6_inner, tcp, tos, payload, hash)| {
+                let (t, table, v6) = &cases[ci];
+                let f = inner(v6_inner, tcp, tos & !3, &payload);
+                let mut pkt = reference(t, &f, tos & !3, hash);
+                let k = tunnel_key(&pkt, *v6);
+                let m = MUTATIONS[mi];
+                mutate(&mut pkt, *v6, m);
+                let mut flows = flows.borrow_mut();
+                flows.insert(&k, &TcAction::output(VM)).unwrap();
+                let (ret, out) = flows.test_run(TcProgram::Uplink, &pkt, UPLINK).unwrap();
+                flows.remove(&k).unwrap();
+                let mut buf = vec![0u8; pkt.len() + 256];
+                buf[256..].copy_from_slice(&pkt);
+                let mut frame = Frame::new(&mut buf, 256, pkt.len()).unwrap();
+                let popped = pop(table, &mut frame).map(|_| frame.data().to_vec());
+                if ret == TC_ACT_REDIRECT {
+                    hits.set(hits.get() + 1);
+                    prop_assert!(popped.is_ok(), "{m:?}: TC took what pop refuses");
+                    prop_assert_eq!(&out, popped.as_ref().unwrap(), "{:?}", m);
+                    prop_assert_eq!(&out, &f);
+                } else {
+                    prop_assert_eq!(ret, TC_ACT_OK);
+                    prop_assert_eq!(&out, &pkt, "a miss leaves the frame as it was");
+                    prop_assert!(
+                        !matches!(m, Mutation::Keep),
+                        "a valid packet of an installed flow missed"
+                    );
+                }
+                Ok(())
+            },
+        )
+        .unwrap();
+    assert!(hits.get() > 20, "{} hits", hits.get());
 }

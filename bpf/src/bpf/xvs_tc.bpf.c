@@ -18,6 +18,17 @@
 // flow's, which userspace computed from the pipeline's flow hash).
 // bpf_skb_adjust_room's ENCAP flags make a GSO skb a UDP-tunnel one.
 //
+// xvs_tc_uplink, on the uplink's ingress, decapsulates a tunnel packet
+// whose flow (struct xvs_tc_tunnel_key: outer addresses, UDP port, the
+// tunnel header's 8 bytes, the inner flow) has a decision in
+// `tunnel_flows`, and sends the inner frame out of its port
+// (XVS_TC_OUTPUT only). It takes only what the pipeline's pop accepts
+// with the same result: an IPv4 outer header without options or
+// fragmentation whose checksum verifies, or an IPv6 one with UDP next;
+// a zero UDP checksum (a non-zero one is the pipeline's to verify); no
+// Geneve options; no CE mark on the outer header (ECN decapsulation is
+// the pipeline's). The rest misses.
+//
 // A miss, a frame this program cannot describe (tagged, not IP, IPv6
 // with an extension header, a fragment) or a failed helper returns
 // TC_ACT_OK: the frame goes on as if the program were not there, to the
@@ -45,6 +56,18 @@ struct {
 	__type(value, struct xvs_tc_action);
 } flows SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, XVS_TC_MAX_FLOWS);
+	__type(key, struct xvs_tc_tunnel_key);
+	__type(value, struct xvs_tc_action);
+} tunnel_flows SEC(".maps");
+
+/* Linux 6.3's flags for a decapsulation, which the build host's uapi
+ * headers (an enum, so no #ifdef) may predate. */
+#define XVS_ADJ_ROOM_DECAP_L3_IPV4 (1ULL << 7)
+#define XVS_ADJ_ROOM_DECAP_L3_IPV6 (1ULL << 8)
+
 #define ETH_LEN 14
 #define IPV4_MIN (ETH_LEN + 20 + 8)
 
@@ -60,17 +83,16 @@ static __always_inline __u16 update16(__u16 csum, __u16 old, __u16 new)
 
 /* Fills the key from the frame's headers; returns the inner TOS (IPv4 TOS,
  * IPv6 traffic class), or -1 when the frame is not one we describe. */
-static __always_inline int flow_key(struct __sk_buff *skb, struct xvs_tc_key *k)
+static __always_inline int flow_key(struct __sk_buff *skb, struct xvs_tc_key *k, __u32 at)
 {
 	__u8 l3[40];
 	__u32 l4;
 
-	if (skb->vlan_present || bpf_skb_load_bytes(skb, 0, k->dl_dst, 12) ||
-	    bpf_skb_load_bytes(skb, 12, &k->eth_type, 2))
+	if (skb->vlan_present || bpf_skb_load_bytes(skb, at, k->dl_dst, 12) ||
+	    bpf_skb_load_bytes(skb, at + 12, &k->eth_type, 2))
 		return -1;
-	k->ifindex = skb->ingress_ifindex;
 	if (k->eth_type == bpf_htons(ETH_P_IP)) {
-		if (bpf_skb_load_bytes(skb, ETH_LEN, l3, 20))
+		if (bpf_skb_load_bytes(skb, at + ETH_LEN, l3, 20))
 			return -1;
 		/* No options, no fragment: what the pipeline's key and the
 		 * offloaded decision were made for. */
@@ -84,15 +106,15 @@ static __always_inline int flow_key(struct __sk_buff *skb, struct xvs_tc_key *k)
 		__builtin_memset(k->nw_dst, 0, 10);
 		k->nw_dst[10] = k->nw_dst[11] = 0xff;
 		__builtin_memcpy(&k->nw_dst[12], &l3[16], 4);
-		l4 = ETH_LEN + 20;
+		l4 = at + ETH_LEN + 20;
 	} else if (k->eth_type == bpf_htons(ETH_P_IPV6)) {
-		if (bpf_skb_load_bytes(skb, ETH_LEN, l3, 40))
+		if (bpf_skb_load_bytes(skb, at + ETH_LEN, l3, 40))
 			return -1;
 		k->ip_proto = l3[6];
 		k->ip_tos = (l3[0] << 4) | (l3[1] >> 4);
 		__builtin_memcpy(k->nw_src, &l3[8], 16);
 		__builtin_memcpy(k->nw_dst, &l3[24], 16);
-		l4 = ETH_LEN + 40;
+		l4 = at + ETH_LEN + 40;
 	} else {
 		return -1;
 	}
@@ -163,15 +185,25 @@ static __always_inline int push(struct __sk_buff *skb, struct xvs_tc_action *a, 
 	return 0;
 }
 
+/* Counts and stamps the flow, and sends the frame out of its port. */
+static __always_inline int sent(struct __sk_buff *skb, struct xvs_tc_action *a)
+{
+	__sync_fetch_and_add(&a->packets, skb->gso_segs ? skb->gso_segs : 1);
+	__sync_fetch_and_add(&a->bytes, skb->len);
+	a->last_used_ns = bpf_ktime_get_ns();
+	return bpf_redirect(a->out_ifindex, 0);
+}
+
 SEC("tc")
 int xvs_tc_port(struct __sk_buff *skb)
 {
 	struct xvs_tc_key k = {};
 	struct xvs_tc_action *a;
-	int tos = flow_key(skb, &k);
+	int tos = flow_key(skb, &k, 0);
 
 	if (tos < 0)
 		return TC_ACT_OK;
+	k.ifindex = skb->ingress_ifindex;
 	a = bpf_map_lookup_elem(&flows, &k);
 	if (!a)
 		return TC_ACT_OK;
@@ -183,8 +215,72 @@ int xvs_tc_port(struct __sk_buff *skb)
 	} else if (a->kind != XVS_TC_OUTPUT) {
 		return TC_ACT_OK;
 	}
-	__sync_fetch_and_add(&a->packets, skb->gso_segs ? skb->gso_segs : 1);
-	__sync_fetch_and_add(&a->bytes, skb->len);
-	a->last_used_ns = bpf_ktime_get_ns();
-	return bpf_redirect(a->out_ifindex, 0);
+	return sent(skb, a);
+}
+
+SEC("tc")
+int xvs_tc_uplink(struct __sk_buff *skb)
+{
+	struct xvs_tc_tunnel_key k = {};
+	struct xvs_tc_action *a;
+	__u8 ip[40], udp[8], ecn;
+	__be16 et;
+	__u32 l4, inner;
+	__u64 flags;
+
+	if (skb->vlan_present || bpf_skb_load_bytes(skb, 12, &et, 2))
+		return TC_ACT_OK;
+	if (et == bpf_htons(ETH_P_IP)) {
+		__u32 sum = 0;
+
+		if (bpf_skb_load_bytes(skb, ETH_LEN, ip, 20))
+			return TC_ACT_OK;
+		if (ip[0] != 0x45 || (ip[6] & 0x3f) || ip[7] || ip[9] != IPPROTO_UDP)
+			return TC_ACT_OK;
+#pragma unroll
+		for (int i = 0; i < 20; i += 2)
+			sum += ((__u32)ip[i] << 8) | ip[i + 1];
+		sum = (sum & 0xffff) + (sum >> 16);
+		sum = (sum & 0xffff) + (sum >> 16);
+		if (sum != 0xffff)
+			return TC_ACT_OK;
+		ecn = ip[1] & 3;
+		k.outer_src[10] = k.outer_src[11] = 0xff;
+		__builtin_memcpy(&k.outer_src[12], &ip[12], 4);
+		k.outer_dst[10] = k.outer_dst[11] = 0xff;
+		__builtin_memcpy(&k.outer_dst[12], &ip[16], 4);
+		l4 = ETH_LEN + 20;
+	} else if (et == bpf_htons(ETH_P_IPV6)) {
+		if (bpf_skb_load_bytes(skb, ETH_LEN, ip, 40) || ip[6] != IPPROTO_UDP)
+			return TC_ACT_OK;
+		ecn = (ip[1] >> 4) & 3;
+		__builtin_memcpy(k.outer_src, &ip[8], 16);
+		__builtin_memcpy(k.outer_dst, &ip[24], 16);
+		l4 = ETH_LEN + 40;
+	} else {
+		return TC_ACT_OK;
+	}
+	if (ecn == 3 || bpf_skb_load_bytes(skb, l4, udp, 8) || udp[6] || udp[7] ||
+	    bpf_skb_load_bytes(skb, l4 + 8, k.tun_hdr, 8))
+		return TC_ACT_OK;
+	__builtin_memcpy(&k.udp_dst, &udp[2], 2);
+	inner = l4 + 16;
+	if (flow_key(skb, &k.inner, inner) < 0)
+		return TC_ACT_OK;
+	a = bpf_map_lookup_elem(&tunnel_flows, &k);
+	if (!a || a->kind != XVS_TC_OUTPUT)
+		return TC_ACT_OK;
+	/* The pop: everything between the outer Ethernet header and the
+	 * inner IP header goes (outer IP, UDP, tunnel header, inner
+	 * Ethernet), and the inner Ethernet header takes the outer's place. */
+	__u8 inner_eth[ETH_LEN];
+	if (bpf_skb_load_bytes(skb, inner, inner_eth, ETH_LEN))
+		return TC_ACT_OK;
+	flags = k.inner.eth_type == bpf_htons(ETH_P_IPV6) ? XVS_ADJ_ROOM_DECAP_L3_IPV6
+							   : XVS_ADJ_ROOM_DECAP_L3_IPV4;
+	if (bpf_skb_adjust_room(skb, -(__s32)inner, BPF_ADJ_ROOM_MAC, flags))
+		return TC_ACT_OK;
+	if (bpf_skb_store_bytes(skb, 0, inner_eth, ETH_LEN, 0))
+		return TC_ACT_SHOT;
+	return sent(skb, a);
 }

@@ -33,6 +33,20 @@ struct xvs_tc_key {
 	__be16 tp_dst;
 };
 
+/* A tunnel packet's flow, for decapsulation on the uplink: the outer
+ * addresses (remote VTEP, ours; IPv4 as ::ffff:a.b.c.d), the UDP
+ * destination port, the tunnel header's 8 bytes as they are (VXLAN flags
+ * and VNI, reserved bits included; Geneve's base header, no options),
+ * and the inner frame's flow (`inner.ifindex` 0). */
+struct xvs_tc_tunnel_key {
+	__u8 outer_src[16];
+	__u8 outer_dst[16];
+	__u8 tun_hdr[8];
+	__be16 udp_dst;
+	__u16 pad;
+	struct xvs_tc_key inner;
+};
+
 /* What to do with it, written by userspace; the counters at the end by
  * the program. Multi-byte numbers in host order unless they say be. */
 struct xvs_tc_action {
