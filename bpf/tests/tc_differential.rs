@@ -319,7 +319,8 @@ enum Mutation {
     IpChecksum,
     /// CE on the outer header (ECN decapsulation is the pipeline's).
     Ce,
-    /// A non-zero UDP checksum.
+    /// A non-zero UDP checksum (the tunnel port does not verify it: pop
+    /// and the TC program both ignore it).
     UdpChecksum,
     /// Another UDP destination port.
     Port,
@@ -448,8 +449,9 @@ fn tc_pop_takes_only_what_the_pipelines_pop_takes_and_gives_the_same_frame() {
                     prop_assert_eq!(ret, TC_ACT_OK);
                     prop_assert_eq!(&out, &pkt, "a miss leaves the frame as it was");
                     prop_assert!(
-                        !matches!(m, Mutation::Keep),
-                        "a valid packet of an installed flow missed"
+                        !matches!(m, Mutation::Keep | Mutation::UdpChecksum),
+                        "a valid packet of an installed flow missed: {:?}",
+                        m
                     );
                 }
                 Ok(())

@@ -61,9 +61,9 @@ pub fn vm_on_p0(vm: &Netns, hv: &Netns) {
 
 /// The kernel's vxlan in `ns`: `vx0` (MAC `mac`, MTU 1400), [`VNI`] on
 /// UDP 4789 from `local` to `remote` over `dev`, with `inner` (an address
-/// with its prefix) on it, up. Its TX checksum offload is off: it leaves
-/// inner checksums partial for the outer device to finish, and on a veth
-/// nothing finishes them before xvsd's AF_XDP socket.
+/// with its prefix) on it, up, its offloads as the kernel sets them: it
+/// leaves inner checksums partial for the outer device to finish, and on
+/// a veth nothing finishes them before xvsd, which completes them.
 pub fn kernel_vxlan(ns: &Netns, dev: &str, mac: &str, local: &str, remote: &str, inner: &str) {
     let vni = VNI.to_string();
     #[rustfmt::skip]

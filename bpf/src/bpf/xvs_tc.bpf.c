@@ -25,9 +25,10 @@
 // (XVS_TC_OUTPUT only). It takes only what the pipeline's pop accepts
 // with the same result: an IPv4 outer header without options or
 // fragmentation whose checksum verifies, or an IPv6 one with UDP next;
-// a zero UDP checksum (a non-zero one is the pipeline's to verify); no
-// Geneve options; no CE mark on the outer header (ECN decapsulation is
-// the pipeline's). The rest misses.
+// no Geneve options; no CE mark on the outer header (ECN decapsulation
+// is the pipeline's). The rest misses. The UDP checksum is ignored, as
+// pop ignores it on a tunnel port without `csum`, the only ports whose
+// flows userspace may install here.
 //
 // A miss, a frame this program cannot describe (tagged, not IP, IPv6
 // with an extension header, a fragment) or a failed helper returns
@@ -185,11 +186,13 @@ static __always_inline int push(struct __sk_buff *skb, struct xvs_tc_action *a, 
 	return 0;
 }
 
-/* Counts and stamps the flow, and sends the frame out of its port. */
-static __always_inline int sent(struct __sk_buff *skb, struct xvs_tc_action *a)
+/* Counts and stamps the flow (`segs` and `len` as the frame arrived:
+ * adjust_room zeroes gso_segs for the kernel to recount), and sends the
+ * frame out of its port. */
+static __always_inline int sent(struct xvs_tc_action *a, __u32 segs, __u32 len)
 {
-	__sync_fetch_and_add(&a->packets, skb->gso_segs ? skb->gso_segs : 1);
-	__sync_fetch_and_add(&a->bytes, skb->len);
+	__sync_fetch_and_add(&a->packets, segs ? segs : 1);
+	__sync_fetch_and_add(&a->bytes, len);
 	a->last_used_ns = bpf_ktime_get_ns();
 	return bpf_redirect(a->out_ifindex, 0);
 }
@@ -199,6 +202,7 @@ int xvs_tc_port(struct __sk_buff *skb)
 {
 	struct xvs_tc_key k = {};
 	struct xvs_tc_action *a;
+	__u32 segs = skb->gso_segs, len = skb->len;
 	int tos = flow_key(skb, &k, 0);
 
 	if (tos < 0)
@@ -215,7 +219,7 @@ int xvs_tc_port(struct __sk_buff *skb)
 	} else if (a->kind != XVS_TC_OUTPUT) {
 		return TC_ACT_OK;
 	}
-	return sent(skb, a);
+	return sent(a, segs, len);
 }
 
 SEC("tc")
@@ -223,6 +227,7 @@ int xvs_tc_uplink(struct __sk_buff *skb)
 {
 	struct xvs_tc_tunnel_key k = {};
 	struct xvs_tc_action *a;
+	__u32 segs = skb->gso_segs, len = skb->len;
 	__u8 ip[40], udp[8], ecn;
 	__be16 et;
 	__u32 l4, inner;
@@ -260,7 +265,9 @@ int xvs_tc_uplink(struct __sk_buff *skb)
 	} else {
 		return TC_ACT_OK;
 	}
-	if (ecn == 3 || bpf_skb_load_bytes(skb, l4, udp, 8) || udp[6] || udp[7] ||
+	/* The UDP checksum is not looked at: decisions are installed only for
+	 * tunnel ports that do not verify it (pop accepts any there). */
+	if (ecn == 3 || bpf_skb_load_bytes(skb, l4, udp, 8) ||
 	    bpf_skb_load_bytes(skb, l4 + 8, k.tun_hdr, 8))
 		return TC_ACT_OK;
 	__builtin_memcpy(&k.udp_dst, &udp[2], 2);
@@ -282,5 +289,5 @@ int xvs_tc_uplink(struct __sk_buff *skb)
 		return TC_ACT_OK;
 	if (bpf_skb_store_bytes(skb, 0, inner_eth, ETH_LEN, 0))
 		return TC_ACT_SHOT;
-	return sent(skb, a);
+	return sent(a, segs, len);
 }
