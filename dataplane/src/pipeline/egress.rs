@@ -346,14 +346,6 @@ pub(super) fn send<'a>(
                 Ok(t) => t,
                 Err(r) => return drop_frame(ws, out.port, frame, r, io),
             };
-            // Checked before the push so that the sender can be told the
-            // MTU that fits: the uplink's, less the outer header and the
-            // inner tag.
-            let overhead = tpl.len() + if tagged { vlan::TAG_LEN } else { 0 };
-            if frame.len() + tpl.len() > usize::from(snap.uplink_mtu) + ethernet::HEADER_LEN {
-                let mtu = usize::from(snap.uplink_mtu).saturating_sub(overhead);
-                return too_big(snap, ws, ctx, out, mtu as u16, frame, io);
-            }
             if frame.headroom() < tpl.len() {
                 if !frame.make_headroom(tpl.len()) {
                     return drop_frame(ws, out.port, frame, DropReason::NoHeadroom, io);
@@ -365,8 +357,21 @@ pub(super) fn send<'a>(
                 inner_tos: ctx.key.ip_tos(),
                 ip_id: ws.next_ip_id(),
             };
-            if let Err(r) = tpl.push(&mut frame, &meta) {
-                return drop_frame(ws, out.port, frame, r, io);
+            let pushed = match tpl.push(&mut frame, &meta) {
+                Ok(n) => n,
+                Err(r) => return drop_frame(ws, out.port, frame, r, io),
+            };
+            if frame.len() > usize::from(snap.uplink_mtu) + ethernet::HEADER_LEN {
+                // The push only prepended: taking the header off again
+                // gives back the frame as it came, for the ICMP error,
+                // which tells the MTU that fits: the uplink's, less the
+                // outer header and the inner tag. Checked after the push,
+                // not before, to keep the frames that fit (all but a few)
+                // at one compare.
+                frame.pull_front(pushed);
+                let overhead = pushed + if tagged { vlan::TAG_LEN } else { 0 };
+                let mtu = usize::from(snap.uplink_mtu).saturating_sub(overhead);
+                return too_big(snap, ws, ctx, out, mtu as u16, frame, io);
             }
             ws.count_tx(out.port, frame.len());
             uplink
