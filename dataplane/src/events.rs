@@ -1,14 +1,16 @@
 //! What workers tell the control thread, and the channels it goes by:
 //! [`LearnEvent`]s (a MAC seen behind a port) on one bounded channel all
-//! workers share, and [`Upcall`]s (a lookup miss, illumos varpd's upcall)
-//! on one bounded queue per worker. A worker never blocks on either: a full
+//! workers share, [`Upcall`]s (a lookup miss, illumos varpd's upcall)
+//! on one bounded queue per worker, and [`Offer`]s (a flow the
+//! GSO-preserving fast path may take over) on one bounded channel all
+//! workers share. A worker never blocks on either: a full
 //! channel drops the message and counts it (the pipeline's learning and
 //! upcall filters make a repeat arrive later).
 
 use std::net::IpAddr;
 
 use crossbeam_channel::{Receiver, Sender};
-use xvs_types::{BridgeNo, MacAddr, PortNo};
+use xvs_types::{BridgeNo, FlowKey, MacAddr, PortNo};
 
 use crate::tunnel::RemoteIdx;
 #[cfg(doc)]
@@ -18,6 +20,14 @@ use crate::tunnel::UNKNOWN_REMOTE;
 pub const LEARN_QUEUE: usize = 65_536;
 /// Capacity of each worker's upcall queue.
 pub const UPCALL_QUEUE: usize = 1024;
+
+/// Capacity of the offer channel shared by all workers.
+pub const OFFER_QUEUE: usize = 4096;
+
+/// The offer channel all workers share.
+pub fn offer_channel() -> (Sender<Offer>, Receiver<Offer>) {
+    crossbeam_channel::bounded(OFFER_QUEUE)
+}
 
 /// The learn channel all workers share.
 pub fn learn_channel() -> (Sender<LearnEvent>, Receiver<LearnEvent>) {
@@ -71,4 +81,32 @@ pub struct Upcall {
     pub port: PortNo,
     pub remote: RemoteIdx,
     pub now: u64,
+}
+
+/// A flow the GSO-preserving fast path may take over (docs/design.md, "A
+/// GSO-preserving fast path"): the pipeline's decision for exactly this
+/// flow key, in the snapshot of `generation`, was one the exact-match
+/// cache replays (one output, no drop, no upcall), the frame was one the
+/// TC executor describes (untagged, TCP/UDP over IPv4 without options or
+/// fragments, or IPv6 without extension headers), and no firewall, policer
+/// or port security sits on its way in or out. The control thread turns
+/// it into a TC decision (`xvs_bpf::tc`) if the snapshot is still the one
+/// it was made in and the output can be executed there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Offer {
+    /// The whole flow key, `in_port` and `tun_id` included.
+    pub key: FlowKey,
+    /// Its flow hash, which picks the tunnel's UDP source port.
+    pub hash: u64,
+    pub bridge: BridgeNo,
+    /// Where the frame entered its bridge: a local port, or a tunnel port
+    /// (and which of its remotes, at which outer source) for a
+    /// decapsulated frame.
+    pub in_port: PortNo,
+    pub in_remote: RemoteIdx,
+    pub vtep: Option<IpAddr>,
+    /// Where it went: a local port, or a tunnel port and remote.
+    pub out_port: PortNo,
+    pub out_remote: RemoteIdx,
+    pub generation: u64,
 }

@@ -29,7 +29,7 @@ use std::net::IpAddr;
 
 use arrayvec::ArrayVec;
 
-use crate::events::{MissKind, Upcall};
+use crate::events::{MissKind, Offer, Upcall};
 use crate::frame::Frame;
 use crate::policy::firewall::AclAction;
 use crate::policy::port_security::Violation;
@@ -461,6 +461,9 @@ fn process_frame<'a>(
         if plan.learn {
             learn_src(ws, bridge, &ctx, remote);
         }
+        if ws.offers_on() {
+            offer(snap, ws, pe, st, plan.out);
+        }
         return send(snap, ws, &ctx, plan.out, frame, io);
     }
     let side_effects = ws.side_effects;
@@ -519,6 +522,55 @@ fn process_frame<'a>(
         }
     }
     em.finish(snap, ws, &ctx, frame, no_output, io);
+}
+
+/// Offers the flow staged in `st`, decided `out`, to the fast path if it
+/// can take it. Out of line: with offers off (the default, and every
+/// benchmark) the cached-decision path pays one test for it.
+#[cold]
+#[inline(never)]
+fn offer(snap: &Snapshot, ws: &mut WorkerState, pe: &PortEntry, st: &Staged, out: Out) {
+    if offerable(snap, pe, st, out) {
+        ws.offer(Offer {
+            key: st.key,
+            hash: st.hash,
+            bridge: pe.bridge,
+            in_port: st.port,
+            in_remote: st.remote,
+            vtep: st.vtep,
+            out_port: out.port,
+            out_remote: out.remote,
+            generation: snap.generation,
+        });
+    }
+}
+
+/// Whether the fast path's TC executor can carry out the cached decision
+/// `out` for the frame staged in `st` exactly as the pipeline does: an
+/// untagged frame it describes (TCP/UDP over IPv4 without options or
+/// fragments, or IPv6 without extension headers: `xvs_tc.bpf.c`'s
+/// `flow_key`), to one untagged output, with nothing per packet on the
+/// way (firewall, policer, port security on either port; a decapsulated
+/// frame's remote must be a known one). Whether the output's template can
+/// be pushed there is the control thread's to check.
+fn offerable(snap: &Snapshot, pe: &PortEntry, st: &Staged, out: Out) -> bool {
+    let plain = match st.key.eth_type() {
+        ethertype::IPV4 => st.info.l4_offset == 34 && !st.info.is_fragment,
+        ethertype::IPV6 => st.info.l4_offset == 54,
+        _ => false,
+    };
+    let l4 = matches!(st.key.ip_proto(), 6 | 17);
+    let quiet = |p: &PortEntry| p.firewall == [None, None] && p.policer == [None, None];
+    plain
+        && l4
+        && st.rx_tag.is_none()
+        && out.tag == Tag::Untagged
+        && st.remote != crate::tunnel::UNKNOWN_REMOTE
+        && quiet(pe)
+        && pe.security.is_none()
+        && snap
+            .port(out.port)
+            .is_some_and(|o| quiet(o) && o.kind != PortKind::Uplink)
 }
 
 /// A forwarding decision as the exact-match cache keeps it: the one output

@@ -13,7 +13,7 @@ use crate::stats::{DropCounters, DropReason};
 use crate::tables::flow::{ExactMatchCache, EMC_DEFAULT_ENTRIES};
 use std::net::IpAddr;
 
-use crate::events::{LearnEvent, MissKind, Upcall};
+use crate::events::{LearnEvent, MissKind, Offer, Upcall};
 use crate::tunnel::{RemoteIdx, UNKNOWN_REMOTE};
 use xvs_types::{BridgeNo, MacAddr, PortNo};
 
@@ -49,6 +49,9 @@ impl PortCounters {
         self.icmp_too_big += o.icmp_too_big;
     }
 }
+
+/// Slots of the offer filter (direct-mapped).
+const OFFER_FILTER_SLOTS: usize = 4096;
 
 /// Slots of the learning filter (direct-mapped).
 const LEARN_FILTER_SLOTS: usize = 4096;
@@ -96,6 +99,10 @@ pub struct WorkerState {
     learn_filter: Box<[LearnSlot]>,
     learn_tx: Option<Sender<LearnEvent>>,
     upcall_tx: Option<Sender<Upcall>>,
+    offer_tx: Option<Sender<Offer>>,
+    /// (hash of flow and generation) per slot: an offer goes out once per
+    /// flow per snapshot, not per packet.
+    offer_filter: Box<[u64]>,
     /// (key, sent at) per slot; key 0 is empty.
     upcall_filter: Box<[(u64, u64)]>,
     policy_generation: u64,
@@ -113,6 +120,9 @@ pub struct WorkerState {
     /// Frames forwarded by a decision the exact-match cache kept (no
     /// flow actions, no FDB lookup).
     pub plan_hits: u64,
+    /// Flows offered to the fast path, and offers lost to a full channel.
+    pub offers_sent: u64,
+    pub offers_lost: u64,
 }
 
 impl WorkerState {
@@ -140,6 +150,8 @@ impl WorkerState {
             learn_filter: vec![LearnSlot::default(); LEARN_FILTER_SLOTS].into_boxed_slice(),
             learn_tx,
             upcall_tx: None,
+            offer_tx: None,
+            offer_filter: Vec::new().into_boxed_slice(),
             upcall_filter: Vec::new().into_boxed_slice(),
             policy_generation: u64::MAX,
             learn_generation: 0,
@@ -148,6 +160,8 @@ impl WorkerState {
             icmp_window: 0,
             side_effects: 0,
             plan_hits: 0,
+            offers_sent: 0,
+            offers_lost: 0,
             stage: vec![super::Staged::default(); super::STAGE_FRAMES].into_boxed_slice(),
         }
     }
@@ -181,6 +195,37 @@ impl WorkerState {
 
     /// Sends lookup misses to `tx` (none: bridges with lookup only flood
     /// or drop, as their miss action says).
+    /// Offers flows to the fast path on `tx` (off until called).
+    pub fn set_offers(&mut self, tx: Sender<Offer>) {
+        self.offer_tx = Some(tx);
+        self.offer_filter = vec![0; OFFER_FILTER_SLOTS].into_boxed_slice();
+    }
+
+    /// Whether flows are offered: the pipeline's one check per cached
+    /// decision when they are not.
+    #[inline]
+    pub(crate) fn offers_on(&self) -> bool {
+        self.offer_tx.is_some()
+    }
+
+    /// Sends `o` unless this flow was offered already in its snapshot.
+    pub(crate) fn offer(&mut self, o: Offer) {
+        let Some(tx) = &self.offer_tx else { return };
+        let mark = (o.hash ^ o.generation.rotate_left(32)) | 1;
+        let slot = (o.hash as usize) & (OFFER_FILTER_SLOTS - 1);
+        let Some(s) = self.offer_filter.get_mut(slot) else {
+            return;
+        };
+        if *s == mark {
+            return;
+        }
+        *s = mark;
+        match tx.try_send(o) {
+            Ok(()) => self.offers_sent += 1,
+            Err(_) => self.offers_lost += 1,
+        }
+    }
+
     pub fn set_upcalls(&mut self, tx: Sender<Upcall>) {
         self.upcall_tx = Some(tx);
         self.upcall_filter = vec![(0, 0); UPCALL_FILTER_SLOTS].into_boxed_slice();

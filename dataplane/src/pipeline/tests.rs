@@ -1733,5 +1733,6 @@ mod lookup_on_miss {
 }
 
 mod every_drop;
+mod offers;
 mod pmtu;
 mod port_security;
