@@ -6,5 +6,6 @@
 //! The binary (`src/bin/xvsd.rs`) is the command line around [`daemon`].
 
 pub mod daemon;
+pub mod fastpath;
 pub mod netlink;
 pub mod state;

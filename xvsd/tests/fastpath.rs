@@ -1,0 +1,134 @@
+//! The fast path end to end, short of the daemon: a frame runs through the
+//! pipeline on the testkit topology until its decision is cached and
+//! offered; `xvsd::fastpath::decision` turns the offer into a TC decision;
+//! the TC executor, run on the same frame with that decision installed
+//! (`BPF_PROG_TEST_RUN`), gives the bytes the pipeline sent. Both ways:
+//! vm1 to B behind vx1 (push), and from B through vx1 to vm1 (pop).
+//!
+//! Needs root (BPF); `xvs_tests::require_root` fails without it under
+//! XVS_REQUIRE_ALL=1.
+
+use xvs_bpf::tc::{TcFlows, TcProgram, TC_ACT_REDIRECT};
+use xvs_dataplane::events::offer_channel;
+use xvs_dataplane::pipeline::WorkerState;
+use xvs_dataplane::testkit::{self, Pool, PEER2_MAC, UPLINK_MAC};
+use xvs_tests::require_root;
+use xvs_types::{MacAddr, PortNo};
+use xvsd::fastpath::{decision, Decision};
+
+#[path = "../../dataplane/tests/common/frames.rs"]
+mod frames;
+use frames::*;
+
+const VM1: PortNo = 2;
+const ETH0: PortNo = 1;
+
+/// Ifindexes for the test: any numbers, the redirect is not carried out.
+fn ifindex(p: PortNo) -> Option<u32> {
+    Some(100 + u32::from(p))
+}
+
+#[test]
+fn the_executor_sends_what_the_pipeline_sent_both_ways() {
+    if !require_root() {
+        return;
+    }
+    let mut ctl = testkit::testbed();
+    let mut cfg = ctl.config().clone();
+    for (mac, port, remote) in [(B, "vx1", Some("192.0.2.2")), (A, "vm1", None)] {
+        cfg.fdb.push(
+            xvs_config::StaticFdbConfig {
+                bridge: "br0".into(),
+                vlan: 0,
+                mac: MacAddr(mac),
+                port: port.into(),
+                remote: remote.map(|r| r.parse().unwrap()),
+            }
+            .into(),
+        );
+    }
+    // MTUs the fast path can keep to: 1,450 inside a VXLAN over 1,500.
+    cfg.uplink.as_mut().unwrap().mtu = 1500;
+    for p in cfg.ports.iter_mut() {
+        p.mtu = 1450;
+    }
+    ctl.apply(cfg).unwrap();
+    let snap = ctl.snapshot();
+    let mut ws = WorkerState::new(0, None);
+    let (tx, rx) = offer_channel();
+    ws.set_offers(tx);
+    let mut pool = Pool::new(16);
+    let mut flows = TcFlows::load().expect("load the TC programs");
+
+    let to_b = udp_frame(A, B, 1200);
+    let from_b = vxlan([192, 0, 2, 2], 42, &udp_frame(B, A, 1200));
+    for (in_port, frame, prog) in [
+        (VM1, &to_b, TcProgram::Port),
+        (ETH0, &from_b, TcProgram::Uplink),
+    ] {
+        let mut now = 1_000_000_000;
+        let mut sent = Vec::new();
+        for _ in 0..3 {
+            now += 1000;
+            let out = pool.run(&snap, &mut ws, in_port, now, &[frame], 0);
+            assert_eq!(out.tx.len(), 1, "forwarded");
+            sent = out.tx[0].1.clone();
+        }
+        let offer = rx.try_recv().expect("the cached decision was offered");
+        let (ret, out) = match decision(&snap, &offer, ifindex).expect("a TC decision") {
+            Decision::Port(k, a) => {
+                flows.insert(&k, &a).unwrap();
+                flows.test_run(prog, frame, k.ifindex).unwrap()
+            }
+            Decision::Uplink(k, a) => {
+                flows.insert(&k, &a).unwrap();
+                flows.test_run(prog, frame, ifindex(ETH0).unwrap()).unwrap()
+            }
+        };
+        assert_eq!(ret, TC_ACT_REDIRECT, "{prog:?}: the executor took it");
+        assert_eq!(out, sent, "{prog:?}: the same bytes as the pipeline");
+    }
+}
+
+/// What the executor could not do as the pipeline does stays the
+/// pipeline's: an offer from an older snapshot, and a guest port whose MTU
+/// does not fit through the tunnel (the pipeline answers those frames
+/// with ICMP; segments the kernel cut would vanish).
+#[test]
+fn stale_offers_and_ports_too_big_for_the_tunnel_are_refused() {
+    let mut ctl = testkit::testbed();
+    let mut cfg = ctl.config().clone();
+    cfg.fdb.push(
+        xvs_config::StaticFdbConfig {
+            bridge: "br0".into(),
+            vlan: 0,
+            mac: MacAddr(B),
+            port: "vx1".into(),
+            remote: Some("192.0.2.2".parse().unwrap()),
+        }
+        .into(),
+    );
+    cfg.uplink.as_mut().unwrap().mtu = 1500;
+    ctl.apply(cfg).unwrap();
+    let snap = ctl.snapshot();
+    let mut ws = WorkerState::new(0, None);
+    let (tx, rx) = offer_channel();
+    ws.set_offers(tx);
+    let mut pool = Pool::new(16);
+    let f = udp_frame(A, B, 100);
+    for now in [1, 2, 3] {
+        pool.run(&snap, &mut ws, VM1, now * 1000, &[&f], 0);
+    }
+    let offer = rx.try_recv().expect("offered");
+    assert_eq!(
+        decision(&snap, &offer, ifindex),
+        Err(xvsd::fastpath::Refused::Mtu),
+        "vm1's 1,500 bytes do not fit a VXLAN over 1,500"
+    );
+    let mut old = offer;
+    old.generation -= 1;
+    assert_eq!(
+        decision(&snap, &old, ifindex),
+        Err(xvsd::fastpath::Refused::Stale)
+    );
+}
