@@ -134,6 +134,7 @@ fn vm_pings_a_kernel_vxlan_peer_through_the_worker() {
                 rx_frames: 256,
                 ring: 512,
                 frame_headroom: 0,
+                jumbo_slots: 0,
             };
             // One UMEM for both sockets.
             let mut set = XskSet::new(XskConfig {

@@ -133,6 +133,7 @@ fn port_pushes_and_pops_headers_by_moving_the_descriptor_address() {
             rx_frames: 256,
             ring: 256,
             frame_headroom: 0,
+            jumbo_slots: 0,
         };
         let mut port = XskPort::bind("xd0", 0, &prog, cfg).expect("bind");
         eprintln!(

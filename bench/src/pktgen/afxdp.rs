@@ -122,6 +122,7 @@ pub(super) fn tx(a: &TxArgs, stop: &AtomicBool) -> Result<ExitCode, PktgenError>
         rx_frames: TX_RX_FRAMES,
         ring: RING,
         frame_headroom: 0,
+        jumbo_slots: 0,
     })?;
     let s = set.bind(&a.iface, a.queue, &prog)?;
     let zero_copy = set.zero_copy(s);

@@ -137,6 +137,7 @@ pub fn rx(a: &RxArgs, stop: &AtomicBool) -> Result<ExitCode, PktgenError> {
         rx_frames: ring,
         ring,
         frame_headroom: 0,
+        jumbo_slots: 0,
     })?;
     for q in 0..queues {
         set.bind(&a.iface, q, &prog)?;

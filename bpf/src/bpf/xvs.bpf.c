@@ -107,7 +107,7 @@ static __always_inline int to_socket(struct xdp_md *ctx, __u32 ok, __u32 no_sock
 	return ret;
 }
 
-SEC("xdp")
+SEC("xdp.frags")
 int xvs_port(struct xdp_md *ctx)
 {
 	__u32 zero = 0;
@@ -170,7 +170,7 @@ static __always_inline int uplink_udp(struct xdp_md *ctx, struct udphdr *udp, vo
 	return bpf_map_lookup_elem(&tunnel_ports, &dport) ? 0 : -1;
 }
 
-SEC("xdp")
+SEC("xdp.frags")
 int xvs_uplink(struct xdp_md *ctx)
 {
 	void *data = (void *)(long)ctx->data;

@@ -26,6 +26,13 @@ pub(super) struct HeldFrame {
     deadline: u64,
 }
 
+impl HeldFrame {
+    /// The chunk (or jumbo slot) the frame is in.
+    pub(super) fn chunk(&self) -> u64 {
+        self.chunk
+    }
+}
+
 /// The pipeline's on-demand spares: chunks from the worker's pool.
 struct Lend<'a>(xsk::PoolLender<'a>);
 
@@ -206,7 +213,7 @@ impl Worker {
             Err(e) => {
                 // Not expected (the addresses came from rx); give the
                 // received chunks back to the fill ring.
-                let _ = self.set.fill(s, &self.addrs[..n]);
+                let _ = self.recycle(s);
                 return Err(e);
             }
         };

@@ -100,6 +100,8 @@ pub struct WorkerReport {
     /// The pipeline's other counters ([`WorkerState::events`](xvs_dataplane::pipeline::WorkerState::events)).
     pub events: Vec<(&'static str, u64)>,
     pub umem: UmemUse,
+    /// Frames longer than a chunk: assembled, sent, dropped.
+    pub jumbo: crate::xsk::JumboCounters,
 }
 
 impl Worker {
@@ -113,6 +115,7 @@ impl Worker {
             drops: self.ws.drops.clone(),
             events: self.ws.events(),
             umem: self.umem_use(),
+            jumbo: self.set.jumbo_counters(),
         }
     }
 
@@ -121,8 +124,20 @@ impl Worker {
         let slots = 0..self.ports.len();
         UmemUse {
             chunks: self.set.chunks(),
-            free: self.set.pool_len(),
-            held: self.held.len(),
+            // A free jumbo slot's chunks are free; a held frame in a slot
+            // holds all of its chunks.
+            free: self.set.pool_len() + self.set.slot_chunks().1,
+            held: self
+                .held
+                .iter()
+                .map(|h| {
+                    if self.set.is_slot(h.chunk()) {
+                        crate::xsk::SLOT_CHUNKS
+                    } else {
+                        1
+                    }
+                })
+                .sum(),
             kernel: self.set.kernel_chunks(),
             fill: slots.clone().map(|s| self.set.in_fill(s)).sum(),
             tx: self.ports().map(|p| p.in_flight).sum(),

@@ -32,6 +32,19 @@ impl Worker {
     /// it is below its target and the pool keeps its reserve, to the
     /// pool otherwise.
     pub(super) fn recycle(&mut self, s: usize) -> Result<(), XskError> {
+        // Jumbo slots are freed whole, never filled (the test is a range
+        // compare per chunk).
+        let mut first_err = None;
+        let set = &mut self.set;
+        self.addrs.retain(|&a| {
+            if !set.is_slot(a) {
+                return true;
+            }
+            if let Err(e) = set.release(a) {
+                first_err.get_or_insert(e);
+            }
+            false
+        });
         let want = self.port(s).fill_target.saturating_sub(self.set.in_fill(s));
         let n = want
             .min(self.addrs.len())
@@ -41,7 +54,7 @@ impl Worker {
             Ok(lent) => (lent, None),
             Err(e) => (0, Some(e)),
         };
-        let mut first_err = failed;
+        let mut first_err = failed.or(first_err);
         for i in lent..self.addrs.len() {
             if let Err(e) = self.set.release(self.addrs[i]) {
                 first_err.get_or_insert(e);

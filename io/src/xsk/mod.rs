@@ -50,10 +50,12 @@
 //! `rings.rs` the packet path's ring operations, `port.rs` the
 //! one-socket [`XskPort`].
 
+mod jumbo;
 mod port;
 mod rings;
 mod umem;
 
+pub use jumbo::{JumboCounters, SLOT_BYTES, SLOT_CHUNKS};
 pub use port::XskPort;
 pub use umem::{FrameMut, PoolLender, Region};
 
@@ -86,6 +88,10 @@ pub struct XskConfig {
     pub ring: u32,
     /// UMEM `frame_headroom`: extra room in front of received frames.
     pub frame_headroom: u32,
+    /// Jumbo slots ([`SLOT_CHUNKS`] chunks each, taken from `frames`):
+    /// how many frames longer than a chunk may be in hand or on TX rings
+    /// at once (see `jumbo.rs`).
+    pub jumbo_slots: u32,
 }
 
 impl Default for XskConfig {
@@ -95,6 +101,7 @@ impl Default for XskConfig {
             rx_frames: 2048,
             ring: 2048,
             frame_headroom: 0,
+            jumbo_slots: 16,
         }
     }
 }
@@ -162,15 +169,28 @@ pub fn xsk_zero_copy(fd: BorrowedFd<'_>) -> std::io::Result<bool> {
 }
 
 /// A socket sharing a UMEM: rx and tx rings of `ring` descriptors, our
-/// program (libxdp's inhibited), need_wakeup.
-fn socket_config(ring: u32) -> Result<SocketConfig, String> {
+/// program (libxdp's inhibited), need_wakeup, and with `sg` multi-buffer
+/// frames (`XDP_USE_SG`: a frame longer than a chunk comes and goes as a
+/// chain of descriptors; without it the kernel drops such frames).
+fn socket_config(ring: u32, sg: bool) -> Result<SocketConfig, String> {
     let q = QueueSize::new(ring).map_err(|e| e.to_string())?;
+    let mut flags = BindFlags::XDP_USE_NEED_WAKEUP;
+    if sg {
+        flags |= BindFlags::XDP_USE_SG;
+    }
     Ok(SocketConfig::builder()
         .rx_queue_size(q)
         .tx_queue_size(q)
         .libxdp_flags(LibxdpFlags::XSK_LIBXDP_FLAGS_INHIBIT_PROG_LOAD)
-        .bind_flags(BindFlags::XDP_USE_NEED_WAKEUP)
+        .bind_flags(flags)
         .build())
+}
+
+/// The errno under an xsk-rs error, if any.
+fn errno(e: &dyn std::error::Error) -> Option<i32> {
+    e.source()
+        .and_then(|c| c.downcast_ref::<io::Error>())
+        .and_then(io::Error::raw_os_error)
 }
 
 /// An error with its cause: xsk-rs's errors name the step and keep the
@@ -193,6 +213,10 @@ struct Sock {
     /// Chunks lent to the fill ring and not yet received.
     in_fill: usize,
     zero_copy: bool,
+    /// Bound with `XDP_USE_SG` (multi-buffer frames).
+    sg: bool,
+    /// A multi-buffer frame being received (`jumbo.rs`).
+    chain: Option<jumbo::Chain>,
     /// Where the socket is registered, when it was bound through
     /// [`XskSet::bind_with`] (unregistered on [`XskSet::remove`]).
     reg: Option<XskRegistrar>,
@@ -242,6 +266,12 @@ pub struct XskSet {
     scratch: Vec<FrameDesc>,
     /// Scratch: chunk indices taken by a batch being checked.
     taken: Vec<usize>,
+    /// The jumbo slots: the top chunks, never pooled nor filled.
+    slots: jumbo::Slots,
+    /// The UMEM takes multi-buffer frames (`XDP_USE_SG` at its first
+    /// bind; until then, whether to ask for it).
+    sg: bool,
+    jumbo: JumboCounters,
     /// Address of the UMEM's first byte, as an integer: only compared
     /// with pointers into chunks lent by [`XskSet::chunks_mut`] or
     /// turned into them there.
@@ -298,6 +328,20 @@ impl XskSet {
             .iter()
             .map(|d| d.addr() as u64 / CHUNK * CHUNK)
             .collect();
+        let slot_chunks = cfg.jumbo_slots as usize * SLOT_CHUNKS;
+        if slot_chunks * 2 > chunks.len() {
+            return Err(setup(
+                "jumbo slots",
+                format!(
+                    "{} slots of {SLOT_CHUNKS} chunks take more than half of {} chunks",
+                    cfg.jumbo_slots,
+                    chunks.len()
+                ),
+            ));
+        }
+        let first_slot = chunks.len() - slot_chunks;
+        let mut pooled = vec![true; chunks.len()];
+        pooled[first_slot..].fill(false);
         let mut set = Self {
             socks: Vec::new(),
             anchor: None,
@@ -306,10 +350,13 @@ impl XskSet {
             owned: vec![true; chunks.len()],
             lent_to: vec![0; chunks.len()],
             descs: vec![FrameDesc::default(); chunks.len()],
-            pool: chunks.iter().rev().copied().collect(),
-            pooled: vec![true; chunks.len()],
+            pool: chunks[..first_slot].iter().rev().copied().collect(),
+            pooled,
             scratch: vec![FrameDesc::default(); cfg.ring as usize],
             taken: Vec::with_capacity(cfg.ring as usize),
+            slots: jumbo::Slots::new(first_slot, cfg.jumbo_slots as usize),
+            jumbo: JumboCounters::default(),
+            sg: true,
             base: 0,
         };
         // Chunk 0 is ours (nothing was lent yet): its first byte is the
@@ -367,17 +414,30 @@ impl XskSet {
             what,
             reason,
         };
-        // The smallest rings: nothing ever goes through them.
-        let sock_cfg = socket_config(64).map_err(|e| setup("ring size", e))?;
         let name = "lo"
             .parse()
             .map_err(|e: std::ffi::NulError| setup("name", e.to_string()))?;
-        // SAFETY: the UMEM lives in `self` and outlives the anchor's
-        // rings (field order; xsk-rs also reference-counts it), no
-        // program is loaded (inhibit flag) and no other socket of this
-        // UMEM is bound to this (interface, queue).
-        let (tx, rx, fqcq) = unsafe { Socket::new(sock_cfg, &self.umem, &name, 0) }
-            .map_err(|e| setup("AF_XDP socket", with_source(&e)))?;
+        // The smallest rings: nothing ever goes through them. Multi-buffer
+        // is the UMEM's property, set by the bind of its own socket (the
+        // kernel refuses bind flags on the sockets sharing it, which
+        // libxdp therefore leaves out, and gives them the UMEM's): asked
+        // for here, and done without where the kernel does not know it.
+        let new_socket = |sg: bool| {
+            let sock_cfg = socket_config(64, sg).map_err(|e| setup("ring size", e))?;
+            // SAFETY: the UMEM lives in `self` and outlives the anchor's
+            // rings (field order; xsk-rs also reference-counts it), no
+            // program is loaded (inhibit flag) and no other socket of this
+            // UMEM is bound to this (interface, queue).
+            Ok::<_, XskError>(unsafe { Socket::new(sock_cfg, &self.umem, &name, 0) })
+        };
+        let mut sg = true;
+        let mut made = new_socket(true)?;
+        if made.as_ref().is_err_and(|e| errno(e) == Some(libc::EINVAL)) {
+            sg = false;
+            made = new_socket(false)?;
+        }
+        let (tx, rx, fqcq) = made.map_err(|e| setup("AF_XDP socket", with_source(&e)))?;
+        self.sg = sg;
         let (fq, cq) =
             fqcq.ok_or_else(|| setup("rings", "the UMEM already had a socket".into()))?;
         self.anchor = Some(Anchor {
@@ -417,28 +477,47 @@ impl XskSet {
             reason,
         };
         let cfg = self.cfg;
-        let sock_cfg = socket_config(cfg.ring).map_err(|e| setup("ring size", e))?;
         let name = ifname
             .parse()
             .map_err(|e: std::ffi::NulError| setup("name", e.to_string()))?;
-        // SAFETY: the UMEM lives in `self` and is dropped after the
-        // queues (field order; xsk-rs also reference-counts it), and the
-        // inhibit-program flag is set, as sharing requires.
-        let (tx, rx, fqcq) =
-            unsafe { Socket::new(sock_cfg, &self.umem, &name, queue) }.map_err(|e| {
-                let busy = std::error::Error::source(&e)
-                    .and_then(|c| c.downcast_ref::<io::Error>())
-                    .and_then(io::Error::raw_os_error)
-                    == Some(libc::EBUSY);
-                if busy {
-                    XskError::Busy {
-                        ifname: ifname.to_owned(),
-                        queue,
-                    }
-                } else {
-                    setup("AF_XDP socket", with_source(&e))
+        let new_socket = |sg: bool| {
+            let sock_cfg = socket_config(cfg.ring, sg).map_err(|e| setup("ring size", e))?;
+            // SAFETY: the UMEM lives in `self` and is dropped after the
+            // queues (field order; xsk-rs also reference-counts it), and
+            // the inhibit-program flag is set, as sharing requires.
+            Ok::<_, XskError>(unsafe { Socket::new(sock_cfg, &self.umem, &name, queue) })
+        };
+        // Multi-buffer where the kernel and driver allow it (Linux 6.6+,
+        // any copy-mode socket; zero-copy only on drivers with
+        // multi-buffer support): otherwise without, and frames longer
+        // than a chunk are the kernel's drops, as before.
+        // (Only the UMEM's first socket's flags count: see `anchor`.)
+        let first = self.anchor.is_none() && self.socks.iter().all(Option::is_none);
+        let mut made = new_socket(self.sg)?;
+        if first
+            && self.sg
+            && made
+                .as_ref()
+                .is_err_and(|e| matches!(errno(e), Some(libc::EINVAL | libc::EOPNOTSUPP)))
+        {
+            self.sg = false;
+            made = new_socket(false)?;
+        }
+        let sg = self.sg;
+        let (tx, rx, fqcq) = made.map_err(|e| {
+            let busy = std::error::Error::source(&e)
+                .and_then(|c| c.downcast_ref::<io::Error>())
+                .and_then(io::Error::raw_os_error)
+                == Some(libc::EBUSY);
+            if busy {
+                XskError::Busy {
+                    ifname: ifname.to_owned(),
+                    queue,
                 }
-            })?;
+            } else {
+                setup("AF_XDP socket", with_source(&e))
+            }
+        })?;
         let (fq, cq) = fqcq.ok_or_else(|| {
             setup(
                 "rings",
@@ -469,6 +548,8 @@ impl XskSet {
             cq,
             in_fill: 0,
             zero_copy,
+            sg,
+            chain: None,
             reg,
         };
         let s = match self.socks.iter().position(Option::is_none) {
@@ -523,6 +604,8 @@ impl XskSet {
             .get_mut(s)
             .and_then(Option::take)
             .ok_or(XskError::NoSocket(s))?;
+        let mut sock = sock;
+        jumbo::abort(&mut sock.chain, &mut self.slots, &mut self.jumbo);
         let unreg = match &sock.reg {
             Some(reg) => reg
                 .unregister(sock.queue)
@@ -537,9 +620,16 @@ impl XskSet {
         for i in 0..self.owned.len() {
             if !self.owned[i] && usize::from(self.lent_to[i]) == s {
                 self.owned[i] = true;
+                back += 1;
+                if let Some(k) = self.slots.slot_of(i) {
+                    // A slot's descriptors all sit on this socket's TX
+                    // ring: the slot is free once they are all back.
+                    self.slots.unlend(k);
+                    self.slots.put(k);
+                    continue;
+                }
                 self.pooled[i] = true;
                 self.pool.push(i as u64 * CHUNK);
-                back += 1;
             }
         }
         unreg.map(|()| back)
@@ -579,6 +669,26 @@ impl XskSet {
         unsafe { BorrowedFd::borrow_raw(raw) }
     }
 
+    /// Whether socket `s` was bound with `XDP_USE_SG` (takes frames
+    /// longer than a chunk).
+    pub fn multi_buffer(&self, s: usize) -> bool {
+        self.socks
+            .get(s)
+            .and_then(Option::as_ref)
+            .is_some_and(|k| k.sg)
+    }
+
+    /// What happened to frames longer than a chunk.
+    pub fn jumbo_counters(&self) -> JumboCounters {
+        self.jumbo
+    }
+
+    /// Chunks of the jumbo slots, and of those the free ones (neither in
+    /// hand nor on a TX ring).
+    pub fn slot_chunks(&self) -> (usize, usize) {
+        (self.slots.chunks(), self.slots.free_chunks())
+    }
+
     /// Whether the kernel runs socket `s` in zero-copy mode.
     pub fn zero_copy(&self, s: usize) -> bool {
         self.socks
@@ -600,13 +710,15 @@ mod tests {
             rx_frames: 64,
             ring: 128,
             frame_headroom: 0,
+            jumbo_slots: 4,
         }
     }
 
-    /// Every chunk is either in the pool or the kernel's.
+    /// Every chunk is either in the pool, a free jumbo slot's, or the
+    /// kernel's.
     fn exact(set: &XskSet) {
         assert_eq!(
-            set.pool_len() + set.kernel_chunks(),
+            set.pool_len() + set.slot_chunks().1 + set.kernel_chunks(),
             set.chunks(),
             "{set:?}"
         );
@@ -659,7 +771,11 @@ mod tests {
                 set.remove(s0).expect("remove xa0");
                 set.remove(s1).expect("remove xa1");
                 exact(&set);
-                assert_eq!(set.pool_len(), set.chunks(), "every chunk back");
+                assert_eq!(
+                    set.pool_len() + set.slot_chunks().0,
+                    set.chunks(),
+                    "every chunk back"
+                );
             }
             // The interface of a bound socket deleted, recreated, bound.
             let s1 = bind(&mut set, &p1);
@@ -673,7 +789,7 @@ mod tests {
             exact(&set);
             set.remove(s0).unwrap();
             set.remove(s1).unwrap();
-            assert_eq!(set.pool_len(), set.chunks());
+            assert_eq!(set.pool_len() + set.slot_chunks().1, set.chunks());
         });
     }
 }

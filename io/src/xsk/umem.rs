@@ -10,6 +10,7 @@ use std::marker::PhantomData;
 
 use xsk_rs::FrameDesc;
 
+use super::jumbo::{self, SLOT_BYTES, XDP_PKT_CONTD};
 use super::{XskError, XskSet, CHUNK};
 
 /// Where a UMEM lies in memory: maps a pointer into a chunk lent by
@@ -107,6 +108,14 @@ impl XskSet {
     pub fn release(&mut self, addr: u64) -> Result<(), XskError> {
         let base = addr / CHUNK * CHUNK;
         let i = self.check(base, 1)?;
+        if let Some(k) = self.slots.slot_of(i) {
+            // A jumbo slot (any address in its first chunk) is freed
+            // whole; it never joins the pool.
+            if !self.slots.is_slot_start(base) || !self.slots.put(k) {
+                return Err(XskError::BadDesc { addr, len: 0 });
+            }
+            return Ok(());
+        }
         if self.pooled[i] {
             return Err(XskError::BadDesc { addr, len: 0 });
         }
@@ -115,8 +124,16 @@ impl XskSet {
         Ok(())
     }
 
+    /// Whether `addr` lies in a jumbo slot (a frame longer than a chunk,
+    /// freed whole by [`Self::release`], never given to a fill ring).
+    #[inline]
+    pub fn is_slot(&self, addr: u64) -> bool {
+        self.slots.contains(addr)
+    }
+
     /// Lends whole owned chunks as disjoint writable slices of [`CHUNK`]
-    /// bytes, one per address, in order, appended to `out`. Every address
+    /// bytes (a jumbo slot's first chunk: the whole slot, [`SLOT_BYTES`]),
+    /// one per address, in order, appended to `out`. Every address
     /// must be the start of a chunk userspace owns, and none may repeat;
     /// then no two slices overlap, and the kernel touches none of them
     /// until the chunk is given back through [`Self::fill`] or
@@ -159,7 +176,13 @@ impl XskSet {
         self.taken.clear();
         for &a in addrs {
             match self.check(a, CHUNK as u32) {
-                Ok(i) if a % CHUNK == 0 && !self.pooled[i] => {
+                Ok(i)
+                    if a % CHUNK == 0
+                        && !self.pooled[i]
+                        && self.slots.slot_of(i).is_none_or(|k| {
+                            self.slots.is_slot_start(a) && self.slots.in_hand(k)
+                        }) =>
+                {
                     self.owned[i] = false;
                     self.taken.push(i);
                 }
@@ -176,7 +199,13 @@ impl XskSet {
             return Err(XskError::BadDesc { addr, len: 0 });
         }
         let base = self.base as *mut u8;
+        let slots = &self.slots;
         out.extend(self.taken.iter().map(|&i| {
+            let len = if slots.slot_of(i).is_some() {
+                SLOT_BYTES
+            } else {
+                CHUNK
+            } as usize;
             // SAFETY: `base` is the UMEM's first byte (taken from
             // xsk-rs's own view of chunk 0), the mapping spans every
             // chunk and chunk `i` lies inside it; the mapping lives as
@@ -186,8 +215,12 @@ impl XskSet {
             // only pooled chunks); the chunks are ours (no ring holds
             // them, the kernel does not write them) and the callers'
             // `&'a mut self` borrow keeps every other accessor (frame,
-            // frame_mut, fill, tx_send) away while they live.
-            unsafe { std::slice::from_raw_parts_mut(base.add(i * CHUNK as usize), CHUNK as usize) }
+            // frame_mut, fill, tx_send) away while they live. A slot's
+            // slice covers its chunks, which lie inside the mapping
+            // (`Slots` holds the top chunks), are owned by userspace
+            // (never pooled, filled, nor on a ring while in hand:
+            // `in_hand`) and are lent by their first chunk only.
+            unsafe { std::slice::from_raw_parts_mut(base.add(i * CHUNK as usize), len) }
         }));
         Ok(())
     }
@@ -233,33 +266,80 @@ impl XskSet {
 
     /// Checks `(addr, len)` pairs for a batch to give to the kernel,
     /// marks their chunks the kernel's and writes their descriptors into
-    /// `scratch`; on error nothing stays marked. A chunk given twice
-    /// fails the second check (it is already marked).
+    /// `scratch`, at most `max` of them; on error nothing stays marked. A
+    /// chunk given twice fails the second check (it is already marked).
+    /// With `chains` (TX), a frame in a jumbo slot becomes a chain of
+    /// descriptors cut at chunk boundaries (all but the last flagged
+    /// `XDP_PKT_CONTD`), the slot lent whole; without (fill), a slot's
+    /// chunk is refused. Returns (items taken, descriptors written).
     pub(super) fn take_batch(
         &mut self,
         s: usize,
         items: impl Iterator<Item = (u64, u32)>,
-    ) -> Result<usize, XskError> {
+        max: usize,
+        chains: bool,
+    ) -> Result<(usize, usize), XskError> {
         self.taken.clear();
-        let mut n = 0;
+        let (mut items_n, mut n) = (0, 0);
+        let mut failed = None;
         for (addr, len) in items {
-            match self.check(addr, len) {
-                Ok(i) => {
-                    self.scratch[n] = self.desc(addr, len);
-                    self.owned[i] = false;
-                    self.lent_to[i] = s as u16;
-                    self.taken.push(i);
-                    n += 1;
+            let i = (addr / CHUNK) as usize;
+            let Some(k) = self.slots.slot_of(i) else {
+                if n == max {
+                    break;
                 }
-                Err(e) => {
-                    for &i in &self.taken {
-                        self.owned[i] = true;
+                match self.check(addr, len) {
+                    Ok(i) => {
+                        self.scratch[n] = self.desc(addr, len);
+                        self.owned[i] = false;
+                        self.lent_to[i] = s as u16;
+                        self.taken.push(i);
+                        n += 1;
+                        items_n += 1;
+                        continue;
                     }
-                    return Err(e);
+                    Err(e) => {
+                        failed = Some(e);
+                        break;
+                    }
+                }
+            };
+            let start = self.slots.base(k);
+            let end = addr.checked_add(u64::from(len));
+            let fits = end.is_some_and(|end| end <= start + SLOT_BYTES) && len > 0;
+            if !chains || !fits || !self.slots.in_hand(k) || !self.owned[i] {
+                failed = Some(XskError::BadDesc { addr, len });
+                break;
+            }
+            let pieces = jumbo::pieces(addr, len);
+            if n + pieces > max {
+                break;
+            }
+            for (a, l, contd) in jumbo::split(addr, len) {
+                let c = (a / CHUNK) as usize;
+                self.scratch[n] = self.desc(a, l);
+                self.scratch[n].set_options(if contd { XDP_PKT_CONTD } else { 0 });
+                self.owned[c] = false;
+                self.lent_to[c] = s as u16;
+                self.taken.push(c);
+                n += 1;
+            }
+            self.slots.lend(k, pieces as u8);
+            if pieces > 1 {
+                self.jumbo.tx_chains += 1;
+            }
+            items_n += 1;
+        }
+        if let Some(e) = failed {
+            for &i in &self.taken {
+                self.owned[i] = true;
+                if let Some(k) = self.slots.slot_of(i) {
+                    self.slots.unlend(k);
                 }
             }
+            return Err(e);
         }
-        Ok(n)
+        Ok((items_n, n))
     }
 
     /// The bytes of an owned frame.

@@ -330,6 +330,9 @@ impl Daemon {
             rx_frames: 0,
             ring: 2048.min(opts.umem_frames / 2),
             frame_headroom: opts.frame_headroom,
+            // Frames longer than a chunk: up to 16 in hand at once, at
+            // most a sixteenth of the UMEM.
+            jumbo_slots: (opts.umem_frames / 64).min(16),
         };
         let stop_workers = Arc::new(AtomicBool::new(false));
         let (lost_tx, lost) = crossbeam_channel::bounded(1024);

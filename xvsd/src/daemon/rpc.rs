@@ -307,7 +307,14 @@ impl Daemon {
                     events: r
                         .events
                         .iter()
-                        .chain(&[("fill_short", r.counters.fill_short)])
+                        .chain(&[
+                            ("fill_short", r.counters.fill_short),
+                            // Frames longer than a chunk (multi-buffer).
+                            ("jumbo_rx", r.jumbo.rx_chains),
+                            ("jumbo_tx", r.jumbo.tx_chains),
+                            ("jumbo_drop_no_slot", r.jumbo.no_slot),
+                            ("jumbo_drop_bad_chain", r.jumbo.bad_chain),
+                        ])
                         .filter(|(_, v)| *v > 0)
                         .map(|(k, v)| ((*k).to_owned(), *v))
                         .collect(),
