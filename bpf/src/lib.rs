@@ -214,6 +214,9 @@ pub struct XdpProgram {
     ifindex: i32,
     mode: Mode,
     attached: AttachMode,
+    /// Why the driver refused native mode, when `Auto` fell back to
+    /// generic.
+    native_refused: Option<String>,
     /// Holds the program (and the maps) alive.
     object: Object,
     prog_id: u32,
@@ -313,7 +316,7 @@ impl XdpProgram {
             handle("counters")?,
             handle("snoop")?,
         );
-        let (attached, replaced) = {
+        let ((attached, native_refused), replaced) = {
             let prog = object
                 .progs()
                 .find(|p| p.name() == OsStr::new(program))
@@ -333,6 +336,7 @@ impl XdpProgram {
             ifindex,
             mode,
             attached,
+            native_refused,
             replaced,
             object,
             prog_id,
@@ -373,6 +377,23 @@ impl XdpProgram {
     /// Native or generic: what the driver accepted.
     pub fn attach_mode(&self) -> AttachMode {
         self.attached
+    }
+
+    /// Why native mode was refused, when the program fell back to generic
+    /// mode (`AttachFlags::Auto`). Generic XDP loses what native would
+    /// pass (on veth: frames longer than a page are not given to the
+    /// program whole), so this is for the operator to see.
+    pub fn native_refused(&self) -> Option<&str> {
+        self.native_refused.as_deref()
+    }
+
+    /// Whether the native refusal was the driver's `ERANGE`: on veth, a
+    /// peer MTU too large for native XDP (more than a page, for a driver
+    /// or a program without fragments).
+    pub fn refused_for_mtu(&self) -> bool {
+        self.native_refused.as_deref().is_some_and(|r| {
+            r.contains("out of range") || r.contains("errno: 34") || r.contains("os error 34")
+        })
     }
 
     /// The kernel's id of the attached program.
@@ -499,13 +520,15 @@ fn remove_stale(xdp: &Xdp<'_>, ifname: &str, ifindex: i32) -> Result<Option<u32>
     Ok(removed)
 }
 
+/// Attaches as `flags` ask; returns the mode the driver took and, when
+/// native mode was refused and generic taken instead, why.
 fn attach_with(
     xdp: &Xdp<'_>,
     ifname: &str,
     ifindex: i32,
     program: &'static str,
     flags: AttachFlags,
-) -> Result<AttachMode, Error> {
+) -> Result<(AttachMode, Option<String>), Error> {
     let try_mode = |mode: AttachMode| {
         xdp.attach(ifindex, mode.flags() | XdpFlags::UPDATE_IF_NOEXIST)
             .map(|()| mode)
@@ -516,12 +539,13 @@ fn attach_with(
         AttachFlags::NativeOnly => (try_mode(AttachMode::Native), Err(skipped())),
         AttachFlags::GenericOnly => (Err(skipped()), try_mode(AttachMode::Generic)),
         AttachFlags::Auto => match try_mode(AttachMode::Native) {
-            Ok(m) => return Ok(m),
+            Ok(m) => return Ok((m, None)),
             Err(n) => (Err(n), try_mode(AttachMode::Generic)),
         },
     };
     match (native, generic) {
-        (Ok(m), _) | (_, Ok(m)) => Ok(m),
+        (Ok(m), _) => Ok((m, None)),
+        (Err(native), Ok(m)) => Ok((m, (flags == AttachFlags::Auto).then_some(native))),
         (Err(native), Err(generic)) => Err(Error::Attach {
             ifname: ifname.to_string(),
             program,

@@ -39,3 +39,33 @@ fn stale_program_is_replaced_and_drop_detaches() {
         assert!(!shown.contains("xdp"), "detached on drop: {shown}");
     });
 }
+
+/// Our programs declare fragments (`xdp.frags`), so a veth whose peer
+/// has a jumbo MTU still takes them natively (without, the driver refuses
+/// anything over about 3.5 KB with `ERANGE`); where native mode is
+/// refused anyway, the generic fallback keeps the reason for the
+/// operator.
+#[test]
+fn a_jumbo_mtu_veth_attaches_natively_and_a_fallback_says_why() {
+    if !require_root() {
+        return;
+    }
+    let a = Netns::new("ja");
+    let b = Netns::new("jb");
+    veth(&a, "xj0", MAC_A_S, &b, "xj1", MAC_B_S);
+    a.ip(&["link", "set", "xj0", "mtu", "9000"]);
+    b.ip(&["link", "set", "xj1", "mtu", "9000"]);
+    on_thread(|| {
+        a.enter();
+        for mode in [Mode::Port, Mode::Uplink] {
+            let p = XdpProgram::attach("xj0", mode, AttachFlags::Auto).unwrap();
+            assert_eq!(p.attach_mode(), AttachMode::Native, "{mode:?}");
+            assert_eq!(p.native_refused(), None);
+        }
+        // The loopback has no native XDP at all.
+        let p = XdpProgram::attach("lo", Mode::Port, AttachFlags::Auto).unwrap();
+        assert_eq!(p.attach_mode(), AttachMode::Generic);
+        assert!(p.native_refused().is_some_and(|r| !r.is_empty()));
+        assert!(!p.refused_for_mtu(), "{:?}", p.native_refused());
+    });
+}

@@ -223,6 +223,7 @@ fn rows() -> BTreeMap<&'static str, Value> {
             snooped: BTreeMap::from([("learned".to_string(), 1)]),
             csum_completed: 1,
             icmp_too_big: 1,
+            xdp_generic: Some("generic XDP: native refused (why)".into()),
         }),
     );
     r.insert(

@@ -370,6 +370,9 @@ fn stats_table(rows: &[StatsRow]) -> String {
         if let Some(state) = r.state.filter(|s| *s != PortState::Up) {
             out.push_str(&format!("{} state: {state}\n", r.name));
         }
+        if let Some(note) = &r.xdp_generic {
+            out.push_str(&format!("{} {note}\n", r.name));
+        }
         let d = drops_text(&r.drops);
         if !d.is_empty() {
             out.push_str(&format!("{} drops: {d}\n", r.name));

@@ -279,6 +279,10 @@ pub struct StatsRow {
     /// drop where it was going). Rate limited per worker.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub icmp_too_big: u64,
+    /// Local ports and the uplink: set when the interface's driver refused
+    /// native XDP and the program runs in generic mode, with why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub xdp_generic: Option<String>,
 }
 
 fn is_zero(n: &u64) -> bool {

@@ -147,6 +147,13 @@ impl Daemon {
             warn!(iface = %i.name, id, "removed a stale xvs XDP program (a previous xvsd did not exit cleanly)");
         }
         info!(iface = %i.name, program = ?i.mode, mode = %prog.attach_mode(), queues = i.queues, "XDP attached");
+        if let Some(reason) = prog.native_refused() {
+            warn!(
+                iface = %i.name,
+                "{}",
+                generic_xdp_note(reason, prog.refused_for_mtu())
+            );
+        }
         let snoop = match i.mode {
             Mode::Uplink => Some(prog.snoop_poller()?),
             Mode::Port => None,
@@ -299,5 +306,18 @@ impl Daemon {
         a.vteps = vteps;
         a.tunnel_ports = ports;
         Ok(())
+    }
+}
+
+/// What an interface on generic XDP is told by (the log, `xvsctl stats`):
+/// native mode was refused for `reason`; `mtu`, the driver's `ERANGE` (on
+/// veth, a peer MTU too large for native XDP).
+pub(super) fn generic_xdp_note(reason: &str, mtu: bool) -> String {
+    if mtu {
+        format!(
+            "generic XDP: native refused because of the MTU ({reason}); frames longer than a page are lost"
+        )
+    } else {
+        format!("generic XDP: native refused ({reason}); slower, and frames longer than a page are lost")
     }
 }

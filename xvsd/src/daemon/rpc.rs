@@ -274,6 +274,15 @@ impl Daemon {
                 },
                 csum_completed: sum.csum_completed,
                 icmp_too_big: sum.icmp_too_big,
+                xdp_generic: self
+                    .ifaces
+                    .get(&**name)
+                    .and_then(|a| {
+                        a.prog
+                            .native_refused()
+                            .map(|r| (r, a.prog.refused_for_mtu()))
+                    })
+                    .map(|(reason, mtu)| super::apply::generic_xdp_note(reason, mtu)),
             });
         }
         Ok(rows)
