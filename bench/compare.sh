@@ -81,6 +81,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/packages.sh
 source bench/xvsd_config.sh
+source bench/procs.sh
 [ "$(id -u)" = 0 ] || { echo "creates network namespaces and attaches XDP: run as root" >&2; exit 1; }
 ensure_packages "${BUILD_PACKAGES[@]}" iproute2 openvswitch-switch python3 procps util-linux
 
@@ -149,26 +150,8 @@ cleanup() {
   [ -d "$tmp" ] && cp -r "$tmp"/*.log "$OUT/logs/" 2>/dev/null || true
   rm -rf "$tmp"
 }
-# stop_wait PID: waits up to 5 s for PID to exit (after a SIGTERM), then
-# SIGKILL; reaps it.
-stop_wait() {
-  local i
-  for i in $(seq 50); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
-  kill -KILL "$1" 2>/dev/null || true
-  wait "$1" 2>/dev/null || true
-}
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-forget() { # forget PID: no longer ours to stop
-  local keep=() p
-  for p in "${PIDS[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done
-  PIDS=("${keep[@]}")
-}
-stop_pid() { # stop_pid PID: SIGTERM, bounded wait, forget
-  kill -TERM "$1" 2>/dev/null || true
-  stop_wait "$1"
-  forget "$1"
-}
 
 x() { local ns=$1; shift; ip netns exec "$P-$ns" "$@"; }
 pin0=(taskset -c 0)

@@ -18,7 +18,7 @@
 //! as if the program were not there.
 
 use std::mem::size_of;
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::AsFd;
 
 use xvs_types::TunnelOffload;
 
@@ -295,18 +295,6 @@ impl TcFlows {
         }
     }
 
-    fn prog_fd(&self, p: TcProgram) -> Result<std::os::fd::BorrowedFd<'_>, TcError> {
-        self.obj
-            .progs()
-            .find(|prog| prog.name() == p.name())
-            .map(|prog| {
-                // SAFETY: the program lives as long as `self.obj`, which
-                // the returned borrow of `self` cannot outlive.
-                unsafe { std::os::fd::BorrowedFd::borrow_raw(prog.as_fd().as_raw_fd()) }
-            })
-            .ok_or(TcError::Missing("program"))
-    }
-
     /// Installs (or replaces) the decision for a flow.
     pub fn insert<K: TcTableKey>(&self, key: &K, action: &TcAction) -> Result<(), TcError> {
         self.table::<K>()
@@ -344,8 +332,14 @@ impl TcFlows {
 
     /// Attaches program `p` on `ifindex`'s ingress (a clsact qdisc).
     pub fn attach(&self, p: TcProgram, ifindex: i32) -> Result<TcAttachment, TcError> {
-        let fd = self.prog_fd(p)?;
-        let mut hook = TcHookBuilder::new(fd)
+        let prog = self
+            .obj
+            .progs()
+            .find(|prog| prog.name() == p.name())
+            .ok_or(TcError::Missing("program"))?;
+        // The hook keeps the program's fd number; the program itself stays
+        // loaded as long as `self.obj`.
+        let mut hook = TcHookBuilder::new(prog.as_fd())
             .ifindex(ifindex)
             .replace(true)
             .handle(1)

@@ -497,6 +497,24 @@ pub struct StaticFdbConfig {
     pub remote: Option<IpAddr>,
 }
 
+impl StaticFdbConfig {
+    /// `mac` on `port` of `bridge` (at `remote`, a tunnel's), untagged.
+    pub fn new(
+        bridge: impl Into<String>,
+        mac: MacAddr,
+        port: impl Into<String>,
+        remote: Option<IpAddr>,
+    ) -> Self {
+        StaticFdbConfig {
+            bridge: bridge.into(),
+            vlan: 0,
+            mac,
+            port: port.into(),
+            remote,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Direction {

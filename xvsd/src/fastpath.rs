@@ -119,8 +119,7 @@ pub fn decision(
             }
             tun_hdr[4..7].copy_from_slice(&vni[1..]);
             let mapped = |a: std::net::IpAddr| xvs_types::ip_to_u128(a).to_be_bytes();
-            let mut inner = tc_key(&o.key, 0);
-            inner.ifindex = 0;
+            let inner = tc_key(&o.key, 0);
             Ok(Decision::Uplink(
                 TcTunnelKey {
                     outer_src: mapped(vtep),

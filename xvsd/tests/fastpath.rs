@@ -36,16 +36,9 @@ fn the_executor_sends_what_the_pipeline_sent_both_ways() {
     let mut ctl = testkit::testbed();
     let mut cfg = ctl.config().clone();
     for (mac, port, remote) in [(B, "vx1", Some("192.0.2.2")), (A, "vm1", None)] {
-        cfg.fdb.push(
-            xvs_config::StaticFdbConfig {
-                bridge: "br0".into(),
-                vlan: 0,
-                mac: MacAddr(mac),
-                port: port.into(),
-                remote: remote.map(|r| r.parse().unwrap()),
-            }
-            .into(),
-        );
+        let remote = remote.map(|r| r.parse().unwrap());
+        cfg.fdb
+            .push(xvs_config::StaticFdbConfig::new("br0", MacAddr(mac), port, remote).into());
     }
     // MTUs the fast path can keep to: 1,450 inside a VXLAN over 1,500.
     cfg.uplink.as_mut().unwrap().mtu = 1500;
@@ -98,16 +91,9 @@ fn the_executor_sends_what_the_pipeline_sent_both_ways() {
 fn stale_offers_and_ports_too_big_for_the_tunnel_are_refused() {
     let mut ctl = testkit::testbed();
     let mut cfg = ctl.config().clone();
-    cfg.fdb.push(
-        xvs_config::StaticFdbConfig {
-            bridge: "br0".into(),
-            vlan: 0,
-            mac: MacAddr(B),
-            port: "vx1".into(),
-            remote: Some("192.0.2.2".parse().unwrap()),
-        }
-        .into(),
-    );
+    let remote = Some("192.0.2.2".parse().unwrap());
+    cfg.fdb
+        .push(xvs_config::StaticFdbConfig::new("br0", MacAddr(B), "vx1", remote).into());
     cfg.uplink.as_mut().unwrap().mtu = 1500;
     ctl.apply(cfg).unwrap();
     let snap = ctl.snapshot();

@@ -22,14 +22,10 @@
 //! verifying every frame keeps the cost of a frame with a full checksum at
 //! the compare (the pass would be ~50 ns at 1,400 bytes).
 
-#[cfg(test)]
-use super::checksum::pseudo_header_v4;
 use super::checksum::{fold, ones_sum, pseudo_header_v6};
 use super::ethernet::ethertype;
 use super::flow::PacketInfo;
 use super::ip::proto;
-#[cfg(test)]
-use std::net::Ipv4Addr;
 use std::net::Ipv6Addr;
 use xvs_types::FlowKey;
 
@@ -146,9 +142,11 @@ fn fold_u64(s: u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wire::checksum::pseudo_header_v4;
     use crate::wire::flow::extract;
     use etherparse::PacketBuilder;
     use proptest::prelude::*;
+    use std::net::Ipv4Addr;
 
     const A: [u8; 6] = [2, 0, 0, 0, 0, 1];
     const B: [u8; 6] = [2, 0, 0, 0, 0, 2];

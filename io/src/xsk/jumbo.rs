@@ -198,7 +198,10 @@ pub(crate) fn feed(
     if contd {
         return Fed::Pending;
     }
-    let c = chain.take().expect("inserted above");
+    let Some(c) = chain.take() else {
+        // Never: the chain was made above if there was none.
+        return Fed::Dropped;
+    };
     match c.slot {
         None => {
             counters.no_slot += 1;

@@ -12,16 +12,9 @@ use crate::events::{offer_channel, Offer};
 fn bed() -> (Bed, Receiver<Offer>) {
     let mut bed = Bed::new();
     bed.apply(|c| {
-        c.fdb.push(
-            xvs_config::StaticFdbConfig {
-                bridge: "br0".into(),
-                vlan: 0,
-                mac: MacAddr(B),
-                port: "vx1".into(),
-                remote: Some("192.0.2.2".parse().unwrap()),
-            }
-            .into(),
-        );
+        let remote = Some("192.0.2.2".parse().unwrap());
+        c.fdb
+            .push(xvs_config::StaticFdbConfig::new("br0", MacAddr(B), "vx1", remote).into());
     });
     let (tx, rx) = offer_channel();
     bed.ws.set_offers(tx);
@@ -59,16 +52,8 @@ fn a_cached_unicast_flow_is_offered_once_per_snapshot() {
 fn decapsulated_flows_to_a_local_port_are_offered() {
     let (mut bed, rx) = bed();
     bed.apply(|c| {
-        c.fdb.push(
-            xvs_config::StaticFdbConfig {
-                bridge: "br0".into(),
-                vlan: 0,
-                mac: MacAddr(A),
-                port: "vm1".into(),
-                remote: None,
-            }
-            .into(),
-        );
+        c.fdb
+            .push(xvs_config::StaticFdbConfig::new("br0", MacAddr(A), "vm1", None).into());
     });
     let pkt = vxlan([192, 0, 2, 2], 42, &udp_frame(B, A, 100));
     bed.send(ETH0, &[&pkt, &pkt]);

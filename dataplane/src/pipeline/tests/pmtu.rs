@@ -53,14 +53,8 @@ fn b_on(
     port: &str,
     remote: Option<&str>,
 ) -> xvs_config::Shared<xvs_config::StaticFdbConfig> {
-    xvs_config::StaticFdbConfig {
-        bridge: bridge.into(),
-        vlan: 0,
-        mac: MacAddr(B),
-        port: port.into(),
-        remote: remote.map(|r| r.parse().unwrap()),
-    }
-    .into()
+    let remote = remote.map(|r| r.parse().unwrap());
+    xvs_config::StaticFdbConfig::new(bridge, MacAddr(B), port, remote).into()
 }
 
 /// The ICMPv4 error in `out`, checked: back to A from B's MAC and address,
