@@ -188,6 +188,9 @@ pub enum AttachMode {
     Native,
     /// On the skb path (`XDP_FLAGS_SKB_MODE`): slower, always available.
     Generic,
+    /// Loaded but attached to nothing ([`XdpProgram::load_unattached`]):
+    /// the interface's frames reach its sockets another way.
+    Unattached,
 }
 
 impl AttachMode {
@@ -195,6 +198,7 @@ impl AttachMode {
         match self {
             AttachMode::Native => XdpFlags::DRV_MODE,
             AttachMode::Generic => XdpFlags::SKB_MODE,
+            AttachMode::Unattached => XdpFlags::NONE,
         }
     }
 }
@@ -204,6 +208,7 @@ impl fmt::Display for AttachMode {
         f.write_str(match self {
             AttachMode::Native => "native",
             AttachMode::Generic => "generic",
+            AttachMode::Unattached => "unattached",
         })
     }
 }
@@ -266,6 +271,20 @@ impl XdpProgram {
     /// other program on the interface is left alone and reported as
     /// [`Error::Foreign`].
     pub fn attach(ifname: &str, mode: Mode, flags: AttachFlags) -> Result<Self, Error> {
+        Self::load(ifname, mode, Some(flags))
+    }
+
+    /// Loads the xvs object for `ifname` as [`Self::attach`] does (its
+    /// maps, its XSKMAP for the sockets bound on the interface) but
+    /// attaches no program: for a guest port whose received frames come
+    /// through the TC fast path and the miss pair, and whose peer must
+    /// keep GSO (a native XDP program on a veth clears it). A stale xvs
+    /// program is still removed.
+    pub fn load_unattached(ifname: &str, mode: Mode) -> Result<Self, Error> {
+        Self::load(ifname, mode, None)
+    }
+
+    fn load(ifname: &str, mode: Mode, flags: Option<AttachFlags>) -> Result<Self, Error> {
         let ifindex = ifindex(ifname)?;
         let name = || ifname.to_string();
         let open = ObjectBuilder::default()
@@ -326,10 +345,11 @@ impl XdpProgram {
                 })?;
             let xdp = Xdp::new(prog.as_fd());
             let replaced = remove_stale(&xdp, ifname, ifindex)?;
-            (
-                attach_with(&xdp, ifname, ifindex, program, flags)?,
-                replaced,
-            )
+            let attached = match flags {
+                Some(flags) => attach_with(&xdp, ifname, ifindex, program, flags)?,
+                None => (AttachMode::Unattached, None),
+            };
+            (attached, replaced)
         };
         Ok(Self {
             ifname: name(),
@@ -415,6 +435,9 @@ impl XdpProgram {
     /// calling thread's network namespace (an interface moved to another
     /// namespace takes it along: a thread there can find it).
     pub fn attached_here(&self) -> bool {
+        if self.attached == AttachMode::Unattached {
+            return false;
+        }
         let Some(prog) = self
             .object
             .progs()
@@ -428,6 +451,9 @@ impl XdpProgram {
     }
 
     fn detach(&self) -> Result<(), Error> {
+        if self.attached == AttachMode::Unattached {
+            return Ok(());
+        }
         let prog = self
             .object
             .progs()

@@ -52,7 +52,7 @@ pub enum TcKind {
 /// `struct xvs_tc_key`: the pipeline's flow key fields of a plain
 /// (untagged, IPv4/IPv6, TCP/UDP) frame, in network order; IPv4 addresses
 /// as `::ffff:a.b.c.d`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 #[repr(C)]
 pub struct TcKey {
     pub ifindex: u32,
@@ -71,7 +71,7 @@ pub struct TcKey {
 /// on the uplink: outer addresses (the remote VTEP, ours), the UDP
 /// destination port, the tunnel header's 8 bytes as they are, and the
 /// inner frame's flow (`inner.ifindex` 0).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 #[repr(C)]
 pub struct TcTunnelKey {
     pub outer_src: [u8; 16],
@@ -158,6 +158,20 @@ impl Default for TcAction {
     }
 }
 
+/// `struct xvs_tc_port`: a guest port whose misses go to the workers
+/// through the miss pair, tagged with its number (802.1ad VID).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[repr(C)]
+pub struct TcPort {
+    pub miss_ifindex: u32,
+    pub port_no: u16,
+    pub pad: u16,
+    /// Frames sent to the pipeline.
+    pub misses: u64,
+    /// Frames lost on the way there (a failed tag push).
+    pub miss_errors: u64,
+}
+
 /// Errors of [`TcFlows`], each naming the step.
 #[derive(Debug, thiserror::Error)]
 pub enum TcError {
@@ -186,6 +200,7 @@ pub struct TcFlows {
     obj: Object,
     flows: MapHandle,
     tunnel_flows: MapHandle,
+    ports: MapHandle,
 }
 
 /// The program attached on one interface's ingress; detached on drop.
@@ -280,10 +295,12 @@ impl TcFlows {
         };
         let flows = map("flows")?;
         let tunnel_flows = map("tunnel_flows")?;
+        let ports = map("ports")?;
         Ok(TcFlows {
             obj,
             flows,
             tunnel_flows,
+            ports,
         })
     }
 
@@ -328,6 +345,92 @@ impl TcFlows {
             Err(e) if e.kind() == libbpf_rs::ErrorKind::NotFound => Ok(false),
             Err(e) => Err(TcError::Map(e)),
         }
+    }
+
+    /// Sends the misses of the port on `ifindex` (port number `no`) to
+    /// the pipeline through the miss pair's near end `miss_ifindex`
+    /// (without an entry a miss goes on to the stack). Resets its
+    /// counters.
+    pub fn set_port(&self, ifindex: u32, no: u16, miss_ifindex: u32) -> Result<(), TcError> {
+        let v = TcPort {
+            miss_ifindex,
+            port_no: no,
+            ..TcPort::default()
+        };
+        self.ports
+            .update(&ifindex.to_ne_bytes(), bytes_of(&v), MapFlags::ANY)
+            .map_err(TcError::Map)
+    }
+
+    /// The port entry of `ifindex`, with its counters.
+    pub fn port(&self, ifindex: u32) -> Result<Option<TcPort>, TcError> {
+        let Some(v) = self
+            .ports
+            .lookup(&ifindex.to_ne_bytes(), MapFlags::ANY)
+            .map_err(TcError::Map)?
+        else {
+            return Ok(None);
+        };
+        if v.len() != size_of::<TcPort>() {
+            return Ok(None);
+        }
+        // SAFETY: TcPort is plain data for which any bytes are valid, and
+        // `v` has exactly its size; read unaligned from the Vec.
+        Ok(Some(unsafe {
+            std::ptr::read_unaligned(v.as_ptr().cast::<TcPort>())
+        }))
+    }
+
+    /// Removes the port entry of `ifindex`; false if there was none.
+    pub fn unset_port(&self, ifindex: u32) -> Result<bool, TcError> {
+        match self.ports.delete(&ifindex.to_ne_bytes()) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == libbpf_rs::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(TcError::Map(e)),
+        }
+    }
+
+    /// Every installed decision of one table with its counters (a dump:
+    /// the control thread's, off the packet path).
+    pub fn entries<K: TcTableKey>(&self) -> Vec<(K, TcAction)> {
+        let map = self.table::<K>();
+        let mut out = Vec::new();
+        for k in map.keys() {
+            if k.len() != size_of::<K>() {
+                continue;
+            }
+            let Ok(Some(v)) = map.lookup(&k, MapFlags::ANY) else {
+                continue;
+            };
+            if v.len() != size_of::<TcAction>() {
+                continue;
+            }
+            // SAFETY: K and TcAction are plain data of this module for
+            // which any bytes are valid, and each Vec has exactly the
+            // size; read unaligned.
+            let (key, action) = unsafe {
+                (
+                    std::ptr::read_unaligned(k.as_ptr().cast::<K>()),
+                    std::ptr::read_unaligned(v.as_ptr().cast::<TcAction>()),
+                )
+            };
+            out.push((key, action));
+        }
+        out
+    }
+
+    /// Removes every installed decision of both tables; returns how many.
+    pub fn flush(&self) -> usize {
+        let mut n = 0;
+        for map in [&self.flows, &self.tunnel_flows] {
+            let keys: Vec<Vec<u8>> = map.keys().collect();
+            for k in keys {
+                if map.delete(&k).is_ok() {
+                    n += 1;
+                }
+            }
+        }
+        n
     }
 
     /// Attaches program `p` on `ifindex`'s ingress (a clsact qdisc).
@@ -395,6 +498,7 @@ mod tests {
     fn layouts_match_the_c_structs() {
         assert_eq!(size_of::<TcKey>(), 4 + 6 + 6 + 2 + 1 + 1 + 16 + 16 + 2 + 2);
         assert_eq!(size_of::<TcAction>(), 16 + 24 + MAX_HDR);
+        assert_eq!(size_of::<TcPort>(), 4 + 2 + 2 + 8 + 8);
         assert_eq!(
             size_of::<TcTunnelKey>(),
             16 + 16 + 8 + 2 + 2 + size_of::<TcKey>()

@@ -248,6 +248,48 @@ fn misses_and_frames_it_cannot_describe_go_on_untouched() {
     assert_eq!((ret, &out), (TC_ACT_OK, &arp));
 }
 
+/// On a guest port with a miss pair, what the program does not take goes
+/// to the pipeline: redirected (the tag is pushed as the skb's VLAN tag,
+/// which `BPF_PROG_TEST_RUN` does not hand back, so the live tests check
+/// it in the frames) and counted; a port without an entry keeps the
+/// stack's path.
+#[test]
+fn misses_of_a_port_with_a_miss_pair_are_redirected_and_counted() {
+    if !require_root() {
+        return;
+    }
+    let mut flows = TcFlows::load().expect("load the TC program");
+    flows.set_port(IFINDEX, 42, 99).unwrap();
+    let f = inner(false, true, 0, b"payload");
+    let mut arp = vec![0xff; 6];
+    arp.extend_from_slice(&SRC);
+    arp.extend_from_slice(&[0x08, 0x06]);
+    arp.extend_from_slice(&[0u8; 28]);
+    for frame in [&f, &arp] {
+        let (ret, out) = flows.test_run(TcProgram::Port, frame, IFINDEX).unwrap();
+        assert_eq!((ret, &out), (TC_ACT_REDIRECT, frame));
+    }
+    let p = flows.port(IFINDEX).unwrap().unwrap();
+    assert_eq!((p.port_no, p.miss_ifindex), (42, 99));
+    assert_eq!((p.misses, p.miss_errors), (2, 0));
+    let (ret, _) = flows.test_run(TcProgram::Port, &f, IFINDEX + 1).unwrap();
+    assert_eq!(ret, TC_ACT_OK, "another port, without a miss pair");
+    // A decided flow is still the fast path's.
+    let t = template(&encap(TunnelKind::Vxlan, None, false), false);
+    flows.insert(&key(&f), &action(&t, 7)).unwrap();
+    let (ret, out) = flows.test_run(TcProgram::Port, &f, IFINDEX).unwrap();
+    assert_eq!(ret, TC_ACT_REDIRECT);
+    assert_eq!(out, reference(&t, &f, 0, 7));
+    assert_eq!(flows.port(IFINDEX).unwrap().unwrap().misses, 2);
+    assert_eq!(flows.entries::<TcKey>().len(), 1);
+    assert_eq!(flows.flush(), 1);
+    assert!(flows.entries::<TcKey>().is_empty());
+    assert!(flows.unset_port(IFINDEX).unwrap());
+    assert!(!flows.unset_port(IFINDEX).unwrap());
+    let (ret, _) = flows.test_run(TcProgram::Port, &f, IFINDEX).unwrap();
+    assert_eq!(ret, TC_ACT_OK);
+}
+
 /// On a real interface: the program goes on the ingress in a clsact
 /// qdisc, is gone when its attachment is dropped, and goes on again.
 #[test]

@@ -109,4 +109,10 @@ pub struct Offer {
     pub out_port: PortNo,
     pub out_remote: RemoteIdx,
     pub generation: u64,
+    /// The VLAN the frame had in its bridge, and whether the decision
+    /// learns its source: while the fast path carries the flow, the
+    /// control thread learns for it (its frames no longer reach a
+    /// worker).
+    pub vlan: u16,
+    pub learn: bool,
 }

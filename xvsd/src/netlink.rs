@@ -247,34 +247,92 @@ impl NeighClient {
         flags: u16,
     ) -> Result<NetlinkPayload<RouteNetlinkMessage>, KernelError> {
         self.seq = self.seq.wrapping_add(1);
-        let mut hdr = NetlinkHeader::default();
-        hdr.flags = flags;
-        hdr.sequence_number = self.seq;
-        let mut packet = NetlinkMessage::new(hdr, NetlinkPayload::from(req));
-        packet.finalize();
-        let mut out = vec![0u8; packet.buffer_len()];
-        packet.serialize(&mut out[..]);
-        self.sock
-            .send(&out[..], 0)
+        request_on(&self.sock, self.seq, &mut self.buf, what, req, flags)
+    }
+}
+
+/// Sends `req` as request `seq` on `sock` and returns the answer carrying
+/// that sequence number (skipping any left over from an earlier request).
+fn request_on(
+    sock: &Socket,
+    seq: u32,
+    buf: &mut [u8],
+    what: &'static str,
+    req: RouteNetlinkMessage,
+    flags: u16,
+) -> Result<NetlinkPayload<RouteNetlinkMessage>, KernelError> {
+    let mut hdr = NetlinkHeader::default();
+    hdr.flags = flags;
+    hdr.sequence_number = seq;
+    let mut packet = NetlinkMessage::new(hdr, NetlinkPayload::from(req));
+    packet.finalize();
+    let mut out = vec![0u8; packet.buffer_len()];
+    packet.serialize(&mut out[..]);
+    sock.send(&out[..], 0)
+        .map_err(|source| KernelError::Io { what, source })?;
+    // The kernel answers an rtnetlink request before send returns, so
+    // this never waits for long.
+    loop {
+        let n = sock
+            .recv(&mut &mut buf[..], 0)
             .map_err(|source| KernelError::Io { what, source })?;
-        // The kernel answers an rtnetlink request before send returns, so
-        // this never waits for long.
-        loop {
-            let n = self
-                .sock
-                .recv(&mut &mut self.buf[..], 0)
-                .map_err(|source| KernelError::Io { what, source })?;
-            let msg = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&self.buf[..n]).map_err(
-                |e| KernelError::Decode {
-                    what,
-                    reason: e.to_string(),
-                },
-            )?;
-            if msg.header.sequence_number == self.seq {
-                return Ok(msg.payload);
+        let msg = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&buf[..n]).map_err(|e| {
+            KernelError::Decode {
+                what,
+                reason: e.to_string(),
             }
+        })?;
+        if msg.header.sequence_number == seq {
+            return Ok(msg.payload);
         }
     }
+}
+
+/// One acknowledged link request on a socket of its own (rare: the
+/// fast path's miss pair at start and stop).
+fn link_request(
+    what: &'static str,
+    req: RouteNetlinkMessage,
+    flags: u16,
+) -> Result<(), KernelError> {
+    let sock = socket()?;
+    let mut buf = vec![0u8; 8192];
+    match request_on(
+        &sock,
+        1,
+        &mut buf,
+        what,
+        req,
+        flags | NLM_F_REQUEST | NLM_F_ACK,
+    )? {
+        NetlinkPayload::Error(e) if e.code.is_some() => Err(KernelError::Kernel {
+            what,
+            code: e.code.map_or(0, |c| c.get()),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// RTM_NEWLINK creating the link `msg` describes (NLM_F_EXCL: an
+/// existing one of that name is an error).
+pub fn new_link(msg: LinkMessage) -> Result<(), KernelError> {
+    link_request(
+        "link create",
+        RouteNetlinkMessage::NewLink(msg),
+        NLM_F_CREATE | netlink_packet_core::NLM_F_EXCL,
+    )
+}
+
+/// RTM_NEWLINK changing the existing link `msg.header.index`.
+pub fn set_link(msg: LinkMessage) -> Result<(), KernelError> {
+    link_request("link set", RouteNetlinkMessage::SetLink(msg), 0)
+}
+
+/// RTM_DELLINK of the link named `name`.
+pub fn delete_link(name: &str) -> Result<(), KernelError> {
+    let mut msg = LinkMessage::default();
+    msg.attributes = vec![LinkAttribute::IfName(name.to_string())];
+    link_request("link delete", RouteNetlinkMessage::DelLink(msg), 0)
 }
 
 /// ENOENT, as a netlink error code (negative errno).

@@ -31,9 +31,15 @@
 // flows userspace may install here.
 //
 // A miss, a frame this program cannot describe (tagged, not IP, IPv6
-// with an extension header, a fragment) or a failed helper returns
-// TC_ACT_OK: the frame goes on as if the program were not there, to the
-// path behind it. Templates with an outer UDP checksum (IPv6 underlays)
+// with an extension header, a fragment) or a failed helper goes to the
+// path behind: on a port with an entry in `ports` (a guest port with no
+// XDP program of its own, so that its peer keeps GSO), the frame is
+// tagged with an 802.1ad tag carrying the port's number and redirected
+// to the miss pair, whose far end's XDP program hands it to the workers
+// (the kernel segments a super-packet there, since that pair's peer has
+// XDP, and inserts the tag into each segment's data, the pair having
+// tx-vlan-stag-hw-insert off); elsewhere TC_ACT_OK, as if the program
+// were not there. Templates with an outer UDP checksum (IPv6 underlays)
 // or without DF (their IPv4 id is per-worker state) are never installed:
 // a GSO skb cannot have its outer checksum computed here.
 
@@ -63,6 +69,15 @@ struct {
 	__type(key, struct xvs_tc_tunnel_key);
 	__type(value, struct xvs_tc_action);
 } tunnel_flows SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, struct xvs_tc_port);
+} ports SEC(".maps");
+
+#define ETH_P_8021AD_ 0x88a8
 
 /* Linux 6.3's flags for a decapsulation, which the build host's uapi
  * headers (an enum, so no #ifdef) may predate. */
@@ -197,6 +212,23 @@ static __always_inline int sent(struct xvs_tc_action *a, __u32 segs, __u32 len)
 	return bpf_redirect(a->out_ifindex, 0);
 }
 
+/* The path behind for a frame this program does not take: the miss pair
+ * with the port's tag on a port that has one, else the stack's. */
+static __always_inline int to_pipeline(struct __sk_buff *skb)
+{
+	__u32 ifindex = skb->ingress_ifindex;
+	struct xvs_tc_port *p = bpf_map_lookup_elem(&ports, &ifindex);
+
+	if (!p)
+		return TC_ACT_OK;
+	if (bpf_skb_vlan_push(skb, bpf_htons(ETH_P_8021AD_), p->port_no & 0xfff)) {
+		__sync_fetch_and_add(&p->miss_errors, 1);
+		return TC_ACT_SHOT;
+	}
+	__sync_fetch_and_add(&p->misses, 1);
+	return bpf_redirect(p->miss_ifindex, 0);
+}
+
 SEC("tc")
 int xvs_tc_port(struct __sk_buff *skb)
 {
@@ -206,18 +238,18 @@ int xvs_tc_port(struct __sk_buff *skb)
 	int tos = flow_key(skb, &k, 0);
 
 	if (tos < 0)
-		return TC_ACT_OK;
+		return to_pipeline(skb);
 	k.ifindex = skb->ingress_ifindex;
 	a = bpf_map_lookup_elem(&flows, &k);
 	if (!a)
-		return TC_ACT_OK;
+		return to_pipeline(skb);
 	if (a->kind == XVS_TC_PUSH) {
 		/* A failure after adjust_room has left the frame half built:
 		 * it cannot go on to the path behind. */
 		if (push(skb, a, tos))
 			return TC_ACT_SHOT;
 	} else if (a->kind != XVS_TC_OUTPUT) {
-		return TC_ACT_OK;
+		return to_pipeline(skb);
 	}
 	return sent(a, segs, len);
 }

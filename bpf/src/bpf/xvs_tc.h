@@ -67,4 +67,19 @@ struct xvs_tc_action {
 	__u8 hdr[XVS_TC_MAX_HDR];
 };
 
+/* A guest port whose misses go to the AF_XDP pipeline (`ports`, by the
+ * port's ifindex): a frame the program does not take is tagged with an
+ * 802.1ad tag whose VID is the port's number and sent to the miss pair's
+ * near end, whose far end has the port XDP program and the workers'
+ * sockets. Written by userspace; the counters by the program. */
+struct xvs_tc_port {
+	__u32 miss_ifindex;
+	__u16 port_no;
+	__u16 pad;
+	/* Frames sent to the pipeline, and frames lost on the way (a failed
+	 * tag push or redirect). */
+	__u64 misses;
+	__u64 miss_errors;
+};
+
 #endif

@@ -462,7 +462,7 @@ fn process_frame<'a>(
             learn_src(ws, bridge, &ctx, remote);
         }
         if ws.offers_on() {
-            offer(snap, ws, pe, st, plan.out);
+            offer(snap, ws, pe, st, plan);
         }
         return send(snap, ws, &ctx, plan.out, frame, io);
     }
@@ -529,7 +529,8 @@ fn process_frame<'a>(
 /// benchmark) the cached-decision path pays one test for it.
 #[cold]
 #[inline(never)]
-fn offer(snap: &Snapshot, ws: &mut WorkerState, pe: &PortEntry, st: &Staged, out: Out) {
+fn offer(snap: &Snapshot, ws: &mut WorkerState, pe: &PortEntry, st: &Staged, plan: Plan) {
+    let out = plan.out;
     if offerable(snap, pe, st, out) {
         ws.offer(Offer {
             key: st.key,
@@ -541,6 +542,8 @@ fn offer(snap: &Snapshot, ws: &mut WorkerState, pe: &PortEntry, st: &Staged, out
             out_port: out.port,
             out_remote: out.remote,
             generation: snap.generation,
+            vlan: st.vlan,
+            learn: plan.learn,
         });
     }
 }

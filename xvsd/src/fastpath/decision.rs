@@ -11,8 +11,6 @@
 //! checksums, a decapsulated frame going back into a tunnel, and an MTU
 //! the super-packet's segments would not fit (the pipeline answers those
 //! with ICMP; segments the kernel cut would be dropped silently).
-//!
-//! Not wired into the daemon yet.
 
 use xvs_bpf::tc::{TcAction, TcKey, TcTunnelKey};
 use xvs_dataplane::events::Offer;

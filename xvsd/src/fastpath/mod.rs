@@ -1,0 +1,298 @@
+//! The GSO-preserving fast path (docs/design.md, "A GSO-preserving fast
+//! path"), as the daemon runs it with `--fastpath`: guest ports get no XDP
+//! program (which would take GSO away from their peers) but the TC
+//! executor `xvs_tc_port` on their ingress, which carries out, on whole
+//! super-packets, the decisions the pipeline made for established flows,
+//! and sends everything else to the workers through the miss pair
+//! ([`pair`]). The workers stay the reference: they offer the flows whose
+//! cached decisions the executor can carry out byte for byte
+//! (`pipeline::offerable`), and this module turns those offers into TC
+//! decisions ([`decision`]), installs them, flushes them all whenever a
+//! new snapshot is published (a decision is only as good as the tables it
+//! was read from), and learns for the flows it carries, whose frames no
+//! longer reach a worker.
+//!
+//! Control thread only: map updates and dumps are syscalls, and none is
+//! made per packet. What stays the pipeline's: every frame of a flow not
+//! yet decided, every flow the executor cannot describe or carry out the
+//! same way, and (for now) everything arriving on the uplink, which keeps
+//! its XDP program.
+
+mod decision;
+mod pair;
+
+pub use decision::{decision, Decision, Refused};
+pub use pair::{MissPair, PairError, FAR, MTU, NEAR};
+
+use std::collections::HashMap;
+
+use crossbeam_channel::{Receiver, Sender};
+use tracing::{debug, warn};
+use xvs_bpf::tc::{TcAttachment, TcError, TcFlows, TcKey, TcProgram};
+use xvs_dataplane::events::{offer_channel, LearnEvent, Offer};
+use xvs_dataplane::snapshot::Snapshot;
+use xvs_types::PortNo;
+
+/// Offers taken per control round at most (the channel holds more; the
+/// rest wait for the next round).
+const DRAIN_MAX: usize = 1024;
+
+/// What the fast path did, for `xvsctl stats` and the tests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FastPathCounters {
+    /// Decisions installed, and installed now.
+    pub installed: u64,
+    pub active: u64,
+    /// Offers refused, by why.
+    pub stale: u64,
+    pub no_port: u64,
+    pub template: u64,
+    pub verified_csum: u64,
+    pub hairpin: u64,
+    pub mtu: u64,
+    /// Decapsulations offered while the uplink keeps its XDP program
+    /// (the executor on the uplink never sees their frames).
+    pub uplink: u64,
+    /// Installs the kernel refused (the table full).
+    pub install_failed: u64,
+    /// Flushes (a snapshot published while decisions were installed),
+    /// and the decisions they removed.
+    pub flushes: u64,
+    pub flushed: u64,
+    /// Packets and bytes the executor carried (segments on the wire),
+    /// summed over the decisions installed now and those flushed.
+    pub packets: u64,
+    pub bytes: u64,
+}
+
+/// One decision installed: the offer it came from and what its counters
+/// said when last read.
+#[derive(Debug, Clone, Copy)]
+struct Installed {
+    offer: Offer,
+    packets: u64,
+    bytes: u64,
+}
+
+/// The fast path of a running daemon: the TC programs and tables, the
+/// miss pair, the guest ports' attachments and the installed decisions.
+pub struct FastPath {
+    flows: TcFlows,
+    pair: MissPair,
+    /// The far end's XDP program, which hands misses to the workers'
+    /// sockets; detached before the pair goes.
+    far: Option<xvs_bpf::XdpProgram>,
+    offers_tx: Sender<Offer>,
+    offers: Receiver<Offer>,
+    ports: HashMap<u32, TcAttachment>,
+    installed: HashMap<TcKey, Installed>,
+    /// The snapshot the installed decisions were made in.
+    generation: u64,
+    counters: FastPathCounters,
+}
+
+impl std::fmt::Debug for FastPath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FastPath")
+            .field("pair", &self.pair)
+            .field("ports", &self.ports.len())
+            .field("installed", &self.installed.len())
+            .field("counters", &self.counters)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why the fast path could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum FastPathError {
+    #[error(transparent)]
+    Tc(#[from] TcError),
+    #[error(transparent)]
+    Pair(#[from] PairError),
+    #[error("the miss pair's XDP program: {0}")]
+    Bpf(#[from] xvs_bpf::Error),
+}
+
+impl FastPath {
+    /// Loads the TC programs, creates the miss pair with a queue per
+    /// worker and attaches the port XDP program (`flags`) to its far end.
+    pub fn new(workers: u32, flags: xvs_bpf::AttachFlags) -> Result<FastPath, FastPathError> {
+        let flows = TcFlows::load()?;
+        let pair = MissPair::create(workers)?;
+        let far = xvs_bpf::XdpProgram::attach(FAR, xvs_bpf::Mode::Port, flags)?;
+        let (offers_tx, offers) = offer_channel();
+        Ok(FastPath {
+            flows,
+            pair,
+            far: Some(far),
+            offers_tx,
+            offers,
+            ports: HashMap::new(),
+            installed: HashMap::new(),
+            generation: 0,
+            counters: FastPathCounters::default(),
+        })
+    }
+
+    /// The channel workers offer flows on.
+    pub fn offer_sender(&self) -> Sender<Offer> {
+        self.offers_tx.clone()
+    }
+
+    /// The miss pair's far end, where each worker binds its socket.
+    pub fn far(&self) -> &xvs_bpf::XdpProgram {
+        self.far
+            .as_ref()
+            .expect("the far end's program lives as long as the fast path")
+    }
+
+    /// Puts the executor on the ingress of guest port `no` (interface
+    /// `ifindex`), its misses going to the pipeline tagged with `no`.
+    pub fn attach_port(&mut self, ifindex: u32, no: PortNo) -> Result<(), TcError> {
+        self.flows.set_port(ifindex, no, self.pair.near_ifindex())?;
+        match self.flows.attach(TcProgram::Port, ifindex as i32) {
+            Ok(a) => {
+                self.ports.insert(ifindex, a);
+                Ok(())
+            }
+            Err(e) => {
+                let _ = self.flows.unset_port(ifindex);
+                Err(e)
+            }
+        }
+    }
+
+    /// Takes the executor off guest port `ifindex` with its decisions.
+    pub fn detach_port(&mut self, ifindex: u32) {
+        self.ports.remove(&ifindex);
+        if let Err(e) = self.flows.unset_port(ifindex) {
+            warn!(ifindex, "fast path: removing the port's entry: {e}");
+        }
+        let gone: Vec<TcKey> = self
+            .installed
+            .keys()
+            .filter(|k| k.ifindex == ifindex)
+            .copied()
+            .collect();
+        for k in gone {
+            self.uninstall(&k);
+        }
+    }
+
+    fn uninstall(&mut self, k: &TcKey) {
+        if let Some(i) = self.installed.remove(k) {
+            if let Ok(Some(a)) = self.flows.get(k) {
+                self.counters.packets += a.packets.saturating_sub(i.packets);
+                self.counters.bytes += a.bytes.saturating_sub(i.bytes);
+            }
+            let _ = self.flows.remove(k);
+        }
+    }
+
+    /// One control round: flushes every decision if `snap` is newer than
+    /// the one they were made in, then installs what the workers offered
+    /// (`ifindex` gives a port's interface).
+    pub fn sync(&mut self, snap: &Snapshot, ifindex: impl Fn(PortNo) -> Option<u32>) {
+        if snap.generation != self.generation {
+            if !self.installed.is_empty() {
+                self.fold(0, |_| {});
+                let n = self.flows.flush();
+                self.counters.flushes += 1;
+                self.counters.flushed += n as u64;
+                self.installed.clear();
+                debug!(n, generation = snap.generation, "fast path flushed");
+            }
+            self.generation = snap.generation;
+        }
+        for o in self.offers.try_iter().take(DRAIN_MAX).collect::<Vec<_>>() {
+            self.take(snap, &o, &ifindex);
+        }
+        self.counters.active = self.installed.len() as u64;
+    }
+
+    fn take(&mut self, snap: &Snapshot, o: &Offer, ifindex: &impl Fn(PortNo) -> Option<u32>) {
+        let c = &mut self.counters;
+        match decision(snap, o, ifindex) {
+            Ok(Decision::Port(k, a)) => {
+                if self.installed.contains_key(&k) {
+                    return;
+                }
+                match self.flows.insert(&k, &a) {
+                    Ok(()) => {
+                        c.installed += 1;
+                        self.installed.insert(
+                            k,
+                            Installed {
+                                offer: *o,
+                                packets: 0,
+                                bytes: 0,
+                            },
+                        );
+                    }
+                    Err(e) => {
+                        c.install_failed += 1;
+                        debug!("fast path: installing a decision: {e}");
+                    }
+                }
+            }
+            Ok(Decision::Uplink(..)) => c.uplink += 1,
+            Err(Refused::Stale) => c.stale += 1,
+            Err(Refused::NoPort) => c.no_port += 1,
+            Err(Refused::Template) => c.template += 1,
+            Err(Refused::VerifiedCsum) => c.verified_csum += 1,
+            Err(Refused::Hairpin) => c.hairpin += 1,
+            Err(Refused::Mtu) => c.mtu += 1,
+        }
+    }
+
+    /// Reads the installed decisions' counters, adds what they carried
+    /// since the last read to the totals, and calls `learn` for each
+    /// decision that carried frames and learns its source: the workers
+    /// no longer see those frames, so the control thread keeps the
+    /// source's FDB entry fresh in their place (at the rate of this call:
+    /// once a second).
+    pub fn fold(&mut self, now: u64, mut learn: impl FnMut(LearnEvent)) {
+        for (k, a) in self.flows.entries::<TcKey>() {
+            let Some(i) = self.installed.get_mut(&k) else {
+                continue;
+            };
+            let (dp, db) = (
+                a.packets.saturating_sub(i.packets),
+                a.bytes.saturating_sub(i.bytes),
+            );
+            (i.packets, i.bytes) = (a.packets, a.bytes);
+            self.counters.packets += dp;
+            self.counters.bytes += db;
+            if dp > 0 && i.offer.learn {
+                learn(LearnEvent {
+                    bridge: i.offer.bridge,
+                    vlan: i.offer.vlan,
+                    mac: i.offer.key.dl_src(),
+                    port: i.offer.in_port,
+                    remote: i.offer.in_remote,
+                    vtep: i.offer.vtep,
+                    now,
+                });
+            }
+        }
+    }
+
+    pub fn counters(&self) -> FastPathCounters {
+        self.counters
+    }
+
+    /// The miss counters of guest port `ifindex`: frames sent to the
+    /// pipeline, and frames lost on the way.
+    pub fn misses(&self, ifindex: u32) -> Option<(u64, u64)> {
+        let p = self.flows.port(ifindex).ok()??;
+        Some((p.misses, p.miss_errors))
+    }
+}
+
+impl Drop for FastPath {
+    fn drop(&mut self) {
+        // The program off the far end before the pair goes (the pair's
+        // drop deletes both ends).
+        self.far = None;
+    }
+}
