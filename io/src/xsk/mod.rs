@@ -234,6 +234,9 @@ struct Anchor {
 enum Registrar<'a> {
     Program(&'a XdpProgram),
     Owned(XskRegistrar),
+    /// Nowhere: a transmit-only socket, on an interface with no program
+    /// of ours ([`XskSet::bind_tx_only`]).
+    None,
 }
 
 /// One UMEM shared by AF_XDP sockets on any number of (interface, queue)
@@ -465,6 +468,16 @@ impl XskSet {
         self.bind_inner(&ifname, queue, Registrar::Owned(reg))
     }
 
+    /// Creates a socket on `ifname` queue `queue` sharing this UMEM that
+    /// only transmits: it is registered nowhere (the interface has no
+    /// XDP program of ours, and needs none: a copy-mode send goes out
+    /// through the driver's own transmit, on a veth `veth_xmit` into the
+    /// peer's receive) and is lent no chunks, so none sit in a fill ring
+    /// nothing ever receives on. Returns the socket's slot.
+    pub fn bind_tx_only(&mut self, ifname: &str, queue: u32) -> Result<usize, XskError> {
+        self.bind_inner(ifname, queue, Registrar::None)
+    }
+
     fn bind_inner(
         &mut self,
         ifname: &str,
@@ -530,13 +543,15 @@ impl XskSet {
         let registered = match &registrar {
             Registrar::Program(p) => p.register_xsk(queue, fd),
             Registrar::Owned(r) => r.register(queue, fd),
+            Registrar::None => Ok(()),
         };
         registered.map_err(|source| XskError::Register {
             ifname: ifname.to_owned(),
             source,
         })?;
+        let receives = !matches!(registrar, Registrar::None);
         let reg = match registrar {
-            Registrar::Program(_) => None,
+            Registrar::Program(_) | Registrar::None => None,
             Registrar::Owned(r) => Some(r),
         };
         let sock = Sock {
@@ -562,6 +577,9 @@ impl XskSet {
                 self.socks.len() - 1
             }
         };
+        if !receives {
+            return Ok(s);
+        }
         let want = (cfg.rx_frames as usize).min(self.pool.len());
         let lend: Vec<u64> = (0..want).filter_map(|_| self.alloc()).collect();
         let lent = self.fill(s, &lend)?;
@@ -740,6 +758,42 @@ mod tests {
 
     fn xa0(a: &Netns, b: &Netns) {
         veth(a, "xa0", "02:00:00:00:00:01", b, "xb0", "02:00:00:00:00:02");
+    }
+
+    #[test]
+    fn a_tx_only_socket_needs_no_program_and_is_lent_nothing() {
+        if !require_root() {
+            return;
+        }
+        let a = Netns::new("xsk-txonly-a");
+        let b = Netns::new("xsk-txonly-b");
+        xa0(&a, &b);
+        on_thread(|| {
+            a.enter();
+            let mut set = XskSet::new_anchored(cfg()).expect("anchored UMEM");
+            let pool = set.pool_len();
+            // No XDP program on xa0 at all.
+            let s = set.bind_tx_only("xa0", 0).expect("bind");
+            assert_eq!(set.in_fill(s), 0);
+            assert_eq!(set.pool_len(), pool, "no chunk lent");
+            exact(&set);
+            // It sends: a frame goes out and completes.
+            let c = set.alloc().expect("a chunk");
+            let frame = [[0xff; 6], [2, 0, 0, 0, 0, 1]].concat();
+            set.frame_mut(c, 60).expect("owned")[..12].copy_from_slice(&frame);
+            assert_eq!(set.tx_send(s, &[(c, 60)]).expect("send"), 1);
+            let mut done = Vec::new();
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+            while done.is_empty() && std::time::Instant::now() < deadline {
+                set.kick(s).expect("kick");
+                set.complete(s, &mut done);
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            assert_eq!(done, [c], "sent and completed");
+            set.release(c).unwrap();
+            set.remove(s).expect("remove: nothing to unregister");
+            assert_eq!(set.pool_len() + set.slot_chunks().1, set.chunks());
+        });
     }
 
     #[test]
