@@ -4,6 +4,8 @@
 //! prefetched ahead of the pipeline, and what it decided sorted out:
 //! frames queued for the sockets they leave by, frames held for a
 //! lookup (run again once a newer snapshot is out), chunks to recycle.
+//! A demux socket's batch is untagged first and run as one
+//! `process_batch` per run of frames of one ingress port, in order.
 
 use std::mem::ManuallyDrop;
 
@@ -12,8 +14,11 @@ use xvs_dataplane::pipeline::{
     process_batch, process_held, BatchIo, HeldMeta, SpareSource, TxFrame,
 };
 
-use super::{chunk_of, Worker, BATCH, HOLD_MAX, LEND_MAX};
-use crate::xsk::{self, XskError};
+use xvs_types::PortNo;
+
+use super::{chunk_of, demux, SocketKind, Worker, WorkerCounters, WorkerPort};
+use super::{BATCH, HOLD_MAX, LEND_MAX};
+use crate::xsk::{self, Region, XskError};
 
 /// A frame held for a lookup: its chunk, where in it the frame is, and
 /// until when it may wait.
@@ -127,6 +132,31 @@ impl<'a> Iterator for Prefetching<'_, 'a> {
     }
 }
 
+/// [`Prefetching`] over the next `left` frames of a batch's drain: one
+/// run of a demux batch. Taking the runs off one drain (not a drain per
+/// run) moves no frame in the vector; the look-ahead crosses into the
+/// next run, whose frames come next anyway.
+struct RunPrefetching<'r, 'd, 'a> {
+    inner: &'r mut std::vec::Drain<'d, Frame<'a>>,
+    left: usize,
+}
+
+impl<'a> Iterator for RunPrefetching<'_, '_, 'a> {
+    type Item = Frame<'a>;
+
+    #[inline]
+    fn next(&mut self) -> Option<Frame<'a>> {
+        if self.left == 0 {
+            return None;
+        }
+        self.left -= 1;
+        if let Some(f) = self.inner.as_slice().get(PREFETCH_AHEAD) {
+            prefetch_frame(f);
+        }
+        self.inner.next()
+    }
+}
+
 /// The batch vectors, kept empty between batches.
 #[derive(Debug, Default)]
 pub(super) struct Store {
@@ -182,6 +212,56 @@ impl Store {
     }
 }
 
+/// Where a batch's transmitted frames go: the sockets' pending queues,
+/// or (no socket, a full queue) back to the pool. The worker's fields
+/// it needs, borrowed apart from the UMEM the batch's chunks borrow.
+struct Outputs<'w> {
+    region: Region,
+    counters: &'w mut WorkerCounters,
+    tx_of: &'w [Option<usize>],
+    ports: &'w mut [Option<WorkerPort>],
+    /// Chunks to recycle (the worker's `addrs`).
+    recycle: &'w mut Vec<u64>,
+}
+
+impl Outputs<'_> {
+    /// Queues the frames in `tx`, received on `in_port`: those going
+    /// back out of `in_port` by socket `back`, the others by their
+    /// port's first socket. Always inlined: the ordinary batch's
+    /// per-frame loop stays what it was before demux batches shared it
+    /// (`back` a constant there).
+    #[inline(always)]
+    fn queue(&mut self, tx: &mut Vec<TxFrame<'_>>, in_port: PortNo, back: Option<usize>) {
+        for TxFrame { frame, port: out } in tx.drain(..) {
+            let len = frame.len() as u32;
+            let head = frame.head() as u64;
+            let Some(base) = self.region.addr_of(frame.into_buf().as_ptr()) else {
+                continue;
+            };
+            let d = if out == in_port {
+                back
+            } else {
+                self.counters.tx_other_port += 1;
+                self.tx_of.get(usize::from(out)).copied().flatten()
+            };
+            match d.and_then(|d| self.ports[d].as_mut()) {
+                Some(p) if p.pending.len() < p.pending.capacity() => {
+                    p.pending.push((base + head, len))
+                }
+                Some(_) => {
+                    // More than its TX ring holds, queued in one round.
+                    self.counters.tx_ring_full += 1;
+                    self.recycle.push(base);
+                }
+                None => {
+                    self.counters.unknown_port += 1;
+                    self.recycle.push(base);
+                }
+            }
+        }
+    }
+}
+
 impl Worker {
     /// Receives one batch on socket `s` and runs it through the pipeline.
     pub(super) fn batch(&mut self, s: usize) -> Result<usize, XskError> {
@@ -195,7 +275,10 @@ impl Worker {
         let now = self.epoch.elapsed().as_nanos() as u64;
         // A guard, not a clone: no shared reference count touched per batch.
         let snap = self.handle.load();
-        let in_port = self.port(s).no;
+        let (in_port, kind) = {
+            let p = self.port(s);
+            (p.no, p.kind)
+        };
 
         self.addrs.clear();
         self.addrs.extend(self.rx.iter().map(|&(a, _)| chunk_of(a)));
@@ -219,49 +302,78 @@ impl Worker {
         };
         let Batch { chunks, frames, io } = &mut b;
         io.more = Some(&mut spares);
-        // Chunks that cannot hold their frame (never, from the kernel)
-        // go back through `free`.
-        for (c, &(addr, len)) in chunks.drain(..).zip(&self.rx) {
-            let head = (addr - chunk_of(addr)) as usize;
-            if head + len as usize <= c.len() {
-                frames.extend(Frame::new(c, head, len as usize));
-            } else {
-                io.free.push(c);
-            }
-        }
-        for f in frames.iter().take(PREFETCH_AHEAD) {
-            prefetch_frame(f);
-        }
-        let batch = Prefetching {
-            inner: frames.drain(..),
+        let mut out = Outputs {
+            region,
+            counters: &mut self.counters,
+            tx_of: &self.tx_of,
+            ports: &mut self.ports,
+            recycle: &mut self.addrs,
         };
-        process_batch(&snap, &mut self.ws, in_port, now, batch, io);
-
-        for TxFrame { frame, port: out } in io.tx.drain(..) {
-            let len = frame.len() as u32;
-            let head = frame.head() as u64;
-            let Some(base) = region.addr_of(frame.into_buf().as_ptr()) else {
-                continue;
+        if kind != SocketKind::Demux {
+            // Chunks that cannot hold their frame (never, from the kernel)
+            // go back through `free`.
+            for (c, &(addr, len)) in chunks.drain(..).zip(&self.rx) {
+                let head = (addr - chunk_of(addr)) as usize;
+                if head + len as usize <= c.len() {
+                    frames.extend(Frame::new(c, head, len as usize));
+                } else {
+                    io.free.push(c);
+                }
+            }
+            for f in frames.iter().take(PREFETCH_AHEAD) {
+                prefetch_frame(f);
+            }
+            let batch = Prefetching {
+                inner: frames.drain(..),
             };
-            let d = if out == in_port {
-                Some(s)
-            } else {
-                self.counters.tx_other_port += 1;
-                self.tx_of.get(usize::from(out)).copied().flatten()
-            };
-            match d.and_then(|d| self.ports[d].as_mut()) {
-                Some(p) if p.pending.len() < p.pending.capacity() => {
-                    p.pending.push((base + head, len))
+            process_batch(&snap, &mut self.ws, in_port, now, batch, io);
+            out.queue(&mut io.tx, in_port, Some(s));
+        } else {
+            // Tags off, in place; a frame without one, or naming a port
+            // the snapshot does not have, goes back through `free`.
+            self.demux_in.clear();
+            for (c, &(addr, len)) in chunks.drain(..).zip(&self.rx) {
+                let head = (addr - chunk_of(addr)) as usize;
+                if head + len as usize > c.len() {
+                    io.free.push(c);
+                    continue;
                 }
-                Some(_) => {
-                    // More than its TX ring holds, queued in one round.
-                    self.counters.tx_ring_full += 1;
-                    self.addrs.push(base);
+                // Always a frame: its bounds were just checked.
+                let Some(mut f) = Frame::new(c, head, len as usize) else {
+                    continue;
+                };
+                match demux::strip(&mut f).filter(|&p| snap.port(p).is_some()) {
+                    Some(p) => {
+                        self.demux_in.push(p);
+                        frames.push(f);
+                    }
+                    None => {
+                        out.counters.demux_bad += 1;
+                        io.free.push(f.into_buf());
+                    }
                 }
-                None => {
-                    self.counters.unknown_port += 1;
-                    self.addrs.push(base);
-                }
+            }
+            for f in frames.iter().take(PREFETCH_AHEAD) {
+                prefetch_frame(f);
+            }
+            let mut all = frames.drain(..);
+            let mut at = 0;
+            while at < self.demux_in.len() {
+                let port = self.demux_in[at];
+                let run = self.demux_in[at..]
+                    .iter()
+                    .take_while(|&&p| p == port)
+                    .count();
+                at += run;
+                let batch = RunPrefetching {
+                    inner: &mut all,
+                    left: run,
+                };
+                process_batch(&snap, &mut self.ws, port, now, batch, io);
+                // Back out of the ingress port: by that port's own
+                // socket, never the demux one.
+                let back = out.tx_of.get(usize::from(port)).copied().flatten();
+                out.queue(&mut io.tx, port, back);
             }
         }
         for (meta, frame) in io.held.drain(..) {

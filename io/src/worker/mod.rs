@@ -28,19 +28,28 @@
 //! control thread ([`SocketLost`]) and goes on with the other sockets.
 //! The control thread binds it again when the interface returns.
 //!
+//! Guest ports with no XDP program reach the worker another way: their
+//! TC program sends every frame it does not handle itself to one veth
+//! pair, tagged with its ingress port; the pair's far end has a demux
+//! socket ([`SocketKind::Demux`]), whose batches are cut into runs of one
+//! port each, and the guest ports have transmit-only sockets
+//! ([`SocketKind::TxOnly`]) that frames to them leave by.
+//!
 //! Here: the worker, its sockets' table and its loop (`run`, one round
 //! in `poll_once`). `batch.rs` runs one batch through the pipeline,
+//! `demux.rs` reads and strips the demux socket's tags,
 //! `rings.rs` gives chunks back to the kernel (fill, TX, completions),
 //! `sockets.rs` carries out the control thread's requests and closes
 //! failed sockets, `report.rs` holds the counters a worker publishes.
 
 mod batch;
+mod demux;
 mod report;
 mod rings;
 mod sockets;
 
 pub use report::{Load, UmemUse, WorkerCounters, WorkerReport};
-pub use sockets::{CmdError, SocketLost, WorkerCmd};
+pub use sockets::{CmdError, SocketKind, SocketLost, SocketRole, WorkerCmd};
 
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -83,6 +92,8 @@ pub struct WorkerPort {
     pub key: u64,
     /// Chunks the socket should keep lent to its fill ring.
     pub fill_target: usize,
+    /// What the socket is for.
+    pub kind: SocketKind,
     /// Frames waiting for this socket's TX ring.
     pending: Vec<(u64, u32)>,
     /// Frames on the TX ring not yet completed.
@@ -97,9 +108,26 @@ impl WorkerPort {
             sock,
             key: 0,
             fill_target,
+            kind: SocketKind::Ordinary,
             pending: Vec::with_capacity(4 * BATCH),
             in_flight: 0,
         }
+    }
+
+    /// The same socket, for `kind`'s purpose (a transmit-only one is
+    /// never lent fill-ring chunks: its target becomes 0).
+    pub fn with_kind(mut self, kind: SocketKind) -> WorkerPort {
+        self.kind = kind;
+        if kind == SocketKind::TxOnly {
+            self.fill_target = 0;
+        }
+        self
+    }
+
+    /// Whether frames arrive on this socket (its rx ring is read, its
+    /// fill ring lent chunks).
+    pub fn receives(&self) -> bool {
+        self.kind != SocketKind::TxOnly
     }
 }
 
@@ -152,6 +180,8 @@ pub struct Worker {
     report: Option<Arc<Mutex<WorkerReport>>>,
     // Scratch, reused across batches.
     rx: Vec<(u64, u32)>,
+    /// A demux batch's ingress ports, one per frame kept.
+    demux_in: Vec<PortNo>,
     addrs: Vec<u64>,
     comp: Vec<u64>,
     pollfds: Vec<libc::pollfd>,
@@ -208,6 +238,7 @@ impl Worker {
             mode: PollMode::default(),
             report: None,
             rx: Vec::with_capacity(BATCH),
+            demux_in: Vec::with_capacity(BATCH),
             addrs: Vec::with_capacity(4 * BATCH),
             comp: Vec::with_capacity(4 * BATCH),
             pollfds: Vec::new(),
@@ -239,10 +270,14 @@ impl Worker {
         self
     }
 
+    /// A demux socket is no port's way out: what it receives came from
+    /// the ports its tags name, and goes back out of theirs.
     fn rebuild_tx_of(&mut self) {
         self.tx_of.clear();
         for (i, p) in self.ports.iter().enumerate() {
-            let Some(p) = p else { continue };
+            let Some(p) = p.as_ref().filter(|p| p.kind != SocketKind::Demux) else {
+                continue;
+            };
             let n = usize::from(p.no);
             if self.tx_of.len() <= n {
                 self.tx_of.resize(n + 1, None);
@@ -346,7 +381,10 @@ impl Worker {
     fn sleep(&mut self) -> Result<(), XskError> {
         self.load.sleeps += 1;
         self.pollfds.clear();
-        for s in (0..self.set.slots()).filter(|&s| self.set.is_bound(s)) {
+        // Transmit-only sockets never have a frame to wait for.
+        for s in (0..self.ports.len())
+            .filter(|&s| self.ports[s].as_ref().is_some_and(WorkerPort::receives))
+        {
             self.pollfds.push(libc::pollfd {
                 fd: self.set.fd(s).as_raw_fd(),
                 events: libc::POLLIN,
@@ -377,7 +415,7 @@ impl Worker {
     pub fn poll_once(&mut self) -> Result<usize, XskError> {
         let mut got = 0;
         for s in 0..self.ports.len() {
-            if self.ports[s].is_some() {
+            if self.ports[s].as_ref().is_some_and(WorkerPort::receives) {
                 match self.batch(s) {
                     Ok(n) => got += n,
                     Err(e) => self.lose(s, e),

@@ -22,6 +22,11 @@ pub struct WorkerCounters {
     pub tx_ring_full: u64,
     /// Frames the pipeline sent to a port this worker has no socket on.
     pub unknown_port: u64,
+    /// Frames a demux socket received without an 802.1ad tag, too short
+    /// for one, or whose tag names a port the snapshot does not have:
+    /// dropped before the pipeline (which counts drops by ingress port,
+    /// and these have none).
+    pub demux_bad: u64,
     /// Chunks whose transmission completed.
     pub completions: u64,
     /// Rounds that moved frames and left a fill ring short of its target

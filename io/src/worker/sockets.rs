@@ -1,14 +1,55 @@
 //! Sockets coming and going while the worker runs: the control thread's
 //! requests ([`WorkerCmd`], answered with a [`CmdError`] when refused),
-//! a failed socket closed and reported ([`SocketLost`]), and the fill
-//! targets shared out again after each change. Off the packet path:
-//! between rounds, rarely.
+//! what each socket is for ([`SocketRole`]), a failed socket closed and
+//! reported ([`SocketLost`]), and the fill targets shared out again
+//! after each change. Off the packet path: between rounds, rarely.
 
 use crossbeam_channel::Sender;
 use xvs_types::PortNo;
 
 use super::{chunk_of, Worker, WorkerPort, BATCH};
 use crate::xsk::XskError;
+
+/// What a socket is for, and so how it is bound ([`WorkerCmd::Add`]).
+#[derive(Debug)]
+pub enum SocketRole {
+    /// Port `no`'s own socket, registered in the XSKMAP of its
+    /// interface's program: what it receives came in on port `no`, and
+    /// frames to port `no` leave by it.
+    Ordinary(xvs_bpf::XskRegistrar),
+    /// The far end of the miss pair, registered in its interface's
+    /// program: every frame names its ingress port in an 802.1ad tag
+    /// (`demux.rs`), taken off before the pipeline sees it. Nothing is
+    /// ever sent by it; `no` names no port here (it is only reported
+    /// back in [`SocketLost`]).
+    Demux(xvs_bpf::XskRegistrar),
+    /// Port `no`'s socket on an interface with no XDP program (a guest
+    /// port whose frames reach the worker through the demux socket):
+    /// frames to port `no` leave by it; it receives nothing, so it is
+    /// lent no fill-ring chunks and its rx ring is never read.
+    TxOnly { ifname: String },
+}
+
+impl SocketRole {
+    /// The role without its binding.
+    pub fn kind(&self) -> SocketKind {
+        match self {
+            SocketRole::Ordinary(_) => SocketKind::Ordinary,
+            SocketRole::Demux(_) => SocketKind::Demux,
+            SocketRole::TxOnly { .. } => SocketKind::TxOnly,
+        }
+    }
+}
+
+/// What a bound socket is for ([`SocketRole`] once bound): decides, once
+/// per batch, how its frames are received and where they go back to.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum SocketKind {
+    #[default]
+    Ordinary,
+    Demux,
+    TxOnly,
+}
 
 /// A socket the worker closed because it failed; the control thread
 /// binds the port again when it can.
@@ -49,16 +90,19 @@ impl From<XskError> for CmdError {
 /// `reply` once done.
 #[derive(Debug)]
 pub enum WorkerCmd {
-    /// Bind a socket on `queue` of the interface `reg` registers for, as
-    /// port `no`, part of binding `key`.
+    /// Bind a socket on `queue` of the interface `role` names, as port
+    /// `no`, part of binding `key`.
     Add {
         no: PortNo,
         queue: u32,
         key: u64,
-        reg: xvs_bpf::XskRegistrar,
-        /// Sockets the worker will serve once the change this is part of
-        /// is done: fill rings are sized for them from the first bind,
-        /// since chunks lent to a fill ring cannot be taken back.
+        /// What the socket is for, with its registrar (or, transmitting
+        /// only, its interface).
+        role: SocketRole,
+        /// Sockets the worker will receive on (ordinary and demux ones)
+        /// once the change this is part of is done: fill rings are sized
+        /// for them from the first bind, since chunks lent to a fill ring
+        /// cannot be taken back. Transmit-only sockets take no share.
         sockets: usize,
         reply: Sender<Result<(), CmdError>>,
     },
@@ -81,12 +125,12 @@ impl Worker {
                 no,
                 queue,
                 key,
-                reg,
+                role,
                 sockets,
                 reply,
             } => {
                 self.expect = sockets;
-                let r = self.add_socket(no, queue, reg).map(|s| {
+                let r = self.add_socket(no, queue, role).map(|s| {
                     self.port(s).key = key;
                 });
                 let _ = reply.send(r.map_err(CmdError::from));
@@ -98,19 +142,23 @@ impl Worker {
         }
     }
 
-    /// Binds a socket for port `no` on `queue` of `reg`'s interface;
-    /// returns its slot.
+    /// Binds a socket for port `no` on `queue` of the interface `role`
+    /// names, as `role` says; returns its slot.
     pub fn add_socket(
         &mut self,
         no: PortNo,
         queue: u32,
-        reg: xvs_bpf::XskRegistrar,
+        role: SocketRole,
     ) -> Result<usize, XskError> {
-        let s = self.set.bind_with(queue, reg)?;
+        let kind = role.kind();
+        let s = match role {
+            SocketRole::Ordinary(reg) | SocketRole::Demux(reg) => self.set.bind_with(queue, reg)?,
+            SocketRole::TxOnly { ifname } => self.set.bind_tx_only(&ifname, queue)?,
+        };
         if self.ports.len() <= s {
             self.ports.resize_with(s + 1, || None);
         }
-        let mut p = WorkerPort::new(no, queue, s, 0);
+        let mut p = WorkerPort::new(no, queue, s, 0).with_kind(kind);
         // Room for what one round can queue for the port, replicas
         // included, so that a flood never grows it on the packet path.
         p.pending.reserve_exact(self.set.ring_size());
@@ -186,12 +234,15 @@ impl Worker {
     /// one socket at a time (2,048 each for the first four, then less)
     /// left an idle worker with nothing for replicas from its 12th
     /// socket on.
+    /// Transmit-only sockets take no share: they never receive, and what
+    /// their fill rings held would be stranded.
     fn rebalance(&mut self) {
         self.rebuild_tx_of();
-        let n = self.set.sockets().max(self.expect).max(1);
+        let receiving = self.ports().filter(|p| p.receives()).count();
+        let n = receiving.max(self.expect).max(1);
         let per = (self.set.chunks() / 2 / n).clamp(BATCH, self.set.ring_size());
         for p in self.ports.iter_mut().flatten() {
-            p.fill_target = per;
+            p.fill_target = if p.receives() { per } else { 0 };
         }
     }
 }

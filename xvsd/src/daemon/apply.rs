@@ -220,7 +220,7 @@ impl Daemon {
                     no,
                     queue: q,
                     key,
-                    reg,
+                    role: xvs_io::worker::SocketRole::Ordinary(reg),
                     sockets: self.planned.get(w).copied().unwrap_or(0),
                     reply,
                 })
