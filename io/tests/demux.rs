@@ -25,37 +25,50 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use xvs_bpf::{AttachFlags, Mode, XdpProgram};
-use xvs_config::{BridgeConfig, Config, OverlayAddrConfig, PortConfig, StaticFdbConfig};
+use xvs_config::{
+    BridgeConfig, Config, LookupConfig, LookupProviderConfig, OverlayAddrConfig, PortConfig,
+    StaticFdbConfig,
+};
 use xvs_dataplane::control::Control;
 use xvs_io::worker::{SocketKind, SocketRole, WorkerCmd};
 use xvs_io::xsk::{XskConfig, XskSet};
 use xvs_io::Worker;
 use xvs_tests::{enter_netns, on_thread, require_root, veth, Netns};
-use xvs_types::{MacAddr, PortNo};
+use xvs_types::{MacAddr, MissAction, PortNo};
 
 const MAC_A: [u8; 6] = [2, 0, 0, 0, 0xa, 1];
 const MAC_B: [u8; 6] = [2, 0, 0, 0, 0xb, 1];
+/// Known to the bridge only once the lookup is answered.
+const MAC_C: [u8; 6] = [2, 0, 0, 0, 0xc, 1];
 /// The test frames' ethertype (IEEE local experimental): nothing else
 /// sends it.
 const ETH_TEST: u16 = 0x88b5;
 const MARK: &[u8; 8] = b"xvsdemux";
 
 /// br0 = {ga, gb}, learning off (only the static MACs), answering ARP
-/// for 10.0.0.2 (B's address) itself.
-fn control() -> Control {
+/// for 10.0.0.2 (B's address) itself, holding frames to unknown MACs for
+/// a lookup; with `c_on_gb`, MAC C is on gb too (the lookup's answer).
+fn config(c_on_gb: bool) -> Config {
     let mut br = BridgeConfig::new("br0");
     br.learning = false;
     br.arp_suppress = true;
+    let mut lookup = LookupConfig::new(LookupProviderConfig::External, MissAction::Hold);
+    lookup.hold_ms = 1000;
+    br.lookup = Some(lookup);
+    let mut fdb = vec![
+        StaticFdbConfig::new("br0", MacAddr(MAC_A), "ga", None).into(),
+        StaticFdbConfig::new("br0", MacAddr(MAC_B), "gb", None).into(),
+    ];
+    if c_on_gb {
+        fdb.push(StaticFdbConfig::new("br0", MacAddr(MAC_C), "gb", None).into());
+    }
     let mut cfg = Config {
         bridges: vec![br.into()],
         ports: vec![
             PortConfig::new("ga", "br0").into(),
             PortConfig::new("gb", "br0").into(),
         ],
-        fdb: vec![
-            StaticFdbConfig::new("br0", MacAddr(MAC_A), "ga", None).into(),
-            StaticFdbConfig::new("br0", MacAddr(MAC_B), "gb", None).into(),
-        ],
+        fdb,
         addrs: vec![OverlayAddrConfig {
             bridge: "br0".into(),
             vlan: 0,
@@ -67,8 +80,12 @@ fn control() -> Control {
         ..Default::default()
     };
     cfg.assign_port_numbers();
+    cfg
+}
+
+fn control() -> Control {
     let mut ctl = Control::new();
-    ctl.apply(cfg).expect("valid config");
+    ctl.apply(config(false)).expect("valid config");
     ctl
 }
 
@@ -272,7 +289,7 @@ fn demux_and_tx_only_sockets_carry_tagged_frames_to_their_ports() {
         "02:00:00:00:0b:03",
     );
 
-    let ctl = control();
+    let mut ctl = control();
     let snap = ctl.snapshot();
     let port_a = snap.port_by_name("ga").expect("ga");
     let port_b = snap.port_by_name("gb").expect("gb");
@@ -447,6 +464,28 @@ fn demux_and_tx_only_sockets_carry_tagged_frames_to_their_ports() {
         );
         assert_eq!(w.counters.demux_bad, before.demux_bad);
         assert_eq!(w.counters.unknown_port, 0);
+
+        // 3. Held for a lookup: a frame from A to C, unknown, waits in
+        // its chunk; once a snapshot knows C is on gb it leaves by gb's
+        // TX-only socket, untagged, as it came.
+        let held = w.state().held;
+        let to_c = frame(MAC_C, MAC_A, 200);
+        send(&at_mn, &stag(&to_c, port_a));
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while w.state().held == held && Instant::now() < deadline {
+            w.poll_once().expect("poll");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        // (Counted again each time it is run and still misses.)
+        assert!(w.state().held > held, "held for the lookup");
+        assert_eq!(w.umem_use().held, 1);
+        assert!(ours(received(&at_vb)).is_empty(), "not before the answer");
+        ctl.apply(config(true)).expect("C on gb");
+        w.poll_once().expect("poll");
+        settle(&mut w);
+        assert_eq!(w.umem_use().held, 0, "{:?}", w.state().drops);
+        assert_eq!(ours(received(&at_vb)), [to_c], "the held frame, untagged");
+        assert!(ours(received(&at_va)).is_empty());
 
         // Idle rounds top fill rings up: still nothing for the TX-only ones.
         for _ in 0..10 {
