@@ -234,6 +234,7 @@ impl Worker {
     /// one socket at a time (2,048 each for the first four, then less)
     /// left an idle worker with nothing for replicas from its 12th
     /// socket on.
+    ///
     /// Transmit-only sockets take no share: they never receive, and what
     /// their fill rings held would be stranded.
     fn rebalance(&mut self) {
