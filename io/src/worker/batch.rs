@@ -363,6 +363,7 @@ impl Worker {
             process_batch(&snap, &mut self.ws, port, now, batch, io);
             out.queue(&mut io.tx, port, back);
         }
+        // Every run taken: the vector is the batch's again, for `keep`.
         drop(all);
         for (meta, frame) in io.held.drain(..) {
             let (head, len) = (frame.head(), frame.len());
