@@ -224,6 +224,13 @@ fn rows() -> BTreeMap<&'static str, Value> {
             csum_completed: 1,
             icmp_too_big: 1,
             xdp_generic: Some("generic XDP: native refused (why)".into()),
+            fastpath: Some(FastPathRow {
+                flows: 2,
+                packets: 3,
+                bytes: 4,
+                misses: 5,
+                miss_errors: 6,
+            }),
         }),
     );
     r.insert(

@@ -373,6 +373,12 @@ fn stats_table(rows: &[StatsRow]) -> String {
         if let Some(note) = &r.xdp_generic {
             out.push_str(&format!("{} {note}\n", r.name));
         }
+        if let Some(f) = &r.fastpath {
+            out.push_str(&format!(
+                "{} fast path: {} flows, {} packets, {} bytes; {} to the workers ({} lost)\n",
+                r.name, f.flows, f.packets, f.bytes, f.misses, f.miss_errors
+            ));
+        }
         let d = drops_text(&r.drops);
         if !d.is_empty() {
             out.push_str(&format!("{} drops: {d}\n", r.name));

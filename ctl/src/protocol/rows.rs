@@ -283,6 +283,23 @@ pub struct StatsRow {
     /// native XDP and the program runs in generic mode, with why.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub xdp_generic: Option<String>,
+    /// Local ports under `xvsd --fastpath`: what the TC fast path carried
+    /// (not in `rx_packets`, which counts what the workers received).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fastpath: Option<FastPathRow>,
+}
+
+/// A guest port's share of the GSO-preserving fast path: decisions
+/// installed for flows entering it, the packets (segments on the wire)
+/// and bytes the TC executor carried for them, and the frames it sent
+/// to the workers through the miss pair (and lost on the way).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FastPathRow {
+    pub flows: u64,
+    pub packets: u64,
+    pub bytes: u64,
+    pub misses: u64,
+    pub miss_errors: u64,
 }
 
 fn is_zero(n: &u64) -> bool {

@@ -185,6 +185,7 @@ fn answer(call: xvs_ctl::server::Call, config: &mut Config, commits: &AtomicU64)
                     csum_completed: 0,
                     icmp_too_big: 0,
                     xdp_generic: None,
+                    fastpath: None,
                 })
                 .collect();
             if rows.is_empty() {

@@ -270,6 +270,13 @@ impl Worker {
         self
     }
 
+    /// Offers the flows the fast path may take over on `tx`
+    /// ([`WorkerState::set_offers`]).
+    pub fn with_offers(mut self, tx: Sender<xvs_dataplane::events::Offer>) -> Worker {
+        self.ws.set_offers(tx);
+        self
+    }
+
     /// A demux socket is no port's way out: what it receives came from
     /// the ports its tags name, and goes back out of theirs.
     fn rebuild_tx_of(&mut self) {

@@ -73,6 +73,12 @@ struct Args {
     /// XDP attach mode.
     #[arg(long, value_enum, default_value_t = XdpMode::Auto)]
     xdp_mode: XdpMode,
+    /// Guest ports get the GSO-preserving fast path instead of an XDP
+    /// program: established flows are carried out by a TC program on
+    /// whole TSO super-packets, the rest reaches the workers through an
+    /// internal veth pair (xvs-miss), tagged with the port.
+    #[arg(long)]
+    fastpath: bool,
     /// The control socket xvsctl talks to.
     #[arg(long, default_value = xvs_ctl::protocol::DEFAULT_SOCKET)]
     socket: PathBuf,
@@ -147,6 +153,7 @@ fn run(args: Args) -> Result<(), String> {
             XdpMode::Native => AttachFlags::NativeOnly,
             XdpMode::Generic => AttachFlags::GenericOnly,
         },
+        fastpath: args.fastpath,
     };
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use tracing::{debug, error, info, warn};
 use xvs_bpf::{Mode, XdpProgram};
 use xvs_config::Config;
-use xvs_io::worker::WorkerCmd;
+use xvs_io::worker::{SocketRole, WorkerCmd};
 use xvs_types::PortNo;
 
 use super::plan::{
@@ -50,6 +50,12 @@ impl Daemon {
         host::check(config, self.ctl.config()).map_err(DaemonError::Config)?;
         let (plan, absent) = plan(config, &self.opts)?;
         self.planned = sockets_per_worker(&plan, self.workers.len());
+        if self.fastpath.is_some() {
+            // Each worker's socket on the miss pair.
+            for n in &mut self.planned {
+                *n += 1;
+            }
+        }
         umem_serves(&self.planned, &self.opts)?;
         if !lenient {
             if let Some(w) = absent
@@ -142,11 +148,40 @@ impl Daemon {
     /// Attaches the program to `i` and has the workers bind its queues.
     pub(super) fn open(&mut self, i: &Iface) -> Result<(), DaemonError> {
         self.links.fault.step("attach")?;
-        let prog = XdpProgram::attach(&i.name, i.mode, self.opts.attach)?;
+        // With the fast path a guest port gets no XDP program, which
+        // would take GSO away from its peer, but the TC executor.
+        let tc = self.fastpath.is_some() && i.mode == Mode::Port;
+        let prog = if tc {
+            XdpProgram::load_unattached(&i.name, i.mode)?
+        } else {
+            XdpProgram::attach(&i.name, i.mode, self.opts.attach)?
+        };
         if let Some(id) = prog.replaced_stale() {
             warn!(iface = %i.name, id, "removed a stale xvs XDP program (a previous xvsd did not exit cleanly)");
         }
-        info!(iface = %i.name, program = ?i.mode, mode = %prog.attach_mode(), queues = i.queues, "XDP attached");
+        if let Some(fp) = &mut self.fastpath {
+            if tc {
+                if i.no > 0xfff {
+                    return Err(DaemonError::Interface {
+                        iface: i.name.clone(),
+                        reason: format!(
+                            "port number {} does not fit the fast path's 12-bit miss tag",
+                            i.no
+                        ),
+                    });
+                }
+                fp.attach_port(prog.ifindex() as u32, i.no).map_err(|e| {
+                    DaemonError::Interface {
+                        iface: i.name.clone(),
+                        reason: format!("the fast path's TC program: {e}"),
+                    }
+                })?;
+                info!(iface = %i.name, queues = i.queues, "fast path attached (TC, misses through the miss pair)");
+            }
+        }
+        if !tc {
+            info!(iface = %i.name, program = ?i.mode, mode = %prog.attach_mode(), queues = i.queues, "XDP attached");
+        }
         if let Some(reason) = prog.native_refused() {
             warn!(
                 iface = %i.name,
@@ -209,10 +244,14 @@ impl Daemon {
     ) -> Result<(), String> {
         let deadline = Instant::now() + BUSY_WAIT;
         loop {
-            let reg = self.ifaces[name]
-                .prog
-                .registrar()
-                .map_err(|e| e.to_string())?;
+            let a = &self.ifaces[name];
+            let role = if self.fastpath.is_some() && a.mode == Mode::Port {
+                SocketRole::TxOnly {
+                    ifname: name.to_string(),
+                }
+            } else {
+                SocketRole::Ordinary(a.prog.registrar().map_err(|e| e.to_string())?)
+            };
             let (reply, done) = crossbeam_channel::bounded(1);
             self.workers[w]
                 .cmds
@@ -220,7 +259,7 @@ impl Daemon {
                     no,
                     queue: q,
                     key,
-                    role: xvs_io::worker::SocketRole::Ordinary(reg),
+                    role,
                     sockets: self.planned.get(w).copied().unwrap_or(0),
                     reply,
                 })
@@ -254,6 +293,11 @@ impl Daemon {
         }
         if a.mode == Mode::Uplink {
             self.snoop = None;
+        }
+        if let Some(fp) = &mut self.fastpath {
+            if a.mode == Mode::Port {
+                fp.detach_port(a.prog.ifindex() as u32);
+            }
         }
         info!(iface = name, "XDP detached");
         Some(a.prog)

@@ -36,7 +36,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 use xvs_bpf::{Mode, XdpProgram};
 use xvs_ctl::protocol::PortState;
 use xvs_types::PortNo;
@@ -112,6 +112,13 @@ impl Daemon {
         }
         let lost: Vec<_> = self.lost.try_iter().collect();
         for l in lost {
+            if l.key == super::MISS_PAIR_KEY {
+                // Not rebound: the pair is xvsd's own, and gone only if
+                // someone deleted it.
+                error!(worker = l.worker, error = %l.error,
+                    "the fast path's miss pair socket failed: guest ports' misses are lost until xvsd restarts");
+                continue;
+            }
             let Some(name) = self
                 .ifaces
                 .iter()

@@ -53,10 +53,11 @@ use xvs_config::{Config, ConfigErrors};
 use xvs_dataplane::control::Control;
 use xvs_dataplane::pipeline::PortCounters;
 use xvs_dataplane::stats::DropCounters;
-use xvs_io::worker::{PollMode, SocketLost, Worker, WorkerCmd, WorkerReport};
+use xvs_io::worker::{PollMode, SocketLost, SocketRole, Worker, WorkerCmd, WorkerReport};
 use xvs_io::xsk::{XskConfig, XskError, XskSet};
 use xvs_types::PortNo;
 
+use crate::fastpath::{FastPath, FastPathError};
 use crate::netlink::{KernelError, Monitor, NeighClient};
 
 mod apply;
@@ -92,6 +93,10 @@ pub struct Options {
     /// starts a cache line ([`aligned_headroom`]).
     pub frame_headroom: u32,
     pub attach: AttachFlags,
+    /// Guest ports through the GSO-preserving fast path ([`FastPath`]):
+    /// a TC program on each, no XDP program, misses to the workers
+    /// through the miss pair.
+    pub fastpath: bool,
 }
 
 impl Default for Options {
@@ -103,6 +108,7 @@ impl Default for Options {
             umem_frames: 16384,
             frame_headroom: 0,
             attach: AttachFlags::Auto,
+            fastpath: false,
         }
     }
 }
@@ -139,6 +145,8 @@ pub enum DaemonError {
     Kernel(#[from] KernelError),
     #[error("worker {id} stopped: {reason}")]
     Worker { id: usize, reason: String },
+    #[error("the fast path: {0}")]
+    FastPath(#[from] FastPathError),
 }
 
 /// One running worker thread.
@@ -224,7 +232,13 @@ pub struct Daemon {
     /// Sends and receives invalidations (lookup on miss); none if the
     /// port could not be bound (logged).
     invalidate: Option<std::net::UdpSocket>,
+    /// The GSO-preserving fast path (`--fastpath`).
+    fastpath: Option<FastPath>,
 }
+
+/// The binding key of the miss pair's sockets (interfaces' keys count up
+/// from 1).
+const MISS_PAIR_KEY: u64 = u64::MAX;
 
 /// The invalidation socket: UDP [`invalidate::PORT`] on every address
 /// (dual-stack where the kernel allows), non-blocking.
@@ -341,6 +355,17 @@ impl Daemon {
         let (lost_tx, lost) = crossbeam_channel::bounded(1024);
         let links = links::Links::new()?;
         let core_ids = core_affinity::get_core_ids().unwrap_or_default();
+        let fastpath = if opts.fastpath {
+            let fp = FastPath::new(opts.workers as u32, opts.attach)?;
+            info!(
+                near = crate::fastpath::NEAR,
+                far = crate::fastpath::FAR,
+                "fast path: guest ports through TC, misses through the miss pair"
+            );
+            Some(fp)
+        } else {
+            None
+        };
         let mut workers = Vec::new();
         let mut cores = Vec::new();
         for id in 0..opts.workers {
@@ -364,6 +389,10 @@ impl Daemon {
                 .with_report(Arc::clone(&report))
                 .with_commands(cmd_rx)
                 .with_lost(lost_tx.clone());
+            let worker = match &fastpath {
+                Some(fp) => worker.with_offers(fp.offer_sender()),
+                None => worker,
+            };
             let stop = Arc::clone(&stop_workers);
             let thread = std::thread::Builder::new()
                 .name(format!("xvs-worker-{id}"))
@@ -389,7 +418,7 @@ impl Daemon {
                 cmds,
             });
         }
-        Ok(Daemon {
+        let mut d = Daemon {
             ctl,
             opts: opts.clone(),
             ifaces: BTreeMap::new(),
@@ -411,7 +440,66 @@ impl Daemon {
             wake: Arc::new(eventfd()?),
             lookup_misses: std::collections::VecDeque::new(),
             invalidate: invalidate_socket(),
-        })
+            fastpath,
+        };
+        d.bind_miss_pair()?;
+        Ok(d)
+    }
+
+    /// Has each worker bind its queue of the miss pair's far end, where
+    /// the guest ports' misses arrive tagged with their port.
+    fn bind_miss_pair(&mut self) -> Result<(), DaemonError> {
+        let Some(fp) = &self.fastpath else {
+            return Ok(());
+        };
+        for (w, worker) in self.workers.iter().enumerate() {
+            let reg = fp.far().registrar()?;
+            let (reply, done) = crossbeam_channel::bounded(1);
+            let failed = |reason: String| DaemonError::Interface {
+                iface: crate::fastpath::FAR.to_string(),
+                reason: format!("binding queue {w} (worker {w}): {reason}"),
+            };
+            worker
+                .cmds
+                .send(WorkerCmd::Add {
+                    no: xvs_types::NO_PORT,
+                    queue: w as u32,
+                    key: MISS_PAIR_KEY,
+                    role: SocketRole::Demux(reg),
+                    sockets: 1,
+                    reply,
+                })
+                .map_err(|_| failed("the worker is gone".into()))?;
+            match done.recv_timeout(WORKER_REPLY) {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return Err(failed(e.reason)),
+                Err(_) => return Err(failed("no answer from the worker".into())),
+            }
+        }
+        Ok(())
+    }
+
+    /// The fast path's round: flush what a new snapshot made stale,
+    /// install what the workers offered; once a second (`tick`) fold the
+    /// executor's counters and learn for the flows it carries.
+    fn fastpath_round(&mut self, tick: bool, now: u64) {
+        let Some(fp) = &mut self.fastpath else {
+            return;
+        };
+        let snap = self.ctl.snapshot();
+        let ifaces = &self.ifaces;
+        fp.sync(&snap, |no| {
+            ifaces
+                .values()
+                .find(|a| a.no == no)
+                .map(|a| a.prog.ifindex() as u32)
+        });
+        if tick {
+            let learn = self.ctl.learn_sender();
+            fp.fold(now, |ev| {
+                let _ = learn.try_send(ev);
+            });
+        }
     }
 
     /// Serves the control socket at `path` (mode 0660, group `group`):
@@ -569,7 +657,9 @@ impl Daemon {
             self.lookup_misses.push_back(m);
         }
         self.invalidations(&work.invalidations);
-        if now - *last_tick >= 1_000_000_000 {
+        let tick = now - *last_tick >= 1_000_000_000;
+        self.fastpath_round(tick, now);
+        if tick {
             *last_tick = now;
             self.ctl.tick(now);
             self.log_snoop_refusals();

@@ -11,8 +11,8 @@ use std::collections::BTreeMap;
 
 use xvs_ctl::command;
 use xvs_ctl::protocol::{
-    FdbKind, FdbRow, Method, MissRow, PortKindName, RouteRow, RpcError, StatsParams, StatsRow,
-    TransactResult, UmemRow, WorkerPortStats, WorkerStatsRow,
+    FastPathRow, FdbKind, FdbRow, Method, MissRow, PortKindName, RouteRow, RpcError, StatsParams,
+    StatsRow, TransactResult, UmemRow, WorkerPortStats, WorkerStatsRow,
 };
 use xvs_ctl::server::Call;
 use xvs_ctl::view;
@@ -283,6 +283,18 @@ impl Daemon {
                             .map(|r| (r, a.prog.refused_for_mtu()))
                     })
                     .map(|(reason, mtu)| super::apply::generic_xdp_note(reason, mtu)),
+                fastpath: self
+                    .fastpath
+                    .as_ref()
+                    .zip(self.ifaces.get(&**name))
+                    .and_then(|(fp, a)| fp.port_stats(a.prog.ifindex() as u32))
+                    .map(|f| FastPathRow {
+                        flows: f.flows,
+                        packets: f.packets,
+                        bytes: f.bytes,
+                        misses: f.misses,
+                        miss_errors: f.miss_errors,
+                    }),
             });
         }
         Ok(rows)
@@ -318,6 +330,9 @@ impl Daemon {
                         .iter()
                         .chain(&[
                             ("fill_short", r.counters.fill_short),
+                            // Frames from the miss pair without a port's
+                            // tag (the fast path's).
+                            ("demux_bad", r.counters.demux_bad),
                             // Frames longer than a chunk (multi-buffer).
                             ("jumbo_rx", r.jumbo.rx_chains),
                             ("jumbo_tx", r.jumbo.tx_chains),

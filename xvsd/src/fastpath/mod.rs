@@ -4,7 +4,7 @@
 //! executor `xvs_tc_port` on their ingress, which carries out, on whole
 //! super-packets, the decisions the pipeline made for established flows,
 //! and sends everything else to the workers through the miss pair
-//! ([`pair`]). The workers stay the reference: they offer the flows whose
+//! (`pair.rs`). The workers stay the reference: they offer the flows whose
 //! cached decisions the executor can carry out byte for byte
 //! (`pipeline::offerable`), and this module turns those offers into TC
 //! decisions ([`decision`]), installs them, flushes them all whenever a
@@ -65,6 +65,20 @@ pub struct FastPathCounters {
     pub bytes: u64,
 }
 
+/// What the fast path did for one guest port (`xvsctl stats`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PortFastPath {
+    /// Decisions installed for flows entering here.
+    pub flows: u64,
+    /// Packets (segments on the wire) and bytes the executor carried.
+    pub packets: u64,
+    pub bytes: u64,
+    /// Frames sent to the pipeline through the miss pair, and frames lost
+    /// on the way.
+    pub misses: u64,
+    pub miss_errors: u64,
+}
+
 /// One decision installed: the offer it came from and what its counters
 /// said when last read.
 #[derive(Debug, Clone, Copy)]
@@ -86,6 +100,9 @@ pub struct FastPath {
     offers: Receiver<Offer>,
     ports: HashMap<u32, TcAttachment>,
     installed: HashMap<TcKey, Installed>,
+    /// Packets and bytes carried by decisions no longer installed, or
+    /// folded, by the guest port's ifindex.
+    carried: HashMap<u32, (u64, u64)>,
     /// The snapshot the installed decisions were made in.
     generation: u64,
     counters: FastPathCounters,
@@ -129,6 +146,7 @@ impl FastPath {
             offers,
             ports: HashMap::new(),
             installed: HashMap::new(),
+            carried: HashMap::new(),
             generation: 0,
             counters: FastPathCounters::default(),
         })
@@ -165,6 +183,7 @@ impl FastPath {
     /// Takes the executor off guest port `ifindex` with its decisions.
     pub fn detach_port(&mut self, ifindex: u32) {
         self.ports.remove(&ifindex);
+        self.carried.remove(&ifindex);
         if let Err(e) = self.flows.unset_port(ifindex) {
             warn!(ifindex, "fast path: removing the port's entry: {e}");
         }
@@ -182,8 +201,15 @@ impl FastPath {
     fn uninstall(&mut self, k: &TcKey) {
         if let Some(i) = self.installed.remove(k) {
             if let Ok(Some(a)) = self.flows.get(k) {
-                self.counters.packets += a.packets.saturating_sub(i.packets);
-                self.counters.bytes += a.bytes.saturating_sub(i.bytes);
+                let (dp, db) = (
+                    a.packets.saturating_sub(i.packets),
+                    a.bytes.saturating_sub(i.bytes),
+                );
+                self.counters.packets += dp;
+                self.counters.bytes += db;
+                let c = self.carried.entry(k.ifindex).or_default();
+                c.0 += dp;
+                c.1 += db;
             }
             let _ = self.flows.remove(k);
         }
@@ -263,6 +289,9 @@ impl FastPath {
             (i.packets, i.bytes) = (a.packets, a.bytes);
             self.counters.packets += dp;
             self.counters.bytes += db;
+            let c = self.carried.entry(k.ifindex).or_default();
+            c.0 += dp;
+            c.1 += db;
             if dp > 0 && i.offer.learn {
                 learn(LearnEvent {
                     bridge: i.offer.bridge,
@@ -281,11 +310,27 @@ impl FastPath {
         self.counters
     }
 
-    /// The miss counters of guest port `ifindex`: frames sent to the
-    /// pipeline, and frames lost on the way.
-    pub fn misses(&self, ifindex: u32) -> Option<(u64, u64)> {
+    /// What the fast path did for guest port `ifindex`, up to now (the
+    /// installed decisions' counters read live); `None` for a port it
+    /// does not serve.
+    pub fn port_stats(&self, ifindex: u32) -> Option<PortFastPath> {
         let p = self.flows.port(ifindex).ok()??;
-        Some((p.misses, p.miss_errors))
+        let (mut packets, mut bytes) = self.carried.get(&ifindex).copied().unwrap_or_default();
+        let mut flows = 0;
+        for (k, i) in self.installed.iter().filter(|(k, _)| k.ifindex == ifindex) {
+            flows += 1;
+            if let Ok(Some(a)) = self.flows.get(k) {
+                packets += a.packets.saturating_sub(i.packets);
+                bytes += a.bytes.saturating_sub(i.bytes);
+            }
+        }
+        Some(PortFastPath {
+            flows,
+            packets,
+            bytes,
+            misses: p.misses,
+            miss_errors: p.miss_errors,
+        })
     }
 }
 

@@ -1,0 +1,153 @@
+//! The GSO-preserving fast path in a running xvsd (`--fastpath`), against
+//! the kernel's vxlan, with the VM side's offloads as the kernel leaves
+//! them:
+//!
+//! ```text
+//! ns vm: vm0 1450 ── p0 (TC, no XDP) ── hv: xvsd --fastpath ── u0 1500 ── pu0: vx0 vxlan 1450 (peer)
+//!                         │ misses, 802.1ad-tagged
+//!                         └─► xvs-miss ══ xvs-miss-rx (XDP, the workers' sockets)
+//! ```
+//!
+//! What the pipeline has not decided (ARP, the first frames of a flow)
+//! reaches it through the miss pair and is forwarded; once a flow's
+//! decision is offered and installed, the TC executor carries it on
+//! whole super-packets; the reverse direction goes through the pipeline
+//! to p0's TX-only socket. TCP both ways, the fast path's counters, no
+//! XDP program on p0 (so vm0 keeps GSO), and nothing left behind when
+//! xvsd stops.
+//!
+//! Needs root (`xvs_tests::require`). Namespaces and daemons go away on
+//! drop, panics included; every wait is bounded.
+
+use std::path::Path;
+
+use xvs_tests::kvxlan::{kernel_vxlan, vm_on_p0, PEER_IP, VM_IP, VNI};
+use xvs_tests::{iperf3, require_root, underlay, Netns, Xvsd};
+
+fn config() -> String {
+    format!(
+        r#"
+[uplink]
+iface = "u0"
+local_ips = ["192.0.2.1"]
+mtu = 1500
+
+[[bridges]]
+name = "br0"
+
+[[ports]]
+name = "p0"
+bridge = "br0"
+mtu = 1450
+
+[[tunnels]]
+name = "vx1"
+bridge = "br0"
+kind = "vxlan"
+vni = {VNI}
+remotes = ["192.0.2.2"]
+"#
+    )
+}
+
+/// p0's row of `xvsctl stats`.
+fn p0_stats(d: &Xvsd) -> serde_json::Value {
+    let out = d.ok(&["--format", "json", "stats", "p0"]);
+    let rows: serde_json::Value = serde_json::from_str(&out).expect("stats JSON");
+    rows[0].clone()
+}
+
+#[test]
+fn tcp_both_ways_through_the_fast_path_and_the_miss_pair() {
+    if !require_root() {
+        return;
+    }
+    let vm = Netns::new("fvm");
+    let hv = Netns::new("fhv");
+    let peer = Netns::new("fpe");
+    vm_on_p0(&vm, &hv);
+    underlay(&hv, &peer);
+    kernel_vxlan(
+        &peer,
+        "pu0",
+        "02:00:00:00:0b:01",
+        "192.0.2.2",
+        "192.0.2.1",
+        &format!("{PEER_IP}/24"),
+    );
+    for (ns, dev) in [(&vm, "vm0"), (&hv, "p0"), (&peer, "vx0")] {
+        ns.ip(&["link", "set", dev, "mtu", "1450"]);
+    }
+    let d = Xvsd::start(
+        Path::new(env!("CARGO_BIN_EXE_xvsd")),
+        &hv,
+        &config(),
+        &["--fastpath"],
+    );
+    let log = d.log();
+    assert!(
+        log.contains("fast path attached") && log.contains("iface=p0"),
+        "{log}"
+    );
+    // No XDP program on the guest port: its peer keeps GSO.
+    let link = hv.run("ip", &["-d", "link", "show", "p0"]);
+    assert!(!link.contains("xdp"), "p0 has an XDP program:\n{link}");
+    let miss = hv.run("ip", &["-d", "link", "show", "xvs-miss-rx"]);
+    assert!(
+        miss.contains("xdp"),
+        "the miss pair's far end has no XDP program:\n{miss}"
+    );
+
+    // Through the miss pair: ARP and the pings' echo (ICMP is never
+    // offered).
+    vm.ping(PEER_IP, 1);
+    assert_eq!(vm.ping(PEER_IP, 3), 3, "{}", d.log());
+    let s = p0_stats(&d);
+    let misses = s["fastpath"]["misses"].as_u64().unwrap_or(0);
+    assert!(misses >= 4, "misses through the miss pair: {s}");
+
+    let up = iperf3(&peer, &vm, PEER_IP, 3);
+    let s = p0_stats(&d);
+    let carried = s["fastpath"]["packets"].as_u64().unwrap_or(0);
+    let rx = s["rx_packets"].as_u64().unwrap_or(0);
+    eprintln!("vm to peer: {up:.0} Mbit/s; p0: {s}");
+    assert!(s["fastpath"]["flows"].as_u64().unwrap_or(0) >= 1, "{s}");
+    // The data segments went by the fast path, the pipeline saw what
+    // came before the decision.
+    assert!(
+        carried > rx,
+        "the fast path carried {carried}, the workers received {rx}: {s}"
+    );
+    assert_eq!(s["fastpath"]["miss_errors"].as_u64(), Some(0), "{s}");
+    assert!(up > 10.0, "{up} Mbit/s");
+
+    let down = iperf3(&vm, &peer, VM_IP, 3);
+    eprintln!("peer to vm: {down:.0} Mbit/s");
+    assert!(down > 10.0, "{down} Mbit/s");
+    let drops = p0_stats(&d)["drops"].clone();
+    assert!(
+        drops.as_object().is_none_or(|m| m.is_empty()),
+        "p0 drops: {drops}"
+    );
+
+    // Killed, xvsd leaves its pair and TC filter behind; the next one
+    // takes them over and forwards.
+    let mut d = d;
+    d.kill9();
+    d.restart();
+    vm.ping(PEER_IP, 1);
+    assert_eq!(vm.ping(PEER_IP, 3), 3, "after a restart:\n{}", d.log());
+
+    let (status, log) = d.stop();
+    assert!(status.success(), "{status}:\n{log}");
+    let links = hv.run("ip", &["link", "show"]);
+    assert!(
+        !links.contains("xvs-miss"),
+        "the miss pair outlived xvsd:\n{links}"
+    );
+    let filters = hv.run("tc", &["filter", "show", "dev", "p0", "ingress"]);
+    assert!(
+        !filters.contains("xvs_tc"),
+        "p0 kept the TC program:\n{filters}"
+    );
+}
