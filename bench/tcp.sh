@@ -27,6 +27,9 @@
 #            192.0.2.2}, both guests' MACs static; port and uplink MTUs
 #            from the point (xvsd_bench_config knows no MTU, so the config
 #            is written here).
+#   xvsfast  xvsd as `xvs`, with --fastpath: p0 gets the TC executor and
+#            no XDP program (vm0 keeps GSO), established flows are carried
+#            whole, the rest reaches the worker through the miss pair.
 # Nothing is pinned but xvsd's worker: both TCP endpoints, their softirqs
 # and the kernel's bridge share the machine's cores, as guests on a host.
 #
@@ -92,14 +95,14 @@ PORT=5201
 case $XVS_POLL in busy|adaptive) ;; *) echo "XVS_POLL=$XVS_POLL: busy or adaptive" >&2; exit 1 ;; esac
 case $GUEST_TX_CSUM in on|off) ;; *) echo "GUEST_TX_CSUM=$GUEST_TX_CSUM: on or off" >&2; exit 1 ;; esac
 for c in $CONTENDERS; do
-  case $c in kernel|xvs|gso) ;; *) echo "contender $c: kernel, xvs or gso" >&2; exit 1 ;; esac
+  case $c in kernel|xvs|xvsfast|gso) ;; *) echo "contender $c: kernel, xvs, xvsfast or gso" >&2; exit 1 ;; esac
 done
 for f in $FAMILIES; do
   case $f in 4|6) ;; *) echo "family $f: 4 or 6" >&2; exit 1 ;; esac
 done
 [ "$(nproc)" -ge 2 ] || { echo "needs 2 cores (xvsd's worker goes on core 1)" >&2; exit 1; }
 
-if [[ " $CONTENDERS " == *" xvs "* ]]; then
+if [[ " $CONTENDERS " == *" xvs"* ]]; then
   if [ -z "${XVSD_BIN:-}" ] || [ -z "${XVSCTL_BIN:-}" ]; then
     echo "== building (release)" >&2
     cargo build --release --locked -q -p xvsd -p xvs-ctl --bin xvsd --bin xvsctl
@@ -284,6 +287,20 @@ xvs_up() { # xvs_up KIND MTU
   # --xdp-mode auto falls back to generic: the row says which ran.
   sed -n 's/.*XDP attached iface=\([^ ]*\) .*mode=\([^ ]*\).*/\1=\2/p' "$log" | paste -sd, >"$tmp/xdp_modes"
 }
+# The fast path: xvsd --fastpath, its own bookkeeping as xvs's.
+xvsfast_up() { # xvsfast_up KIND MTU
+  XVSD_FLAGS+=(--fastpath)
+  local rc=0
+  xvs_up "$@" || rc=$?
+  unset 'XVSD_FLAGS[${#XVSD_FLAGS[@]}-1]'
+  return $rc
+}
+xvsfast_down() {
+  xvs_down
+  # A killed xvsd leaves its miss pair and p0's TC filter.
+  x sw ip link del xvs-miss 2>/dev/null || true
+  x sw tc qdisc del dev p0 clsact 2>/dev/null || true
+}
 xvs_down() {
   [ -n "$xvsd_pid" ] && stop_pid "$xvsd_pid"
   xvsd_pid=
@@ -375,7 +392,7 @@ measure() {
   offloads vm vm0 >"$d/vm0.offloads"
   offloads remote vx0 >"$d/vx0.offloads"
   echo "$(csum_errors "$rx_ns") $(csum_errors "$tx_ns")" >"$d/csum.pre"
-  if [ "$c" = xvs ]; then
+  if [[ $c == xvs* ]]; then
     xvsctl stats >"$d/xvs.pre.json" 2>/dev/null || echo null >"$d/xvs.pre.json"
     cp "$tmp/xdp_modes" "$d/xdp_modes"
   fi
@@ -424,7 +441,7 @@ measure() {
   echo "$rc" >"$d/client.rc"
   stop_pid "$load"
   echo "$(csum_errors "$rx_ns") $(csum_errors "$tx_ns")" >"$d/csum.post"
-  if [ "$c" = xvs ]; then xvsctl stats >"$d/xvs.post.json" 2>/dev/null || echo null >"$d/xvs.post.json"; fi
+  if [[ $c == xvs* ]]; then xvsctl stats >"$d/xvs.post.json" 2>/dev/null || echo null >"$d/xvs.post.json"; fi
   stop_pid "$srv"
   local tag=$c-$kind-$mtu-$fam-$streams-$dir-$run
   cp "$d/server.log" "$tmp/iperf3-server-$tag.log"
@@ -460,7 +477,7 @@ def nums(path):
 def base(c, kind, mtu, fam, streams, dr, run):
     return {"run": int(run), "contender": c, "tunnel": kind, "mtu": int(mtu), "family": int(fam),
             "streams": int(streams), "direction": dr,
-            "xvs_poll": os.environ["XVS_POLL"] if c == "xvs" else None,
+            "xvs_poll": os.environ["XVS_POLL"] if c.startswith("xvs") else None,
             "guest_tx_csum": os.environ["GUEST_TX_CSUM"]}
 
 def failed(c, kind, mtu, fam, streams, dr, run, reason):
@@ -506,7 +523,7 @@ def row(d, c, kind, mtu, fam, streams, dr, run):
     r["cores_busy"] = (busy1 - busy0) / HZ / win
     r["softirq_share"] = (soft1 - soft0) / (busy1 - busy0) if busy1 > busy0 else None
     r["cores_per_gbps"] = r["cores_busy"] / r["gbps"] if r["gbps"] > 0 else None
-    if c == "xvs":
+    if c.startswith("xvs"):
         r["xvsd_cores"] = (nums(os.path.join(d, "xvsd.post"))[0] - nums(os.path.join(d, "xvsd.pre"))[0]) / HZ / win
         r["xvs_drops"] = xvs_drops(d)
         r["xvs_packets"] = xvs_packets(d)
@@ -533,8 +550,8 @@ def line(r):
         return head + "FAILED: " + r["reason"]
     return head + (f"{r['gbps']:.2f} Gbit/s, retrans {r['retransmits']}, {r['cores_busy']:.2f} cores busy "
                    f"({fmt(r['cores_per_gbps'])}/Gbit/s, softirq {fmt(r['softirq_share'] and 100 * r['softirq_share'], '{:.0f}')}%)"
-                   + (f", xvsd {r['xvsd_cores']:.2f} cores, drops {r['xvs_drops'] or '-'}" if r["contender"] == "xvs" else "")
-                   + (f", XDP {r['xvs_xdp_modes']}" if r["contender"] == "xvs" else "")
+                   + (f", xvsd {r['xvsd_cores']:.2f} cores, drops {r['xvs_drops'] or '-'}" if r["contender"].startswith("xvs") else "")
+                   + (f", XDP {r['xvs_xdp_modes']}" if r["contender"].startswith("xvs") else "")
                    + f", csum errors rx/tx {r['csum_errors_receiver']}/{r['csum_errors_sender']}, "
                    f"other load {fmt(r['other_load_pct'], '{}')}% ({r['other_load_procs'] or '-'})"
                    + ("" if r["status"] == "ok" else f"; ERROR: {r['reason']}"))
@@ -543,7 +560,7 @@ def med(v):
     v = [x for x in v if x is not None]
     return statistics.median(v) if v else None
 
-ORDER = ["kernel", "xvs", "gso"]
+ORDER = ["kernel", "xvs", "xvsfast", "gso"]
 
 def report(out):
     meta = json.load(open(os.path.join(out, "meta.json")))
