@@ -58,7 +58,7 @@ pub use snoop::{SnoopKind, SnoopPoller, SnoopedFrame};
 
 use std::ffi::{CString, OsStr};
 use std::fmt;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, BorrowedFd};
 
 use libbpf_rs::{MapCore, MapHandle, Object, ObjectBuilder, Xdp, XdpFlags};
 
@@ -271,7 +271,7 @@ impl XdpProgram {
     /// other program on the interface is left alone and reported as
     /// [`Error::Foreign`].
     pub fn attach(ifname: &str, mode: Mode, flags: AttachFlags) -> Result<Self, Error> {
-        Self::load(ifname, mode, Some(flags))
+        Self::load(ifname, mode, Some(flags), None)
     }
 
     /// Loads the xvs object for `ifname` as [`Self::attach`] does (its
@@ -281,18 +281,67 @@ impl XdpProgram {
     /// keep GSO (a native XDP program on a veth clears it). A stale xvs
     /// program is still removed.
     pub fn load_unattached(ifname: &str, mode: Mode) -> Result<Self, Error> {
-        Self::load(ifname, mode, None)
+        Self::load(ifname, mode, None, None)
     }
 
-    fn load(ifname: &str, mode: Mode, flags: Option<AttachFlags>) -> Result<Self, Error> {
+    /// [`Self::attach`] for the uplink of a daemon running the fast path:
+    /// tunnel packets whose flow has a decision in `tunnel_flows` (the TC
+    /// executor's table, `tc::TcFlows::tunnel_flows_fd`, whose map the
+    /// program then shares) go to the stack, where the TC executor on
+    /// the uplink's ingress takes them, instead of to the socket.
+    pub fn attach_fast(
+        ifname: &str,
+        mode: Mode,
+        flags: AttachFlags,
+        tunnel_flows: BorrowedFd<'_>,
+    ) -> Result<Self, Error> {
+        Self::load(ifname, mode, Some(flags), Some(tunnel_flows))
+    }
+
+    fn load(
+        ifname: &str,
+        mode: Mode,
+        flags: Option<AttachFlags>,
+        tunnel_flows: Option<BorrowedFd<'_>>,
+    ) -> Result<Self, Error> {
         let ifindex = ifindex(ifname)?;
         let name = || ifname.to_string();
-        let open = ObjectBuilder::default()
+        let mut open = ObjectBuilder::default()
             .open_memory(OBJECT)
             .map_err(|source| Error::Open {
                 ifname: name(),
                 source,
             })?;
+        if let Some(fd) = tunnel_flows {
+            let fail = |what: &'static str| Error::Missing {
+                ifname: name(),
+                what,
+            };
+            let mut found = (false, false);
+            for mut m in open.maps_mut() {
+                if m.name() == OsStr::new("tunnel_flows") {
+                    m.reuse_fd(fd).map_err(|source| Error::Open {
+                        ifname: name(),
+                        source,
+                    })?;
+                    found.0 = true;
+                } else if m.name().to_string_lossy().ends_with(".rodata") {
+                    // `fastpath`, the object's one read-only global.
+                    let v = m
+                        .initial_value_mut()
+                        .filter(|v| v.len() == 4)
+                        .ok_or_else(|| fail("a 4-byte .rodata (fastpath)"))?;
+                    v.copy_from_slice(&1u32.to_ne_bytes());
+                    found.1 = true;
+                }
+            }
+            if !found.0 {
+                return Err(fail("tunnel_flows"));
+            }
+            if !found.1 {
+                return Err(fail(".rodata (fastpath)"));
+            }
+        }
         let object = open.load().map_err(|source| Error::Load {
             ifname: name(),
             source,

@@ -347,6 +347,12 @@ impl TcFlows {
         }
     }
 
+    /// The decapsulation table, for the uplink's XDP program to share
+    /// (`XdpProgram::attach_fast`).
+    pub fn tunnel_flows_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.tunnel_flows.as_fd()
+    }
+
     /// Sends the misses of the port on `ifindex` (port number `no`) to
     /// the pipeline through the miss pair's near end `miss_ifindex`
     /// (without an entry a miss goes on to the stack). Resets its

@@ -11,8 +11,10 @@
 //! What the pipeline has not decided (ARP, the first frames of a flow)
 //! reaches it through the miss pair and is forwarded; once a flow's
 //! decision is offered and installed, the TC executor carries it on
-//! whole super-packets; the reverse direction goes through the pipeline
-//! to p0's TX-only socket. TCP both ways, the fast path's counters, no
+//! whole super-packets; the reverse direction's decided flows are passed
+//! by u0's XDP program to the executor on u0's ingress, which
+//! decapsulates them, and the rest goes through the pipeline to p0's
+//! TX-only socket. TCP both ways, the fast path's counters, no
 //! XDP program on p0 (so vm0 keeps GSO), and nothing left behind when
 //! xvsd stops.
 //!
@@ -50,9 +52,9 @@ remotes = ["192.0.2.2"]
     )
 }
 
-/// p0's row of `xvsctl stats`.
-fn p0_stats(d: &Xvsd) -> serde_json::Value {
-    let out = d.ok(&["--format", "json", "stats", "p0"]);
+/// `port`'s row of `xvsctl stats`.
+fn stats(d: &Xvsd, port: &str) -> serde_json::Value {
+    let out = d.ok(&["--format", "json", "stats", port]);
     let rows: serde_json::Value = serde_json::from_str(&out).expect("stats JSON");
     rows[0].clone()
 }
@@ -102,12 +104,12 @@ fn tcp_both_ways_through_the_fast_path_and_the_miss_pair() {
     // offered).
     vm.ping(PEER_IP, 1);
     assert_eq!(vm.ping(PEER_IP, 3), 3, "{}", d.log());
-    let s = p0_stats(&d);
+    let s = stats(&d, "p0");
     let misses = s["fastpath"]["misses"].as_u64().unwrap_or(0);
     assert!(misses >= 4, "misses through the miss pair: {s}");
 
     let up = iperf3(&peer, &vm, PEER_IP, 3);
-    let s = p0_stats(&d);
+    let s = stats(&d, "p0");
     let carried = s["fastpath"]["packets"].as_u64().unwrap_or(0);
     let rx = s["rx_packets"].as_u64().unwrap_or(0);
     eprintln!("vm to peer: {up:.0} Mbit/s; p0: {s}");
@@ -122,9 +124,19 @@ fn tcp_both_ways_through_the_fast_path_and_the_miss_pair() {
     assert!(up > 10.0, "{up} Mbit/s");
 
     let down = iperf3(&vm, &peer, VM_IP, 3);
-    eprintln!("peer to vm: {down:.0} Mbit/s");
+    let u = stats(&d, "u0");
+    eprintln!("peer to vm: {down:.0} Mbit/s; u0: {u}");
     assert!(down > 10.0, "{down} Mbit/s");
-    let drops = p0_stats(&d)["drops"].clone();
+    // Decapsulated by the executor on u0's ingress: the uplink's XDP
+    // program passed the decided flow's packets to it.
+    let carried = u["fastpath"]["packets"].as_u64().unwrap_or(0);
+    let rx = u["rx_packets"].as_u64().unwrap_or(0);
+    assert!(u["fastpath"]["flows"].as_u64().unwrap_or(0) >= 1, "{u}");
+    assert!(
+        carried > rx,
+        "u0: the fast path carried {carried}, the workers received {rx}: {u}"
+    );
+    let drops = stats(&d, "p0")["drops"].clone();
     assert!(
         drops.as_object().is_none_or(|m| m.is_empty()),
         "p0 drops: {drops}"

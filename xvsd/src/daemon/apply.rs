@@ -151,10 +151,14 @@ impl Daemon {
         // With the fast path a guest port gets no XDP program, which
         // would take GSO away from its peer, but the TC executor.
         let tc = self.fastpath.is_some() && i.mode == Mode::Port;
-        let prog = if tc {
-            XdpProgram::load_unattached(&i.name, i.mode)?
-        } else {
-            XdpProgram::attach(&i.name, i.mode, self.opts.attach)?
+        let prog = match &self.fastpath {
+            Some(_) if tc => XdpProgram::load_unattached(&i.name, i.mode)?,
+            // The uplink's program passes decided flows to the TC
+            // executor, sharing its table.
+            Some(fp) if i.mode == Mode::Uplink => {
+                XdpProgram::attach_fast(&i.name, i.mode, self.opts.attach, fp.tunnel_flows_fd())?
+            }
+            _ => XdpProgram::attach(&i.name, i.mode, self.opts.attach)?,
         };
         if let Some(id) = prog.replaced_stale() {
             warn!(iface = %i.name, id, "removed a stale xvs XDP program (a previous xvsd did not exit cleanly)");
@@ -177,6 +181,12 @@ impl Daemon {
                     }
                 })?;
                 info!(iface = %i.name, queues = i.queues, "fast path attached (TC, misses through the miss pair)");
+            } else if i.mode == Mode::Uplink {
+                fp.attach_uplink(prog.ifindex() as u32)
+                    .map_err(|e| DaemonError::Interface {
+                        iface: i.name.clone(),
+                        reason: format!("the fast path's TC program: {e}"),
+                    })?;
             }
         }
         if !tc {
@@ -295,8 +305,9 @@ impl Daemon {
             self.snoop = None;
         }
         if let Some(fp) = &mut self.fastpath {
-            if a.mode == Mode::Port {
-                fp.detach_port(a.prog.ifindex() as u32);
+            match a.mode {
+                Mode::Port => fp.detach_port(a.prog.ifindex() as u32),
+                Mode::Uplink => fp.detach_uplink(),
             }
         }
         info!(iface = name, "XDP detached");

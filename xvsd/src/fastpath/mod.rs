@@ -15,8 +15,10 @@
 //! Control thread only: map updates and dumps are syscalls, and none is
 //! made per packet. What stays the pipeline's: every frame of a flow not
 //! yet decided, every flow the executor cannot describe or carry out the
-//! same way, and (for now) everything arriving on the uplink, which keeps
-//! its XDP program.
+//! same way. The uplink keeps its XDP program, which passes the tunnel
+//! packets of decided flows to the stack (the kernel's GRO may merge
+//! them) instead of the workers' sockets, and the TC executor on its
+//! ingress decapsulates them.
 
 mod decision;
 mod pair;
@@ -28,7 +30,7 @@ use std::collections::HashMap;
 
 use crossbeam_channel::{Receiver, Sender};
 use tracing::{debug, warn};
-use xvs_bpf::tc::{TcAttachment, TcError, TcFlows, TcKey, TcProgram};
+use xvs_bpf::tc::{TcAction, TcAttachment, TcError, TcFlows, TcKey, TcProgram, TcTunnelKey};
 use xvs_dataplane::events::{offer_channel, LearnEvent, Offer};
 use xvs_dataplane::snapshot::Snapshot;
 use xvs_types::PortNo;
@@ -50,8 +52,8 @@ pub struct FastPathCounters {
     pub verified_csum: u64,
     pub hairpin: u64,
     pub mtu: u64,
-    /// Decapsulations offered while the uplink keeps its XDP program
-    /// (the executor on the uplink never sees their frames).
+    /// Decapsulations offered while the uplink has no executor (it is
+    /// missing).
     pub uplink: u64,
     /// Installs the kernel refused (the table full).
     pub install_failed: u64,
@@ -65,7 +67,8 @@ pub struct FastPathCounters {
     pub bytes: u64,
 }
 
-/// What the fast path did for one guest port (`xvsctl stats`).
+/// What the fast path did for one guest port, or for the uplink's
+/// decapsulated flows (`xvsctl stats`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PortFastPath {
     /// Decisions installed for flows entering here.
@@ -84,6 +87,9 @@ pub struct PortFastPath {
 #[derive(Debug, Clone, Copy)]
 struct Installed {
     offer: Offer,
+    /// The interface whose row counts it: the guest port it enters by,
+    /// or the uplink.
+    ifindex: u32,
     packets: u64,
     bytes: u64,
 }
@@ -100,6 +106,9 @@ pub struct FastPath {
     offers: Receiver<Offer>,
     ports: HashMap<u32, TcAttachment>,
     installed: HashMap<TcKey, Installed>,
+    installed_tun: HashMap<TcTunnelKey, Installed>,
+    /// The uplink's executor, and its interface.
+    uplink: Option<(u32, TcAttachment)>,
     /// Packets and bytes carried by decisions no longer installed, or
     /// folded, by the guest port's ifindex.
     carried: HashMap<u32, (u64, u64)>,
@@ -146,6 +155,8 @@ impl FastPath {
             offers,
             ports: HashMap::new(),
             installed: HashMap::new(),
+            installed_tun: HashMap::new(),
+            uplink: None,
             carried: HashMap::new(),
             generation: 0,
             counters: FastPathCounters::default(),
@@ -201,18 +212,52 @@ impl FastPath {
     fn uninstall(&mut self, k: &TcKey) {
         if let Some(i) = self.installed.remove(k) {
             if let Ok(Some(a)) = self.flows.get(k) {
-                let (dp, db) = (
-                    a.packets.saturating_sub(i.packets),
-                    a.bytes.saturating_sub(i.bytes),
-                );
-                self.counters.packets += dp;
-                self.counters.bytes += db;
-                let c = self.carried.entry(k.ifindex).or_default();
-                c.0 += dp;
-                c.1 += db;
+                self.add_carried(&i, &a);
             }
             let _ = self.flows.remove(k);
         }
+    }
+
+    /// What `a`'s counters say `i` carried since last read, to the totals.
+    fn add_carried(&mut self, i: &Installed, a: &TcAction) -> u64 {
+        let (dp, db) = (
+            a.packets.saturating_sub(i.packets),
+            a.bytes.saturating_sub(i.bytes),
+        );
+        self.counters.packets += dp;
+        self.counters.bytes += db;
+        let c = self.carried.entry(i.ifindex).or_default();
+        c.0 += dp;
+        c.1 += db;
+        dp
+    }
+
+    /// Puts the decapsulating executor on the uplink's ingress
+    /// (interface `ifindex`), whose XDP program was attached with
+    /// [`Self::tunnel_flows_fd`].
+    pub fn attach_uplink(&mut self, ifindex: u32) -> Result<(), TcError> {
+        self.detach_uplink();
+        let a = self.flows.attach(TcProgram::Uplink, ifindex as i32)?;
+        self.uplink = Some((ifindex, a));
+        Ok(())
+    }
+
+    /// Takes the executor off the uplink, with its decisions.
+    pub fn detach_uplink(&mut self) {
+        let Some((ifindex, _)) = self.uplink.take() else {
+            return;
+        };
+        self.carried.remove(&ifindex);
+        let keys: Vec<TcTunnelKey> = self.installed_tun.keys().copied().collect();
+        for k in keys {
+            self.installed_tun.remove(&k);
+            let _ = self.flows.remove(&k);
+        }
+    }
+
+    /// The decapsulation table the uplink's XDP program shares.
+    pub fn tunnel_flows_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.flows.tunnel_flows_fd()
     }
 
     /// One control round: flushes every decision if `snap` is newer than
@@ -220,12 +265,13 @@ impl FastPath {
     /// (`ifindex` gives a port's interface).
     pub fn sync(&mut self, snap: &Snapshot, ifindex: impl Fn(PortNo) -> Option<u32>) {
         if snap.generation != self.generation {
-            if !self.installed.is_empty() {
+            if !self.installed.is_empty() || !self.installed_tun.is_empty() {
                 self.fold(0, |_| {});
                 let n = self.flows.flush();
                 self.counters.flushes += 1;
                 self.counters.flushed += n as u64;
                 self.installed.clear();
+                self.installed_tun.clear();
                 debug!(n, generation = snap.generation, "fast path flushed");
             }
             self.generation = snap.generation;
@@ -233,41 +279,58 @@ impl FastPath {
         for o in self.offers.try_iter().take(DRAIN_MAX).collect::<Vec<_>>() {
             self.take(snap, &o, &ifindex);
         }
-        self.counters.active = self.installed.len() as u64;
+        self.counters.active = (self.installed.len() + self.installed_tun.len()) as u64;
     }
 
     fn take(&mut self, snap: &Snapshot, o: &Offer, ifindex: &impl Fn(PortNo) -> Option<u32>) {
         let c = &mut self.counters;
-        match decision(snap, o, ifindex) {
+        let installed = match decision(snap, o, ifindex) {
             Ok(Decision::Port(k, a)) => {
                 if self.installed.contains_key(&k) {
                     return;
                 }
-                match self.flows.insert(&k, &a) {
-                    Ok(()) => {
-                        c.installed += 1;
-                        self.installed.insert(
-                            k,
-                            Installed {
-                                offer: *o,
-                                packets: 0,
-                                bytes: 0,
-                            },
-                        );
-                    }
-                    Err(e) => {
-                        c.install_failed += 1;
-                        debug!("fast path: installing a decision: {e}");
-                    }
-                }
+                self.flows.insert(&k, &a).map(|()| {
+                    let i = Installed {
+                        offer: *o,
+                        ifindex: k.ifindex,
+                        packets: 0,
+                        bytes: 0,
+                    };
+                    self.installed.insert(k, i);
+                })
             }
-            Ok(Decision::Uplink(..)) => c.uplink += 1,
-            Err(Refused::Stale) => c.stale += 1,
-            Err(Refused::NoPort) => c.no_port += 1,
-            Err(Refused::Template) => c.template += 1,
-            Err(Refused::VerifiedCsum) => c.verified_csum += 1,
-            Err(Refused::Hairpin) => c.hairpin += 1,
-            Err(Refused::Mtu) => c.mtu += 1,
+            Ok(Decision::Uplink(k, a)) => {
+                let Some((up, _)) = &self.uplink else {
+                    c.uplink += 1;
+                    return;
+                };
+                if self.installed_tun.contains_key(&k) {
+                    return;
+                }
+                let up = *up;
+                self.flows.insert(&k, &a).map(|()| {
+                    let i = Installed {
+                        offer: *o,
+                        ifindex: up,
+                        packets: 0,
+                        bytes: 0,
+                    };
+                    self.installed_tun.insert(k, i);
+                })
+            }
+            Err(Refused::Stale) => return c.stale += 1,
+            Err(Refused::NoPort) => return c.no_port += 1,
+            Err(Refused::Template) => return c.template += 1,
+            Err(Refused::VerifiedCsum) => return c.verified_csum += 1,
+            Err(Refused::Hairpin) => return c.hairpin += 1,
+            Err(Refused::Mtu) => return c.mtu += 1,
+        };
+        match installed {
+            Ok(()) => self.counters.installed += 1,
+            Err(e) => {
+                self.counters.install_failed += 1;
+                debug!("fast path: installing a decision: {e}");
+            }
         }
     }
 
@@ -278,31 +341,37 @@ impl FastPath {
     /// source's FDB entry fresh in their place (at the rate of this call:
     /// once a second).
     pub fn fold(&mut self, now: u64, mut learn: impl FnMut(LearnEvent)) {
+        let mut used = Vec::new();
         for (k, a) in self.flows.entries::<TcKey>() {
-            let Some(i) = self.installed.get_mut(&k) else {
-                continue;
-            };
-            let (dp, db) = (
-                a.packets.saturating_sub(i.packets),
-                a.bytes.saturating_sub(i.bytes),
-            );
-            (i.packets, i.bytes) = (a.packets, a.bytes);
-            self.counters.packets += dp;
-            self.counters.bytes += db;
-            let c = self.carried.entry(k.ifindex).or_default();
-            c.0 += dp;
-            c.1 += db;
-            if dp > 0 && i.offer.learn {
-                learn(LearnEvent {
-                    bridge: i.offer.bridge,
-                    vlan: i.offer.vlan,
-                    mac: i.offer.key.dl_src(),
-                    port: i.offer.in_port,
-                    remote: i.offer.in_remote,
-                    vtep: i.offer.vtep,
-                    now,
-                });
+            if let Some(i) = self.installed.get(&k).copied() {
+                if self.add_carried(&i, &a) > 0 {
+                    used.push(i.offer);
+                }
+                if let Some(i) = self.installed.get_mut(&k) {
+                    (i.packets, i.bytes) = (a.packets, a.bytes);
+                }
             }
+        }
+        for (k, a) in self.flows.entries::<TcTunnelKey>() {
+            if let Some(i) = self.installed_tun.get(&k).copied() {
+                if self.add_carried(&i, &a) > 0 {
+                    used.push(i.offer);
+                }
+                if let Some(i) = self.installed_tun.get_mut(&k) {
+                    (i.packets, i.bytes) = (a.packets, a.bytes);
+                }
+            }
+        }
+        for o in used.into_iter().filter(|o| o.learn) {
+            learn(LearnEvent {
+                bridge: o.bridge,
+                vlan: o.vlan,
+                mac: o.key.dl_src(),
+                port: o.in_port,
+                remote: o.in_remote,
+                vtep: o.vtep,
+                now,
+            });
         }
     }
 
@@ -314,22 +383,43 @@ impl FastPath {
     /// installed decisions' counters read live); `None` for a port it
     /// does not serve.
     pub fn port_stats(&self, ifindex: u32) -> Option<PortFastPath> {
-        let p = self.flows.port(ifindex).ok()??;
+        let port = self.flows.port(ifindex).ok().flatten();
+        let is_uplink = self.uplink.as_ref().is_some_and(|(u, _)| *u == ifindex);
+        if port.is_none() && !is_uplink {
+            return None;
+        }
         let (mut packets, mut bytes) = self.carried.get(&ifindex).copied().unwrap_or_default();
         let mut flows = 0;
-        for (k, i) in self.installed.iter().filter(|(k, _)| k.ifindex == ifindex) {
+        let live = |a: Option<TcAction>, i: &Installed| {
+            a.map_or((0, 0), |a| {
+                (
+                    a.packets.saturating_sub(i.packets),
+                    a.bytes.saturating_sub(i.bytes),
+                )
+            })
+        };
+        for (k, i) in self.installed.iter().filter(|(_, i)| i.ifindex == ifindex) {
             flows += 1;
-            if let Ok(Some(a)) = self.flows.get(k) {
-                packets += a.packets.saturating_sub(i.packets);
-                bytes += a.bytes.saturating_sub(i.bytes);
-            }
+            let (p, b) = live(self.flows.get(k).ok().flatten(), i);
+            packets += p;
+            bytes += b;
+        }
+        for (k, i) in self
+            .installed_tun
+            .iter()
+            .filter(|(_, i)| i.ifindex == ifindex)
+        {
+            flows += 1;
+            let (p, b) = live(self.flows.get(k).ok().flatten(), i);
+            packets += p;
+            bytes += b;
         }
         Some(PortFastPath {
             flows,
             packets,
             bytes,
-            misses: p.misses,
-            miss_errors: p.miss_errors,
+            misses: port.map_or(0, |p| p.misses),
+            miss_errors: port.map_or(0, |p| p.miss_errors),
         })
     }
 }
