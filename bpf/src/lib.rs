@@ -271,7 +271,7 @@ impl XdpProgram {
     /// other program on the interface is left alone and reported as
     /// [`Error::Foreign`].
     pub fn attach(ifname: &str, mode: Mode, flags: AttachFlags) -> Result<Self, Error> {
-        Self::load(ifname, mode, Some(flags), None)
+        Self::load(ifname, mode, Some(flags), &[])
     }
 
     /// Loads the xvs object for `ifname` as [`Self::attach`] does (its
@@ -281,28 +281,27 @@ impl XdpProgram {
     /// keep GSO (a native XDP program on a veth clears it). A stale xvs
     /// program is still removed.
     pub fn load_unattached(ifname: &str, mode: Mode) -> Result<Self, Error> {
-        Self::load(ifname, mode, None, None)
+        Self::load(ifname, mode, None, &[])
     }
 
-    /// [`Self::attach`] for the uplink of a daemon running the fast path:
-    /// tunnel packets whose flow has a decision in `tunnel_flows` (the TC
-    /// executor's table, `tc::TcFlows::tunnel_flows_fd`, whose map the
-    /// program then shares) go to the stack, where the TC executor on
-    /// the uplink's ingress takes them, instead of to the socket.
-    pub fn attach_fast(
+    /// [`Self::load_unattached`], its maps named in `shared` being those
+    /// maps (`reuse_fd`): for the uplink of a daemon running the fast
+    /// path, whose TC program (`tc::TcFlows::uplink_maps`) then uses the
+    /// VTEPs and tunnel ports written here, and writes the snooped
+    /// replies and counters read here.
+    pub fn load_unattached_sharing(
         ifname: &str,
         mode: Mode,
-        flags: AttachFlags,
-        tunnel_flows: BorrowedFd<'_>,
+        shared: &[(&'static str, BorrowedFd<'_>)],
     ) -> Result<Self, Error> {
-        Self::load(ifname, mode, Some(flags), Some(tunnel_flows))
+        Self::load(ifname, mode, None, shared)
     }
 
     fn load(
         ifname: &str,
         mode: Mode,
         flags: Option<AttachFlags>,
-        tunnel_flows: Option<BorrowedFd<'_>>,
+        shared: &[(&'static str, BorrowedFd<'_>)],
     ) -> Result<Self, Error> {
         let ifindex = ifindex(ifname)?;
         let name = || ifname.to_string();
@@ -312,35 +311,18 @@ impl XdpProgram {
                 ifname: name(),
                 source,
             })?;
-        if let Some(fd) = tunnel_flows {
-            let fail = |what: &'static str| Error::Missing {
+        for (map, fd) in shared {
+            let mut m = open
+                .maps_mut()
+                .find(|m| m.name() == OsStr::new(map))
+                .ok_or(Error::Missing {
+                    ifname: name(),
+                    what: map,
+                })?;
+            m.reuse_fd(*fd).map_err(|source| Error::Open {
                 ifname: name(),
-                what,
-            };
-            let mut found = (false, false);
-            for mut m in open.maps_mut() {
-                if m.name() == OsStr::new("tunnel_flows") {
-                    m.reuse_fd(fd).map_err(|source| Error::Open {
-                        ifname: name(),
-                        source,
-                    })?;
-                    found.0 = true;
-                } else if m.name().to_string_lossy().ends_with(".rodata") {
-                    // `fastpath`, the object's one read-only global.
-                    let v = m
-                        .initial_value_mut()
-                        .filter(|v| v.len() == 4)
-                        .ok_or_else(|| fail("a 4-byte .rodata (fastpath)"))?;
-                    v.copy_from_slice(&1u32.to_ne_bytes());
-                    found.1 = true;
-                }
-            }
-            if !found.0 {
-                return Err(fail("tunnel_flows"));
-            }
-            if !found.1 {
-                return Err(fail(".rodata (fastpath)"));
-            }
+                source,
+            })?;
         }
         let object = open.load().map_err(|source| Error::Load {
             ifname: name(),

@@ -201,6 +201,7 @@ pub struct TcFlows {
     flows: MapHandle,
     tunnel_flows: MapHandle,
     ports: MapHandle,
+    uplink_maps: Vec<(&'static str, MapHandle)>,
 }
 
 /// The program attached on one interface's ingress; detached on drop.
@@ -296,11 +297,16 @@ impl TcFlows {
         let flows = map("flows")?;
         let tunnel_flows = map("tunnel_flows")?;
         let ports = map("ports")?;
+        let uplink_maps = ["vtep4", "vtep6", "tunnel_ports", "counters", "snoop"]
+            .into_iter()
+            .map(|n| map(n).map(|m| (n, m)))
+            .collect::<Result<_, _>>()?;
         Ok(TcFlows {
             obj,
             flows,
             tunnel_flows,
             ports,
+            uplink_maps,
         })
     }
 
@@ -347,10 +353,13 @@ impl TcFlows {
         }
     }
 
-    /// The decapsulation table, for the uplink's XDP program to share
-    /// (`XdpProgram::attach_fast`).
-    pub fn tunnel_flows_fd(&self) -> std::os::fd::BorrowedFd<'_> {
-        self.tunnel_flows.as_fd()
+    /// The uplink's maps `xvs_tc_uplink` shares with the uplink's XDP
+    /// object (`XdpProgram::load_unattached_sharing`), by name.
+    pub fn uplink_maps(&self) -> Vec<(&'static str, std::os::fd::BorrowedFd<'_>)> {
+        self.uplink_maps
+            .iter()
+            .map(|(n, m)| (*n, m.as_fd()))
+            .collect()
     }
 
     /// Sends the misses of the port on `ifindex` (port number `no`) to

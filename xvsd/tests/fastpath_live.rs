@@ -3,7 +3,7 @@
 //! them:
 //!
 //! ```text
-//! ns vm: vm0 1450 ── p0 (TC, no XDP) ── hv: xvsd --fastpath ── u0 1500 ── pu0: vx0 vxlan 1450 (peer)
+//! ns vm: vm0 1450 ── p0 (TC) ── hv: xvsd --fastpath ── u0 (TC) 1500 ── pu0: vx0 vxlan 1450 (peer)
 //!                         │ misses, 802.1ad-tagged
 //!                         └─► xvs-miss ══ xvs-miss-rx (XDP, the workers' sockets)
 //! ```
@@ -11,10 +11,10 @@
 //! What the pipeline has not decided (ARP, the first frames of a flow)
 //! reaches it through the miss pair and is forwarded; once a flow's
 //! decision is offered and installed, the TC executor carries it on
-//! whole super-packets; the reverse direction's decided flows are passed
-//! by u0's XDP program to the executor on u0's ingress, which
-//! decapsulates them, and the rest goes through the pipeline to p0's
-//! TX-only socket. TCP both ways, the fast path's counters, no
+//! whole super-packets, both ways (u0's executor decapsulates); the rest
+//! of the tunnel traffic reaches the pipeline through the miss pair too,
+//! and leaves by p0's and u0's TX-only sockets; the uplink's neighbour
+//! is snooped by u0's TC program. TCP both ways, the fast path's counters, no
 //! XDP program on p0 (so vm0 keeps GSO), and nothing left behind when
 //! xvsd stops.
 //!
@@ -91,9 +91,12 @@ fn tcp_both_ways_through_the_fast_path_and_the_miss_pair() {
         log.contains("fast path attached") && log.contains("iface=p0"),
         "{log}"
     );
-    // No XDP program on the guest port: its peer keeps GSO.
-    let link = hv.run("ip", &["-d", "link", "show", "p0"]);
-    assert!(!link.contains("xdp"), "p0 has an XDP program:\n{link}");
+    // No XDP program on the guest port or the uplink: their peers keep
+    // GSO.
+    for dev in ["p0", "u0"] {
+        let link = hv.run("ip", &["-d", "link", "show", dev]);
+        assert!(!link.contains("xdp"), "{dev} has an XDP program:\n{link}");
+    }
     let miss = hv.run("ip", &["-d", "link", "show", "xvs-miss-rx"]);
     assert!(
         miss.contains("xdp"),

@@ -18,18 +18,6 @@
 //            (XVS_CNT_UPLINK_NO_SOCKET) rather than passed: the kernel has
 //            no listener there and would only answer port-unreachable.
 //
-// Fast path (the loader sets `fastpath` before loading, for an uplink of
-// `xvsd --fastpath`): a tunnel packet whose flow has a decision in
-// `tunnel_flows` (the TC executor's table, shared: the loader reuses its
-// map) is passed to the stack instead of the socket, taken only when
-// the executor will take it too (the same key, the same acceptance as
-// xvs_tc_uplink: outer IPv4 without options or fragments whose checksum
-// verifies, or IPv6 with UDP next; no CE; an inner frame the key
-// describes). On the way the kernel's GRO may merge its segments, and
-// xvs_tc_uplink on the uplink's ingress decapsulates them whole and
-// sends them to their port. With `fastpath` 0 the verifier drops the
-// code: the packet path is as before.
-//
 // Headroom: when cfg.port_headroom is non-zero, xvs_port moves the frame
 // start back by that many bytes (bpf_xdp_adjust_head) before redirecting,
 // so the frame reaches the UMEM with that many spare bytes in front of the
@@ -50,7 +38,6 @@
 #include <bpf/bpf_endian.h>
 
 #include "xvs.h"
-#include "xvs_tc.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -103,16 +90,6 @@ struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, XVS_SNOOP_RING_BYTES);
 } snoop SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, XVS_TC_MAX_FLOWS);
-	__type(key, struct xvs_tc_tunnel_key);
-	__type(value, struct xvs_tc_action);
-} tunnel_flows SEC(".maps");
-
-/* Set by the loader (its .rodata) before the program is loaded. */
-volatile const __u32 fastpath = 0;
 
 static __always_inline void count(__u32 idx)
 {
@@ -183,103 +160,6 @@ struct arp_head {
 	__be16 op;
 };
 
-/* The inner frame's part of the fast path's key, as xvs_tc.bpf.c's
- * flow_key reads it; -1 when it is not a frame that key describes. */
-static __always_inline int inner_key(struct xvs_tc_key *k, void *p, void *end)
-{
-	struct ethhdr *eth = p;
-	__u8 *l3, *l4;
-
-	if ((void *)(eth + 1) > end)
-		return -1;
-	__builtin_memcpy(k->dl_dst, eth->h_dest, 6);
-	__builtin_memcpy(k->dl_src, eth->h_source, 6);
-	k->eth_type = eth->h_proto;
-	l3 = (void *)(eth + 1);
-	if (eth->h_proto == bpf_htons(ETH_P_IP)) {
-		if ((void *)(l3 + 20) > end)
-			return -1;
-		if (l3[0] != 0x45 || (l3[6] & 0x3f) || l3[7])
-			return -1;
-		k->ip_proto = l3[9];
-		k->ip_tos = l3[1];
-		k->nw_src[10] = k->nw_src[11] = 0xff;
-		__builtin_memcpy(&k->nw_src[12], &l3[12], 4);
-		k->nw_dst[10] = k->nw_dst[11] = 0xff;
-		__builtin_memcpy(&k->nw_dst[12], &l3[16], 4);
-		l4 = l3 + 20;
-	} else if (eth->h_proto == bpf_htons(ETH_P_IPV6)) {
-		if ((void *)(l3 + 40) > end)
-			return -1;
-		k->ip_proto = l3[6];
-		k->ip_tos = (l3[0] << 4) | (l3[1] >> 4);
-		__builtin_memcpy(k->nw_src, &l3[8], 16);
-		__builtin_memcpy(k->nw_dst, &l3[24], 16);
-		l4 = l3 + 40;
-	} else {
-		return -1;
-	}
-	if (k->ip_proto != IPPROTO_TCP && k->ip_proto != IPPROTO_UDP)
-		return -1;
-	if ((void *)(l4 + 4) > end)
-		return -1;
-	__builtin_memcpy(&k->tp_src, l4, 4);
-	return 0;
-}
-
-/* Whether the tunnel packet whose UDP header is `udp` (outer addresses
- * already in `k`) has a decision the TC executor will carry out. */
-static __always_inline int fast_flow(struct xvs_tc_tunnel_key *k, struct udphdr *udp, void *end)
-{
-	__u8 *tun = (void *)(udp + 1);
-	struct xvs_tc_action *a;
-
-	if ((void *)(tun + 8) > end)
-		return 0;
-	k->udp_dst = udp->dest;
-	__builtin_memcpy(k->tun_hdr, tun, 8);
-	if (inner_key(&k->inner, tun + 8, end))
-		return 0;
-	a = bpf_map_lookup_elem(&tunnel_flows, k);
-	return a && a->kind == XVS_TC_OUTPUT;
-}
-
-/* fast_flow for an IPv4 outer header (20 bytes, checked to be there). */
-static __always_inline int fast_flow4(struct iphdr *ip, void *end)
-{
-	struct xvs_tc_tunnel_key k = {};
-	__u16 *w = (void *)ip;
-	__u32 sum = 0;
-
-	if (ip->ihl != 5 || (ip->tos & 3) == 3)
-		return 0;
-#pragma unroll
-	for (int i = 0; i < 10; i++)
-		sum += bpf_ntohs(w[i]);
-	sum = (sum & 0xffff) + (sum >> 16);
-	sum = (sum & 0xffff) + (sum >> 16);
-	if (sum != 0xffff)
-		return 0;
-	k.outer_src[10] = k.outer_src[11] = 0xff;
-	__builtin_memcpy(&k.outer_src[12], &ip->saddr, 4);
-	k.outer_dst[10] = k.outer_dst[11] = 0xff;
-	__builtin_memcpy(&k.outer_dst[12], &ip->daddr, 4);
-	return fast_flow(&k, (void *)(ip + 1), end);
-}
-
-/* fast_flow for an IPv6 outer header (UDP next, checked). */
-static __always_inline int fast_flow6(struct ipv6hdr *ip6, void *end)
-{
-	struct xvs_tc_tunnel_key k = {};
-	__u8 *b = (void *)ip6;
-
-	if (((b[1] >> 4) & 3) == 3)
-		return 0;
-	__builtin_memcpy(k.outer_src, &ip6->saddr, 16);
-	__builtin_memcpy(k.outer_dst, &ip6->daddr, 16);
-	return fast_flow(&k, (void *)(ip6 + 1), end);
-}
-
 static __always_inline int uplink_udp(struct xdp_md *ctx, struct udphdr *udp, void *end)
 {
 	__u16 dport;
@@ -318,8 +198,6 @@ int xvs_uplink(struct xdp_md *ctx)
 			goto pass;
 		if (uplink_udp(ctx, (void *)ip + ip->ihl * 4, end) != 0)
 			goto pass;
-		if (fastpath && fast_flow4(ip, end))
-			return XDP_PASS;
 		return to_socket(ctx, XVS_CNT_UPLINK_REDIRECTED, XVS_CNT_UPLINK_NO_SOCKET);
 	}
 
@@ -342,8 +220,6 @@ int xvs_uplink(struct xdp_md *ctx)
 			goto pass;
 		if (uplink_udp(ctx, (void *)(ip6 + 1), end) != 0)
 			goto pass;
-		if (fastpath && fast_flow6(ip6, end))
-			return XDP_PASS;
 		return to_socket(ctx, XVS_CNT_UPLINK_REDIRECTED, XVS_CNT_UPLINK_NO_SOCKET);
 	}
 

@@ -52,6 +52,7 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 
+#include "xvs.h"
 #include "xvs_tc.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
@@ -78,6 +79,79 @@ struct {
 } ports SEC(".maps");
 
 #define ETH_P_8021AD_ 0x88a8
+
+/* The uplink's maps, the XDP object's (xvs.bpf.c) in the same shape: the
+ * daemon's uplink object reuses these (reuse_fd), so that what it writes
+ * (VTEPs, tunnel ports) and reads (snooped replies, counters) is what
+ * xvs_tc_uplink uses when the uplink has no XDP program. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, XVS_MAX_VTEPS);
+	__type(key, __u32);
+	__type(value, __u8);
+} vtep4 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, XVS_MAX_VTEPS);
+	__type(key, struct in6_addr);
+	__type(value, __u8);
+} vtep6 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, XVS_MAX_TUNNEL_PORTS);
+	__type(key, __u16);
+	__type(value, __u8);
+} tunnel_ports SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, XVS_CNT_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} counters SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, XVS_SNOOP_RING_BYTES);
+} snoop SEC(".maps");
+
+static __always_inline void count(__u32 idx)
+{
+	__u64 *c = bpf_map_lookup_elem(&counters, &idx);
+
+	if (c)
+		*c += 1;
+}
+
+/* As xvs.bpf.c's snoop_frame: up to XVS_SNOOP_MAX bytes of the frame into
+ * the ring buffer, for the control thread's neighbour snooping. */
+static __always_inline void snoop_frame(struct __sk_buff *skb, __u32 kind)
+{
+	__u32 len = skb->len;
+	struct xvs_snoop *rec;
+
+	if (len > XVS_SNOOP_MAX)
+		len = XVS_SNOOP_MAX;
+	if (len == 0)
+		return;
+	rec = bpf_ringbuf_reserve(&snoop, sizeof(*rec), 0);
+	if (!rec) {
+		count(XVS_CNT_SNOOP_LOST);
+		return;
+	}
+	rec->ifindex = skb->ingress_ifindex;
+	rec->kind = kind;
+	rec->len = len;
+	if (bpf_skb_load_bytes(skb, 0, rec->data, len & 0xff)) {
+		bpf_ringbuf_discard(rec, 0);
+		count(XVS_CNT_SNOOP_LOST);
+		return;
+	}
+	bpf_ringbuf_submit(rec, 0);
+	count(kind == XVS_SNOOP_ARP ? XVS_CNT_SNOOP_ARP : XVS_CNT_SNOOP_ND);
+}
 
 /* Linux 6.3's flags for a decapsulation, which the build host's uapi
  * headers (an enum, so no #ifdef) may predate. */
@@ -254,33 +328,31 @@ int xvs_tc_port(struct __sk_buff *skb)
 	return sent(a, segs, len);
 }
 
-SEC("tc")
-int xvs_tc_uplink(struct __sk_buff *skb)
+/* The decapsulation of a tunnel packet whose flow has a decision, or -1
+ * when it is not taken (nothing changed then). */
+static __always_inline int decap(struct __sk_buff *skb, __be16 et)
 {
 	struct xvs_tc_tunnel_key k = {};
 	struct xvs_tc_action *a;
 	__u32 segs = skb->gso_segs, len = skb->len;
 	__u8 ip[40], udp[8], ecn;
-	__be16 et;
 	__u32 l4, inner;
 	__u64 flags;
 
-	if (skb->vlan_present || bpf_skb_load_bytes(skb, 12, &et, 2))
-		return TC_ACT_OK;
 	if (et == bpf_htons(ETH_P_IP)) {
 		__u32 sum = 0;
 
 		if (bpf_skb_load_bytes(skb, ETH_LEN, ip, 20))
-			return TC_ACT_OK;
+			return -1;
 		if (ip[0] != 0x45 || (ip[6] & 0x3f) || ip[7] || ip[9] != IPPROTO_UDP)
-			return TC_ACT_OK;
+			return -1;
 #pragma unroll
 		for (int i = 0; i < 20; i += 2)
 			sum += ((__u32)ip[i] << 8) | ip[i + 1];
 		sum = (sum & 0xffff) + (sum >> 16);
 		sum = (sum & 0xffff) + (sum >> 16);
 		if (sum != 0xffff)
-			return TC_ACT_OK;
+			return -1;
 		ecn = ip[1] & 3;
 		k.outer_src[10] = k.outer_src[11] = 0xff;
 		__builtin_memcpy(&k.outer_src[12], &ip[12], 4);
@@ -289,37 +361,124 @@ int xvs_tc_uplink(struct __sk_buff *skb)
 		l4 = ETH_LEN + 20;
 	} else if (et == bpf_htons(ETH_P_IPV6)) {
 		if (bpf_skb_load_bytes(skb, ETH_LEN, ip, 40) || ip[6] != IPPROTO_UDP)
-			return TC_ACT_OK;
+			return -1;
 		ecn = (ip[1] >> 4) & 3;
 		__builtin_memcpy(k.outer_src, &ip[8], 16);
 		__builtin_memcpy(k.outer_dst, &ip[24], 16);
 		l4 = ETH_LEN + 40;
 	} else {
-		return TC_ACT_OK;
+		return -1;
 	}
 	/* The UDP checksum is not looked at: decisions are installed only for
 	 * tunnel ports that do not verify it (pop accepts any there). */
 	if (ecn == 3 || bpf_skb_load_bytes(skb, l4, udp, 8) ||
 	    bpf_skb_load_bytes(skb, l4 + 8, k.tun_hdr, 8))
-		return TC_ACT_OK;
+		return -1;
 	__builtin_memcpy(&k.udp_dst, &udp[2], 2);
 	inner = l4 + 16;
 	if (flow_key(skb, &k.inner, inner) < 0)
-		return TC_ACT_OK;
+		return -1;
 	a = bpf_map_lookup_elem(&tunnel_flows, &k);
 	if (!a || a->kind != XVS_TC_OUTPUT)
-		return TC_ACT_OK;
+		return -1;
 	/* The pop: everything between the outer Ethernet header and the
 	 * inner IP header goes (outer IP, UDP, tunnel header, inner
 	 * Ethernet), and the inner Ethernet header takes the outer's place. */
 	__u8 inner_eth[ETH_LEN];
 	if (bpf_skb_load_bytes(skb, inner, inner_eth, ETH_LEN))
-		return TC_ACT_OK;
+		return -1;
 	flags = k.inner.eth_type == bpf_htons(ETH_P_IPV6) ? XVS_ADJ_ROOM_DECAP_L3_IPV6
 							   : XVS_ADJ_ROOM_DECAP_L3_IPV4;
 	if (bpf_skb_adjust_room(skb, -(__s32)inner, BPF_ADJ_ROOM_MAC, flags))
-		return TC_ACT_OK;
+		return -1;
 	if (bpf_skb_store_bytes(skb, 0, inner_eth, ETH_LEN, 0))
 		return TC_ACT_SHOT;
 	return sent(a, segs, len);
+}
+
+/* Whether the frame (of ethertype `et`) is UDP to one of our VTEPs and
+ * tunnel ports, as xvs.bpf.c's xvs_uplink decides what is the switch's:
+ * IPv4 without fragmentation, IPv6 with UDP next. */
+static __always_inline int ours(struct __sk_buff *skb, __be16 et)
+{
+	__u16 dport;
+	__u32 l4;
+
+	if (et == bpf_htons(ETH_P_IP)) {
+		__u8 ip[20];
+		__u32 daddr;
+
+		if (bpf_skb_load_bytes(skb, ETH_LEN, ip, 20))
+			return 0;
+		if ((ip[0] & 0x0f) < 5 || ip[9] != IPPROTO_UDP || (ip[6] & 0x3f) || ip[7])
+			return 0;
+		__builtin_memcpy(&daddr, &ip[16], 4);
+		if (!bpf_map_lookup_elem(&vtep4, &daddr))
+			return 0;
+		l4 = ETH_LEN + (ip[0] & 0x0f) * 4;
+	} else if (et == bpf_htons(ETH_P_IPV6)) {
+		__u8 ip[40];
+
+		if (bpf_skb_load_bytes(skb, ETH_LEN, ip, 40) || ip[6] != IPPROTO_UDP)
+			return 0;
+		if (!bpf_map_lookup_elem(&vtep6, &ip[24]))
+			return 0;
+		l4 = ETH_LEN + 40;
+	} else {
+		return 0;
+	}
+	if (bpf_skb_load_bytes(skb, l4 + 2, &dport, 2))
+		return 0;
+	return bpf_map_lookup_elem(&tunnel_ports, &dport) != 0;
+}
+
+/* On the uplink's ingress. With an entry in `ports` (xvsd --fastpath: the
+ * uplink has no XDP program, so a veth's peer keeps GSO) it is the
+ * uplink's whole switch side: ARP replies and neighbour advertisements
+ * snooped on their way to the stack, tunnel traffic to us decapsulated
+ * when its flow is decided or sent to the pipeline tagged with the
+ * uplink's port, the rest the host's. Without one (the tests' test runs,
+ * an uplink with its XDP program) only the decapsulation. */
+SEC("tc")
+int xvs_tc_uplink(struct __sk_buff *skb)
+{
+	__u32 ifindex = skb->ingress_ifindex;
+	int switch_side = bpf_map_lookup_elem(&ports, &ifindex) != 0;
+	__be16 et;
+	int r;
+
+	if (skb->vlan_present || bpf_skb_load_bytes(skb, 12, &et, 2))
+		return TC_ACT_OK;
+	if (!switch_side) {
+		r = decap(skb, et);
+		return r < 0 ? TC_ACT_OK : r;
+	}
+	if (et == bpf_htons(ETH_P_ARP)) {
+		__be16 op;
+
+		if (!bpf_skb_load_bytes(skb, ETH_LEN + 6, &op, 2) &&
+		    op == bpf_htons(XVS_ARP_REPLY))
+			snoop_frame(skb, XVS_SNOOP_ARP);
+		goto pass;
+	}
+	if (et == bpf_htons(ETH_P_IPV6)) {
+		__u8 nh, type;
+
+		if (!bpf_skb_load_bytes(skb, ETH_LEN + 6, &nh, 1) && nh == IPPROTO_ICMPV6 &&
+		    !bpf_skb_load_bytes(skb, ETH_LEN + 40, &type, 1) &&
+		    type == XVS_ND_NEIGHBOR_ADVERT) {
+			snoop_frame(skb, XVS_SNOOP_ND);
+			goto pass;
+		}
+	}
+	if (!ours(skb, et))
+		goto pass;
+	r = decap(skb, et);
+	if (r >= 0)
+		return r;
+	count(XVS_CNT_UPLINK_REDIRECTED);
+	return to_pipeline(skb);
+pass:
+	count(XVS_CNT_UPLINK_PASSED);
+	return TC_ACT_OK;
 }

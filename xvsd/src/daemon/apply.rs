@@ -148,48 +148,39 @@ impl Daemon {
     /// Attaches the program to `i` and has the workers bind its queues.
     pub(super) fn open(&mut self, i: &Iface) -> Result<(), DaemonError> {
         self.links.fault.step("attach")?;
-        // With the fast path a guest port gets no XDP program, which
-        // would take GSO away from its peer, but the TC executor.
-        let tc = self.fastpath.is_some() && i.mode == Mode::Port;
+        // With the fast path no interface gets an XDP program, which
+        // would take GSO away from a veth's peer, but the TC executor.
         let prog = match &self.fastpath {
-            Some(_) if tc => XdpProgram::load_unattached(&i.name, i.mode)?,
-            // The uplink's program passes decided flows to the TC
-            // executor, sharing its table.
-            Some(fp) if i.mode == Mode::Uplink => {
-                XdpProgram::attach_fast(&i.name, i.mode, self.opts.attach, fp.tunnel_flows_fd())?
-            }
-            _ => XdpProgram::attach(&i.name, i.mode, self.opts.attach)?,
+            Some(_) if i.mode == Mode::Port => XdpProgram::load_unattached(&i.name, i.mode)?,
+            // The uplink's object shares its VTEPs, tunnel ports, snoop
+            // ring and counters with the TC program that serves it.
+            Some(fp) => XdpProgram::load_unattached_sharing(&i.name, i.mode, &fp.uplink_maps())?,
+            None => XdpProgram::attach(&i.name, i.mode, self.opts.attach)?,
         };
         if let Some(id) = prog.replaced_stale() {
             warn!(iface = %i.name, id, "removed a stale xvs XDP program (a previous xvsd did not exit cleanly)");
         }
         if let Some(fp) = &mut self.fastpath {
-            if tc {
-                if i.no > 0xfff {
-                    return Err(DaemonError::Interface {
-                        iface: i.name.clone(),
-                        reason: format!(
-                            "port number {} does not fit the fast path's 12-bit miss tag",
-                            i.no
-                        ),
-                    });
-                }
-                fp.attach_port(prog.ifindex() as u32, i.no).map_err(|e| {
-                    DaemonError::Interface {
-                        iface: i.name.clone(),
-                        reason: format!("the fast path's TC program: {e}"),
-                    }
-                })?;
-                info!(iface = %i.name, queues = i.queues, "fast path attached (TC, misses through the miss pair)");
-            } else if i.mode == Mode::Uplink {
-                fp.attach_uplink(prog.ifindex() as u32)
-                    .map_err(|e| DaemonError::Interface {
-                        iface: i.name.clone(),
-                        reason: format!("the fast path's TC program: {e}"),
-                    })?;
+            if i.no > 0xfff {
+                return Err(DaemonError::Interface {
+                    iface: i.name.clone(),
+                    reason: format!(
+                        "port number {} does not fit the fast path's 12-bit miss tag",
+                        i.no
+                    ),
+                });
             }
-        }
-        if !tc {
+            let ifindex = prog.ifindex() as u32;
+            match i.mode {
+                Mode::Port => fp.attach_port(ifindex, i.no),
+                Mode::Uplink => fp.attach_uplink(ifindex, i.no),
+            }
+            .map_err(|e| DaemonError::Interface {
+                iface: i.name.clone(),
+                reason: format!("the fast path's TC program: {e}"),
+            })?;
+            info!(iface = %i.name, program = ?i.mode, queues = i.queues, "fast path attached (TC, misses through the miss pair)");
+        } else {
             info!(iface = %i.name, program = ?i.mode, mode = %prog.attach_mode(), queues = i.queues, "XDP attached");
         }
         if let Some(reason) = prog.native_refused() {
@@ -255,7 +246,7 @@ impl Daemon {
         let deadline = Instant::now() + BUSY_WAIT;
         loop {
             let a = &self.ifaces[name];
-            let role = if self.fastpath.is_some() && a.mode == Mode::Port {
+            let role = if self.fastpath.is_some() {
                 SocketRole::TxOnly {
                     ifname: name.to_string(),
                 }

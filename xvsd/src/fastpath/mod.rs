@@ -15,10 +15,12 @@
 //! Control thread only: map updates and dumps are syscalls, and none is
 //! made per packet. What stays the pipeline's: every frame of a flow not
 //! yet decided, every flow the executor cannot describe or carry out the
-//! same way. The uplink keeps its XDP program, which passes the tunnel
-//! packets of decided flows to the stack (the kernel's GRO may merge
-//! them) instead of the workers' sockets, and the TC executor on its
-//! ingress decapsulates them.
+//! same way. The uplink too has no XDP program (a veth uplink's peer
+//! keeps GSO, so the remote's super-packets arrive whole): `xvs_tc_uplink`
+//! snoops ARP replies and neighbour advertisements for the control
+//! thread, decapsulates the decided tunnel flows whole, sends the rest of
+//! the tunnel traffic to us through the miss pair and leaves the host's
+//! traffic to the host.
 
 mod decision;
 mod pair;
@@ -232,14 +234,22 @@ impl FastPath {
         dp
     }
 
-    /// Puts the decapsulating executor on the uplink's ingress
-    /// (interface `ifindex`), whose XDP program was attached with
-    /// [`Self::tunnel_flows_fd`].
-    pub fn attach_uplink(&mut self, ifindex: u32) -> Result<(), TcError> {
+    /// Puts the executor on the ingress of the uplink, port `no`
+    /// (interface `ifindex`), whose XDP object was loaded unattached
+    /// with [`Self::uplink_maps`].
+    pub fn attach_uplink(&mut self, ifindex: u32, no: PortNo) -> Result<(), TcError> {
         self.detach_uplink();
-        let a = self.flows.attach(TcProgram::Uplink, ifindex as i32)?;
-        self.uplink = Some((ifindex, a));
-        Ok(())
+        self.flows.set_port(ifindex, no, self.pair.near_ifindex())?;
+        match self.flows.attach(TcProgram::Uplink, ifindex as i32) {
+            Ok(a) => {
+                self.uplink = Some((ifindex, a));
+                Ok(())
+            }
+            Err(e) => {
+                let _ = self.flows.unset_port(ifindex);
+                Err(e)
+            }
+        }
     }
 
     /// Takes the executor off the uplink, with its decisions.
@@ -247,6 +257,7 @@ impl FastPath {
         let Some((ifindex, _)) = self.uplink.take() else {
             return;
         };
+        let _ = self.flows.unset_port(ifindex);
         self.carried.remove(&ifindex);
         let keys: Vec<TcTunnelKey> = self.installed_tun.keys().copied().collect();
         for k in keys {
@@ -255,9 +266,9 @@ impl FastPath {
         }
     }
 
-    /// The decapsulation table the uplink's XDP program shares.
-    pub fn tunnel_flows_fd(&self) -> std::os::fd::BorrowedFd<'_> {
-        self.flows.tunnel_flows_fd()
+    /// The maps the uplink's XDP object shares with the executor.
+    pub fn uplink_maps(&self) -> Vec<(&'static str, std::os::fd::BorrowedFd<'_>)> {
+        self.flows.uplink_maps()
     }
 
     /// One control round: flushes every decision if `snap` is newer than
