@@ -145,6 +145,70 @@ fn tcp_both_ways_through_the_fast_path_and_the_miss_pair() {
         "p0 drops: {drops}"
     );
 
+    // A rule added under a carried flow holds at once: the change flushes
+    // the decisions, the flow's next frames reach the pipeline, which
+    // drops them and never offers the flow again (a firewall on its way).
+    let pid = std::env::temp_dir().join(format!("xvs-fp-iperf-{}", std::process::id()));
+    let pid = pid.to_string_lossy().into_owned();
+    peer.run("iperf3", &["-s", "-1", "-D", "--pidfile", &pid]);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let client = std::process::Command::new("ip")
+        .args([
+            "netns", "exec", &vm.name, "timeout", "20", "iperf3", "-c", PEER_IP,
+        ])
+        .args(["-t", "5", "--connect-timeout", "2000"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("iperf3 client");
+    std::thread::sleep(std::time::Duration::from_millis(2000));
+    let before = stats(&d, "p0")["fastpath"]["packets"].as_u64().unwrap_or(0);
+    d.ok(&[
+        "acl-add",
+        "p0",
+        "--dir",
+        "in",
+        "--prio",
+        "10",
+        "tcp",
+        "tp_dst=5201",
+        "--action",
+        "drop",
+    ]);
+    // The transaction's round flushed the decisions before it answered.
+    let flushed = stats(&d, "p0")["fastpath"]["packets"].as_u64().unwrap_or(0);
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let s = stats(&d, "p0");
+    let after = s["fastpath"]["packets"].as_u64().unwrap_or(0);
+    let _ = client.wait_with_output();
+    if let Ok(p) = std::fs::read_to_string(&pid) {
+        if let Ok(p) = p.trim().parse::<i32>() {
+            // SAFETY: kill has no memory-safety preconditions.
+            unsafe { libc::kill(p, libc::SIGKILL) };
+        }
+    }
+    let _ = std::fs::remove_file(&pid);
+    let dropped: u64 = s["drops"]
+        .as_object()
+        .map(|m| m.values().filter_map(|v| v.as_u64()).sum())
+        .unwrap_or(0);
+    assert!(
+        before > 0,
+        "the flow was not on the fast path before the rule: {s}"
+    );
+    assert_eq!(
+        s["fastpath"]["flows"].as_u64(),
+        Some(0),
+        "a flow kept its decision past the rule: {s}"
+    );
+    assert!(dropped > 0, "the rule dropped nothing: {s}");
+    // Nothing carried once the change was answered.
+    assert_eq!(
+        after, flushed,
+        "the executor went on carrying the flow: {before}, {flushed} then {after}: {s}"
+    );
+    d.ok(&["acl-del", "p0", "--dir", "in", "--prio", "10"]);
+
     // Killed, xvsd leaves its pair and TC filter behind; the next one
     // takes them over and forwards.
     let mut d = d;
