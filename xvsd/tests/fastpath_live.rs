@@ -230,3 +230,146 @@ fn tcp_both_ways_through_the_fast_path_and_the_miss_pair() {
         "p0 kept the TC program:\n{filters}"
     );
 }
+
+/// Two hypervisors, each an xvsd --fastpath with a Geneve bridge and a
+/// VXLAN bridge, one VM on each bridge:
+///
+/// ```text
+/// ns g1: eth0 ── pg ┐                              ┌ pg ── eth0 :ns g2
+///                   ├ h1: xvsd ── u1 ══ u2 ── h2: xvsd ┤
+/// ns v1: eth0 ── pv ┘                              └ pv ── eth0 :ns v2
+/// ```
+///
+/// TCP both ways over each tunnel, IPv4 and IPv6 inside, carried by the
+/// executor on both sides (push on one, pop on the other). The rates
+/// are printed, not asserted (bench/tcp.sh measures).
+#[test]
+fn geneve_and_vxlan_between_two_xvsd_on_the_fast_path() {
+    if !require_root() {
+        return;
+    }
+    let hvs = [1, 2].map(|n| Netns::new(&format!("fh{n}")));
+    xvs_tests::veth(
+        &hvs[0],
+        "u1",
+        "02:00:00:00:01:01",
+        &hvs[1],
+        "u2",
+        "02:00:00:00:02:01",
+    );
+    let mut vms = Vec::new();
+    for (h, hv) in hvs.iter().enumerate() {
+        let n = h + 1;
+        hv.ip(&[
+            "addr",
+            "add",
+            &format!("192.0.2.{n}/24"),
+            "dev",
+            &format!("u{n}"),
+        ]);
+        for (b, port) in [(0, "pg"), (1, "pv")] {
+            let vm = Netns::new(&format!("f{}{n}", ["g", "v"][b]));
+            xvs_tests::veth(
+                &vm,
+                "eth0",
+                &format!("02:00:00:0{n}:0{b}:01"),
+                hv,
+                port,
+                &format!("02:00:00:0{n}:0{b}:02"),
+            );
+            vm.ip(&["link", "set", "eth0", "mtu", "1450"]);
+            hv.ip(&["link", "set", port, "mtu", "1450"]);
+            vm.ip(&["addr", "add", &format!("10.{b}.0.{n}/24"), "dev", "eth0"]);
+            vm.ip(&[
+                "addr",
+                "add",
+                &format!("fd0{b}::{n}/64"),
+                "dev",
+                "eth0",
+                "nodad",
+            ]);
+            vms.push(vm);
+        }
+    }
+    // vms: [g1, v1, g2, v2]
+    let daemons: Vec<Xvsd> = (0..2)
+        .map(|h| {
+            let n = h + 1;
+            let other = 2 - h;
+            let config = format!(
+                r#"
+[uplink]
+iface = "u{n}"
+local_ips = ["192.0.2.{n}"]
+mtu = 1500
+
+[[bridges]]
+name = "green"
+
+[[bridges]]
+name = "blue"
+
+[[ports]]
+name = "pg"
+bridge = "green"
+mtu = 1450
+
+[[ports]]
+name = "pv"
+bridge = "blue"
+mtu = 1450
+
+[[tunnels]]
+name = "gn"
+bridge = "green"
+kind = "geneve"
+vni = 200
+remotes = ["192.0.2.{other}"]
+
+[[tunnels]]
+name = "vx"
+bridge = "blue"
+kind = "vxlan"
+vni = 100
+remotes = ["192.0.2.{other}"]
+"#
+            );
+            Xvsd::start(
+                Path::new(env!("CARGO_BIN_EXE_xvsd")),
+                &hvs[h],
+                &config,
+                &["--fastpath"],
+            )
+        })
+        .collect();
+    for (b, kind) in [(0, "geneve"), (1, "vxlan")] {
+        let (a, z) = (&vms[b], &vms[2 + b]);
+        let (a4, z4) = (format!("10.{b}.0.1"), format!("10.{b}.0.2"));
+        a.ping(&z4, 1);
+        assert_eq!(a.ping(&z4, 3), 3, "{kind}: {}", daemons[0].log());
+        let up = iperf3(z, a, &z4, 2);
+        let down = iperf3(a, z, &a4, 2);
+        let up6 = iperf3(z, a, &format!("fd0{b}::2"), 2);
+        eprintln!("{kind}: {up:.0} Mbit/s one way, {down:.0} the other, {up6:.0} over IPv6 inside");
+        let port = ["pg", "pv"][b];
+        for d in &daemons {
+            let s = stats(d, port);
+            let carried = s["fastpath"]["packets"].as_u64().unwrap_or(0);
+            let rx = s["rx_packets"].as_u64().unwrap_or(0);
+            assert!(
+                carried > rx,
+                "{kind} {port}: the fast path carried {carried}, the workers received {rx}: {s}"
+            );
+        }
+    }
+    for d in daemons {
+        let rows: serde_json::Value =
+            serde_json::from_str(&d.ok(&["--format", "json", "stats"])).expect("stats JSON");
+        for r in rows.as_array().expect("rows") {
+            let lost = r["fastpath"]["miss_errors"].as_u64().unwrap_or(0);
+            assert_eq!(lost, 0, "misses lost on the way to the pipeline: {r}");
+        }
+        let (status, log) = d.stop();
+        assert!(status.success(), "{status}:\n{log}");
+    }
+}
