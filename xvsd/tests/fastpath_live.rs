@@ -145,6 +145,34 @@ fn tcp_both_ways_through_the_fast_path_and_the_miss_pair() {
         "p0 drops: {drops}"
     );
 
+    // Idle decisions are evicted (the tables are bounded), and a flow that
+    // comes back is offered and carried again.
+    let mut flows = u64::MAX;
+    for _ in 0..20 {
+        std::thread::sleep(std::time::Duration::from_secs(1));
+        flows = ["p0", "u0"]
+            .iter()
+            .map(|p| stats(&d, p)["fastpath"]["flows"].as_u64().unwrap_or(0))
+            .sum();
+        if flows == 0 {
+            break;
+        }
+    }
+    assert_eq!(
+        flows,
+        0,
+        "decisions outlived their flows' idleness:\n{}",
+        d.log()
+    );
+    let before = stats(&d, "p0")["fastpath"]["packets"].as_u64().unwrap_or(0);
+    iperf3(&peer, &vm, PEER_IP, 3);
+    let s = stats(&d, "p0");
+    let again = s["fastpath"]["packets"].as_u64().unwrap_or(0) - before;
+    assert!(
+        again > 1000,
+        "the returning flow was not carried again: {again}: {s}"
+    );
+
     // A rule added under a carried flow holds at once: the change flushes
     // the decisions, the flow's next frames reach the pipeline, which
     // drops them and never offers the flow again (a firewall on its way).

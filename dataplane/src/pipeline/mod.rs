@@ -462,7 +462,7 @@ fn process_frame<'a>(
             learn_src(ws, bridge, &ctx, remote);
         }
         if ws.offers_on() {
-            offer(snap, ws, pe, st, plan);
+            offer(snap, ws, pe, st, plan, ctx.now);
         }
         return send(snap, ws, &ctx, plan.out, frame, io);
     }
@@ -529,22 +529,25 @@ fn process_frame<'a>(
 /// benchmark) the cached-decision path pays one test for it.
 #[cold]
 #[inline(never)]
-fn offer(snap: &Snapshot, ws: &mut WorkerState, pe: &PortEntry, st: &Staged, plan: Plan) {
+fn offer(snap: &Snapshot, ws: &mut WorkerState, pe: &PortEntry, st: &Staged, plan: Plan, now: u64) {
     let out = plan.out;
     if offerable(snap, pe, st, out) {
-        ws.offer(Offer {
-            key: st.key,
-            hash: st.hash,
-            bridge: pe.bridge,
-            in_port: st.port,
-            in_remote: st.remote,
-            vtep: st.vtep,
-            out_port: out.port,
-            out_remote: out.remote,
-            generation: snap.generation,
-            vlan: st.vlan,
-            learn: plan.learn,
-        });
+        ws.offer(
+            now,
+            Offer {
+                key: st.key,
+                hash: st.hash,
+                bridge: pe.bridge,
+                in_port: st.port,
+                in_remote: st.remote,
+                vtep: st.vtep,
+                out_port: out.port,
+                out_remote: out.remote,
+                generation: snap.generation,
+                vlan: st.vlan,
+                learn: plan.learn,
+            },
+        );
     }
 }
 

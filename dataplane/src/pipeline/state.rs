@@ -52,6 +52,8 @@ impl PortCounters {
 
 /// Slots of the offer filter (direct-mapped).
 const OFFER_FILTER_SLOTS: usize = 4096;
+/// How often a flow still reaching the pipeline is offered again.
+pub const OFFER_PERIOD_NS: u64 = 2_000_000_000;
 
 /// Slots of the learning filter (direct-mapped).
 const LEARN_FILTER_SLOTS: usize = 4096;
@@ -208,10 +210,15 @@ impl WorkerState {
         self.offer_tx.is_some()
     }
 
-    /// Sends `o` unless this flow was offered already in its snapshot.
-    pub(crate) fn offer(&mut self, o: Offer) {
+    /// Sends `o` unless this flow was offered already in its snapshot
+    /// and the same period of [`OFFER_PERIOD_NS`] (`now`): a flow still
+    /// reaching the pipeline is offered again that often, so one whose
+    /// decision the control thread evicted while it was idle, or could
+    /// not install, goes back to the fast path by itself.
+    pub(crate) fn offer(&mut self, now: u64, o: Offer) {
         let Some(tx) = &self.offer_tx else { return };
-        let mark = (o.hash ^ o.generation.rotate_left(32)) | 1;
+        let period = (now / OFFER_PERIOD_NS).rotate_left(16);
+        let mark = (o.hash ^ o.generation.rotate_left(32) ^ period) | 1;
         let slot = (o.hash as usize) & (OFFER_FILTER_SLOTS - 1);
         let Some(s) = self.offer_filter.get_mut(slot) else {
             return;

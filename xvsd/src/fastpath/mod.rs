@@ -37,6 +37,23 @@ use xvs_dataplane::events::{offer_channel, LearnEvent, Offer};
 use xvs_dataplane::snapshot::Snapshot;
 use xvs_types::PortNo;
 
+/// A decision its flow has not used for this long is evicted (the TC
+/// tables are bounded; flows come and go): the flow's next frames reach
+/// the pipeline, which offers it again within `OFFER_PERIOD_NS`.
+pub const IDLE_NS: u64 = 10_000_000_000;
+
+/// CLOCK_MONOTONIC in nanoseconds, the clock of the executor's
+/// `last_used_ns` (bpf_ktime_get_ns).
+fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec to the pointer given.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
 /// Offers taken per control round at most (the channel holds more; the
 /// rest wait for the next round).
 const DRAIN_MAX: usize = 1024;
@@ -63,6 +80,8 @@ pub struct FastPathCounters {
     /// and the decisions they removed.
     pub flushes: u64,
     pub flushed: u64,
+    /// Decisions evicted after [`IDLE_NS`] unused.
+    pub evicted: u64,
     /// Packets and bytes the executor carried (segments on the wire),
     /// summed over the decisions installed now and those flushed.
     pub packets: u64,
@@ -92,6 +111,8 @@ struct Installed {
     /// The interface whose row counts it: the guest port it enters by,
     /// or the uplink.
     ifindex: u32,
+    /// When it was installed (CLOCK_MONOTONIC ns).
+    since: u64,
     packets: u64,
     bytes: u64,
 }
@@ -304,6 +325,7 @@ impl FastPath {
                     let i = Installed {
                         offer: *o,
                         ifindex: k.ifindex,
+                        since: monotonic_ns(),
                         packets: 0,
                         bytes: 0,
                     };
@@ -323,6 +345,7 @@ impl FastPath {
                     let i = Installed {
                         offer: *o,
                         ifindex: up,
+                        since: monotonic_ns(),
                         packets: 0,
                         bytes: 0,
                     };
@@ -346,13 +369,19 @@ impl FastPath {
     }
 
     /// Reads the installed decisions' counters, adds what they carried
-    /// since the last read to the totals, and calls `learn` for each
+    /// since the last read to the totals, evicts those idle for
+    /// [`IDLE_NS`], and calls `learn` for each
     /// decision that carried frames and learns its source: the workers
     /// no longer see those frames, so the control thread keeps the
     /// source's FDB entry fresh in their place (at the rate of this call:
     /// once a second).
     pub fn fold(&mut self, now: u64, mut learn: impl FnMut(LearnEvent)) {
+        let mono = monotonic_ns();
+        let idle = |i: &Installed, a: &TcAction| {
+            mono.saturating_sub(a.last_used_ns.max(i.since)) > IDLE_NS
+        };
         let mut used = Vec::new();
+        let mut evict = Vec::new();
         for (k, a) in self.flows.entries::<TcKey>() {
             if let Some(i) = self.installed.get(&k).copied() {
                 if self.add_carried(&i, &a) > 0 {
@@ -361,8 +390,17 @@ impl FastPath {
                 if let Some(i) = self.installed.get_mut(&k) {
                     (i.packets, i.bytes) = (a.packets, a.bytes);
                 }
+                if idle(&i, &a) {
+                    evict.push(k);
+                }
             }
         }
+        for k in evict {
+            self.installed.remove(&k);
+            let _ = self.flows.remove(&k);
+            self.counters.evicted += 1;
+        }
+        let mut evict = Vec::new();
         for (k, a) in self.flows.entries::<TcTunnelKey>() {
             if let Some(i) = self.installed_tun.get(&k).copied() {
                 if self.add_carried(&i, &a) > 0 {
@@ -371,8 +409,17 @@ impl FastPath {
                 if let Some(i) = self.installed_tun.get_mut(&k) {
                     (i.packets, i.bytes) = (a.packets, a.bytes);
                 }
+                if idle(&i, &a) {
+                    evict.push(k);
+                }
             }
         }
+        for k in evict {
+            self.installed_tun.remove(&k);
+            let _ = self.flows.remove(&k);
+            self.counters.evicted += 1;
+        }
+        self.counters.active = (self.installed.len() + self.installed_tun.len()) as u64;
         for o in used.into_iter().filter(|o| o.learn) {
             learn(LearnEvent {
                 bridge: o.bridge,

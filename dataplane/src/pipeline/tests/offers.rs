@@ -48,6 +48,29 @@ fn a_cached_unicast_flow_is_offered_once_per_snapshot() {
     assert!(again.generation > o.generation);
 }
 
+/// A flow that still reaches the pipeline (its decision evicted while it
+/// was idle, or not installed) is offered again in the next period of
+/// the same snapshot, not before.
+#[test]
+fn a_flow_still_reaching_the_pipeline_is_offered_again_each_period() {
+    use crate::pipeline::state::OFFER_PERIOD_NS;
+    let (mut bed, rx) = bed();
+    let f = udp_frame(A, B, 100);
+    // The first frame learns A, which publishes a new snapshot.
+    bed.send(VM1, &[&f]);
+    bed.send(VM1, &[&f, &f, &f]);
+    let o = rx.try_recv().expect("offered");
+    assert!(rx.try_recv().is_err());
+    bed.now += OFFER_PERIOD_NS / 4;
+    bed.send(VM1, &[&f, &f]);
+    assert!(rx.try_recv().is_err(), "not again within the period");
+    bed.now += OFFER_PERIOD_NS;
+    bed.send(VM1, &[&f]);
+    let again = rx.try_recv().expect("offered again in the next period");
+    assert_eq!((again.generation, again.key), (o.generation, o.key));
+    assert!(rx.try_recv().is_err());
+}
+
 #[test]
 fn decapsulated_flows_to_a_local_port_are_offered() {
     let (mut bed, rx) = bed();
