@@ -30,6 +30,11 @@
 #   xvsfast  xvsd as `xvs`, with --fastpath: p0 gets the TC executor and
 #            no XDP program (vm0 keeps GSO), established flows are carried
 #            whole, the rest reaches the worker through the miss pair.
+# REMOTE=xvsd (a knob): the remote guest is a namespace of its own (rg:
+# rg0, the same addresses and MAC) behind an xvsd --fastpath in ns remote
+# (uplink s0, port rp0, unpinned, adaptive polling) instead of the
+# kernel's tunnel device: Geneve can then be measured where the kernel
+# has no geneve module, xvs's VXLAN against its Geneve.
 # Nothing is pinned but xvsd's worker: both TCP endpoints, their softirqs
 # and the kernel's bridge share the machine's cores, as guests on a host.
 #
@@ -65,6 +70,7 @@
 #   IPv6 too), STREAMS="1 4", DIRS="vm2remote remote2vm",
 #   XVS_POLL=busy (or adaptive), GUEST_TX_CSUM=on (off: diagnostic),
 #   XVSD_BIN / XVSCTL_BIN (another build; no cargo build then),
+#   REMOTE=kernel (or xvsd: see above),
 #   OUT=bench/results/tcp-<UTC date-time>.
 # Output in OUT: runs.jsonl (one JSON object per row), table.md (medians
 #   per point), meta.json, logs/ (xvsd's and iperf3's). Every wait is
@@ -79,6 +85,8 @@ source bench/procs.sh
 ensure_packages "${BUILD_PACKAGES[@]}" iproute2 iperf3 procps util-linux ethtool python3
 
 RUNS=${RUNS:-3}
+REMOTE=${REMOTE:-kernel}
+case $REMOTE in kernel) RG=remote RG_IF=vx0 ;; xvsd) RG=rg RG_IF=rg0 ;; *) echo "REMOTE=$REMOTE: kernel or xvsd" >&2; exit 1 ;; esac
 DURATION=${DURATION:-6}
 CONTENDERS=${CONTENDERS:-kernel xvs}
 KINDS=${KINDS:-vxlan geneve}
@@ -102,7 +110,7 @@ for f in $FAMILIES; do
 done
 [ "$(nproc)" -ge 2 ] || { echo "needs 2 cores (xvsd's worker goes on core 1)" >&2; exit 1; }
 
-if [[ " $CONTENDERS " == *" xvs"* ]]; then
+if [[ " $CONTENDERS " == *" xvs"* ]] || [ "$REMOTE" = xvsd ]; then
   if [ -z "${XVSD_BIN:-}" ] || [ -z "${XVSCTL_BIN:-}" ]; then
     echo "== building (release)" >&2
     cargo build --release --locked -q -p xvsd -p xvs-ctl --bin xvsd --bin xvsctl
@@ -177,6 +185,10 @@ topo_up() { # topo_up MTU
 # says why) where the kernel has no such device.
 remote_up() {
   local mtu=$2
+  if [ "$REMOTE" = xvsd ]; then
+    remote_xvsd_up "$@"
+    return
+  fi
   if [ "$1" = vxlan ]; then
     x remote ip link add vx0 address $VX_MAC mtu "$mtu" type vxlan id $VNI \
       local 192.0.2.2 remote 192.0.2.1 dstport 4789 dev s0 || return 1
@@ -194,9 +206,74 @@ remote_up() {
     x remote ethtool -K vx0 tx off >/dev/null || return 1
   fi
 }
+# remote_xvsd_up KIND MTU: REMOTE=xvsd's remote guest, rg0 in ns rg
+# behind an xvsd --fastpath in ns remote.
+remote_xvsd_up() {
+  local kind=$1 mtu=$2 log=$tmp/remote-xvsd-$1-$2.log i
+  ip netns add "$P-rg" || return 1
+  x rg ip link set lo up || return 1
+  ip link add rg0 netns "$P-rg" address $VX_MAC numtxqueues 1 numrxqueues 1 mtu "$mtu" \
+    type veth peer name rp0 netns "$P-remote" numtxqueues 1 numrxqueues 1 mtu "$mtu" || return 1
+  x rg ip addr add 10.0.0.2/24 dev rg0 || return 1
+  x rg ip addr add fd00::2/64 dev rg0 nodad || return 1
+  x rg ip link set rg0 up || return 1
+  x rg ip neigh replace 10.0.0.1 lladdr $VM_MAC dev rg0 nud permanent || return 1
+  x rg ip neigh replace fd00::1 lladdr $VM_MAC dev rg0 nud permanent || return 1
+  x remote ip link set rp0 up || return 1
+  cat >"$tmp/remote-xvsd.toml" <<TOML
+[uplink]
+iface = "s0"
+local_ips = ["192.0.2.2"]
+mtu = $((mtu + 50))
+
+[[bridges]]
+name = "br0"
+
+[[ports]]
+name = "rp0"
+bridge = "br0"
+mtu = $mtu
+
+[[tunnels]]
+name = "tun"
+bridge = "br0"
+kind = "$kind"
+vni = $VNI
+remotes = ["192.0.2.1"]
+
+[[fdb]]
+bridge = "br0"
+mac = "$VM_MAC"
+port = "tun"
+remote = "192.0.2.1"
+
+[[fdb]]
+bridge = "br0"
+mac = "$VX_MAC"
+port = "rp0"
+TOML
+  rm -f "$tmp/remote-xvsd.sock" "$tmp/remote-xvsd-state.json"
+  NO_COLOR=1 RUST_LOG=info ip netns exec "$P-remote" "$XVSD" --config "$tmp/remote-xvsd.toml" \
+    --fastpath --socket "$tmp/remote-xvsd.sock" --state "$tmp/remote-xvsd-state.json" 2>"$log" &
+  remote_xvsd_pid=$!
+  PIDS+=("$remote_xvsd_pid")
+  for i in $(seq 150); do
+    grep -q "xvsd running" "$log" && return 0
+    kill -0 "$remote_xvsd_pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  tail -n 3 "$log" >&2
+  echo "the remote xvsd did not start" >&2
+  return 1
+}
+remote_xvsd_pid=
 topo_down() {
   local ns
-  for ns in vm sw remote; do ip netns del "$P-$ns" 2>/dev/null || true; done
+  if [ -n "$remote_xvsd_pid" ]; then
+    stop_pid "$remote_xvsd_pid"
+    remote_xvsd_pid=
+  fi
+  for ns in vm sw remote rg; do ip netns del "$P-$ns" 2>/dev/null || true; done
 }
 
 # The up functions run in an `if` (a failure is a row, not the end of
@@ -378,19 +455,19 @@ measure() {
   local c=$1 kind=$2 mtu=$3 fam=$4 streams=$5 dir=$6 run=$7
   local d=$tmp/row/$c-$kind-$mtu-$fam-$streams-$dir-$run
   mkdir -p "$d"
-  local addr=10.0.0.2 rx_ns=remote tx_ns=vm rev=()
+  local addr=10.0.0.2 rx_ns=$RG tx_ns=vm rev=()
   [ "$fam" = 6 ] && addr=fd00::2
-  if [ "$dir" = remote2vm ]; then rx_ns=vm; tx_ns=remote; rev=(-R); fi
-  ip netns exec "$P-remote" iperf3 -s -1 -B "$addr" -p $PORT >"$d/server.log" 2>&1 &
+  if [ "$dir" = remote2vm ]; then rx_ns=vm; tx_ns=$RG; rev=(-R); fi
+  ip netns exec "$P-$RG" iperf3 -s -1 -B "$addr" -p $PORT >"$d/server.log" 2>&1 &
   local srv=$! i
   PIDS+=("$srv")
   for i in $(seq 50); do
-    [ -n "$(x remote ss -Htln "sport = :$PORT")" ] && break
+    [ -n "$(x $RG ss -Htln "sport = :$PORT")" ] && break
     kill -0 "$srv" 2>/dev/null || break
     sleep 0.1
   done
   offloads vm vm0 >"$d/vm0.offloads"
-  offloads remote vx0 >"$d/vx0.offloads"
+  offloads $RG $RG_IF >"$d/vx0.offloads"
   echo "$(csum_errors "$rx_ns") $(csum_errors "$tx_ns")" >"$d/csum.pre"
   if [[ $c == xvs* ]]; then
     xvsctl stats >"$d/xvs.pre.json" 2>/dev/null || echo null >"$d/xvs.pre.json"
@@ -658,6 +735,7 @@ export HZ XVS_POLL GUEST_TX_CSUM DURATION
 cmd="RUNS=$RUNS DURATION=$DURATION CONTENDERS=\"$CONTENDERS\" KINDS=\"$KINDS\" MTUS=\"$MTUS\""
 cmd+=" FAMILIES=\"$FAMILIES\" STREAMS=\"$STREAMS\" DIRS=\"$DIRS\" XVS_POLL=$XVS_POLL"
 [ "$GUEST_TX_CSUM" = on ] || cmd+=" GUEST_TX_CSUM=$GUEST_TX_CSUM"
+[ "$REMOTE" = kernel ] || cmd+=" REMOTE=$REMOTE"
 cmd+=" bench/tcp.sh"
 python3 -c '
 import json, sys
