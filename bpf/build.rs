@@ -10,5 +10,6 @@ fn main() {
     build_common::compile_xdp("src/bpf/xvs_tc.bpf.c", "src/bpf", "xvs_tc.bpf.o");
     println!("cargo:rerun-if-changed=src/bpf/xvs.h");
     println!("cargo:rerun-if-changed=src/bpf/xvs_tc.h");
+    println!("cargo:rerun-if-changed=src/bpf/xvs_uplink_maps.h");
     println!("cargo:rerun-if-changed=build_common.rs");
 }

@@ -55,49 +55,7 @@ struct {
 	__type(value, struct xvs_cfg);
 } cfg SEC(".maps");
 
-/* Destination addresses we terminate: local VTEPs and the groups of
- * multicast tunnels. Network byte order. Value unused (1). */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, XVS_MAX_VTEPS);
-	__type(key, __u32);
-	__type(value, __u8);
-} vtep4 SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, XVS_MAX_VTEPS);
-	__type(key, struct in6_addr);
-	__type(value, __u8);
-} vtep6 SEC(".maps");
-
-/* UDP destination ports we terminate, network byte order. */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, XVS_MAX_TUNNEL_PORTS);
-	__type(key, __u16);
-	__type(value, __u8);
-} tunnel_ports SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, XVS_CNT_MAX);
-	__type(key, __u32);
-	__type(value, __u64);
-} counters SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, XVS_SNOOP_RING_BYTES);
-} snoop SEC(".maps");
-
-static __always_inline void count(__u32 idx)
-{
-	__u64 *c = bpf_map_lookup_elem(&counters, &idx);
-
-	if (c)
-		*c += 1;
-}
+#include "xvs_uplink_maps.h"
 
 static __always_inline int to_socket(struct xdp_md *ctx, __u32 ok, __u32 no_socket)
 {

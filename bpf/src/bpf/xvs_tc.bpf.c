@@ -80,50 +80,11 @@ struct {
 
 #define ETH_P_8021AD_ 0x88a8
 
-/* The uplink's maps, the XDP object's (xvs.bpf.c) in the same shape: the
- * daemon's uplink object reuses these (reuse_fd), so that what it writes
- * (VTEPs, tunnel ports) and reads (snooped replies, counters) is what
- * xvs_tc_uplink uses when the uplink has no XDP program. */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, XVS_MAX_VTEPS);
-	__type(key, __u32);
-	__type(value, __u8);
-} vtep4 SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, XVS_MAX_VTEPS);
-	__type(key, struct in6_addr);
-	__type(value, __u8);
-} vtep6 SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, XVS_MAX_TUNNEL_PORTS);
-	__type(key, __u16);
-	__type(value, __u8);
-} tunnel_ports SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, XVS_CNT_MAX);
-	__type(key, __u32);
-	__type(value, __u64);
-} counters SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, XVS_SNOOP_RING_BYTES);
-} snoop SEC(".maps");
-
-static __always_inline void count(__u32 idx)
-{
-	__u64 *c = bpf_map_lookup_elem(&counters, &idx);
-
-	if (c)
-		*c += 1;
-}
+/* The uplink's maps, shared with the uplink's XDP object: the daemon's
+ * object reuses these (reuse_fd), so that what it writes (VTEPs, tunnel
+ * ports) and reads (snooped replies, counters) is what xvs_tc_uplink
+ * uses when the uplink has no XDP program. */
+#include "xvs_uplink_maps.h"
 
 /* As xvs.bpf.c's snoop_frame: up to XVS_SNOOP_MAX bytes of the frame into
  * the ring buffer, for the control thread's neighbour snooping. */

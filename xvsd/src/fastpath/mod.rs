@@ -32,7 +32,9 @@ use std::collections::HashMap;
 
 use crossbeam_channel::{Receiver, Sender};
 use tracing::{debug, warn};
-use xvs_bpf::tc::{TcAction, TcAttachment, TcError, TcFlows, TcKey, TcProgram, TcTunnelKey};
+use xvs_bpf::tc::{
+    TcAction, TcAttachment, TcError, TcFlows, TcKey, TcProgram, TcTableKey, TcTunnelKey,
+};
 use xvs_dataplane::events::{offer_channel, LearnEvent, Offer};
 use xvs_dataplane::snapshot::Snapshot;
 use xvs_types::PortNo;
@@ -235,24 +237,10 @@ impl FastPath {
     fn uninstall(&mut self, k: &TcKey) {
         if let Some(i) = self.installed.remove(k) {
             if let Ok(Some(a)) = self.flows.get(k) {
-                self.add_carried(&i, &a);
+                carry(&mut self.counters, &mut self.carried, &i, &a);
             }
             let _ = self.flows.remove(k);
         }
-    }
-
-    /// What `a`'s counters say `i` carried since last read, to the totals.
-    fn add_carried(&mut self, i: &Installed, a: &TcAction) -> u64 {
-        let (dp, db) = (
-            a.packets.saturating_sub(i.packets),
-            a.bytes.saturating_sub(i.bytes),
-        );
-        self.counters.packets += dp;
-        self.counters.bytes += db;
-        let c = self.carried.entry(i.ifindex).or_default();
-        c.0 += dp;
-        c.1 += db;
-        dp
     }
 
     /// Puts the executor on the ingress of the uplink, port `no`
@@ -377,48 +365,24 @@ impl FastPath {
     /// once a second).
     pub fn fold(&mut self, now: u64, mut learn: impl FnMut(LearnEvent)) {
         let mono = monotonic_ns();
-        let idle = |i: &Installed, a: &TcAction| {
-            mono.saturating_sub(a.last_used_ns.max(i.since)) > IDLE_NS
-        };
         let mut used = Vec::new();
-        let mut evict = Vec::new();
-        for (k, a) in self.flows.entries::<TcKey>() {
-            if let Some(i) = self.installed.get(&k).copied() {
-                if self.add_carried(&i, &a) > 0 {
-                    used.push(i.offer);
-                }
-                if let Some(i) = self.installed.get_mut(&k) {
-                    (i.packets, i.bytes) = (a.packets, a.bytes);
-                }
-                if idle(&i, &a) {
-                    evict.push(k);
-                }
-            }
-        }
-        for k in evict {
-            self.installed.remove(&k);
-            let _ = self.flows.remove(&k);
-            self.counters.evicted += 1;
-        }
-        let mut evict = Vec::new();
-        for (k, a) in self.flows.entries::<TcTunnelKey>() {
-            if let Some(i) = self.installed_tun.get(&k).copied() {
-                if self.add_carried(&i, &a) > 0 {
-                    used.push(i.offer);
-                }
-                if let Some(i) = self.installed_tun.get_mut(&k) {
-                    (i.packets, i.bytes) = (a.packets, a.bytes);
-                }
-                if idle(&i, &a) {
-                    evict.push(k);
-                }
-            }
-        }
-        for k in evict {
-            self.installed_tun.remove(&k);
-            let _ = self.flows.remove(&k);
-            self.counters.evicted += 1;
-        }
+        let (c, carried) = (&mut self.counters, &mut self.carried);
+        fold_table(
+            &self.flows,
+            &mut self.installed,
+            c,
+            carried,
+            mono,
+            &mut used,
+        );
+        fold_table(
+            &self.flows,
+            &mut self.installed_tun,
+            c,
+            carried,
+            mono,
+            &mut used,
+        );
         self.counters.active = (self.installed.len() + self.installed_tun.len()) as u64;
         for o in used.into_iter().filter(|o| o.learn) {
             learn(LearnEvent {
@@ -479,6 +443,57 @@ impl FastPath {
             misses: port.map_or(0, |p| p.misses),
             miss_errors: port.map_or(0, |p| p.miss_errors),
         })
+    }
+}
+
+/// What `a`'s counters say `i` carried since they were last read, added
+/// to the totals and to its interface's; returns the packets.
+fn carry(
+    counters: &mut FastPathCounters,
+    carried: &mut HashMap<u32, (u64, u64)>,
+    i: &Installed,
+    a: &TcAction,
+) -> u64 {
+    let (dp, db) = (
+        a.packets.saturating_sub(i.packets),
+        a.bytes.saturating_sub(i.bytes),
+    );
+    counters.packets += dp;
+    counters.bytes += db;
+    let c = carried.entry(i.ifindex).or_default();
+    c.0 += dp;
+    c.1 += db;
+    dp
+}
+
+/// [`FastPath::fold`] for one of the executor's tables: the counters
+/// carried since the last read, the offers of the decisions used (in
+/// `used`), and the decisions idle for [`IDLE_NS`] evicted.
+fn fold_table<K: TcTableKey + std::hash::Hash + Eq>(
+    flows: &TcFlows,
+    installed: &mut HashMap<K, Installed>,
+    counters: &mut FastPathCounters,
+    carried: &mut HashMap<u32, (u64, u64)>,
+    mono: u64,
+    used: &mut Vec<Offer>,
+) {
+    let mut evict = Vec::new();
+    for (k, a) in flows.entries::<K>() {
+        let Some(i) = installed.get_mut(&k) else {
+            continue;
+        };
+        if carry(counters, carried, i, &a) > 0 {
+            used.push(i.offer);
+        }
+        (i.packets, i.bytes) = (a.packets, a.bytes);
+        if mono.saturating_sub(a.last_used_ns.max(i.since)) > IDLE_NS {
+            evict.push(k);
+        }
+    }
+    for k in evict {
+        installed.remove(&k);
+        let _ = flows.remove(&k);
+        counters.evicted += 1;
     }
 }
 
