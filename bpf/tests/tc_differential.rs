@@ -502,3 +502,77 @@ fn tc_pop_takes_only_what_the_pipelines_pop_takes_and_gives_the_same_frame() {
         .unwrap();
     assert!(hits.get() > 20, "{} hits", hits.get());
 }
+
+/// `xvs_tc_uplink` on an uplink with a ports entry (xvsd --fastpath, no
+/// XDP program there) does the uplink XDP program's job: tunnel traffic
+/// to our VTEP and port goes to the pipeline through the miss pair
+/// (redirected, counted as the XDP program counts it), a decided flow is
+/// decapsulated, ARP replies are snooped into the shared ring and passed,
+/// and the host's traffic is left to the host. The maps it reads are the
+/// XDP object's, shared as xvsd shares them.
+#[test]
+fn the_uplink_program_sorts_what_arrives_as_the_xdp_program_does() {
+    use xvs_bpf::{Mode, XdpProgram};
+    if !require_root() {
+        return;
+    }
+    let mut flows = TcFlows::load().expect("load the TC program");
+    // Any interface will do for the object: it is never attached.
+    let xdp = XdpProgram::load_unattached_sharing("lo", Mode::Uplink, &flows.uplink_maps())
+        .expect("the uplink's object, sharing the TC program's maps");
+    xdp.add_vtep("192.0.2.1".parse().unwrap()).unwrap();
+    xdp.add_tunnel_port(4789).unwrap();
+    let mut poller = xdp.snoop_poller().unwrap();
+    flows.set_port(UPLINK, 1, 99).unwrap();
+
+    let outer = |dst: [u8; 4], port: u16, payload: &[u8]| {
+        let mut v = Vec::new();
+        PacketBuilder::ethernet2(DST, SRC)
+            .ipv4([192, 0, 2, 2], dst, 64)
+            .udp(50000, port)
+            .write(&mut v, payload)
+            .unwrap();
+        v
+    };
+    let mut vx = vec![0x08, 0, 0, 0, 0x12, 0x34, 0x56, 0];
+    vx.extend_from_slice(&inner(false, true, 0, b"payload"));
+    let tunnel = outer([192, 0, 2, 1], 4789, &vx);
+    let (ret, out) = flows.test_run(TcProgram::Uplink, &tunnel, UPLINK).unwrap();
+    assert_eq!(
+        (ret, &out),
+        (TC_ACT_REDIRECT, &tunnel),
+        "undecided: to the pipeline"
+    );
+    assert_eq!(flows.port(UPLINK).unwrap().unwrap().misses, 1);
+    assert_eq!(xdp.counters().unwrap().uplink_redirected, 1);
+
+    // Not ours: another address, another port. The host's.
+    for host in [
+        outer([192, 0, 2, 9], 4789, &vx),
+        outer([192, 0, 2, 1], 53, b"dns"),
+    ] {
+        let (ret, out) = flows.test_run(TcProgram::Uplink, &host, UPLINK).unwrap();
+        assert_eq!((ret, &out), (TC_ACT_OK, &host));
+    }
+    assert_eq!(xdp.counters().unwrap().uplink_passed, 2);
+    assert_eq!(flows.port(UPLINK).unwrap().unwrap().misses, 1);
+
+    // An ARP reply: snooped (the control thread's neighbour learning) and
+    // passed to the host.
+    let mut arp = DST.to_vec();
+    arp.extend_from_slice(&SRC);
+    arp.extend_from_slice(&[0x08, 0x06, 0, 1, 0x08, 0, 6, 4, 0, 2]);
+    arp.extend_from_slice(&SRC);
+    arp.extend_from_slice(&[192, 0, 2, 2]);
+    arp.extend_from_slice(&DST);
+    arp.extend_from_slice(&[192, 0, 2, 1]);
+    let (ret, _) = flows.test_run(TcProgram::Uplink, &arp, UPLINK).unwrap();
+    assert_eq!(ret, TC_ACT_OK);
+    let mut seen = Vec::new();
+    poller
+        .poll(std::time::Duration::from_millis(100), &mut seen)
+        .unwrap();
+    assert_eq!(seen.len(), 1, "the reply was snooped");
+    assert_eq!(seen[0].frame(), &arp[..]);
+    assert_eq!(xdp.counters().unwrap().snoop_arp, 1);
+}
