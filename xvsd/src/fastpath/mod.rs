@@ -123,10 +123,11 @@ struct Installed {
 /// miss pair, the guest ports' attachments and the installed decisions.
 pub struct FastPath {
     flows: TcFlows,
-    pair: MissPair,
     /// The far end's XDP program, which hands misses to the workers'
-    /// sockets; detached before the pair goes.
-    far: Option<xvs_bpf::XdpProgram>,
+    /// sockets. Declared before the pair: fields drop in order, and the
+    /// program comes off the far end before the pair is deleted.
+    far: xvs_bpf::XdpProgram,
+    pair: MissPair,
     offers_tx: Sender<Offer>,
     offers: Receiver<Offer>,
     ports: HashMap<u32, TcAttachment>,
@@ -174,8 +175,8 @@ impl FastPath {
         let (offers_tx, offers) = offer_channel();
         Ok(FastPath {
             flows,
+            far,
             pair,
-            far: Some(far),
             offers_tx,
             offers,
             ports: HashMap::new(),
@@ -195,9 +196,7 @@ impl FastPath {
 
     /// The miss pair's far end, where each worker binds its socket.
     pub fn far(&self) -> &xvs_bpf::XdpProgram {
-        self.far
-            .as_ref()
-            .expect("the far end's program lives as long as the fast path")
+        &self.far
     }
 
     /// Puts the executor on the ingress of guest port `no` (interface
@@ -219,7 +218,6 @@ impl FastPath {
     /// Takes the executor off guest port `ifindex` with its decisions.
     pub fn detach_port(&mut self, ifindex: u32) {
         self.ports.remove(&ifindex);
-        self.carried.remove(&ifindex);
         if let Err(e) = self.flows.unset_port(ifindex) {
             warn!(ifindex, "fast path: removing the port's entry: {e}");
         }
@@ -232,6 +230,9 @@ impl FastPath {
         for k in gone {
             self.uninstall(&k);
         }
+        // After the decisions' last counts: an interface that comes back
+        // under this index starts from zero.
+        self.carried.remove(&ifindex);
     }
 
     fn uninstall(&mut self, k: &TcKey) {
@@ -494,13 +495,5 @@ fn fold_table<K: TcTableKey + std::hash::Hash + Eq>(
         installed.remove(&k);
         let _ = flows.remove(&k);
         counters.evicted += 1;
-    }
-}
-
-impl Drop for FastPath {
-    fn drop(&mut self) {
-        // The program off the far end before the pair goes (the pair's
-        // drop deletes both ends).
-        self.far = None;
     }
 }
