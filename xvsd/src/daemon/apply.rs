@@ -160,6 +160,12 @@ impl Daemon {
         if let Some(id) = prog.replaced_stale() {
             warn!(iface = %i.name, id, "removed a stale xvs XDP program (a previous xvsd did not exit cleanly)");
         }
+        // Before the fast path's attachment, which nothing would undo if
+        // this failed after it.
+        let snoop = match i.mode {
+            Mode::Uplink => Some(prog.snoop_poller()?),
+            Mode::Port => None,
+        };
         if let Some(fp) = &mut self.fastpath {
             if i.no > 0xfff {
                 return Err(DaemonError::Interface {
@@ -190,10 +196,6 @@ impl Daemon {
                 generic_xdp_note(reason, prog.refused_for_mtu())
             );
         }
-        let snoop = match i.mode {
-            Mode::Uplink => Some(prog.snoop_poller()?),
-            Mode::Port => None,
-        };
         let key = self.next_key;
         self.next_key += 1;
         self.ifaces.insert(
