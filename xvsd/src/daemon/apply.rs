@@ -234,9 +234,7 @@ impl Daemon {
     }
 
     /// Has worker `w` bind queue `q` of `name` (attached) as port `no`,
-    /// binding `key`. The queue's previous socket, closed a moment ago
-    /// (a port deleted and added again, an interface back), may still be
-    /// being released by the kernel: asked again for a bounded time.
+    /// binding `key`.
     pub(super) fn bind_queue(
         &self,
         w: usize,
@@ -245,16 +243,39 @@ impl Daemon {
         q: u32,
         key: u64,
     ) -> Result<(), String> {
-        let deadline = Instant::now() + BUSY_WAIT;
-        loop {
-            let a = &self.ifaces[name];
-            let role = if self.fastpath.is_some() {
+        let sockets = self.planned.get(w).copied().unwrap_or(0);
+        self.add_socket(w, no, q, key, sockets, || {
+            Ok(if self.fastpath.is_some() {
                 SocketRole::TxOnly {
                     ifname: name.to_string(),
                 }
             } else {
-                SocketRole::Ordinary(a.prog.registrar().map_err(|e| e.to_string())?)
-            };
+                SocketRole::Ordinary(
+                    self.ifaces[name]
+                        .prog
+                        .registrar()
+                        .map_err(|e| e.to_string())?,
+                )
+            })
+        })
+    }
+
+    /// Has worker `w` bind a socket of `role()` on queue `q` as port `no`,
+    /// binding `key`, `sockets` the sockets it will serve. The queue's
+    /// previous socket, closed a moment ago (a port deleted and added
+    /// again, an interface back), may still be being released by the
+    /// kernel: asked again for a bounded time.
+    pub(super) fn add_socket(
+        &self,
+        w: usize,
+        no: PortNo,
+        q: u32,
+        key: u64,
+        sockets: usize,
+        role: impl Fn() -> Result<SocketRole, String>,
+    ) -> Result<(), String> {
+        let deadline = Instant::now() + BUSY_WAIT;
+        loop {
             let (reply, done) = crossbeam_channel::bounded(1);
             self.workers[w]
                 .cmds
@@ -262,8 +283,8 @@ impl Daemon {
                     no,
                     queue: q,
                     key,
-                    role,
-                    sockets: self.planned.get(w).copied().unwrap_or(0),
+                    role: role()?,
+                    sockets,
                     reply,
                 })
                 .map_err(|_| "the worker is gone".to_string())?;

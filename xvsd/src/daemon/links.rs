@@ -112,7 +112,7 @@ impl Daemon {
         }
         let lost: Vec<_> = self.lost.try_iter().collect();
         for l in lost {
-            if l.key == super::MISS_PAIR_KEY {
+            if l.key == super::fastpath::MISS_PAIR_KEY {
                 // Not rebound: the pair is xvsd's own, and gone only if
                 // someone deleted it.
                 error!(worker = l.worker, error = %l.error,

@@ -53,7 +53,7 @@ use xvs_config::{Config, ConfigErrors};
 use xvs_dataplane::control::Control;
 use xvs_dataplane::pipeline::PortCounters;
 use xvs_dataplane::stats::DropCounters;
-use xvs_io::worker::{PollMode, SocketLost, SocketRole, Worker, WorkerCmd, WorkerReport};
+use xvs_io::worker::{PollMode, SocketLost, Worker, WorkerCmd, WorkerReport};
 use xvs_io::xsk::{XskConfig, XskError, XskSet};
 use xvs_types::PortNo;
 
@@ -61,6 +61,7 @@ use crate::fastpath::{FastPath, FastPathError};
 use crate::netlink::{KernelError, Monitor, NeighClient};
 
 mod apply;
+mod fastpath;
 mod host;
 mod links;
 mod mcast;
@@ -236,10 +237,6 @@ pub struct Daemon {
     fastpath: Option<FastPath>,
 }
 
-/// The binding key of the miss pair's sockets (interfaces' keys count up
-/// from 1).
-const MISS_PAIR_KEY: u64 = u64::MAX;
-
 /// The invalidation socket: UDP [`invalidate::PORT`] on every address
 /// (dual-stack where the kernel allows), non-blocking.
 fn invalidate_socket() -> Option<std::net::UdpSocket> {
@@ -355,17 +352,7 @@ impl Daemon {
         let (lost_tx, lost) = crossbeam_channel::bounded(1024);
         let links = links::Links::new()?;
         let core_ids = core_affinity::get_core_ids().unwrap_or_default();
-        let fastpath = if opts.fastpath {
-            let fp = FastPath::new(opts.workers as u32, opts.attach)?;
-            info!(
-                near = crate::fastpath::NEAR,
-                far = crate::fastpath::FAR,
-                "fast path: guest ports through TC, misses through the miss pair"
-            );
-            Some(fp)
-        } else {
-            None
-        };
+        let fastpath = fastpath::start(opts)?;
         let mut workers = Vec::new();
         let mut cores = Vec::new();
         for id in 0..opts.workers {
@@ -444,62 +431,6 @@ impl Daemon {
         };
         d.bind_miss_pair()?;
         Ok(d)
-    }
-
-    /// Has each worker bind its queue of the miss pair's far end, where
-    /// the guest ports' misses arrive tagged with their port.
-    fn bind_miss_pair(&mut self) -> Result<(), DaemonError> {
-        let Some(fp) = &self.fastpath else {
-            return Ok(());
-        };
-        for (w, worker) in self.workers.iter().enumerate() {
-            let reg = fp.far().registrar()?;
-            let (reply, done) = crossbeam_channel::bounded(1);
-            let failed = |reason: String| DaemonError::Interface {
-                iface: crate::fastpath::FAR.to_string(),
-                reason: format!("binding queue {w} (worker {w}): {reason}"),
-            };
-            worker
-                .cmds
-                .send(WorkerCmd::Add {
-                    no: xvs_types::NO_PORT,
-                    queue: w as u32,
-                    key: MISS_PAIR_KEY,
-                    role: SocketRole::Demux(reg),
-                    sockets: 1,
-                    reply,
-                })
-                .map_err(|_| failed("the worker is gone".into()))?;
-            match done.recv_timeout(WORKER_REPLY) {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => return Err(failed(e.reason)),
-                Err(_) => return Err(failed("no answer from the worker".into())),
-            }
-        }
-        Ok(())
-    }
-
-    /// The fast path's round: flush what a new snapshot made stale,
-    /// install what the workers offered; once a second (`tick`) fold the
-    /// executor's counters and learn for the flows it carries.
-    fn fastpath_round(&mut self, tick: bool, now: u64) {
-        let Some(fp) = &mut self.fastpath else {
-            return;
-        };
-        let snap = self.ctl.snapshot();
-        let ifaces = &self.ifaces;
-        fp.sync(&snap, |no| {
-            ifaces
-                .values()
-                .find(|a| a.no == no)
-                .map(|a| a.prog.ifindex() as u32)
-        });
-        if tick {
-            let learn = self.ctl.learn_sender();
-            fp.fold(now, |ev| {
-                let _ = learn.try_send(ev);
-            });
-        }
     }
 
     /// Serves the control socket at `path` (mode 0660, group `group`):
