@@ -21,6 +21,11 @@
 #            are afxdp ports (OVS_PORT_TYPE, OVS_XDP_MODE); one PMD on
 #            core 1 (pmd-cpu-mask=0x2), ovs-vswitchd's other threads on
 #            core 1 too. pmd-stats-show gives its cycles per packet.
+#   xvsfast  xvsd --fastpath --poll adaptive: no XDP on p0 or u0, the TC
+#            executor carries the decided flow (docs/operating.md, "The
+#            fast path"); RPS puts p0's and u0's receive processing (the
+#            TC programs) on core 1, as for the kernel, where the worker
+#            polls adaptively beside it for what the executor misses.
 #   ceiling  bench/xdp/redirect.c on p0 (→ u0) and on u0 (→ p0): XDP
 #            redirect, no tunnel.
 # Where the veth work runs: a veth delivers in the sender's context. For
@@ -238,24 +243,27 @@ gen_napi() {
 
 # ---------------------------------------------------------------------
 # (a) xvs
-xvs_up() { # xvs_up KIND
+xvs_up() { # xvs_up KIND [POLL [XVSD FLAG...]]
+  local kind=$1 poll=${2:-busy}
+  shift $(($# < 2 ? $# : 2))
   x sw ip addr add 192.0.2.1/24 dev u0
   x sw ip neigh replace 192.0.2.2 lladdr $S0_MAC dev u0 nud permanent
-  xvsd_bench_config "$1" >"$tmp/xvsd-$1.toml"
+  xvsd_bench_config "$kind" >"$tmp/xvsd-$kind.toml"
   rm -f "$tmp/xvsd.sock" "$tmp/xvsd-state.json"
+  local flags=(--poll "$poll" "$@")
   NO_COLOR=1 RUST_LOG=info ip netns exec "$P-sw" "${pin1[@]}" "$XVSD" \
-    --config "$tmp/xvsd-$1.toml" --workers 1 --cores 1 --poll busy \
+    --config "$tmp/xvsd-$kind.toml" --workers 1 --cores 1 "${flags[@]}" \
     --socket "$tmp/xvsd.sock" --state "$tmp/xvsd-state.json" \
-    2>"$tmp/xvsd-$1.log" &
+    2>"$tmp/xvsd-$kind.log" &
   xvsd_pid=$!
   PIDS+=("$xvsd_pid")
   local i
   for i in $(seq 150); do
-    grep -q "xvsd running" "$tmp/xvsd-$1.log" && break
+    grep -q "xvsd running" "$tmp/xvsd-$kind.log" && break
     kill -0 "$xvsd_pid" 2>/dev/null || break
     sleep 0.1
   done
-  grep -q "xvsd running" "$tmp/xvsd-$1.log" || { cat "$tmp/xvsd-$1.log" >&2; echo "xvsd did not start" >&2; exit 1; }
+  grep -q "xvsd running" "$tmp/xvsd-$kind.log" || { cat "$tmp/xvsd-$kind.log" >&2; echo "xvsd did not start" >&2; exit 1; }
   XVS_T0=$(date +%s.%N)
   napi_core1 p0 u0
 }
@@ -263,6 +271,14 @@ xvs_down() {
   stop_pid "$xvsd_pid"
   xvsd_pid=
 }
+# xvsfast: RPS as for the kernel; without it the TC programs would run in
+# the sender's softirq on core 0.
+xvsfast_up() { # xvsfast_up KIND
+  xvs_up "$1" adaptive --fastpath
+  local i
+  for i in p0 u0; do x sw sh -c "echo 2 > /sys/class/net/$i/queues/rx-0/rps_cpus"; done
+}
+xvsfast_down() { xvs_down; }
 xvsctl() { timeout 10 "$XVSCTL" --socket "$tmp/xvsd.sock" --format json "$@"; }
 
 # ---------------------------------------------------------------------
@@ -402,7 +418,7 @@ snapshot() { # snapshot CONTENDER DIR: the switch's counters into DIR
   mkdir -p "$d"
   x sw ip -j -s link show >"$d/links.json"
   case $c in
-    xvs)
+    xvs|xvsfast)
       xvsctl stats >"$d/xvs_stats.json" || echo null >"$d/xvs_stats.json"
       xvsctl worker-stats >"$d/xvs_workers.json" || echo null >"$d/xvs_workers.json"
       date +%s.%N >"$d/time"
@@ -583,7 +599,7 @@ def row(d, c, dr, kind, size, flows, run, ovs_mode):
         r["ovs_pmd"] = pmd
         r["cycles_per_packet"] = pmd["cycles_per_packet"]
         r["switch_busy_pct"] = pmd["busy_pct"]
-    elif c == "xvs":
+    elif c in ("xvs", "xvsfast"):
         ports = delta(xvs_ports(os.path.join(d, "pre")), xvs_ports(os.path.join(d, "post")))
         p0, c0, bz0, t0, cp0, s0 = xvs_workers(os.path.join(d, "pre"))
         p1, c1, bz1, t1, cp1, s1 = xvs_workers(os.path.join(d, "post"))
@@ -594,12 +610,18 @@ def row(d, c, dr, kind, size, flows, run, ovs_mode):
         if t1 > t0:  # busy_pct is since xvsd started: the window's share
             r["switch_busy_pct"] = (bz1 * t1 - bz0 * t0) / (t1 - t0)
         r["xvs_worker_packets"] = p1 - p0
+        if c == "xvsfast":
+            # Its worker sees only the executor's misses: cycles over a
+            # handful of packets say nothing of the switch's cost.
+            r["cycles_per_packet"] = r["xvs_send_cycles_per_packet"] = None
     else:
         ports = {}
     ln = delta(links(os.path.join(d, "pre")), links(os.path.join(d, "post")))
     r["switch_ports"] = ports
     r["veth"] = {k: v for k, v in ln.items() if k in ("p0", "u0", "vx0", "br0", "br-phy")}
     inp, outp = ("p0", "u0") if dr == "encap" else ("u0", "p0")
+    # The fast path's frames pass no port counter of xvsd's (its executor
+    # counts them by flow): the veths' counters say what crossed.
     sp = ports if c in ("xvs", "ovs") else ln
     if c == "xvs" and dr == "encap":
         r["switch_in"] = sp.get("p0", {}).get("rx"); r["switch_out"] = sp.get("tun", {}).get("tx")
@@ -620,7 +642,7 @@ def line(r):
             f"core1 {r['core1_busy_pct']:.0f}% {fmt(r['core1_cpu_ns_per_packet'])} ns/pkt; "
             f"other load {r.get('other_load_pct')}% ({r.get('other_load_procs')})")
 
-ORDER = ["xvs", "ovs", "kernel", "ceiling"]
+ORDER = ["xvs", "xvsfast", "ovs", "kernel", "ceiling"]
 
 def med(v):
     v = [x for x in v if x is not None]
@@ -657,6 +679,7 @@ def report(out):
                   f"{mr['tx_packets']} / {fmt(mr['switch_in'])} / {fmt(mr['switch_out'])} / {mr['rx_packets']} | "
                   f"{max(r.get('other_load_pct', 0) for r in g)} |")
     xr = [r for r in rows if r["contender"] == "xvs" and "xvs_copies" in r]
+    fast = any(k[0] == "xvsfast" for k in groups)
     if xr:
         enc = [r for r in xr if r["direction"] == "encap"]
         md += ["", f"xvs payload copies (frames copied to make room for the tunnel header, xvsctl worker-stats "
@@ -665,19 +688,23 @@ def report(out):
                f"{sum(r['xvs_copies'] for r in xr if r['direction'] == 'decap')} in decap runs."]
     md += ["", "Ratios of medians (Mpps; for cycles, xvs's cycles per packet over OVS's PMD processing cycles per packet; "
            "for CPU, core-1 CPU-ns per packet):", "",
-           "| direction | tunnel | size (B) | flows | xvs Mpps | xvs/OVS | xvs/kernel | xvs/ceiling | cycles xvs/OVS | CPU-ns xvs/kernel |",
-           "|---|---|---|---|---|---|---|---|---|---|"]
+           "| direction | tunnel | size (B) | flows | xvs Mpps | xvs/OVS | xvs/kernel | xvs/ceiling | cycles xvs/OVS | CPU-ns xvs/kernel |"
+           + (" xvsfast Mpps | xvsfast/OVS | xvsfast/kernel | CPU-ns xvsfast/kernel |" if fast else ""),
+           "|---|---|---|---|---|---|---|---|---|---|" + ("---|---|---|---|" if fast else "")]
     def ratio(a, b):
         return f"{a / b:.2f}" if a is not None and b else "-"
     scen = sorted({k[1:] for k in groups if k[0] != "ceiling"}, key=lambda s: (s[0], s[1], s[2], s[3]))
     for s in scen:
         xv = summary.get(("xvs",) + s, {})
+        xf = summary.get(("xvsfast",) + s, {})
         ov = summary.get(("ovs",) + s, {})
         kn = summary.get(("kernel",) + s, {})
         ce = summary.get(("ceiling", s[0], "none", s[2], s[3]), {})
         md.append(f"| {s[0]} | {s[1]} | {s[2]} | {s[3]} | {fmt(xv.get('mpps'), '{:.3f}')} | {ratio(xv.get('mpps'), ov.get('mpps'))} | "
                   f"{ratio(xv.get('mpps'), kn.get('mpps'))} | {ratio(xv.get('mpps'), ce.get('mpps'))} | "
-                  f"{ratio(xv.get('cyc'), ov.get('cyc'))} | {ratio(xv.get('ns'), kn.get('ns'))} |")
+                  f"{ratio(xv.get('cyc'), ov.get('cyc'))} | {ratio(xv.get('ns'), kn.get('ns'))} |"
+                  + (f" {fmt(xf.get('mpps'), '{:.3f}')} | {ratio(xf.get('mpps'), ov.get('mpps'))} | "
+                     f"{ratio(xf.get('mpps'), kn.get('mpps'))} | {ratio(xf.get('ns'), kn.get('ns'))} |" if fast else ""))
     md += ["", "Columns: Mpps is what the sink received over the generator's send window. Switch cycles/packet: "
            "xvs = busy cycles / packets (xvsctl worker-stats), OVS = avg processing cycles per packet "
            "(dpif-netdev/pmd-stats-show); both exclude idle polling. For xvs, (send N) is the part spent handing "
@@ -693,10 +720,10 @@ def report(out):
     print("\n".join(md))
 
 def svg(out, scen, summary):
-    cols = {"xvs": "#1f77b4", "ovs": "#ff7f0e", "kernel": "#2ca02c", "ceiling": "#999999"}
+    cols = {"xvs": "#1f77b4", "xvsfast": "#17becf", "ovs": "#ff7f0e", "kernel": "#2ca02c", "ceiling": "#999999"}
     bw, gap, left, top, h = 12, 18, 60, 40, 300
     n = len(scen)
-    width = left + n * (4 * bw + gap) + 140
+    width = left + n * (len(ORDER) * bw + gap) + 140
     vals = [v["mpps"] for v in summary.values() if v["mpps"]]
     ymax = max(vals + [0.1]) * 1.1
     e = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{top + h + 120}" font-family="sans-serif" font-size="10">',
@@ -706,7 +733,7 @@ def svg(out, scen, summary):
         e.append(f'<line x1="{left}" x2="{width - 140}" y1="{y:.0f}" y2="{y:.0f}" stroke="#ddd"/>'
                  f'<text x="{left - 5}" y="{y + 3:.0f}" text-anchor="end">{ymax * t / 5:.2f}</text>')
     for i, s in enumerate(scen):
-        x0 = left + i * (4 * bw + gap) + gap / 2
+        x0 = left + i * (len(ORDER) * bw + gap) + gap / 2
         for j, c in enumerate(ORDER):
             k = ("ceiling", s[0], "none", s[2], s[3]) if c == "ceiling" else (c,) + s
             v = summary.get(k, {}).get("mpps")

@@ -132,6 +132,11 @@ pub struct TcAction {
     pub base_csum: u16,
     /// Network order.
     pub src_port: [u8; 2],
+    /// For a push: the uplink's MTU, which a frame (or each segment of a
+    /// super-packet) must fit once encapsulated, else it goes to the
+    /// pipeline (which answers it with ICMP).
+    pub max_ip_len: u16,
+    pub pad: [u16; 3],
     pub packets: u64,
     pub bytes: u64,
     pub last_used_ns: u64,
@@ -150,6 +155,8 @@ impl Default for TcAction {
             udp_off: 0,
             base_csum: 0,
             src_port: [0; 2],
+            max_ip_len: 0,
+            pad: [0; 3],
             packets: 0,
             bytes: 0,
             last_used_ns: 0,
@@ -249,11 +256,12 @@ impl TcAction {
 
     /// An action pushing a tunnel's outer header (as the dataplane's
     /// `Template::offload` gives it) with the flow's UDP source port, and
-    /// sending the frame out of `out_ifindex`.
+    /// sending the frame out of `out_ifindex`, whose MTU is `mtu`.
     pub fn push(
         out_ifindex: u32,
         t: &TunnelOffload<'_>,
         src_port: u16,
+        mtu: u16,
     ) -> Result<TcAction, TcError> {
         if t.hdr.len() > MAX_HDR {
             return Err(TcError::HeaderTooLong(t.hdr.len()));
@@ -268,6 +276,7 @@ impl TcAction {
             udp_off: t.udp_off as u16,
             base_csum: t.base_csum,
             src_port: src_port.to_be_bytes(),
+            max_ip_len: mtu,
             ..TcAction::default()
         };
         a.hdr[..t.hdr.len()].copy_from_slice(t.hdr);
@@ -478,6 +487,18 @@ impl TcFlows {
         frame: &[u8],
         ifindex: u32,
     ) -> Result<(i32, Vec<u8>), TcError> {
+        self.test_run_gso(p, frame, ifindex, 0)
+    }
+
+    /// As [`TcFlows::test_run`], the frame a super-packet whose segments
+    /// carry `gso_size` bytes of payload each (0: a plain frame).
+    pub fn test_run_gso(
+        &mut self,
+        p: TcProgram,
+        frame: &[u8],
+        ifindex: u32,
+        gso_size: u32,
+    ) -> Result<(i32, Vec<u8>), TcError> {
         let prog = self
             .obj
             .progs_mut()
@@ -485,10 +506,12 @@ impl TcFlows {
             .ok_or(TcError::Missing("program"))?;
         // struct __sk_buff: ingress_ifindex sits at byte 36 (after the
         // nine u32s len, pkt_type, mark, queue_mapping, protocol,
-        // vlan_present, vlan_tci, vlan_proto, priority); the rest stays
-        // zero.
+        // vlan_present, vlan_tci, vlan_proto, priority), gso_size at 176
+        // (after the pointers and stamps BPF_PROG_TEST_RUN wants zero);
+        // the rest stays zero.
         let mut ctx = [0u8; 192];
         ctx[36..40].copy_from_slice(&ifindex.to_ne_bytes());
+        ctx[176..180].copy_from_slice(&gso_size.to_ne_bytes());
         let mut out = vec![0u8; frame.len() + 256];
         let input = ProgramInput {
             data_in: Some(frame),
@@ -512,7 +535,7 @@ mod tests {
     #[test]
     fn layouts_match_the_c_structs() {
         assert_eq!(size_of::<TcKey>(), 4 + 6 + 6 + 2 + 1 + 1 + 16 + 16 + 2 + 2);
-        assert_eq!(size_of::<TcAction>(), 16 + 24 + MAX_HDR);
+        assert_eq!(size_of::<TcAction>(), 16 + 8 + 24 + MAX_HDR);
         assert_eq!(size_of::<TcPort>(), 4 + 2 + 2 + 8 + 8);
         assert_eq!(
             size_of::<TcTunnelKey>(),

@@ -162,7 +162,9 @@ fn reference(t: &Template, f: &[u8], tos: u8, hash: u64) -> Vec<u8> {
 
 fn action(t: &Template, hash: u64) -> TcAction {
     let o = t.offload().expect("offloadable template");
-    TcAction::push(UPLINK, &o, t.src_port(hash)).unwrap()
+    // A jumbo underlay: every frame here fits (xvsd's tests/fastpath.rs
+    // checks the MTU).
+    TcAction::push(UPLINK, &o, t.src_port(hash), 9000).unwrap()
 }
 
 #[test]

@@ -165,7 +165,7 @@ fn guest_tso_super_packets_cross_the_tunnel_whole() {
             out.ifindex = p0;
             // The pipeline would take the UDP source port from its flow
             // hash; any value exercises the executor.
-            let push = TcAction::push(u0, &o, t.src_port(u64::from(port))).unwrap();
+            let push = TcAction::push(u0, &o, t.src_port(u64::from(port)), 1500).unwrap();
             flows.insert(&out, &push).unwrap();
             let back = TcTunnelKey {
                 outer_src: mapped([192, 0, 2, 2]),

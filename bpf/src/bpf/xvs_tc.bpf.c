@@ -132,9 +132,11 @@ static __always_inline __u16 update16(__u16 csum, __u16 old, __u16 new)
 	return ~sum;
 }
 
-/* Fills the key from the frame's headers; returns the inner TOS (IPv4 TOS,
- * IPv6 traffic class), or -1 when the frame is not one we describe. */
-static __always_inline int flow_key(struct __sk_buff *skb, struct xvs_tc_key *k, __u32 at)
+/* Fills the key from the frame's headers and `*l4_at` with where its L4
+ * header starts; returns the inner TOS (IPv4 TOS, IPv6 traffic class),
+ * or -1 when the frame is not one we describe. */
+static __always_inline int flow_key(struct __sk_buff *skb, struct xvs_tc_key *k, __u32 at,
+				    __u32 *l4_at)
 {
 	__u8 l3[40];
 	__u32 l4;
@@ -173,7 +175,33 @@ static __always_inline int flow_key(struct __sk_buff *skb, struct xvs_tc_key *k,
 		return -1;
 	if (bpf_skb_load_bytes(skb, l4, &k->tp_src, 4))
 		return -1;
+	*l4_at = l4;
 	return k->ip_tos;
+}
+
+/* Whether the frame, once `a`'s header is in front, fits the uplink: a
+ * plain frame by its length, a super-packet by its segments' (the L2 to
+ * L4 headers each segment repeats, plus gso_size), which the kernel's
+ * UDP-tunnel GSO will cut after the push. A segment the uplink's MTU
+ * does not take would be dropped there unseen; the pipeline answers it
+ * with ICMP instead (RFC 7348 forbids fragmenting the outer packet). */
+static __always_inline int fits(struct __sk_buff *skb, struct xvs_tc_action *a, __u8 proto,
+				__u32 l4)
+{
+	__u32 len = skb->len;
+
+	if (skb->gso_size) {
+		__u8 doff = 0;
+
+		if (proto == IPPROTO_TCP) {
+			if (bpf_skb_load_bytes(skb, l4 + 12, &doff, 1))
+				return 0;
+			len = l4 + (doff >> 4) * 4 + skb->gso_size;
+		} else {
+			len = l4 + 8 + skb->gso_size;
+		}
+	}
+	return a->hdr_len - ETH_LEN + len <= a->max_ip_len;
 }
 
 static __always_inline int push(struct __sk_buff *skb, struct xvs_tc_action *a, __u8 inner_tos)
@@ -182,8 +210,12 @@ static __always_inline int push(struct __sk_buff *skb, struct xvs_tc_action *a, 
 	__u32 hdr_len = a->hdr_len;
 	__u32 udp_off = a->udp_off;
 	__u8 inner_eth[ETH_LEN];
+	/* FIXED_GSO: the segments keep the guest's size (`fits` has checked
+	 * that they fit once encapsulated) rather than losing the header's
+	 * length of payload each; and a UDP super-packet, whose gso_size
+	 * delimits datagrams, may be encapsulated only so. */
 	__u64 flags = BPF_F_ADJ_ROOM_ENCAP_L4_UDP | BPF_F_ADJ_ROOM_ENCAP_L2_ETH |
-		      BPF_F_ADJ_ROOM_ENCAP_L2(ETH_LEN);
+		      BPF_F_ADJ_ROOM_ENCAP_L2(ETH_LEN) | BPF_F_ADJ_ROOM_FIXED_GSO;
 	__u32 total, udp_len;
 	__u8 tos;
 
@@ -269,8 +301,8 @@ int xvs_tc_port(struct __sk_buff *skb)
 {
 	struct xvs_tc_key k = {};
 	struct xvs_tc_action *a;
-	__u32 segs = skb->gso_segs, len = skb->len;
-	int tos = flow_key(skb, &k, 0);
+	__u32 segs = skb->gso_segs, len = skb->len, l4 = 0;
+	int tos = flow_key(skb, &k, 0, &l4);
 
 	if (tos < 0)
 		return to_pipeline(skb);
@@ -279,6 +311,8 @@ int xvs_tc_port(struct __sk_buff *skb)
 	if (!a)
 		return to_pipeline(skb);
 	if (a->kind == XVS_TC_PUSH) {
+		if (!fits(skb, a, k.ip_proto, l4))
+			return to_pipeline(skb);
 		/* A failure after adjust_room has left the frame half built:
 		 * it cannot go on to the path behind. */
 		if (push(skb, a, tos))
@@ -297,7 +331,7 @@ static __always_inline int decap(struct __sk_buff *skb, __be16 et)
 	struct xvs_tc_action *a;
 	__u32 segs = skb->gso_segs, len = skb->len;
 	__u8 ip[40], udp[8], ecn;
-	__u32 l4, inner;
+	__u32 l4, inner, inner_l4;
 	__u64 flags;
 
 	if (et == bpf_htons(ETH_P_IP)) {
@@ -337,7 +371,7 @@ static __always_inline int decap(struct __sk_buff *skb, __be16 et)
 		return -1;
 	__builtin_memcpy(&k.udp_dst, &udp[2], 2);
 	inner = l4 + 16;
-	if (flow_key(skb, &k.inner, inner) < 0)
+	if (flow_key(skb, &k.inner, inner, &inner_l4) < 0)
 		return -1;
 	a = bpf_map_lookup_elem(&tunnel_flows, &k);
 	if (!a || a->kind != XVS_TC_OUTPUT)
@@ -348,8 +382,11 @@ static __always_inline int decap(struct __sk_buff *skb, __be16 et)
 	__u8 inner_eth[ETH_LEN];
 	if (bpf_skb_load_bytes(skb, inner, inner_eth, ETH_LEN))
 		return -1;
-	flags = k.inner.eth_type == bpf_htons(ETH_P_IPV6) ? XVS_ADJ_ROOM_DECAP_L3_IPV6
-							   : XVS_ADJ_ROOM_DECAP_L3_IPV4;
+	/* FIXED_GSO: a super-packet's inner segments keep the size the
+	 * sender cut them to, not that plus the header taken away. */
+	flags = (k.inner.eth_type == bpf_htons(ETH_P_IPV6) ? XVS_ADJ_ROOM_DECAP_L3_IPV6
+							    : XVS_ADJ_ROOM_DECAP_L3_IPV4) |
+		BPF_F_ADJ_ROOM_FIXED_GSO;
 	if (bpf_skb_adjust_room(skb, -(__s32)inner, BPF_ADJ_ROOM_MAC, flags))
 		return -1;
 	if (bpf_skb_store_bytes(skb, 0, inner_eth, ETH_LEN, 0))

@@ -61,6 +61,11 @@ struct xvs_tc_action {
 	 * base, as `Template::push` updates it). */
 	__u16 base_csum;
 	__be16 src_port;
+	/* XVS_TC_PUSH: the longest outer IP packet the uplink takes (its
+	 * MTU). A frame (or a super-packet's segment) that would exceed it
+	 * goes to the pipeline, which answers it with ICMP. */
+	__u16 max_ip_len;
+	__u16 pad[3];
 	__u64 packets;
 	__u64 bytes;
 	__u64 last_used_ns;

@@ -8,9 +8,11 @@
 //! tests in `bpf/tests/tc_differential.rs`). It refuses what the executor
 //! cannot do the same way: a stale snapshot, an output whose template
 //! has an outer UDP checksum or no DF, a tunnel port that verifies UDP
-//! checksums, a decapsulated frame going back into a tunnel, and an MTU
-//! the super-packet's segments would not fit (the pipeline answers those
-//! with ICMP; segments the kernel cut would be dropped silently).
+//! checksums, a decapsulated frame going back into a tunnel, and, from a
+//! tunnel, a port whose MTU the tunnel's frames may not fit. Into a
+//! tunnel, the executor checks each frame against the uplink's MTU (the
+//! pipeline answers those that do not fit with ICMP; segments the kernel
+//! cut would be dropped silently).
 
 use xvs_bpf::tc::{TcAction, TcKey, TcTunnelKey};
 use xvs_dataplane::events::Offer;
@@ -78,15 +80,12 @@ pub fn decision(
             let tp = snap.tunnels.get(t).ok_or(Refused::NoPort)?;
             let tpl = tp.template(o.out_remote).map_err(|_| Refused::Template)?;
             let off = tpl.offload().ok_or(Refused::Template)?;
-            // The guest's segments, each the port's MTU at most, must fit
-            // the uplink once encapsulated: the outer IP packet is the
-            // template (less the outer Ethernet header, plus the inner
-            // one) and the inner IP packet.
-            if usize::from(in_pe.mtu) + tpl.len() > usize::from(snap.uplink_mtu) {
-                return Err(Refused::Mtu);
-            }
+            // Whether a frame fits the uplink once encapsulated is the
+            // executor's to check, frame by frame (a super-packet by its
+            // segments): a port whose MTU does not fit the tunnel still
+            // has its shorter frames carried, the rest go to the pipeline.
             let uplink = snap.uplink.and_then(&ifindex).ok_or(Refused::NoPort)?;
-            let action = TcAction::push(uplink, &off, tpl.src_port(o.hash))
+            let action = TcAction::push(uplink, &off, tpl.src_port(o.hash), snap.uplink_mtu)
                 .map_err(|_| Refused::Template)?;
             Ok(Decision::Port(
                 tc_key(&o.key, ifindex(o.in_port).ok_or(Refused::NoPort)?),
