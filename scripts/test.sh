@@ -21,8 +21,9 @@ source scripts/packages.sh
 # iperf3 and ethtool, and check our packets against tshark's dissectors
 # and Open vSwitch 3.1 (started by the tests themselves); the discovery
 # tests run etcd (etcd-server, etcdctl from etcd-client) on test addresses;
-# the instruction-count gate runs under valgrind's callgrind.
-ensure_packages "${BUILD_PACKAGES[@]}" iproute2 iputils-ping iputils-arping iperf3 ethtool tshark openvswitch-switch etcd-server etcd-client valgrind
+# the metrics test parses xvsd's endpoint with the Prometheus project's
+# Python client; the instruction-count gate runs under valgrind's callgrind.
+ensure_packages "${BUILD_PACKAGES[@]}" iproute2 iputils-ping iputils-arping iperf3 ethtool tshark openvswitch-switch etcd-server etcd-client valgrind python3-prometheus-client
 
 export XVS_REQUIRE_ALL=1
 XVS_SKIP_LOG="$(mktemp /tmp/xvs-skips.XXXXXX)"

@@ -239,6 +239,8 @@ fn rows() -> BTreeMap<&'static str, Value> {
             id: 0,
             core: Some(1),
             busy_pct: 12.5,
+            busy_ns: 125_000_000,
+            idle_ns: 875_000_000,
             packets: 1000,
             cycles_per_packet: Some(250.0),
             send_cycles_per_packet: Some(90.0),

@@ -7,5 +7,6 @@
 
 pub mod daemon;
 pub mod fastpath;
+pub mod metrics;
 pub mod netlink;
 pub mod state;

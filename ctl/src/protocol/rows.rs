@@ -316,6 +316,13 @@ pub struct WorkerStatsRow {
     pub core: Option<usize>,
     /// Share of time spent on batches that had packets, 0 to 100.
     pub busy_pct: f64,
+    /// The time behind `busy_pct`: on batches that had packets, and the
+    /// rest (polling, sleeping), since the worker started, in ns. For a
+    /// rate over any window (the metrics endpoint's busy seconds).
+    #[serde(default)]
+    pub busy_ns: u64,
+    #[serde(default)]
+    pub idle_ns: u64,
     pub packets: u64,
     /// Busy cycles (or nanoseconds × clock) per packet, when measured.
     #[serde(default, skip_serializing_if = "Option::is_none")]

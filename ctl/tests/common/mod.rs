@@ -139,6 +139,8 @@ fn answer(call: xvs_ctl::server::Call, config: &mut Config, commits: &AtomicU64)
             id: 0,
             core: Some(1),
             busy_pct: 12.5,
+            busy_ns: 125_000_000,
+            idle_ns: 875_000_000,
             packets: 1000,
             cycles_per_packet: Some(210.0),
             send_cycles_per_packet: Some(150.0),

@@ -94,6 +94,11 @@ struct Args {
     /// and persisted instead).
     #[arg(long, default_value = xvsd::state::DEFAULT_STATE)]
     state: PathBuf,
+    /// Serve Prometheus metrics (OpenMetrics text, GET /metrics) on this
+    /// address; without one, on 127.0.0.1:9477. Off unless given.
+    #[arg(long, value_name = "ADDR", num_args = 0..=1,
+          default_missing_value = xvsd::metrics::DEFAULT_ADDR)]
+    metrics: Option<std::net::SocketAddr>,
     /// Start with no bridge even if the state file holds a config (or is
     /// corrupt); the next committed change overwrites it.
     #[arg(long)]
@@ -186,6 +191,9 @@ fn run(args: Args) -> Result<(), String> {
         daemon
             .listen(&args.socket, group)
             .map_err(|e| e.to_string())?;
+    }
+    if let Some(addr) = args.metrics {
+        daemon.serve_metrics(addr).map_err(|e| e.to_string())?;
     }
     info!("xvsd running");
     let result = daemon.run(&stop);

@@ -218,11 +218,16 @@ pub struct Daemon {
     planned: Vec<usize>,
     /// The core each worker is pinned to.
     cores: Vec<Option<usize>>,
-    /// The control socket, and the calls it hands over.
-    server: Option<(
-        xvs_ctl::server::ServerHandle,
+    /// The control socket, when it serves.
+    server: Option<xvs_ctl::server::ServerHandle>,
+    /// The metrics endpoint, when it serves.
+    metrics: Option<crate::metrics::MetricsServer>,
+    /// The calls the control socket and the metrics endpoint hand over,
+    /// answered by [`Daemon::run`]'s loop.
+    calls: (
+        Sender<xvs_ctl::server::Call>,
         Receiver<xvs_ctl::server::Call>,
-    )>,
+    ),
     /// Where committed configs are persisted (journaled).
     state: Option<crate::state::Store>,
     /// An eventfd the control socket writes when it hands over a call.
@@ -423,6 +428,8 @@ impl Daemon {
             planned: Vec::new(),
             cores,
             server: None,
+            metrics: None,
+            calls: crossbeam_channel::bounded(64),
             state: None,
             wake: Arc::new(eventfd()?),
             lookup_misses: std::collections::VecDeque::new(),
@@ -431,32 +438,6 @@ impl Daemon {
         };
         d.bind_miss_pair()?;
         Ok(d)
-    }
-
-    /// Serves the control socket at `path` (mode 0660, group `group`):
-    /// calls are answered by [`Daemon::run`]'s loop.
-    pub fn listen(&mut self, path: &Path, group: Option<u32>) -> Result<(), DaemonError> {
-        let (tx, rx) = crossbeam_channel::bounded(64);
-        let wake = Arc::clone(&self.wake);
-        let waker = xvs_ctl::server::Waker(Arc::new(move || {
-            use std::os::fd::AsRawFd;
-            let one = 1u64.to_ne_bytes();
-            // SAFETY: writes 8 bytes from `one` to the eventfd the
-            // closure keeps alive.
-            unsafe { libc::write(wake.as_raw_fd(), one.as_ptr().cast(), one.len()) };
-        }));
-        let handle = xvs_ctl::server::Server::bind(path, group)
-            .map(|s| {
-                s.with_options(xvs_ctl::server::ServerOptions {
-                    waker: Some(waker),
-                    ..Default::default()
-                })
-            })
-            .and_then(|s| s.spawn(tx))
-            .map_err(|e| DaemonError::Options(e.to_string()))?;
-        info!(socket = %path.display(), "control socket listening");
-        self.server = Some((handle, rx));
-        Ok(())
     }
 
     /// Sleeps until a snooped frame, a kernel notification or a control
@@ -561,11 +542,7 @@ impl Daemon {
                 }
             }
         }
-        let calls: Vec<_> = self
-            .server
-            .as_ref()
-            .map(|(_, rx)| rx.try_iter().collect())
-            .unwrap_or_default();
+        let calls: Vec<_> = self.calls.1.try_iter().collect();
         for call in calls {
             self.handle(call);
         }
@@ -737,7 +714,8 @@ impl Daemon {
     }
 
     fn stop_threads(&mut self) -> Result<(), DaemonError> {
-        if let Some((handle, _)) = self.server.take() {
+        self.metrics = None;
+        if let Some(handle) = self.server.take() {
             handle.shutdown();
         }
         self.stop_workers.store(true, Ordering::Relaxed);

@@ -1,4 +1,5 @@
-//! Answers control-socket calls on the control thread: transactions
+//! Serves the control socket and the metrics endpoint, whose calls reach
+//! the control thread on one channel, and answers them there: transactions
 //! (applied whole through [`Daemon::apply`], persisted before they are
 //! acknowledged) and the read-only views (config, FDB, neighbors, routes,
 //! flows, ACLs, counters, workers, tunnel ports).
@@ -8,6 +9,8 @@
 //! answer exactly once.
 
 use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
 
 use xvs_ctl::command;
 use xvs_ctl::protocol::{
@@ -24,6 +27,8 @@ use xvs_dataplane::stats::DropCounters;
 use xvs_dataplane::tunnel::NO_REMOTE;
 use xvs_types::{u128_to_ip, PortNo};
 
+use tracing::info;
+
 use super::{Daemon, DaemonError};
 
 fn drops_map(d: &DropCounters) -> BTreeMap<String, u64> {
@@ -38,6 +43,48 @@ fn learn_refused_map(r: LearnRefusals) -> BTreeMap<String, u64> {
 }
 
 impl Daemon {
+    /// Serves the control socket at `path` (mode 0660, group `group`):
+    /// calls are answered by [`Daemon::run`]'s loop.
+    pub fn listen(&mut self, path: &Path, group: Option<u32>) -> Result<(), DaemonError> {
+        let handle = xvs_ctl::server::Server::bind(path, group)
+            .map(|s| {
+                s.with_options(xvs_ctl::server::ServerOptions {
+                    waker: Some(self.waker()),
+                    ..Default::default()
+                })
+            })
+            .and_then(|s| s.spawn(self.calls.0.clone()))
+            .map_err(|e| DaemonError::Options(e.to_string()))?;
+        info!(socket = %path.display(), "control socket listening");
+        self.server = Some(handle);
+        Ok(())
+    }
+
+    /// Serves the Prometheus endpoint on `addr` (`crate::metrics`); returns
+    /// the address it listens on (port 0 picks one).
+    pub fn serve_metrics(
+        &mut self,
+        addr: std::net::SocketAddr,
+    ) -> Result<std::net::SocketAddr, DaemonError> {
+        let m = crate::metrics::MetricsServer::spawn(addr, self.calls.0.clone(), self.waker())
+            .map_err(|e| DaemonError::Options(e.to_string()))?;
+        let addr = m.addr();
+        self.metrics = Some(m);
+        Ok(addr)
+    }
+
+    /// What rouses [`Daemon::run`]'s loop when a call is handed over.
+    fn waker(&self) -> xvs_ctl::server::Waker {
+        let wake = Arc::clone(&self.wake);
+        xvs_ctl::server::Waker(Arc::new(move || {
+            use std::os::fd::AsRawFd;
+            let one = 1u64.to_ne_bytes();
+            // SAFETY: writes 8 bytes from `one` to the eventfd the
+            // closure keeps alive.
+            unsafe { libc::write(wake.as_raw_fd(), one.as_ptr().cast(), one.len()) };
+        }))
+    }
+
     /// Answers one call.
     pub(super) fn handle(&mut self, call: Call) {
         let method = call.method.clone();
@@ -314,6 +361,8 @@ impl Daemon {
                     } else {
                         100.0 * r.load.busy_ns as f64 / total as f64
                     },
+                    busy_ns: r.load.busy_ns,
+                    idle_ns: r.load.idle_ns,
                     packets,
                     cycles_per_packet: (packets > 0 && r.load.busy_cycles > 0)
                         .then(|| r.load.busy_cycles as f64 / packets as f64),
