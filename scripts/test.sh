@@ -53,6 +53,9 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 # The API documentation builds clean: a broken or private link is an error.
 RUSTDOCFLAGS='-D warnings' cargo doc --workspace --no-deps --locked
 cargo test --workspace --locked
+# The Debian package: built with cargo-deb, its contents checked,
+# installed with dpkg, run and purged (docs/operating.md, "As a service").
+packaging/check-deb.sh
 # Per-packet cost, gated on instruction counts (callgrind is deterministic
 # where timings on a shared machine are not): fails with a before/after
 # table when an op grows past its threshold (bench/README.md).

@@ -578,10 +578,24 @@ impl Config {
     /// `examples/xvsd.toml`), assigns port numbers and validates it whole.
     /// `origin` names the source in messages.
     pub fn from_toml(text: &str, origin: &str) -> Result<Config, ConfigLoadError> {
+        Config::from_toml_over(text, origin, None)
+    }
+
+    /// [`Config::from_toml`], the objects the file does not number taking
+    /// the numbers their namesakes have in `running` first
+    /// ([`Config::keep_port_numbers`]): a config file read again.
+    pub fn from_toml_over(
+        text: &str,
+        origin: &str,
+        running: Option<&Config>,
+    ) -> Result<Config, ConfigLoadError> {
         let mut c: Config = toml::from_str(text).map_err(|e| ConfigLoadError::Syntax {
             path: origin.to_string(),
             message: e.to_string(),
         })?;
+        if let Some(r) = running {
+            c.keep_port_numbers(r);
+        }
         c.assign_port_numbers();
         c.validate().map_err(|errors| ConfigLoadError::Invalid {
             path: origin.to_string(),
@@ -592,12 +606,21 @@ impl Config {
 
     /// Reads and parses a TOML config file.
     pub fn load(path: &std::path::Path) -> Result<Config, ConfigLoadError> {
+        Config::load_over(path, None)
+    }
+
+    /// [`Config::load`] for a file read again over the `running` config
+    /// ([`Config::from_toml_over`]).
+    pub fn load_over(
+        path: &std::path::Path,
+        running: Option<&Config>,
+    ) -> Result<Config, ConfigLoadError> {
         let p = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|source| ConfigLoadError::Read {
             path: p.clone(),
             source,
         })?;
-        Config::from_toml(&text, &p)
+        Config::from_toml_over(&text, &p, running)
     }
 
     /// Gives every port, tunnel and the uplink without a number the lowest
@@ -644,6 +667,38 @@ impl Config {
             if t.number.is_none() {
                 t.number = Some(take(&mut used));
             }
+        }
+    }
+
+    /// Gives every port, tunnel and the uplink without a number the one
+    /// its namesake has in `running`, unless this config gives that
+    /// number to another: a config file read again keeps the numbers the
+    /// running objects have (flows, FDB entries and counters refer to
+    /// them). [`Config::assign_port_numbers`] numbers the rest.
+    pub fn keep_port_numbers(&mut self, running: &Config) {
+        let before = running.port_numbers();
+        let mut used: std::collections::BTreeSet<PortNo> =
+            self.port_numbers().into_values().collect();
+        let mut keep = |name: &str, number: &mut Option<PortNo>| {
+            if number.is_none() {
+                if let Some(&n) = before.get(name) {
+                    if used.insert(n) {
+                        *number = Some(n);
+                    }
+                }
+            }
+        };
+        if let Some(u) = self.uplink.as_mut() {
+            keep(&u.iface, &mut u.number);
+        }
+        // Through DerefMut (a copy-on-write share): borrowed whole once.
+        for p in &mut self.ports {
+            let p = &mut **p;
+            keep(&p.name, &mut p.number);
+        }
+        for t in &mut self.tunnels {
+            let t = &mut **t;
+            keep(&t.name, &mut t.number);
         }
     }
 
@@ -735,6 +790,39 @@ mod testutil {
 mod tests {
     use super::testutil::base;
     use super::*;
+
+    /// A config read again keeps the running numbers by name, except one
+    /// it gives to another object itself; new objects get free ones.
+    #[test]
+    fn a_config_read_again_keeps_the_running_numbers() {
+        let mut running = base();
+        running.ports.push(PortConfig::new("vm2", "br0").into());
+        running.assign_port_numbers();
+        let was = |n: &str| running.port_numbers()[n];
+        let mut file = base();
+        for p in &mut file.ports {
+            p.number = None;
+        }
+        file.tunnels[0].number = None;
+        file.uplink.as_mut().unwrap().number = None;
+        // vm2 now first in the file, a new vm3, and vm1 given vm2's
+        // number by the file itself.
+        file.ports.insert(0, PortConfig::new("vm2", "br0").into());
+        file.ports.push(PortConfig::new("vm3", "br0").into());
+        file.ports[1].number = Some(was("vm2"));
+        file.keep_port_numbers(&running);
+        file.assign_port_numbers();
+        let now = file.port_numbers();
+        assert_eq!(now["eth0"], was("eth0"));
+        assert_eq!(now["vx1"], was("vx1"));
+        assert_eq!(now["vm1"], was("vm2"), "the file's own number wins");
+        assert_ne!(now["vm2"], was("vm2"), "taken by vm1");
+        let mut all: Vec<_> = now.values().collect();
+        all.sort();
+        all.dedup();
+        assert_eq!(all.len(), now.len(), "no number twice: {now:?}");
+        assert!(file.validate().is_ok());
+    }
 
     #[test]
     fn valid_config_passes_and_numbers_are_stable() {

@@ -271,6 +271,7 @@ pub struct Xvsd {
     bin: PathBuf,
     ns: String,
     args: Vec<String>,
+    env: Vec<(String, String)>,
 }
 
 impl Xvsd {
@@ -287,7 +288,28 @@ impl Xvsd {
         Xvsd::launch(bin, ns, None, args)
     }
 
+    /// [`Xvsd::start`] with `env` added to its environment.
+    pub fn start_with_env(
+        bin: &Path,
+        ns: &Netns,
+        config: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Xvsd {
+        Xvsd::launch_env(bin, ns, Some(config), args, env)
+    }
+
     fn launch(bin: &Path, ns: &Netns, config: Option<&str>, args: &[&str]) -> Xvsd {
+        Xvsd::launch_env(bin, ns, config, args, &[])
+    }
+
+    fn launch_env(
+        bin: &Path,
+        ns: &Netns,
+        config: Option<&str>,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Xvsd {
         let dir = std::env::temp_dir();
         let tag = format!("{}-{}", ns.name, unique());
         let config = config.map(|text| {
@@ -304,6 +326,10 @@ impl Xvsd {
             bin: bin.to_owned(),
             ns: ns.name.clone(),
             args: args.iter().map(|s| s.to_string()).collect(),
+            env: env
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
         };
         d.spawn();
         d
@@ -324,6 +350,7 @@ impl Xvsd {
             .args(&self.args)
             .env("RUST_LOG", "info,xvsd=debug")
             .env("NO_COLOR", "1")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()

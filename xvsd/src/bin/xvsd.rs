@@ -1,5 +1,9 @@
 //! `xvsd`: the xvs switch daemon's command line.
 //!
+//! SIGHUP reads the `--config` file again (`reload_config`); with
+//! NOTIFY_SOCKET set (systemd's Type=notify) xvsd says when it is ready,
+//! reloading and stopping.
+//!
 //! Exit codes: 0 after a clean shutdown (SIGINT/SIGTERM), 1 when the
 //! config is invalid or an interface, XDP program or socket cannot be set
 //! up, or a worker fails.
@@ -12,12 +16,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
-use tracing::{error, info};
+use sd_notify::NotifyState;
+use tracing::{error, info, warn};
 use tracing_subscriber::EnvFilter;
 use xvs_bpf::AttachFlags;
 use xvs_config::Config;
 use xvs_io::PollMode;
-use xvsd::daemon::{Daemon, Options};
+use xvsd::daemon::{Daemon, Options, Wake};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum Poll {
@@ -99,6 +104,9 @@ struct Args {
     #[arg(long, value_name = "ADDR", num_args = 0..=1,
           default_missing_value = xvsd::metrics::DEFAULT_ADDR)]
     metrics: Option<std::net::SocketAddr>,
+    /// Print the man page (roff) and exit: for the package.
+    #[arg(long, hide = true)]
+    man: bool,
     /// Start with no bridge even if the state file holds a config (or is
     /// corrupt); the next committed change overwrites it.
     #[arg(long)]
@@ -114,6 +122,19 @@ fn main() -> ExitCode {
         .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
         .init();
     let args = Args::parse();
+    if args.man {
+        use clap::CommandFactory;
+        return match clap_mangen::Man::new(Args::command())
+            .section("8")
+            .render(&mut std::io::stdout())
+        {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                error!("writing the man page: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     match run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -144,7 +165,7 @@ fn run(args: Args) -> Result<(), String> {
     }
     let opts = Options {
         workers: args.workers,
-        cores: args.cores,
+        cores: args.cores.clone(),
         poll: match args.poll {
             Poll::Busy => PollMode::Busy,
             Poll::Adaptive => PollMode::Adaptive {
@@ -161,8 +182,13 @@ fn run(args: Args) -> Result<(), String> {
         fastpath: args.fastpath,
     };
     let stop = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(sig, Arc::clone(&stop))
+    let reload = Arc::new(AtomicBool::new(false));
+    for (sig, flag) in [
+        (signal_hook::consts::SIGINT, &stop),
+        (signal_hook::consts::SIGTERM, &stop),
+        (signal_hook::consts::SIGHUP, &reload),
+    ] {
+        signal_hook::flag::register(sig, Arc::clone(flag))
             .map_err(|e| format!("installing the signal handler: {e}"))?;
     }
     let from_file = args.config.is_some();
@@ -196,7 +222,32 @@ fn run(args: Args) -> Result<(), String> {
         daemon.serve_metrics(addr).map_err(|e| e.to_string())?;
     }
     info!("xvsd running");
-    let result = daemon.run(&stop);
+    notify(&[NotifyState::Ready, NotifyState::Status("forwarding")]);
+    let result = loop {
+        match daemon.run(&stop, &reload) {
+            Ok(Wake::Stop) => break Ok(()),
+            Ok(Wake::Reload) => {
+                notify(&[NotifyState::Reloading]);
+                let status = match reload_config(&mut daemon, &args) {
+                    Ok(true) => {
+                        info!("reloaded the config file: applied and persisted");
+                        "forwarding; config file reloaded"
+                    }
+                    Ok(false) => {
+                        info!("reloaded the config file: nothing changed");
+                        "forwarding; config file reloaded, unchanged"
+                    }
+                    Err(e) => {
+                        error!("reload refused, the running config is unchanged: {e}");
+                        "forwarding; the last reload was refused (see the log)"
+                    }
+                };
+                notify(&[NotifyState::Ready, NotifyState::Status(status)]);
+            }
+            Err(e) => break Err(e),
+        }
+    };
+    notify(&[NotifyState::Stopping]);
     info!("shutting down");
     daemon.log_counters();
     let down = daemon.shutdown();
@@ -204,4 +255,44 @@ fn run(args: Args) -> Result<(), String> {
     down.map_err(|e| e.to_string())?;
     info!("stopped cleanly");
     Ok(())
+}
+
+/// Tells systemd (`Type=notify`) where xvsd is: ready once its sockets are
+/// bound and the control socket listens, reloading, stopping. Nothing
+/// without NOTIFY_SOCKET; a failure is logged, never fatal.
+fn notify(states: &[NotifyState<'_>]) {
+    if let Err(e) = sd_notify::notify(false, states) {
+        warn!("telling systemd (NOTIFY_SOCKET): {e}");
+    }
+}
+
+/// SIGHUP (`systemctl reload xvsd`): the `--config` file read again and
+/// made the running config whole, or not at all, as a transaction is
+/// (objects keep the numbers they run with), then persisted. Whether it
+/// changed anything.
+fn reload_config(daemon: &mut Daemon, args: &Args) -> Result<bool, String> {
+    let Some(path) = &args.config else {
+        return Err(
+            "xvsd was started without --config: there is no file to read again \
+                    (xvsctl changes the running config)"
+                .to_owned(),
+        );
+    };
+    let before = daemon.control().config().clone();
+    let config = Config::load_over(path, Some(&before)).map_err(|e| e.to_string())?;
+    daemon.apply(config).map_err(|e| e.to_string())?;
+    if *daemon.control().config() == before {
+        return Ok(false);
+    }
+    if let Err(e) = xvsd::state::save(&args.state, daemon.control().config()) {
+        // Not durable: go back to what is on disk.
+        let back = daemon.apply(before).err();
+        return Err(format!(
+            "{e}; the change was rolled back{}",
+            back.map_or(String::new(), |b| format!(
+                " (rolling back failed too: {b})"
+            ))
+        ));
+    }
+    Ok(true)
 }

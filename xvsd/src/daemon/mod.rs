@@ -260,6 +260,15 @@ fn invalidate_socket() -> Option<std::net::UdpSocket> {
 /// Misses kept for `lookup_misses` callers.
 const MAX_LOOKUP_MISSES: usize = 4096;
 
+/// Why [`Daemon::run`] returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wake {
+    /// `stop` was set (SIGINT, SIGTERM).
+    Stop,
+    /// `reload` was set (SIGHUP): the config file is to be read again.
+    Reload,
+}
+
 impl Daemon {
     /// Validates `config`, sets everything up and starts the workers. On
     /// error nothing stays attached or bound.
@@ -493,15 +502,21 @@ impl Daemon {
         self.epoch.elapsed().as_nanos() as u64
     }
 
-    /// The control loop; returns when `stop` is set (a signal) or a
-    /// worker failed.
-    pub fn run(&mut self, stop: &AtomicBool) -> Result<(), DaemonError> {
+    /// The control loop; returns when `stop` or `reload` is set (a
+    /// signal; `reload` is cleared), or with the error when a worker
+    /// failed. Called again after a reload, it goes on where it was.
+    pub fn run(&mut self, stop: &AtomicBool, reload: &AtomicBool) -> Result<Wake, DaemonError> {
         let mut last_tick = 0;
         let mut snooped = Vec::new();
-        while !stop.load(Ordering::Relaxed) {
+        loop {
+            if stop.load(Ordering::Relaxed) {
+                return Ok(Wake::Stop);
+            }
+            if reload.swap(false, Ordering::Relaxed) {
+                return Ok(Wake::Reload);
+            }
             self.step(&mut snooped, &mut last_tick)?;
         }
-        Ok(())
     }
 
     /// One round of control work, waiting up to 10 ms for snooped frames.
