@@ -68,6 +68,7 @@ pub fn flow_row(bridge: &str, rule: &FlowRule, names: &BTreeMap<PortNo, String>)
         actions,
         n_packets: None,
         n_bytes: None,
+        idle_age_secs: None,
     }
 }
 
@@ -98,6 +99,7 @@ pub fn flow_rows(config: &Config, bridge: Option<&str>) -> Result<Vec<FlowRow>, 
                     actions: format!("(does not parse: {e})"),
                     n_packets: None,
                     n_bytes: None,
+                    idle_age_secs: None,
                 }),
             }
         }

@@ -186,6 +186,7 @@ fn rows() -> BTreeMap<&'static str, Value> {
             actions: "normal".into(),
             n_packets: Some(1),
             n_bytes: Some(64),
+            idle_age_secs: Some(3),
         }),
     );
     r.insert(

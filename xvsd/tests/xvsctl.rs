@@ -162,6 +162,37 @@ fn every_verb_and_every_rejection_through_xvsctl() {
         "flows forward\n{}",
         b.d.log()
     );
+    // Each rule counts what it matched (the workers report every 100 ms
+    // or so: wait for it), and how long ago it last did.
+    let counted = |rule: usize| -> (u64, u64, Option<u64>) {
+        let rows: serde_json::Value =
+            serde_json::from_str(&b.d.ok(&["--format", "json", "dump-flows", "a"])).unwrap();
+        let r = &rows[rule];
+        (
+            r["n_packets"].as_u64().unwrap(),
+            r["n_bytes"].as_u64().unwrap(),
+            r["idle_age_secs"].as_u64(),
+        )
+    };
+    assert!(
+        xvs_tests::etcd::wait_for(Duration::from_secs(3), || counted(0).0 >= 3
+            && counted(1).0 >= 3)
+        .is_some(),
+        "three echo requests in on pa1, three replies on pa2: {:?} {:?}",
+        counted(0),
+        counted(1)
+    );
+    let (packets, bytes, idle) = counted(0);
+    assert!(bytes >= packets * 98, "{packets} frames, {bytes} bytes");
+    assert!(idle.is_some_and(|s| s <= 5), "{idle:?}");
+    let text = b.d.ok(&["dump-flows", "a"]);
+    assert!(
+        text.contains("n_packets=") && text.contains("idle_age="),
+        "{text}"
+    );
+    // A changed table counts from zero, as a re-added flow does in OVS.
+    b.d.ok(&["add-flow", "a", "priority=1,actions=drop"]);
+    assert_eq!(counted(0), (0, 0, None));
     b.d.ok(&["del-flows", "a"]);
     b.d.ok(&[
         "acl-add", "pa1", "--dir", "in", "--prio", "10", "icmp", "--action", "drop",

@@ -125,6 +125,9 @@ pub fn render(method: &Method, v: Value) -> Result<String, String> {
                     (Some(p), Some(b)) => format!(" n_packets={p}, n_bytes={b},"),
                     _ => String::new(),
                 };
+                let idle = r
+                    .idle_age_secs
+                    .map_or(String::new(), |s| format!(" idle_age={s},"));
                 let cookie = if r.cookie != 0 {
                     format!(" cookie={:#x},", r.cookie)
                 } else {
@@ -136,7 +139,7 @@ pub fn render(method: &Method, v: Value) -> Result<String, String> {
                     format!(",{}", r.matches)
                 };
                 s.push_str(&format!(
-                    " bridge={},{cookie}{counters} priority={}{m} actions={}\n",
+                    " bridge={},{cookie}{counters}{idle} priority={}{m} actions={}\n",
                     r.bridge, r.priority, r.actions
                 ));
             }

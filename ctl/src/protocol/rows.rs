@@ -166,6 +166,10 @@ pub struct FlowRow {
     pub n_packets: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub n_bytes: Option<u64>,
+    /// Seconds since a frame last matched it (none yet: absent). The
+    /// counters count since the bridge's flow table last changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_age_secs: Option<u64>,
 }
 
 /// One firewall rule (`acl_show`), in priority order (highest first).

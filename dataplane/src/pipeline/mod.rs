@@ -46,7 +46,7 @@ use xvs_types::MissAction;
 use xvs_types::{BridgeNo, FlowKey, PortNo};
 
 use egress::{normal, run_actions, send, Emitter};
-pub use state::{PortCounters, WorkerState};
+pub use state::{FlowHits, PortCounters, RuleCount, WorkerState};
 
 /// A frame to transmit and the port it leaves by.
 ///
@@ -414,6 +414,9 @@ fn process_frame<'a>(
         .lookup_with_aux(&bridge.flows, ctx.key, ctx.hash, snap.generation, |k| {
             firewall_verdict(snap, fw_in, k)
         });
+    if let Some(rule) = hit.rule {
+        ws.count_flow_hit(pe.bridge, rule, frame.len(), now);
+    }
     let fw = hit.aux;
     if fw != FW_NO_HIT {
         if let Some(f) = fw_in {

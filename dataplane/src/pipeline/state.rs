@@ -67,6 +67,25 @@ struct LearnSlot {
     sent_at: u64,
 }
 
+/// What one flow rule matched on one worker (`xvsctl dump-flows`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RuleCount {
+    pub packets: u64,
+    pub bytes: u64,
+    /// The worker's clock (ns since the daemon's epoch) at the last match;
+    /// 0: never.
+    pub last_used_ns: u64,
+}
+
+/// One bridge's flow rule counters on one worker, for the table of
+/// generation `generation` (a table rebuilt starts from zero, as a flow
+/// re-added does in Open vSwitch): indexed by rule index.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FlowHits {
+    pub generation: u64,
+    pub rules: Vec<RuleCount>,
+}
+
 /// Everything a worker owns.
 #[derive(Debug)]
 pub struct WorkerState {
@@ -77,6 +96,10 @@ pub struct WorkerState {
     pub ports: Vec<PortCounters>,
     /// Hit counters per firewall, per rule.
     pub fw_hits: Vec<Vec<u64>>,
+    /// Flow rule counters per bridge number.
+    pub flow_hits: Vec<FlowHits>,
+    /// The snapshot `flow_hits` was last matched against.
+    flows_synced: u64,
     /// Frames copied because they lacked headroom for a tunnel header.
     pub copies: u64,
     /// Replicas made for flooding / multiple outputs.
@@ -136,6 +159,8 @@ impl WorkerState {
             drops: DropCounters::default(),
             ports: Vec::new(),
             fw_hits: Vec::new(),
+            flow_hits: Vec::new(),
+            flows_synced: u64::MAX,
             copies: 0,
             replicas: 0,
             learn_sent: 0,
@@ -192,6 +217,41 @@ impl WorkerState {
         if self.learn_generation != snap.learn_generation {
             self.learn_generation = snap.learn_generation;
             self.learn_filter.fill(LearnSlot::default());
+        }
+        if self.flows_synced != snap.generation {
+            self.flows_synced = snap.generation;
+            self.sync_flow_hits(snap);
+        }
+    }
+
+    /// Keeps each bridge's flow counters while its table is the same one,
+    /// and starts a rebuilt (or new) table's from zero.
+    #[cold]
+    fn sync_flow_hits(&mut self, snap: &Snapshot) {
+        self.flow_hits
+            .resize_with(snap.bridges.len(), FlowHits::default);
+        for (h, b) in self.flow_hits.iter_mut().zip(snap.bridges.iter()) {
+            let g = b.flows.generation();
+            if h.generation != g || h.rules.len() != b.flows.len() {
+                *h = FlowHits {
+                    generation: g,
+                    rules: vec![RuleCount::default(); b.flows.len()],
+                };
+            }
+        }
+    }
+
+    /// Counts a frame of `bytes` matching rule `rule` of bridge `bridge`.
+    #[inline]
+    pub(crate) fn count_flow_hit(&mut self, bridge: BridgeNo, rule: u32, bytes: usize, now: u64) {
+        if let Some(c) = self
+            .flow_hits
+            .get_mut(usize::from(bridge))
+            .and_then(|h| h.rules.get_mut(rule as usize))
+        {
+            c.packets += 1;
+            c.bytes += bytes as u64;
+            c.last_used_ns = now;
         }
     }
 

@@ -1733,6 +1733,7 @@ mod lookup_on_miss {
 }
 
 mod every_drop;
+mod flow_counters;
 mod offers;
 mod pmtu;
 mod port_security;

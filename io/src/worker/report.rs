@@ -107,6 +107,8 @@ pub struct WorkerReport {
     pub umem: UmemUse,
     /// Frames longer than a chunk: assembled, sent, dropped.
     pub jumbo: crate::xsk::JumboCounters,
+    /// Flow rule counters per bridge number.
+    pub flows: Vec<xvs_dataplane::pipeline::FlowHits>,
 }
 
 impl Worker {
@@ -121,6 +123,7 @@ impl Worker {
             events: self.ws.events(),
             umem: self.umem_use(),
             jumbo: self.set.jumbo_counters(),
+            flows: self.ws.flow_hits.clone(),
         }
     }
 

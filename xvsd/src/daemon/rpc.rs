@@ -14,14 +14,14 @@ use std::sync::Arc;
 
 use xvs_ctl::command;
 use xvs_ctl::protocol::{
-    FastPathRow, FdbKind, FdbRow, Method, MissRow, PortKindName, RouteRow, RpcError, StatsParams,
-    StatsRow, TransactResult, UmemRow, WorkerPortStats, WorkerStatsRow,
+    FastPathRow, FdbKind, FdbRow, FlowRow, Method, MissRow, PortKindName, RouteRow, RpcError,
+    StatsParams, StatsRow, TransactResult, UmemRow, WorkerPortStats, WorkerStatsRow,
 };
 use xvs_ctl::server::Call;
 use xvs_ctl::view;
 use xvs_dataplane::control::LearnRefusals;
 use xvs_dataplane::events::MissKind;
-use xvs_dataplane::pipeline::PortCounters;
+use xvs_dataplane::pipeline::{PortCounters, RuleCount};
 use xvs_dataplane::snapshot::PortKind;
 use xvs_dataplane::stats::DropCounters;
 use xvs_dataplane::tunnel::NO_REMOTE;
@@ -113,7 +113,11 @@ impl Daemon {
                 call.respond(Ok(rows))
             }
             Method::DumpFlows(p) => {
-                call.respond(view::flow_rows(self.ctl.config(), p.bridge.as_deref()))
+                let rows = view::flow_rows(self.ctl.config(), p.bridge.as_deref()).map(|mut r| {
+                    self.count_flows(&mut r);
+                    r
+                });
+                call.respond(rows)
             }
             Method::AclShow(p) => call.respond(view::acl_rows(self.ctl.config(), &p.port, p.dir)),
             Method::Stats(p) => {
@@ -250,6 +254,45 @@ impl Daemon {
             }
         }
         Ok(rows)
+    }
+
+    /// Fills `rows` (a bridge's flows in table order, as
+    /// `view::flow_rows` lists them) with what the workers counted for
+    /// the running table: packets, bytes, and the age of the last match.
+    fn count_flows(&self, rows: &mut [FlowRow]) {
+        let snap = self.ctl.snapshot();
+        let reports = self.reports();
+        let now = self.now();
+        let mut next: BTreeMap<String, usize> = BTreeMap::new();
+        for row in rows {
+            let pos = next.entry(row.bridge.clone()).or_default();
+            let rule = *pos;
+            *pos += 1;
+            let Some((no, b)) = snap
+                .bridges
+                .iter()
+                .enumerate()
+                .find(|(_, b)| *b.name == *row.bridge)
+            else {
+                continue;
+            };
+            let generation = b.flows.generation();
+            let mut sum = RuleCount::default();
+            for c in reports
+                .iter()
+                .filter_map(|r| r.flows.get(no))
+                .filter(|h| h.generation == generation)
+                .filter_map(|h| h.rules.get(rule))
+            {
+                sum.packets += c.packets;
+                sum.bytes += c.bytes;
+                sum.last_used_ns = sum.last_used_ns.max(c.last_used_ns);
+            }
+            row.n_packets = Some(sum.packets);
+            row.n_bytes = Some(sum.bytes);
+            row.idle_age_secs = (sum.last_used_ns > 0)
+                .then(|| now.saturating_sub(sum.last_used_ns) / 1_000_000_000);
+        }
     }
 
     fn stats_rows(&self, p: &StatsParams) -> Result<Vec<StatsRow>, RpcError> {
