@@ -200,6 +200,17 @@ fn every_verb_and_every_rejection_through_xvsctl() {
     let acl = b.d.ok(&["acl-show", "pa1"]);
     assert!(acl.contains("icmp") || acl.contains("nw_proto=1"), "{acl}");
     assert_eq!(b.vma1.ping("10.1.0.2", 2), 0, "the ACL drops ICMP");
+    // The rule counts what it dropped (reports come every 100 ms or so).
+    let hits = || -> u64 {
+        let rows: serde_json::Value =
+            serde_json::from_str(&b.d.ok(&["--format", "json", "acl-show", "pa1"])).unwrap();
+        rows[0]["hits"].as_u64().unwrap()
+    };
+    assert!(
+        xvs_tests::etcd::wait_for(Duration::from_secs(3), || hits() >= 2).is_some(),
+        "two echo requests dropped: {}",
+        hits()
+    );
     b.d.ok(&["acl-del", "pa1", "--dir", "in", "--prio", "10"]);
     b.d.ok(&[
         "qos-set", "pa1", "--dir", "in", "--rate", "100mbit", "--burst", "64kb",

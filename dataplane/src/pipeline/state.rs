@@ -241,6 +241,11 @@ impl WorkerState {
         }
     }
 
+    /// The policy (ACLs, QoS) generation `fw_hits` count for.
+    pub fn policy_generation(&self) -> u64 {
+        self.policy_generation
+    }
+
     /// Counts a frame of `bytes` matching rule `rule` of bridge `bridge`.
     #[inline]
     pub(crate) fn count_flow_hit(&mut self, bridge: BridgeNo, rule: u32, bytes: usize, now: u64) {

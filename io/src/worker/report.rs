@@ -109,6 +109,10 @@ pub struct WorkerReport {
     pub jumbo: crate::xsk::JumboCounters,
     /// Flow rule counters per bridge number.
     pub flows: Vec<xvs_dataplane::pipeline::FlowHits>,
+    /// ACL rule hits per firewall, per rule, for the policy generation
+    /// `policy_generation` (a policy change starts them from zero).
+    pub fw_hits: Vec<Vec<u64>>,
+    pub policy_generation: u64,
 }
 
 impl Worker {
@@ -124,6 +128,8 @@ impl Worker {
             umem: self.umem_use(),
             jumbo: self.set.jumbo_counters(),
             flows: self.ws.flow_hits.clone(),
+            fw_hits: self.ws.fw_hits.clone(),
+            policy_generation: self.ws.policy_generation(),
         }
     }
 

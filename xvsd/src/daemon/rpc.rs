@@ -14,8 +14,8 @@ use std::sync::Arc;
 
 use xvs_ctl::command;
 use xvs_ctl::protocol::{
-    FastPathRow, FdbKind, FdbRow, FlowRow, Method, MissRow, PortKindName, RouteRow, RpcError,
-    StatsParams, StatsRow, TransactResult, UmemRow, WorkerPortStats, WorkerStatsRow,
+    AclRow, FastPathRow, FdbKind, FdbRow, FlowRow, Method, MissRow, PortKindName, RouteRow,
+    RpcError, StatsParams, StatsRow, TransactResult, UmemRow, WorkerPortStats, WorkerStatsRow,
 };
 use xvs_ctl::server::Call;
 use xvs_ctl::view;
@@ -119,7 +119,13 @@ impl Daemon {
                 });
                 call.respond(rows)
             }
-            Method::AclShow(p) => call.respond(view::acl_rows(self.ctl.config(), &p.port, p.dir)),
+            Method::AclShow(p) => {
+                let rows = view::acl_rows(self.ctl.config(), &p.port, p.dir).map(|mut r| {
+                    self.count_acl_hits(&mut r);
+                    r
+                });
+                call.respond(rows)
+            }
             Method::Stats(p) => {
                 let r = self.stats_rows(&p);
                 call.respond(r)
@@ -292,6 +298,49 @@ impl Daemon {
             row.n_bytes = Some(sum.bytes);
             row.idle_age_secs = (sum.last_used_ns > 0)
                 .then(|| now.saturating_sub(sum.last_used_ns) / 1_000_000_000);
+        }
+    }
+
+    /// Fills `rows` (ACL rules as `view::acl_rows` lists them) with the
+    /// frames each matched on every worker under the running policy.
+    fn count_acl_hits(&self, rows: &mut [AclRow]) {
+        let snap = self.ctl.snapshot();
+        let config = self.ctl.config();
+        let numbers = config.port_numbers();
+        let reports = self.reports();
+        for row in rows {
+            let Some(pe) = numbers.get(row.port.as_str()).and_then(|n| snap.port(*n)) else {
+                continue;
+            };
+            let side = match row.dir {
+                xvs_config::Direction::In => 0,
+                xvs_config::Direction::Out => 1,
+            };
+            let Some(fw) = pe.firewall[side] else {
+                continue;
+            };
+            // The compiled firewall's rules are the ACL's, in config order;
+            // a priority names one rule of a port's direction.
+            let Some(rule) = config
+                .acls
+                .iter()
+                .find(|a| a.port == row.port && a.dir == row.dir)
+                .and_then(|a| {
+                    a.rules.iter().position(|t| {
+                        t.parse::<xvs_types::acl::AclRule>()
+                            .is_ok_and(|r| r.priority == row.priority)
+                    })
+                })
+            else {
+                continue;
+            };
+            row.hits = Some(
+                reports
+                    .iter()
+                    .filter(|r| r.policy_generation == snap.policy_generation)
+                    .filter_map(|r| r.fw_hits.get(usize::from(fw))?.get(rule))
+                    .sum(),
+            );
         }
     }
 
