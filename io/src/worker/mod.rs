@@ -98,6 +98,8 @@ pub struct WorkerPort {
     pending: Vec<(u64, u32)>,
     /// Frames on the TX ring not yet completed.
     in_flight: usize,
+    /// The socket's kernel counters as last read (`Worker::read_kernel`).
+    kernel_seen: xsk::KernelCounters,
 }
 
 impl WorkerPort {
@@ -111,6 +113,7 @@ impl WorkerPort {
             kind: SocketKind::Ordinary,
             pending: Vec::with_capacity(4 * BATCH),
             in_flight: 0,
+            kernel_seen: xsk::KernelCounters::default(),
         }
     }
 
@@ -193,6 +196,10 @@ pub struct Worker {
     held_gen: u64,
     /// Sockets the last bind request said the worker will serve.
     expect: usize,
+    /// What the kernel dropped on each port's sockets, by port number,
+    /// and on the demux sockets (the miss pair's, which name no port).
+    kernel: Vec<xsk::KernelCounters>,
+    kernel_demux: xsk::KernelCounters,
 }
 
 /// The chunk base of a UMEM address.
@@ -247,6 +254,8 @@ impl Worker {
             held_swap: Vec::with_capacity(HOLD_MAX),
             held_gen: 0,
             expect: 0,
+            kernel: Vec::new(),
+            kernel_demux: xsk::KernelCounters::default(),
         };
         w.rebuild_tx_of();
         w
@@ -377,9 +386,11 @@ impl Worker {
             }
             if last.duration_since(last_report) >= REPORT_EVERY {
                 last_report = last;
+                self.read_kernel();
                 self.publish();
             }
         }
+        self.read_kernel();
         self.publish();
         Ok(self.counters)
     }

@@ -113,6 +113,10 @@ pub struct WorkerReport {
     /// `policy_generation` (a policy change starts them from zero).
     pub fw_hits: Vec<Vec<u64>>,
     pub policy_generation: u64,
+    /// What the kernel dropped on this worker's sockets of each port (by
+    /// port number), and on its demux socket.
+    pub kernel: Vec<crate::xsk::KernelCounters>,
+    pub kernel_demux: crate::xsk::KernelCounters,
 }
 
 impl Worker {
@@ -130,6 +134,30 @@ impl Worker {
             flows: self.ws.flow_hits.clone(),
             fw_hits: self.ws.fw_hits.clone(),
             policy_generation: self.ws.policy_generation(),
+            kernel: self.kernel.clone(),
+            kernel_demux: self.kernel_demux,
+        }
+    }
+
+    /// Adds what the kernel counted on each socket since the last read
+    /// (a getsockopt per socket: once per report, never per batch).
+    pub(super) fn read_kernel(&mut self) {
+        for p in self.ports.iter_mut().flatten() {
+            let Some(now) = self.set.kernel_counters(p.sock) else {
+                continue;
+            };
+            let grew = now.since(&p.kernel_seen);
+            p.kernel_seen = now;
+            if p.kind == super::SocketKind::Demux {
+                self.kernel_demux.add(&grew);
+                continue;
+            }
+            let no = usize::from(p.no);
+            if self.kernel.len() <= no {
+                self.kernel
+                    .resize_with(no + 1, crate::xsk::KernelCounters::default);
+            }
+            self.kernel[no].add(&grew);
         }
     }
 

@@ -53,10 +53,12 @@
 mod jumbo;
 mod port;
 mod rings;
+mod stats;
 mod umem;
 
 pub use jumbo::{JumboCounters, SLOT_BYTES, SLOT_CHUNKS};
 pub use port::XskPort;
+pub use stats::KernelCounters;
 pub use umem::{FrameMut, PoolLender, Region};
 
 use std::fmt;

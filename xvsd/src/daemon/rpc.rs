@@ -382,6 +382,16 @@ impl Daemon {
                 });
             }
             let mut drops = drops_map(&sum.drops);
+            // Frames the kernel dropped on the port's sockets never
+            // reached a worker either.
+            for k in reports
+                .iter()
+                .filter_map(|r| r.kernel.get(usize::from(*no)))
+            {
+                for (reason, n) in k.drops().into_iter().filter(|(_, n)| *n > 0) {
+                    *drops.entry(reason.to_owned()).or_default() += n;
+                }
+            }
             // Frames our XDP program dropped never reached a worker.
             if let Some(c) = self
                 .ifaces
@@ -479,6 +489,19 @@ impl Daemon {
                             ("jumbo_tx", r.jumbo.tx_chains),
                             ("jumbo_drop_no_slot", r.jumbo.no_slot),
                             ("jumbo_drop_bad_chain", r.jumbo.bad_chain),
+                            // Frames that found a fill ring empty (each is
+                            // an xsk_rx_dropped on its port).
+                            (
+                                "xsk_fill_empty",
+                                r.kernel.iter().map(|k| k.fill_empty).sum::<u64>()
+                                    + r.kernel_demux.fill_empty,
+                            ),
+                            // What the kernel dropped on the miss pair's
+                            // socket: misses of the fast path lost.
+                            (
+                                "miss_pair_xsk_dropped",
+                                r.kernel_demux.drops().iter().map(|(_, n)| n).sum(),
+                            ),
                         ])
                         .filter(|(_, v)| *v > 0)
                         .map(|(k, v)| ((*k).to_owned(), *v))
