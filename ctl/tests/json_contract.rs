@@ -91,6 +91,10 @@ fn requests() -> BTreeMap<&'static str, Value> {
             bridge: Some("br0".into()),
         }),
         Method::LookupMisses,
+        Method::Trace(TraceParams {
+            port: "vm1".into(),
+            frame: "02000000000102000000000208060001".into(),
+        }),
     ];
     methods
         .iter()
@@ -187,6 +191,41 @@ fn rows() -> BTreeMap<&'static str, Value> {
             n_packets: Some(1),
             n_bytes: Some(64),
             idle_age_secs: Some(3),
+        }),
+    );
+    r.insert(
+        "TraceResult",
+        v(TraceResult {
+            port: "vm1".into(),
+            bridge: Some("br0".into()),
+            frame_len: 60,
+            acl: vec![AclRow {
+                port: "vm1".into(),
+                dir: Direction::In,
+                priority: 10,
+                matches: "udp".into(),
+                action: AclAction::Allow,
+                hits: None,
+            }],
+            flow: Some(FlowRow {
+                bridge: "br0".into(),
+                priority: 10,
+                cookie: 0,
+                matches: "in_port=vm1".into(),
+                actions: "normal".into(),
+                n_packets: None,
+                n_bytes: None,
+                idle_age_secs: None,
+            }),
+            normal: false,
+            drops: BTreeMap::from([("flow_drop".to_owned(), 1)]),
+            events: BTreeMap::from([("replicas".to_owned(), 1)]),
+            held: false,
+            outputs: vec![TraceOutput {
+                port: "vm2".into(),
+                len: 60,
+                hex: "02".into(),
+            }],
         }),
     );
     r.insert(

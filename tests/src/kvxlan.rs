@@ -74,3 +74,29 @@ pub fn kernel_vxlan(ns: &Netns, dev: &str, mac: &str, local: &str, remote: &str,
     ns.ip(&["addr", "add", inner, "dev", "vx0"]);
     ns.ip(&["link", "set", "vx0", "up"]);
 }
+
+/// The three namespaces of the tests that put the kernel's vxlan across
+/// the underlay from xvsd: `vm` ([`vm_on_p0`]), `hv` (xvsd's, with `u0`)
+/// and `peer` (`pu0`, the kernel's `vx0` at [`PEER_IP`], VTEP 192.0.2.2
+/// to xvsd's 192.0.2.1); start xvsd in `hv` with
+/// `xvsd_config("192.0.2.1", "192.0.2.2")`.
+#[derive(Debug)]
+pub struct Topology {
+    pub vm: crate::Netns,
+    pub hv: crate::Netns,
+    pub peer: crate::Netns,
+}
+
+impl Topology {
+    /// Namespaces `TAGvm`, `TAGhv`, `TAGpe`.
+    pub fn new(tag: &str) -> Topology {
+        let vm = crate::Netns::new(&format!("{tag}vm"));
+        let hv = crate::Netns::new(&format!("{tag}hv"));
+        let peer = crate::Netns::new(&format!("{tag}pe"));
+        vm_on_p0(&vm, &hv);
+        crate::underlay(&hv, &peer);
+        #[rustfmt::skip]
+        kernel_vxlan(&peer, "pu0", "02:00:00:00:0b:01", "192.0.2.2", "192.0.2.1", "10.0.0.2/24");
+        Topology { vm, hv, peer }
+    }
+}

@@ -10,21 +10,15 @@
 use std::path::Path;
 
 use serde_json::Value;
-use xvs_tests::kvxlan::{kernel_vxlan, vm_on_p0, xvsd_config};
-use xvs_tests::{require_root, require_tool, underlay, Netns, Xvsd};
+use xvs_tests::kvxlan::{xvsd_config, Topology};
+use xvs_tests::{require_root, require_tool, Xvsd};
 
 #[test]
 fn what_the_kernel_drops_on_a_port_shows_in_its_stats() {
     if !require_root() || !require_tool("iperf3") {
         return;
     }
-    let vm = Netns::new("kdvm");
-    let hv = Netns::new("kdhv");
-    let peer = Netns::new("kdpe");
-    vm_on_p0(&vm, &hv);
-    underlay(&hv, &peer);
-    #[rustfmt::skip]
-    kernel_vxlan(&peer, "pu0", "02:00:00:00:0b:01", "192.0.2.2", "192.0.2.1", "10.0.0.2/24");
+    let Topology { vm, hv, peer } = Topology::new("kd");
     let d = Xvsd::start(
         Path::new(env!("CARGO_BIN_EXE_xvsd")),
         &hv,

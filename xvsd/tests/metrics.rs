@@ -13,8 +13,8 @@
 use std::path::Path;
 
 use serde_json::Value;
-use xvs_tests::kvxlan::{kernel_vxlan, vm_on_p0, xvsd_config};
-use xvs_tests::{require_file, require_root, underlay, Netns, Xvsd};
+use xvs_tests::kvxlan::{xvsd_config, Topology};
+use xvs_tests::{require_file, require_root, Netns, Xvsd};
 
 const PARSER: &str = "/usr/lib/python3/dist-packages/prometheus_client/openmetrics/parser.py";
 /// Debian's Python, whose packages hold the parser (a `python3` first on
@@ -65,13 +65,11 @@ fn the_endpoint_shows_what_stats_shows_and_a_parser_takes_it() {
     if !ready() {
         return;
     }
-    let vm = Netns::new("mtvm");
-    let hv = Netns::new("mthv");
-    let peer = Netns::new("mtpe");
-    vm_on_p0(&vm, &hv);
-    underlay(&hv, &peer);
-    #[rustfmt::skip]
-    kernel_vxlan(&peer, "pu0", "02:00:00:00:0b:01", "192.0.2.2", "192.0.2.1", "10.0.0.2/24");
+    let Topology {
+        vm,
+        hv,
+        peer: _peer,
+    } = Topology::new("mt");
     let config = xvsd_config("192.0.2.1", "192.0.2.2");
     let d = Xvsd::start(
         Path::new(env!("CARGO_BIN_EXE_xvsd")),

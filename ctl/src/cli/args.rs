@@ -494,6 +494,11 @@ pub enum Verb {
         #[arg(long)]
         if_exists: bool,
     },
+    /// What the switch would do with a frame arriving on PORT, without
+    /// sending it: SPEC is the frame in hex, or a flow match it is built
+    /// from (`udp,dl_src=..,dl_dst=..,nw_src=..,nw_dst=..,tp_dst=53`); a
+    /// tunnel's frames are traced on the uplink, whole.
+    Trace { port: String, spec: String },
     /// Show the firewall rules of a port.
     AclShow {
         port: String,

@@ -23,6 +23,7 @@
 mod args;
 mod input;
 mod render;
+mod trace;
 mod translate;
 
 pub use args::{Chained, Cli, Format, Verb, VlanList};
@@ -210,6 +211,14 @@ fn single(opts: &Opts, verb: Verb, io: &mut Io<'_>) -> i32 {
                     1
                 }
             };
+        }
+        Verb::Trace { spec, .. } => {
+            // A spec that is neither hex nor a match is the user's to fix,
+            // before any call.
+            if let Err(e) = trace::frame_hex(spec) {
+                let _ = writeln!(io.err, "xvsctl: trace: {e}");
+                return 1;
+            }
         }
         _ => {}
     }

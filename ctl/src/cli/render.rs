@@ -167,6 +167,7 @@ pub fn render(method: &Method, v: Value) -> Result<String, String> {
                     .collect(),
             )
         }
+        Method::Trace(_) => super::trace::render(&de(v)?),
         Method::Stats(_) => stats_table(&de::<Vec<StatsRow>>(v)?),
         Method::WorkerStats => {
             let rows: Vec<WorkerStatsRow> = de(v)?;

@@ -12,7 +12,7 @@ use super::input::read_fdb_file;
 use super::Verb;
 use crate::command::{self as cmd, Command};
 use crate::protocol::{
-    AclShowParams, ArpShowParams, DumpFlowsParams, FdbShowParams, Method, StatsParams,
+    AclShowParams, ArpShowParams, DumpFlowsParams, FdbShowParams, Method, StatsParams, TraceParams,
 };
 
 impl Verb {
@@ -331,6 +331,13 @@ impl Verb {
             Verb::DumpFlows { bridge } => Method::DumpFlows(DumpFlowsParams {
                 bridge: bridge.clone(),
             }),
+            Verb::Trace { port, spec } => match super::trace::frame_hex(spec) {
+                Ok(frame) => Method::Trace(TraceParams {
+                    port: port.clone(),
+                    frame,
+                }),
+                Err(_) => return None,
+            },
             Verb::AclShow { port, dir } => Method::AclShow(AclShowParams {
                 port: port.clone(),
                 dir: *dir,

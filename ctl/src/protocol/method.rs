@@ -54,6 +54,17 @@ pub struct ArpShowParams {
     pub bridge: Option<String>,
 }
 
+/// `trace`: what the switch would do with one frame arriving on `port`
+/// (a port, a tunnel's frames arrive on the uplink: name the uplink and
+/// give the whole tunnel packet), without sending it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TraceParams {
+    pub port: String,
+    /// The frame, from its Ethernet header, in hex.
+    pub frame: String,
+}
+
 /// `stats`: every port, tunnel and the uplink, or the one named.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -80,6 +91,7 @@ pub struct StatsParams {
 /// | `worker_stats` | none | `[WorkerStatsRow]` |
 /// | `tunnel_ports` | none | `[TunnelPortRow]` |
 /// | `arp_show` | [`ArpShowParams`] | `[AddrRow]` |
+/// | `trace` | [`TraceParams`] | [`TraceResult`](super::TraceResult) |
 /// | `lookup_misses` | none | `[MissRow]`, the misses of bridges with the external provider since the last call (at most 4096, oldest dropped first) |
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Method {
@@ -96,6 +108,7 @@ pub enum Method {
     TunnelPorts,
     ArpShow(ArpShowParams),
     LookupMisses,
+    Trace(TraceParams),
 }
 
 impl Method {
@@ -114,6 +127,7 @@ impl Method {
         "tunnel_ports",
         "arp_show",
         "lookup_misses",
+        "trace",
     ];
 
     pub fn name(&self) -> &'static str {
@@ -131,6 +145,7 @@ impl Method {
             Method::TunnelPorts => "tunnel_ports",
             Method::ArpShow(_) => "arp_show",
             Method::LookupMisses => "lookup_misses",
+            Method::Trace(_) => "trace",
         }
     }
 
@@ -143,6 +158,7 @@ impl Method {
             Method::AclShow(p) => serde_json::to_value(p),
             Method::Stats(p) => serde_json::to_value(p),
             Method::ArpShow(p) => serde_json::to_value(p),
+            Method::Trace(p) => serde_json::to_value(p),
             _ => return None,
         };
         // These types have string keys only: serialization cannot fail.
@@ -183,6 +199,7 @@ impl Method {
             "acl_show" => typed_params(method, params, false).map(Method::AclShow),
             "stats" => typed_params(method, params, true).map(Method::Stats),
             "arp_show" => typed_params(method, params, true).map(Method::ArpShow),
+            "trace" => typed_params(method, params, false).map(Method::Trace),
             other => Err(RpcError::method_not_found(other)),
         }
     }

@@ -384,3 +384,45 @@ pub struct TunnelPortRow {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub dynamic_remotes: Vec<IpAddr>,
 }
+
+/// What `trace` found the pipeline decide for one frame (read back from a
+/// worker state of its own: nothing was sent, learned or counted).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TraceResult {
+    /// The port it arrived on, and its bridge (none for the uplink).
+    pub port: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bridge: Option<String>,
+    pub frame_len: usize,
+    /// ACL rules it matched, as `acl_show` shows them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub acl: Vec<AclRow>,
+    /// The flow rule it matched, as `dump_flows` shows it; none: the
+    /// bridge has no flows (NORMAL switching) or no rule matched.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flow: Option<FlowRow>,
+    /// Whether its bridge switches by NORMAL (no flow table).
+    pub normal: bool,
+    /// Dropped, by reason (`stats`' names).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub drops: BTreeMap<String, u64>,
+    /// What else the pipeline did (`arp_suppressed`, `upcalls`, `held`,
+    /// `replicas`, `copies`, ...).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub events: BTreeMap<String, u64>,
+    /// Held for a lookup on miss (its bridge's lookup would be asked).
+    pub held: bool,
+    /// Every frame that would leave, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub outputs: Vec<TraceOutput>,
+}
+
+/// One frame `trace` would send: the port it leaves by (the uplink for a
+/// tunnel's), and its bytes as they would go on the wire, outer header
+/// included (hex: `xxd -r -p | text2pcap` or tshark can read it).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TraceOutput {
+    pub port: String,
+    pub len: usize,
+    pub hex: String,
+}

@@ -24,6 +24,7 @@ mod egress;
 mod pmtu;
 mod state;
 mod suppress;
+pub mod trace;
 
 use std::net::IpAddr;
 

@@ -1737,3 +1737,4 @@ mod flow_counters;
 mod offers;
 mod pmtu;
 mod port_security;
+mod trace;

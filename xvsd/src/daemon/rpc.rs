@@ -15,7 +15,8 @@ use std::sync::Arc;
 use xvs_ctl::command;
 use xvs_ctl::protocol::{
     AclRow, FastPathRow, FdbKind, FdbRow, FlowRow, Method, MissRow, PortKindName, RouteRow,
-    RpcError, StatsParams, StatsRow, TransactResult, UmemRow, WorkerPortStats, WorkerStatsRow,
+    RpcError, StatsParams, StatsRow, TraceOutput, TraceParams, TraceResult, TransactResult,
+    UmemRow, WorkerPortStats, WorkerStatsRow,
 };
 use xvs_ctl::server::Call;
 use xvs_ctl::view;
@@ -165,6 +166,10 @@ impl Daemon {
             Method::ArpShow(p) => {
                 call.respond(view::addr_rows(self.ctl.config(), p.bridge.as_deref()))
             }
+            Method::Trace(p) => {
+                let r = self.trace(&p);
+                call.respond(r)
+            }
             // The server answers `hello` itself; answer it anyway.
             Method::Hello => call.fail(RpcError::internal("hello is answered by the server")),
         }
@@ -260,6 +265,128 @@ impl Daemon {
             }
         }
         Ok(rows)
+    }
+
+    /// `trace`: the frame run through the workers' pipeline against the
+    /// running snapshot (`pipeline::trace`), its decisions named as the
+    /// views name them.
+    fn trace(&self, p: &TraceParams) -> Result<TraceResult, RpcError> {
+        let bad = |field: &str, why: String| RpcError::invalid_params("trace", field, why);
+        let config = self.ctl.config();
+        if config.tunnels.iter().any(|t| t.name == p.port) {
+            return Err(bad(
+                "params.port",
+                format!(
+                    "{:?} is a tunnel: its frames arrive on the uplink; trace the whole tunnel packet there",
+                    p.port
+                ),
+            ));
+        }
+        let numbers = config.port_numbers();
+        let no = *numbers.get(p.port.as_str()).ok_or_else(|| {
+            bad(
+                "params.port",
+                format!("no port or uplink named {:?}", p.port),
+            )
+        })?;
+        let text: String = p
+            .frame
+            .chars()
+            .filter(|c| !c.is_whitespace() && *c != ':')
+            .collect();
+        if text.len() % 2 != 0 {
+            return Err(bad("params.frame", "an odd number of hex digits".into()));
+        }
+        let frame = (0..text.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&text[i..i + 2], 16))
+            .collect::<Result<Vec<u8>, _>>()
+            .map_err(|e| bad("params.frame", format!("not hex: {e}")))?;
+        if !(14..=9216).contains(&frame.len()) {
+            return Err(bad(
+                "params.frame",
+                format!("{} bytes: a frame is 14 to 9,216", frame.len()),
+            ));
+        }
+        let snap = self.ctl.snapshot();
+        let t = xvs_dataplane::pipeline::trace::trace(&snap, no, &frame, self.now());
+        let name = |n: PortNo| {
+            numbers
+                .iter()
+                .find(|(_, v)| **v == n)
+                .map_or_else(|| format!("port {n}"), |(k, _)| (*k).to_owned())
+        };
+        let bridge = config
+            .ports
+            .iter()
+            .find(|x| x.name == p.port)
+            .map(|x| x.bridge.clone());
+        let mut acl = Vec::new();
+        for (fw, rule) in &t.acl_hits {
+            for (port, n) in &numbers {
+                let Some(pe) = snap.port(*n) else { continue };
+                for (side, dir) in [xvs_config::Direction::In, xvs_config::Direction::Out]
+                    .into_iter()
+                    .enumerate()
+                {
+                    if pe.firewall[side] != Some(*fw) {
+                        continue;
+                    }
+                    let text = config
+                        .acls
+                        .iter()
+                        .find(|a| a.port == *port && a.dir == dir)
+                        .and_then(|a| a.rules.get(*rule as usize));
+                    if let Some(r) = text.and_then(|t| t.parse::<xvs_types::acl::AclRule>().ok()) {
+                        acl.push(AclRow {
+                            port: (*port).to_owned(),
+                            dir,
+                            priority: r.priority,
+                            matches: r.matches.to_string(),
+                            action: r.action,
+                            hits: None,
+                        });
+                    }
+                }
+            }
+        }
+        let flow = t.flow_rule.and_then(|(b, rule)| {
+            let b = snap.bridges.get(usize::from(b))?;
+            view::flow_rows(config, Some(&b.name))
+                .ok()?
+                .get(rule as usize)
+                .cloned()
+        });
+        let normal = bridge.as_ref().is_some_and(|b| {
+            config
+                .bridges
+                .iter()
+                .any(|x| x.name == *b && x.flows.is_empty())
+        });
+        Ok(TraceResult {
+            port: p.port.clone(),
+            bridge,
+            frame_len: frame.len(),
+            acl,
+            flow,
+            normal,
+            drops: t.drops.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect(),
+            events: t
+                .events
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), *v))
+                .collect(),
+            held: t.held,
+            outputs: t
+                .outputs
+                .iter()
+                .map(|(port, bytes)| TraceOutput {
+                    port: name(*port),
+                    len: bytes.len(),
+                    hex: bytes.iter().map(|b| format!("{b:02x}")).collect(),
+                })
+                .collect(),
+        })
     }
 
     /// Fills `rows` (a bridge's flows in table order, as
