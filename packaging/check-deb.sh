@@ -33,8 +33,16 @@ postinst=$(dpkg-deb --ctrl-tarfile "$deb" | tar -xO ./postinst)
 grep -q 'deb-systemd-helper enable xvsd.service' <<<"$postinst" ||
   fail "postinst does not enable xvsd.service"
 
+# A run killed between install and purge leaves our package behind: take
+# it away. Someone else's package of that name is not ours to touch.
+ours="$(dpkg-deb -f "$deb" Maintainer)"
 if dpkg -s xvs >/dev/null 2>&1; then
-  fail "a package named xvs is installed already: not touching it"
+  if [ "$(dpkg-query -W -f='${Maintainer}' xvs)" = "$ours" ]; then
+    echo "check-deb: purging the xvs package an earlier run left installed"
+    dpkg --purge xvs
+  else
+    fail "a package named xvs from someone else is installed: not touching it"
+  fi
 fi
 trap 'dpkg --purge xvs >/dev/null 2>&1 || true' EXIT
 dpkg -i "$deb"
