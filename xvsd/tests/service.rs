@@ -12,9 +12,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use serde_json::Value;
-use xvs_tests::etcd::wait_for;
-use xvs_tests::kvxlan::{kernel_vxlan, vm_on_p0, xvsd_config};
-use xvs_tests::{require_root, underlay, veth, Netns, Xvsd};
+use xvs_tests::kvxlan::{xvsd_config, Topology};
+use xvs_tests::{require_root, veth, wait_for, Netns, Xvsd};
 
 /// What systemd would read: the next notification, within 15 s.
 fn next(sock: &UnixDatagram) -> String {
@@ -46,14 +45,12 @@ fn ready_reload_and_stop_are_told_and_a_reload_applies_whole_or_not_at_all() {
     if !require_root() {
         return;
     }
-    let vm = Netns::new("svvm");
-    let hv = Netns::new("svhv");
-    let peer = Netns::new("svpe");
+    let Topology {
+        vm,
+        hv,
+        peer: _peer,
+    } = Topology::new("sv");
     let vm2 = Netns::new("svv2");
-    vm_on_p0(&vm, &hv);
-    underlay(&hv, &peer);
-    #[rustfmt::skip]
-    kernel_vxlan(&peer, "pu0", "02:00:00:00:0b:01", "192.0.2.2", "192.0.2.1", "10.0.0.2/24");
     veth(
         &vm2,
         "vm0",
@@ -197,13 +194,11 @@ fn the_units_capabilities_are_enough_to_forward() {
     if !require_root() || !xvs_tests::require_tool("setpriv") {
         return;
     }
-    let vm = Netns::new("scvm");
-    let hv = Netns::new("schv");
-    let peer = Netns::new("scpe");
-    vm_on_p0(&vm, &hv);
-    underlay(&hv, &peer);
-    #[rustfmt::skip]
-    kernel_vxlan(&peer, "pu0", "02:00:00:00:0b:01", "192.0.2.2", "192.0.2.1", "10.0.0.2/24");
+    let Topology {
+        vm,
+        hv,
+        peer: _peer,
+    } = Topology::new("sc");
     let caps = unit_capabilities();
     let wrapper = std::env::temp_dir().join(format!("xvsd-caps-{}.sh", std::process::id()));
     std::fs::write(

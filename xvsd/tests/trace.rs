@@ -9,19 +9,16 @@
 
 use std::path::Path;
 
+use std::time::Duration;
+
 use serde_json::Value;
+use xvs_ctl::client::Client;
+use xvs_ctl::protocol::{Method, TraceParams};
 use xvs_tests::kvxlan::{xvsd_config, Topology, VNI};
 use xvs_tests::{require_root, Netns, Xvsd};
 
 const SPEC: &str = "udp,dl_src=02:00:00:00:0a:01,dl_dst=02:00:00:00:0b:01,\
                     nw_src=10.0.0.1,nw_dst=10.0.0.2,tp_src=1000,tp_dst=53";
-
-fn hex(s: &str) -> Vec<u8> {
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-        .collect()
-}
 
 /// UDP datagrams that reached `ns`, to a socket or to none (NoPorts): a
 /// traced frame sent for real would be one.
@@ -60,7 +57,7 @@ fn a_trace_names_each_decision_and_sends_nothing() {
     let outs = t["outputs"].as_array().expect("outputs");
     assert_eq!(outs.len(), 1, "{t}");
     assert_eq!(outs[0]["port"], "u0");
-    let out = hex(outs[0]["hex"].as_str().unwrap());
+    let out = xvs_config::parse_hex(outs[0]["hex"].as_str().unwrap()).unwrap();
     assert_eq!(&out[12..14], &[0x08, 0x00], "IPv4 outside");
     assert_eq!(out[23], 17, "UDP");
     assert_eq!(&out[26..30], &[192, 0, 2, 1], "from our VTEP");
@@ -110,4 +107,16 @@ fn a_trace_names_each_decision_and_sends_nothing() {
     );
     d.rejected(&["trace", "nope", SPEC], "no port or uplink named \"nope\"");
     d.rejected(&["trace", "vx1", SPEC], "is a tunnel");
+    // Straight to the socket, past xvsctl's own check: a frame that is not
+    // hex (a multi-byte character where a digit pair would start) is
+    // refused, and the daemon goes on.
+    let mut c = Client::connect(&d.socket, Duration::from_secs(10)).expect("connect");
+    let e = c
+        .call(&Method::Trace(TraceParams {
+            port: "p0".into(),
+            frame: "aéb0".repeat(8),
+        }))
+        .expect_err("not hex");
+    assert!(e.to_string().contains("invalid hex string"), "{e}");
+    assert_eq!(vm.ping("10.0.0.2", 1), 1, "{}", d.log());
 }

@@ -175,7 +175,7 @@ fn every_verb_and_every_rejection_through_xvsctl() {
         )
     };
     assert!(
-        xvs_tests::etcd::wait_for(Duration::from_secs(3), || counted(0).0 >= 3
+        xvs_tests::wait_for(Duration::from_secs(3), || counted(0).0 >= 3
             && counted(1).0 >= 3)
         .is_some(),
         "three echo requests in on pa1, three replies on pa2: {:?} {:?}",
@@ -207,7 +207,7 @@ fn every_verb_and_every_rejection_through_xvsctl() {
         rows[0]["hits"].as_u64().unwrap()
     };
     assert!(
-        xvs_tests::etcd::wait_for(Duration::from_secs(3), || hits() >= 2).is_some(),
+        xvs_tests::wait_for(Duration::from_secs(3), || hits() >= 2).is_some(),
         "two echo requests dropped: {}",
         hits()
     );

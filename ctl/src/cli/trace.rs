@@ -39,96 +39,70 @@ fn build(m: &FlowMatch) -> Result<Vec<u8>, String> {
         Some(VlanMatch::Vid(v)) => Some(v),
         _ => None,
     };
-    let addr = |p: Option<xvs_types::flow::IpPrefix>| p.map(|p| p.addr());
-    let (nw_src, nw_dst) = (addr(m.nw_src), addr(m.nw_dst));
-    let tp_src = m.tp_src.map_or(0, |x| x.value);
-    let tp_dst = m.tp_dst.map_or(0, |x| x.value);
-    let payload = [0u8; 18];
-    let eth = PacketBuilder::ethernet2(src, dst);
+    let (nw_src, nw_dst) = (m.nw_src.map(|p| p.addr()), m.nw_dst.map(|p| p.addr()));
+    // The Ethernet header (and tag) by hand, so that every network layer
+    // below goes through one builder type.
+    let ethertype = m.dl_type.unwrap_or(0x88b5);
     let mut out = Vec::new();
-    macro_rules! l4 {
-        ($b:expr) => {{
-            let b = $b;
-            match m.nw_proto {
-                Some(6) => {
-                    let b = b.tcp(tp_src, tp_dst, 1, 65535);
-                    b.write(&mut out, &payload)
-                }
-                Some(17) | None => {
-                    let b = b.udp(tp_src, tp_dst);
-                    b.write(&mut out, &payload)
-                }
-                Some(1) => {
-                    let b = b.icmpv4_echo_request(1, 1);
-                    b.write(&mut out, &payload)
-                }
-                Some(58) => {
-                    let b = b.icmpv6_echo_request(1, 1);
-                    b.write(&mut out, &payload)
-                }
-                Some(p) => return Err(format!("nw_proto={p}: trace builds tcp, udp and icmp frames; give the frame in hex")),
-            }
-            .map_err(|e| e.to_string())?
-        }};
+    out.extend_from_slice(&dst);
+    out.extend_from_slice(&src);
+    if let Some(v) = vid {
+        out.extend_from_slice(&[0x81, 0x00]);
+        out.extend_from_slice(&(v & 0x0fff).to_be_bytes());
     }
-    match m.dl_type {
-        Some(0x0800) => {
+    out.extend_from_slice(&ethertype.to_be_bytes());
+    let ip = match ethertype {
+        0x0800 => {
             let v4 = |a: Option<IpAddr>| match a {
                 Some(IpAddr::V4(a)) => Ok(a.octets()),
                 None => Ok([0; 4]),
                 Some(IpAddr::V6(a)) => Err(format!("{a} in an IPv4 frame")),
             };
-            let (s, d) = (v4(nw_src)?, v4(nw_dst)?);
-            match vid {
-                Some(v) => l4!(eth
-                    .single_vlan(v.try_into().map_err(|e| format!("{e:?}"))?)
-                    .ipv4(s, d, 64)),
-                None => l4!(eth.ipv4(s, d, 64)),
-            }
+            PacketBuilder::ipv4(v4(nw_src)?, v4(nw_dst)?, 64)
         }
-        Some(0x86dd) => {
+        0x86dd => {
             let v6 = |a: Option<IpAddr>| match a {
                 Some(IpAddr::V6(a)) => Ok(a.octets()),
                 None => Ok([0; 16]),
                 Some(IpAddr::V4(a)) => Err(format!("{a} in an IPv6 frame")),
             };
-            let (s, d) = (v6(nw_src)?, v6(nw_dst)?);
-            match vid {
-                Some(v) => l4!(eth
-                    .single_vlan(v.try_into().map_err(|e| format!("{e:?}"))?)
-                    .ipv6(s, d, 64)),
-                None => l4!(eth.ipv6(s, d, 64)),
-            }
+            PacketBuilder::ipv6(v6(nw_src)?, v6(nw_dst)?, 64)
         }
-        Some(0x0806) => {
+        0x0806 => {
             // A request: who has nw_dst, tell nw_src (dl_src).
             let v4 = |a: Option<IpAddr>| match a {
                 Some(IpAddr::V4(a)) => a.octets(),
                 _ => [0; 4],
             };
-            out.extend_from_slice(&dst);
-            out.extend_from_slice(&src);
-            if let Some(v) = vid {
-                out.extend_from_slice(&[0x81, 0x00]);
-                out.extend_from_slice(&(v & 0x0fff).to_be_bytes());
-            }
-            out.extend_from_slice(&[0x08, 0x06, 0, 1, 8, 0, 6, 4, 0, 1]);
+            out.extend_from_slice(&[0, 1, 8, 0, 6, 4, 0, 1]);
             out.extend_from_slice(&src);
             out.extend_from_slice(&v4(nw_src));
             out.extend_from_slice(&[0; 6]);
             out.extend_from_slice(&v4(nw_dst));
+            return Ok(out);
         }
-        other => {
-            out.extend_from_slice(&dst);
-            out.extend_from_slice(&src);
-            if let Some(v) = vid {
-                out.extend_from_slice(&[0x81, 0x00]);
-                out.extend_from_slice(&(v & 0x0fff).to_be_bytes());
-            }
-            out.extend_from_slice(&other.unwrap_or(0x88b5).to_be_bytes());
+        _ => {
             out.extend_from_slice(&[0; 46]);
+            return Ok(out);
+        }
+    };
+    let (tp_src, tp_dst) = (
+        m.tp_src.map_or(0, |x| x.value),
+        m.tp_dst.map_or(0, |x| x.value),
+    );
+    let payload = [0u8; 18];
+    match m.nw_proto {
+        Some(6) => ip.tcp(tp_src, tp_dst, 1, 65535).write(&mut out, &payload),
+        Some(17) | None => ip.udp(tp_src, tp_dst).write(&mut out, &payload),
+        Some(1) => ip.icmpv4_echo_request(1, 1).write(&mut out, &payload),
+        Some(58) => ip.icmpv6_echo_request(1, 1).write(&mut out, &payload),
+        Some(p) => {
+            return Err(format!(
+                "nw_proto={p}: trace builds tcp, udp and icmp frames; give the frame in hex"
+            ))
         }
     }
+    .map_err(|e| e.to_string())?;
     Ok(out)
 }
 

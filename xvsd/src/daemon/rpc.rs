@@ -294,14 +294,7 @@ impl Daemon {
             .chars()
             .filter(|c| !c.is_whitespace() && *c != ':')
             .collect();
-        if text.len() % 2 != 0 {
-            return Err(bad("params.frame", "an odd number of hex digits".into()));
-        }
-        let frame = (0..text.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&text[i..i + 2], 16))
-            .collect::<Result<Vec<u8>, _>>()
-            .map_err(|e| bad("params.frame", format!("not hex: {e}")))?;
+        let frame = xvs_config::parse_hex(&text).map_err(|e| bad("params.frame", e))?;
         if !(14..=9216).contains(&frame.len()) {
             return Err(bad(
                 "params.frame",
