@@ -91,6 +91,7 @@ source bench/procs.sh
 ensure_packages "${BUILD_PACKAGES[@]}" iproute2 openvswitch-switch python3 procps util-linux
 
 RUNS=${RUNS:-3}
+RUN0=${RUN0:-0}   # runs are numbered RUN0+1..RUN0+RUNS (bench/bulk.sh: one run per call)
 DURATION=${DURATION:-5}
 CONTENDERS=${CONTENDERS:-xvs kernel ovs ceiling}
 KINDS=${KINDS:-vxlan geneve}
@@ -118,9 +119,11 @@ case $GEN in
   *) echo "GEN=$GEN: afxdp or xdp" >&2; exit 1 ;;
 esac
 
-echo "== building (release)" >&2
-cargo build --release --locked -q -p xvsd -p xvs-ctl -p xvs-bench \
-  --bin xvsd --bin xvsctl --bin xvs-pktgen
+if [ -z "${SKIP_BUILD:-}" ]; then   # bench/bulk.sh builds once
+  echo "== building (release)" >&2
+  cargo build --release --locked -q -p xvsd -p xvs-ctl -p xvs-bench \
+    --bin xvsd --bin xvsctl --bin xvs-pktgen
+fi
 XVSD=${XVSD_BIN:-$PWD/target/release/xvsd}   # XVSD_BIN: another build, for A/B runs
 XVSCTL=$PWD/target/release/xvsctl
 PG=$PWD/target/release/xvs-pktgen
@@ -758,6 +761,8 @@ if __name__ == "__main__":
     elif cmd == "report":
         report(sys.argv[2])
 PY
+# REPORT_ONLY=DIR: the table from DIR's runs.jsonl and meta.json, measuring nothing (bench/bulk.sh).
+if [ -n "${REPORT_ONLY:-}" ]; then python3 "$tmp/report.py" report "$REPORT_ONLY" >/dev/null; exit 0; fi
 
 cat >"$OUT/meta.json" <<JSON
 {"date": "$(date -u +%Y-%m-%dT%H:%MZ)",
@@ -773,14 +778,14 @@ echo "== results in $OUT" >&2
 # machine's speed drifts on that scale, so a fixed order would hand the
 # same contender the same slot of every run.
 read -r -a contenders <<<"$CONTENDERS"
-for run in $(seq "$RUNS"); do
+for run in $(seq $((RUN0 + 1)) $((RUN0 + RUNS))); do
   shift_by=$(((run - 1) % ${#contenders[@]}))
   order=("${contenders[@]:shift_by}" "${contenders[@]:0:shift_by}")
   for kind in $KINDS; do
     for c in "${order[@]}"; do
       # The ceiling has no tunnel: measured once per run, with the first kind.
       [ "$c" = ceiling ] && [ "$kind" != "${KINDS%% *}" ] && continue
-      echo "== run $run/$RUNS: $c ($kind)" >&2
+      echo "== run $run/$((RUN0 + RUNS)): $c ($kind)" >&2
       topo_up
       # Not every kernel has geneve (this one: no module, not built in).
       if [ "$c" = kernel ] && [ "$kind" = geneve ]; then

@@ -85,6 +85,7 @@ source bench/procs.sh
 ensure_packages "${BUILD_PACKAGES[@]}" iproute2 iperf3 procps util-linux ethtool python3
 
 RUNS=${RUNS:-3}
+RUN0=${RUN0:-0}   # runs are numbered RUN0+1..RUN0+RUNS (bench/bulk.sh: one run per call)
 REMOTE=${REMOTE:-kernel}
 case $REMOTE in kernel) RG=remote RG_IF=vx0 ;; xvsd) RG=rg RG_IF=rg0 ;; *) echo "REMOTE=$REMOTE: kernel or xvsd" >&2; exit 1 ;; esac
 DURATION=${DURATION:-6}
@@ -731,6 +732,8 @@ if __name__ == "__main__":
         report(sys.argv[2])
 PY
 export HZ XVS_POLL GUEST_TX_CSUM DURATION
+# REPORT_ONLY=DIR: the table from DIR's runs.jsonl and meta.json, measuring nothing (bench/bulk.sh).
+if [ -n "${REPORT_ONLY:-}" ]; then python3 "$tmp/report.py" report "$REPORT_ONLY" >/dev/null; exit 0; fi
 
 cmd="RUNS=$RUNS DURATION=$DURATION CONTENDERS=\"$CONTENDERS\" KINDS=\"$KINDS\" MTUS=\"$MTUS\""
 cmd+=" FAMILIES=\"$FAMILIES\" STREAMS=\"$STREAMS\" DIRS=\"$DIRS\" XVS_POLL=$XVS_POLL"
@@ -750,11 +753,11 @@ json.dump({"date": __import__("time").strftime("%Y-%m-%dT%H:%MZ", __import__("ti
 echo "== results in $OUT" >&2
 read -r -a contenders <<<"$CONTENDERS"
 nc=${#contenders[@]}
-for run in $(seq "$RUNS"); do
+for run in $(seq $((RUN0 + 1)) $((RUN0 + RUNS))); do
   point=0
   for kind in $KINDS; do
     for mtu in $MTUS; do
-      echo "== run $run/$RUNS: $kind, overlay MTU $mtu" >&2
+      echo "== run $run/$((RUN0 + RUNS)): $kind, overlay MTU $mtu" >&2
       topo_up "$mtu"
       remote_err=
       if ! remote_up "$kind" "$mtu" 2>"$tmp/remote.err"; then
