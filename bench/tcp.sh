@@ -69,6 +69,7 @@
 #   KINDS="vxlan geneve", MTUS="1450 8950", FAMILIES=4 (or "4 6": inner
 #   IPv6 too), STREAMS="1 4", DIRS="vm2remote remote2vm",
 #   XVS_POLL=busy (or adaptive), GUEST_TX_CSUM=on (off: diagnostic),
+#   KERNEL_GRO=on (off: diagnostic, the kernel contender's vx0 without GRO),
 #   XVSD_BIN / XVSCTL_BIN (another build; no cargo build then),
 #   REMOTE=kernel (or xvsd: see above),
 #   OUT=bench/results/tcp-<UTC date-time>.
@@ -292,6 +293,9 @@ kernel_up() { # kernel_up KIND MTU
   x sw ip link set p0 master br0 || return 1
   x sw ip link set vx0 master br0 || return 1
   x sw ip link set vx0 up || return 1
+  # KERNEL_GRO=off (a diagnostic): the tunnel device's GRO cells off, so
+  # the decapsulated segments reach the bridge and the guest one by one.
+  [ "${KERNEL_GRO:-on}" = on ] || x sw ethtool -K vx0 gro off >/dev/null || return 1
   x sw ip link set br0 up || return 1
   x sw bridge fdb replace $VX_MAC dev vx0 master static || return 1
   x sw bridge fdb replace $VM_MAC dev p0 master static || return 1
@@ -738,6 +742,7 @@ if [ -n "${REPORT_ONLY:-}" ]; then python3 "$tmp/report.py" report "$REPORT_ONLY
 cmd="RUNS=$RUNS DURATION=$DURATION CONTENDERS=\"$CONTENDERS\" KINDS=\"$KINDS\" MTUS=\"$MTUS\""
 cmd+=" FAMILIES=\"$FAMILIES\" STREAMS=\"$STREAMS\" DIRS=\"$DIRS\" XVS_POLL=$XVS_POLL"
 [ "$GUEST_TX_CSUM" = on ] || cmd+=" GUEST_TX_CSUM=$GUEST_TX_CSUM"
+[ "${KERNEL_GRO:-on}" = on ] || cmd+=" KERNEL_GRO=$KERNEL_GRO"
 [ "$REMOTE" = kernel ] || cmd+=" REMOTE=$REMOTE"
 cmd+=" bench/tcp.sh"
 python3 -c '
