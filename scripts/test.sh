@@ -22,8 +22,10 @@ source scripts/packages.sh
 # and Open vSwitch 3.1 (started by the tests themselves); the discovery
 # tests run etcd (etcd-server, etcdctl from etcd-client) on test addresses;
 # the metrics test parses xvsd's endpoint with the Prometheus project's
-# Python client; the instruction-count gate runs under valgrind's callgrind.
-ensure_packages "${BUILD_PACKAGES[@]}" iproute2 iputils-ping iputils-arping iperf3 ethtool tshark openvswitch-switch etcd-server etcd-client valgrind python3-prometheus-client
+# Python client; the instruction-count gate runs under valgrind's callgrind;
+# the vhost-user tests drive a port from DPDK's virtio-user driver in
+# dpdk-testpmd (Debian ships it in dpdk-dev).
+ensure_packages "${BUILD_PACKAGES[@]}" iproute2 iputils-ping iputils-arping iperf3 ethtool tshark openvswitch-switch etcd-server etcd-client valgrind python3-prometheus-client dpdk-dev
 
 export XVS_REQUIRE_ALL=1
 XVS_SKIP_LOG="$(mktemp /tmp/xvs-skips.XXXXXX)"

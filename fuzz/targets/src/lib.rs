@@ -16,6 +16,7 @@ pub mod neigh_snoop;
 mod pipeline;
 mod state_file;
 mod tunnel_pop;
+mod vhost_queue;
 mod wire_parse;
 
 pub use agent_registry::agent_registry;
@@ -25,6 +26,7 @@ pub use neigh_snoop::neigh_snoop;
 pub use pipeline::pipeline;
 pub use state_file::state_file;
 pub use tunnel_pop::tunnel_pop;
+pub use vhost_queue::vhost_queue;
 pub use wire_parse::wire_parse;
 
 /// A target: panics on a bug, returns on any other input.
@@ -42,4 +44,5 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("neigh_snoop", neigh_snoop),
     ("agent_registry", agent_registry),
     ("state_file", state_file),
+    ("vhost_queue", vhost_queue),
 ];

@@ -50,7 +50,57 @@ pub fn seeds() -> Vec<Seed> {
     let mut out = Vec::new();
     wire_seeds(&mut out);
     control_seeds(&mut out);
+    vhost_seeds(&mut out);
     out
+}
+
+/// A guest's rings (`vhost_queue`'s layout): one frame queued to send (a
+/// header descriptor chained to a frame descriptor), two receive
+/// buffers posted.
+fn vhost_seeds(out: &mut Vec<Seed>) {
+    // A virtqueue descriptor: address, length, flags (1 next, 2 write), next.
+    fn desc(img: &mut [u8], at: usize, addr: u64, len: u32, flags: u16, next: u16) {
+        img[at..at + 8].copy_from_slice(&addr.to_le_bytes());
+        img[at + 8..at + 12].copy_from_slice(&len.to_le_bytes());
+        img[at + 12..at + 14].copy_from_slice(&flags.to_le_bytes());
+        img[at + 14..at + 16].copy_from_slice(&next.to_le_bytes());
+    }
+    fn avail(img: &mut [u8], at: usize, heads: &[u16]) {
+        img[at + 2..at + 4].copy_from_slice(&(heads.len() as u16).to_le_bytes());
+        for (i, h) in heads.iter().enumerate() {
+            img[at + 4 + 2 * i..at + 6 + 2 * i].copy_from_slice(&h.to_le_bytes());
+        }
+    }
+    let ping = eth(VM2_MAC, VM_MAC, 0x0800, ipv4(VM_IP, VM2_IP, 1, icmp_echo()));
+    let image = |loops: bool| {
+        let mut img = vec![0u8; 0x1100 + ping.len()];
+        // Transmit queue (rings at 0x400, 0x500): header at 0x1000, frame at 0x1100.
+        desc(&mut img, 0x400, 0x1000, 12, 1, 1);
+        desc(
+            &mut img,
+            0x410,
+            0x1100,
+            ping.len() as u32,
+            u16::from(loops),
+            1,
+        );
+        avail(&mut img, 0x500, &[0]);
+        img[0x1100..].copy_from_slice(&ping);
+        // Receive queue (rings at 0, 0x100): two 2 KiB buffers.
+        desc(&mut img, 0x000, 0x2000, 2048, 2, 0);
+        desc(&mut img, 0x010, 0x3000, 2048, 2, 0);
+        avail(&mut img, 0x100, &[0, 1]);
+        img
+    };
+    let with = |sel: u8, img: Vec<u8>| [&[sel][..], &img].concat();
+    seed(
+        out,
+        "vhost_queue",
+        "one_frame_each_way",
+        with(1 | 2, image(false)),
+    );
+    seed(out, "vhost_queue", "legacy_header", with(4, image(false)));
+    seed(out, "vhost_queue", "looping_chain", with(1, image(true)));
 }
 
 fn seed(out: &mut Vec<Seed>, target: &'static str, name: &'static str, data: Vec<u8>) {

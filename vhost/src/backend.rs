@@ -1,0 +1,191 @@
+//! The vhost-user device a guest's virtio-net driver talks to: what it
+//! offers, and the hand-over of its virtqueues to whoever polls them.
+//!
+//! rust-vmm's `vhost-user-backend` runs the protocol (features, memory
+//! table, vring addresses, kick and call eventfds) on threads of its own;
+//! [`NetBackend`] is what it asks about the device. It never moves a
+//! packet: the queues are polled by the owner of a [`GuestQueues`]
+//! (an xvs worker), which picks them up from [`Shared`] the first time
+//! the driver kicks one of them, the moment it is known they exist.
+
+use super::queue::GuestQueues;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use vhost::vhost_user::message::{VhostUserProtocolFeatures, VhostUserVirtioFeatures};
+use vhost_user_backend::{VhostUserBackend, VringRwLock};
+use virtio_bindings::virtio_config::VIRTIO_F_VERSION_1;
+use virtio_bindings::virtio_net::{
+    VIRTIO_NET_F_CSUM, VIRTIO_NET_F_GUEST_CSUM, VIRTIO_NET_F_MRG_RXBUF,
+};
+use virtio_bindings::virtio_ring::{VIRTIO_RING_F_EVENT_IDX, VIRTIO_RING_F_INDIRECT_DESC};
+use vm_memory::{GuestMemoryAtomic, GuestMemoryMmap};
+use vmm_sys_util::epoll::EventSet;
+use vmm_sys_util::event::{
+    new_event_consumer_and_notifier, EventConsumer, EventFlag, EventNotifier,
+};
+
+/// Queues per device: one receive and one transmit queue (virtio-net's
+/// queue 0 is the guest's receive queue, 1 its transmit queue).
+pub const NUM_QUEUES: usize = 2;
+/// The most descriptors a queue may have (QEMU's and DPDK's default ring
+/// is 256; Linux asks for up to 1,024).
+pub const MAX_QUEUE_SIZE: usize = 1024;
+
+/// The virtio features offered. Checksum offload both ways: a guest
+/// hands frames over with the L4 checksum left to us (`CSUM`), completed
+/// by [`GuestQueues`] from the header's `csum_start`/`csum_offset`, and
+/// accepts frames whose checksum is complete (`GUEST_CSUM`, which we never
+/// leave partial). TSO is not offered: nothing here segments yet, and a
+/// driver that was not offered it never sends a super-packet.
+pub fn offered_features() -> u64 {
+    (1 << VIRTIO_F_VERSION_1)
+        | (1 << VIRTIO_NET_F_CSUM)
+        | (1 << VIRTIO_NET_F_GUEST_CSUM)
+        | (1 << VIRTIO_NET_F_MRG_RXBUF)
+        | (1 << VIRTIO_RING_F_EVENT_IDX)
+        | (1 << VIRTIO_RING_F_INDIRECT_DESC)
+        | VhostUserVirtioFeatures::PROTOCOL_FEATURES.bits()
+}
+
+/// What the protocol threads and the poller share for one connection.
+#[derive(Default)]
+pub struct Shared {
+    /// The connection's vrings, once the driver has kicked one; `None`
+    /// before and after the connection.
+    vrings: Mutex<Option<Vec<VringRwLock>>>,
+    /// Bumped whenever `vrings` changes: the poller's one check per batch.
+    generation: AtomicU64,
+    /// The features the driver acknowledged.
+    acked: AtomicU64,
+    /// The guest's memory, as the library keeps it updated.
+    mem: Mutex<Option<GuestMemoryAtomic<GuestMemoryMmap<()>>>>,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("generation", &self.generation())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Shared {
+    /// The generation of the queues: unchanged means a poller's
+    /// [`GuestQueues`] is still the connection's.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// The queues of the connection, if the driver has started them.
+    pub fn queues(&self) -> Option<GuestQueues> {
+        let generation = self.generation();
+        let vrings = self.vrings.lock().unwrap_or_else(|e| e.into_inner());
+        let v = vrings.as_ref()?;
+        let mem = self.mem.lock().unwrap_or_else(|e| e.into_inner()).clone()?;
+        Some(GuestQueues::new(
+            v[0].clone(),
+            v[1].clone(),
+            mem,
+            self.acked.load(Ordering::Acquire),
+            generation,
+        ))
+    }
+
+    fn publish(&self, vrings: &[VringRwLock]) {
+        let mut slot = self.vrings.lock().unwrap_or_else(|e| e.into_inner());
+        if slot.is_none() && vrings.len() >= NUM_QUEUES {
+            *slot = Some(vrings.to_vec());
+            self.generation.fetch_add(1, Ordering::AcqRel);
+        }
+    }
+
+    /// The connection ended: the poller lets its queues go, and with them
+    /// the guest's memory mappings.
+    pub(crate) fn disconnected(&self) {
+        let mut slot = self.vrings.lock().unwrap_or_else(|e| e.into_inner());
+        *slot = None;
+        *self.mem.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        self.generation.fetch_add(1, Ordering::AcqRel);
+    }
+}
+
+/// The device as `vhost-user-backend` sees it. One per connection (a new
+/// connection starts from a new device), sharing [`Shared`] with the port.
+#[derive(Clone)]
+pub struct NetBackend {
+    shared: Arc<Shared>,
+    /// Wakes a poller that sleeps; called on every kick.
+    wake: Arc<dyn Fn() + Send + Sync>,
+    /// Stops the protocol library's epoll thread when the connection ends.
+    exit: Arc<Mutex<Option<(EventConsumer, EventNotifier)>>>,
+}
+
+impl NetBackend {
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        wake: Arc<dyn Fn() + Send + Sync>,
+    ) -> std::io::Result<Self> {
+        let pair = new_event_consumer_and_notifier(EventFlag::NONBLOCK | EventFlag::CLOEXEC)?;
+        Ok(Self {
+            shared,
+            wake,
+            exit: Arc::new(Mutex::new(Some(pair))),
+        })
+    }
+}
+
+impl VhostUserBackend for NetBackend {
+    type Bitmap = ();
+    type Vring = VringRwLock;
+
+    fn num_queues(&self) -> usize {
+        NUM_QUEUES
+    }
+
+    fn max_queue_size(&self) -> usize {
+        MAX_QUEUE_SIZE
+    }
+
+    fn features(&self) -> u64 {
+        offered_features()
+    }
+
+    fn acked_features(&self, features: u64) {
+        self.shared.acked.store(features, Ordering::Release);
+    }
+
+    fn protocol_features(&self) -> VhostUserProtocolFeatures {
+        VhostUserProtocolFeatures::REPLY_ACK | VhostUserProtocolFeatures::CONFIGURE_MEM_SLOTS
+    }
+
+    fn set_event_idx(&self, _enabled: bool) {
+        // The library sets it on each vring; GuestQueues reads it there.
+    }
+
+    fn update_memory(&self, mem: GuestMemoryAtomic<GuestMemoryMmap<()>>) -> std::io::Result<()> {
+        // The library's one GuestMemoryAtomic, which it updates in place
+        // from now on: kept once, loaded afresh by the poller per batch.
+        *self.shared.mem.lock().unwrap_or_else(|e| e.into_inner()) = Some(mem);
+        Ok(())
+    }
+
+    fn exit_event(&self, _thread_index: usize) -> Option<(EventConsumer, EventNotifier)> {
+        let mut slot = self.exit.lock().unwrap_or_else(|e| e.into_inner());
+        let (consumer, notifier) = slot.take()?;
+        // The library keeps the notifier to stop its thread; we keep
+        // nothing: the port ends the thread through the library's handle.
+        Some((consumer, notifier))
+    }
+
+    fn handle_event(
+        &self,
+        _device_event: u16,
+        _evset: EventSet,
+        vrings: &[VringRwLock],
+        _thread_id: usize,
+    ) -> std::io::Result<()> {
+        self.shared.publish(vrings);
+        (self.wake)();
+        Ok(())
+    }
+}
