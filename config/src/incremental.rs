@@ -253,6 +253,11 @@ fn fast(old: &Config, mut ix: Index, new: &mut Config, work: &mut Revalidation) 
         }
         for p in new.ports[ports.1.clone()].iter() {
             check_port_name(&p.name, p.number, None, None, e);
+            // Socket paths are not in the index: a vhost-user port is
+            // checked against the others by the whole validation.
+            if !p.kind.is_afxdp() {
+                e(String::new(), String::new());
+            }
         }
         for t in new.tunnels[tunnels.1.clone()].iter() {
             check_port_name(&t.name, t.number, None, None, e);

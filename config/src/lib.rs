@@ -313,11 +313,37 @@ impl PortConfig {
             allowed_macs: Vec::new(),
             allowed_ips: Vec::new(),
             storm_pps: None,
+            kind: PortKind::default(),
         }
     }
 }
 
-/// A local (VM-facing) AF_XDP port.
+/// How a local port reaches its guest.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum PortKind {
+    /// The kernel interface the port is named after (a veth or tap),
+    /// through AF_XDP sockets and our XDP program.
+    #[default]
+    Afxdp,
+    /// A virtual machine's virtio-net device over a vhost-user socket:
+    /// xvsd listens on `socket` (QEMU connects), or with `client`
+    /// connects to QEMU's (`server=on`) and reconnects when QEMU restarts.
+    VhostUser {
+        socket: std::path::PathBuf,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        client: bool,
+    },
+}
+
+impl PortKind {
+    pub fn is_afxdp(&self) -> bool {
+        matches!(self, PortKind::Afxdp)
+    }
+}
+
+/// A local (VM-facing) port: an interface through AF_XDP, or a
+/// vhost-user socket (`kind`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PortConfig {
@@ -351,6 +377,9 @@ pub struct PortConfig {
     /// beyond, they are dropped as `storm_control`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storm_pps: Option<u32>,
+    /// What the port is (absent: an interface, by AF_XDP).
+    #[serde(default, skip_serializing_if = "PortKind::is_afxdp")]
+    pub kind: PortKind,
 }
 
 /// Outer TOS: a fixed value, or copied from the inner IP header.

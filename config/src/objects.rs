@@ -13,7 +13,8 @@ use super::checks::{check_name, is_unicast_ip, is_unicast_mac, remote_vtep_by, v
 use super::validate::Report;
 use super::{
     AclConfig, BridgeConfig, LookupConfig, LookupProviderConfig, NeighborConfig, OverlayAddrConfig,
-    PortConfig, QosConfig, RouteConfig, StaticFdbConfig, TunnelConfig, TunnelKind, VlanMode,
+    PortConfig, PortKind, QosConfig, RouteConfig, StaticFdbConfig, TunnelConfig, TunnelKind,
+    VlanMode,
 };
 use xvs_types::{MacAddr, PortNo};
 
@@ -135,6 +136,27 @@ pub(super) fn check_port(p: &PortConfig, bridge_known: bool, e: &mut Report) {
             "max_macs 0 would learn nothing: at least 1 (a bridge without learning is `learning = false`)"
                 .into(),
         );
+    }
+    if let PortKind::VhostUser { socket, .. } = &p.kind {
+        // sun_path holds 108 bytes, the terminating NUL included.
+        let bytes = socket.as_os_str().as_encoded_bytes();
+        if !socket.is_absolute() {
+            e(
+                o(),
+                format!("vhost-user socket {socket:?} is not an absolute path"),
+            );
+        } else if bytes.len() > 107 || bytes.contains(&0) {
+            e(
+                o(),
+                format!("vhost-user socket {socket:?}: longer than 107 bytes or holds a NUL"),
+            );
+        }
+        if p.queues > 1 {
+            e(
+                o(),
+                format!("queues {}: a vhost-user port has one queue pair", p.queues),
+            );
+        }
     }
 }
 

@@ -184,8 +184,17 @@ impl Config {
     }
 
     fn check_ports(&self, bridges: &HashSet<&str>, e: &mut Report) {
+        let mut sockets: BTreeMap<&std::path::Path, &str> = BTreeMap::new();
         for p in &self.ports {
             check_port(p, bridges.contains(p.bridge.as_str()), e);
+            if let crate::PortKind::VhostUser { socket, .. } = &p.kind {
+                if let Some(other) = sockets.insert(socket, &p.name) {
+                    e(
+                        format!("port {:?}", p.name),
+                        format!("vhost-user socket {socket:?} already used by port {other:?}"),
+                    );
+                }
+            }
         }
     }
 

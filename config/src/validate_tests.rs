@@ -4,8 +4,14 @@
 use std::net::IpAddr;
 
 use super::super::testutil::base;
-use super::super::{RouteConfig, StaticFdbConfig};
+use super::super::{PortConfig, PortKind, RouteConfig, StaticFdbConfig};
 use super::*;
+
+/// Every problem the whole validation finds in `c`, as text.
+fn problems(c: &Config) -> Vec<String> {
+    let errs = c.validate().expect_err("an invalid config").0;
+    errs.iter().map(|e| e.to_string()).collect()
+}
 
 #[test]
 fn every_problem_is_listed_at_once() {
@@ -58,13 +64,7 @@ fn multicast_groups_are_single_remotes_never_fdb_remotes_or_local_ips() {
     c.uplink.as_mut().unwrap().local_ips.push(ip("224.0.0.5"));
     c.fdb.push(fdb(1, Some("239.1.1.1")).into());
     c.fdb.push(fdb(2, Some("2001:db8::9")).into());
-    let text: Vec<String> = c
-        .validate()
-        .unwrap_err()
-        .0
-        .iter()
-        .map(|e| e.to_string())
-        .collect();
+    let text = problems(&c);
     let has = |s: &str| text.iter().any(|t| t.contains(s));
     assert!(has("a group must be the tunnel's only remote"), "{text:?}");
     assert!(
@@ -198,4 +198,43 @@ fn the_uplink_is_no_port() {
         text.contains("port \"eth0\": is the uplink interface: it cannot also be a port"),
         "{text}"
     );
+}
+
+#[test]
+fn vhost_user_sockets_are_absolute_one_per_port_and_one_queue_pair() {
+    let vhost = |name: &str, socket: &str| {
+        let mut p = PortConfig::new(name, "br0");
+        p.kind = PortKind::VhostUser {
+            socket: socket.into(),
+            client: false,
+        };
+        p
+    };
+    let mut c = base();
+    c.ports.push(vhost("vu1", "/run/xvs/vu1.sock").into());
+    c.assign_port_numbers();
+    c.validate()
+        .expect("a vhost-user port with an absolute socket path");
+    // Through the incremental validation too: the same answer.
+    let valid = c.clone().validated().expect("valid");
+    let mut next = c.clone();
+    next.ports.push(vhost("vu2", "/run/xvs/vu1.sock").into());
+    next.assign_port_numbers();
+    let e = valid.revalidate(next).unwrap_err().0;
+    assert!(
+        e[0].message.contains("already used by port \"vu1\""),
+        "{e:?}"
+    );
+
+    let mut bad = c.clone();
+    bad.ports.push(vhost("vu3", "relative.sock").into());
+    let mut long = vhost("vu4", &format!("/{}", "x".repeat(120)));
+    long.queues = 2;
+    bad.ports.push(long.into());
+    bad.assign_port_numbers();
+    let text = problems(&bad);
+    let has = |s: &str| text.iter().any(|t| t.contains(s));
+    assert!(has("\"relative.sock\" is not an absolute path"), "{text:?}");
+    assert!(has("longer than 107 bytes"), "{text:?}");
+    assert!(has("a vhost-user port has one queue pair"), "{text:?}");
 }

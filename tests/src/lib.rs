@@ -8,6 +8,7 @@
 pub mod etcd;
 pub mod kvxlan;
 pub mod require;
+pub mod testpmd;
 
 pub use etcd::wait_for;
 pub use require::{is_root, require_file, require_kernel_feature, require_root, require_tool};

@@ -9,6 +9,7 @@
 //! the driver kicks one of them, the moment it is known they exist.
 
 use super::queue::GuestQueues;
+use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use vhost::vhost_user::message::{VhostUserProtocolFeatures, VhostUserVirtioFeatures};
@@ -23,6 +24,7 @@ use vmm_sys_util::epoll::EventSet;
 use vmm_sys_util::event::{
     new_event_consumer_and_notifier, EventConsumer, EventFlag, EventNotifier,
 };
+use vmm_sys_util::eventfd::EventFd;
 
 /// Queues per device: one receive and one transmit queue (virtio-net's
 /// queue 0 is the guest's receive queue, 1 its transmit queue).
@@ -47,8 +49,7 @@ pub fn offered_features() -> u64 {
         | VhostUserVirtioFeatures::PROTOCOL_FEATURES.bits()
 }
 
-/// What the protocol threads and the poller share for one connection.
-#[derive(Default)]
+/// What the protocol threads and the poller share for one port.
 pub struct Shared {
     /// The connection's vrings, once the driver has kicked one; `None`
     /// before and after the connection.
@@ -59,6 +60,9 @@ pub struct Shared {
     acked: AtomicU64,
     /// The guest's memory, as the library keeps it updated.
     mem: Mutex<Option<GuestMemoryAtomic<GuestMemoryMmap<()>>>>,
+    /// Written on every kick of the guest's: a poller sleeping in poll(2)
+    /// waits on it.
+    kick: EventFd,
 }
 
 impl std::fmt::Debug for Shared {
@@ -70,10 +74,38 @@ impl std::fmt::Debug for Shared {
 }
 
 impl Shared {
+    pub fn new() -> std::io::Result<Shared> {
+        Ok(Shared {
+            vrings: Mutex::new(None),
+            generation: AtomicU64::new(0),
+            acked: AtomicU64::new(0),
+            mem: Mutex::new(None),
+            kick: EventFd::new(libc::EFD_NONBLOCK | libc::EFD_CLOEXEC)?,
+        })
+    }
+
+    /// The eventfd a sleeping poller waits on (readable after a kick).
+    pub fn kick_fd(&self) -> std::os::fd::RawFd {
+        self.kick.as_raw_fd()
+    }
+
+    /// Clears the kick eventfd once awake.
+    pub fn take_kick(&self) {
+        let _ = self.kick.read();
+    }
+
     /// The generation of the queues: unchanged means a poller's
     /// [`GuestQueues`] is still the connection's.
     pub fn generation(&self) -> u64 {
         self.generation.load(Ordering::Acquire)
+    }
+
+    /// Whether a driver has started the queues of the connection.
+    pub fn connected(&self) -> bool {
+        self.vrings
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some()
     }
 
     /// The queues of the connection, if the driver has started them.
@@ -114,21 +146,15 @@ impl Shared {
 #[derive(Clone)]
 pub struct NetBackend {
     shared: Arc<Shared>,
-    /// Wakes a poller that sleeps; called on every kick.
-    wake: Arc<dyn Fn() + Send + Sync>,
     /// Stops the protocol library's epoll thread when the connection ends.
     exit: Arc<Mutex<Option<(EventConsumer, EventNotifier)>>>,
 }
 
 impl NetBackend {
-    pub(crate) fn new(
-        shared: Arc<Shared>,
-        wake: Arc<dyn Fn() + Send + Sync>,
-    ) -> std::io::Result<Self> {
+    pub(crate) fn new(shared: Arc<Shared>) -> std::io::Result<Self> {
         let pair = new_event_consumer_and_notifier(EventFlag::NONBLOCK | EventFlag::CLOEXEC)?;
         Ok(Self {
             shared,
-            wake,
             exit: Arc::new(Mutex::new(Some(pair))),
         })
     }
@@ -185,7 +211,8 @@ impl VhostUserBackend for NetBackend {
         _thread_id: usize,
     ) -> std::io::Result<()> {
         self.shared.publish(vrings);
-        (self.wake)();
+        // A poller asleep wakes up; one awake reads it on its next sleep.
+        let _ = self.shared.kick.write(1);
         Ok(())
     }
 }

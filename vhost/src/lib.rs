@@ -48,7 +48,7 @@ pub enum VhostError {
         path: PathBuf,
         source: vhost::vhost_user::Error,
     },
-    #[error("vhost-user port {name}: cannot start its thread: {source}")]
+    #[error("vhost-user port {name}: cannot start its thread or eventfd: {source}")]
     Thread {
         name: String,
         source: std::io::Error,
@@ -70,16 +70,11 @@ pub struct VhostUserPort {
 }
 
 impl VhostUserPort {
-    /// Starts serving `path` in `mode`. `wake` is called whenever the guest
-    /// kicks a queue (a sleeping poller's wake-up); the queues are then in
-    /// [`shared`](Self::shared). In server mode the socket exists when
+    /// Starts serving `path` in `mode`. Once the driver has kicked a queue
+    /// the queues are in [`shared`](Self::shared), whose kick eventfd a
+    /// sleeping poller waits on. In server mode the socket exists when
     /// this returns (a stale one at the path is replaced).
-    pub fn start(
-        name: &str,
-        path: &Path,
-        mode: Mode,
-        wake: Arc<dyn Fn() + Send + Sync>,
-    ) -> Result<Self, VhostError> {
+    pub fn start(name: &str, path: &Path, mode: Mode) -> Result<Self, VhostError> {
         let listener = match mode {
             Mode::Server => {
                 Some(
@@ -91,7 +86,10 @@ impl VhostUserPort {
             }
             Mode::Client => None,
         };
-        let shared = Arc::new(Shared::default());
+        let shared = Arc::new(Shared::new().map_err(|source| VhostError::Thread {
+            name: name.into(),
+            source,
+        })?);
         let stop = Arc::new(AtomicBool::new(false));
         let current = Arc::new(Mutex::new(None));
         let run = Run {
@@ -100,7 +98,6 @@ impl VhostUserPort {
             shared: shared.clone(),
             stop: stop.clone(),
             current: current.clone(),
-            wake,
         };
         let thread = std::thread::Builder::new()
             .name(format!("vhost-{name}"))
@@ -167,7 +164,6 @@ struct Run {
     shared: Arc<Shared>,
     stop: Arc<AtomicBool>,
     current: Arc<Mutex<Option<ShutdownHandle>>>,
-    wake: Arc<dyn Fn() + Send + Sync>,
 }
 
 impl Run {
@@ -191,7 +187,7 @@ impl Run {
             if !ready {
                 continue;
             }
-            let daemon = match NetBackend::new(self.shared.clone(), self.wake.clone())
+            let daemon = match NetBackend::new(self.shared.clone())
                 .map_err(|e| e.to_string())
                 .and_then(|b| {
                     VhostUserDaemon::new(

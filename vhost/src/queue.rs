@@ -47,7 +47,7 @@ pub enum GuestFrameError {
     BrokenChain,
     #[error("a transmit chain has a device-writable descriptor")]
     WrongDirection,
-    #[error("the chain is shorter than the virtio-net header")]
+    #[error("the chain is shorter than the virtio-net header and an Ethernet header")]
     Short,
     #[error("the frame is longer than the buffer it is copied into")]
     TooLong,
@@ -196,8 +196,9 @@ impl GuestQueues {
     /// Takes up to `max` frames out of the guest's transmit queue: for
     /// each, `buf` gives the buffer to copy it into (`None`: no buffer,
     /// the batch ends there and the frame stays queued) and `done` gets
-    /// the buffer back with the frame's length, or the error that dropped
-    /// it. Returns the number of chains consumed.
+    /// the buffer back with the frame's length (`Ok(0)`: no frame was
+    /// queued, the buffer is unused), or the error that dropped it.
+    /// Returns the number of chains consumed.
     pub fn recv<B: AsMut<[u8]>>(
         &mut self,
         max: usize,
@@ -215,8 +216,12 @@ impl GuestQueues {
                 .get_queue_mut()
                 .pop_descriptor_chain(&*batch.mem)
             else {
-                // Nothing queued: the buffer goes back unused.
+                // Nothing queued: the buffer goes back unused, and the
+                // guest is asked to kick on its next frame (with
+                // EVENT_IDX, avail_event moves up to here): a poller
+                // that sleeps next is woken by it.
                 done(dst, Ok(0));
+                let _ = batch.state.get_queue_mut().enable_notification(&*batch.mem);
                 break;
             };
             let head = chain.head_index();
@@ -365,6 +370,10 @@ fn read_frame(
         return Err(GuestFrameError::Short);
     }
     let len = got - hdr_len;
+    if len < 14 {
+        // Not even an Ethernet header (and `Ok(0)` means "no frame").
+        return Err(GuestFrameError::Short);
+    }
     if hdr[1] != 0 {
         return Err(GuestFrameError::GsoNotNegotiated);
     }

@@ -5,65 +5,10 @@
 //! the driver must come back byte for byte, in order; and the port must
 //! take the next driver after one is killed.
 
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 use xvs_tests::require::{require_root, require_tool};
+use xvs_tests::testpmd::Testpmd;
 use xvs_vhost::{GuestQueues, Mode, VhostUserPort};
-
-/// testpmd, killed (and its files removed) when dropped.
-struct Testpmd {
-    child: Child,
-    prefix: String,
-}
-
-impl Testpmd {
-    fn start(sock: &Path, tag: &str) -> Testpmd {
-        let prefix = format!("xvsvu{}{tag}", std::process::id());
-        let child = Command::new("dpdk-testpmd")
-            .args([
-                "-l",
-                "0,1",
-                "--no-huge",
-                "-m",
-                "256",
-                "--no-pci",
-                "--file-prefix",
-                &prefix,
-            ])
-            .arg(format!(
-                "--vdev=net_virtio_user0,path={},queues=1,queue_size=256",
-                sock.display()
-            ))
-            .args([
-                "--",
-                "--port-topology=loop",
-                "--forward-mode=io",
-                "--stats-period=1",
-                "--nb-cores=1",
-            ])
-            .args(["--rxd=256", "--txd=256", "--total-num-mbufs=4096"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("dpdk-testpmd starts");
-        Testpmd { child, prefix }
-    }
-
-    fn kill9(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Testpmd {
-    fn drop(&mut self) {
-        self.kill9();
-        let _ = std::fs::remove_dir_all(format!("/var/run/dpdk/{}", self.prefix));
-    }
-}
 
 /// The frame the test sends as number `i`: a broadcast Ethernet frame of
 /// a length that varies from 60 to 1,514 bytes, its bytes numbered.
@@ -88,11 +33,10 @@ fn queues(port: &VhostUserPort, testpmd: &mut Testpmd) -> GuestQueues {
             return q;
         }
         if let Ok(Some(status)) = testpmd.child.try_wait() {
-            let mut err = String::new();
-            if let Some(mut e) = testpmd.child.stderr.take() {
-                let _ = std::io::Read::read_to_string(&mut e, &mut err);
-            }
-            panic!("dpdk-testpmd exited ({status}) before starting the queues: {err}");
+            panic!(
+                "dpdk-testpmd exited ({status}) before starting the queues: {}",
+                testpmd.log()
+            );
         }
         assert!(
             Instant::now() < deadline,
@@ -175,11 +119,10 @@ fn testpmd_loops_every_frame_back_byte_for_byte() {
     }
     let dir = tempdir();
     let sock = dir.join("vhost.sock");
-    let port =
-        VhostUserPort::start("vu0", &sock, Mode::Server, Arc::new(|| {})).expect("port starts");
+    let port = VhostUserPort::start("vu0", &sock, Mode::Server).expect("port starts");
     assert!(sock.exists(), "the server's socket exists once started");
 
-    let mut pmd = Testpmd::start(&sock, "a");
+    let mut pmd = Testpmd::start(&sock, "a", "io", false);
     let mut q = queues(&port, &mut pmd);
     warm_up(&mut q);
     let frames: Vec<Vec<u8>> = (0..500).map(frame).collect();
@@ -214,7 +157,7 @@ fn testpmd_loops_every_frame_back_byte_for_byte() {
     );
     drop(q);
 
-    let mut pmd = Testpmd::start(&sock, "b");
+    let mut pmd = Testpmd::start(&sock, "b", "io", false);
     let mut q = queues(&port, &mut pmd);
     warm_up(&mut q);
     let back = round_trip(&mut q, &frames[..100]);

@@ -256,6 +256,19 @@ pub enum Verb {
         /// per second the port may send.
         #[arg(long, value_name = "PPS")]
         storm_pps: Option<u32>,
+        /// What the port is: an interface of that name, by AF_XDP
+        /// (afxdp, the default), or a virtual machine's vhost-user socket
+        /// (vhost-user, with --socket).
+        #[arg(long = "type", value_name = "TYPE", default_value = "afxdp",
+              value_parser = ["afxdp", "vhost-user"])]
+        port_type: String,
+        /// With --type vhost-user: the socket's path (absolute).
+        #[arg(long, value_name = "PATH", required_if_eq("port_type", "vhost-user"))]
+        socket: Option<std::path::PathBuf>,
+        /// With --type vhost-user: connect to QEMU's socket (its
+        /// server=on mode) instead of listening, reconnecting after it restarts.
+        #[arg(long, requires = "socket")]
+        client: bool,
         #[arg(long)]
         may_exist: bool,
     },

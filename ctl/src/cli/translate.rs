@@ -56,6 +56,9 @@ impl Verb {
                 allowed_macs,
                 allowed_ips,
                 storm_pps,
+                port_type,
+                socket,
+                client,
                 may_exist,
             } => one(Command::AddPort(cmd::AddPort {
                 bridge: bridge.clone(),
@@ -69,6 +72,13 @@ impl Verb {
                 allowed_macs: allowed_macs.clone(),
                 allowed_ips: allowed_ips.clone(),
                 storm_pps: *storm_pps,
+                kind: match (port_type.as_str(), socket) {
+                    ("vhost-user", Some(socket)) => xvs_config::PortKind::VhostUser {
+                        socket: socket.clone(),
+                        client: *client,
+                    },
+                    _ => xvs_config::PortKind::Afxdp,
+                },
                 may_exist: *may_exist,
             })),
             Verb::AddTunnel {
@@ -499,6 +509,41 @@ mod tests {
         let c = commands(&["add-port", "br0", "vm1", "--max-macs", "4"]);
         let Command::AddPort(p) = &c[0] else { panic!() };
         assert_eq!(p.max_macs, Some(4));
+        let c = commands(&[
+            "add-port",
+            "br0",
+            "vu1",
+            "--type",
+            "vhost-user",
+            "--socket",
+            "/run/vu1.sock",
+        ]);
+        let Command::AddPort(p) = &c[0] else { panic!() };
+        assert_eq!(
+            p.kind,
+            xvs_config::PortKind::VhostUser {
+                socket: "/run/vu1.sock".into(),
+                client: false
+            }
+        );
+        let c = commands(&[
+            "add-port",
+            "br0",
+            "vu1",
+            "--type",
+            "vhost-user",
+            "--socket",
+            "/q.sock",
+            "--client",
+        ]);
+        let Command::AddPort(p) = &c[0] else { panic!() };
+        assert!(matches!(
+            p.kind,
+            xvs_config::PortKind::VhostUser { client: true, .. }
+        ));
+        let c = commands(&["add-port", "br0", "vm1"]);
+        let Command::AddPort(p) = &c[0] else { panic!() };
+        assert!(p.kind.is_afxdp(), "an interface unless told otherwise");
         let c = commands(&[
             "add-port",
             "br0",

@@ -30,9 +30,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use xvs_config::{
     AclConfig, BridgeConfig, Config, ConfigErrors, Direction, GeneveOptConfig, LookupConfig,
-    LookupProviderConfig, MissAction, NeighborConfig, OverlayAddrConfig, PortConfig, QosConfig,
-    RouteConfig, Shared, StaticFdbConfig, TosConfig, TunnelConfig, TunnelKind, UplinkConfig,
-    VlanMode, MAX_VNI,
+    LookupProviderConfig, MissAction, NeighborConfig, OverlayAddrConfig, PortConfig, PortKind,
+    QosConfig, RouteConfig, Shared, StaticFdbConfig, TosConfig, TunnelConfig, TunnelKind,
+    UplinkConfig, VlanMode, MAX_VNI,
 };
 use xvs_types::acl::{self, AclAction, AclRule};
 use xvs_types::flow::{FlowMatch, FlowRule};
@@ -134,6 +134,9 @@ pub struct AddPort {
     /// Storm control: flooded frames per second the port may send.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storm_pps: Option<u32>,
+    /// What the port is (absent: an interface, by AF_XDP).
+    #[serde(default, skip_serializing_if = "PortKind::is_afxdp")]
+    pub kind: PortKind,
     #[serde(default)]
     pub may_exist: bool,
 }

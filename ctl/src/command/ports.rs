@@ -43,6 +43,7 @@ pub(super) fn add_port(config: &mut Config, c: &AddPort) -> Result<(), CommandEr
         allowed_macs: c.allowed_macs.clone(),
         allowed_ips: c.allowed_ips.clone(),
         storm_pps: c.storm_pps,
+        kind: c.kind.clone(),
         ..PortConfig::new(c.name.clone(), c.bridge.clone())
     };
     if let Some(m) = c.mtu {

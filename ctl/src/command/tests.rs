@@ -58,6 +58,7 @@ fn add_port(bridge: &str, name: &str) -> Command {
         allowed_macs: Vec::new(),
         allowed_ips: Vec::new(),
         storm_pps: None,
+        kind: Default::default(),
         may_exist: false,
     })
 }
@@ -403,6 +404,7 @@ fn add_port_and_its_errors() {
         allowed_macs: Vec::new(),
         allowed_ips: Vec::new(),
         storm_pps: None,
+        kind: Default::default(),
         may_exist: true,
     });
     assert!(err(&c, again.clone()).contains("already exists in bridge \"br0\""));
@@ -426,6 +428,7 @@ fn add_port_and_its_errors() {
             allowed_macs: Vec::new(),
             allowed_ips: Vec::new(),
             storm_pps: None,
+            kind: Default::default(),
             may_exist: false,
         })
     };

@@ -386,6 +386,7 @@ fn add_port(p: &PortConfig) -> Command {
         allowed_macs: p.allowed_macs.clone(),
         allowed_ips: p.allowed_ips.clone(),
         storm_pps: p.storm_pps,
+        kind: p.kind.clone(),
         may_exist: false,
     })
 }

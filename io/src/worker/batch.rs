@@ -16,6 +16,7 @@ use xvs_dataplane::pipeline::{
 
 use xvs_types::PortNo;
 
+use super::vhost::{self, VhostSlot};
 use super::{chunk_of, demux, SocketKind, Worker, WorkerCounters, WorkerPort};
 use super::{BATCH, HOLD_MAX, LEND_MAX};
 use crate::xsk::{self, Region, XskError};
@@ -153,15 +154,15 @@ pub(super) struct Store {
 }
 
 /// The vectors of one batch, borrowing chunks for `'a`.
-struct Batch<'a> {
-    chunks: Vec<&'a mut [u8]>,
+pub(super) struct Batch<'a> {
+    pub(super) chunks: Vec<&'a mut [u8]>,
     frames: Vec<Frame<'a>>,
     io: BatchIo<'a>,
 }
 
 impl Store {
     /// The stored allocations, empty, typed for a batch.
-    fn lend<'a>(&mut self) -> Batch<'a> {
+    pub(super) fn lend<'a>(&mut self) -> Batch<'a> {
         use std::mem::take;
         // SAFETY: every vector becomes the same type with `'a` in place
         // of `'static`.
@@ -182,7 +183,7 @@ impl Store {
 
     /// Takes the allocations back once the batch is done (`relife`
     /// empties them, so no borrow of the batch survives).
-    fn keep(&mut self, b: Batch<'_>) {
+    pub(super) fn keep(&mut self, b: Batch<'_>) {
         // SAFETY: every vector becomes the same type with `'static` in
         // place of the batch's lifetime, and is emptied first.
         unsafe {
@@ -204,6 +205,7 @@ struct Outputs<'w> {
     counters: &'w mut WorkerCounters,
     tx_of: &'w [Option<usize>],
     ports: &'w mut [Option<WorkerPort>],
+    vhost: &'w mut [Option<VhostSlot>],
     /// Chunks to recycle (the worker's `addrs`).
     recycle: &'w mut Vec<u64>,
 }
@@ -227,7 +229,10 @@ impl Outputs<'_> {
                 self.counters.tx_other_port += 1;
                 self.tx_of.get(usize::from(out)).copied().flatten()
             };
-            match d.and_then(|d| self.ports[d].as_mut()) {
+            match d
+                .and_then(|d| self.ports.get_mut(d))
+                .and_then(Option::as_mut)
+            {
                 Some(p) if p.pending.len() < p.pending.capacity() => {
                     p.pending.push((base + head, len))
                 }
@@ -236,9 +241,9 @@ impl Outputs<'_> {
                     self.counters.tx_ring_full += 1;
                     self.recycle.push(base);
                 }
+                // Not a socket: a vhost-user port's, or none.
                 None => {
-                    self.counters.unknown_port += 1;
-                    self.recycle.push(base);
+                    vhost::queue_out(self.vhost, d, base, head, len, self.counters, self.recycle)
                 }
             }
         }
@@ -253,15 +258,38 @@ impl Worker {
         if n == 0 {
             return Ok(0);
         }
+        let (in_port, kind) = {
+            let p = self.port(s);
+            (p.no, p.kind)
+        };
+        if let Err(e) = self.run_rx(in_port, kind, Some(s)) {
+            // Not expected (the addresses came from rx); give the
+            // received chunks back to the fill ring.
+            let _ = self.recycle(s);
+            return Err(e);
+        }
+        self.recycle(s)?;
+        Ok(n)
+    }
+
+    /// Runs the frames `rx` names (chunks the worker holds) through the
+    /// pipeline as received on `in_port`, frames back out of `in_port`
+    /// leaving by `back`; leaves in `addrs` the chunks to recycle.
+    /// Inlined into both callers: the socket batch's code stays what it
+    /// was before vhost-user ports shared it (the instruction gate).
+    #[inline(always)]
+    pub(super) fn run_rx(
+        &mut self,
+        in_port: PortNo,
+        kind: SocketKind,
+        back: Option<usize>,
+    ) -> Result<(), XskError> {
+        let n = self.rx.len();
         self.counters.batches += 1;
         self.counters.rx_frames += n as u64;
         let now = self.epoch.elapsed().as_nanos() as u64;
         // A guard, not a clone: no shared reference count touched per batch.
         let snap = self.handle.load();
-        let (in_port, kind) = {
-            let p = self.port(s);
-            (p.no, p.kind)
-        };
 
         self.addrs.clear();
         self.addrs.extend(self.rx.iter().map(|&(a, _)| chunk_of(a)));
@@ -276,12 +304,7 @@ impl Worker {
             .chunks_mut_lending(&self.addrs, &mut b.chunks, LEND_MAX)
         {
             Ok(l) => Lend(l),
-            Err(e) => {
-                // Not expected (the addresses came from rx); give the
-                // received chunks back to the fill ring.
-                let _ = self.recycle(s);
-                return Err(e);
-            }
+            Err(e) => return Err(e),
         };
         let Batch { chunks, frames, io } = &mut b;
         io.more = Some(&mut spares);
@@ -290,6 +313,7 @@ impl Worker {
             counters: &mut self.counters,
             tx_of: &self.tx_of,
             ports: &mut self.ports,
+            vhost: &mut self.vhost,
             recycle: &mut self.addrs,
         };
         let demux = kind == SocketKind::Demux;
@@ -353,7 +377,7 @@ impl Worker {
                 let back = out.tx_of.get(usize::from(port)).copied().flatten();
                 (port, run, back)
             } else {
-                (in_port, total, Some(s))
+                (in_port, total, back)
             };
             at += run;
             let batch = Prefetching {
@@ -392,8 +416,7 @@ impl Worker {
         }
         // The batch's borrows end here; keep the allocations.
         self.store.keep(b);
-        self.recycle(s)?;
-        Ok(n)
+        Ok(())
     }
 
     /// Runs the held frames again once a newer snapshot is out (its
@@ -453,7 +476,10 @@ impl Worker {
                 };
                 self.counters.tx_other_port += 1;
                 let d = self.tx_of.get(usize::from(out)).copied().flatten();
-                match d.and_then(|d| self.ports[d].as_mut()) {
+                match d
+                    .and_then(|d| self.ports.get_mut(d))
+                    .and_then(Option::as_mut)
+                {
                     Some(p) if p.pending.len() < p.pending.capacity() => {
                         p.pending.push((base + head, len))
                     }
@@ -461,10 +487,15 @@ impl Worker {
                         self.counters.tx_ring_full += 1;
                         self.comp.push(base);
                     }
-                    None => {
-                        self.counters.unknown_port += 1;
-                        self.comp.push(base);
-                    }
+                    None => vhost::queue_out(
+                        &mut self.vhost,
+                        d,
+                        base,
+                        head,
+                        len,
+                        &mut self.counters,
+                        &mut self.comp,
+                    ),
                 }
             }
             for (meta, frame) in io.held.drain(..) {

@@ -47,6 +47,7 @@ mod demux;
 mod report;
 mod rings;
 mod sockets;
+mod vhost;
 
 pub use report::{Load, UmemUse, WorkerCounters, WorkerReport};
 pub use sockets::{CmdError, SocketKind, SocketLost, SocketRole, WorkerCmd};
@@ -164,6 +165,8 @@ pub struct Worker {
     set: XskSet,
     /// By socket slot of `set` (empty where no socket is).
     ports: Vec<Option<WorkerPort>>,
+    /// vhost-user ports (guests' virtqueues), polled beside the sockets.
+    vhost: Vec<Option<vhost::VhostSlot>>,
     /// Reconfiguration requests from the control thread.
     cmds: Option<Receiver<WorkerCmd>>,
     /// Where failed sockets are reported.
@@ -233,6 +236,7 @@ impl Worker {
         let mut w = Worker {
             set,
             ports: ports.into_iter().map(Some).collect(),
+            vhost: Vec::new(),
             cmds: None,
             lost: None,
             tx_of: Vec::new(),
@@ -299,6 +303,14 @@ impl Worker {
                 self.tx_of.resize(n + 1, None);
             }
             self.tx_of[n].get_or_insert(i);
+        }
+        for (i, v) in self.vhost.iter().enumerate() {
+            let Some(v) = v else { continue };
+            let n = usize::from(v.no);
+            if self.tx_of.len() <= n {
+                self.tx_of.resize(n + 1, None);
+            }
+            self.tx_of[n].get_or_insert(vhost::VHOST_BASE + i);
         }
     }
 
@@ -409,6 +421,14 @@ impl Worker {
                 revents: 0,
             });
         }
+        // A guest kicking a queue wakes the worker as a frame on a socket does.
+        for v in self.vhost.iter().flatten() {
+            self.pollfds.push(libc::pollfd {
+                fd: v.kick_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            });
+        }
         // SAFETY: `pollfds` is a valid array of `len` pollfd structs that
         // outlives the call; the fds stay open (the sockets are owned by
         // `self.set`, which is not touched during the call).
@@ -425,6 +445,9 @@ impl Worker {
                 return Err(XskError::Io(e));
             }
         }
+        for v in self.vhost.iter().flatten() {
+            v.take_kick();
+        }
         Ok(())
     }
 
@@ -440,8 +463,16 @@ impl Worker {
                 }
             }
         }
+        for i in 0..self.vhost.len() {
+            // A guest's queues failing is the guest's problem (counted in
+            // its port's counters); a UMEM error is the worker's.
+            got += self.vhost_batch(i)?;
+        }
         self.run_held()?;
         self.send_from = cycles();
+        for i in 0..self.vhost.len() {
+            self.vhost_flush(i)?;
+        }
         for s in 0..self.ports.len() {
             if self.ports[s].is_none() {
                 continue;

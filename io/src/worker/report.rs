@@ -5,6 +5,7 @@
 
 use xvs_dataplane::pipeline::PortCounters;
 use xvs_dataplane::stats::DropCounters;
+use xvs_types::PortNo;
 
 use super::Worker;
 
@@ -117,6 +118,9 @@ pub struct WorkerReport {
     /// port number), and on its demux socket.
     pub kernel: Vec<crate::xsk::KernelCounters>,
     pub kernel_demux: crate::xsk::KernelCounters,
+    /// The vhost-user ports this worker serves: port number, what their
+    /// guest queues counted, frames dropped with no driver connected.
+    pub vhost: Vec<(PortNo, xvs_vhost::QueueCounters, u64)>,
 }
 
 impl Worker {
@@ -136,6 +140,7 @@ impl Worker {
             policy_generation: self.ws.policy_generation(),
             kernel: self.kernel.clone(),
             kernel_demux: self.kernel_demux,
+            vhost: self.vhost_ports().collect(),
         }
     }
 

@@ -106,8 +106,16 @@ pub enum WorkerCmd {
         sockets: usize,
         reply: Sender<Result<(), CmdError>>,
     },
+    /// Serve vhost-user port `no` (binding `key`) over the guest
+    /// queues `shared` carries.
+    AddVhost {
+        no: PortNo,
+        key: u64,
+        shared: std::sync::Arc<xvs_vhost::Shared>,
+        reply: Sender<Result<(), CmdError>>,
+    },
     /// Close every socket of binding `key` (none left is fine: a socket
-    /// that failed is already closed).
+    /// that failed is already closed), and its vhost-user port.
     Remove {
         key: u64,
         reply: Sender<Result<(), CmdError>>,
@@ -134,6 +142,15 @@ impl Worker {
                     self.port(s).key = key;
                 });
                 let _ = reply.send(r.map_err(CmdError::from));
+            }
+            WorkerCmd::AddVhost {
+                no,
+                key,
+                shared,
+                reply,
+            } => {
+                self.add_vhost(no, key, shared);
+                let _ = reply.send(Ok(()));
             }
             WorkerCmd::Remove { key, reply } => {
                 let r = self.remove_binding(key);
@@ -170,11 +187,21 @@ impl Worker {
     /// Closes every socket of port `no`; frames still queued for it are
     /// dropped (the snapshot no longer names the port by then).
     pub fn remove_port(&mut self, no: PortNo) -> Result<(), XskError> {
+        for i in 0..self.vhost.len() {
+            if self.vhost[i].as_ref().is_some_and(|v| v.no == no) {
+                self.close_vhost(i);
+            }
+        }
         self.remove_where(|p| p.no == no)
     }
 
-    /// Closes every socket of binding `key`.
+    /// Closes every socket of binding `key`, and its vhost-user port.
     pub fn remove_binding(&mut self, key: u64) -> Result<(), XskError> {
+        for i in 0..self.vhost.len() {
+            if self.vhost[i].as_ref().is_some_and(|v| v.key == key) {
+                self.close_vhost(i);
+            }
+        }
         self.remove_where(|p| p.key == key)
     }
 

@@ -599,6 +599,13 @@ impl XskSet {
         self.cfg.ring as usize
     }
 
+    /// Where in its chunk the kernel writes a received frame (its
+    /// headroom and the UMEM's `frame_headroom`): where frames from
+    /// elsewhere (a guest's queues) are put too.
+    pub fn rx_offset(&self) -> u64 {
+        XDP_HEADROOM + u64::from(self.cfg.frame_headroom)
+    }
+
     /// The number of slots (bound sockets and empty slots).
     pub fn slots(&self) -> usize {
         self.socks.len()

@@ -17,7 +17,7 @@ use xvs_types::PortNo;
 use super::plan::{
     check, extra_headroom, interface_mac, plan, sockets_per_worker, umem_serves, Iface,
 };
-use super::{host, Attached, Daemon, DaemonError, Membership, BUSY_WAIT, WORKER_REPLY};
+use super::{host, vhost, Attached, Daemon, DaemonError, Membership, BUSY_WAIT, WORKER_REPLY};
 
 impl Daemon {
     /// Makes `config` the running configuration, or changes nothing:
@@ -107,12 +107,23 @@ impl Daemon {
             self.close(name);
         }
 
+        // vhost-user ports: one changed is closed before it opens again
+        // (its socket path may be the same).
+        let want_vhost = vhost::wanted(config);
+        let vhost_gone = self.vhost_gone(&want_vhost);
+        for name in &vhost_gone {
+            self.close_vhost(name);
+        }
+
         let mut added: Vec<String> = Vec::new();
+        let mut added_vhost: Vec<String> = Vec::new();
         let result = (|| {
             for i in &new {
                 self.open(i)?;
                 added.push(i.name.clone());
             }
+            self.links.fault.step("vhost-user")?;
+            self.open_vhost(&want_vhost, &mut added_vhost)?;
             self.links.fault.step("uplink maps")?;
             self.sync_uplink_maps(config)?;
             self.links.fault.step("snapshot")?;
@@ -127,6 +138,9 @@ impl Daemon {
         if let Err(e) = result {
             for name in &added {
                 self.close(name);
+            }
+            for name in &added_vhost {
+                self.close_vhost(name);
             }
             if !lenient {
                 // Whatever was closed or changed on the way goes back to

@@ -67,6 +67,7 @@ mod links;
 mod mcast;
 mod plan;
 mod rpc;
+mod vhost;
 mod view;
 
 use plan::common_header_len;
@@ -240,6 +241,8 @@ pub struct Daemon {
     invalidate: Option<std::net::UdpSocket>,
     /// The GSO-preserving fast path (`--fastpath`).
     fastpath: Option<FastPath>,
+    /// vhost-user ports, by port name.
+    vhost: BTreeMap<String, vhost::VhostAttached>,
 }
 
 /// The invalidation socket: UDP [`invalidate::PORT`] on every address
@@ -444,6 +447,7 @@ impl Daemon {
             lookup_misses: std::collections::VecDeque::new(),
             invalidate: invalidate_socket(),
             fastpath,
+            vhost: BTreeMap::new(),
         };
         d.bind_miss_pair()?;
         Ok(d)

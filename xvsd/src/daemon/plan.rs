@@ -117,9 +117,11 @@ pub(super) fn wanted(config: &Config) -> Result<Vec<links::Wanted>, DaemonError>
     // Each object's own number: a validated config has them all, and a
     // map of every name would cost each transaction a walk and a hash per
     // port and tunnel.
+    // vhost-user ports are sockets, not interfaces (`vhost.rs`).
     let mut wanted: Vec<(&str, Option<PortNo>, Mode, u16)> = config
         .ports
         .iter()
+        .filter(|p| p.kind.is_afxdp())
         .map(|p| (p.name.as_str(), p.number, Mode::Port, p.queues))
         .collect();
     if let Some(u) = &config.uplink {

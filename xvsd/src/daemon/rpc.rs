@@ -512,6 +512,22 @@ impl Daemon {
                     *drops.entry(reason.to_owned()).or_default() += n;
                 }
             }
+            // A vhost-user port's guest queues: malformed descriptor
+            // chains, frames the guest had no buffer for, frames with no
+            // guest connected.
+            let mut guest_csums = 0;
+            for (_, q, no_driver) in reports.iter().flat_map(|r| &r.vhost).filter(|v| v.0 == *no) {
+                guest_csums += q.checksums_completed;
+                for (reason, n) in [
+                    ("guest_bad_descriptor", q.bad_chains + q.bad_rx_chains),
+                    ("guest_rx_full", q.no_buffers),
+                    ("guest_not_connected", *no_driver),
+                ] {
+                    if n > 0 {
+                        *drops.entry(reason.to_owned()).or_default() += n;
+                    }
+                }
+            }
             // Frames our XDP program dropped never reached a worker.
             if let Some(c) = self
                 .ifaces
@@ -533,7 +549,9 @@ impl Daemon {
                 per_worker: p.per_worker.then_some(per),
                 state: match kind {
                     PortKindName::Tunnel => None,
-                    PortKindName::Port | PortKindName::Uplink => self.iface_state(name),
+                    PortKindName::Port | PortKindName::Uplink => {
+                        self.vhost_state(name).or_else(|| self.iface_state(name))
+                    }
                 },
                 learn_refused: learn_refused_map(self.ctl.learn_refusals(name)),
                 // Replies are snooped on the uplink only.
@@ -541,7 +559,7 @@ impl Daemon {
                     PortKindName::Uplink => super::view::snooped_map(&self.ctl.snoop_counters()),
                     PortKindName::Port | PortKindName::Tunnel => BTreeMap::new(),
                 },
-                csum_completed: sum.csum_completed,
+                csum_completed: sum.csum_completed + guest_csums,
                 icmp_too_big: sum.icmp_too_big,
                 xdp_generic: self
                     .ifaces

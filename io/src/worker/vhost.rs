@@ -1,0 +1,269 @@
+//! vhost-user ports in the worker: a guest's virtqueues polled beside
+//! the AF_XDP sockets, in the same rounds.
+//!
+//! From the guest: frames are copied once, out of the guest's memory
+//! into UMEM chunks taken from the pool (at the offset the kernel writes
+//! received frames at, so the pipeline finds its headroom), then run
+//! through the same batch code a socket's frames are (`run_rx`). To the
+//! guest: frames the pipeline queued for the port are copied once, out
+//! of their chunks into the guest's receive buffers, and the chunks go
+//! straight back to the pool (no TX ring, no completion). The guest's
+//! queues come and go with its driver (`xvs_vhost::Shared`'s generation,
+//! checked once per round); frames for a port without a driver are
+//! dropped and counted.
+
+use std::sync::Arc;
+
+use xvs_types::PortNo;
+use xvs_vhost::{GuestQueues, QueueCounters, Shared};
+
+use super::{chunk_of, SocketKind, Worker, WorkerCounters, BATCH};
+use crate::xsk::XskError;
+
+/// `tx_of` values from here on name a vhost-user slot (the value minus
+/// this), not a socket: far above any socket slot.
+pub(super) const VHOST_BASE: usize = 1 << 24;
+
+/// One vhost-user port served by this worker.
+#[derive(Debug)]
+pub(super) struct VhostSlot {
+    pub(super) no: PortNo,
+    pub(super) key: u64,
+    shared: Arc<Shared>,
+    /// The current connection's queues, if a driver has started them.
+    queues: Option<GuestQueues>,
+    /// `shared`'s generation `queues` belong to.
+    seen: u64,
+    /// Frames the pipeline queued for the guest this round.
+    pub(super) pending: Vec<(u64, u32)>,
+    /// Counters of the connections before the current one.
+    past: QueueCounters,
+    /// Frames for the guest dropped because no driver was there.
+    pub(super) no_driver: u64,
+}
+
+impl VhostSlot {
+    /// The eventfd a guest's kick writes to.
+    pub(super) fn kick_fd(&self) -> std::os::fd::RawFd {
+        self.shared.kick_fd()
+    }
+
+    /// Clears the kick eventfd after a sleep.
+    pub(super) fn take_kick(&self) {
+        self.shared.take_kick();
+    }
+
+    /// What the port counted, over every connection.
+    pub(super) fn counters(&self) -> QueueCounters {
+        let mut c = self.past;
+        if let Some(q) = &self.queues {
+            add(&mut c, &q.counters);
+        }
+        c
+    }
+
+    /// Picks up a new connection's queues, or lets a finished one's go
+    /// (and with them the guest's memory): one atomic load when nothing
+    /// changed.
+    fn refresh(&mut self) {
+        let g = self.shared.generation();
+        if g == self.seen {
+            return;
+        }
+        if let Some(old) = self.queues.take() {
+            add(&mut self.past, &old.counters);
+        }
+        self.queues = self.shared.queues();
+        self.seen = self.queues.as_ref().map_or(g, GuestQueues::generation);
+    }
+}
+
+fn add(to: &mut QueueCounters, c: &QueueCounters) {
+    to.from_guest += c.from_guest;
+    to.from_guest_bytes += c.from_guest_bytes;
+    to.to_guest += c.to_guest;
+    to.to_guest_bytes += c.to_guest_bytes;
+    to.checksums_completed += c.checksums_completed;
+    to.bad_chains += c.bad_chains;
+    to.no_buffers += c.no_buffers;
+    to.bad_rx_chains += c.bad_rx_chains;
+    to.notifications += c.notifications;
+}
+
+/// Queues a frame the pipeline sent to `d` (a `tx_of` value that named no
+/// socket) for its vhost-user port, or recycles it (`unknown_port`).
+/// Out of line: only frames to a guest on vhost-user come here.
+#[inline(never)]
+pub(super) fn queue_out(
+    vhost: &mut [Option<VhostSlot>],
+    d: Option<usize>,
+    base: u64,
+    head: u64,
+    len: u32,
+    counters: &mut WorkerCounters,
+    recycle: &mut Vec<u64>,
+) {
+    let slot = d
+        .and_then(|d| d.checked_sub(VHOST_BASE))
+        .and_then(|i| vhost.get_mut(i))
+        .and_then(Option::as_mut);
+    match slot {
+        Some(v) if v.pending.len() < v.pending.capacity() => v.pending.push((base + head, len)),
+        Some(_) => {
+            counters.tx_ring_full += 1;
+            recycle.push(base);
+        }
+        None => {
+            counters.unknown_port += 1;
+            recycle.push(base);
+        }
+    }
+}
+
+impl Worker {
+    /// Serves port `no` (binding `key`) over the guest queues `shared`
+    /// will carry.
+    pub fn add_vhost(&mut self, no: PortNo, key: u64, shared: Arc<Shared>) {
+        let slot = VhostSlot {
+            no,
+            key,
+            shared,
+            queues: None,
+            seen: u64::MAX,
+            // As a socket's: what one round can queue, replicas included.
+            pending: Vec::with_capacity(self.set.ring_size()),
+            past: QueueCounters::default(),
+            no_driver: 0,
+        };
+        match self.vhost.iter().position(Option::is_none) {
+            Some(i) => self.vhost[i] = Some(slot),
+            None => self.vhost.push(Some(slot)),
+        }
+        self.rebuild_tx_of();
+    }
+
+    /// Stops serving vhost-user slot `i`: frames queued for it go back to
+    /// the pool, the guest's queues (and memory) are let go.
+    pub(super) fn close_vhost(&mut self, i: usize) {
+        if let Some(v) = self.vhost[i].take() {
+            for &(a, _) in &v.pending {
+                let _ = self.set.release(chunk_of(a));
+            }
+        }
+    }
+
+    /// The vhost-user ports served, with what each counted.
+    pub fn vhost_ports(&self) -> impl Iterator<Item = (PortNo, QueueCounters, u64)> + '_ {
+        self.vhost
+            .iter()
+            .flatten()
+            .map(|v| (v.no, v.counters(), v.no_driver))
+    }
+
+    /// Takes one batch from slot `i`'s guest and runs it through the
+    /// pipeline; the frames received.
+    pub(super) fn vhost_batch(&mut self, i: usize) -> Result<usize, XskError> {
+        let Some(v) = self.vhost[i].as_mut() else {
+            return Ok(0);
+        };
+        v.refresh();
+        let no = v.no;
+        let Some(q) = v.queues.as_mut() else {
+            return Ok(0);
+        };
+        // Chunks for a batch, from the pool; those no frame filled go
+        // back.
+        self.addrs.clear();
+        while self.addrs.len() < BATCH {
+            match self.set.alloc() {
+                Some(a) => self.addrs.push(a),
+                None => break,
+            }
+        }
+        if self.addrs.is_empty() {
+            return Ok(0);
+        }
+        let head = self.set.rx_offset() as usize;
+        let region = self.set.region();
+        self.rx.clear();
+        let mut b = self.store.lend();
+        if let Err(e) = self.set.chunks_mut(&self.addrs, &mut b.chunks) {
+            self.store.keep(b);
+            for &a in &self.addrs {
+                let _ = self.set.release(a);
+            }
+            return Err(e);
+        }
+        let rx = &mut self.rx;
+        let mut chunks = b.chunks.drain(..);
+        q.recv(
+            BATCH,
+            || chunks.next().map(|c| &mut c[head..]),
+            |buf, r| {
+                if let (Ok(n @ 1..), Some(a)) = (r, region.addr_of(buf.as_ptr())) {
+                    rx.push((a, n as u32));
+                }
+            },
+        );
+        drop(chunks);
+        self.store.keep(b);
+        // `rx` holds frame addresses (chunk + head): the chunks not among
+        // them go back to the pool.
+        for k in 0..self.addrs.len() {
+            let a = self.addrs[k];
+            if !self.rx.iter().any(|&(f, _)| chunk_of(f) == a) {
+                self.set.release(a)?;
+            }
+        }
+        let n = self.rx.len();
+        if n == 0 {
+            return Ok(0);
+        }
+        let back = Some(VHOST_BASE + i);
+        let r = self.run_rx(no, SocketKind::Ordinary, back);
+        // Whatever the pipeline dropped (or all of it, on error) goes
+        // back to the pool: no fill ring to give it to.
+        for k in 0..self.addrs.len() {
+            let _ = self.set.release(self.addrs[k]);
+        }
+        self.addrs.clear();
+        r.map(|()| n)
+    }
+
+    /// Hands the frames queued for slot `i`'s guest over, then gives
+    /// their chunks back to the pool.
+    pub(super) fn vhost_flush(&mut self, i: usize) -> Result<(), XskError> {
+        let Some(v) = self.vhost[i].as_mut() else {
+            return Ok(());
+        };
+        if v.pending.is_empty() {
+            return Ok(());
+        }
+        self.comp.clear();
+        self.comp
+            .extend(v.pending.iter().map(|&(a, _)| chunk_of(a)));
+        match v.queues.as_mut() {
+            None => v.no_driver += v.pending.len() as u64,
+            Some(q) => {
+                let mut b = self.store.lend();
+                self.set.chunks_mut(&self.comp, &mut b.chunks)?;
+                let frames = b
+                    .chunks
+                    .iter()
+                    .zip(&v.pending)
+                    .filter_map(|(c, &(a, len))| {
+                        let off = (a - chunk_of(a)) as usize;
+                        c.get(off..off + len as usize)
+                    });
+                q.send(frames);
+                self.store.keep(b);
+            }
+        }
+        v.pending.clear();
+        for k in 0..self.comp.len() {
+            self.set.release(self.comp[k])?;
+        }
+        self.comp.clear();
+        Ok(())
+    }
+}
