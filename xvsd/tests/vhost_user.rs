@@ -41,28 +41,39 @@ fn wait_state(d: &Xvsd, port: &str, want: &str) {
     }
 }
 
-#[test]
-fn a_guest_on_a_vhost_user_port_answers_pings_and_comes_back_after_its_driver_dies() {
-    if !require_root() || !require_tool("dpdk-testpmd") {
-        return;
+/// The hypervisor namespace with the VM namespace on its port `p0`
+/// (10.0.0.1/24), a directory for the socket, and xvsd's config: `br0`
+/// = {p0, vu1}, vu1 a vhost-user port listening on `DIR/vu1.sock`.
+struct Host {
+    hv: Netns,
+    vm: Netns,
+    dir: std::path::PathBuf,
+    sock: std::path::PathBuf,
+}
+
+impl Host {
+    fn new(tag: &str) -> Host {
+        let hv = Netns::new(&format!("{tag}hv"));
+        let vm = Netns::new(&format!("{tag}vm"));
+        veth(
+            &vm,
+            "vm0",
+            "02:00:00:00:0b:01",
+            &hv,
+            "p0",
+            "02:00:00:00:0b:02",
+        );
+        vm.ip(&["addr", "add", "10.0.0.1/24", "dev", "vm0"]);
+        let dir = std::env::temp_dir().join(format!("xvs-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let sock = dir.join("vu1.sock");
+        Host { hv, vm, dir, sock }
     }
-    let hv = Netns::new("vuhv");
-    let vm = Netns::new("vuvm");
-    veth(
-        &vm,
-        "vm0",
-        "02:00:00:00:0b:01",
-        &hv,
-        "p0",
-        "02:00:00:00:0b:02",
-    );
-    vm.ip(&["addr", "add", "10.0.0.1/24", "dev", "vm0"]);
-    let dir = std::env::temp_dir().join(format!("xvs-vu-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let sock = dir.join("vu1.sock");
-    let config = format!(
-        r#"
+
+    fn config(&self) -> String {
+        format!(
+            r#"
 [[bridges]]
 name = "br0"
 
@@ -75,13 +86,34 @@ name = "vu1"
 bridge = "br0"
 kind = {{ type = "vhost-user", socket = "{}" }}
 "#,
-        sock.display()
+            self.sock.display()
+        )
+    }
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[test]
+fn a_guest_on_a_vhost_user_port_answers_pings_and_comes_back_after_its_driver_dies() {
+    if !require_root() || !require_tool("dpdk-testpmd") {
+        return;
+    }
+    let h = Host::new("vu");
+    let (vm, sock) = (&h.vm, &h.sock);
+    let d = Xvsd::start(
+        Path::new(env!("CARGO_BIN_EXE_xvsd")),
+        &h.hv,
+        &h.config(),
+        &[],
     );
-    let d = Xvsd::start(Path::new(env!("CARGO_BIN_EXE_xvsd")), &hv, &config, &[]);
     assert!(sock.exists(), "xvsd listens on the socket:\n{}", d.log());
     assert_eq!(stats(&d, "vu1")["state"], "down", "no guest yet");
 
-    let mut pmd = Testpmd::start(&sock, "a", "icmpecho", false);
+    let mut pmd = Testpmd::start(sock, "a", "icmpecho", false);
     wait_state(&d, "vu1", "up");
     let got = vm.ping("10.0.0.2", 5);
     assert!(
@@ -123,7 +155,7 @@ kind = {{ type = "vhost-user", socket = "{}" }}
         std::thread::sleep(Duration::from_millis(100));
     }
 
-    let pmd2 = Testpmd::start(&sock, "b", "icmpecho", false);
+    let pmd2 = Testpmd::start(sock, "b", "icmpecho", false);
     wait_state(&d, "vu1", "up");
     let got = vm.ping("10.0.0.4", 5);
     assert!(
@@ -135,5 +167,4 @@ kind = {{ type = "vhost-user", socket = "{}" }}
     let (status, log) = d.stop();
     assert!(status.success(), "{log}");
     assert!(!sock.exists(), "a stopped xvsd removes its socket");
-    let _ = std::fs::remove_dir_all(dir);
 }
