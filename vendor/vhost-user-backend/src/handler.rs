@@ -291,6 +291,7 @@ where
     }
 
     /// Helper to check if VirtioFeature enabled
+    #[allow(dead_code)] // xvs: its one caller went with the set_vring_enable patch
     fn check_feature(&self, feat: VhostUserVirtioFeatures) -> VhostUserResult<()> {
         if self.acked_features & feat.bits() != 0 {
             Ok(())
@@ -598,9 +599,18 @@ where
     }
 
     fn set_vring_enable(&mut self, index: u32, enable: bool) -> VhostUserResult<()> {
-        // This request should be handled only when VHOST_USER_F_PROTOCOL_FEATURES
-        // has been negotiated.
-        self.check_feature(VhostUserVirtioFeatures::PROTOCOL_FEATURES)?;
+        // xvs: accepted once VHOST_USER_F_PROTOCOL_FEATURES is offered, not
+        // only once acknowledged. QEMU's vhost-user net disables the rings
+        // of its other queue pairs before the guest's driver has acked any
+        // feature (QEMU checks the backend's offer, as DPDK's rte_vhost
+        // does), and DPDK's virtio-user enables them after a server-mode
+        // reconnect without renegotiating; upstream refused both and the
+        // connection ended.
+        if self.backend.features() & VhostUserVirtioFeatures::PROTOCOL_FEATURES.bits() == 0 {
+            return Err(VhostUserError::InactiveFeature(
+                VhostUserVirtioFeatures::PROTOCOL_FEATURES,
+            ));
+        }
 
         let vring = self
             .vrings

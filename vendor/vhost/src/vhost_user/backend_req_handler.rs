@@ -411,6 +411,7 @@ impl<S: VhostUserBackendReqHandler> BackendReqHandler<S> {
         }
     }
 
+    #[allow(dead_code)] // xvs: its one caller went with the SET_VRING_ENABLE patch
     fn check_feature(&self, feat: VhostUserVirtioFeatures) -> Result<()> {
         if self.acked_virtio_features & feat.bits() != 0 {
             Ok(())
@@ -620,7 +621,12 @@ impl<S: VhostUserBackendReqHandler> BackendReqHandler<S> {
             }
             Ok(FrontendReq::SET_VRING_ENABLE) => {
                 let msg = self.extract_request_body::<VhostUserVringState>(&hdr, size, &buf)?;
-                self.check_feature(VhostUserVirtioFeatures::PROTOCOL_FEATURES)?;
+                // xvs: no check of the acknowledged features here: QEMU's
+                // vhost-user net enables and disables rings before the
+                // guest's driver acks any (it checks the backend's offer,
+                // as DPDK's rte_vhost does); the backend decides
+                // (vhost-user-backend's set_vring_enable, patched to check
+                // its offer).
                 let enable = match msg.num {
                     1 => true,
                     0 => false,
