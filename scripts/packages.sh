@@ -21,3 +21,27 @@ ensure_packages() {
 # and the well-known google/protobuf/*.proto it imports (libprotobuf-dev; not
 # pulled in by protobuf-compiler without recommends).
 BUILD_PACKAGES=(make clang llvm m4 libelf-dev zlib1g-dev pkg-config libpcap-dev protobuf-compiler libprotobuf-dev)
+
+# Installs PKG... from bookworm-backports (adding that suite to apt's
+# sources if none names it) unless a backports build is installed already.
+#   ensure_backports PKG...
+ensure_backports() {
+  local missing=() p
+  for p in "$@"; do
+    dpkg-query -W -f='${Version}' "$p" 2>/dev/null | grep -q 'bpo' || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  [ "$(id -u)" = 0 ] || { echo "missing backports packages (install as root): ${missing[*]}" >&2; return 1; }
+  if ! grep -rqs 'bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/; then
+    cat >/etc/apt/sources.list.d/bookworm-backports.sources <<'SRC'
+Types: deb
+URIs: http://deb.debian.org/debian
+Suites: bookworm-backports
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+SRC
+  fi
+  echo "installing from bookworm-backports: ${missing[*]}" >&2
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends -t bookworm-backports "${missing[@]}" >/dev/null
+}

@@ -26,6 +26,13 @@ source scripts/packages.sh
 # the vhost-user tests drive a port from DPDK's virtio-user driver in
 # dpdk-testpmd (Debian ships it in dpdk-dev).
 ensure_packages "${BUILD_PACKAGES[@]}" iproute2 iputils-ping iputils-arping iperf3 ethtool tshark openvswitch-switch etcd-server etcd-client valgrind python3-prometheus-client dpdk-dev
+# The VM tests boot a QEMU guest on a vhost-user port: QEMU 10 from
+# bookworm-backports (bookworm's 7.2 crashes when a TCG guest loads a
+# vhost-user NIC's driver), and a guest image built from Debian's kernel
+# and busybox-static (scripts/guest.sh; kept between runs).
+ensure_backports qemu-system-x86
+export XVS_GUEST_DIR="${XVS_GUEST_DIR:-/var/tmp/xvs-guest}"
+scripts/guest.sh "$XVS_GUEST_DIR"
 
 export XVS_REQUIRE_ALL=1
 XVS_SKIP_LOG="$(mktemp /tmp/xvs-skips.XXXXXX)"

@@ -6,6 +6,7 @@
 //! fail or skip them by one rule.
 
 pub mod etcd;
+pub mod guest;
 pub mod kvxlan;
 pub mod require;
 pub mod testpmd;

@@ -13,88 +13,17 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use xvs_tests::guest::{port_stats, wait_port_state, VhostBridge};
 use xvs_tests::require::{require_root, require_tool};
 use xvs_tests::testpmd::Testpmd;
-use xvs_tests::{veth, Netns, Xvsd};
+use xvs_tests::Xvsd;
 
-/// `xvsctl stats vu1` as JSON.
 fn stats(d: &Xvsd, port: &str) -> Value {
-    let out = d.ok(&["--format", "json", "stats", port]);
-    let rows: Value = serde_json::from_str(&out).expect("stats JSON");
-    rows[0].clone()
+    port_stats(d, port)
 }
 
-/// Waits (bounded) for port `port`'s state to be `want`.
 fn wait_state(d: &Xvsd, port: &str, want: &str) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let s = stats(d, port);
-        if s["state"] == want {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{port} not {want} in 20 s: {s}\n{}",
-            d.log()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// The hypervisor namespace with the VM namespace on its port `p0`
-/// (10.0.0.1/24), a directory for the socket, and xvsd's config: `br0`
-/// = {p0, vu1}, vu1 a vhost-user port listening on `DIR/vu1.sock`.
-struct Host {
-    hv: Netns,
-    vm: Netns,
-    dir: std::path::PathBuf,
-    sock: std::path::PathBuf,
-}
-
-impl Host {
-    fn new(tag: &str) -> Host {
-        let hv = Netns::new(&format!("{tag}hv"));
-        let vm = Netns::new(&format!("{tag}vm"));
-        veth(
-            &vm,
-            "vm0",
-            "02:00:00:00:0b:01",
-            &hv,
-            "p0",
-            "02:00:00:00:0b:02",
-        );
-        vm.ip(&["addr", "add", "10.0.0.1/24", "dev", "vm0"]);
-        let dir = std::env::temp_dir().join(format!("xvs-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let sock = dir.join("vu1.sock");
-        Host { hv, vm, dir, sock }
-    }
-
-    fn config(&self) -> String {
-        format!(
-            r#"
-[[bridges]]
-name = "br0"
-
-[[ports]]
-name = "p0"
-bridge = "br0"
-
-[[ports]]
-name = "vu1"
-bridge = "br0"
-kind = {{ type = "vhost-user", socket = "{}" }}
-"#,
-            self.sock.display()
-        )
-    }
-}
-
-impl Drop for Host {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
+    wait_port_state(d, port, want, 20, &String::new);
 }
 
 #[test]
@@ -102,7 +31,7 @@ fn a_guest_on_a_vhost_user_port_answers_pings_and_comes_back_after_its_driver_di
     if !require_root() || !require_tool("dpdk-testpmd") {
         return;
     }
-    let h = Host::new("vu");
+    let h = VhostBridge::new("vu");
     let (vm, sock) = (&h.vm, &h.sock);
     let d = Xvsd::start(
         Path::new(env!("CARGO_BIN_EXE_xvsd")),

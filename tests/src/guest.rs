@@ -1,0 +1,229 @@
+//! A QEMU virtual machine as a guest on a vhost-user port: Debian's
+//! kernel and a busybox initramfs (`scripts/guest.sh`, which
+//! `scripts/test.sh` runs into [`GUEST_DIR`]'s directory), a virtio-net
+//! device on the port's socket, memory shared as vhost-user needs
+//! (memfd). The guest brings eth0 up with the address it is given and
+//! prints `XVS-GUEST-READY` on its serial console, which goes to a file.
+//! Killed on drop.
+//!
+//! Under TCG (QEMU's emulation): `/dev/kvm` on these machines runs only
+//! kernels built for PVM, so a guest boots in seconds, not less, and is
+//! far too slow to measure a switch; fine to see one work.
+
+use std::io::Write;
+
+use crate::{veth, Netns, Xvsd};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The variable naming the directory `scripts/guest.sh` built into.
+pub const GUEST_DIR: &str = "XVS_GUEST_DIR";
+
+/// The guest image's directory, from [`GUEST_DIR`] (or `/tmp/xvs-guest`).
+pub fn guest_dir() -> PathBuf {
+    std::env::var_os(GUEST_DIR).map_or_else(|| PathBuf::from("/tmp/xvs-guest"), PathBuf::from)
+}
+
+/// A running QEMU guest.
+#[derive(Debug)]
+pub struct Guest {
+    child: Option<Child>,
+    args: Vec<String>,
+    pub serial: PathBuf,
+    monitor: PathBuf,
+}
+
+impl Guest {
+    /// Boots the guest with its virtio-net device (MAC `mac`) on the
+    /// vhost-user socket `sock` (QEMU connects, and reconnects within a
+    /// second when the switch comes back), eth0 at `ip` (with prefix).
+    pub fn boot(sock: &Path, mac: &str, ip: &str, tag: &str) -> Guest {
+        let dir = guest_dir();
+        let base = std::env::temp_dir().join(format!("xvs-guest-{}-{tag}", std::process::id()));
+        let (serial, monitor) = (base.with_extension("serial"), base.with_extension("mon"));
+        #[rustfmt::skip]
+        let args: Vec<String> = [
+            "-machine", "q35,accel=tcg", "-cpu", "max", "-m", "256", "-smp", "1",
+            // A monitor system_reset reboots (-no-reboot would exit); a
+            // guest kernel panic hangs (panic=0) with its console to read.
+            "-display", "none",
+            "-kernel", &dir.join("vmlinuz").to_string_lossy(),
+            "-initrd", &dir.join("initrd.gz").to_string_lossy(),
+            "-append", &format!("console=ttyS0 panic=0 xvs.ip={ip}"),
+            "-serial", &format!("file:{}", serial.display()),
+            "-monitor", &format!("unix:{},server=on,wait=off", monitor.display()),
+            "-object", "memory-backend-memfd,id=mem,size=256M,share=on",
+            "-numa", "node,memdev=mem",
+            "-chardev", &format!("socket,id=c0,path={},reconnect-ms=500", sock.display()),
+            "-netdev", "vhost-user,id=n0,chardev=c0",
+            "-device", &format!("virtio-net-pci,netdev=n0,mac={mac}"),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let mut g = Guest {
+            child: None,
+            args,
+            serial,
+            monitor,
+        };
+        g.spawn();
+        g
+    }
+
+    fn spawn(&mut self) {
+        let _ = std::fs::remove_file(&self.serial);
+        let _ = std::fs::remove_file(&self.monitor);
+        let child = Command::new("qemu-system-x86_64")
+            .args(&self.args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("qemu-system-x86_64 starts");
+        self.child = Some(child);
+    }
+
+    /// What the guest printed on its console so far.
+    pub fn console(&self) -> String {
+        std::fs::read_to_string(&self.serial).unwrap_or_default()
+    }
+
+    /// Waits until the guest has printed `XVS-GUEST-READY` `n` times in
+    /// this boot's console (a reset boots again into the same file);
+    /// panics with the console after `secs` seconds or if QEMU exits.
+    pub fn wait_ready(&mut self, n: usize, secs: u64) {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let console = self.console();
+            if console.matches("XVS-GUEST-READY").count() >= n {
+                return;
+            }
+            if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
+                panic!("QEMU exited ({status}) before the guest was up:\n{console}");
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the guest was not up in {secs} s:\n{console}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Resets the machine through QEMU's monitor (a hard reboot: the
+    /// guest's driver stops the device and starts it again).
+    pub fn reset(&self) {
+        let mut m = UnixStream::connect(&self.monitor).expect("QEMU's monitor socket");
+        m.write_all(b"system_reset\n").expect("monitor command");
+        // The monitor answers; give QEMU the command before closing.
+        std::thread::sleep(Duration::from_millis(300));
+    }
+
+    /// Kills QEMU at once (the guest and its memory gone with it).
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Boots the same machine again after [`Self::kill9`].
+    pub fn boot_again(&mut self) {
+        self.kill9();
+        self.spawn();
+    }
+}
+
+impl Drop for Guest {
+    fn drop(&mut self) {
+        self.kill9();
+        let _ = std::fs::remove_file(&self.serial);
+        let _ = std::fs::remove_file(&self.monitor);
+    }
+}
+
+/// The topology the vhost-user tests share: a VM namespace on xvsd's
+/// port `p0` (vm0, 10.0.0.1/24), the hypervisor namespace xvsd runs in,
+/// and a directory for the vhost-user socket `vu1.sock`; [`Self::config`]
+/// is xvsd's config: `br0` = {p0, vu1}, vu1 listening on that socket.
+#[derive(Debug)]
+pub struct VhostBridge {
+    pub hv: Netns,
+    pub vm: Netns,
+    dir: PathBuf,
+    pub sock: PathBuf,
+}
+
+impl VhostBridge {
+    pub fn new(tag: &str) -> VhostBridge {
+        let hv = Netns::new(&format!("{tag}hv"));
+        let vm = Netns::new(&format!("{tag}vm"));
+        veth(
+            &vm,
+            "vm0",
+            "02:00:00:00:0b:01",
+            &hv,
+            "p0",
+            "02:00:00:00:0b:02",
+        );
+        vm.ip(&["addr", "add", "10.0.0.1/24", "dev", "vm0"]);
+        let dir = std::env::temp_dir().join(format!("xvs-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("socket directory");
+        let sock = dir.join("vu1.sock");
+        VhostBridge { hv, vm, dir, sock }
+    }
+
+    pub fn config(&self) -> String {
+        format!(
+            r#"
+[[bridges]]
+name = "br0"
+
+[[ports]]
+name = "p0"
+bridge = "br0"
+
+[[ports]]
+name = "vu1"
+bridge = "br0"
+kind = {{ type = "vhost-user", socket = "{}" }}
+"#,
+            self.sock.display()
+        )
+    }
+}
+
+impl Drop for VhostBridge {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// `xvsctl stats PORT`'s row, as JSON.
+pub fn port_stats(d: &Xvsd, port: &str) -> serde_json::Value {
+    let out = d.ok(&["--format", "json", "stats", port]);
+    let rows: serde_json::Value = serde_json::from_str(&out).expect("stats JSON");
+    rows[0].clone()
+}
+
+/// Waits (bounded by `secs`) for `port`'s state to be `want`; `more`
+/// adds to the failure's message.
+pub fn wait_port_state(d: &Xvsd, port: &str, want: &str, secs: u64, more: &dyn Fn() -> String) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let s = port_stats(d, port);
+        if s["state"] == want {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{port} not {want} in {secs} s: {s}\n{}\n{}",
+            d.log(),
+            more()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
