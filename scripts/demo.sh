@@ -8,11 +8,30 @@
 #   vm1a 10.1.0.1 ─ p1a ┐             ┌ p2a ─ vm2a 10.1.0.2   (blue,  VXLAN 100)
 #                       hv1: xvsd ═ u1 ═ u2 ═ hv2: xvsd
 #   vm1b 10.2.0.1 ─ p1b ┘ 192.0.2.1    192.0.2.2 └ p2b ─ vm2b 10.2.0.2 (green, Geneve 200)
+#
+# ./scripts/demo.sh --vm: vm1a and vm2a are virtual machines instead,
+# QEMU guests (Debian's kernel and a busybox initramfs, scripts/guest.sh)
+# on vhost-user ports p1a and p2a; vm1a pings vm2a across VXLAN from
+# inside. QEMU runs under TCG (these machines' /dev/kvm runs only PVM
+# kernels): the guests take some seconds to boot.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/packages.sh
 [ "$(id -u)" = 0 ] || { echo "the demo creates network namespaces: run it as root" >&2; exit 1; }
 ensure_packages "${BUILD_PACKAGES[@]}" iproute2 iputils-ping iperf3 ethtool
+VM=0
+case "${1:-}" in
+  --vm) VM=1 ;;
+  "") ;;
+  *) echo "usage: scripts/demo.sh [--vm]" >&2; exit 1 ;;
+esac
+if [ "$VM" = 1 ]; then
+  # QEMU 10: bookworm's 7.2 crashes when a TCG guest loads a vhost-user
+  # NIC's driver.
+  ensure_backports qemu-system-x86
+  GUEST_DIR=${XVS_GUEST_DIR:-/var/tmp/xvs-guest}
+  scripts/guest.sh "$GUEST_DIR"
+fi
 
 echo "== building xvsd and xvsctl (release)"
 cargo build --release --locked -q -p xvsd -p xvs-ctl
@@ -25,14 +44,16 @@ pids=()
 cleanup() {
   for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-  for ns in hv1 hv2 vm1a vm1b vm2a vm2b; do ip netns del "$P-$ns" 2>/dev/null || true; done
+  for ns in $namespaces; do ip netns del "$P-$ns" 2>/dev/null || true; done
   rm -rf "$tmp"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
+namespaces="hv1 hv2 vm1b vm2b"
+[ "$VM" = 1 ] || namespaces+=" vm1a vm2a"
 x() { local ns=$1; shift; ip netns exec "$P-$ns" "$@"; }
-for ns in hv1 hv2 vm1a vm1b vm2a vm2b; do
+for ns in $namespaces; do
   ip netns add "$P-$ns"
   x "$ns" ip link set lo up
 done
@@ -55,9 +76,11 @@ vm() { # vm NS IFACE HV PORT IP MAC
   x "$1" ip addr add "$5/24" dev "$2"
   x "$3" ip link set "$4" up
 }
-vm vm1a eth0 hv1 p1a 10.1.0.1 02:00:00:01:0a:01
+if [ "$VM" = 0 ]; then
+  vm vm1a eth0 hv1 p1a 10.1.0.1 02:00:00:01:0a:01
+  vm vm2a eth0 hv2 p2a 10.1.0.2 02:00:00:02:0a:01
+fi
 vm vm1b eth0 hv1 p1b 10.2.0.1 02:00:00:01:0b:01
-vm vm2a eth0 hv2 p2a 10.1.0.2 02:00:00:02:0a:01
 vm vm2b eth0 hv2 p2b 10.2.0.2 02:00:00:02:0b:01
 
 config() { # config N LOCAL REMOTE
@@ -75,6 +98,7 @@ name = "green"
 [[ports]]
 name = "p$1a"
 bridge = "blue"
+$([ "$VM" = 1 ] && echo "kind = { type = \"vhost-user\", socket = \"$tmp/vm$1a.sock\" }" || true)
 
 [[ports]]
 name = "p$1b"
@@ -119,15 +143,50 @@ for n in 1 2; do
 done
 echo "== xvsd on hv1:"; sed 's/^/   /' "$tmp/xvsd1.log"
 
-echo "== ping across VXLAN (vm1a -> vm2a) and Geneve (vm1b -> vm2b)"
-x vm1a ping -c 4 -i 0.2 -W 2 10.1.0.2
+if [ "$VM" = 1 ]; then
+  # Each guest's virtio-net on its hypervisor's vhost-user port; memory
+  # shared (memfd) as vhost-user needs. vm1a pings vm2a once up.
+  guest() { # guest NAME IP [PEER]
+    qemu-system-x86_64 -machine q35,accel=tcg -cpu max -m 256 -smp 1 -display none \
+      -kernel "$GUEST_DIR/vmlinuz" -initrd "$GUEST_DIR/initrd.gz" \
+      -append "console=ttyS0 panic=0 xvs.ip=$2/24${3:+ xvs.ping=$3}" \
+      -serial "file:$tmp/$1.console" \
+      -object memory-backend-memfd,id=mem,size=256M,share=on -numa node,memdev=mem \
+      -chardev "socket,id=c0,path=$tmp/$1.sock" -netdev vhost-user,id=n0,chardev=c0 \
+      -device "virtio-net-pci,netdev=n0,mac=$4" </dev/null >"$tmp/$1.qemu.log" 2>&1 &
+    pids+=($!)
+  }
+  echo "== booting two QEMU guests (TCG) on vhost-user ports p1a (hv1) and p2a (hv2)"
+  guest vm2a 10.1.0.2 "" 02:00:00:02:0a:01
+  guest vm1a 10.1.0.1 10.1.0.2 02:00:00:01:0a:01
+  for g in vm1a vm2a; do
+    for _ in $(seq 900); do grep -qs XVS-GUEST-READY "$tmp/$g.console" && break; sleep 0.2; done
+    grep -qs XVS-GUEST-READY "$tmp/$g.console" ||
+      { echo "$g did not come up:"; tail -n 20 "$tmp/$g.console" "$tmp/$g.qemu.log"; exit 1; }
+    echo "   $g: $(grep -a XVS-GUEST-READY "$tmp/$g.console" | tr -d '\r')"
+  done
+  echo "== ping across VXLAN from inside vm1a (guest -> xvsd -> VXLAN -> xvsd -> guest)"
+  for _ in $(seq 600); do
+    [ "$(grep -ac 'XVS-GUEST-PING .*bytes from' "$tmp/vm1a.console")" -ge 4 ] && break
+    sleep 0.2
+  done
+  grep -a 'XVS-GUEST-PING' "$tmp/vm1a.console" | head -n 5 | sed 's/^XVS-GUEST-PING /   /' | tr -d '\r'
+  [ "$(grep -ac 'XVS-GUEST-PING .*bytes from' "$tmp/vm1a.console")" -ge 4 ] ||
+    { echo "vm1a's pings were not answered"; exit 1; }
+  echo "== ping across Geneve (vm1b -> vm2b)"
+else
+  echo "== ping across VXLAN (vm1a -> vm2a) and Geneve (vm1b -> vm2b)"
+  x vm1a ping -c 4 -i 0.2 -W 2 10.1.0.2
+fi
 x vm1b ping -c 4 -i 0.2 -W 2 10.2.0.2
 
 echo "== xvsctl on hv1: the learned MACs and the tunnel ports"
 "$XVSCTL" --socket "$tmp/xvsd1.sock" fdb-show
 "$XVSCTL" --socket "$tmp/xvsd1.sock" tunnel-ports
 
-for pair in "vm2a 10.1.0.2 vm1a VXLAN" "vm2b 10.2.0.2 vm1b Geneve"; do
+pairs=("vm2b 10.2.0.2 vm1b Geneve")
+[ "$VM" = 1 ] || pairs=("vm2a 10.1.0.2 vm1a VXLAN" "${pairs[@]}")
+for pair in "${pairs[@]}"; do
   set -- $pair
   echo "== iperf3 TCP, 3 s, $3 -> $1 over $4"
   x "$1" iperf3 -s -1 -D --pidfile "$tmp/iperf-$1.pid"

@@ -5,7 +5,8 @@
 # virtio-net needs. Its /init brings eth0 up with the address given on
 # the kernel command line (`xvs.ip=10.0.0.2/24`), prints
 # `XVS-GUEST-READY <mac> <ip>` on the console and waits; the kernel
-# answers pings, busybox's nc and the like serve what a test asks.
+# answers pings. With `xvs.ping=ADDR` it pings ADDR (up to 60 times, one
+# a second), each line on the console as `XVS-GUEST-PING ...`.
 #
 # Usage: scripts/guest.sh DIR   (as root: apt-get download needs the lists)
 # Writes DIR/vmlinuz and DIR/initrd.gz; does nothing if both are there
@@ -51,6 +52,11 @@ ip link set lo up
 ip link set eth0 up
 ip addr add "\$ip" dev eth0
 echo "XVS-GUEST-READY \$(cat /sys/class/net/eth0/address) \$ip"
+# xvs.ping=ADDR: ping it (what a demo shows from inside a guest).
+peer=\$(sed -n 's/.*xvs.ping=\([^ ]*\).*/\1/p' /proc/cmdline)
+if [ -n "\$peer" ]; then
+  ping -c 60 -W 1 -w 60 "\$peer" | while read -r line; do echo "XVS-GUEST-PING \$line"; done
+fi
 while true; do sleep 3600; done
 EOF
 chmod +x root/init
