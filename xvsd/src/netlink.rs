@@ -450,6 +450,10 @@ fn neigh_from(n: &NeighbourMessage) -> Option<KernelNeigh> {
         mac,
         ifindex: n.header.ifindex,
         confirmed,
+        permanent: matches!(
+            n.header.state,
+            NeighbourState::Permanent | NeighbourState::Noarp
+        ),
     })
 }
 

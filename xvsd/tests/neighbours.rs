@@ -21,6 +21,12 @@
 //!        ns atk:  a0 (no address)  ── veth ────────┘
 //! ```
 //!
+//! - The VTEP's entry set by hand, PERMANENT, for a peer that answers no
+//!   ARP: xvsd keeps its next hops confirmed by marking them used
+//!   (NTF_USE), which since Linux 5.16 strips PERMANENT; it must leave
+//!   such an entry alone, and the tunnel stays up for longer than a
+//!   dynamic entry would have lived.
+//!
 //! `XVSD_BIN` runs another xvsd build (to show these fail on an older one).
 //! Needs root (`xvs_tests::require`). Namespaces and the daemon go away on
 //! drop, panics included; every wait and traffic loop is bounded.
@@ -133,6 +139,36 @@ fn tunnel_up(vm: &Netns, d: &Xvsd) {
     while vm.ping("10.0.0.2", 1) != 1 {
         assert!(Instant::now() < deadline, "no ping through\n{}", d.log());
     }
+}
+
+#[test]
+fn a_permanent_neighbour_set_by_hand_stays_permanent_and_the_tunnel_up() {
+    if !require_root() {
+        return;
+    }
+    let t = topology("np");
+    // The peer answers no ARP: once not permanent, the entry would fail.
+    t._peer.run(
+        "sh",
+        &["-c", "echo 8 > /proc/sys/net/ipv4/conf/pu0/arp_ignore"],
+    );
+    // A dynamic entry on u0 would be reachable for 0.5-1.5 s only.
+    sysctl(&t.hv, "neigh/u0/base_reachable_time_ms", "1000");
+    sysctl(&t.hv, "neigh/u0/delay_first_probe_time", "1");
+    #[rustfmt::skip]
+    t.hv.ip(&["neigh", "replace", VTEP, "lladdr", VTEP_MAC, "nud", "permanent", "dev", "u0"]);
+    let d = xvsd(&t.hv);
+    tunnel_up(&t.vm, &d);
+    // Seconds of refreshes (one a second), pings through the tunnel all along.
+    let sent = 40;
+    let got = t.vm.ping_every("10.0.0.2", sent, "0.2", 2);
+    let entry = t.hv.run("ip", &["neigh", "show", VTEP, "dev", "u0"]);
+    assert!(
+        entry.contains("PERMANENT"),
+        "the entry set by hand changed: {entry:?}"
+    );
+    assert_eq!(got, sent, "pings lost through the tunnel\n{}", d.log());
+    assert_eq!(d.drops("neigh_unresolved"), 0);
 }
 
 #[test]

@@ -19,6 +19,10 @@ pub struct KernelNeigh {
     /// Confirmed lately (REACHABLE, PERMANENT, NOARP); false while usable
     /// but unconfirmed (STALE, DELAY, PROBE).
     pub confirmed: bool,
+    /// Set by an administrator (PERMANENT, NOARP): it never needs
+    /// re-confirming, and must not be marked used (NTF_USE clears
+    /// PERMANENT, Linux 5.16+, turning it into an entry that ages).
+    pub permanent: bool,
 }
 
 /// What the kernel's table holds for one address (xvsd's `NeighClient::get`

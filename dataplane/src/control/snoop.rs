@@ -192,6 +192,7 @@ mod tests {
             mac: SPOOF,
             ifindex: 2,
             confirmed: true,
+            permanent: false,
         };
         ctl.apply_kernel_events(&[kernel::KernelEvent::NeighUpdated(moved)], 6);
         assert_eq!(vtep_mac(&ctl), Some(SPOOF));

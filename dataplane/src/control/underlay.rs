@@ -173,6 +173,7 @@ mod tests {
             mac: KNOWN,
             ifindex: 2,
             confirmed: false,
+            permanent: false,
         };
         let confirmed = kernel::KernelNeigh {
             confirmed: true,

@@ -50,6 +50,7 @@ use crossbeam_channel::{Receiver, Sender};
 use tracing::{debug, error, info, warn};
 use xvs_bpf::{AttachFlags, Mode, SnoopPoller, XdpProgram};
 use xvs_config::{Config, ConfigErrors};
+use xvs_dataplane::control::kernel::{KernelNeigh, NeighLookup};
 use xvs_dataplane::control::Control;
 use xvs_dataplane::pipeline::PortCounters;
 use xvs_dataplane::stats::DropCounters;
@@ -606,6 +607,19 @@ impl Daemon {
     /// it goes stale) and takes what the table holds now: a transition
     /// such as STALE to DELAY, usable all along, is never notified.
     fn use_next_hop(&mut self, ip: IpAddr, ifindex: u32, now: u64) {
+        // An administrator's entry is confirmed as it is, and marking it
+        // used would strip its PERMANENT state (NTF_USE, Linux 5.16+):
+        // it would age and need ARP, which a next hop set by hand may
+        // not answer.
+        if let Ok(
+            found @ NeighLookup::Usable(KernelNeigh {
+                permanent: true, ..
+            }),
+        ) = self.neigh.get(ip, ifindex)
+        {
+            self.ctl.kernel_neigh(ip, found, now);
+            return;
+        }
         if let Err(e) = self.neigh.mark_used(ip, ifindex) {
             warn!(%ip, ifindex, "marking the next hop used in the kernel's table: {e}");
             return;
