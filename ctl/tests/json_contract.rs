@@ -263,6 +263,8 @@ fn rows() -> BTreeMap<&'static str, Value> {
             snooped: BTreeMap::from([("learned".to_string(), 1)]),
             csum_completed: 1,
             icmp_too_big: 1,
+            tso_frames: 1,
+            tso_segments: 2,
             xdp_generic: Some("generic XDP: native refused (why)".into()),
             fastpath: Some(FastPathRow {
                 flows: 2,

@@ -33,6 +33,8 @@ pub struct Guest {
     args: Vec<String>,
     pub serial: PathBuf,
     monitor: PathBuf,
+    /// The guest's second serial port, a shell (scripts/guest.sh).
+    shell: PathBuf,
 }
 
 impl Guest {
@@ -40,9 +42,16 @@ impl Guest {
     /// vhost-user socket `sock` (QEMU connects, and reconnects within a
     /// second when the switch comes back), eth0 at `ip` (with prefix).
     pub fn boot(sock: &Path, mac: &str, ip: &str, tag: &str) -> Guest {
+        Self::boot_with(sock, mac, ip, tag, "")
+    }
+
+    /// [`Self::boot`], with more on the kernel's command line (the
+    /// guest's `xvs.mtu=`, `xvs.ip6=`: scripts/guest.sh).
+    pub fn boot_with(sock: &Path, mac: &str, ip: &str, tag: &str, append: &str) -> Guest {
         let dir = guest_dir();
         let base = std::env::temp_dir().join(format!("xvs-guest-{}-{tag}", std::process::id()));
         let (serial, monitor) = (base.with_extension("serial"), base.with_extension("mon"));
+        let shell = base.with_extension("sh");
         #[rustfmt::skip]
         let args: Vec<String> = [
             "-machine", "q35,accel=tcg", "-cpu", "max", "-m", "256", "-smp", "1",
@@ -51,8 +60,9 @@ impl Guest {
             "-display", "none",
             "-kernel", &dir.join("vmlinuz").to_string_lossy(),
             "-initrd", &dir.join("initrd.gz").to_string_lossy(),
-            "-append", &format!("console=ttyS0 panic=0 xvs.ip={ip}"),
+            "-append", &format!("console=ttyS0 panic=0 xvs.ip={ip} {append}"),
             "-serial", &format!("file:{}", serial.display()),
+            "-serial", &format!("unix:{},server=on,wait=off", shell.display()),
             "-monitor", &format!("unix:{},server=on,wait=off", monitor.display()),
             "-object", "memory-backend-memfd,id=mem,size=256M,share=on",
             "-numa", "node,memdev=mem",
@@ -68,6 +78,7 @@ impl Guest {
             args,
             serial,
             monitor,
+            shell,
         };
         g.spawn();
         g
@@ -76,6 +87,7 @@ impl Guest {
     fn spawn(&mut self) {
         let _ = std::fs::remove_file(&self.serial);
         let _ = std::fs::remove_file(&self.monitor);
+        let _ = std::fs::remove_file(&self.shell);
         let child = Command::new("qemu-system-x86_64")
             .args(&self.args)
             .stdin(Stdio::null())
@@ -112,6 +124,61 @@ impl Guest {
         }
     }
 
+    /// Runs `cmd` in the guest's shell (its second serial port) and
+    /// returns its exit status and output; panics if it has not finished
+    /// in `secs` seconds.
+    pub fn sh(&self, cmd: &str, secs: u64) -> (i32, String) {
+        use std::io::Read;
+        let mut s = UnixStream::connect(&self.shell).expect("the guest's shell socket");
+        s.set_read_timeout(Some(Duration::from_millis(500)))
+            .expect("read timeout");
+        static RUNS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let run = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mark = format!("XVS-SH-DONE-{}-{run}", std::process::id());
+        s.write_all(format!("{cmd}\necho {mark} $?\n").as_bytes())
+            .expect("a command to the guest");
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        let mut out = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            match s.read(&mut buf) {
+                Ok(0) => panic!(
+                    "the guest's shell closed: {}",
+                    String::from_utf8_lossy(&out)
+                ),
+                Ok(n) => out.extend_from_slice(&buf[..n]),
+                // Under TCG the guest's UART may hold what it has to send
+                // until something arrives: an empty line (nothing to the
+                // shell) nudges it.
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    let _ = s.write_all(b"\n");
+                }
+                Err(e) => panic!("reading the guest's shell: {e}"),
+            }
+            let text = String::from_utf8_lossy(&out);
+            if let Some(at) = text.find(&format!("{mark} ")) {
+                let rest = &text[at + mark.len() + 1..];
+                if let Some(code) = rest
+                    .split_whitespace()
+                    .next()
+                    .filter(|_| rest.contains('\n'))
+                {
+                    return (code.parse().unwrap_or(-1), text[..at].to_owned());
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "`{cmd}` in the guest did not finish in {secs} s: {text}\n{}",
+                self.console()
+            );
+        }
+    }
+
     /// Resets the machine through QEMU's monitor (a hard reboot: the
     /// guest's driver stops the device and starts it again).
     pub fn reset(&self) {
@@ -141,6 +208,7 @@ impl Drop for Guest {
         self.kill9();
         let _ = std::fs::remove_file(&self.serial);
         let _ = std::fs::remove_file(&self.monitor);
+        let _ = std::fs::remove_file(&self.shell);
     }
 }
 

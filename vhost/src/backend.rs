@@ -16,7 +16,8 @@ use vhost::vhost_user::message::{VhostUserProtocolFeatures, VhostUserVirtioFeatu
 use vhost_user_backend::{VhostUserBackend, VringRwLock};
 use virtio_bindings::virtio_config::VIRTIO_F_VERSION_1;
 use virtio_bindings::virtio_net::{
-    VIRTIO_NET_F_CSUM, VIRTIO_NET_F_GUEST_CSUM, VIRTIO_NET_F_MRG_RXBUF,
+    VIRTIO_NET_F_CSUM, VIRTIO_NET_F_GUEST_CSUM, VIRTIO_NET_F_GUEST_TSO4, VIRTIO_NET_F_GUEST_TSO6,
+    VIRTIO_NET_F_HOST_ECN, VIRTIO_NET_F_HOST_TSO4, VIRTIO_NET_F_HOST_TSO6, VIRTIO_NET_F_MRG_RXBUF,
 };
 use virtio_bindings::virtio_ring::{VIRTIO_RING_F_EVENT_IDX, VIRTIO_RING_F_INDIRECT_DESC};
 use vm_memory::{GuestMemoryAtomic, GuestMemoryMmap};
@@ -33,16 +34,29 @@ pub const NUM_QUEUES: usize = 2;
 /// is 256; Linux asks for up to 1,024).
 pub const MAX_QUEUE_SIZE: usize = 1024;
 
-/// The virtio features offered. Checksum offload both ways: a guest
-/// hands frames over with the L4 checksum left to us (`CSUM`), completed
-/// by [`GuestQueues`] from the header's `csum_start`/`csum_offset`, and
-/// accepts frames whose checksum is complete (`GUEST_CSUM`, which we never
-/// leave partial). TSO is not offered: nothing here segments yet, and a
-/// driver that was not offered it never sends a super-packet.
+/// The virtio features offered.
+///
+/// - Checksum offload both ways: a guest hands frames over with the L4
+///   checksum left to us (`CSUM`), completed by [`GuestQueues`] from the
+///   header's `csum_start`/`csum_offset`, and accepts frames whose
+///   checksum is complete (`GUEST_CSUM`, which we never leave partial).
+/// - TSO from the guest (`HOST_TSO4`/`HOST_TSO6`, with `HOST_ECN`): a
+///   guest hands over TCP frames of up to 64 KiB, cut into segments of
+///   its MSS here (`gso.rs`), so each one goes through the pipeline and
+///   into a tunnel at the guest's MTU.
+/// - TSO to the guest (`GUEST_TSO4`/`GUEST_TSO6`): the guest takes large
+///   frames; what we hand it today are the segments as they arrived (the
+///   guest's own GRO merges them), never a super-frame, which the
+///   feature allows.
 pub fn offered_features() -> u64 {
     (1 << VIRTIO_F_VERSION_1)
         | (1 << VIRTIO_NET_F_CSUM)
         | (1 << VIRTIO_NET_F_GUEST_CSUM)
+        | (1 << VIRTIO_NET_F_HOST_TSO4)
+        | (1 << VIRTIO_NET_F_HOST_TSO6)
+        | (1 << VIRTIO_NET_F_HOST_ECN)
+        | (1 << VIRTIO_NET_F_GUEST_TSO4)
+        | (1 << VIRTIO_NET_F_GUEST_TSO6)
         | (1 << VIRTIO_NET_F_MRG_RXBUF)
         | (1 << VIRTIO_RING_F_EVENT_IDX)
         | (1 << VIRTIO_RING_F_INDIRECT_DESC)

@@ -12,6 +12,7 @@
 //! [`GuestQueues`], on the poller's thread.
 
 mod backend;
+mod gso;
 mod queue;
 
 pub use backend::{offered_features, Shared, MAX_QUEUE_SIZE, NUM_QUEUES};

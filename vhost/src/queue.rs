@@ -14,6 +14,8 @@
 //! change the ring (the driver stopping or restarting the queue), so
 //! between two batches the queue may be stopped, never during one.
 
+use super::gso::{Tso, MAX_HEADERS};
+use std::sync::atomic::Ordering;
 use std::sync::RwLockWriteGuard;
 use vhost_user_backend::{VringRwLock, VringState, VringT};
 use virtio_bindings::virtio_config::VIRTIO_F_VERSION_1;
@@ -21,8 +23,8 @@ use virtio_bindings::virtio_net::{VIRTIO_NET_F_MRG_RXBUF, VIRTIO_NET_HDR_F_NEEDS
 use virtio_bindings::virtio_ring::VIRTIO_RING_F_EVENT_IDX;
 use virtio_queue::{DescriptorChain, QueueOwnedT, QueueT};
 use vm_memory::{
-    Address, Bytes, GuestAddress, GuestAddressSpace, GuestMemoryAtomic, GuestMemoryLoadGuard,
-    GuestMemoryMmap,
+    Address, Bytes, GuestAddress, GuestAddressSpace, GuestMemory, GuestMemoryAtomic,
+    GuestMemoryLoadGuard, GuestMemoryMmap, Permissions,
 };
 use xvs_dataplane::wire::checksum::{fold, ones_sum};
 
@@ -55,6 +57,10 @@ pub enum GuestFrameError {
     GsoNotNegotiated,
     #[error("the header's checksum start or offset lies outside the frame")]
     BadChecksumOffset,
+    #[error("the header asks for TCP segmentation of a frame that is not the TCP segment it says, or gives no segment size")]
+    BadGso,
+    #[error("a TSO frame would take more segments than a batch holds")]
+    TooManySegments,
 }
 
 /// Why a frame was not handed to the guest.
@@ -85,6 +91,10 @@ pub struct QueueCounters {
     pub bad_rx_chains: u64,
     /// Interrupts (call eventfd writes) sent to the guest.
     pub notifications: u64,
+    /// TSO frames from the guest cut into segments here, and the
+    /// segments they made (each also counted in `from_guest`).
+    pub segmented: u64,
+    pub segments: u64,
 }
 
 /// One connection's queue pair, held by its poller.
@@ -193,11 +203,50 @@ impl GuestQueues {
         self.features
     }
 
+    /// Whether the guest has queued frames to send: one look at its
+    /// available ring, so that an idle guest costs its poller no buffers.
+    pub fn tx_pending(&mut self) -> bool {
+        let Some(b) = Batch::open(&self.tx, &self.mem) else {
+            return false;
+        };
+        let q = b.state.get_queue();
+        q.avail_idx(&*b.mem, Ordering::Acquire)
+            .is_ok_and(|i| i.0 != q.next_avail())
+    }
+
+    /// Asks the guest to kick on its next frame, before the poller
+    /// sleeps (with EVENT_IDX, avail_event moves up to where we are;
+    /// without, the ring's no-notify flag is cleared). While the poller
+    /// polls, the guest is not asked: its kicks are exits a polled queue
+    /// does not need. Returns whether frames are queued already, in
+    /// which case the poller should not sleep.
+    pub fn arm(&mut self) -> bool {
+        let Some(mut b) = Batch::open(&self.tx, &self.mem) else {
+            return false;
+        };
+        b.state
+            .get_queue_mut()
+            .enable_notification(&*b.mem)
+            .unwrap_or(true)
+    }
+
+    /// The poller is awake again: a driver without EVENT_IDX is told not
+    /// to kick (with it, not moving avail_event is what tells it).
+    pub fn disarm(&mut self) {
+        if let Some(mut b) = Batch::open(&self.tx, &self.mem) {
+            let _ = b.state.get_queue_mut().disable_notification(&*b.mem);
+        }
+    }
+
     /// Takes up to `max` frames out of the guest's transmit queue: for
     /// each, `buf` gives the buffer to copy it into (`None`: no buffer,
     /// the batch ends there and the frame stays queued) and `done` gets
     /// the buffer back with the frame's length (`Ok(0)`: no frame was
-    /// queued, the buffer is unused), or the error that dropped it.
+    /// queued, the buffer is unused), or the error that dropped it. A
+    /// TSO frame becomes several frames, its segments, each in a buffer
+    /// of its own: `buf` must be able to give `max` buffers, and a TSO
+    /// frame with more segments than the batch has room left for waits
+    /// for the next batch (one with more than `max` is dropped).
     /// Returns the number of chains consumed.
     pub fn recv<B: AsMut<[u8]>>(
         &mut self,
@@ -208,24 +257,47 @@ impl GuestQueues {
         let Some(mut batch) = Batch::open(&self.tx, &self.mem) else {
             return 0;
         };
-        let mut n = 0;
-        while n < max {
+        let (mut n, mut out) = (0, 0);
+        while out < max {
             let Some(mut dst) = buf() else { break };
             let Some(chain) = batch
                 .state
                 .get_queue_mut()
                 .pop_descriptor_chain(&*batch.mem)
             else {
-                // Nothing queued: the buffer goes back unused, and the
-                // guest is asked to kick on its next frame (with
-                // EVENT_IDX, avail_event moves up to here): a poller
-                // that sleeps next is woken by it.
+                // Nothing queued: the buffer goes back unused.
                 done(dst, Ok(0));
-                let _ = batch.state.get_queue_mut().enable_notification(&*batch.mem);
                 break;
             };
             let head = chain.head_index();
-            let r = read_frame(chain, &batch.mem, self.hdr_len, dst.as_mut());
+            let frame = Frame::read(chain, &batch.mem, self.hdr_len, self.features);
+            let r = match frame {
+                Ok(Kind::Whole(mut f)) => f.copy(dst.as_mut()),
+                Ok(Kind::Tso(f, tso)) => {
+                    let segs = tso.segments(f.len);
+                    let longest = tso.headers + tso.payload(f.len, 0);
+                    if longest > dst.as_mut().len() {
+                        Err(GuestFrameError::TooLong)
+                    } else if segs > max {
+                        Err(GuestFrameError::TooManySegments)
+                    } else if segs > max - out {
+                        // It waits, whole, for a batch with room for it.
+                        done(dst, Ok(0));
+                        batch.state.get_queue_mut().go_to_previous_position();
+                        break;
+                    } else {
+                        out += segs - 1;
+                        self.counters.segmented += 1;
+                        self.counters.segments += segs as u64;
+                        f.segment(tso, dst, &mut buf, &mut done, &mut self.counters);
+                        batch.used(head, 0);
+                        n += 1;
+                        out += 1;
+                        continue;
+                    }
+                }
+                Err(e) => Err(e),
+            };
             match r {
                 Ok((len, completed)) => {
                     self.counters.from_guest += 1;
@@ -240,6 +312,7 @@ impl GuestQueues {
             }
             batch.used(head, 0);
             n += 1;
+            out += 1;
         }
         self.counters.notifications += u64::from(batch.finish());
         n
@@ -320,79 +393,200 @@ impl<'a> Batch<'a> {
     }
 }
 
-/// Copies one transmit chain's frame into `dst` (the header read apart)
-/// and completes its checksum if the header asks. The frame's length and
-/// whether a checksum was completed.
-fn read_frame(
-    chain: DescriptorChain<&Mem>,
-    mem: &Mem,
-    hdr_len: usize,
-    dst: &mut [u8],
-) -> Result<(usize, bool), GuestFrameError> {
-    let mut hdr = [0u8; 12];
-    let mut got = 0usize; // bytes of the chain seen, header included
-                          // virtio-queue's walk ends quietly where a chain is broken (a loop
-                          // outlives its budget of one pass over the table, a next index past
-                          // it, an unreadable or nested indirect table): a chain whose last
-                          // descriptor still says "next" ended that way.
-    let mut last_has_next = true;
-    for d in chain {
-        last_has_next = d.has_next();
-        if d.is_write_only() {
-            return Err(GuestFrameError::WrongDirection);
+/// Descriptors one transmit chain may have: a Linux guest's largest
+/// frame takes the header, the linear part and 17 page fragments; a
+/// chain with more is refused.
+const MAX_TX_DESCS: usize = 64;
+
+/// One transmit chain, checked whole before a byte of it is used: every
+/// descriptor readable and inside the guest's memory, the chain ended
+/// where it says, the virtio-net header read. What it holds is then
+/// copied out by a cursor over the descriptors.
+struct Frame<'m> {
+    mem: &'m Mem,
+    descs: [(GuestAddress, usize); MAX_TX_DESCS],
+    ndescs: usize,
+    /// The descriptor and the offset in it the cursor is at.
+    at: (usize, usize),
+    /// The frame's length, the header not included.
+    len: usize,
+    /// `csum_start` and `csum_offset` when the checksum is left to us.
+    csum: Option<(u16, u16)>,
+}
+
+/// A chain read: a frame to copy as it is, or a TSO frame to cut.
+enum Kind<'m> {
+    Whole(Frame<'m>),
+    Tso(Frame<'m>, Tso),
+}
+
+impl<'m> Frame<'m> {
+    /// Walks `chain`, reads its virtio-net header and tells a frame to
+    /// copy from a TSO frame to cut.
+    fn read(
+        chain: DescriptorChain<&'m Mem>,
+        mem: &'m Mem,
+        hdr_len: usize,
+        features: u64,
+    ) -> Result<Kind<'m>, GuestFrameError> {
+        let mut f = Frame {
+            mem,
+            descs: [(GuestAddress(0), 0); MAX_TX_DESCS],
+            ndescs: 0,
+            at: (0, 0),
+            len: 0,
+            csum: None,
+        };
+        // virtio-queue's walk ends quietly where a chain is broken (a
+        // loop outlives its budget of one pass over the table, a next
+        // index past it, an unreadable or nested indirect table): a chain
+        // whose last descriptor still says "next" ended that way.
+        let mut last_has_next = true;
+        let mut total = 0usize;
+        for d in chain {
+            last_has_next = d.has_next();
+            if d.is_write_only() {
+                return Err(GuestFrameError::WrongDirection);
+            }
+            if f.ndescs == MAX_TX_DESCS {
+                return Err(GuestFrameError::TooLong);
+            }
+            let len = d.len() as usize;
+            if !mem.check_range(d.addr(), len, Permissions::Read) {
+                return Err(GuestFrameError::BadAddress);
+            }
+            f.descs[f.ndescs] = (d.addr(), len);
+            f.ndescs += 1;
+            total += len;
         }
-        let mut addr = d.addr();
-        let mut left = d.len() as usize;
-        if got < hdr_len {
-            let take = left.min(hdr_len - got);
-            mem.read_slice(&mut hdr[got..got + take], addr)
-                .map_err(|_| GuestFrameError::BadAddress)?;
-            got += take;
-            left -= take;
-            addr = addr.unchecked_add(take as u64);
+        if last_has_next {
+            return Err(GuestFrameError::BrokenChain);
         }
-        if left == 0 {
-            continue;
+        if total < hdr_len + 14 {
+            // Not even an Ethernet header (and `Ok(0)` means "no frame").
+            return Err(GuestFrameError::Short);
         }
-        let at = got - hdr_len;
-        let end = at
-            .checked_add(left)
-            .filter(|&e| e <= dst.len())
-            .ok_or(GuestFrameError::TooLong)?;
-        mem.read_slice(&mut dst[at..end], addr)
-            .map_err(|_| GuestFrameError::BadAddress)?;
-        got += left;
+        f.len = total - hdr_len;
+        let mut hdr = [0u8; 12];
+        f.take(&mut hdr[..hdr_len]);
+        let field = |at: usize| u16::from_le_bytes([hdr[at], hdr[at + 1]]);
+        if hdr[0] & VIRTIO_NET_HDR_F_NEEDS_CSUM as u8 != 0 {
+            let (start, offset) = (field(6), field(8));
+            if usize::from(start) + usize::from(offset) + 2 > f.len {
+                return Err(GuestFrameError::BadChecksumOffset);
+            }
+            f.csum = Some((start, offset));
+        }
+        if hdr[1] == 0 {
+            return Ok(Kind::Whole(f));
+        }
+        let mut head = [0u8; MAX_HEADERS];
+        let n = f.len.min(MAX_HEADERS);
+        let mark = f.at;
+        f.take(&mut head[..n]);
+        f.at = mark;
+        let tso = Tso::parse(&head[..n], f.len, features, hdr[1], f.csum, field(4))?;
+        Ok(Kind::Tso(f, tso))
     }
-    if last_has_next {
-        return Err(GuestFrameError::BrokenChain);
+
+    /// Copies the next `dst.len()` bytes of the chain into `dst` (the
+    /// chain was checked to hold them, and to lie in guest memory).
+    fn take(&mut self, dst: &mut [u8]) {
+        let mut done = 0;
+        while done < dst.len() && self.at.0 < self.ndescs {
+            let (addr, len) = self.descs[self.at.0];
+            let n = (len - self.at.1).min(dst.len() - done);
+            // Checked in `read`, under the same memory guard.
+            let _ = self.mem.read_slice(
+                &mut dst[done..done + n],
+                addr.unchecked_add(self.at.1 as u64),
+            );
+            done += n;
+            self.at.1 += n;
+            if self.at.1 == len {
+                self.at = (self.at.0 + 1, 0);
+            }
+        }
     }
-    if got < hdr_len {
-        return Err(GuestFrameError::Short);
+
+    /// Skips `n` bytes of the chain.
+    fn skip(&mut self, mut n: usize) {
+        while n > 0 && self.at.0 < self.ndescs {
+            let left = self.descs[self.at.0].1 - self.at.1;
+            if n < left {
+                self.at.1 += n;
+                return;
+            }
+            n -= left;
+            self.at = (self.at.0 + 1, 0);
+        }
     }
-    let len = got - hdr_len;
-    if len < 14 {
-        // Not even an Ethernet header (and `Ok(0)` means "no frame").
-        return Err(GuestFrameError::Short);
+
+    /// Copies the frame into `dst` and completes its checksum if the
+    /// header asks. The frame's length and whether a checksum was
+    /// completed.
+    fn copy(&mut self, dst: &mut [u8]) -> Result<(usize, bool), GuestFrameError> {
+        let len = self.len;
+        let frame = dst.get_mut(..len).ok_or(GuestFrameError::TooLong)?;
+        self.take(frame);
+        let Some((start, offset)) = self.csum else {
+            return Ok((len, false));
+        };
+        let (start, field) = (usize::from(start), usize::from(start) + usize::from(offset));
+        // The field holds the pseudo-header sum the guest put there: the
+        // one's-complement sum from csum_start on covers it (as the
+        // kernel's skb_checksum_help, a zero result is sent as 0xffff).
+        let sum = !fold(ones_sum(0, &frame[start..]));
+        let sum = if sum == 0 { 0xffff } else { sum };
+        frame[field..field + 2].copy_from_slice(&sum.to_be_bytes());
+        Ok((len, true))
     }
-    if hdr[1] != 0 {
-        return Err(GuestFrameError::GsoNotNegotiated);
+
+    /// Cuts a TSO frame into its segments, the first into `first`, the
+    /// others into buffers from `buf`, each handed to `done`: the headers
+    /// copied from the chain for each, the payload once.
+    fn segment<B: AsMut<[u8]>>(
+        mut self,
+        tso: Tso,
+        first: B,
+        buf: &mut impl FnMut() -> Option<B>,
+        done: &mut impl FnMut(B, Result<usize, GuestFrameError>),
+        counters: &mut QueueCounters,
+    ) {
+        let segs = tso.segments(self.len);
+        let start = self.at;
+        let mut dst = Some(first);
+        for k in 0..segs {
+            let Some(mut b) = dst.take().or_else(&mut *buf) else {
+                // The caller gave fewer buffers than it promised: the
+                // rest of the frame is lost, and said so.
+                counters.bad_chains += 1;
+                return;
+            };
+            let payload = tso.payload(self.len, k);
+            let seg_len = tso.headers + payload;
+            let Some(seg) = b.as_mut().get_mut(..seg_len) else {
+                // A buffer shorter than the first (checked to fit): this
+                // segment is lost, the next ones are not.
+                counters.bad_chains += 1;
+                self.skip(if k == 0 { tso.headers } else { 0 } + payload);
+                done(b, Err(GuestFrameError::TooLong));
+                continue;
+            };
+            let resume = self.at;
+            self.at = start;
+            self.take(&mut seg[..tso.headers]);
+            self.at = resume;
+            if k == 0 {
+                self.skip(tso.headers);
+            }
+            self.take(&mut seg[tso.headers..]);
+            tso.finish(seg, k, k + 1 == segs);
+            counters.from_guest += 1;
+            counters.from_guest_bytes += seg_len as u64;
+            done(b, Ok(seg_len));
+        }
     }
-    if hdr[0] & VIRTIO_NET_HDR_F_NEEDS_CSUM as u8 == 0 {
-        return Ok((len, false));
-    }
-    let start = usize::from(u16::from_le_bytes([hdr[6], hdr[7]]));
-    let field = start + usize::from(u16::from_le_bytes([hdr[8], hdr[9]]));
-    if field + 2 > len {
-        return Err(GuestFrameError::BadChecksumOffset);
-    }
-    let frame = &mut dst[..len];
-    // The field holds the pseudo-header sum the guest put there: the
-    // one's-complement sum from csum_start on covers it (as the kernel's
-    // skb_checksum_help, a zero result is sent as 0xffff).
-    let sum = !fold(ones_sum(0, &frame[start..]));
-    let sum = if sum == 0 { 0xffff } else { sum };
-    frame[field..field + 2].copy_from_slice(&sum.to_be_bytes());
-    Ok((len, true))
 }
 
 /// Receive descriptors one frame may be spread over: a frame spans a

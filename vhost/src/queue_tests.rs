@@ -359,3 +359,104 @@ fn a_queue_the_driver_has_not_enabled_is_left_alone() {
     assert_eq!(r.q.send([&[1u8; 60][..]]), 0);
     assert!(r.used(true).is_empty());
 }
+
+const TSO: u64 = MODERN
+    | (1 << virtio_bindings::virtio_net::VIRTIO_NET_F_HOST_TSO4)
+    | (1 << virtio_bindings::virtio_net::VIRTIO_NET_F_HOST_TSO6);
+
+/// A TSO frame as a Linux guest hands one over: IPv4 TCP with `payload`
+/// bytes, the checksum field holding the pseudo-header sum, behind a
+/// virtio-net header asking for segments of `mss`.
+fn tso_frame(payload: usize, mss: u16) -> ([u8; 12], Vec<u8>) {
+    let data: Vec<u8> = (0..payload).map(|i| (i % 253) as u8).collect();
+    let mut f = Vec::new();
+    etherparse::PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
+        .ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+        .tcp(40000, 5201, 1, 1000)
+        .ack(1)
+        .psh()
+        .write(&mut f, &data)
+        .unwrap();
+    let mut h = needs_csum_header(34, 16);
+    h[1] = virtio_bindings::virtio_net::VIRTIO_NET_HDR_GSO_TCPV4 as u8;
+    h[2..4].copy_from_slice(&66u16.to_le_bytes());
+    h[4..6].copy_from_slice(&mss.to_le_bytes());
+    (h, f)
+}
+
+/// Posts a frame behind its header, the frame cut over three descriptors
+/// at odd places, as a guest's linear part and page fragments.
+fn post_frame(r: &mut Rig, at: u64, h: &[u8; 12], f: &[u8]) -> u16 {
+    r.write(at, h);
+    r.write(at + 0x100, &f[..100]);
+    r.write(at + 0x1000, &f[100..5000]);
+    r.write(at + 0x3000, &f[5000..]);
+    r.post(
+        true,
+        &[
+            desc(at, 12, 0),
+            desc(at + 0x100, 100, 0),
+            desc(at + 0x1000, 4900, 0),
+            desc(at + 0x3000, (f.len() - 5000) as u32, 0),
+        ],
+    )
+}
+
+#[test]
+fn a_tso_frame_is_cut_into_segments_each_with_its_checksum() {
+    let mut r = rig(TSO);
+    let (h, f) = tso_frame(10_000, 1398);
+    let head = post_frame(&mut r, BUFS, &h, &f);
+    let got = r.recv(16);
+    assert_eq!(got.len(), 8);
+    let mut payload = Vec::new();
+    for (k, s) in got.iter().enumerate() {
+        let s = s.as_ref().unwrap();
+        let p = etherparse::SlicedPacket::from_ethernet(s).unwrap();
+        let Some(etherparse::NetSlice::Ipv4(ip)) = &p.net else {
+            panic!("not IPv4")
+        };
+        assert_eq!(usize::from(ip.header().total_len()), s.len() - 14);
+        let Some(etherparse::TransportSlice::Tcp(tcp)) = &p.transport else {
+            panic!("not TCP")
+        };
+        let want = tcp
+            .to_header()
+            .calc_checksum_ipv4(&ip.header().to_header(), tcp.payload())
+            .unwrap();
+        assert_eq!(tcp.checksum(), want, "segment {k}");
+        assert_eq!(tcp.sequence_number(), 1 + 1398 * k as u32);
+        assert_eq!(tcp.psh(), k == 7);
+        payload.extend_from_slice(tcp.payload());
+    }
+    assert_eq!(payload, f[54..]);
+    assert_eq!(r.used(true), vec![(u32::from(head), 0)], "one chain used");
+    assert_eq!((r.q.counters.segmented, r.q.counters.segments), (1, 8));
+    assert_eq!(r.q.counters.from_guest, 8);
+}
+
+#[test]
+fn a_tso_frame_waits_for_a_batch_with_room_and_one_too_big_for_any_is_dropped() {
+    let mut r = rig(TSO);
+    r.write(BUFS, &[0u8; 12]);
+    r.write(BUFS + 0x100, &[0xab; 60]);
+    r.post(true, &[desc(BUFS, 12, 0), desc(BUFS + 0x100, 60, 0)]);
+    let (h, f) = tso_frame(10_000, 1398);
+    post_frame(&mut r, BUFS + 0x1_0000, &h, &f);
+    // One frame and then no room left for eight segments: the TSO frame
+    // stays queued, whole.
+    let got = r.recv(8);
+    assert_eq!(got, vec![Ok(vec![0xab; 60])]);
+    assert_eq!(r.used(true).len(), 1);
+    assert_eq!(r.recv(8).len(), 8, "the next batch takes it");
+    // Segments of 100 bytes: 100 of them, more than any batch.
+    let (h, f) = tso_frame(10_000, 100);
+    post_frame(&mut r, BUFS + 0x2_0000, &h, &f);
+    assert_eq!(r.recv(64), vec![Err(GuestFrameError::TooManySegments)]);
+    assert_eq!(r.used(true).len(), 3, "and handed back");
+    // Not negotiated: refused as such.
+    let mut r = rig(MODERN);
+    let (h, f) = tso_frame(6000, 1398);
+    post_frame(&mut r, BUFS, &h, &f);
+    assert_eq!(r.recv(8), vec![Err(GuestFrameError::GsoNotNegotiated)]);
+}

@@ -252,6 +252,16 @@ pub fn render(stats: &[StatsRow], workers: &[WorkerStatsRow]) -> Result<String, 
         "port_icmp_too_big_sent",
         "ICMP fragmentation-needed and ICMPv6 packet-too-big errors sent back to a port",
     );
+    let tso_frames: Family<_, Count> = family(
+        &mut reg,
+        "port_tso_frames",
+        "TCP frames a guest handed over for segmentation, cut into segments by the switch",
+    );
+    let tso_segments: Family<_, Count> = family(
+        &mut reg,
+        "port_tso_segments",
+        "Segments the switch cut a guest's TSO frames into",
+    );
     let state: Family<_, Level> = family(
         &mut reg,
         "port_state",
@@ -305,6 +315,10 @@ pub fn render(stats: &[StatsRow], workers: &[WorkerStatsRow]) -> Result<String, 
         tx_bytes.get_or_create(&port).inc_by(r.tx_bytes);
         csum.get_or_create(&port).inc_by(r.csum_completed);
         too_big.get_or_create(&port).inc_by(r.icmp_too_big);
+        if r.tso_frames > 0 {
+            tso_frames.get_or_create(&port).inc_by(r.tso_frames);
+            tso_segments.get_or_create(&port).inc_by(r.tso_segments);
+        }
         for (reason, n) in &r.drops {
             let mut l = port.clone();
             l.push(("reason".to_owned(), reason.clone()));
@@ -439,6 +453,8 @@ mod tests {
             snooped: BTreeMap::new(),
             csum_completed: 0,
             icmp_too_big: 0,
+            tso_frames: 0,
+            tso_segments: 0,
             xdp_generic: None,
             fastpath: None,
         }

@@ -401,6 +401,12 @@ fn stats_table(rows: &[StatsRow]) -> String {
                 r.name, r.icmp_too_big
             ));
         }
+        if r.tso_frames > 0 {
+            out.push_str(&format!(
+                "{} TSO frames from the guest cut into segments: {} into {}\n",
+                r.name, r.tso_frames, r.tso_segments
+            ));
+        }
         if r.csum_completed > 0 {
             out.push_str(&format!(
                 "{} checksums completed (left to offload by the sender): {}\n",

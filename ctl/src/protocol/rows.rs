@@ -283,6 +283,13 @@ pub struct StatsRow {
     /// drop where it was going). Rate limited per worker.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub icmp_too_big: u64,
+    /// vhost-user ports: TCP frames of up to 64 KiB the guest handed over
+    /// for segmentation (TSO), and the segments the switch cut them into
+    /// (each counted in `rx_packets`). Not an error.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub tso_frames: u64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub tso_segments: u64,
     /// Local ports and the uplink: set when the interface's driver refused
     /// native XDP and the program runs in generic mode, with why.
     #[serde(default, skip_serializing_if = "Option::is_none")]

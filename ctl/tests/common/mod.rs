@@ -186,6 +186,8 @@ fn answer(call: xvs_ctl::server::Call, config: &mut Config, commits: &AtomicU64)
                     snooped: BTreeMap::new(),
                     csum_completed: 0,
                     icmp_too_big: 0,
+                    tso_frames: 0,
+                    tso_segments: 0,
                     xdp_generic: None,
                     fastpath: None,
                 })

@@ -101,6 +101,32 @@ fn vhost_seeds(out: &mut Vec<Seed>) {
     );
     seed(out, "vhost_queue", "legacy_header", with(4, image(false)));
     seed(out, "vhost_queue", "looping_chain", with(1, image(true)));
+
+    // A TSO frame: TCP with 3,000 bytes to cut into segments of 1,000,
+    // its checksum left to the device.
+    let mut tcp = vec![0u8; 20];
+    tcp[0..2].copy_from_slice(&40000u16.to_be_bytes());
+    tcp[2..4].copy_from_slice(&5201u16.to_be_bytes());
+    tcp[4..8].copy_from_slice(&1u32.to_be_bytes());
+    tcp[12] = 5 << 4;
+    tcp[13] = 0x18; // PSH, ACK
+    tcp[14..16].copy_from_slice(&64000u16.to_be_bytes());
+    tcp.extend((0..3000).map(|i| i as u8));
+    let frame = eth(VM2_MAC, VM_MAC, 0x0800, ipv4(VM_IP, VM2_IP, 6, tcp));
+    let mut img = vec![0u8; 0x1100 + frame.len()];
+    let mut hdr = [0u8; 12];
+    hdr[0] = 1; // NEEDS_CSUM
+    hdr[1] = 1; // GSO_TCPV4
+    hdr[2..4].copy_from_slice(&54u16.to_le_bytes());
+    hdr[4..6].copy_from_slice(&1000u16.to_le_bytes());
+    hdr[6..8].copy_from_slice(&34u16.to_le_bytes());
+    hdr[8..10].copy_from_slice(&16u16.to_le_bytes());
+    img[0x1000..0x100c].copy_from_slice(&hdr);
+    desc(&mut img, 0x400, 0x1000, 12, 1, 1);
+    desc(&mut img, 0x410, 0x1100, frame.len() as u32, 0, 0);
+    avail(&mut img, 0x500, &[0]);
+    img[0x1100..].copy_from_slice(&frame);
+    seed(out, "vhost_queue", "tso_frame", with(1 | 2 | 8, img));
 }
 
 fn seed(out: &mut Vec<Seed>, target: &'static str, name: &'static str, data: Vec<u8>) {

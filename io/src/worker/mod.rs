@@ -409,6 +409,15 @@ impl Worker {
 
     /// Sleeps in poll(2) until a socket has a frame or [`SLEEP_MS`] pass.
     fn sleep(&mut self) -> Result<(), XskError> {
+        // Guests are asked to kick only now; one that queued a frame in
+        // the meantime is polled instead.
+        let mut queued = false;
+        for v in self.vhost.iter_mut().flatten() {
+            queued |= v.arm();
+        }
+        if queued {
+            return Ok(());
+        }
         self.load.sleeps += 1;
         self.pollfds.clear();
         // Transmit-only sockets never have a frame to wait for.
@@ -445,8 +454,9 @@ impl Worker {
                 return Err(XskError::Io(e));
             }
         }
-        for v in self.vhost.iter().flatten() {
+        for v in self.vhost.iter_mut().flatten() {
             v.take_kick();
+            v.disarm();
         }
         Ok(())
     }

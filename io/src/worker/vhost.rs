@@ -53,6 +53,20 @@ impl VhostSlot {
         self.shared.take_kick();
     }
 
+    /// Asks the guest to kick before the worker sleeps; whether it has
+    /// frames queued already.
+    pub(super) fn arm(&mut self) -> bool {
+        self.refresh();
+        self.queues.as_mut().is_some_and(GuestQueues::arm)
+    }
+
+    /// The worker is awake: the guest need not kick.
+    pub(super) fn disarm(&mut self) {
+        if let Some(q) = self.queues.as_mut() {
+            q.disarm();
+        }
+    }
+
     /// What the port counted, over every connection.
     pub(super) fn counters(&self) -> QueueCounters {
         let mut c = self.past;
@@ -88,6 +102,8 @@ fn add(to: &mut QueueCounters, c: &QueueCounters) {
     to.no_buffers += c.no_buffers;
     to.bad_rx_chains += c.bad_rx_chains;
     to.notifications += c.notifications;
+    to.segmented += c.segmented;
+    to.segments += c.segments;
 }
 
 /// Queues a frame the pipeline sent to `d` (a `tx_of` value that named no
@@ -171,6 +187,9 @@ impl Worker {
         let Some(q) = v.queues.as_mut() else {
             return Ok(0);
         };
+        if !q.tx_pending() {
+            return Ok(0);
+        }
         // Chunks for a batch, from the pool; those no frame filled go
         // back.
         self.addrs.clear();
@@ -194,27 +213,35 @@ impl Worker {
             }
             return Err(e);
         }
-        let rx = &mut self.rx;
+        let (rx, spare) = (&mut self.rx, &mut self.comp);
+        spare.clear();
+        let mut taken = 0;
         let mut chunks = b.chunks.drain(..);
+        // As many frames as chunks: a TSO frame's segments take one each.
         q.recv(
-            BATCH,
-            || chunks.next().map(|c| &mut c[head..]),
-            |buf, r| {
-                if let (Ok(n @ 1..), Some(a)) = (r, region.addr_of(buf.as_ptr())) {
-                    rx.push((a, n as u32));
-                }
+            self.addrs.len(),
+            || {
+                taken += 1;
+                chunks.next().map(|c| &mut c[head..])
+            },
+            |buf, r| match (r, region.addr_of(buf.as_ptr())) {
+                (Ok(n @ 1..), Some(a)) => rx.push((a, n as u32)),
+                (_, Some(a)) => spare.push(chunk_of(a)),
+                (_, None) => {}
             },
         );
         drop(chunks);
         self.store.keep(b);
-        // `rx` holds frame addresses (chunk + head): the chunks not among
-        // them go back to the pool.
-        for k in 0..self.addrs.len() {
-            let a = self.addrs[k];
-            if !self.rx.iter().any(|&(f, _)| chunk_of(f) == a) {
-                self.set.release(a)?;
-            }
+        // The chunks no frame filled go back to the pool: those handed
+        // back unused or with a dropped frame, and those never asked for.
+        let untouched = taken.min(self.addrs.len());
+        for k in untouched..self.addrs.len() {
+            self.set.release(self.addrs[k])?;
         }
+        for k in 0..self.comp.len() {
+            self.set.release(self.comp[k])?;
+        }
+        self.comp.clear();
         let n = self.rx.len();
         if n == 0 {
             return Ok(0);

@@ -515,9 +515,10 @@ impl Daemon {
             // A vhost-user port's guest queues: malformed descriptor
             // chains, frames the guest had no buffer for, frames with no
             // guest connected.
-            let mut guest_csums = 0;
+            let (mut guest_csums, mut tso) = (0, (0, 0));
             for (_, q, no_driver) in reports.iter().flat_map(|r| &r.vhost).filter(|v| v.0 == *no) {
                 guest_csums += q.checksums_completed;
+                tso = (tso.0 + q.segmented, tso.1 + q.segments);
                 for (reason, n) in [
                     ("guest_bad_descriptor", q.bad_chains + q.bad_rx_chains),
                     ("guest_rx_full", q.no_buffers),
@@ -561,6 +562,8 @@ impl Daemon {
                 },
                 csum_completed: sum.csum_completed + guest_csums,
                 icmp_too_big: sum.icmp_too_big,
+                tso_frames: tso.0,
+                tso_segments: tso.1,
                 xdp_generic: self
                     .ifaces
                     .get(&**name)
