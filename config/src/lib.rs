@@ -318,6 +318,9 @@ impl PortConfig {
     }
 }
 
+/// The most queue pairs a vhost-user port offers its guest.
+pub const MAX_VHOST_QUEUE_PAIRS: usize = 8;
+
 /// How a local port reaches its guest.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
@@ -357,7 +360,9 @@ pub struct PortConfig {
     pub vlan: VlanMode,
     #[serde(default = "default_mtu")]
     pub mtu: u16,
-    /// Number of rx/tx queues to bind (0 = all the device has).
+    /// Number of rx/tx queues to bind (0 = all the device has); of a
+    /// vhost-user port, the queue pairs offered to the guest (0 = 1, at
+    /// most [`MAX_VHOST_QUEUE_PAIRS`]).
     #[serde(default)]
     pub queues: u16,
     /// At most this many MACs are learned behind the port (absent: only

@@ -14,7 +14,7 @@ use super::validate::Report;
 use super::{
     AclConfig, BridgeConfig, LookupConfig, LookupProviderConfig, NeighborConfig, OverlayAddrConfig,
     PortConfig, PortKind, QosConfig, RouteConfig, StaticFdbConfig, TunnelConfig, TunnelKind,
-    VlanMode,
+    VlanMode, MAX_VHOST_QUEUE_PAIRS,
 };
 use xvs_types::{MacAddr, PortNo};
 
@@ -151,10 +151,13 @@ pub(super) fn check_port(p: &PortConfig, bridge_known: bool, e: &mut Report) {
                 format!("vhost-user socket {socket:?}: longer than 107 bytes or holds a NUL"),
             );
         }
-        if p.queues > 1 {
+        if usize::from(p.queues) > MAX_VHOST_QUEUE_PAIRS {
             e(
                 o(),
-                format!("queues {}: a vhost-user port has one queue pair", p.queues),
+                format!(
+                    "queues {}: a vhost-user port offers at most {MAX_VHOST_QUEUE_PAIRS} queue pairs",
+                    p.queues
+                ),
             );
         }
     }

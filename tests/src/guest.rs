@@ -42,19 +42,28 @@ impl Guest {
     /// vhost-user socket `sock` (QEMU connects, and reconnects within a
     /// second when the switch comes back), eth0 at `ip` (with prefix).
     pub fn boot(sock: &Path, mac: &str, ip: &str, tag: &str) -> Guest {
-        Self::boot_with(sock, mac, ip, tag, "")
+        Self::boot_with(sock, mac, ip, tag, "", 1)
     }
 
     /// [`Self::boot`], with more on the kernel's command line (the
-    /// guest's `xvs.mtu=`, `xvs.ip6=`: scripts/guest.sh).
-    pub fn boot_with(sock: &Path, mac: &str, ip: &str, tag: &str, append: &str) -> Guest {
+    /// guest's `xvs.mtu=`, `xvs.ip6=`: scripts/guest.sh), and `pairs`
+    /// queue pairs on the NIC (more than one: multiqueue, and as many
+    /// vCPUs, as Linux uses a pair per CPU).
+    pub fn boot_with(
+        sock: &Path,
+        mac: &str,
+        ip: &str,
+        tag: &str,
+        append: &str,
+        pairs: u32,
+    ) -> Guest {
         let dir = guest_dir();
         let base = std::env::temp_dir().join(format!("xvs-guest-{}-{tag}", std::process::id()));
         let (serial, monitor) = (base.with_extension("serial"), base.with_extension("mon"));
         let shell = base.with_extension("sh");
         #[rustfmt::skip]
         let args: Vec<String> = [
-            "-machine", "q35,accel=tcg", "-cpu", "max", "-m", "256", "-smp", "1",
+            "-machine", "q35,accel=tcg", "-cpu", "max", "-m", "256", "-smp", &pairs.to_string(),
             // A monitor system_reset reboots (-no-reboot would exit); a
             // guest kernel panic hangs (panic=0) with its console to read.
             "-display", "none",
@@ -67,8 +76,13 @@ impl Guest {
             "-object", "memory-backend-memfd,id=mem,size=256M,share=on",
             "-numa", "node,memdev=mem",
             "-chardev", &format!("socket,id=c0,path={},reconnect-ms=500", sock.display()),
-            "-netdev", "vhost-user,id=n0,chardev=c0",
-            "-device", &format!("virtio-net-pci,netdev=n0,mac={mac}"),
+            "-netdev", &format!("vhost-user,id=n0,chardev=c0,queues={pairs}"),
+            "-device", &if pairs > 1 {
+                // A vector per queue, and one each for config and control.
+                format!("virtio-net-pci,netdev=n0,mac={mac},mq=on,vectors={}", 2 * pairs + 2)
+            } else {
+                format!("virtio-net-pci,netdev=n0,mac={mac}")
+            },
         ]
         .iter()
         .map(|s| s.to_string())

@@ -21,6 +21,12 @@ impl Testpmd {
     /// on the socket (QEMU's `server=on`) and the switch connects. `tag`
     /// keeps two instances of one test apart.
     pub fn start(sock: &Path, tag: &str, mode: &str, server: bool) -> Testpmd {
+        Self::start_queues(sock, tag, mode, server, 1)
+    }
+
+    /// [`Self::start`] with `queues` queue pairs (multiqueue: testpmd
+    /// answers on the pair a frame came in on).
+    pub fn start_queues(sock: &Path, tag: &str, mode: &str, server: bool, queues: u32) -> Testpmd {
         let prefix = format!("xvstp{}{tag}", std::process::id());
         let log = std::env::temp_dir().join(format!("{prefix}.log"));
         let out = std::fs::File::create(&log).expect("testpmd log file");
@@ -36,7 +42,7 @@ impl Testpmd {
                 &prefix,
             ])
             .arg(format!(
-                "--vdev=net_virtio_user0,path={},queues=1,queue_size=256,server={}",
+                "--vdev=net_virtio_user0,path={},queues={queues},queue_size=256,server={}",
                 sock.display(),
                 u8::from(server)
             ))
@@ -47,6 +53,8 @@ impl Testpmd {
                 "--nb-cores=1",
             ])
             .arg(format!("--forward-mode={mode}"))
+            .arg(format!("--rxq={queues}"))
+            .arg(format!("--txq={queues}"))
             .args(["--rxd=256", "--txd=256", "--total-num-mbufs=4096"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())

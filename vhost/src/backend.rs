@@ -17,7 +17,8 @@ use vhost_user_backend::{VhostUserBackend, VringRwLock};
 use virtio_bindings::virtio_config::VIRTIO_F_VERSION_1;
 use virtio_bindings::virtio_net::{
     VIRTIO_NET_F_CSUM, VIRTIO_NET_F_GUEST_CSUM, VIRTIO_NET_F_GUEST_TSO4, VIRTIO_NET_F_GUEST_TSO6,
-    VIRTIO_NET_F_HOST_ECN, VIRTIO_NET_F_HOST_TSO4, VIRTIO_NET_F_HOST_TSO6, VIRTIO_NET_F_MRG_RXBUF,
+    VIRTIO_NET_F_HOST_ECN, VIRTIO_NET_F_HOST_TSO4, VIRTIO_NET_F_HOST_TSO6, VIRTIO_NET_F_MQ,
+    VIRTIO_NET_F_MRG_RXBUF,
 };
 use virtio_bindings::virtio_ring::{VIRTIO_RING_F_EVENT_IDX, VIRTIO_RING_F_INDIRECT_DESC};
 use vm_memory::{GuestMemoryAtomic, GuestMemoryMmap};
@@ -27,9 +28,10 @@ use vmm_sys_util::event::{
 };
 use vmm_sys_util::eventfd::EventFd;
 
-/// Queues per device: one receive and one transmit queue (virtio-net's
-/// queue 0 is the guest's receive queue, 1 its transmit queue).
-pub const NUM_QUEUES: usize = 2;
+/// The most queue pairs a port offers (`VIRTIO_NET_F_MQ`): a pair is a
+/// receive and a transmit queue (virtio-net's queue 2p is pair p's
+/// receive queue, 2p + 1 its transmit queue).
+pub const MAX_QUEUE_PAIRS: usize = 8;
 /// The most descriptors a queue may have (QEMU's and DPDK's default ring
 /// is 256; Linux asks for up to 1,024).
 pub const MAX_QUEUE_SIZE: usize = 1024;
@@ -44,12 +46,16 @@ pub const MAX_QUEUE_SIZE: usize = 1024;
 ///   guest hands over TCP frames of up to 64 KiB, cut into segments of
 ///   its MSS here (`gso.rs`), so each one goes through the pipeline and
 ///   into a tunnel at the guest's MTU.
+/// - Multiqueue (`MQ`, with the protocol's `MQ`) when the port has more
+///   than one queue pair: the guest spreads its flows over them, the
+///   workers poll them (`pairs` is the port's).
 /// - TSO to the guest (`GUEST_TSO4`/`GUEST_TSO6`): the guest takes large
 ///   frames; what we hand it today are the segments as they arrived (the
 ///   guest's own GRO merges them), never a super-frame, which the
 ///   feature allows.
-pub fn offered_features() -> u64 {
-    (1 << VIRTIO_F_VERSION_1)
+pub fn offered_features(pairs: usize) -> u64 {
+    let mq = if pairs > 1 { 1 << VIRTIO_NET_F_MQ } else { 0 };
+    mq | (1 << VIRTIO_F_VERSION_1)
         | (1 << VIRTIO_NET_F_CSUM)
         | (1 << VIRTIO_NET_F_GUEST_CSUM)
         | (1 << VIRTIO_NET_F_HOST_TSO4)
@@ -74,9 +80,11 @@ pub struct Shared {
     acked: AtomicU64,
     /// The guest's memory, as the library keeps it updated.
     mem: Mutex<Option<GuestMemoryAtomic<GuestMemoryMmap<()>>>>,
-    /// Written on every kick of the guest's: a poller sleeping in poll(2)
-    /// waits on it.
-    kick: EventFd,
+    /// The queue pairs the device has.
+    pairs: usize,
+    /// Written on every kick of the guest's, one per queue pair: the
+    /// poller of a pair sleeping in poll(2) waits on its own.
+    kicks: Vec<EventFd>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -88,24 +96,35 @@ impl std::fmt::Debug for Shared {
 }
 
 impl Shared {
-    pub fn new() -> std::io::Result<Shared> {
+    /// For a device of `pairs` queue pairs (1 to [`MAX_QUEUE_PAIRS`]).
+    pub fn new(pairs: usize) -> std::io::Result<Shared> {
+        let pairs = pairs.clamp(1, MAX_QUEUE_PAIRS);
         Ok(Shared {
             vrings: Mutex::new(None),
             generation: AtomicU64::new(0),
             acked: AtomicU64::new(0),
             mem: Mutex::new(None),
-            kick: EventFd::new(libc::EFD_NONBLOCK | libc::EFD_CLOEXEC)?,
+            pairs,
+            kicks: (0..pairs)
+                .map(|_| EventFd::new(libc::EFD_NONBLOCK | libc::EFD_CLOEXEC))
+                .collect::<std::io::Result<_>>()?,
         })
     }
 
-    /// The eventfd a sleeping poller waits on (readable after a kick).
-    pub fn kick_fd(&self) -> std::os::fd::RawFd {
-        self.kick.as_raw_fd()
+    /// The queue pairs the device has.
+    pub fn pairs(&self) -> usize {
+        self.pairs
     }
 
-    /// Clears the kick eventfd once awake.
-    pub fn take_kick(&self) {
-        let _ = self.kick.read();
+    /// The eventfd a sleeping poller of `pair` waits on (readable after
+    /// a kick of its transmit queue).
+    pub fn kick_fd(&self, pair: usize) -> std::os::fd::RawFd {
+        self.kicks[pair % self.pairs].as_raw_fd()
+    }
+
+    /// Clears `pair`'s kick eventfd once awake.
+    pub fn take_kick(&self, pair: usize) {
+        let _ = self.kicks[pair % self.pairs].read();
     }
 
     /// The generation of the queues: unchanged means a poller's
@@ -122,15 +141,18 @@ impl Shared {
             .is_some()
     }
 
-    /// The queues of the connection, if the driver has started them.
-    pub fn queues(&self) -> Option<GuestQueues> {
+    /// Queue pair `pair` of the connection, if the driver has started
+    /// the queues (the pair itself may not be enabled: a guest uses as
+    /// many pairs as it chooses, and the others stay off).
+    pub fn queues(&self, pair: usize) -> Option<GuestQueues> {
         let generation = self.generation();
         let vrings = self.vrings.lock().unwrap_or_else(|e| e.into_inner());
         let v = vrings.as_ref()?;
+        let (rx, tx) = (v.get(2 * pair)?, v.get(2 * pair + 1)?);
         let mem = self.mem.lock().unwrap_or_else(|e| e.into_inner()).clone()?;
         Some(GuestQueues::new(
-            v[0].clone(),
-            v[1].clone(),
+            rx.clone(),
+            tx.clone(),
             mem,
             self.acked.load(Ordering::Acquire),
             generation,
@@ -139,7 +161,7 @@ impl Shared {
 
     fn publish(&self, vrings: &[VringRwLock]) {
         let mut slot = self.vrings.lock().unwrap_or_else(|e| e.into_inner());
-        if slot.is_none() && vrings.len() >= NUM_QUEUES {
+        if slot.is_none() && vrings.len() >= 2 * self.pairs {
             *slot = Some(vrings.to_vec());
             self.generation.fetch_add(1, Ordering::AcqRel);
         }
@@ -179,7 +201,7 @@ impl VhostUserBackend for NetBackend {
     type Vring = VringRwLock;
 
     fn num_queues(&self) -> usize {
-        NUM_QUEUES
+        2 * self.shared.pairs
     }
 
     fn max_queue_size(&self) -> usize {
@@ -187,7 +209,7 @@ impl VhostUserBackend for NetBackend {
     }
 
     fn features(&self) -> u64 {
-        offered_features()
+        offered_features(self.shared.pairs)
     }
 
     fn acked_features(&self, features: u64) {
@@ -195,7 +217,11 @@ impl VhostUserBackend for NetBackend {
     }
 
     fn protocol_features(&self) -> VhostUserProtocolFeatures {
-        VhostUserProtocolFeatures::REPLY_ACK | VhostUserProtocolFeatures::CONFIGURE_MEM_SLOTS
+        // MQ: QEMU asks how many queues there are (GET_QUEUE_NUM) before
+        // it offers its guest more than one pair.
+        VhostUserProtocolFeatures::REPLY_ACK
+            | VhostUserProtocolFeatures::CONFIGURE_MEM_SLOTS
+            | VhostUserProtocolFeatures::MQ
     }
 
     fn set_event_idx(&self, _enabled: bool) {
@@ -219,14 +245,15 @@ impl VhostUserBackend for NetBackend {
 
     fn handle_event(
         &self,
-        _device_event: u16,
+        device_event: u16,
         _evset: EventSet,
         vrings: &[VringRwLock],
         _thread_id: usize,
     ) -> std::io::Result<()> {
         self.shared.publish(vrings);
-        // A poller asleep wakes up; one awake reads it on its next sleep.
-        let _ = self.shared.kick.write(1);
+        // The poller of the kicked queue's pair, asleep, wakes up; one
+        // awake reads it on its next sleep.
+        let _ = self.shared.kicks[usize::from(device_event / 2) % self.shared.pairs].write(1);
         Ok(())
     }
 }

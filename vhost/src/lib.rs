@@ -15,7 +15,7 @@ mod backend;
 mod gso;
 mod queue;
 
-pub use backend::{offered_features, Shared, MAX_QUEUE_SIZE, NUM_QUEUES};
+pub use backend::{offered_features, Shared, MAX_QUEUE_PAIRS, MAX_QUEUE_SIZE};
 pub use queue::{
     header_len, GuestFrameError, GuestQueues, GuestRxError, ImageError, QueueCounters, RingAddrs,
 };
@@ -75,7 +75,8 @@ impl VhostUserPort {
     /// the queues are in [`shared`](Self::shared), whose kick eventfd a
     /// sleeping poller waits on. In server mode the socket exists when
     /// this returns (a stale one at the path is replaced).
-    pub fn start(name: &str, path: &Path, mode: Mode) -> Result<Self, VhostError> {
+    /// The device has `pairs` queue pairs (1 to [`MAX_QUEUE_PAIRS`]).
+    pub fn start(name: &str, path: &Path, mode: Mode, pairs: usize) -> Result<Self, VhostError> {
         let listener = match mode {
             Mode::Server => {
                 Some(
@@ -87,7 +88,7 @@ impl VhostUserPort {
             }
             Mode::Client => None,
         };
-        let shared = Arc::new(Shared::new().map_err(|source| VhostError::Thread {
+        let shared = Arc::new(Shared::new(pairs).map_err(|source| VhostError::Thread {
             name: name.into(),
             source,
         })?);

@@ -203,6 +203,13 @@ impl GuestQueues {
         self.features
     }
 
+    /// Whether the driver has enabled the receive queue (a guest uses as
+    /// many queue pairs as it chooses).
+    pub fn rx_ready(&self) -> bool {
+        let s = self.rx.get_ref();
+        s.is_enabled() && s.get_queue().ready()
+    }
+
     /// Whether the guest has queued frames to send: one look at its
     /// available ring, so that an idle guest costs its poller no buffers.
     pub fn tx_pending(&mut self) -> bool {

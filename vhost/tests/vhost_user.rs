@@ -29,7 +29,7 @@ fn frame(i: usize) -> Vec<u8> {
 fn queues(port: &VhostUserPort, testpmd: &mut Testpmd) -> GuestQueues {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        if let Some(q) = port.shared().queues() {
+        if let Some(q) = port.shared().queues(0) {
             return q;
         }
         if let Ok(Some(status)) = testpmd.child.try_wait() {
@@ -119,7 +119,7 @@ fn testpmd_loops_every_frame_back_byte_for_byte() {
     }
     let dir = tempdir();
     let sock = dir.join("vhost.sock");
-    let port = VhostUserPort::start("vu0", &sock, Mode::Server).expect("port starts");
+    let port = VhostUserPort::start("vu0", &sock, Mode::Server, 1).expect("port starts");
     assert!(sock.exists(), "the server's socket exists once started");
 
     let mut pmd = Testpmd::start(&sock, "a", "io", false);
@@ -152,7 +152,7 @@ fn testpmd_loops_every_frame_back_byte_for_byte() {
         std::thread::sleep(Duration::from_millis(20));
     }
     assert!(
-        port.shared().queues().is_none(),
+        port.shared().queues(0).is_none(),
         "no queues without a driver"
     );
     drop(q);

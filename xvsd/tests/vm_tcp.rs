@@ -4,10 +4,11 @@
 //! up to 64 KiB with the checksum left to the device; xvsd cuts them into
 //! segments and encapsulates each.
 //!
-//! - Against the kernel: one guest behind xvsd, the kernel's own VXLAN
-//!   device across the underlay (this kernel has no Geneve device:
-//!   CONFIG_GENEVE is not set), iperf3 both ways over IPv4 and, guest to
-//!   remote, IPv6 inside; the kernel's TCP counts no checksum error.
+//! - Against the kernel: one guest (two vCPUs, two queue pairs:
+//!   multiqueue) behind xvsd, the kernel's own VXLAN device across the
+//!   underlay (this kernel has no Geneve device: CONFIG_GENEVE is not
+//!   set), iperf3 both ways over IPv4 and, guest to remote, IPv6 inside;
+//!   the kernel's TCP counts no checksum error.
 //! - Two hypervisors: a guest on each, one xvsd each, iperf3 from guest
 //!   to guest both ways over VXLAN, then Geneve, IPv4 and IPv6 inside.
 //!
@@ -36,7 +37,8 @@ const GUEST: &str = "10.0.0.1";
 const GUEST6: &str = "fd00::1";
 const MAC: &str = "02:00:00:00:0c:02";
 
-fn config(sock: &Path, uplink: &str, local: &str, remote: &str) -> String {
+/// xvsd's config: `vu1` on `sock` with `pairs` queue pairs, tunnel `t1`.
+fn config(sock: &Path, pairs: u32, uplink: &str, local: &str, remote: &str) -> String {
     format!(
         r#"
 [uplink]
@@ -49,6 +51,7 @@ name = "br0"
 [[ports]]
 name = "vu1"
 bridge = "br0"
+queues = {pairs}
 kind = {{ type = "vhost-user", socket = "{}" }}
 
 [[tunnels]]
@@ -167,7 +170,7 @@ fn a_guests_tso_tcp_reaches_the_kernels_vxlan_with_good_checksums() {
     let d = Xvsd::start(
         Path::new(env!("CARGO_BIN_EXE_xvsd")),
         &hv,
-        &config(&sock, "u0", "192.0.2.1", "192.0.2.2"),
+        &config(&sock, 2, "u0", "192.0.2.1", "192.0.2.2"),
         &[],
     );
     let mut g = Guest::boot_with(
@@ -176,6 +179,7 @@ fn a_guests_tso_tcp_reaches_the_kernels_vxlan_with_good_checksums() {
         &format!("{GUEST}/24"),
         "t",
         &format!("xvs.mtu=1400 xvs.ip6={GUEST6}/64"),
+        2,
     );
     g.wait_ready(1, 120);
     wait_port_state(&d, "vu1", "up", 60, &|| g.console());
@@ -189,6 +193,12 @@ fn a_guests_tso_tcp_reaches_the_kernels_vxlan_with_good_checksums() {
             why()
         );
     }
+    // Two vCPUs and two queue pairs offered: Linux takes both.
+    let (_, queues) = g.sh("ls /sys/class/net/eth0/queues", 20);
+    assert!(
+        queues.contains("rx-1") && queues.contains("tx-1"),
+        "the guest's NIC has one queue pair: {queues}"
+    );
     let (errors, segs) = (csum_errors(&pe), tso_segments(&d));
     let down = iperf3(&pe, GUEST, false, 3, &why);
     let up = iperf3(&pe, GUEST, true, 3, &why);
@@ -237,8 +247,18 @@ fn guests_on_two_hypervisors_talk_tcp_over_vxlan_and_geneve() {
     let dir = socket_dir("v2");
     let (s1, s2) = (dir.join("a.sock"), dir.join("b.sock"));
     let bin = Path::new(env!("CARGO_BIN_EXE_xvsd"));
-    let d1 = Xvsd::start(bin, &h1, &config(&s1, "u0", "192.0.2.1", "192.0.2.2"), &[]);
-    let d2 = Xvsd::start(bin, &h2, &config(&s2, "pu0", "192.0.2.2", "192.0.2.1"), &[]);
+    let d1 = Xvsd::start(
+        bin,
+        &h1,
+        &config(&s1, 1, "u0", "192.0.2.1", "192.0.2.2"),
+        &[],
+    );
+    let d2 = Xvsd::start(
+        bin,
+        &h2,
+        &config(&s2, 1, "pu0", "192.0.2.2", "192.0.2.1"),
+        &[],
+    );
     let extra = |ip6: &str| format!("xvs.mtu=1400 xvs.ip6={ip6}/64");
     let mut g1 = Guest::boot_with(
         &s1,
@@ -246,6 +266,7 @@ fn guests_on_two_hypervisors_talk_tcp_over_vxlan_and_geneve() {
         "10.0.0.1/24",
         "a",
         &extra("fd00::1"),
+        1,
     );
     let mut g2 = Guest::boot_with(
         &s2,
@@ -253,6 +274,7 @@ fn guests_on_two_hypervisors_talk_tcp_over_vxlan_and_geneve() {
         "10.0.0.2/24",
         "b",
         &extra("fd00::2"),
+        1,
     );
     g1.wait_ready(1, 180);
     g2.wait_ready(1, 180);

@@ -222,7 +222,9 @@ pub enum Verb {
     AddPort {
         bridge: String,
         iface: String,
-        /// Queues to bind (default: all the device has).
+        /// Queues to bind (default: all the device has); with --type
+        /// vhost-user, the queue pairs offered to the guest (default 1,
+        /// at most 8).
         #[arg(long, value_name = "N")]
         queues: Option<u16>,
         /// Access port in this VLAN (0-4094; 0 is the untagged domain).

@@ -431,9 +431,14 @@ impl Worker {
             });
         }
         // A guest kicking a queue wakes the worker as a frame on a socket does.
-        for v in self.vhost.iter().flatten() {
+        for fd in self
+            .vhost
+            .iter()
+            .flatten()
+            .flat_map(vhost::VhostSlot::kick_fds)
+        {
             self.pollfds.push(libc::pollfd {
-                fd: v.kick_fd(),
+                fd,
                 events: libc::POLLIN,
                 revents: 0,
             });
@@ -455,7 +460,7 @@ impl Worker {
             }
         }
         for v in self.vhost.iter_mut().flatten() {
-            v.take_kick();
+            v.take_kicks();
             v.disarm();
         }
         Ok(())

@@ -107,11 +107,14 @@ pub enum WorkerCmd {
         reply: Sender<Result<(), CmdError>>,
     },
     /// Serve vhost-user port `no` (binding `key`) over the guest
-    /// queues `shared` carries.
+    /// queues `shared` carries: poll the transmit queues of pairs `poll`,
+    /// send into pair `send_pair`'s receive queue.
     AddVhost {
         no: PortNo,
         key: u64,
         shared: std::sync::Arc<xvs_vhost::Shared>,
+        poll: Vec<usize>,
+        send_pair: usize,
         reply: Sender<Result<(), CmdError>>,
     },
     /// Close every socket of binding `key` (none left is fine: a socket
@@ -147,9 +150,11 @@ impl Worker {
                 no,
                 key,
                 shared,
+                poll,
+                send_pair,
                 reply,
             } => {
-                self.add_vhost(no, key, shared);
+                self.add_vhost(no, key, shared, poll, send_pair);
                 let _ = reply.send(Ok(()));
             }
             WorkerCmd::Remove { key, reply } => {

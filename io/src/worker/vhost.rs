@@ -24,14 +24,24 @@ use crate::xsk::XskError;
 /// this), not a socket: far above any socket slot.
 pub(super) const VHOST_BASE: usize = 1 << 24;
 
-/// One vhost-user port served by this worker.
+/// One vhost-user port as this worker serves it: every worker can send
+/// to every vhost-user port (as it has a socket on every interface); it
+/// polls the transmit queues of its share of the port's queue pairs.
 #[derive(Debug)]
 pub(super) struct VhostSlot {
     pub(super) no: PortNo,
     pub(super) key: u64,
     shared: Arc<Shared>,
-    /// The current connection's queues, if a driver has started them.
-    queues: Option<GuestQueues>,
+    /// The queue pairs whose transmit queues this worker polls (none
+    /// when the port has fewer pairs than there are workers).
+    poll: Vec<usize>,
+    /// The pair whose receive queue this worker's frames for the guest
+    /// go into, if the guest enabled it (else pair 0's, which two
+    /// workers may then share: the vring's lock orders them).
+    send_pair: usize,
+    /// The current connection's queue pairs, by pair number; empty until
+    /// a driver has started them.
+    queues: Vec<GuestQueues>,
     /// `shared`'s generation `queues` belong to.
     seen: u64,
     /// Frames the pipeline queued for the guest this round.
@@ -43,34 +53,44 @@ pub(super) struct VhostSlot {
 }
 
 impl VhostSlot {
-    /// The eventfd a guest's kick writes to.
-    pub(super) fn kick_fd(&self) -> std::os::fd::RawFd {
-        self.shared.kick_fd()
+    /// The eventfds a guest's kicks of the polled pairs write to.
+    pub(super) fn kick_fds(&self) -> impl Iterator<Item = std::os::fd::RawFd> + '_ {
+        self.poll.iter().map(|&p| self.shared.kick_fd(p))
     }
 
-    /// Clears the kick eventfd after a sleep.
-    pub(super) fn take_kick(&self) {
-        self.shared.take_kick();
+    /// Clears the kick eventfds after a sleep.
+    pub(super) fn take_kicks(&self) {
+        for &p in &self.poll {
+            self.shared.take_kick(p);
+        }
     }
 
     /// Asks the guest to kick before the worker sleeps; whether it has
     /// frames queued already.
     pub(super) fn arm(&mut self) -> bool {
         self.refresh();
-        self.queues.as_mut().is_some_and(GuestQueues::arm)
+        let mut queued = false;
+        for &p in &self.poll {
+            if let Some(q) = self.queues.get_mut(p) {
+                queued |= q.arm();
+            }
+        }
+        queued
     }
 
     /// The worker is awake: the guest need not kick.
     pub(super) fn disarm(&mut self) {
-        if let Some(q) = self.queues.as_mut() {
-            q.disarm();
+        for &p in &self.poll {
+            if let Some(q) = self.queues.get_mut(p) {
+                q.disarm();
+            }
         }
     }
 
     /// What the port counted, over every connection.
     pub(super) fn counters(&self) -> QueueCounters {
         let mut c = self.past;
-        if let Some(q) = &self.queues {
+        for q in &self.queues {
             add(&mut c, &q.counters);
         }
         c
@@ -84,12 +104,39 @@ impl VhostSlot {
         if g == self.seen {
             return;
         }
-        if let Some(old) = self.queues.take() {
+        for old in self.queues.drain(..) {
             add(&mut self.past, &old.counters);
         }
-        self.queues = self.shared.queues();
-        self.seen = self.queues.as_ref().map_or(g, GuestQueues::generation);
+        // A connection's pairs all come from one generation: if it
+        // changed between two of them, the next round looks again.
+        let pairs = self.shared.pairs();
+        self.queues
+            .extend((0..pairs).map_while(|p| self.shared.queues(p)));
+        if self.queues.len() < pairs
+            || self
+                .queues
+                .iter()
+                .any(|q| q.generation() != self.queues[0].generation())
+        {
+            for old in self.queues.drain(..) {
+                add(&mut self.past, &old.counters);
+            }
+            self.seen = g;
+            return;
+        }
+        self.seen = self.queues.first().map_or(g, GuestQueues::generation);
     }
+}
+
+/// The pair frames for the guest go into: `send_pair` if the guest
+/// enabled it, else pair 0.
+fn send_queues(queues: &mut [GuestQueues], send_pair: usize) -> Option<&mut GuestQueues> {
+    let p = if queues.get(send_pair).is_some_and(GuestQueues::rx_ready) {
+        send_pair
+    } else {
+        0
+    };
+    queues.get_mut(p)
 }
 
 fn add(to: &mut QueueCounters, c: &QueueCounters) {
@@ -138,13 +185,23 @@ pub(super) fn queue_out(
 
 impl Worker {
     /// Serves port `no` (binding `key`) over the guest queues `shared`
-    /// will carry.
-    pub fn add_vhost(&mut self, no: PortNo, key: u64, shared: Arc<Shared>) {
+    /// will carry: polls the transmit queues of pairs `poll`, sends into
+    /// pair `send_pair`'s receive queue.
+    pub fn add_vhost(
+        &mut self,
+        no: PortNo,
+        key: u64,
+        shared: Arc<Shared>,
+        poll: Vec<usize>,
+        send_pair: usize,
+    ) {
         let slot = VhostSlot {
             no,
             key,
             shared,
-            queues: None,
+            poll,
+            send_pair,
+            queues: Vec::new(),
             seen: u64::MAX,
             // As a socket's: what one round can queue, replicas included.
             pending: Vec::with_capacity(self.set.ring_size()),
@@ -176,15 +233,27 @@ impl Worker {
             .map(|v| (v.no, v.counters(), v.no_driver))
     }
 
-    /// Takes one batch from slot `i`'s guest and runs it through the
-    /// pipeline; the frames received.
+    /// Takes one batch from each pair slot `i` polls and runs it through
+    /// the pipeline; the frames received.
     pub(super) fn vhost_batch(&mut self, i: usize) -> Result<usize, XskError> {
         let Some(v) = self.vhost[i].as_mut() else {
             return Ok(0);
         };
         v.refresh();
+        let mut got = 0;
+        for k in 0..v.poll.len() {
+            got += self.vhost_pair_batch(i, k)?;
+        }
+        Ok(got)
+    }
+
+    /// One batch from the `k`th pair slot `i` polls.
+    fn vhost_pair_batch(&mut self, i: usize, k: usize) -> Result<usize, XskError> {
+        let Some(v) = self.vhost[i].as_mut() else {
+            return Ok(0);
+        };
         let no = v.no;
-        let Some(q) = v.queues.as_mut() else {
+        let Some(q) = v.poll.get(k).and_then(|&p| v.queues.get_mut(p)) else {
             return Ok(0);
         };
         if !q.tx_pending() {
@@ -269,8 +338,9 @@ impl Worker {
         self.comp.clear();
         self.comp
             .extend(v.pending.iter().map(|&(a, _)| chunk_of(a)));
-        match v.queues.as_mut() {
-            None => v.no_driver += v.pending.len() as u64,
+        let no_driver = v.pending.len() as u64;
+        match send_queues(&mut v.queues, v.send_pair) {
+            None => v.no_driver += no_driver,
             Some(q) => {
                 let mut b = self.store.lend();
                 self.set.chunks_mut(&self.comp, &mut b.chunks)?;

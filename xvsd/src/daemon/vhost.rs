@@ -1,6 +1,8 @@
 //! The daemon's vhost-user ports: a socket per port (`xvs-vhost`'s
-//! `VhostUserPort`, with its protocol thread), served by one worker,
-//! which polls the guest's queues beside its AF_XDP sockets. No
+//! `VhostUserPort`, with its protocol thread), served by every worker:
+//! each can send to the guest, and polls the transmit queues of its
+//! share of the port's queue pairs (pair p by worker p mod W, as queue q
+//! of an interface is), beside its AF_XDP sockets. No
 //! interface, no program and no link state: a port is there from the
 //! moment its socket is, with or without a guest behind it.
 
@@ -22,7 +24,6 @@ pub(super) struct VhostAttached {
     port: VhostUserPort,
     want: Wanted,
     key: u64,
-    worker: usize,
 }
 
 /// What the config asks of a vhost-user port; a change of any of it
@@ -32,6 +33,8 @@ pub(super) struct Wanted {
     no: PortNo,
     socket: PathBuf,
     client: bool,
+    /// Queue pairs offered (`queues`, 0 meaning 1).
+    pairs: usize,
 }
 
 /// The vhost-user ports `config` names, by port name.
@@ -46,6 +49,7 @@ pub(super) fn wanted(config: &Config) -> BTreeMap<String, Wanted> {
                     no,
                     socket: socket.clone(),
                     client: *client,
+                    pairs: usize::from(p.queues.max(1)),
                 },
             )),
             _ => None,
@@ -76,7 +80,7 @@ impl Daemon {
                 continue;
             }
             let mode = if w.client { Mode::Client } else { Mode::Server };
-            let port = VhostUserPort::start(name, &w.socket, mode).map_err(|e| {
+            let port = VhostUserPort::start(name, &w.socket, mode, w.pairs).map_err(|e| {
                 DaemonError::Interface {
                     iface: name.clone(),
                     reason: e.to_string(),
@@ -84,32 +88,49 @@ impl Daemon {
             })?;
             let key = self.next_key;
             self.next_key += 1;
-            // Spread over the workers by port number, as queues are by
-            // their index.
-            let worker = usize::from(w.no) % self.workers.len();
-            let (reply, done) = crossbeam_channel::bounded(1);
-            let cmd = WorkerCmd::AddVhost {
-                no: w.no,
-                key,
-                shared: port.shared().clone(),
-                reply,
-            };
-            let answered = self.workers[worker].cmds.send(cmd).is_ok()
-                && matches!(done.recv_timeout(WORKER_REPLY), Ok(Ok(())));
-            if !answered {
-                return Err(DaemonError::Interface {
-                    iface: name.clone(),
-                    reason: format!("worker {worker} did not take the vhost-user port"),
-                });
+            // Every worker may send to the guest; pair p's transmit queue
+            // is polled by worker p mod W, and a port with one pair starts
+            // at a worker set by its number, so that one-pair ports
+            // spread over the workers.
+            let n = self.workers.len();
+            let first = usize::from(w.no) % n;
+            for worker in 0..n {
+                let share = (worker + n - first) % n;
+                let (reply, done) = crossbeam_channel::bounded(1);
+                let cmd = WorkerCmd::AddVhost {
+                    no: w.no,
+                    key,
+                    shared: port.shared().clone(),
+                    poll: (share..w.pairs).step_by(n).collect(),
+                    send_pair: share % w.pairs,
+                    reply,
+                };
+                let answered = self.workers[worker].cmds.send(cmd).is_ok()
+                    && matches!(done.recv_timeout(WORKER_REPLY), Ok(Ok(())));
+                if !answered {
+                    // Those that took it let it go with the port.
+                    self.vhost.insert(
+                        name.clone(),
+                        VhostAttached {
+                            port,
+                            want: w.clone(),
+                            key,
+                        },
+                    );
+                    self.close_vhost(name);
+                    return Err(DaemonError::Interface {
+                        iface: name.clone(),
+                        reason: format!("worker {worker} did not take the vhost-user port"),
+                    });
+                }
             }
-            info!(port = %name, socket = %w.socket.display(), client = w.client, worker, "vhost-user port serving");
+            info!(port = %name, socket = %w.socket.display(), client = w.client, pairs = w.pairs, "vhost-user port serving");
             self.vhost.insert(
                 name.clone(),
                 VhostAttached {
                     port,
                     want: w.clone(),
                     key,
-                    worker,
                 },
             );
             added.push(name.clone());
@@ -128,23 +149,26 @@ impl Daemon {
         })
     }
 
-    /// Stops serving vhost-user port `name`: its worker lets go of the
+    /// Stops serving vhost-user port `name`: the workers let go of the
     /// guest's queues, then the socket closes (a server's is removed).
     pub(super) fn close_vhost(&mut self, name: &str) {
         let Some(a) = self.vhost.remove(name) else {
             return;
         };
-        let (reply, done) = crossbeam_channel::bounded(1);
-        let w = &self.workers[a.worker];
-        if w.cmds.send(WorkerCmd::Remove { key: a.key, reply }).is_ok() {
-            match done.recv_timeout(WORKER_REPLY) {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => warn!(port = name, worker = w.id, "closing a vhost-user port: {e}"),
-                Err(_) => warn!(
-                    port = name,
-                    worker = w.id,
-                    "no answer closing a vhost-user port"
-                ),
+        for w in &self.workers {
+            let (reply, done) = crossbeam_channel::bounded(1);
+            if w.cmds.send(WorkerCmd::Remove { key: a.key, reply }).is_ok() {
+                match done.recv_timeout(WORKER_REPLY) {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => {
+                        warn!(port = name, worker = w.id, "closing a vhost-user port: {e}")
+                    }
+                    Err(_) => warn!(
+                        port = name,
+                        worker = w.id,
+                        "no answer closing a vhost-user port"
+                    ),
+                }
             }
         }
         info!(port = name, socket = %a.port.path().display(), "vhost-user port closed");
