@@ -514,6 +514,27 @@ pub enum Verb {
     /// from (`udp,dl_src=..,dl_dst=..,nw_src=..,nw_dst=..,tp_dst=53`); a
     /// tunnel's frames are traced on the uplink, whole.
     Trace { port: String, spec: String },
+    /// Capture what enters and leaves PORT (a local port or the uplink;
+    /// a tunnel's packets are the uplink's) as pcapng, into FILE or to
+    /// stdout (`| tshark -r -`), until COUNT frames, SECS seconds, Ctrl-C
+    /// or a closed pipe; then says on stderr how many were lost.
+    Capture {
+        port: String,
+        #[arg(long, default_value = "both", value_parser = ["in", "out", "both"])]
+        direction: String,
+        /// Stop after this many frames.
+        #[arg(long, short = 'c', value_name = "COUNT")]
+        count: Option<u64>,
+        /// Where the pcapng goes (`-`: stdout).
+        #[arg(short = 'w', value_name = "FILE", default_value = "-")]
+        write: std::path::PathBuf,
+        /// Bytes kept of each frame (14-65535).
+        #[arg(long, short = 's', default_value_t = 65535)]
+        snaplen: u32,
+        /// Stop after this many seconds.
+        #[arg(long, value_name = "SECS")]
+        duration: Option<f64>,
+    },
     /// Show the firewall rules of a port.
     AclShow {
         port: String,

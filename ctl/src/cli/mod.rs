@@ -21,6 +21,7 @@
 //! only.
 
 mod args;
+mod capture;
 mod input;
 mod render;
 mod trace;
@@ -211,6 +212,28 @@ fn single(opts: &Opts, verb: Verb, io: &mut Io<'_>) -> i32 {
                     1
                 }
             };
+        }
+        Verb::Capture {
+            port,
+            direction,
+            count,
+            write,
+            snaplen,
+            duration,
+        } => {
+            let ask = capture::Ask {
+                port,
+                direction: match direction.as_str() {
+                    "in" => crate::protocol::CaptureDirection::In,
+                    "out" => crate::protocol::CaptureDirection::Out,
+                    _ => crate::protocol::CaptureDirection::Both,
+                },
+                count: *count,
+                duration: duration.map(Duration::from_secs_f64),
+                snaplen: *snaplen,
+                file: write,
+            };
+            return capture::run(&opts.socket, opts.timeout, &ask, io.out, io.err);
         }
         Verb::Trace { spec, .. } => {
             // A spec that is neither hex nor a match is the user's to fix,

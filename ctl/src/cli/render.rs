@@ -168,6 +168,10 @@ pub fn render(method: &Method, v: Value) -> Result<String, String> {
             )
         }
         Method::Trace(_) => super::trace::render(&de(v)?),
+        // `xvsctl capture` writes pcapng itself; a bare call shows JSON.
+        Method::CaptureStart(_) | Method::CaptureRead(_) | Method::CaptureStop(_) => {
+            serde_json::to_string_pretty(&v).map_err(|e| e.to_string())? + "\n"
+        }
         Method::Stats(_) => stats_table(&de::<Vec<StatsRow>>(v)?),
         Method::WorkerStats => {
             let rows: Vec<WorkerStatsRow> = de(v)?;

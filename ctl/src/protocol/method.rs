@@ -65,6 +65,40 @@ pub struct TraceParams {
     pub frame: String,
 }
 
+/// Which frames of a port a capture takes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CaptureDirection {
+    /// Frames entering the switch by the port.
+    In,
+    /// Frames leaving the switch by the port.
+    Out,
+    #[default]
+    Both,
+}
+
+/// `capture_start`: copies of the frames entering, leaving, or both, of
+/// `port` (a local port or the uplink: a tunnel's frames are the
+/// uplink's), up to `snaplen` bytes each (default 65535), kept for
+/// `capture_read`. One capture at a time; one not read for 5 s stops.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CaptureStartParams {
+    pub port: String,
+    #[serde(default)]
+    pub direction: CaptureDirection,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snaplen: Option<u32>,
+}
+
+/// `capture_read` and `capture_stop`: the capture `capture_start`
+/// answered with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CaptureParams {
+    pub id: u64,
+}
+
 /// `stats`: every port, tunnel and the uplink, or the one named.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -92,6 +126,9 @@ pub struct StatsParams {
 /// | `tunnel_ports` | none | `[TunnelPortRow]` |
 /// | `arp_show` | [`ArpShowParams`] | `[AddrRow]` |
 /// | `trace` | [`TraceParams`] | [`TraceResult`](super::TraceResult) |
+/// | `capture_start` | [`CaptureStartParams`] | [`CaptureStarted`](super::CaptureStarted) |
+/// | `capture_read` | [`CaptureParams`] | [`CaptureBatch`](super::CaptureBatch), the frames since the last read |
+/// | `capture_stop` | [`CaptureParams`] | [`CaptureBatch`](super::CaptureBatch), the last frames |
 /// | `lookup_misses` | none | `[MissRow]`, the misses of bridges with the external provider since the last call (at most 4096, oldest dropped first) |
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Method {
@@ -109,6 +146,9 @@ pub enum Method {
     ArpShow(ArpShowParams),
     LookupMisses,
     Trace(TraceParams),
+    CaptureStart(CaptureStartParams),
+    CaptureRead(CaptureParams),
+    CaptureStop(CaptureParams),
 }
 
 impl Method {
@@ -128,6 +168,9 @@ impl Method {
         "arp_show",
         "lookup_misses",
         "trace",
+        "capture_start",
+        "capture_read",
+        "capture_stop",
     ];
 
     pub fn name(&self) -> &'static str {
@@ -146,6 +189,9 @@ impl Method {
             Method::ArpShow(_) => "arp_show",
             Method::LookupMisses => "lookup_misses",
             Method::Trace(_) => "trace",
+            Method::CaptureStart(_) => "capture_start",
+            Method::CaptureRead(_) => "capture_read",
+            Method::CaptureStop(_) => "capture_stop",
         }
     }
 
@@ -159,6 +205,8 @@ impl Method {
             Method::Stats(p) => serde_json::to_value(p),
             Method::ArpShow(p) => serde_json::to_value(p),
             Method::Trace(p) => serde_json::to_value(p),
+            Method::CaptureStart(p) => serde_json::to_value(p),
+            Method::CaptureRead(p) | Method::CaptureStop(p) => serde_json::to_value(p),
             _ => return None,
         };
         // These types have string keys only: serialization cannot fail.
@@ -200,6 +248,9 @@ impl Method {
             "stats" => typed_params(method, params, true).map(Method::Stats),
             "arp_show" => typed_params(method, params, true).map(Method::ArpShow),
             "trace" => typed_params(method, params, false).map(Method::Trace),
+            "capture_start" => typed_params(method, params, false).map(Method::CaptureStart),
+            "capture_read" => typed_params(method, params, false).map(Method::CaptureRead),
+            "capture_stop" => typed_params(method, params, false).map(Method::CaptureStop),
             other => Err(RpcError::method_not_found(other)),
         }
     }

@@ -433,3 +433,32 @@ pub struct TraceOutput {
     pub len: usize,
     pub hex: String,
 }
+
+/// `capture_start`'s answer: the capture's id, for `capture_read` and
+/// `capture_stop`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CaptureStarted {
+    pub id: u64,
+    pub port: String,
+    pub snaplen: u32,
+}
+
+/// Frames a capture took since the last read, oldest first, and how many
+/// it lost since it started (no room left to copy them: read more often).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CaptureBatch {
+    pub packets: Vec<CapturedPacket>,
+    pub dropped: u64,
+}
+
+/// One frame a capture took.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CapturedPacket {
+    /// When a worker took it, in nanoseconds since the Unix epoch.
+    pub ts_ns: u64,
+    /// `in` (entering the switch by the port) or `out`.
+    pub dir: super::CaptureDirection,
+    /// The frame's length; `data` (hex) holds at most the snap length.
+    pub len: u32,
+    pub data: String,
+}

@@ -202,5 +202,8 @@ fn answer(call: xvs_ctl::server::Call, config: &mut Config, commits: &AtomicU64)
         Method::Hello => call.fail(RpcError::internal("hello is the server's")),
         // The fake has no pipeline: xvsd's tests trace.
         Method::Trace(_) => call.fail(RpcError::internal("the fake daemon does not trace")),
+        Method::CaptureStart(_) | Method::CaptureRead(_) | Method::CaptureStop(_) => {
+            call.fail(RpcError::internal("the fake daemon does not capture"))
+        }
     }
 }

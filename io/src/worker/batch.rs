@@ -307,6 +307,14 @@ impl Worker {
             Err(e) => return Err(e),
         };
         let Batch { chunks, frames, io } = &mut b;
+        let demux = kind == SocketKind::Demux;
+        if let Some(spec) = self.tap.spec() {
+            // A demux socket's frames name their port in a tag: what the
+            // fast path's miss pair carries is not captured.
+            if !demux && spec.takes(in_port, super::DIR_IN) {
+                capture_rx(&self.tap, spec, now, in_port, chunks, &self.rx);
+            }
+        }
         io.more = Some(&mut spares);
         let mut out = Outputs {
             region,
@@ -316,7 +324,6 @@ impl Worker {
             vhost: &mut self.vhost,
             recycle: &mut self.addrs,
         };
-        let demux = kind == SocketKind::Demux;
         if !demux {
             // Chunks that cannot hold their frame (never, from the kernel)
             // go back through `free`.
@@ -523,5 +530,25 @@ impl Worker {
         }
         self.comp.clear();
         Ok(())
+    }
+}
+
+/// Copies the frames a batch received on `port` to the capture. Out of
+/// line: only while a capture of this port runs.
+#[cold]
+#[inline(never)]
+fn capture_rx(
+    tap: &super::Tap,
+    spec: super::CaptureSpec,
+    now: u64,
+    port: PortNo,
+    chunks: &[&mut [u8]],
+    rx: &[(u64, u32)],
+) {
+    for (c, &(addr, len)) in chunks.iter().zip(rx) {
+        let head = (addr - chunk_of(addr)) as usize;
+        if let Some(f) = c.get(head..head + len as usize) {
+            tap.offer(spec, now, port, super::DIR_IN, f);
+        }
     }
 }

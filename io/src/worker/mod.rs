@@ -43,12 +43,14 @@
 //! failed sockets, `report.rs` holds the counters a worker publishes.
 
 mod batch;
+mod capture;
 mod demux;
 mod report;
 mod rings;
 mod sockets;
 mod vhost;
 
+pub use capture::{Captured, Spec as CaptureSpec, Tap, DIR_IN, DIR_OUT};
 pub use report::{Load, UmemUse, WorkerCounters, WorkerReport};
 pub use sockets::{CmdError, SocketKind, SocketLost, SocketRole, WorkerCmd};
 
@@ -182,6 +184,8 @@ pub struct Worker {
     /// [`Load::send_cycles`].
     send_from: u64,
     epoch: Instant,
+    /// Where a capture takes its copies (`xvsctl capture`).
+    tap: Arc<Tap>,
     mode: PollMode,
     report: Option<Arc<Mutex<WorkerReport>>>,
     // Scratch, reused across batches.
@@ -246,6 +250,7 @@ impl Worker {
             load: Load::default(),
             send_from: 0,
             epoch: Instant::now(),
+            tap: Arc::default(),
             mode: PollMode::default(),
             report: None,
             rx: Vec::with_capacity(BATCH),
@@ -326,6 +331,12 @@ impl Worker {
     }
 
     /// Uses `epoch` as time zero for policers (the control thread's).
+    /// Captures into `tap` (the control thread starts and drains it).
+    pub fn with_tap(mut self, tap: Arc<Tap>) -> Worker {
+        self.tap = tap;
+        self
+    }
+
     pub fn with_epoch(mut self, epoch: Instant) -> Worker {
         self.epoch = epoch;
         self

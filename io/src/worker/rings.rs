@@ -97,6 +97,9 @@ impl Worker {
     /// are dropped (counted) and their chunks pooled.
     pub(super) fn flush(&mut self, s: usize) -> Result<(), XskError> {
         let mut pending = std::mem::take(&mut self.port(s).pending);
+        if let Some(spec) = self.tap.spec() {
+            self.capture_tx(spec, s, &pending);
+        }
         let mut done = 0;
         while done < pending.len() {
             let end = (done + TX_KICK).min(pending.len());
@@ -126,6 +129,23 @@ impl Worker {
         pending.clear();
         self.port(s).pending = pending;
         Ok(())
+    }
+
+    /// Copies the frames about to leave by socket `s` to the capture, if
+    /// it takes its port's. Out of line: only while a capture runs.
+    #[cold]
+    #[inline(never)]
+    fn capture_tx(&mut self, spec: super::CaptureSpec, s: usize, pending: &[(u64, u32)]) {
+        let no = self.port(s).no;
+        if !spec.takes(no, super::DIR_OUT) {
+            return;
+        }
+        let now = self.epoch.elapsed().as_nanos() as u64;
+        for &(a, len) in pending {
+            if let Ok(f) = self.set.frame(a, len) {
+                self.tap.offer(spec, now, no, super::DIR_OUT, f);
+            }
+        }
     }
 
     /// Reaps socket `s`'s completions into its fill ring (or the pool),

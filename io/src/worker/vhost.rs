@@ -344,6 +344,15 @@ impl Worker {
             Some(q) => {
                 let mut b = self.store.lend();
                 self.set.chunks_mut(&self.comp, &mut b.chunks)?;
+                if let Some(spec) = self.tap.spec().filter(|s| s.takes(v.no, super::DIR_OUT)) {
+                    let now = self.epoch.elapsed().as_nanos() as u64;
+                    for (c, &(a, len)) in b.chunks.iter().zip(&v.pending) {
+                        let off = (a - chunk_of(a)) as usize;
+                        if let Some(f) = c.get(off..off + len as usize) {
+                            self.tap.offer(spec, now, v.no, super::DIR_OUT, f);
+                        }
+                    }
+                }
                 let frames = b
                     .chunks
                     .iter()

@@ -62,6 +62,7 @@ use crate::fastpath::{FastPath, FastPathError};
 use crate::netlink::{KernelError, Monitor, NeighClient};
 
 mod apply;
+mod capture;
 mod fastpath;
 mod host;
 mod links;
@@ -159,6 +160,8 @@ struct WorkerThread {
     thread: Option<JoinHandle<Result<XskSet, XskError>>>,
     report: Arc<Mutex<WorkerReport>>,
     cmds: Sender<WorkerCmd>,
+    /// Where the worker copies what a capture takes.
+    tap: Arc<xvs_io::worker::Tap>,
 }
 
 /// An interface xvsd serves: its program and what it was set up with.
@@ -244,6 +247,9 @@ pub struct Daemon {
     fastpath: Option<FastPath>,
     /// vhost-user ports, by port name.
     vhost: BTreeMap<String, vhost::VhostAttached>,
+    /// The capture running (`xvsctl capture`), and the last one's id.
+    capture: Option<capture::Capture>,
+    next_capture: u64,
 }
 
 /// The invalidation socket: UDP [`invalidate::PORT`] on every address
@@ -387,11 +393,13 @@ impl Daemon {
             }));
             let (cmds, cmd_rx) = crossbeam_channel::bounded(64);
             let upcalls = ctl.upcall_sender();
+            let tap = Arc::new(xvs_io::worker::Tap::default());
             let worker = Worker::new(id, set, Vec::new(), ctl.handle(), Some(ctl.learn_sender()))
                 .with_upcalls(upcalls)
                 .with_mode(opts.poll)
                 .with_epoch(epoch)
                 .with_report(Arc::clone(&report))
+                .with_tap(Arc::clone(&tap))
                 .with_commands(cmd_rx)
                 .with_lost(lost_tx.clone());
             let worker = match &fastpath {
@@ -421,6 +429,7 @@ impl Daemon {
                 thread: Some(thread),
                 report,
                 cmds,
+                tap,
             });
         }
         let mut d = Daemon {
@@ -449,6 +458,8 @@ impl Daemon {
             invalidate: invalidate_socket(),
             fastpath,
             vhost: BTreeMap::new(),
+            capture: None,
+            next_capture: 0,
         };
         d.bind_miss_pair()?;
         Ok(d)
@@ -591,6 +602,7 @@ impl Daemon {
             *last_tick = now;
             self.ctl.tick(now);
             self.log_snoop_refusals();
+            self.capture_tick();
         }
         for (ip, ifindex) in self.ctl.due_resolutions(now) {
             debug!(%ip, ifindex, "asking the kernel to resolve the next hop");

@@ -170,6 +170,18 @@ impl Daemon {
                 let r = self.trace(&p);
                 call.respond(r)
             }
+            Method::CaptureStart(p) => {
+                let r = self.capture_start(&p);
+                call.respond(r)
+            }
+            Method::CaptureRead(p) => {
+                let r = self.capture_read(&p, false);
+                call.respond(r)
+            }
+            Method::CaptureStop(p) => {
+                let r = self.capture_read(&p, true);
+                call.respond(r)
+            }
             // The server answers `hello` itself; answer it anyway.
             Method::Hello => call.fail(RpcError::internal("hello is answered by the server")),
         }
