@@ -136,6 +136,8 @@ pub fn acl_rows(
                     matches: r.matches.to_string(),
                     action: r.action,
                     hits: None,
+                    n_bytes: None,
+                    idle_age_secs: None,
                 });
             }
         }

@@ -206,6 +206,8 @@ fn rows() -> BTreeMap<&'static str, Value> {
                 matches: "udp".into(),
                 action: AclAction::Allow,
                 hits: None,
+                n_bytes: None,
+                idle_age_secs: None,
             }],
             flow: Some(FlowRow {
                 bridge: "br0".into(),
@@ -237,6 +239,8 @@ fn rows() -> BTreeMap<&'static str, Value> {
             matches: "tcp,tp_dst=22".into(),
             action: AclAction::Drop,
             hits: Some(4),
+            n_bytes: Some(400),
+            idle_age_secs: Some(1),
         }),
     );
     let per_worker = WorkerPortStats {
@@ -265,6 +269,15 @@ fn rows() -> BTreeMap<&'static str, Value> {
             icmp_too_big: 1,
             tso_frames: 1,
             tso_segments: 2,
+            policers: BTreeMap::from([(
+                "in".to_string(),
+                PolicerRow {
+                    conform_packets: 1,
+                    conform_bytes: 64,
+                    exceed_packets: 2,
+                    exceed_bytes: 128,
+                },
+            )]),
             xdp_generic: Some("generic XDP: native refused (why)".into()),
             fastpath: Some(FastPathRow {
                 flows: 2,

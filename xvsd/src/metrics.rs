@@ -262,6 +262,16 @@ pub fn render(stats: &[StatsRow], workers: &[WorkerStatsRow]) -> Result<String, 
         "port_tso_segments",
         "Segments the switch cut a guest's TSO frames into",
     );
+    let policed: Family<_, Count> = family(
+        &mut reg,
+        "port_policer_packets",
+        "Frames a port's policer (in, out, storm) let through (conform) or dropped (exceed)",
+    );
+    let policed_bytes: Family<_, Count> = family(
+        &mut reg,
+        "port_policer_bytes",
+        "Bytes a port's policer let through (conform) or dropped (exceed)",
+    );
     let state: Family<_, Level> = family(
         &mut reg,
         "port_state",
@@ -315,6 +325,18 @@ pub fn render(stats: &[StatsRow], workers: &[WorkerStatsRow]) -> Result<String, 
         tx_bytes.get_or_create(&port).inc_by(r.tx_bytes);
         csum.get_or_create(&port).inc_by(r.csum_completed);
         too_big.get_or_create(&port).inc_by(r.icmp_too_big);
+        for (which, p) in &r.policers {
+            for (verdict, n, b) in [
+                ("conform", p.conform_packets, p.conform_bytes),
+                ("exceed", p.exceed_packets, p.exceed_bytes),
+            ] {
+                let mut l = port.clone();
+                l.push(("policer".to_owned(), which.clone()));
+                l.push(("verdict".to_owned(), verdict.to_owned()));
+                policed.get_or_create(&l).inc_by(n);
+                policed_bytes.get_or_create(&l).inc_by(b);
+            }
+        }
         if r.tso_frames > 0 {
             tso_frames.get_or_create(&port).inc_by(r.tso_frames);
             tso_segments.get_or_create(&port).inc_by(r.tso_segments);
@@ -455,6 +477,7 @@ mod tests {
             icmp_too_big: 0,
             tso_frames: 0,
             tso_segments: 0,
+            policers: BTreeMap::new(),
             xdp_generic: None,
             fastpath: None,
         }

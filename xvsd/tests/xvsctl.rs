@@ -211,11 +211,39 @@ fn every_verb_and_every_rejection_through_xvsctl() {
         "two echo requests dropped: {}",
         hits()
     );
+    // Exactly those two, their bytes, and when.
+    let rows: serde_json::Value =
+        serde_json::from_str(&b.d.ok(&["--format", "json", "acl-show", "pa1"])).unwrap();
+    assert_eq!(rows[0]["hits"], 2, "{rows}");
+    assert_eq!(rows[0]["n_bytes"], 2 * 98, "{rows}");
+    assert!(
+        rows[0]["idle_age_secs"].as_u64().is_some_and(|s| s <= 5),
+        "{rows}"
+    );
     b.d.ok(&["acl-del", "pa1", "--dir", "in", "--prio", "10"]);
     b.d.ok(&[
         "qos-set", "pa1", "--dir", "in", "--rate", "100mbit", "--burst", "64kb",
     ]);
     assert!(b.d.ok(&["show"]).contains("100"));
+    // The policer counts what it let through (the echo requests, and any
+    // ARP the VM sends meanwhile) and drops nothing at this rate.
+    assert_eq!(b.vma1.ping("10.1.0.2", 3), 3, "{}", b.d.log());
+    let policed = || -> serde_json::Value {
+        let rows: serde_json::Value =
+            serde_json::from_str(&b.d.ok(&["--format", "json", "stats", "pa1"])).unwrap();
+        rows[0]["policers"]["in"].clone()
+    };
+    assert!(
+        xvs_tests::wait_for(Duration::from_secs(3), || {
+            policed()["conform_packets"].as_u64() >= Some(3)
+        })
+        .is_some(),
+        "{}",
+        policed()
+    );
+    let p = policed();
+    assert!(p["conform_bytes"].as_u64() >= Some(3 * 98), "{p}");
+    assert_eq!(p["exceed_packets"], 0, "{p}");
     b.d.ok(&["qos-clear", "pa1"]);
     assert_eq!(b.vma1.ping("10.1.0.2", 3), 3, "{}", b.d.log());
     let stats = b.d.ok(&["--format", "json", "stats", "pa1"]);

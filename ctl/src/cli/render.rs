@@ -148,7 +148,9 @@ pub fn render(method: &Method, v: Value) -> Result<String, String> {
         Method::AclShow(_) => {
             let rows: Vec<AclRow> = de(v)?;
             table(
-                &["PORT", "DIR", "PRIORITY", "MATCH", "ACTION", "HITS"],
+                &[
+                    "PORT", "DIR", "PRIORITY", "MATCH", "ACTION", "HITS", "BYTES", "IDLE",
+                ],
                 rows.iter()
                     .map(|r| {
                         vec![
@@ -162,6 +164,12 @@ pub fn render(method: &Method, v: Value) -> Result<String, String> {
                             },
                             r.action.to_string(),
                             r.hits.map(|h| h.to_string()).unwrap_or_else(|| "-".into()),
+                            r.n_bytes
+                                .map(|b| b.to_string())
+                                .unwrap_or_else(|| "-".into()),
+                            r.idle_age_secs
+                                .map(|s| format!("{s}s"))
+                                .unwrap_or_else(|| "-".into()),
                         ]
                     })
                     .collect(),
@@ -403,6 +411,12 @@ fn stats_table(rows: &[StatsRow]) -> String {
             out.push_str(&format!(
                 "{} ICMP too-big errors sent back: {}\n",
                 r.name, r.icmp_too_big
+            ));
+        }
+        for (which, p) in &r.policers {
+            out.push_str(&format!(
+                "{} policer {which}: {} frames ({} bytes) passed, {} ({} bytes) dropped\n",
+                r.name, p.conform_packets, p.conform_bytes, p.exceed_packets, p.exceed_bytes
             ));
         }
         if r.tso_frames > 0 {

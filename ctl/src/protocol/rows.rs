@@ -181,8 +181,15 @@ pub struct AclRow {
     /// The match in flow syntax; empty matches everything.
     pub matches: String,
     pub action: AclAction,
+    /// Frames the rule matched on every worker since the port's policy
+    /// last changed, their bytes, and the seconds since the last one
+    /// (none yet: absent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hits: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub n_bytes: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_age_secs: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -294,10 +301,27 @@ pub struct StatsRow {
     /// native XDP and the program runs in generic mode, with why.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub xdp_generic: Option<String>,
+    /// Local ports with a policer: what each let through and dropped
+    /// (`in`, `out`: the port's policers; `storm`: storm control, which
+    /// counts frames, its bytes being frames too), on every worker since
+    /// the policy last changed. Only the policers the port has.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub policers: BTreeMap<String, PolicerRow>,
     /// Local ports under `xvsd --fastpath`: what the TC fast path carried
     /// (not in `rx_packets`, which counts what the workers received).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fastpath: Option<FastPathRow>,
+}
+
+/// One policer's counters: frames (and bytes) within its rate, and
+/// beyond it (dropped, also counted as `policer_in`/`policer_out`/
+/// `storm_control` drops).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicerRow {
+    pub conform_packets: u64,
+    pub conform_bytes: u64,
+    pub exceed_packets: u64,
+    pub exceed_bytes: u64,
 }
 
 /// A guest port's share of the GSO-preserving fast path: decisions

@@ -188,6 +188,7 @@ fn answer(call: xvs_ctl::server::Call, config: &mut Config, commits: &AtomicU64)
                     icmp_too_big: 0,
                     tso_frames: 0,
                     tso_segments: 0,
+                    policers: BTreeMap::new(),
                     xdp_generic: None,
                     fastpath: None,
                 })

@@ -316,7 +316,7 @@ pub(super) fn send<'a>(
         return drop_frame(ws, out.port, frame, DropReason::UnknownPort, io);
     };
     if let Some(fw) = pe.firewall[1] {
-        if firewall_drops(snap, ws, fw, ctx.key) {
+        if firewall_drops(snap, ws, fw, ctx.key, frame.len(), ctx.now) {
             return drop_frame(ws, out.port, frame, DropReason::FirewallOut, io);
         }
     }

@@ -47,7 +47,7 @@ use xvs_types::MissAction;
 use xvs_types::{BridgeNo, FlowKey, PortNo};
 
 use egress::{normal, run_actions, send, Emitter};
-pub use state::{FlowHits, PortCounters, RuleCount, WorkerState};
+pub use state::{FlowHits, PolicerCount, PortCounters, RuleCount, WorkerState};
 
 /// A frame to transmit and the port it leaves by.
 ///
@@ -421,7 +421,7 @@ fn process_frame<'a>(
     let fw = hit.aux;
     if fw != FW_NO_HIT {
         if let Some(f) = fw_in {
-            ws.count_fw_hit(f, (fw & !FW_DROP) - 1);
+            ws.count_fw_hit(f, (fw & !FW_DROP) - 1, frame.len(), now);
         }
         if fw & FW_DROP != 0 {
             return drop_frame(ws, in_port, frame, DropReason::FirewallIn, io);
@@ -653,13 +653,20 @@ fn firewall_verdict(snap: &Snapshot, fw: Option<u16>, key: &FlowKey) -> u32 {
     }
 }
 
-fn firewall_drops(snap: &Snapshot, ws: &mut WorkerState, fw: u16, key: &FlowKey) -> bool {
+fn firewall_drops(
+    snap: &Snapshot,
+    ws: &mut WorkerState,
+    fw: u16,
+    key: &FlowKey,
+    bytes: usize,
+    now: u64,
+) -> bool {
     let Some(f) = snap.firewalls.get(usize::from(fw)) else {
         return false;
     };
     let (action, rule) = f.check(key);
     if let Some(r) = rule {
-        ws.count_fw_hit(fw, r);
+        ws.count_fw_hit(fw, r, bytes, now);
     }
     action == AclAction::Drop
 }

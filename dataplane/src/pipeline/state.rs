@@ -77,6 +77,16 @@ pub struct RuleCount {
     pub last_used_ns: u64,
 }
 
+/// What one policer passed and dropped on one worker (`xvsctl stats`):
+/// frames and bytes within the rate (conform) and beyond it (exceed).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PolicerCount {
+    pub conform_packets: u64,
+    pub conform_bytes: u64,
+    pub exceed_packets: u64,
+    pub exceed_bytes: u64,
+}
+
 /// One bridge's flow rule counters on one worker, for the table of
 /// generation `generation` (a table rebuilt starts from zero, as a flow
 /// re-added does in Open vSwitch): indexed by rule index.
@@ -95,7 +105,10 @@ pub struct WorkerState {
     /// Per port number.
     pub ports: Vec<PortCounters>,
     /// Hit counters per firewall, per rule.
-    pub fw_hits: Vec<Vec<u64>>,
+    pub fw_hits: Vec<Vec<RuleCount>>,
+    /// Counters per policer (the snapshot's `policers`, storm control's
+    /// included), for the policy generation.
+    pub policed: Vec<PolicerCount>,
     /// Flow rule counters per bridge number.
     pub flow_hits: Vec<FlowHits>,
     /// The snapshot `flow_hits` was last matched against.
@@ -159,6 +172,7 @@ impl WorkerState {
             drops: DropCounters::default(),
             ports: Vec::new(),
             fw_hits: Vec::new(),
+            policed: Vec::new(),
             flow_hits: Vec::new(),
             flows_synced: u64::MAX,
             copies: 0,
@@ -211,8 +225,9 @@ impl WorkerState {
             self.fw_hits = snap
                 .firewalls
                 .iter()
-                .map(|f| vec![0; f.rule_count()])
+                .map(|f| vec![RuleCount::default(); f.rule_count()])
                 .collect();
+            self.policed = vec![PolicerCount::default(); snap.policers.len()];
         }
         if self.learn_generation != snap.learn_generation {
             self.learn_generation = snap.learn_generation;
@@ -420,27 +435,41 @@ impl WorkerState {
         }
     }
 
+    /// Counts a frame of `bytes` matching rule `rule` of firewall `fw`.
     #[inline]
-    pub(crate) fn count_fw_hit(&mut self, fw: u16, rule: u32) {
+    pub(crate) fn count_fw_hit(&mut self, fw: u16, rule: u32, bytes: usize, now: u64) {
         if let Some(h) = self
             .fw_hits
             .get_mut(usize::from(fw))
             .and_then(|v| v.get_mut(rule as usize))
         {
-            *h += 1;
+            h.packets += 1;
+            h.bytes += bytes as u64;
+            h.last_used_ns = now;
         }
     }
 
-    /// Does a frame of `bytes` conform to policer `p`?
+    /// Does a frame of `bytes` (storm control: 1, a frame) conform to
+    /// policer `p`? Counted either way.
     #[inline]
     pub(crate) fn police(&mut self, snap: &Snapshot, p: u16, now: u64, bytes: usize) -> bool {
-        match (
+        let ok = match (
             self.policers.get_mut(usize::from(p)),
             snap.policers.get(usize::from(p)),
         ) {
             (Some(st), Some(cfg)) => st.conform(cfg, now, bytes as u32),
             _ => true,
+        };
+        if let Some(c) = self.policed.get_mut(usize::from(p)) {
+            if ok {
+                c.conform_packets += 1;
+                c.conform_bytes += bytes as u64;
+            } else {
+                c.exceed_packets += 1;
+                c.exceed_bytes += bytes as u64;
+            }
         }
+        ok
     }
 
     #[inline]

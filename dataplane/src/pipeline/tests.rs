@@ -489,7 +489,7 @@ fn firewall_and_policer_drop_and_count() {
     let out = bed.send(VM1, &[&f]);
     assert!(out.tx.is_empty());
     assert_eq!(bed.drops(DropReason::FirewallIn), 1);
-    assert_eq!(bed.ws.fw_hits[0][0], 1);
+    assert_eq!(bed.ws.fw_hits[0][0].packets, 1);
 
     // From vm3's bridge nothing is filtered; from the tunnel into br0, the
     // egress policer on vm2 passes the burst and then drops.

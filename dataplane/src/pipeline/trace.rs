@@ -70,7 +70,7 @@ pub fn trace(snap: &Snapshot, in_port: PortNo, frame: &[u8], now: u64) -> Trace 
             rules
                 .iter()
                 .enumerate()
-                .filter(|(_, n)| **n > 0)
+                .filter(|(_, n)| n.packets > 0)
                 .map(move |(r, _)| (f as u16, r as u32))
         })
         .collect();

@@ -112,7 +112,9 @@ pub struct WorkerReport {
     pub flows: Vec<xvs_dataplane::pipeline::FlowHits>,
     /// ACL rule hits per firewall, per rule, for the policy generation
     /// `policy_generation` (a policy change starts them from zero).
-    pub fw_hits: Vec<Vec<u64>>,
+    pub fw_hits: Vec<Vec<xvs_dataplane::pipeline::RuleCount>>,
+    /// Policer counters per policer, for the same generation.
+    pub policed: Vec<xvs_dataplane::pipeline::PolicerCount>,
     pub policy_generation: u64,
     /// What the kernel dropped on this worker's sockets of each port (by
     /// port number), and on its demux socket.
@@ -137,6 +139,7 @@ impl Worker {
             jumbo: self.set.jumbo_counters(),
             flows: self.ws.flow_hits.clone(),
             fw_hits: self.ws.fw_hits.clone(),
+            policed: self.ws.policed.clone(),
             policy_generation: self.ws.policy_generation(),
             kernel: self.kernel.clone(),
             kernel_demux: self.kernel_demux,

@@ -350,6 +350,8 @@ impl Daemon {
                             matches: r.matches.to_string(),
                             action: r.action,
                             hits: None,
+                            n_bytes: None,
+                            idle_age_secs: None,
                         });
                     }
                 }
@@ -436,6 +438,7 @@ impl Daemon {
     /// Fills `rows` (ACL rules as `view::acl_rows` lists them) with the
     /// frames each matched on every worker under the running policy.
     fn count_acl_hits(&self, rows: &mut [AclRow]) {
+        let now = self.now();
         let snap = self.ctl.snapshot();
         let config = self.ctl.config();
         let numbers = config.port_numbers();
@@ -466,13 +469,20 @@ impl Daemon {
             else {
                 continue;
             };
-            row.hits = Some(
-                reports
-                    .iter()
-                    .filter(|r| r.policy_generation == snap.policy_generation)
-                    .filter_map(|r| r.fw_hits.get(usize::from(fw))?.get(rule))
-                    .sum(),
-            );
+            let mut sum = RuleCount::default();
+            for c in reports
+                .iter()
+                .filter(|r| r.policy_generation == snap.policy_generation)
+                .filter_map(|r| r.fw_hits.get(usize::from(fw))?.get(rule))
+            {
+                sum.packets += c.packets;
+                sum.bytes += c.bytes;
+                sum.last_used_ns = sum.last_used_ns.max(c.last_used_ns);
+            }
+            row.hits = Some(sum.packets);
+            row.n_bytes = Some(sum.bytes);
+            row.idle_age_secs = (sum.last_used_ns > 0)
+                .then(|| now.saturating_sub(sum.last_used_ns) / 1_000_000_000);
         }
     }
 
@@ -576,6 +586,7 @@ impl Daemon {
                 icmp_too_big: sum.icmp_too_big,
                 tso_frames: tso.0,
                 tso_segments: tso.1,
+                policers: policer_rows(&snap, *no, &reports),
                 xdp_generic: self
                     .ifaces
                     .get(&**name)
@@ -671,4 +682,38 @@ impl Daemon {
             })
             .collect()
     }
+}
+
+/// Port `no`'s policers (in, out, storm control) with what every worker
+/// counted for the running policy.
+fn policer_rows(
+    snap: &xvs_dataplane::snapshot::Snapshot,
+    no: xvs_types::PortNo,
+    reports: &[xvs_io::worker::WorkerReport],
+) -> BTreeMap<String, xvs_ctl::protocol::PolicerRow> {
+    let Some(pe) = snap.port(no) else {
+        return BTreeMap::new();
+    };
+    [
+        ("in", pe.policer[0]),
+        ("out", pe.policer[1]),
+        ("storm", pe.storm),
+    ]
+    .into_iter()
+    .filter_map(|(name, p)| Some((name, usize::from(p?))))
+    .map(|(name, p)| {
+        let mut row = xvs_ctl::protocol::PolicerRow::default();
+        for c in reports
+            .iter()
+            .filter(|r| r.policy_generation == snap.policy_generation)
+            .filter_map(|r| r.policed.get(p))
+        {
+            row.conform_packets += c.conform_packets;
+            row.conform_bytes += c.conform_bytes;
+            row.exceed_packets += c.exceed_packets;
+            row.exceed_bytes += c.exceed_bytes;
+        }
+        (name.to_owned(), row)
+    })
+    .collect()
 }
