@@ -337,16 +337,28 @@ pub enum PortKind {
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         client: bool,
     },
+    /// A tap device for a QEMU guest (`-netdev tap,ifname=NAME`), served
+    /// like `Afxdp`. xvsd creates it persistent with a virtio-net header
+    /// (QEMU opens it by name; it outlives QEMU and xvsd, so a guest
+    /// restarted or an xvsd restarted finds it) and deletes it with the
+    /// port.
+    Tap,
 }
 
 impl PortKind {
     pub fn is_afxdp(&self) -> bool {
         matches!(self, PortKind::Afxdp)
     }
+
+    /// Served through a kernel interface of the port's name (AF_XDP and
+    /// our XDP program), not a socket of its own.
+    pub fn is_interface(&self) -> bool {
+        matches!(self, PortKind::Afxdp | PortKind::Tap)
+    }
 }
 
-/// A local (VM-facing) port: an interface through AF_XDP, or a
-/// vhost-user socket (`kind`).
+/// A local (VM-facing) port: an interface through AF_XDP (a tap xvsd
+/// creates among them), or a vhost-user socket (`kind`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PortConfig {

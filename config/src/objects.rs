@@ -161,6 +161,14 @@ pub(super) fn check_port(p: &PortConfig, bridge_known: bool, e: &mut Report) {
             );
         }
     }
+    // QEMU opens a tap multi-queue only with queues=N, and the tap's
+    // IFF_MULTI_QUEUE must match it; xvsd creates it single-queue.
+    if p.kind == PortKind::Tap && p.queues > 1 {
+        e(
+            o(),
+            format!("queues {}: a tap port has one queue pair", p.queues),
+        );
+    }
 }
 
 /// A static MAC; `port`: the bridge of the port it names and, for a

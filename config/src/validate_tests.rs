@@ -241,3 +241,39 @@ fn vhost_user_sockets_are_absolute_one_per_port_and_queue_pairs_bounded() {
         "{text:?}"
     );
 }
+
+#[test]
+fn a_tap_port_has_one_queue_pair_and_reads_back_from_toml() {
+    let tap = |name: &str, queues: u16| {
+        let mut p = PortConfig::new(name, "br0");
+        p.kind = PortKind::Tap;
+        p.queues = queues;
+        p
+    };
+    let mut c = base();
+    c.ports.push(tap("tap1", 1).into());
+    c.assign_port_numbers();
+    let valid = c.clone().validated().expect("a single-queue tap port");
+    // A config file's spelling of it.
+    let toml = "[[bridges]]\nname = \"br0\"\n\n[[ports]]\nname = \"tap1\"\nbridge = \"br0\"\nkind = { type = \"tap\" }\n";
+    let read: crate::Config = toml::from_str(toml).expect("a tap port in TOML");
+    assert_eq!(read.ports[0].kind, PortKind::Tap);
+    assert!(PortKind::Tap.is_interface() && !PortKind::Tap.is_afxdp());
+
+    // Whole and incremental: the same refusal.
+    let mut next = c.clone();
+    next.ports.push(tap("tap2", 2).into());
+    next.assign_port_numbers();
+    let e = valid.revalidate(next.clone()).unwrap_err().0;
+    assert!(
+        e[0].message.contains("a tap port has one queue pair"),
+        "{e:?}"
+    );
+    assert!(
+        problems(&next)
+            .iter()
+            .any(|t| t.contains("queues 2: a tap port has one queue pair")),
+        "{:?}",
+        problems(&next)
+    );
+}
