@@ -259,10 +259,12 @@ pub enum Verb {
         #[arg(long, value_name = "PPS")]
         storm_pps: Option<u32>,
         /// What the port is: an interface of that name, by AF_XDP
-        /// (afxdp, the default), or a virtual machine's vhost-user socket
-        /// (vhost-user, with --socket).
+        /// (afxdp, the default), a tap of that name xvsd creates for a
+        /// QEMU guest's `-netdev tap,ifname=NAME` (tap; deleted with the
+        /// port), or a virtual machine's vhost-user socket (vhost-user,
+        /// with --socket).
         #[arg(long = "type", value_name = "TYPE", default_value = "afxdp",
-              value_parser = ["afxdp", "vhost-user"])]
+              value_parser = ["afxdp", "tap", "vhost-user"])]
         port_type: String,
         /// With --type vhost-user: the socket's path (absolute).
         #[arg(long, value_name = "PATH", required_if_eq("port_type", "vhost-user"))]

@@ -77,6 +77,7 @@ impl Verb {
                         socket: socket.clone(),
                         client: *client,
                     },
+                    ("tap", _) => xvs_config::PortKind::Tap,
                     _ => xvs_config::PortKind::Afxdp,
                 },
                 may_exist: *may_exist,
@@ -544,6 +545,9 @@ mod tests {
         let c = commands(&["add-port", "br0", "vm1"]);
         let Command::AddPort(p) = &c[0] else { panic!() };
         assert!(p.kind.is_afxdp(), "an interface unless told otherwise");
+        let c = commands(&["add-port", "br0", "tap1", "--type", "tap"]);
+        let Command::AddPort(p) = &c[0] else { panic!() };
+        assert_eq!(p.kind, xvs_config::PortKind::Tap);
         let c = commands(&[
             "add-port",
             "br0",
