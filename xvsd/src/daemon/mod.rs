@@ -69,6 +69,7 @@ mod links;
 mod mcast;
 mod plan;
 mod rpc;
+mod tap;
 mod vhost;
 mod view;
 

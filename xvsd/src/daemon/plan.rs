@@ -121,7 +121,7 @@ pub(super) fn wanted(config: &Config) -> Result<Vec<links::Wanted>, DaemonError>
     let mut wanted: Vec<(&str, Option<PortNo>, Mode, u16)> = config
         .ports
         .iter()
-        .filter(|p| p.kind.is_afxdp())
+        .filter(|p| p.kind.is_interface())
         .map(|p| (p.name.as_str(), p.number, Mode::Port, p.queues))
         .collect();
     if let Some(u) = &config.uplink {
