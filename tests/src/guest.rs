@@ -35,6 +35,8 @@ pub struct Guest {
     monitor: PathBuf,
     /// The guest's second serial port, a shell (scripts/guest.sh).
     shell: PathBuf,
+    /// The namespace QEMU runs in (a tap's), or the caller's.
+    netns: Option<String>,
 }
 
 impl Guest {
@@ -57,22 +59,8 @@ impl Guest {
         append: &str,
         pairs: u32,
     ) -> Guest {
-        let dir = guest_dir();
-        let base = std::env::temp_dir().join(format!("xvs-guest-{}-{tag}", std::process::id()));
-        let (serial, monitor) = (base.with_extension("serial"), base.with_extension("mon"));
-        let shell = base.with_extension("sh");
         #[rustfmt::skip]
-        let args: Vec<String> = [
-            "-machine", "q35,accel=tcg", "-cpu", "max", "-m", "256", "-smp", &pairs.to_string(),
-            // A monitor system_reset reboots (-no-reboot would exit); a
-            // guest kernel panic hangs (panic=0) with its console to read.
-            "-display", "none",
-            "-kernel", &dir.join("vmlinuz").to_string_lossy(),
-            "-initrd", &dir.join("initrd.gz").to_string_lossy(),
-            "-append", &format!("console=ttyS0 panic=0 xvs.ip={ip} {append}"),
-            "-serial", &format!("file:{}", serial.display()),
-            "-serial", &format!("unix:{},server=on,wait=off", shell.display()),
-            "-monitor", &format!("unix:{},server=on,wait=off", monitor.display()),
+        let net = [
             "-object", "memory-backend-memfd,id=mem,size=256M,share=on",
             "-numa", "node,memdev=mem",
             "-chardev", &format!("socket,id=c0,path={},reconnect-ms=500", sock.display()),
@@ -84,15 +72,63 @@ impl Guest {
                 format!("virtio-net-pci,netdev=n0,mac={mac}")
             },
         ]
+        .map(String::from);
+        Guest::start(&net, ip, append, tag, pairs, None)
+    }
+
+    /// Boots the guest with its virtio-net device (MAC `mac`) on the tap
+    /// `tap` of namespace `ns` (QEMU opens it by name there, with its
+    /// virtio-net header and the guest's offloads as QEMU offers them by
+    /// default), eth0 at `ip`; `append` goes on the kernel command line
+    /// (e.g. [`tcp_echo_append`]).
+    pub fn boot_tap(ns: &Netns, tap: &str, mac: &str, ip: &str, append: &str, tag: &str) -> Guest {
+        #[rustfmt::skip]
+        let net = [
+            "-netdev", &format!("tap,id=n0,ifname={tap},script=no,downscript=no,vhost=off"),
+            "-device", &format!("virtio-net-pci,netdev=n0,mac={mac}"),
+        ]
+        .map(String::from);
+        Guest::start(&net, ip, append, tag, 1, Some(ns.name.clone()))
+    }
+
+    /// The machine every guest is (`cpus` vCPUs), `net` its network
+    /// device, QEMU run in namespace `netns` if given.
+    fn start(
+        net: &[String],
+        ip: &str,
+        append: &str,
+        tag: &str,
+        cpus: u32,
+        netns: Option<String>,
+    ) -> Guest {
+        let dir = guest_dir();
+        let base = std::env::temp_dir().join(format!("xvs-guest-{}-{tag}", std::process::id()));
+        let (serial, monitor) = (base.with_extension("serial"), base.with_extension("mon"));
+        let shell = base.with_extension("sh");
+        #[rustfmt::skip]
+        let mut args: Vec<String> = [
+            "-machine", "q35,accel=tcg", "-cpu", "max", "-m", "256", "-smp", &cpus.to_string(),
+            // A monitor system_reset reboots (-no-reboot would exit); a
+            // guest kernel panic hangs (panic=0) with its console to read.
+            "-display", "none",
+            "-kernel", &dir.join("vmlinuz").to_string_lossy(),
+            "-initrd", &dir.join("initrd.gz").to_string_lossy(),
+            "-append", &format!("console=ttyS0 panic=0 xvs.ip={ip} {append}"),
+            "-serial", &format!("file:{}", serial.display()),
+            "-serial", &format!("unix:{},server=on,wait=off", shell.display()),
+            "-monitor", &format!("unix:{},server=on,wait=off", monitor.display()),
+        ]
         .iter()
         .map(|s| s.to_string())
         .collect();
+        args.extend_from_slice(net);
         let mut g = Guest {
             child: None,
             args,
             serial,
             monitor,
             shell,
+            netns,
         };
         g.spawn();
         g
@@ -102,7 +138,16 @@ impl Guest {
         let _ = std::fs::remove_file(&self.serial);
         let _ = std::fs::remove_file(&self.monitor);
         let _ = std::fs::remove_file(&self.shell);
-        let child = Command::new("qemu-system-x86_64")
+        // `ip netns exec` execs QEMU: the child's pid is QEMU's.
+        let mut cmd = match &self.netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, "qemu-system-x86_64"]);
+                c
+            }
+            None => Command::new("qemu-system-x86_64"),
+        };
+        let child = cmd
             .args(&self.args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -224,6 +269,17 @@ impl Drop for Guest {
         let _ = std::fs::remove_file(&self.monitor);
         let _ = std::fs::remove_file(&self.shell);
     }
+}
+
+/// The kernel command line that has the guest serve TCP on `port`,
+/// echoing what it reads (busybox `nc -ll -e cat`): started before the
+/// image's /init (`rdinit=` runs busybox's shell with the arguments after
+/// `--`), once devtmpfs gives the background job its /dev/null.
+pub fn tcp_echo_append(port: u16) -> String {
+    format!(
+        "rdinit=/bin/busybox -- sh -c \"/bin/busybox mount -t devtmpfs dev /dev; \
+         /bin/busybox nc -ll -p {port} -e /bin/busybox cat & exec /init\""
+    )
 }
 
 /// The topology the vhost-user tests share: a VM namespace on xvsd's
