@@ -13,6 +13,7 @@
 //! guest. It is created with a virtio-net header (QEMU asks for one
 //! anyway when it attaches) and up; the carrier comes with QEMU.
 
+use std::collections::HashSet;
 use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -33,11 +34,16 @@ pub(super) fn names(config: &Config) -> impl Iterator<Item = &str> {
         .map(|p| p.name.as_str())
 }
 
-/// The taps `old` has and `new` does not (the port deleted, or no
-/// longer a tap): deleted once `new` is running.
+/// The taps of `old`'s tap ports that `new` has no port for: deleted
+/// once `new` is running. (A port that stays but is no longer a tap keeps
+/// its device: an interface port wants one of its name.)
 pub(super) fn gone(old: &Config, new: &Config) -> Vec<String> {
-    names(old)
-        .filter(|n| !names(new).any(|m| m == *n))
+    let mut taps = names(old).peekable();
+    if taps.peek().is_none() {
+        return Vec::new();
+    }
+    let kept: HashSet<&str> = new.ports.iter().map(|p| p.name.as_str()).collect();
+    taps.filter(|n| !kept.contains(n))
         .map(String::from)
         .collect()
 }
@@ -177,5 +183,28 @@ mod tests {
         // IFNAMSIZ - 1 bytes and the NUL.
         assert_eq!(r.name[libc::IFNAMSIZ - 1], 0);
         assert_eq!(r.flags, libc::IFF_TAP as libc::c_short);
+    }
+
+    fn config(ports: &[(&str, PortKind)]) -> Config {
+        let mut c = Config::default();
+        for (name, kind) in ports {
+            let mut p = xvs_config::PortConfig::new(*name, "br0");
+            p.kind = kind.clone();
+            c.ports.push(p.into());
+        }
+        c
+    }
+
+    #[test]
+    fn a_tap_goes_with_its_port_not_with_its_kind() {
+        let old = config(&[
+            ("tap1", PortKind::Tap),
+            ("tap2", PortKind::Tap),
+            ("tap3", PortKind::Tap),
+            ("p0", PortKind::Afxdp),
+        ]);
+        let new = config(&[("tap1", PortKind::Tap), ("tap3", PortKind::Afxdp)]);
+        assert_eq!(gone(&old, &new), ["tap2"]);
+        assert!(gone(&new, &old).is_empty(), "p0 was never a tap");
     }
 }
