@@ -539,8 +539,17 @@ pub fn show_tree(c: &Config) -> String {
             } else {
                 format!(" queues {}", p.queues)
             };
+            let kind = match &p.kind {
+                xvs_config::PortKind::Afxdp => String::new(),
+                xvs_config::PortKind::Tap => " type tap".into(),
+                xvs_config::PortKind::VhostUser { socket, client } => format!(
+                    " type vhost-user socket {}{}",
+                    socket.display(),
+                    if *client { " client" } else { "" }
+                ),
+            };
             s.push_str(&format!(
-                "    port {}{} {} mtu {}{q}\n",
+                "    port {}{} {} mtu {}{q}{kind}\n",
                 p.name,
                 num(p.number),
                 vlan_text(&p.vlan),
@@ -623,5 +632,22 @@ mod tests {
     fn tables_align() {
         let t = table(&["A", "BB"], vec![vec!["xxx".into(), "y".into()]]);
         assert_eq!(t, "A    BB\nxxx  y\n");
+    }
+
+    #[test]
+    fn show_names_a_port_that_is_not_an_interface_of_its_own() {
+        let mut c = Config::default();
+        c.bridges.push(xvs_config::BridgeConfig::new("br0").into());
+        let mut tap = xvs_config::PortConfig::new("tap1", "br0");
+        tap.kind = xvs_config::PortKind::Tap;
+        c.ports.push(tap.into());
+        c.ports
+            .push(xvs_config::PortConfig::new("p0", "br0").into());
+        let tree = show_tree(&c);
+        assert!(
+            tree.contains("port tap1 untagged mtu 1500 type tap\n"),
+            "{tree}"
+        );
+        assert!(tree.contains("port p0 untagged mtu 1500\n"), "{tree}");
     }
 }
