@@ -77,22 +77,28 @@ impl IfreqFlags {
     }
 }
 
+/// The tun driver's flags of interface `name` (`IFF_TAP`, `IFF_PERSIST`,
+/// ...); `None` if it is no tun or tap device (or not there).
+fn tun_flags(name: &str) -> Option<u32> {
+    // tun_flags exists for tun and tap devices only.
+    let path = std::path::Path::new("/sys/class/net")
+        .join(name)
+        .join("tun_flags");
+    let s = std::fs::read_to_string(path).ok()?;
+    u32::from_str_radix(s.trim().trim_start_matches("0x"), 16).ok()
+}
+
 /// What is in the way of serving `name` as a tap port, or `None`: it is a
-/// tap (an operator's or one a previous xvsd created), or it is not there
-/// (`ensure` creates it).
+/// tap (an operator's, one a previous xvsd created, or one QEMU made),
+/// or it is not there (`ensure` creates it).
 fn not_a_tap(name: &str) -> Option<String> {
-    let dir = std::path::Path::new("/sys/class/net").join(name);
-    if !dir.exists() {
+    if !std::path::Path::new("/sys/class/net").join(name).exists() {
         return None;
     }
-    // tun_flags exists for tun and tap devices only; IFF_TAP tells them
-    // apart.
-    match std::fs::read_to_string(dir.join("tun_flags")) {
-        Ok(s) => {
-            let flags = u32::from_str_radix(s.trim().trim_start_matches("0x"), 16).unwrap_or(0);
-            (flags & libc::IFF_TAP as u32 == 0).then(|| "a tun device, not a tap".to_string())
-        }
-        Err(_) => Some("an interface that is not a tap".to_string()),
+    match tun_flags(name) {
+        Some(f) if f & libc::IFF_TAP as u32 != 0 => None,
+        Some(_) => Some("a tun device, not a tap".into()),
+        None => Some("an interface that is not a tap".into()),
     }
 }
 
@@ -161,9 +167,12 @@ fn set_up(name: &str) -> io::Result<()> {
 
 /// Deletes tap `name` (a port gone, or one created for a change that
 /// failed). A QEMU still attached loses its device: what deleting the
-/// port asks. Nothing to do if it is gone already.
+/// port asks. Only a persistent tap: one QEMU made itself (no tap was
+/// there when it started) is QEMU's and goes with it. Nothing to do if
+/// it is gone already.
 pub(super) fn remove(name: &str) {
-    if xvs_bpf::ifindex(name).is_err() || not_a_tap(name).is_some() {
+    let persist = libc::IFF_TAP as u32 | libc::IFF_PERSIST as u32;
+    if tun_flags(name).is_none_or(|f| f & persist != persist) {
         return;
     }
     match netlink::delete_link(name) {
