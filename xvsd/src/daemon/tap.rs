@@ -5,13 +5,14 @@
 //! AF_XDP socket on its queue), so `links.rs` attaches and re-attaches it
 //! as it does a veth.
 //!
-//! The tap is made persistent and xvsd keeps no descriptor of it, as
-//! Open vSwitch's `type=tap` and libvirt's managed taps do: a
-//! single-queue tap takes one descriptor, which must be QEMU's, and the
-//! device outlives a QEMU that dies (the next one opens the same tap, the
+//! The tap is made persistent, as Open vSwitch makes its `type=tap`
+//! ports (TUNSETPERSIST, cleared when the port is deleted), so it
+//! outlives a QEMU that dies (the next one opens the same tap, the
 //! program and socket still on it) and an xvsd restarted under a running
-//! guest. It is created with a virtio-net header (QEMU asks for one
-//! anyway when it attaches) and up; the carrier comes with QEMU.
+//! guest. Unlike Open vSwitch, which reads its taps through their
+//! descriptor, xvsd keeps none: a single-queue tap takes one, and it
+//! must be QEMU's. It is created with a virtio-net header (QEMU asks for
+//! one anyway when it attaches) and up; the carrier comes with QEMU.
 
 use std::collections::HashSet;
 use std::ffi::CString;
