@@ -20,7 +20,7 @@
 //! scripts/test.sh provides.
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -116,22 +116,29 @@ fn echo(vm: &Netns, len: usize, secs: u64) -> Result<f64, String> {
         std::thread::scope(|sc| {
             let sender = sc.spawn(|| w.write_all(&data));
             let mut back = vec![0u8; len];
-            let mut got = 0;
             let deadline = start + Duration::from_secs(secs);
-            while got < len {
-                if Instant::now() > deadline {
-                    return Err(format!("{got} of {len} bytes back in {secs} s"));
+            let received = (|| {
+                let mut got = 0;
+                while got < len {
+                    if Instant::now() > deadline {
+                        return Err(format!("{got} of {len} bytes back in {secs} s"));
+                    }
+                    match s.read(&mut back[got..]) {
+                        Ok(0) => return Err(format!("the echo closed after {got} of {len} bytes")),
+                        Ok(n) => got += n,
+                        Err(e) => return Err(format!("{got} of {len} bytes back: {e}")),
+                    }
                 }
-                match s.read(&mut back[got..]) {
-                    Ok(0) => return Err(format!("the echo closed after {got} of {len} bytes")),
-                    Ok(n) => got += n,
-                    Err(e) => return Err(format!("{got} of {len} bytes back: {e}")),
-                }
+                Ok(())
+            })();
+            // A sender still writing to a guest that stopped reading
+            // fails at once rather than at its write timeout.
+            if received.is_err() {
+                let _ = s.shutdown(Shutdown::Both);
             }
-            sender
-                .join()
-                .expect("sender thread")
-                .map_err(|e| format!("sending: {e}"))?;
+            let sent = sender.join().expect("sender thread");
+            received?;
+            sent.map_err(|e| format!("sending: {e}"))?;
             if back != data {
                 let at = back.iter().zip(&data).position(|(a, b)| a != b);
                 return Err(format!("the bytes came back changed, first at {at:?}"));
@@ -176,7 +183,7 @@ fn a_qemu_guest_on_a_tap_port_answers_through_qemu_kill_and_an_xvsd_restart() {
         .unwrap_or_else(|e| panic!("{e}\n{}\n{}", port_stats(&d, TAP), g.console()));
     eprintln!(
         "256 KiB echoed through the XDP path in {secs:.1} s, {} of the guest's frames too big",
-        port_stats(&d, TAP)["icmp_too_big"]
+        port_stats(&d, TAP)["icmp_too_big"].as_u64().unwrap_or(0)
     );
 
     // QEMU killed: the tap stays, with our program; a new QEMU opens it.
