@@ -53,6 +53,10 @@ pub struct PolicerState {
     /// 128-bit multiplications off the per-packet path.
     caps: (u64, u64),
     caps_of: (u64, u32),
+    /// Frames and bytes dropped ([0]) and passed ([1]) since made: indexed
+    /// by the verdict, so counting takes no branch.
+    pub frames: [u64; 2],
+    pub bytes: [u64; 2],
 }
 
 impl PolicerState {
@@ -64,6 +68,8 @@ impl PolicerState {
             last: now,
             caps: (cfg.committed_cap(), cfg.peak_cap()),
             caps_of: (cfg.burst_bytes, cfg.mtu),
+            frames: [0; 2],
+            bytes: [0; 2],
         }
     }
 

@@ -139,7 +139,7 @@ impl Worker {
             jumbo: self.set.jumbo_counters(),
             flows: self.ws.flow_hits.clone(),
             fw_hits: self.ws.fw_hits.clone(),
-            policed: self.ws.policed.clone(),
+            policed: self.ws.policed(),
             policy_generation: self.ws.policy_generation(),
             kernel: self.kernel.clone(),
             kernel_demux: self.kernel_demux,
