@@ -27,11 +27,17 @@
 #        remote 192.0.2.2)}, br-phy = {u0} with 192.0.2.1 on br-phy, a
 #        static tunnel ARP entry and route; u0 an OVS afxdp port
 #        (OVS_UPLINK=afxdp, native XDP, as compare.sh; OVS_UPLINK=system:
-#        a plain AF_PACKET netdev port), static MACs (fdb/add). DPDK
-#        without hugepages: dpdk-extra "--no-huge -m 1024 --no-pci
-#        --legacy-mem --file-prefix=..." (--legacy-mem keeps OVS from
-#        adding --in-memory, which DPDK refuses next to --no-huge), one PMD
-#        on core 1 (pmd-cpu-mask=0x2), the whole ovs-vswitchd on core 1.
+#        a plain AF_PACKET netdev port), static MACs (fdb/add). DPDK on
+#        2 MiB hugepages: the script reserves OVS_HUGEPAGES (600) in
+#        /proc/sys/vm/nr_hugepages for the run and puts the old count back
+#        on exit; dpdk-socket-mem=1024, dpdk-extra "--no-pci
+#        --file-prefix=..." (OVS adds --in-memory: memfd hugepages, no
+#        hugetlbfs mount needed). One PMD on core 1 (pmd-cpu-mask=0x2),
+#        the whole ovs-vswitchd on core 1.
+#   ovsnh  the same without hugepages (how DPDK runs where none can be
+#        reserved): dpdk-extra "--no-huge -m 1024 --no-pci --legacy-mem
+#        --file-prefix=..." (--legacy-mem keeps OVS from adding
+#        --in-memory, which DPDK refuses next to --no-huge).
 #
 # Part `tcp`: a real guest, QEMU 10 under TCG (no usable KVM here), one
 # vCPU, Debian's kernel and a busybox initramfs with iperf3
@@ -61,10 +67,11 @@
 # builds show there).
 #
 # Usage (root): bench/vm.sh
-# Knobs: RUNS=3, PARTS="pps tcp", PPS_CONTENDERS="xvs ovs",
-#   TCP_CONTENDERS="xvs tap ovs", SIZES="64 1400", DURATION=5 (pps, s per
+# Knobs: RUNS=3, PARTS="pps tcp",
+#   PPS_CONTENDERS="xvs ovs ovsnh", TCP_CONTENDERS="xvs tap ovs", SIZES="64 1400", DURATION=5 (pps, s per
 #   row), TCP_DURATION=10, TCP_DIRS="guest2remote remote2guest",
 #   TCP_POLL=adaptive (or busy), OVS_UPLINK=afxdp (or system),
+#   OVS_HUGEPAGES=600 (2 MiB pages reserved while the run lasts),
 #   GUEST_DIR (scripts/guest.sh's output; default /var/tmp/xvs-bench-guest,
 #   built if missing), XVSD_BIN/XVSCTL_BIN/PKTGEN_BIN (another build; no
 #   cargo build then), OUT=bench/results/vm-<UTC date-time>.
@@ -72,7 +79,7 @@
 # (medians and ratios), meta.txt, logs/ (xvsd, OVS, QEMU consoles, testpmd,
 # iperf3). Every wait is bounded; on exit (also on error or Ctrl-C) every
 # process it started is stopped and the namespaces deleted.
-set -euo pipefail
+set -Eeuo pipefail
 cd "$(dirname "$0")/.."
 source scripts/packages.sh
 source bench/procs.sh
@@ -81,7 +88,8 @@ source bench/procs.sh
 
 RUNS=${RUNS:-3}
 PARTS=${PARTS:-pps tcp}
-PPS_CONTENDERS=${PPS_CONTENDERS:-xvs ovs}
+PPS_CONTENDERS=${PPS_CONTENDERS:-xvs ovs ovsnh}
+OVS_HUGEPAGES=${OVS_HUGEPAGES:-600}
 TCP_CONTENDERS=${TCP_CONTENDERS:-xvs tap ovs}
 SIZES=${SIZES:-64 1400}
 DURATION=${DURATION:-5}
@@ -104,7 +112,7 @@ export HZ
 case $TCP_POLL in busy|adaptive) ;; *) echo "TCP_POLL=$TCP_POLL: busy or adaptive" >&2; exit 1 ;; esac
 case $OVS_UPLINK in afxdp|system) ;; *) echo "OVS_UPLINK=$OVS_UPLINK: afxdp or system" >&2; exit 1 ;; esac
 want_ovs=0
-[[ " $PARTS " == *" pps "* && " $PPS_CONTENDERS " == *" ovs "* ]] && want_ovs=1
+[[ " $PARTS " == *" pps "* && " $PPS_CONTENDERS " == *" ovs"* ]] && want_ovs=1
 [[ " $PARTS " == *" tcp "* && " $TCP_CONTENDERS " == *" ovs "* ]] && want_ovs=1
 
 ensure_packages "${BUILD_PACKAGES[@]}" iproute2 python3 procps util-linux iperf3 dpdk
@@ -138,9 +146,11 @@ cleanup() {
   for ns in sw remote; do ip netns del "$P-$ns" 2>/dev/null || true; done
   if [ -d "$tmp" ]; then cp -r "$tmp"/logs/. "$OUT/logs/" 2>/dev/null || true; fi
   rm -rf "$tmp" /var/run/dpdk/"$P"*
+  if [ -n "$HUGE_BEFORE" ]; then echo "$HUGE_BEFORE" >/proc/sys/vm/nr_hugepages || true; fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+trap 'echo "vm.sh: line $LINENO: $BASH_COMMAND failed" >&2' ERR
 mkdir -p "$tmp/logs"
 x() { local ns=$1; shift; ip netns exec "$P-$ns" "$@"; }
 log() { echo "$*" >&2; }
@@ -236,9 +246,10 @@ vsctl() { ovs_env timeout 20 ovs-vsctl --db="unix:$tmp/ovs/db.sock" --timeout=15
 appctl() { ovs_env timeout 10 ovs-appctl --timeout=5 -t "$tmp/ovs/vswitchd.ctl" "$@"; }
 ovs_starts=0
 OVS_UPLINK_USED=
-ovs_up() { # ovs_up POLL: vu1 on $tmp/ovs/vu1
+HUGE_BEFORE=
+ovs_up() { # ovs_up POLL [nohuge]: vu1 on $tmp/ovs/vu1
   ovs_starts=$((ovs_starts + 1))
-  local poll=$1 i
+  local poll=$1 mem=${2:-huge} i
   rm -rf "$tmp/ovs"; mkdir -p "$tmp/ovs"
   ovs_env ovsdb-tool create "$tmp/ovs/conf.db" "$OVS_SCHEMA"
   env OVS_RUNDIR="$tmp/ovs" OVS_DBDIR="$tmp/ovs" OVS_LOGDIR="$tmp/ovs" OVS_SYSCONFDIR="$tmp/ovs" \
@@ -250,8 +261,18 @@ ovs_up() { # ovs_up POLL: vu1 on $tmp/ovs/vu1
   for i in $(seq 150); do vsctl --no-wait init 2>/dev/null && break; sleep 0.1; done
   vsctl --no-wait init
   vsctl --no-wait set Open_vSwitch . other_config:dpdk-init=true \
-    other_config:pmd-cpu-mask=0x2 other_config:dpdk-lcore-mask=0x2 \
-    "other_config:dpdk-extra=\"--no-huge -m 1024 --no-pci --legacy-mem --file-prefix=$P-ovs$ovs_starts\""
+    other_config:pmd-cpu-mask=0x2 other_config:dpdk-lcore-mask=0x2
+  if [ "$mem" = nohuge ]; then
+    vsctl --no-wait set Open_vSwitch . \
+      "other_config:dpdk-extra=\"--no-huge -m 1024 --no-pci --legacy-mem --file-prefix=$P-ovs$ovs_starts\""
+  else
+    if [ -z "$HUGE_BEFORE" ]; then
+      HUGE_BEFORE=$(cat /proc/sys/vm/nr_hugepages)
+      echo "$OVS_HUGEPAGES" >/proc/sys/vm/nr_hugepages || true
+    fi
+    vsctl --no-wait set Open_vSwitch . other_config:dpdk-socket-mem=1024 \
+      "other_config:dpdk-extra=\"--no-pci --file-prefix=$P-ovs$ovs_starts\""
+  fi
   [ "$poll" = adaptive ] && vsctl --no-wait set Open_vSwitch . other_config:pmd-maxsleep=50
   # env(1) itself, not the function: $! must be the daemon (env, ip netns
   # exec and taskset exec it).
@@ -281,15 +302,16 @@ ovs_up() { # ovs_up POLL: vu1 on $tmp/ovs/vu1
     -- add-port br-int tun0 -- set interface tun0 type=vxlan \
        options:remote_ip=192.0.2.2 options:key=$VNI \
     -- add-br br-phy -- set bridge br-phy datapath_type=netdev other_config:hwaddr=$U0_MAC \
-    -- add-port br-phy u0 -- set interface u0 "${utype[@]}" || true
+    -- add-port br-phy u0 ${utype[@]:+-- set interface u0 "${utype[@]}"} || true
   local err
-  err=$(for i in vu1 u0; do vsctl --bare get interface $i error 2>&1; done | grep -v '^\[\]$' | grep -v '^$' || true)
+  err=$(for i in vu1 u0; do vsctl --bare get interface $i error 2>/dev/null || echo "$i: no such interface"; done |
+    grep -v '^\[\]$' | grep -v '^$' || true)
   if [ -n "$err" ] && [ "$OVS_UPLINK" = afxdp ]; then
     log "   OVS afxdp uplink failed: $err; the rest of the run uses a plain (AF_PACKET) port"
     echo "OVS afxdp uplink failed: $err" >>"$OUT/ovs-errors.txt"
     OVS_UPLINK=system
     ovs_down
-    ovs_up "$poll"
+    ovs_up "$poll" "$mem"
     return
   elif [ -n "$err" ]; then
     log "OVS ports failed: $err"
@@ -398,7 +420,8 @@ pps_row() { # pps_row C SIZE RUN
   sleep 1
   for i in $(seq 100); do kill -0 "$rx_pid" 2>/dev/null || break; sleep 0.1; done
   stop_pid "$rx_pid"
-  cp "$d/testpmd.out" "$tmp/logs/testpmd-$c-$size-$run.out" 2>/dev/null || true
+  mkdir -p "$tmp/logs/pps-$c-$size-$run"
+  cp "$d"/* "$tmp/logs/pps-$c-$size-$run/" 2>/dev/null || true
   python3 "$tmp/report.py" pps "$d" "$c" "$size" "$run" "$DURATION" "${OVS_UPLINK_USED:--}" >>"$OUT/pps.jsonl"
   log "   $(tail -n 1 "$OUT/pps.jsonl")"
 }
@@ -412,10 +435,13 @@ snap_pps() { # snap_pps C FILE-PREFIX
     xvs)
       xvsctl stats >"$f.xvs.json" 2>/dev/null || echo null >"$f.xvs.json"
       xvsctl worker-stats >"$f.xvsw.json" 2>/dev/null || echo null >"$f.xvsw.json" ;;
-    ovs)
+    ovs*)
       vsctl get interface vu1 statistics >"$f.ovs_vu1" 2>/dev/null || true
-      [ "${f##*/}" = pre ] && { appctl dpif-netdev/pmd-stats-clear >/dev/null 2>&1 || true; }
-      [ "${f##*/}" = post ] && { appctl dpif-netdev/pmd-stats-show >"$f.ovs_pmd" 2>&1 || true; } ;;
+      if [ "${f##*/}" = pre ]; then
+        appctl dpif-netdev/pmd-stats-clear >/dev/null 2>&1 || true
+      else
+        appctl dpif-netdev/pmd-stats-show >"$f.ovs_pmd" 2>&1 || true
+      fi ;;
   esac
 }
 
@@ -458,7 +484,7 @@ qemu_down() {
   [ -n "$qemu_pid" ] && stop_pid "$qemu_pid"
   qemu_pid=
 }
-switch_pid() { case $1 in xvs) echo "$xvsd_pid" ;; ovs) echo "$vswitchd_pid" ;; *) echo ;; esac; }
+switch_pid() { case $1 in xvs) echo "$xvsd_pid" ;; ovs*) echo "$vswitchd_pid" ;; *) echo ;; esac; }
 tcp_row() { # tcp_row C DIR RUN
   local c=$1 dir=$2 run=$3 d=$tmp/tcp/$1-$2-$3 i rev=()
   mkdir -p "$d"
@@ -558,7 +584,7 @@ def pps(d, c, size, run, dur, uplink):
     t0, t1 = float(text(f"{d}/pre.time")), float(text(f"{d}/post.time"))
     secs = t1 - t0
     r = {"part": "pps", "contender": c, "size": int(size), "run": int(run), "window_s": round(secs, 3)}
-    if c == "ovs":
+    if c.startswith("ovs"):
         r["ovs_uplink"] = uplink
     u0 = int(text(f"{d}/post.u0_tx", "0")) - int(text(f"{d}/pre.u0_tx", "0"))
     s0 = int(text(f"{d}/post.s0_rx", "0")) - int(text(f"{d}/pre.s0_rx", "0"))
@@ -587,7 +613,7 @@ def pps(d, c, size, run, dur, uplink):
             drops = {k: v for k, v in drops.items() if v}
             if drops:
                 r.setdefault("switch_drops", {})[p["name"]] = drops
-    if c == "ovs":
+    if c.startswith("ovs"):
         def st(p):
             m = dict(re.findall(r"(\w+)=(\d+)", text(p)))
             return {k: int(v) for k, v in m.items()}
@@ -604,6 +630,13 @@ def pps(d, c, size, run, dur, uplink):
     r.update(cpu_fields(d, "pre.cpu", "post.cpu", secs))
     r["other_load_pct"], r["other_load"] = load_other(d)
     r["status"] = "ok" if u0 > 0 else "nothing forwarded"
+    # testpmd stopped sending after its first bursts: the switch took a
+    # few frames off the guest's queue, then none (counted apart, out of
+    # the medians; a switch's bug, not a rate).
+    if r["testpmd_tx_total"] is not None and r["testpmd_tx_total"] < 10000:
+        r["status"] = "stalled"
+        r["reason"] = (f"stalled: testpmd sent {r['testpmd_tx_total']} frames in all, "
+                       f"the switch took {r.get('switch_in')} in the window")
     return r
 
 def tcp(d, c, dr, run, poll, uplink):
@@ -613,8 +646,8 @@ def tcp(d, c, dr, run, poll, uplink):
     j = load(f"{d}/client.json") or {}
     end = j.get("end", {})
     r = {"part": "tcp", "contender": c, "direction": dr, "run": int(run), "window_s": round(secs, 3),
-         "switch_poll": poll if c in ("xvs", "ovs") else None}
-    if c == "ovs":
+         "switch_poll": poll if c in ("xvs", "ovs", "ovsnh") else None}
+    if c.startswith("ovs"):
         r["ovs_uplink"] = uplink
     r["gbps"] = round(end.get("sum_received", {}).get("bits_per_second", 0) / 1e9, 4)
     r["retransmits"] = end.get("sum_sent", {}).get("retransmits")
@@ -667,10 +700,10 @@ rotate() { # rotate R WORDS...: the words rotated left by R
   for ((i = 0; i < n; i++)); do printf '%s ' "${a[$(((i + r) % n))]}"; done
 }
 up() { # up C POLL
-  case $1 in xvs) xvs_up "$2" ;; ovs) ovs_up "$2" ;; tap) tap_up ;; esac
+  case $1 in xvs) xvs_up "$2" ;; ovs) ovs_up "$2" ;; ovsnh) ovs_up "$2" nohuge ;; tap) tap_up ;; esac
 }
 down() {
-  case $1 in xvs) xvs_down ;; ovs) ovs_down ;; tap) tap_down ;; esac
+  case $1 in xvs) xvs_down ;; ovs|ovsnh) ovs_down ;; tap) tap_down ;; esac
 }
 uperr() { echo "$1 did not start: $(tail -n 3 "$tmp/up.err" 2>/dev/null | tr '\n' ' ')"; }
 

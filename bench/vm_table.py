@@ -48,7 +48,7 @@ if pps:
     print("| contender | size (B) | Mpps median [min-max] | runs ok | switch busy % | ns (xvs) or cycles (OVS) per packet | other load % (median) |")
     print("|---|---|---|---|---|---|---|")
     summ = {}
-    for c in ["xvs", "ovs"]:
+    for c in ["xvs", "ovs", "ovsnh"]:
         for size in sorted({r["size"] for r in pps}):
             g = [r for r in pps if r["contender"] == c and r["size"] == size]
             if not g:
@@ -57,24 +57,28 @@ if pps:
             m = med([r["mpps"] for r in ok])
             summ[(c, size)] = m
             per = med([r.get("switch_busy_ns_per_pkt") or r.get("ovs_cycles_per_pkt") for r in ok])
-            name = c + (f" ({ok[0].get('ovs_uplink')} uplink)" if c == "ovs" and ok else "")
+            name = {"ovs": "OVS-DPDK, hugepages", "ovsnh": "OVS-DPDK, no hugepages"}.get(c, c)
+            name += f" ({ok[0].get('ovs_uplink')} uplink)" if c.startswith("ovs") and ok else ""
             fails = [r.get("reason") for r in g if r.get("status") != "ok"]
             print(f"| {name} | {size} | {f(m)} [{rng([r['mpps'] for r in ok])}] | {len(ok)}/{len(g)} "
                   f"| {f(med([r.get('switch_busy_pct') for r in ok]), '{:.0f}')} | {f(per, '{:.0f}')} "
                   f"| {f(med([r.get('other_load_pct') for r in g]), '{:.0f}')} |")
             for reason in sorted(set(x for x in fails if x)):
-                print(f"|  | | failed: {reason} | | | | |")
+                print(f"|  | | not counted: {reason} | | | | |")
     print()
-    print("| size (B) | xvs/OVS Mpps (median of medians) | per run (same round) |")
-    print("|---|---|---|")
+    print("| size (B) | xvs/OVS-DPDK Mpps | per round | xvs/OVS-DPDK no hugepages | per round |")
+    print("|---|---|---|---|---|")
     for size in sorted({r["size"] for r in pps}):
-        per_run = []
-        for run in sorted({r["run"] for r in pps}):
-            a = [r["mpps"] for r in pps if r["contender"] == "xvs" and r["size"] == size and r["run"] == run and r.get("status") == "ok"]
-            b = [r["mpps"] for r in pps if r["contender"] == "ovs" and r["size"] == size and r["run"] == run and r.get("status") == "ok"]
-            if a and b and b[0]:
-                per_run.append(f"{a[0] / b[0]:.2f}")
-        print(f"| {size} | {f(ratio(summ.get(('xvs', size)), summ.get(('ovs', size))), '{:.2f}')} | {', '.join(per_run) or '-'} |")
+        cells = []
+        for o in ("ovs", "ovsnh"):
+            per_run = []
+            for run in sorted({r["run"] for r in pps}):
+                a = [r["mpps"] for r in pps if r["contender"] == "xvs" and r["size"] == size and r["run"] == run and r.get("status") == "ok"]
+                b = [r["mpps"] for r in pps if r["contender"] == o and r["size"] == size and r["run"] == run and r.get("status") == "ok"]
+                if a and b and b[0]:
+                    per_run.append(f"{a[0] / b[0]:.2f}")
+            cells += [f(ratio(summ.get(("xvs", size)), summ.get((o, size))), "{:.2f}"), ", ".join(per_run) or "-"]
+        print(f"| {size} | " + " | ".join(cells) + " |")
     print()
 
 tcp = rows("tcp.jsonl")
