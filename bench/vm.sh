@@ -507,6 +507,7 @@ tcp_row() { # tcp_row C DIR RUN
   PIDS+=("$load")
   date +%s.%N >"$d/t0"
   cpu_lines >"$d/cpu.pre"; threads "$qemu_pid" >"$d/qemu.pre"; threads "$sp" >"$d/switch.pre"
+  if [ "$c" = xvs ]; then xvsctl stats >"$d/pre.xvs.json" 2>/dev/null || echo null >"$d/pre.xvs.json"; fi
   local t0
   t0=$(cat "$d/t0")
   while kill -0 "$cli" 2>/dev/null &&
@@ -515,12 +516,14 @@ tcp_row() { # tcp_row C DIR RUN
   done
   date +%s.%N >"$d/t1"
   cpu_lines >"$d/cpu.post"; threads "$qemu_pid" >"$d/qemu.post"; threads "$sp" >"$d/switch.post"
+  if [ "$c" = xvs ]; then xvsctl stats >"$d/post.xvs.json" 2>/dev/null || echo null >"$d/post.xvs.json"; fi
   local rc=0
   wait "$cli" || rc=$?
   forget "$cli"
   echo "$rc $est" >"$d/client.rc"
   stop_pid "$load"
   cat "$d/client.json" "$d/client.err" >"$tmp/logs/iperf3-$c-$dir-$run.log" 2>/dev/null || true
+  if [ "$c" = xvs ]; then cat "$d/pre.xvs.json" "$d/post.xvs.json" >"$tmp/logs/xvs-stats-$dir-$run.json" 2>/dev/null || true; fi
   python3 "$tmp/report.py" tcp "$d" "$c" "$dir" "$run" "$TCP_POLL" "${OVS_UPLINK_USED:--}" >>"$OUT/tcp.jsonl"
   log "   $(tail -n 1 "$OUT/tcp.jsonl")"
 }
@@ -675,8 +678,26 @@ def tcp(d, c, dr, run, poll, uplink):
             by[n] = by.get(n, 0) + j
         r[f"{who}_threads"] = {n: round(100 * j / HZ / secs, 1)
                                for n, j in sorted(by.items(), key=lambda v: -v[1]) if 100 * j / HZ / secs >= 5}
+    # The host's CPU for this traffic: QEMU (guest and its device), the
+    # switch's process, and softirq (the kernel's bridge and vxlan, veth
+    # receive; both ends), without other processes' load.
+    if r["gbps"] > 0 and "qemu_cpu_pct" in r:
+        host = (r["qemu_cpu_pct"] + r.get("switch_cpu_pct", 0)) / 100 + r.get("cores_softirq", 0)
+        r["host_cores"] = round(host, 3)
+        r["host_cores_per_gbps"] = round(host / r["gbps"], 3)
+    if c == "xvs":
+        drops_into(r, d)
     r["other_load_pct"], r["other_load"] = load_other(d)
     return r
+
+def drops_into(r, d):
+    pre = {p["name"]: p for p in load(f"{d}/pre.xvs.json") or []}
+    for p in load(f"{d}/post.xvs.json") or []:
+        q = pre.get(p["name"], {})
+        drops = {k: v - q.get("drops", {}).get(k, 0) for k, v in p.get("drops", {}).items()}
+        drops = {k: v for k, v in drops.items() if v}
+        if drops:
+            r.setdefault("switch_drops", {})[p["name"]] = drops
 
 def failed(part, c, key, run, reason):
     r = {"part": part, "contender": c, "run": int(run), "status": "failed", "reason": reason}

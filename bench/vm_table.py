@@ -82,12 +82,19 @@ if pps:
     print()
 
 tcp = rows("tcp.jsonl")
+for r in tcp:
+    # Host CPU for the traffic: QEMU + the switch's process + softirq
+    # (older rows lack the field; computed the same way as vm.sh does).
+    if r.get("gbps") and "qemu_cpu_pct" in r and "host_cores_per_gbps" not in r:
+        host = (r["qemu_cpu_pct"] + r.get("switch_cpu_pct", 0)) / 100 + r.get("cores_softirq", 0)
+        r["host_cores"], r["host_cores_per_gbps"] = host, host / r["gbps"]
 if tcp:
     print("## TCP: a TCG guest (QEMU, 1 vCPU, pinned to core 0) ↔ kernel vxlan remote, iperf3, 1 stream\n")
     print("Medians over the runs. cores/Gbit/s = both cores' busy time (/proc/stat, softirq included) "
-          "per second, per Gbit/s. vCPU = QEMU's busiest thread's CPU share.\n")
-    print("| contender | direction | Gbit/s median [min-max] | runs ok | retrans | cores busy | cores/Gbit/s | core0 % | core1 % | QEMU % (vCPU thread %) | switch process % | other load % |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "per second, per Gbit/s (other processes' load included: see its column); host cores = "
+          "QEMU + the switch's process + softirq, without other processes. vCPU = QEMU's busiest thread's CPU share.\n")
+    print("| contender | direction | Gbit/s median [min-max] | runs ok | retrans | cores busy | cores/Gbit/s | host cores | host cores/Gbit/s | core0 % | core1 % | QEMU % (vCPU thread %) | switch process % | other load % |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     summ = {}
     for c in ["xvs", "tap", "ovs"]:
         for dr in ["guest2remote", "remote2guest"]:
@@ -96,22 +103,24 @@ if tcp:
                 continue
             ok = [r for r in g if r.get("status") == "ok"]
             gb = med([r["gbps"] for r in ok])
-            cpg = med([r.get("cores_per_gbps") for r in ok])
+            cpg = med([r.get("host_cores_per_gbps") for r in ok])
             summ[(c, dr)] = (gb, cpg)
             name = c + (f" ({ok[0].get('switch_poll')})" if c in ("xvs", "ovs") and ok else "")
             top = med([r.get("qemu_top_thread_pct") for r in ok])
             topname = next((r.get("qemu_top_thread") for r in ok if r.get("qemu_top_thread")), "")
             print(f"| {name} | {dr} | {f(gb)} [{rng([r['gbps'] for r in ok])}] | {len(ok)}/{len(g)} "
                   f"| {f(med([r.get('retransmits') for r in ok]), '{:.0f}')} | {f(med([r.get('cores_busy') for r in ok]), '{:.2f}')} "
-                  f"| {f(cpg, '{:.2f}')} | {f(med([r.get('cpu0_busy_pct') for r in ok]), '{:.0f}')} "
+                  f"| {f(med([r.get('cores_per_gbps') for r in ok]), '{:.2f}')} "
+                  f"| {f(med([r.get('host_cores') for r in ok]), '{:.2f}')} | {f(cpg, '{:.2f}')} "
+                  f"| {f(med([r.get('cpu0_busy_pct') for r in ok]), '{:.0f}')} "
                   f"| {f(med([r.get('cpu1_busy_pct') for r in ok]), '{:.0f}')} "
                   f"| {f(med([r.get('qemu_cpu_pct') for r in ok]), '{:.0f}')} ({f(top, '{:.0f}')} {topname}) "
                   f"| {f(med([r.get('switch_cpu_pct') for r in ok]), '{:.0f}')} "
                   f"| {f(med([r.get('other_load_pct') for r in g]), '{:.0f}')} |")
             for reason in sorted(set(str(r.get("reason"))[:200] for r in g if r.get("status") != "ok")):
-                print(f"|  | | failed: {reason} | | | | | | | | | |")
+                print(f"|  | | failed: {reason} | | | | | | | | | | | |")
     print()
-    print("| direction | xvs/tap Gbit/s | xvs/OVS Gbit/s | cores/Gbit/s xvs/tap (lower: xvs cheaper) | cores/Gbit/s xvs/OVS |")
+    print("| direction | xvs/tap Gbit/s | xvs/OVS Gbit/s | host cores/Gbit/s xvs/tap (lower: xvs cheaper) | host cores/Gbit/s xvs/OVS |")
     print("|---|---|---|---|---|")
     for dr in ["guest2remote", "remote2guest"]:
         x = summ.get(("xvs", dr), (None, None))
