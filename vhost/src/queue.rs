@@ -356,6 +356,32 @@ impl GuestQueues {
         self.counters.notifications += u64::from(batch.finish());
         n
     }
+
+    /// Hands `frames` to the guest as [`Self::send`] does, but stops at
+    /// the first one the guest has no room for, which is not counted:
+    /// the caller keeps it and those after it for a later try. Returns
+    /// how many frames were taken from the front (handed over, or dropped
+    /// for a malformed receive chain).
+    pub fn send_until_full<'f>(&mut self, frames: impl IntoIterator<Item = &'f [u8]>) -> usize {
+        let Some(mut batch) = Batch::open(&self.rx, &self.mem) else {
+            return 0;
+        };
+        let mergeable = self.features & (1 << VIRTIO_NET_F_MRG_RXBUF) != 0;
+        let mut taken = 0;
+        for frame in frames {
+            match write_frame(&mut batch, frame, self.hdr_len, mergeable) {
+                Ok(()) => {
+                    self.counters.to_guest += 1;
+                    self.counters.to_guest_bytes += frame.len() as u64;
+                }
+                Err(GuestRxError::NoBuffers) => break,
+                Err(GuestRxError::BadDescriptor) => self.counters.bad_rx_chains += 1,
+            }
+            taken += 1;
+        }
+        self.counters.notifications += u64::from(batch.finish());
+        taken
+    }
 }
 
 /// One batch on one vring: its lock held, the guest memory loaded once.

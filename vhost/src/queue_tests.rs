@@ -483,3 +483,20 @@ fn copies_span_memory_regions() {
     assert!(!copy_from_guest(&mem, GuestAddress(0x1_ff00), &mut back));
     assert!(!copy_to_guest(&mem, GuestAddress(0x2_0000), &data));
 }
+
+/// What does not fit waits: `send_until_full` stops at the first frame
+/// the guest has no buffer for, counts no drop, and takes the rest once
+/// the guest posts buffers.
+#[test]
+fn send_until_full_stops_where_the_guest_has_no_room() {
+    let mut r = rig(1 << VIRTIO_F_VERSION_1); // one chain per frame
+    r.post(false, &[desc(BUFS, 1024, VRING_DESC_F_WRITE)]);
+    let f = [1u8; 100];
+    assert_eq!(r.q.send_until_full([&f[..], &f[..], &f[..]]), 1);
+    assert_eq!(r.q.counters.no_buffers, 0, "nothing dropped");
+    r.post(false, &[desc(BUFS + 0x1000, 1024, VRING_DESC_F_WRITE)]);
+    r.post(false, &[desc(BUFS + 0x2000, 1024, VRING_DESC_F_WRITE)]);
+    assert_eq!(r.q.send_until_full([&f[..], &f[..]]), 2);
+    assert_eq!(r.used(false).len(), 3);
+    assert_eq!(r.q.counters.to_guest, 3);
+}

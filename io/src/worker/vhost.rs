@@ -20,6 +20,11 @@ use xvs_vhost::{GuestQueues, QueueCounters, Shared};
 use super::{chunk_of, SocketKind, Worker, WorkerCounters, BATCH};
 use crate::xsk::XskError;
 
+/// Frames kept for a guest whose receive ring is full, per port and
+/// worker, until it posts buffers: a few milliseconds of a TCP stream,
+/// with every worker's pool able to spare them.
+const BACKLOG: usize = 128;
+
 /// `tx_of` values from here on name a vhost-user slot (the value minus
 /// this), not a socket: far above any socket slot.
 pub(super) const VHOST_BASE: usize = 1 << 24;
@@ -44,8 +49,11 @@ pub(super) struct VhostSlot {
     queues: Vec<GuestQueues>,
     /// `shared`'s generation `queues` belong to.
     seen: u64,
-    /// Frames the pipeline queued for the guest this round.
+    /// Frames the pipeline queued for the guest, oldest first: the
+    /// first `backlog` of them are left from earlier rounds, when the
+    /// guest had no receive buffer for them.
     pub(super) pending: Vec<(u64, u32)>,
+    backlog: usize,
     /// Counters of the connections before the current one.
     past: QueueCounters,
     /// Frames for the guest dropped because no driver was there.
@@ -207,6 +215,7 @@ impl Worker {
             pending: Vec::with_capacity(self.set.ring_size()),
             past: QueueCounters::default(),
             no_driver: 0,
+            backlog: 0,
         };
         match self.vhost.iter().position(Option::is_none) {
             Some(i) => self.vhost[i] = Some(slot),
@@ -326,8 +335,9 @@ impl Worker {
         r.map(|()| n)
     }
 
-    /// Hands the frames queued for slot `i`'s guest over, then gives
-    /// their chunks back to the pool.
+    /// Hands the frames queued for slot `i`'s guest over, then gives the
+    /// chunks of those handed over (or dropped) back to the pool; the
+    /// rest wait in the backlog.
     pub(super) fn vhost_flush(&mut self, i: usize) -> Result<(), XskError> {
         let Some(v) = self.vhost[i].as_mut() else {
             return Ok(());
@@ -336,17 +346,20 @@ impl Worker {
             return Ok(());
         }
         self.comp.clear();
-        self.comp
-            .extend(v.pending.iter().map(|&(a, _)| chunk_of(a)));
-        let no_driver = v.pending.len() as u64;
         match send_queues(&mut v.queues, v.send_pair) {
-            None => v.no_driver += no_driver,
+            None => {
+                v.no_driver += v.pending.len() as u64;
+                self.comp.extend(v.pending.drain(..).map(|(a, _)| chunk_of(a)));
+                v.backlog = 0;
+            }
             Some(q) => {
+                self.comp.extend(v.pending.iter().map(|&(a, _)| chunk_of(a)));
                 let mut b = self.store.lend();
                 self.set.chunks_mut(&self.comp, &mut b.chunks)?;
                 if let Some(spec) = self.tap.spec().filter(|s| s.takes(v.no, super::DIR_OUT)) {
+                    // The backlog's frames were captured when first queued.
                     let now = self.epoch.elapsed().as_nanos() as u64;
-                    for (c, &(a, len)) in b.chunks.iter().zip(&v.pending) {
+                    for (c, &(a, len)) in b.chunks.iter().zip(&v.pending).skip(v.backlog) {
                         let off = (a - chunk_of(a)) as usize;
                         if let Some(f) = c.get(off..off + len as usize) {
                             self.tap.offer(spec, now, v.no, super::DIR_OUT, f);
@@ -361,11 +374,27 @@ impl Worker {
                         let off = (a - chunk_of(a)) as usize;
                         c.get(off..off + len as usize)
                     });
-                q.send(frames);
+                let done = q.send_until_full(frames);
                 self.store.keep(b);
+                // A guest out of receive buffers keeps the rest waiting, up
+                // to BACKLOG frames (as a tap's queue holds the kernel's
+                // frames), so a guest slower than its traffic for a moment
+                // loses none; beyond, the newest are dropped and counted.
+                let keep = (v.pending.len() - done).min(BACKLOG);
+                let dropped = v.pending.len() - done - keep;
+                q.counters.no_buffers += dropped as u64;
+                self.comp.clear();
+                self.comp.extend(
+                    v.pending[..done]
+                        .iter()
+                        .chain(&v.pending[done + keep..])
+                        .map(|&(a, _)| chunk_of(a)),
+                );
+                v.pending.truncate(done + keep);
+                v.pending.drain(..done);
+                v.backlog = v.pending.len();
             }
         }
-        v.pending.clear();
         for k in 0..self.comp.len() {
             self.set.release(self.comp[k])?;
         }
