@@ -53,7 +53,7 @@ pub struct PolicerState {
     /// 128-bit multiplications off the per-packet path.
     caps: (u64, u64),
     caps_of: (u64, u32),
-    /// Frames and bytes dropped ([0]) and passed ([1]) since made: indexed
+    /// Frames and bytes dropped (index 0) and passed (index 1) since made: indexed
     /// by the verdict, so counting takes no branch.
     pub frames: [u64; 2],
     pub bytes: [u64; 2],
