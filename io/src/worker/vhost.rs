@@ -349,11 +349,13 @@ impl Worker {
         match send_queues(&mut v.queues, v.send_pair) {
             None => {
                 v.no_driver += v.pending.len() as u64;
-                self.comp.extend(v.pending.drain(..).map(|(a, _)| chunk_of(a)));
+                self.comp
+                    .extend(v.pending.drain(..).map(|(a, _)| chunk_of(a)));
                 v.backlog = 0;
             }
             Some(q) => {
-                self.comp.extend(v.pending.iter().map(|&(a, _)| chunk_of(a)));
+                self.comp
+                    .extend(v.pending.iter().map(|&(a, _)| chunk_of(a)));
                 let mut b = self.store.lend();
                 self.set.chunks_mut(&self.comp, &mut b.chunks)?;
                 if let Some(spec) = self.tap.spec().filter(|s| s.takes(v.no, super::DIR_OUT)) {
