@@ -128,6 +128,8 @@ if [ -z "${XVSD_BIN:-}" ] || [ -z "${XVSCTL_BIN:-}" ] || [ -z "${PKTGEN_BIN:-}" 
 fi
 TD=${CARGO_TARGET_DIR:-$PWD/target}
 XVSD=${XVSD_BIN:-$TD/release/xvsd}
+# XVSD_OLD_BIN: another xvsd, the `xvsold` contender (a before/after in one run).
+XVSD_OLD=${XVSD_OLD_BIN:-$XVSD}
 XVSCTL=${XVSCTL_BIN:-$TD/release/xvsctl}
 PG=${PKTGEN_BIN:-$TD/release/xvs-pktgen}
 
@@ -432,7 +434,7 @@ snap_pps() { # snap_pps C FILE-PREFIX
   sysctr remote s0 rx_packets >"$f.s0_rx"
   cpu_lines >"$f.cpu"
   case $c in
-    xvs)
+    xvs|xvsold)
       xvsctl stats >"$f.xvs.json" 2>/dev/null || echo null >"$f.xvs.json"
       xvsctl worker-stats >"$f.xvsw.json" 2>/dev/null || echo null >"$f.xvsw.json" ;;
     ovs*)
@@ -484,7 +486,7 @@ qemu_down() {
   [ -n "$qemu_pid" ] && stop_pid "$qemu_pid"
   qemu_pid=
 }
-switch_pid() { case $1 in xvs) echo "$xvsd_pid" ;; ovs*) echo "$vswitchd_pid" ;; *) echo ;; esac; }
+switch_pid() { case $1 in xvs|xvsold) echo "$xvsd_pid" ;; ovs*) echo "$vswitchd_pid" ;; *) echo ;; esac; }
 tcp_row() { # tcp_row C DIR RUN
   local c=$1 dir=$2 run=$3 d=$tmp/tcp/$1-$2-$3 i rev=()
   mkdir -p "$d"
@@ -721,10 +723,10 @@ rotate() { # rotate R WORDS...: the words rotated left by R
   for ((i = 0; i < n; i++)); do printf '%s ' "${a[$(((i + r) % n))]}"; done
 }
 up() { # up C POLL
-  case $1 in xvs) xvs_up "$2" ;; ovs) ovs_up "$2" ;; ovsnh) ovs_up "$2" nohuge ;; tap) tap_up ;; esac
+  case $1 in xvs) xvs_up "$2" ;; xvsold) XVSD=$XVSD_OLD xvs_up "$2" ;; ovs) ovs_up "$2" ;; ovsnh) ovs_up "$2" nohuge ;; tap) tap_up ;; esac
 }
 down() {
-  case $1 in xvs) xvs_down ;; ovs|ovsnh) ovs_down ;; tap) tap_down ;; esac
+  case $1 in xvs|xvsold) xvs_down ;; ovs|ovsnh) ovs_down ;; tap) tap_down ;; esac
 }
 uperr() { echo "$1 did not start: $(tail -n 3 "$tmp/up.err" 2>/dev/null | tr '\n' ' ')"; }
 

@@ -48,7 +48,7 @@ if pps:
     print("| contender | size (B) | Mpps median [min-max] | runs ok | switch busy % | ns (xvs) or cycles (OVS) per packet | other load % (median) |")
     print("|---|---|---|---|---|---|---|")
     summ = {}
-    for c in ["xvs", "ovs", "ovsnh"]:
+    for c in ["xvs", "xvsold", "ovs", "ovsnh"]:
         for size in sorted({r["size"] for r in pps}):
             g = [r for r in pps if r["contender"] == c and r["size"] == size]
             if not g:
@@ -57,7 +57,8 @@ if pps:
             m = med([r["mpps"] for r in ok])
             summ[(c, size)] = m
             per = med([r.get("switch_busy_ns_per_pkt") or r.get("ovs_cycles_per_pkt") for r in ok])
-            name = {"ovs": "OVS-DPDK, hugepages", "ovsnh": "OVS-DPDK, no hugepages"}.get(c, c)
+            name = {"ovs": "OVS-DPDK, hugepages", "ovsnh": "OVS-DPDK, no hugepages",
+                    "xvsold": "xvs, XVSD_OLD_BIN"}.get(c, c)
             name += f" ({ok[0].get('ovs_uplink')} uplink)" if c.startswith("ovs") and ok else ""
             fails = [r.get("reason") for r in g if r.get("status") != "ok"]
             print(f"| {name} | {size} | {f(m)} [{rng([r['mpps'] for r in ok])}] | {len(ok)}/{len(g)} "
@@ -66,11 +67,12 @@ if pps:
             for reason in sorted(set(x for x in fails if x)):
                 print(f"|  | | not counted: {reason} | | | | |")
     print()
-    print("| size (B) | xvs/OVS-DPDK Mpps | per round | xvs/OVS-DPDK no hugepages | per round |")
-    print("|---|---|---|---|---|")
+    others = [o for o in ("ovs", "ovsnh", "xvsold") if any(r["contender"] == o for r in pps)]
+    print("| size (B) | " + " | ".join(f"xvs/{o} Mpps | per round" for o in others) + " |")
+    print("|---|" + "---|---|" * len(others))
     for size in sorted({r["size"] for r in pps}):
         cells = []
-        for o in ("ovs", "ovsnh"):
+        for o in others:
             per_run = []
             for run in sorted({r["run"] for r in pps}):
                 a = [r["mpps"] for r in pps if r["contender"] == "xvs" and r["size"] == size and r["run"] == run and r.get("status") == "ok"]
