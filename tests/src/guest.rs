@@ -365,3 +365,22 @@ pub fn wait_port_state(d: &Xvsd, port: &str, want: &str, secs: u64, more: &dyn F
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// Pings the guest at `ip` until `n` answers in a row come back
+/// (bounded by 60 s): the first after a boot waits for the guest's ARP
+/// entry and its port, `port` of `d`, whose stats a failure shows.
+pub fn pings_answered(vm: &Netns, ip: &str, port: &str, n: u32, what: &str, g: &Guest, d: &Xvsd) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if vm.ping(ip, n) == n {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: the guest does not answer {n} pings in a row\n{}\n{}\n{}",
+            port_stats(d, port),
+            d.log(),
+            g.console()
+        );
+    }
+}

@@ -280,7 +280,7 @@ impl GuestQueues {
             let frame = Frame::read(chain, &batch.mem, self.hdr_len, self.features);
             let r = match frame {
                 Ok(Kind::Whole(mut f)) => f.copy(dst.as_mut()),
-                Ok(Kind::Tso(f, tso)) => {
+                Ok(Kind::Tso(f, tso, headers)) => {
                     let segs = tso.segments(f.len);
                     let longest = tso.headers + tso.payload(f.len, 0);
                     if longest > dst.as_mut().len() {
@@ -296,7 +296,7 @@ impl GuestQueues {
                         out += segs - 1;
                         self.counters.segmented += 1;
                         self.counters.segments += segs as u64;
-                        f.segment(tso, dst, &mut buf, &mut done, &mut self.counters);
+                        f.segment(tso, &headers, dst, &mut buf, &mut done, &mut self.counters);
                         batch.used(head, 0);
                         n += 1;
                         out += 1;
@@ -448,9 +448,13 @@ struct Frame<'m> {
 }
 
 /// A chain read: a frame to copy as it is, or a TSO frame to cut.
+// On the stack once per chain, never moved around: boxing the headers
+// would allocate per TSO frame.
+#[allow(clippy::large_enum_variant)]
 enum Kind<'m> {
     Whole(Frame<'m>),
-    Tso(Frame<'m>, Tso),
+    /// The frame's cursor at the payload, and its headers as read.
+    Tso(Frame<'m>, Tso, [u8; MAX_HEADERS]),
 }
 
 impl<'m> Frame<'m> {
@@ -519,7 +523,8 @@ impl<'m> Frame<'m> {
         f.take(&mut head[..n]);
         f.at = mark;
         let tso = Tso::parse(&head[..n], f.len, features, hdr[1], f.csum, field(4))?;
-        Ok(Kind::Tso(f, tso))
+        f.skip(tso.headers);
+        Ok(Kind::Tso(f, tso, head))
     }
 
     /// Copies the next `dst.len()` bytes of the chain into `dst` (the
@@ -577,18 +582,18 @@ impl<'m> Frame<'m> {
     }
 
     /// Cuts a TSO frame into its segments, the first into `first`, the
-    /// others into buffers from `buf`, each handed to `done`: the headers
-    /// copied from the chain for each, the payload once.
+    /// others into buffers from `buf`, each handed to `done`: `headers`
+    /// (as read once) copied into each, the payload from the chain, once.
     fn segment<B: AsMut<[u8]>>(
         mut self,
         tso: Tso,
+        headers: &[u8; MAX_HEADERS],
         first: B,
         buf: &mut impl FnMut() -> Option<B>,
         done: &mut impl FnMut(B, Result<usize, GuestFrameError>),
         counters: &mut QueueCounters,
     ) {
         let segs = tso.segments(self.len);
-        let start = self.at;
         let mut dst = Some(first);
         for k in 0..segs {
             let Some(mut b) = dst.take().or_else(&mut *buf) else {
@@ -603,17 +608,11 @@ impl<'m> Frame<'m> {
                 // A buffer shorter than the first (checked to fit): this
                 // segment is lost, the next ones are not.
                 counters.bad_chains += 1;
-                self.skip(if k == 0 { tso.headers } else { 0 } + payload);
+                self.skip(payload);
                 done(b, Err(GuestFrameError::TooLong));
                 continue;
             };
-            let resume = self.at;
-            self.at = start;
-            self.take(&mut seg[..tso.headers]);
-            self.at = resume;
-            if k == 0 {
-                self.skip(tso.headers);
-            }
+            seg[..tso.headers].copy_from_slice(&headers[..tso.headers]);
             self.take(&mut seg[tso.headers..]);
             tso.finish(seg, k, k + 1 == segs);
             counters.from_guest += 1;

@@ -81,19 +81,7 @@ fn tap_details(ns: &Netns, name: &str) -> Option<String> {
 /// Pings the guest until `n` answers in a row come back (bounded): the
 /// first after a boot waits for the guest's ARP entry and the port.
 fn pings_answered(vm: &Netns, n: u32, what: &str, g: &Guest, d: &Xvsd) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if vm.ping(GUEST_IP, n) == n {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{what}: the guest does not answer {n} pings in a row\n{}\n{}\n{}",
-            port_stats(d, TAP),
-            d.log(),
-            g.console()
-        );
-    }
+    xvs_tests::guest::pings_answered(vm, GUEST_IP, TAP, n, what, g, d);
 }
 
 /// Sends `len` bytes of a pattern to the guest's TCP echo from `vm` while

@@ -13,7 +13,6 @@
 //! three.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
 
 use xvs_tests::guest::{guest_dir, port_stats, wait_port_state, Guest, VhostBridge};
 use xvs_tests::require::{require_file, require_root, require_tool};
@@ -24,19 +23,7 @@ const GUEST_IP: &str = "10.0.0.2";
 /// Pings the guest until `n` answers in a row come back (bounded): the
 /// first after a boot waits for the guest's ARP entry and the port.
 fn pings_answered(vm: &Netns, n: u32, what: &str, g: &Guest, d: &Xvsd) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if vm.ping(GUEST_IP, n) == n {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{what}: the guest does not answer {n} pings in a row\n{}\n{}\n{}",
-            port_stats(d, "vu1"),
-            d.log(),
-            g.console()
-        );
-    }
+    xvs_tests::guest::pings_answered(vm, GUEST_IP, "vu1", n, what, g, d);
 }
 
 #[test]

@@ -77,6 +77,15 @@ pub struct RuleCount {
     pub last_used_ns: u64,
 }
 
+impl RuleCount {
+    /// Adds another worker's count of the same rule.
+    pub fn merge(&mut self, other: &RuleCount) {
+        self.packets += other.packets;
+        self.bytes += other.bytes;
+        self.last_used_ns = self.last_used_ns.max(other.last_used_ns);
+    }
+}
+
 /// What one policer passed and dropped on one worker (`xvsctl stats`):
 /// frames and bytes within the rate (conform) and beyond it (exceed).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -424,9 +424,7 @@ impl Daemon {
                 .filter(|h| h.generation == generation)
                 .filter_map(|h| h.rules.get(rule))
             {
-                sum.packets += c.packets;
-                sum.bytes += c.bytes;
-                sum.last_used_ns = sum.last_used_ns.max(c.last_used_ns);
+                sum.merge(c);
             }
             row.n_packets = Some(sum.packets);
             row.n_bytes = Some(sum.bytes);
@@ -475,9 +473,7 @@ impl Daemon {
                 .filter(|r| r.policy_generation == snap.policy_generation)
                 .filter_map(|r| r.fw_hits.get(usize::from(fw))?.get(rule))
             {
-                sum.packets += c.packets;
-                sum.bytes += c.bytes;
-                sum.last_used_ns = sum.last_used_ns.max(c.last_used_ns);
+                sum.merge(c);
             }
             row.hits = Some(sum.packets);
             row.n_bytes = Some(sum.bytes);
