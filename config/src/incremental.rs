@@ -166,6 +166,17 @@ fn fast(old: &Config, mut ix: Index, new: &mut Config, work: &mut Revalidation) 
     let routes = changed_span(&old.routes, &new.routes);
     let neighbors = changed_span(&old.neighbors, &new.neighbors);
     let addrs = changed_span(&old.addrs, &new.addrs);
+    // Mirrors are left to the whole validation: a change to them, or,
+    // while there are any, to the ports, tunnels and static MACs they may
+    // name. They are a debugging tool, few and short-lived; the index
+    // does not hold them.
+    let mirrors = changed_span(&old.mirrors, &new.mirrors);
+    let touched = |s: &(Range<usize>, Range<usize>)| !s.0.is_empty() || !s.1.is_empty();
+    if touched(&mirrors)
+        || (!new.mirrors.is_empty() && (touched(&ports) || touched(&tunnels) || touched(&fdb)))
+    {
+        return None;
+    }
     work.objects = [
         &bridges, &ports, &tunnels, &fdb, &acls, &qos, &routes, &neighbors, &addrs,
     ]

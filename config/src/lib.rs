@@ -18,7 +18,7 @@
 //! `objects.rs` the checks of one object both validations call;
 //! `incremental.rs` the validation of a change against the running config
 //! ([`ValidConfig::revalidate`]) and `index.rs` the index it checks
-//! against; `shared.rs` how the config holds its objects ([`Shared`],
+//! against; `mirror.rs` port mirrors and their checks; `shared.rs` how the config holds its objects ([`Shared`],
 //! [`changed_span`]); `checks.rs` the rules single
 //! values are held to ([`check_name`], [`remote_vtep`], [`is_unicast_ip`],
 //! [`is_unicast_mac`]).
@@ -27,12 +27,14 @@
 mod checks;
 mod incremental;
 mod index;
+mod mirror;
 mod objects;
 mod shared;
 mod validate;
 
 pub use checks::{check_name, is_unicast_ip, is_unicast_mac, remote_vtep, MAX_NAME_LEN};
 pub use incremental::{Revalidation, ValidConfig};
+pub use mirror::{MirrorConfig, MirrorDir, MAX_MIRRORS};
 pub use shared::{changed_span, Shared};
 pub use validate::{ConfigError, ConfigErrors};
 
@@ -79,6 +81,10 @@ pub struct Config {
     /// and VLAN (what ARP/ND suppression answers from).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub addrs: Vec<Shared<OverlayAddrConfig>>,
+    /// Port mirrors (SPAN to a local port, or to a remote VTEP through a
+    /// tunnel port).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub mirrors: Vec<Shared<MirrorConfig>>,
 }
 
 /// One overlay address: `ip` is at `mac` in `bridge`, VLAN `vlan`.

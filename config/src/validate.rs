@@ -1,7 +1,7 @@
 //! Whole-config validation: [`Config::validate`] checks, one kind of
 //! object at a time and always in this order, the bridges, the one
 //! namespace of ports, tunnels and the uplink, the uplink, ports, tunnels,
-//! static FDB entries, ACLs, policers, routes, bridge lookups, overlay
+//! static FDB entries, ACLs, policers, mirrors, routes, bridge lookups, overlay
 //! addresses and static neighbors, and returns every problem at once as
 //! [`ConfigErrors`] (messages and their order are part of the interface:
 //! xvsctl shows them and tests assert them). [`ValidConfig`]
@@ -121,6 +121,7 @@ impl Config {
             .collect();
         self.check_acls(&ports, e);
         self.check_qos(&ports, e);
+        self.check_mirrors(&ports, e);
         self.check_routes(e);
         self.check_lookups(e);
         self.check_addrs(&bridges, e);

@@ -124,6 +124,12 @@ pub struct PortEntry {
     /// Storm control: index into [`Snapshot::policers`] of the policer
     /// that counts the port's flooded frames (one token a frame).
     pub storm: Option<u16>,
+    /// The mirrors that copy the frames the port [receives, sends]: an
+    /// index into [`Snapshot::mirror_sets`].
+    pub mirror: [Option<u16>; 2],
+    /// The port is a mirror's output: it carries the mirror's copies and
+    /// nothing else (floods skip it, what arrives on it is dropped).
+    pub mirror_output: bool,
 }
 
 impl PortEntry {
@@ -135,6 +141,8 @@ impl PortEntry {
             firewall: [None; 2],
             policer: [None; 2],
             storm: None,
+            mirror: [None; 2],
+            mirror_output: false,
             ..self.clone()
         }
     }
@@ -151,8 +159,18 @@ impl PortEntry {
             max_macs: None,
             security: None,
             storm: None,
+            mirror: [None; 2],
+            mirror_output: false,
         }
     }
+}
+
+/// One mirror as workers run it: where its copies go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MirrorEntry {
+    /// A local port (the copy leaves as it is) or a tunnel port (the copy
+    /// is encapsulated to each of its remote VTEPs).
+    pub to: PortNo,
 }
 
 /// One bridge of the snapshot. Name and port list are shared (`Arc`) with
@@ -186,7 +204,7 @@ pub struct BridgeEntry {
 pub struct Snapshot {
     /// Bumped on every publication.
     pub generation: u64,
-    /// Bumped only when firewalls or policers change: workers keep their
+    /// Bumped only when firewalls, policers or mirrors change: workers keep their
     /// token buckets and hit counters across other swaps.
     pub policy_generation: u64,
     /// Bumped when a port's learning limit changes: workers then forget
@@ -201,6 +219,10 @@ pub struct Snapshot {
     pub uplink_mtu: u16,
     pub firewalls: Arc<[Firewall]>,
     pub policers: Arc<[PolicerConfig]>,
+    /// Mirrors, in the config's order (workers count per index).
+    pub mirrors: Arc<[MirrorEntry]>,
+    /// The distinct lists of mirrors ports name in [`PortEntry::mirror`].
+    pub mirror_sets: Arc<[Box<[u16]>]>,
 }
 
 impl Snapshot {
@@ -218,6 +240,8 @@ impl Snapshot {
             uplink_mtu: 0,
             firewalls: Arc::from(Vec::new()),
             policers: Arc::from(Vec::new()),
+            mirrors: Arc::from(Vec::new()),
+            mirror_sets: Arc::from(Vec::new()),
         }
     }
 

@@ -71,10 +71,14 @@ pub enum DropReason {
     /// Storm control: a broadcast, multicast or unknown unicast frame over
     /// its ingress port's `storm_pps`.
     StormControl,
+    /// Received on a mirror's output port, which carries nothing but the
+    /// mirror's copies; or forwarded to it by a MAC learned before it
+    /// became one.
+    MirrorOutput,
 }
 
 impl DropReason {
-    const OWN: usize = 25;
+    const OWN: usize = 26;
     /// Number of distinct counters.
     pub const COUNT: usize = WireError::COUNT + Self::OWN;
 
@@ -115,6 +119,7 @@ impl DropReason {
             DropReason::SpoofedMac => 22,
             DropReason::SpoofedIp => 23,
             DropReason::StormControl => 24,
+            DropReason::MirrorOutput => 25,
         }
     }
 
@@ -146,6 +151,7 @@ impl DropReason {
             DropReason::SpoofedMac,
             DropReason::SpoofedIp,
             DropReason::StormControl,
+            DropReason::MirrorOutput,
         ];
         WireError::ALL
             .into_iter()
@@ -182,6 +188,7 @@ impl DropReason {
             DropReason::SpoofedMac => "spoofed_mac",
             DropReason::SpoofedIp => "spoofed_ip",
             DropReason::StormControl => "storm_control",
+            DropReason::MirrorOutput => "mirror_output",
         }
     }
 }

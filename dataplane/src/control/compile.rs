@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use rustc_hash::{FxHashMap, FxHashSet};
 
+use super::mirrors::mirrors;
 use super::tunnels::{dynamic_remotes, tunnel_ports, TemplateFn};
 use super::{ApplyWork, LookedUpAddrs};
 use crate::policy::firewall::{AclRule, Firewall};
@@ -187,6 +188,7 @@ pub(super) fn compile(
     };
     let firewalls = firewalls(config, &mut layout, &mut errs);
     let policers = policers(config, &mut layout, &mut errs);
+    let (mirrors, mirror_sets) = mirrors(config, &mut layout);
     let (prev_bridge, _) = align(
         &prev.config.bridges,
         &config.bridges,
@@ -219,7 +221,9 @@ pub(super) fn compile(
     let policy_changed = prev.snapshot.firewalls.len() != firewalls.len()
         || prev.snapshot.policers.as_ref() != policers.as_slice()
         || config_acls_changed(prev.snapshot, &firewalls)
-        || !policy_slots(&prev.snapshot.ports).eq(policy_slots(&ports));
+        || !policy_slots(&prev.snapshot.ports).eq(policy_slots(&ports))
+        || *prev.snapshot.mirrors != *mirrors
+        || *prev.snapshot.mirror_sets != *mirror_sets;
     let limits = |ports: &[PortEntry]| ports.iter().map(|p| p.max_macs).collect::<Vec<_>>();
     let limits_changed = limits(&prev.snapshot.ports) != limits(&ports);
     Ok(Compiled {
@@ -242,6 +246,8 @@ pub(super) fn compile(
             uplink_mtu: config.uplink.as_ref().map_or(0, |u| u.mtu),
             firewalls: Arc::from(firewalls),
             policers: Arc::from(policers),
+            mirrors: Arc::from(mirrors),
+            mirror_sets: Arc::from(mirror_sets),
         },
         statics,
         dyn_remotes,
@@ -314,6 +320,8 @@ impl<'c> Layout<'c> {
                     max_macs: None,
                     security: None,
                     storm: None,
+                    mirror: [None; 2],
+                    mirror_output: false,
                 };
             }
         }
@@ -346,6 +354,8 @@ impl<'c> Layout<'c> {
                         max_macs: p.max_macs,
                         security: PortSecurity::new(&p.allowed_macs, &p.allowed_ips).map(Arc::new),
                         storm: None,
+                        mirror: [None; 2],
+                        mirror_output: false,
                     }
                 }
             };
@@ -649,15 +659,21 @@ fn static_entries(
 }
 
 /// Each port's firewall and policer slots, by port name.
-fn policy_slots(
-    ports: &[PortEntry],
-) -> impl Iterator<Item = (&Arc<str>, [Option<u16>; 2], [Option<u16>; 2])> + '_ {
+type PolicySlots<'a> = (
+    &'a Arc<str>,
+    [Option<u16>; 2],
+    [Option<u16>; 2],
+    [Option<u16>; 2],
+    bool,
+);
+
+fn policy_slots(ports: &[PortEntry]) -> impl Iterator<Item = PolicySlots<'_>> + '_ {
     // The Arc, not the str: equal names shared with the running snapshot
     // compare by pointer.
     ports
         .iter()
         .filter(|e| e.kind != PortKind::Absent)
-        .map(|e| (&e.name, e.firewall, e.policer))
+        .map(|e| (&e.name, e.firewall, e.policer, e.mirror, e.mirror_output))
 }
 
 fn config_acls_changed(prev: &Snapshot, new: &[Firewall]) -> bool {

@@ -53,6 +53,7 @@ pub mod invalidate;
 pub mod kernel;
 mod learning;
 pub mod lookup;
+mod mirrors;
 mod snoop;
 mod tunnels;
 mod underlay;

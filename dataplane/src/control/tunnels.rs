@@ -206,6 +206,8 @@ pub(super) fn tunnel_ports(
             max_macs: None,
             security: None,
             storm: None,
+            mirror: [None; 2],
+            mirror_output: false,
         };
         tunnel_ports.push(tp);
         layout.members.push((b, n));

@@ -2,7 +2,8 @@
 //! FDB, flooding to every port and every remote), a flow rule's actions,
 //! and per output the VLAN egress, firewall and policer out, tunnel push,
 //! MTU check and the frame handed to a port's transmit ring
-//! ([`Emitter`] makes the replicas a flood needs).
+//! ([`Emitter`] makes the replicas a flood needs; a port's egress mirrors
+//! copy the frame after its egress stages, before the tunnel header).
 
 use super::*;
 
@@ -43,6 +44,7 @@ pub(super) fn normal<'a>(
                 return;
             }
             match snap.port(d.port) {
+                Some(p) if p.mirror_output => em.drop_output(ws, ctx, DropReason::MirrorOutput),
                 Some(p) if p.vlan.carries(ctx.vlan) && p.bridge == ctx.bridge => {
                     let tag = egress_tag(&p.vlan, ctx.vlan);
                     em.emit(
@@ -118,7 +120,7 @@ pub(super) fn flood<'a>(
             continue;
         }
         let Some(pe) = snap.port(p) else { continue };
-        if !pe.vlan.carries(ctx.vlan) {
+        if !pe.vlan.carries(ctx.vlan) || pe.mirror_output {
             continue;
         }
         let tag = egress_tag(&pe.vlan, ctx.vlan);
@@ -328,6 +330,9 @@ pub(super) fn send<'a>(
             return drop_frame(ws, out.port, frame, DropReason::PolicerOut, io);
         }
     }
+    if let Some(m) = pe.mirror[1] {
+        mirror::copy(snap, ws, m, ctx.key, ctx.hash, &frame, io);
+    }
     let tagged = out.tag != Tag::Untagged;
     let tx_port = match pe.kind {
         PortKind::Local => {
@@ -339,28 +344,11 @@ pub(super) fn send<'a>(
             out.port
         }
         PortKind::Tunnel(t) => {
-            let (Some(tp), Some(uplink)) = (snap.tunnels.get(t), snap.uplink) else {
-                return drop_frame(ws, out.port, frame, DropReason::NoRoute, io);
-            };
-            let tpl = match tp.template(out.remote) {
-                Ok(t) => t,
-                Err(r) => return drop_frame(ws, out.port, frame, r, io),
-            };
-            if frame.headroom() < tpl.len() {
-                if !frame.make_headroom(tpl.len()) {
-                    return drop_frame(ws, out.port, frame, DropReason::NoHeadroom, io);
-                }
-                ws.copies += 1;
-            }
-            let meta = PushMeta {
-                flow_hash: ctx.hash,
-                inner_tos: ctx.key.ip_tos(),
-                ip_id: ws.next_ip_id(),
-            };
-            let pushed = match tpl.push(&mut frame, &meta) {
-                Ok(n) => n,
-                Err(r) => return drop_frame(ws, out.port, frame, r, io),
-            };
+            let (pushed, uplink) =
+                match push_outer(snap, ws, t, out.remote, ctx.key, ctx.hash, &mut frame) {
+                    Ok(p) => p,
+                    Err(r) => return drop_frame(ws, out.port, frame, r, io),
+                };
             if frame.len() > usize::from(snap.uplink_mtu) + ethernet::HEADER_LEN {
                 // The push only prepended: taking the header off again
                 // gives back the frame as it came, for the ICMP error,
@@ -387,6 +375,39 @@ pub(super) fn send<'a>(
     });
 }
 
+/// Pushes the outer header of tunnel port `t` for its remote `remote`
+/// onto `frame`, making headroom where the frame has too little: the
+/// bytes pushed and the uplink the frame now leaves by. `key` and `hash`
+/// are the inner frame's (the outer TOS and UDP source port come from
+/// them).
+#[inline(always)]
+pub(super) fn push_outer(
+    snap: &Snapshot,
+    ws: &mut WorkerState,
+    t: u16,
+    remote: RemoteIdx,
+    key: &FlowKey,
+    hash: u64,
+    frame: &mut Frame<'_>,
+) -> Result<(usize, PortNo), DropReason> {
+    let (Some(tp), Some(uplink)) = (snap.tunnels.get(t), snap.uplink) else {
+        return Err(DropReason::NoRoute);
+    };
+    let tpl = tp.template(remote)?;
+    if frame.headroom() < tpl.len() {
+        if !frame.make_headroom(tpl.len()) {
+            return Err(DropReason::NoHeadroom);
+        }
+        ws.copies += 1;
+    }
+    let meta = PushMeta {
+        flow_hash: hash,
+        inner_tos: key.ip_tos(),
+        ip_id: ws.next_ip_id(),
+    };
+    Ok((tpl.push(frame, &meta)?, uplink))
+}
+
 /// A frame too big for `out`, whose IP MTU is `mtu`: dropped (counted on
 /// `out`), and if it came from a local port, turned into the ICMP error
 /// its sender is due and sent back to it (`pmtu`), within the worker's
@@ -411,6 +432,9 @@ fn too_big<'a>(
             && pmtu::too_big_reply(&mut frame, mtu)
             && retag(&mut frame, false, egress_tag(&in_pe.vlan, ctx.vlan)).is_ok()
         {
+            if let Some(m) = in_pe.mirror[1] {
+                mirror::copy(snap, ws, m, ctx.key, ctx.hash, &frame, io);
+            }
             ws.count_icmp_too_big(ctx.in_port);
             ws.count_tx(ctx.in_port, frame.len());
             io.tx.push(TxFrame {

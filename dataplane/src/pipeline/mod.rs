@@ -21,6 +21,7 @@
 #![forbid(unsafe_code)]
 
 mod egress;
+mod mirror;
 mod pmtu;
 mod state;
 mod suppress;
@@ -47,7 +48,7 @@ use xvs_types::MissAction;
 use xvs_types::{BridgeNo, FlowKey, PortNo};
 
 use egress::{normal, run_actions, send, Emitter};
-pub use state::{FlowHits, PolicerCount, PortCounters, RuleCount, WorkerState};
+pub use state::{FlowHits, MirrorCount, PolicerCount, PortCounters, RuleCount, WorkerState};
 
 /// A frame to transmit and the port it leaves by.
 ///
@@ -205,7 +206,7 @@ pub fn process_batch<'a, I>(
     // Everything about the receiving port is looked up once per batch.
     let rx_pe = snap.port(in_port);
     let local = rx_pe
-        .filter(|p| p.kind == PortKind::Local)
+        .filter(|p| p.kind == PortKind::Local && !p.mirror_output)
         .and_then(|pe| Some((pe, snap.bridges.get(usize::from(pe.bridge))?)));
     let uplink = rx_pe.is_some_and(|p| p.kind == PortKind::Uplink);
     let mut stage = std::mem::take(&mut ws.stage);
@@ -245,13 +246,22 @@ pub fn process_batch<'a, I>(
                     continue;
                 };
                 ws.count_rx(d.port, frame.len());
+                if ing.0.mirror_output {
+                    drop_frame(ws, d.port, frame, DropReason::MirrorOutput, io);
+                    continue;
+                }
                 st.port = d.port;
                 st.remote = d.remote;
                 st.tun_id = d.vni;
                 st.vtep = Some(d.vtep);
                 ing
             } else {
-                drop_frame(ws, in_port, frame, DropReason::UnknownPort, io);
+                let r = if rx_pe.is_some_and(|p| p.mirror_output) {
+                    DropReason::MirrorOutput
+                } else {
+                    DropReason::UnknownPort
+                };
+                drop_frame(ws, in_port, frame, r, io);
                 continue;
             };
             if let Some(frame) = stage_frame(ws, pe, frame, st, io) {
@@ -274,7 +284,14 @@ pub fn process_batch<'a, I>(
             // rather than carried so that nothing built per frame is copied
             // here (see `Staged`).
             match local.or_else(|| ingress_of(snap, st.port)) {
-                Some((pe, bridge)) => process_frame(snap, ws, pe, bridge, now, st, frame, io),
+                Some((pe, bridge)) => {
+                    // Here, not in `process_frame`: a held frame run
+                    // again was mirrored when it came in.
+                    if let Some(m) = pe.mirror[0] {
+                        mirror::copy(snap, ws, m, &st.key, st.hash, &frame, io);
+                    }
+                    process_frame(snap, ws, pe, bridge, now, st, frame, io)
+                }
                 None => drop_frame(ws, st.port, frame, DropReason::UnknownPort, io),
             }
         }
@@ -438,11 +455,11 @@ fn process_frame<'a>(
         match suppress::answer(&mut frame, ctx.key, &info, &bridge.addrs, ctx.vlan) {
             suppress::Verdict::ArpReply => {
                 ws.arp_suppressed += 1;
-                return reply_in_place(ws, in_port, frame, io);
+                return reply_in_place(snap, ws, pe, &ctx, frame, io);
             }
             suppress::Verdict::NdReply => {
                 ws.nd_suppressed += 1;
-                return reply_in_place(ws, in_port, frame, io);
+                return reply_in_place(snap, ws, pe, &ctx, frame, io);
             }
             suppress::Verdict::Miss(ip) => {
                 if bridge.lookup.is_some() {
@@ -560,7 +577,7 @@ fn offer(snap: &Snapshot, ws: &mut WorkerState, pe: &PortEntry, st: &Staged, pla
 /// untagged frame it describes (TCP/UDP over IPv4 without options or
 /// fragments, or IPv6 without extension headers: `xvs_tc.bpf.c`'s
 /// `flow_key`), to one untagged output, with nothing per packet on the
-/// way (firewall, policer, port security on either port; a decapsulated
+/// way (firewall, policer, mirror, port security on either port; a decapsulated
 /// frame's remote must be a known one). Whether the output's template can
 /// be pushed there is the control thread's to check.
 fn offerable(snap: &Snapshot, pe: &PortEntry, st: &Staged, out: Out) -> bool {
@@ -570,7 +587,9 @@ fn offerable(snap: &Snapshot, pe: &PortEntry, st: &Staged, out: Out) -> bool {
         _ => false,
     };
     let l4 = matches!(st.key.ip_proto(), 6 | 17);
-    let quiet = |p: &PortEntry| p.firewall == [None, None] && p.policer == [None, None];
+    let quiet = |p: &PortEntry| {
+        p.firewall == [None, None] && p.policer == [None, None] && p.mirror == [None, None]
+    };
     plain
         && l4
         && st.rx_tag.is_none()
@@ -632,7 +651,19 @@ impl Plan {
 /// port it came in on, as it is (tag included). It is the switch speaking
 /// for the table, not a forwarded frame: the request already passed the
 /// port's ingress firewall and policer, and no egress stage applies.
-fn reply_in_place<'a>(ws: &mut WorkerState, port: PortNo, frame: Frame<'a>, io: &mut BatchIo<'a>) {
+fn reply_in_place<'a>(
+    snap: &Snapshot,
+    ws: &mut WorkerState,
+    pe: &PortEntry,
+    ctx: &Ctx,
+    frame: Frame<'a>,
+    io: &mut BatchIo<'a>,
+) {
+    // It leaves by the port all the same: its egress mirrors see it.
+    if let Some(m) = pe.mirror[1] {
+        mirror::copy(snap, ws, m, ctx.key, ctx.hash, &frame, io);
+    }
+    let port = ctx.in_port;
     ws.count_tx(port, frame.len());
     io.tx.push(TxFrame { frame, port });
 }

@@ -96,6 +96,25 @@ pub struct PolicerCount {
     pub exceed_bytes: u64,
 }
 
+/// What one mirror did on one worker (`xvsctl mirror-list`): copies sent
+/// and their bytes (the frame as mirrored, before any tunnel header), and
+/// copies lost (no free buffer, or too big for the output).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MirrorCount {
+    pub packets: u64,
+    pub bytes: u64,
+    pub dropped: u64,
+}
+
+impl MirrorCount {
+    /// Adds another worker's count of the same mirror.
+    pub fn merge(&mut self, other: &MirrorCount) {
+        self.packets += other.packets;
+        self.bytes += other.bytes;
+        self.dropped += other.dropped;
+    }
+}
+
 /// One bridge's flow rule counters on one worker, for the table of
 /// generation `generation` (a table rebuilt starts from zero, as a flow
 /// re-added does in Open vSwitch): indexed by rule index.
@@ -115,6 +134,8 @@ pub struct WorkerState {
     pub ports: Vec<PortCounters>,
     /// Hit counters per firewall, per rule.
     pub fw_hits: Vec<Vec<RuleCount>>,
+    /// Per mirror (the snapshot's index): copies made and lost.
+    pub mirrors: Vec<MirrorCount>,
     /// Flow rule counters per bridge number.
     pub flow_hits: Vec<FlowHits>,
     /// The snapshot `flow_hits` was last matched against.
@@ -178,6 +199,7 @@ impl WorkerState {
             drops: DropCounters::default(),
             ports: Vec::new(),
             fw_hits: Vec::new(),
+            mirrors: Vec::new(),
             flow_hits: Vec::new(),
             flows_synced: u64::MAX,
             copies: 0,
@@ -249,6 +271,7 @@ impl WorkerState {
             .iter()
             .map(|f| vec![RuleCount::default(); f.rule_count()])
             .collect();
+        self.mirrors = vec![MirrorCount::default(); snap.mirrors.len()];
     }
 
     /// Keeps each bridge's flow counters while its table is the same one,

@@ -1734,6 +1734,7 @@ mod lookup_on_miss {
 
 mod every_drop;
 mod flow_counters;
+mod mirrors;
 mod offers;
 mod pmtu;
 mod port_security;

@@ -6,8 +6,8 @@
 //! What the pipeline decided is read back from that private state, which
 //! counted each decision as a worker's would: the ACL rule and the flow
 //! rule the frame matched, the drop and its reason, the ARP/ND answer,
-//! a lookup miss, a hold, and every frame it sent with the port it went
-//! out of (outer header included). Policers start with full buckets, and
+//! a lookup miss, a hold, the mirrors that copied it, and every frame it
+//! sent with the port it went out of (outer header included). Policers start with full buckets, and
 //! the exact-match cache empty, so what is traced is what the classifier
 //! decides, as for a flow's first frame.
 
@@ -40,6 +40,8 @@ pub struct Trace {
     pub events: Vec<(&'static str, u64)>,
     /// Held for a lookup (its bridge's lookup answers misses).
     pub held: bool,
+    /// Mirrors that copied it (snapshot index), and how many copies.
+    pub mirrored: Vec<(u16, u64)>,
 }
 
 /// Runs `frame` as received on `in_port` at `now` through the pipeline
@@ -91,5 +93,12 @@ pub fn trace(snap: &Snapshot, in_port: PortNo, frame: &[u8], now: u64) -> Trace 
         flow_rule,
         events: ws.events().into_iter().filter(|(_, n)| *n > 0).collect(),
         held: !io.held.is_empty(),
+        mirrored: ws
+            .mirrors
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.packets > 0)
+            .map(|(m, c)| (m as u16, c.packets))
+            .collect(),
     }
 }

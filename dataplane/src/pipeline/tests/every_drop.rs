@@ -265,6 +265,22 @@ fn trigger(r: DropReason) -> Trigger {
             port: VM1,
             frames: vec![from_vm1(), from_vm1()],
         },
+        DropReason::MirrorOutput => Trigger::Frames {
+            // vm2 made a mirror's output: what it sends is dropped.
+            config: |c| {
+                c.mirrors.push(
+                    xvs_config::MirrorConfig {
+                        name: "m1".into(),
+                        src: vec!["vm1".into()],
+                        dir: xvs_config::MirrorDir::Both,
+                        to: "vm2".into(),
+                    }
+                    .into(),
+                )
+            },
+            port: VM2,
+            frames: vec![udp_frame(B, BCAST, 16)],
+        },
         DropReason::LookupMiss => Trigger::Frames {
             config: |c| {
                 let direct = LookupProviderConfig::Direct {
