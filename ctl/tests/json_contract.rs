@@ -53,6 +53,8 @@ fn commands() -> Vec<Command> {
          "burst_bytes": 65536, "peak_bps": 200000000},
         {"op": "route-add", "prefix": "198.51.100.0/24", "gateway": "192.0.2.254",
          "dev": "eth0", "metric": 5},
+        {"op": "add-port", "bridge": "br0", "name": "mon"},
+        {"op": "mirror-add", "name": "m1", "src": ["vm1"], "dir": "in", "to": "mon"},
         {"op": "meta-set", "key": "owner", "value": {"etcd": 1}},
     ]);
     serde_json::from_value(cmds).expect("the sample commands parse")
@@ -95,6 +97,7 @@ fn requests() -> BTreeMap<&'static str, Value> {
             port: "vm1".into(),
             frame: "02000000000102000000000208060001".into(),
         }),
+        Method::MirrorList,
     ];
     methods
         .iter()
@@ -223,11 +226,25 @@ fn rows() -> BTreeMap<&'static str, Value> {
             drops: BTreeMap::from([("flow_drop".to_owned(), 1)]),
             events: BTreeMap::from([("replicas".to_owned(), 1)]),
             held: false,
+            mirrors: BTreeMap::from([("m1".to_owned(), 1)]),
             outputs: vec![TraceOutput {
                 port: "vm2".into(),
                 len: 60,
                 hex: "02".into(),
             }],
+        }),
+    );
+    r.insert(
+        "MirrorRow",
+        v(MirrorRow {
+            name: "m1".into(),
+            src: vec!["vm1".into()],
+            dir: xvs_config::MirrorDir::In,
+            to: "mon".into(),
+            remote: false,
+            packets: 3,
+            bytes: 192,
+            dropped: 0,
         }),
     );
     r.insert(

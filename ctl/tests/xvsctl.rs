@@ -630,3 +630,73 @@ fn fdb_batches_are_fast_and_atomic() {
     );
     assert_eq!(d.config().fdb.len(), 30_000);
 }
+
+#[test]
+fn mirrors_are_added_listed_shown_and_go_with_their_ports() {
+    let d = FakeDaemon::start("mirrors");
+    setup(&d);
+    ok(
+        &d,
+        &["add-port", "br0", "vm2", "--", "add-port", "br0", "span"],
+    );
+    ok(
+        &d,
+        &[
+            "mirror-add",
+            "m1",
+            "--src",
+            "vm1,vm2",
+            "--dir",
+            "in",
+            "--to",
+            "span",
+        ],
+    );
+    ok(&d, &["mirror-add", "m2", "--src", "vm1", "--to", "vx1"]);
+    let c = d.config();
+    assert_eq!(c.mirrors.len(), 2);
+    assert_eq!(c.mirrors[0].src, ["vm1", "vm2"]);
+    assert_eq!(c.mirrors[0].dir, xvs_config::MirrorDir::In);
+    assert_eq!(c.mirrors[1].dir, xvs_config::MirrorDir::Both);
+
+    let rows: Vec<xvs_ctl::protocol::MirrorRow> = json(&d, &["mirror-list"]);
+    assert_eq!(rows.len(), 2);
+    assert!(rows[1].remote && !rows[0].remote);
+    let table = ok(&d, &["mirror-list"]);
+    assert!(table.starts_with("MIRROR"), "{table}");
+    assert!(table.contains("vx1 (tunnel)"), "{table}");
+    assert!(ok(&d, &["show"]).contains("mirror m1: vm1,vm2 in -> span"));
+
+    // Refused whole, naming what is wrong.
+    let e = rejected(&d, &["mirror-add", "m1", "--src", "vm1", "--to", "span"]);
+    assert!(e.contains("mirror \"m1\" already exists"), "{e}");
+    let e = rejected(&d, &["mirror-add", "m3", "--src", "ghost", "--to", "span"]);
+    assert!(e.contains("no port or tunnel \"ghost\""), "{e}");
+    let e = rejected(&d, &["mirror-add", "m3", "--src", "span", "--to", "vm2"]);
+    assert!(e.contains("is a mirror's source"), "{e}");
+    ok(
+        &d,
+        &[
+            "mirror-add",
+            "m1",
+            "--src",
+            "vm1",
+            "--to",
+            "span",
+            "--may-exist",
+        ],
+    );
+
+    // A source deleted leaves the mirror; its last source or its output
+    // deleted takes the mirror with it.
+    ok(&d, &["del-port", "vm2"]);
+    assert_eq!(d.config().mirrors[0].src, ["vm1"]);
+    ok(&d, &["del-port", "span"]);
+    let c = d.config();
+    assert_eq!(c.mirrors.len(), 1);
+    assert_eq!(c.mirrors[0].name, "m2");
+    ok(&d, &["mirror-del", "m2"]);
+    rejected(&d, &["mirror-del", "m2"]);
+    ok(&d, &["mirror-del", "m2", "--if-exists"]);
+    assert!(d.config().mirrors.is_empty());
+}

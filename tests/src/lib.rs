@@ -552,6 +552,10 @@ pub fn tshark<T>(
             Ok(n) => seen.extend_from_slice(&b[..n]),
         }
     }
+    // "Capturing on" comes a moment before the capture is live: a frame
+    // sent at once was missed (seen with one capture started inside
+    // another's `during`).
+    std::thread::sleep(Duration::from_millis(300));
     let result = during();
     std::thread::sleep(Duration::from_secs(1));
     // SAFETY: kill has no memory-safety preconditions.

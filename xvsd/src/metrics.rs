@@ -30,7 +30,7 @@ use prometheus_client::registry::Registry;
 use serde::de::DeserializeOwned;
 use tracing::{debug, info};
 use xvs_ctl::protocol::{
-    Id, Method, PortKindName, PortState, Request, StatsParams, StatsRow, WorkerStatsRow,
+    Id, Method, MirrorRow, PortKindName, PortState, Request, StatsParams, StatsRow, WorkerStatsRow,
 };
 use xvs_ctl::server::{Call, Waker};
 
@@ -169,7 +169,8 @@ impl Scraper {
             per_worker: false,
         }))?;
         let workers: Vec<WorkerStatsRow> = self.call(Method::WorkerStats)?;
-        render(&stats, &workers).map_err(|e| format!("rendering: {e}"))
+        let mirrors: Vec<MirrorRow> = self.call(Method::MirrorList)?;
+        render(&stats, &workers, &mirrors).map_err(|e| format!("rendering: {e}"))
     }
 }
 
@@ -222,8 +223,13 @@ type Level = Gauge<i64, AtomicI64>;
 type Ratio = Gauge<f64, AtomicU64>;
 type Seconds = Counter<f64, AtomicU64>;
 
-/// The OpenMetrics text of the `stats` and `worker_stats` rows.
-pub fn render(stats: &[StatsRow], workers: &[WorkerStatsRow]) -> Result<String, std::fmt::Error> {
+/// The OpenMetrics text of the `stats`, `worker_stats` and `mirror_list`
+/// rows.
+pub fn render(
+    stats: &[StatsRow],
+    workers: &[WorkerStatsRow],
+    mirrors: &[MirrorRow],
+) -> Result<String, std::fmt::Error> {
     let mut reg = Registry::with_prefix("xvs");
     let rx_packets: Family<_, Count> = family(
         &mut reg,
@@ -374,6 +380,28 @@ pub fn render(stats: &[StatsRow], workers: &[WorkerStatsRow]) -> Result<String, 
         }
     }
 
+    let m_packets: Family<_, Count> = family(
+        &mut reg,
+        "mirror_packets",
+        "Copies a port mirror sent out of its output",
+    );
+    let m_bytes: Family<_, Count> = family(
+        &mut reg,
+        "mirror_bytes",
+        "Bytes of those copies, as mirrored (without a tunnel header)",
+    );
+    let m_lost: Family<_, Count> = family(
+        &mut reg,
+        "mirror_lost",
+        "Copies a port mirror lost (no free buffer, too big for its output)",
+    );
+    for m in mirrors {
+        let l = labels(&[("mirror", &m.name), ("output", &m.to)]);
+        m_packets.get_or_create(&l).inc_by(m.packets);
+        m_bytes.get_or_create(&l).inc_by(m.bytes);
+        m_lost.get_or_create(&l).inc_by(m.dropped);
+    }
+
     let w_packets: Family<_, Count> =
         family(&mut reg, "worker_packets", "Frames a worker received");
     let w_busy: Family<_, Seconds> = family(
@@ -522,7 +550,17 @@ mod tests {
                 tx: 1,
             }),
         };
-        let text = render(&[p0, row("vx1", PortKindName::Tunnel), u0], &[w]).unwrap();
+        let m = MirrorRow {
+            name: "m1".into(),
+            src: vec!["p0".into()],
+            dir: xvs_config::MirrorDir::Both,
+            to: "vx1".into(),
+            remote: true,
+            packets: 6,
+            bytes: 600,
+            dropped: 1,
+        };
+        let text = render(&[p0, row("vx1", PortKindName::Tunnel), u0], &[w], &[m]).unwrap();
         for line in [
             "# TYPE xvs_port_rx_packets counter",
             r#"xvs_port_rx_packets_total{port="p0",kind="port"} 10"#,
@@ -537,6 +575,8 @@ mod tests {
             r#"xvs_worker_busy_ratio{worker="0"} 0.25"#,
             r#"xvs_worker_events_total{worker="0",event="arp_suppressed"} 2"#,
             r#"xvs_worker_umem_chunks{worker="0",where="free"} 4"#,
+            r#"xvs_mirror_packets_total{mirror="m1",output="vx1"} 6"#,
+            r#"xvs_mirror_lost_total{mirror="m1",output="vx1"} 1"#,
             "# EOF",
         ] {
             assert!(text.lines().any(|l| l == line), "{line:?} in:\n{text}");

@@ -213,6 +213,7 @@ fn diff(old: &Config, new: &Config) -> Vec<Value> {
     splice!("routes", old.routes, new.routes, out);
     splice!("neighbors", old.neighbors, new.neighbors, out);
     splice!("addrs", old.addrs, new.addrs, out);
+    splice!("mirrors", old.mirrors, new.mirrors, out);
     if old.uplink != new.uplink {
         out.push(json!({"field": "uplink", "value": new.uplink}));
     }
@@ -269,6 +270,7 @@ fn apply(config: &mut Config, edits: Vec<Value>) -> Result<(), String> {
             "routes" => apply_splice!(config.routes, e),
             "neighbors" => apply_splice!(config.neighbors, e),
             "addrs" => apply_splice!(config.addrs, e),
+            "mirrors" => apply_splice!(config.mirrors, e),
             "uplink" => {
                 config.uplink =
                     serde_json::from_value(e["value"].clone()).map_err(|x| x.to_string())?

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{Parser, Subcommand, ValueEnum};
-use xvs_config::{Direction, GeneveOptConfig, TosConfig, TunnelKind};
+use xvs_config::{Direction, GeneveOptConfig, MirrorDir, TosConfig, TunnelKind};
 use xvs_types::MacAddr;
 use xvs_types::Prefix;
 
@@ -93,6 +93,14 @@ fn dir_parser() -> impl clap::builder::TypedValueParser<Value = Direction> {
         } else {
             Direction::Out
         }
+    })
+}
+
+fn mirror_dir_parser() -> impl clap::builder::TypedValueParser<Value = MirrorDir> {
+    PossibleValuesParser::new(["in", "out", "both"]).map(|s| match s.as_str() {
+        "in" => MirrorDir::In,
+        "out" => MirrorDir::Out,
+        _ => MirrorDir::Both,
     })
 }
 
@@ -563,6 +571,30 @@ pub enum Verb {
         #[arg(long)]
         if_exists: bool,
     },
+    /// Mirror ports: copies of what the sources receive (in), send (out)
+    /// or both, out of a local port (SPAN) or a tunnel port (encapsulated
+    /// to its remote VTEPs). The output then carries nothing else.
+    MirrorAdd {
+        name: String,
+        /// Source ports and tunnels, comma-separated.
+        #[arg(long, value_name = "PORT", value_delimiter = ',', required = true)]
+        src: Vec<String>,
+        #[arg(long, default_value = "both", value_parser = mirror_dir_parser())]
+        dir: MirrorDir,
+        /// The port or tunnel the copies leave by.
+        #[arg(long, value_name = "PORT|TUNNEL")]
+        to: String,
+        #[arg(long)]
+        may_exist: bool,
+    },
+    /// Remove a mirror.
+    MirrorDel {
+        name: String,
+        #[arg(long)]
+        if_exists: bool,
+    },
+    /// Show the mirrors and what each copied.
+    MirrorList,
     /// Show the whole configuration as a tree.
     Show,
     /// Show port, tunnel and uplink counters (rx/tx, drops by reason, MACs

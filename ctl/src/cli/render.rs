@@ -8,8 +8,8 @@ use serde_json::Value;
 use xvs_config::{Config, LookupProviderConfig, TosConfig, VlanMode};
 
 use crate::protocol::{
-    AclRow, AddrRow, FdbKind, FdbRow, FlowRow, HelloResult, Method, MissRow, NeighRow, PortState,
-    RouteRow, StatsRow, TransactResult, TunnelPortRow, WorkerStatsRow,
+    AclRow, AddrRow, FdbKind, FdbRow, FlowRow, HelloResult, Method, MirrorRow, MissRow, NeighRow,
+    PortState, RouteRow, StatsRow, TransactResult, TunnelPortRow, WorkerStatsRow,
 };
 use crate::units::{format_rate, format_size};
 
@@ -170,6 +170,31 @@ pub fn render(method: &Method, v: Value) -> Result<String, String> {
                             r.idle_age_secs
                                 .map(|s| format!("{s}s"))
                                 .unwrap_or_else(|| "-".into()),
+                        ]
+                    })
+                    .collect(),
+            )
+        }
+        Method::MirrorList => {
+            let rows: Vec<MirrorRow> = de(v)?;
+            table(
+                &[
+                    "MIRROR", "SOURCES", "DIR", "OUTPUT", "PACKETS", "BYTES", "LOST",
+                ],
+                rows.iter()
+                    .map(|r| {
+                        vec![
+                            r.name.clone(),
+                            r.src.join(","),
+                            r.dir.to_string(),
+                            if r.remote {
+                                format!("{} (tunnel)", r.to)
+                            } else {
+                                r.to.clone()
+                            },
+                            r.packets.to_string(),
+                            r.bytes.to_string(),
+                            r.dropped.to_string(),
                         ]
                     })
                     .collect(),
@@ -610,6 +635,15 @@ pub fn show_tree(c: &Config) -> String {
                 f.mac, f.vlan, f.port
             ));
         }
+    }
+    for m in c.mirrors.iter() {
+        s.push_str(&format!(
+            "mirror {}: {} {} -> {}\n",
+            m.name,
+            m.src.join(","),
+            m.dir,
+            m.to
+        ));
     }
     for r in &c.routes {
         let g = r.gateway.map(|g| format!(" via {g}")).unwrap_or_default();

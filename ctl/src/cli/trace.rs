@@ -169,6 +169,9 @@ pub fn render(t: &TraceResult) -> String {
     for (k, v) in &t.drops {
         let _ = writeln!(s, "dropped: {k} x{v}");
     }
+    for (m, n) in &t.mirrors {
+        let _ = writeln!(s, "mirror: {m} x{n} (its copies are among the outputs)");
+    }
     let outs = t.outputs.len();
     if outs > 1 {
         let _ = writeln!(s, "output: {outs} frames (flooded or several outputs)");

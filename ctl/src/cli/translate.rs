@@ -321,6 +321,23 @@ impl Verb {
                 dir: *dir,
                 if_exists: *if_exists,
             })),
+            Verb::MirrorAdd {
+                name,
+                src,
+                dir,
+                to,
+                may_exist,
+            } => one(Command::MirrorAdd(cmd::MirrorAdd {
+                name: name.clone(),
+                src: src.clone(),
+                dir: *dir,
+                to: to.clone(),
+                may_exist: *may_exist,
+            })),
+            Verb::MirrorDel { name, if_exists } => one(Command::MirrorDel(cmd::MirrorDel {
+                name: name.clone(),
+                if_exists: *if_exists,
+            })),
             _ => None,
         }
     }
@@ -359,6 +376,7 @@ impl Verb {
             }),
             Verb::WorkerStats => Method::WorkerStats,
             Verb::TunnelPorts => Method::TunnelPorts,
+            Verb::MirrorList => Method::MirrorList,
             Verb::Version => Method::Hello,
             _ => return None,
         })

@@ -143,12 +143,14 @@ pub(super) fn set_br(config: &mut Config, c: &SetBr) -> Result<(), CommandError>
     Ok(())
 }
 
-/// Removes what refers to the named ports: static MACs, ACLs, policers.
+/// Removes what refers to the named ports: static MACs, ACLs, policers,
+/// and their places in mirrors.
 pub(super) fn drop_port_refs(config: &mut Config, names: &[String]) {
     let gone = |n: &String| names.contains(n);
     config.fdb.retain(|f| !gone(&f.port));
     config.acls.retain(|a| !gone(&a.port));
     config.qos.retain(|q| !gone(&q.port));
+    super::mirrors::drop_mirror_refs(config, &gone);
 }
 
 pub(super) fn del_br(config: &mut Config, c: &DelBr) -> Result<(), CommandError> {

@@ -6,6 +6,7 @@
 
 use super::bridges::*;
 use super::flows::*;
+use super::mirrors::*;
 use super::policy::*;
 use super::ports::*;
 use super::underlay::*;
@@ -155,6 +156,8 @@ impl<'a> Editor<'a> {
             Command::AclDel(c) => acl_del(config, c),
             Command::QosSet(c) => qos_set(config, c),
             Command::QosClear(c) => qos_clear(config, c),
+            Command::MirrorAdd(c) => mirror_add(config, c),
+            Command::MirrorDel(c) => mirror_del(config, c),
             Command::MetaSet(c) => meta_set(config, c),
             Command::FdbAdd(_) | Command::FdbDel(_) => Ok(()),
         }

@@ -20,7 +20,7 @@
 //! [`CommandError`]) and the tunnel options' translation to and from the
 //! model; `edit.rs` the transaction and the checks verbs share; one file
 //! per kind of verb: `bridges.rs`, `ports.rs`, `underlay.rs`, `flows.rs`,
-//! `policy.rs`; `tests.rs` the tests.
+//! `policy.rs`, `mirrors.rs`; `tests.rs` the tests.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -30,8 +30,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use xvs_config::{
     AclConfig, BridgeConfig, Config, ConfigErrors, Direction, GeneveOptConfig, LookupConfig,
-    LookupProviderConfig, MissAction, NeighborConfig, OverlayAddrConfig, PortConfig, PortKind,
-    QosConfig, RouteConfig, Shared, StaticFdbConfig, TosConfig, TunnelConfig, TunnelKind,
+    LookupProviderConfig, MirrorDir, MissAction, NeighborConfig, OverlayAddrConfig, PortConfig,
+    PortKind, QosConfig, RouteConfig, Shared, StaticFdbConfig, TosConfig, TunnelConfig, TunnelKind,
     UplinkConfig, VlanMode, MAX_VNI,
 };
 use xvs_types::acl::{self, AclAction, AclRule};
@@ -566,6 +566,32 @@ pub struct QosClear {
     pub if_exists: bool,
 }
 
+/// `mirror-add NAME --src PORT[,PORT] [--dir in|out|both] --to
+/// PORT|TUNNEL`: copies of what the sources receive and/or send, out of
+/// a local port (SPAN) or a tunnel port (to its remote VTEPs). The
+/// output then carries nothing else.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MirrorAdd {
+    pub name: String,
+    pub src: Vec<String>,
+    #[serde(default)]
+    pub dir: MirrorDir,
+    pub to: String,
+    /// An existing mirror of that name is not an error (nothing changes).
+    #[serde(default)]
+    pub may_exist: bool,
+}
+
+/// `mirror-del NAME`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MirrorDel {
+    pub name: String,
+    #[serde(default)]
+    pub if_exists: bool,
+}
+
 macro_rules! commands {
     ($($variant:ident($ty:ident) = $op:literal,)*) => {
         /// One config-changing command. On the wire: an object whose `op`
@@ -644,6 +670,8 @@ commands! {
     AclDel(AclDel) = "acl-del",
     QosSet(QosSet) = "qos-set",
     QosClear(QosClear) = "qos-clear",
+    MirrorAdd(MirrorAdd) = "mirror-add",
+    MirrorDel(MirrorDel) = "mirror-del",
     MetaSet(MetaSet) = "meta-set",
 }
 
@@ -674,6 +702,8 @@ impl Command {
             Command::AclDel(c) => format!("{} {}", c.port, c.dir),
             Command::QosSet(c) => format!("{} {}", c.port, c.dir),
             Command::QosClear(c) => c.port.clone(),
+            Command::MirrorAdd(c) => c.name.clone(),
+            Command::MirrorDel(c) => c.name.clone(),
             Command::MetaSet(c) => c.key.clone(),
         };
         if what.is_empty() {
@@ -708,6 +738,7 @@ impl Command {
             Command::RouteAdd(c) => vec![format!("route {}", c.prefix)],
             Command::AclAdd(c) => vec![format!("acl {:?} {}", c.port, c.dir)],
             Command::QosSet(c) => vec![format!("qos {:?} {}", c.port, c.dir)],
+            Command::MirrorAdd(c) => vec![format!("mirror {:?}", c.name)],
             Command::AddFlow(c) => vec![q(&c.bridge)],
             _ => Vec::new(),
         }
@@ -767,6 +798,7 @@ const MAY_EXIST: &str = " (use --may-exist to accept an existing one)";
 mod bridges;
 mod edit;
 mod flows;
+mod mirrors;
 mod policy;
 mod ports;
 mod underlay;

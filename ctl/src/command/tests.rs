@@ -1233,6 +1233,17 @@ fn commands_round_trip_through_json() {
             dir: None,
             if_exists: false,
         }),
+        Command::MirrorAdd(MirrorAdd {
+            name: "m1".into(),
+            src: vec!["vm1".into()],
+            dir: MirrorDir::Out,
+            to: "vx1".into(),
+            may_exist: true,
+        }),
+        Command::MirrorDel(MirrorDel {
+            name: "m1".into(),
+            if_exists: true,
+        }),
         Command::MetaSet(MetaSet {
             key: "model".into(),
             value: Some(serde_json::json!({"local": "hv1"})),

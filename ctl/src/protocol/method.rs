@@ -129,6 +129,7 @@ pub struct StatsParams {
 /// | `capture_start` | [`CaptureStartParams`] | [`CaptureStarted`](super::CaptureStarted) |
 /// | `capture_read` | [`CaptureParams`] | [`CaptureBatch`](super::CaptureBatch), the frames since the last read |
 /// | `capture_stop` | [`CaptureParams`] | [`CaptureBatch`](super::CaptureBatch), the last frames |
+/// | `mirror_list` | none | `[MirrorRow]` |
 /// | `lookup_misses` | none | `[MissRow]`, the misses of bridges with the external provider since the last call (at most 4096, oldest dropped first) |
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Method {
@@ -149,6 +150,7 @@ pub enum Method {
     CaptureStart(CaptureStartParams),
     CaptureRead(CaptureParams),
     CaptureStop(CaptureParams),
+    MirrorList,
 }
 
 impl Method {
@@ -171,6 +173,7 @@ impl Method {
         "capture_start",
         "capture_read",
         "capture_stop",
+        "mirror_list",
     ];
 
     pub fn name(&self) -> &'static str {
@@ -192,6 +195,7 @@ impl Method {
             Method::CaptureStart(_) => "capture_start",
             Method::CaptureRead(_) => "capture_read",
             Method::CaptureStop(_) => "capture_stop",
+            Method::MirrorList => "mirror_list",
         }
     }
 
@@ -241,6 +245,7 @@ impl Method {
             "worker_stats" => none(Method::WorkerStats),
             "tunnel_ports" => none(Method::TunnelPorts),
             "lookup_misses" => none(Method::LookupMisses),
+            "mirror_list" => none(Method::MirrorList),
             "transact" => transact_params(params).map(Method::Transact),
             "fdb_show" => typed_params(method, params, true).map(Method::FdbShow),
             "dump_flows" => typed_params(method, params, true).map(Method::DumpFlows),

@@ -192,6 +192,25 @@ pub struct AclRow {
     pub idle_age_secs: Option<u64>,
 }
 
+/// One port mirror (`mirror_list`), in the config's order, with what the
+/// workers did for it since mirrors or policies last changed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MirrorRow {
+    pub name: String,
+    pub src: Vec<String>,
+    pub dir: xvs_config::MirrorDir,
+    pub to: String,
+    /// Whether `to` is a tunnel port (copies encapsulated to its remote
+    /// VTEPs) rather than a local port.
+    pub remote: bool,
+    /// Copies sent and their bytes (the frames as mirrored, without the
+    /// tunnel header), and copies lost (no free buffer, too big for the
+    /// output).
+    pub packets: u64,
+    pub bytes: u64,
+    pub dropped: u64,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PortKindName {
@@ -443,6 +462,10 @@ pub struct TraceResult {
     pub events: BTreeMap<String, u64>,
     /// Held for a lookup on miss (its bridge's lookup would be asked).
     pub held: bool,
+    /// Mirrors that copied it, and how many copies each made (its copies
+    /// are among `outputs`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub mirrors: BTreeMap<String, u64>,
     /// Every frame that would leave, in order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub outputs: Vec<TraceOutput>,

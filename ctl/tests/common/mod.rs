@@ -135,6 +135,20 @@ fn answer(call: xvs_ctl::server::Call, config: &mut Config, commits: &AtomicU64)
         Method::TunnelPorts => call.respond(Ok(view::tunnel_port_rows(config))),
         Method::ArpShow(p) => call.respond(view::addr_rows(config, p.bridge.as_deref())),
         Method::LookupMisses => call.respond(Ok(Vec::<xvs_ctl::protocol::MissRow>::new())),
+        Method::MirrorList => call.respond(Ok(config
+            .mirrors
+            .iter()
+            .map(|m| xvs_ctl::protocol::MirrorRow {
+                name: m.name.clone(),
+                src: m.src.clone(),
+                dir: m.dir,
+                to: m.to.clone(),
+                remote: config.tunnels.iter().any(|t| t.name == m.to),
+                packets: 7,
+                bytes: 700,
+                dropped: 0,
+            })
+            .collect::<Vec<_>>())),
         Method::WorkerStats => call.respond(Ok(vec![WorkerStatsRow {
             id: 0,
             core: Some(1),

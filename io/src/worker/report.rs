@@ -115,6 +115,8 @@ pub struct WorkerReport {
     pub fw_hits: Vec<Vec<xvs_dataplane::pipeline::RuleCount>>,
     /// Policer counters per policer, for the same generation.
     pub policed: Vec<xvs_dataplane::pipeline::PolicerCount>,
+    /// Mirror counters per mirror, for the same generation.
+    pub mirrors: Vec<xvs_dataplane::pipeline::MirrorCount>,
     pub policy_generation: u64,
     /// What the kernel dropped on this worker's sockets of each port (by
     /// port number), and on its demux socket.
@@ -140,6 +142,7 @@ impl Worker {
             flows: self.ws.flow_hits.clone(),
             fw_hits: self.ws.fw_hits.clone(),
             policed: self.ws.policed(),
+            mirrors: self.ws.mirrors.clone(),
             policy_generation: self.ws.policy_generation(),
             kernel: self.kernel.clone(),
             kernel_demux: self.kernel_demux,

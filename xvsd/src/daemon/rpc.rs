@@ -14,15 +14,15 @@ use std::sync::Arc;
 
 use xvs_ctl::command;
 use xvs_ctl::protocol::{
-    AclRow, FastPathRow, FdbKind, FdbRow, FlowRow, Method, MissRow, PortKindName, RouteRow,
-    RpcError, StatsParams, StatsRow, TraceOutput, TraceParams, TraceResult, TransactResult,
-    UmemRow, WorkerPortStats, WorkerStatsRow,
+    AclRow, FastPathRow, FdbKind, FdbRow, FlowRow, Method, MirrorRow, MissRow, PortKindName,
+    RouteRow, RpcError, StatsParams, StatsRow, TraceOutput, TraceParams, TraceResult,
+    TransactResult, UmemRow, WorkerPortStats, WorkerStatsRow,
 };
 use xvs_ctl::server::Call;
 use xvs_ctl::view;
 use xvs_dataplane::control::LearnRefusals;
 use xvs_dataplane::events::MissKind;
-use xvs_dataplane::pipeline::{PortCounters, RuleCount};
+use xvs_dataplane::pipeline::{MirrorCount, PortCounters, RuleCount};
 use xvs_dataplane::snapshot::PortKind;
 use xvs_dataplane::stats::DropCounters;
 use xvs_dataplane::tunnel::NO_REMOTE;
@@ -181,6 +181,10 @@ impl Daemon {
             Method::CaptureStop(p) => {
                 let r = self.capture_read(&p, true);
                 call.respond(r)
+            }
+            Method::MirrorList => {
+                let rows = self.mirror_rows();
+                call.respond(Ok(rows))
             }
             // The server answers `hello` itself; answer it anyway.
             Method::Hello => call.fail(RpcError::internal("hello is answered by the server")),
@@ -384,6 +388,11 @@ impl Daemon {
                 .map(|(k, v)| ((*k).to_owned(), *v))
                 .collect(),
             held: t.held,
+            mirrors: t
+                .mirrored
+                .iter()
+                .filter_map(|(m, n)| Some((config.mirrors.get(usize::from(*m))?.name.clone(), *n)))
+                .collect(),
             outputs: t
                 .outputs
                 .iter()
@@ -431,6 +440,41 @@ impl Daemon {
             row.idle_age_secs = (sum.last_used_ns > 0)
                 .then(|| now.saturating_sub(sum.last_used_ns) / 1_000_000_000);
         }
+    }
+
+    /// The mirrors, in the config's order, each with what every worker
+    /// counted for it under the running policy (the snapshot's mirror
+    /// indices are the config's).
+    fn mirror_rows(&self) -> Vec<MirrorRow> {
+        let snap = self.ctl.snapshot();
+        let config = self.ctl.config();
+        let reports = self.reports();
+        let current = || {
+            reports
+                .iter()
+                .filter(|r| r.policy_generation == snap.policy_generation)
+        };
+        config
+            .mirrors
+            .iter()
+            .enumerate()
+            .map(|(i, m)| {
+                let mut sum = MirrorCount::default();
+                for c in current().filter_map(|r| r.mirrors.get(i)) {
+                    sum.merge(c);
+                }
+                MirrorRow {
+                    name: m.name.clone(),
+                    src: m.src.clone(),
+                    dir: m.dir,
+                    to: m.to.clone(),
+                    remote: config.tunnels.iter().any(|t| t.name == m.to),
+                    packets: sum.packets,
+                    bytes: sum.bytes,
+                    dropped: sum.dropped,
+                }
+            })
+            .collect()
     }
 
     /// Fills `rows` (ACL rules as `view::acl_rows` lists them) with the
