@@ -186,6 +186,10 @@ fn drops(set: &XskSet, s: usize) -> [u64; 5] {
 /// Sends `count` numbered frames out of `ifname` at `pps`, in bursts
 /// of 1 ms. Returns how many sendto calls had to be retried.
 fn stream(ifname: &str, count: u32, pps: u64) -> u64 {
+    stream_range(ifname, 0..count, pps)
+}
+
+fn stream_range(ifname: &str, seqs: std::ops::Range<u32>, pps: u64) -> u64 {
     // SAFETY: plain socket creation; checked.
     let raw = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
     assert!(raw >= 0, "AF_PACKET: {}", std::io::Error::last_os_error());
@@ -209,9 +213,9 @@ fn stream(ifname: &str, count: u32, pps: u64) -> u64 {
     let per_ms = (pps / 1000).max(1);
     let start = Instant::now();
     let mut retries = 0;
-    for seq in 0..count {
-        if u64::from(seq) % per_ms == 0 {
-            let due = start + Duration::from_millis(u64::from(seq) / per_ms);
+    for (i, seq) in seqs.enumerate() {
+        if i as u64 % per_ms == 0 {
+            let due = start + Duration::from_millis(i as u64 / per_ms);
             if let Some(wait) = due.checked_duration_since(Instant::now()) {
                 std::thread::sleep(wait);
             }
@@ -440,4 +444,102 @@ fn takeover_child() {
     };
     handoff::send(&conn, &report, &[]).expect("report");
     std::io::stdout().flush().unwrap();
+}
+
+/// Sends one numbered frame out of `ifname` (in the calling thread's
+/// namespace).
+fn one_frame(ifname: &str, seq: u32) {
+    let _ = stream_from(ifname, seq, 1);
+}
+
+fn stream_from(ifname: &str, first: u32, count: u32) -> u64 {
+    stream_range(ifname, first..first + count, 1_000_000)
+}
+
+/// Receives on `s` until a frame of ours with `seq` comes (bounded);
+/// recycles everything.
+fn expect_frame(set: &mut XskSet, s: usize, seq: u32) {
+    let mut pump = Pump::new();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !pump.got.contains(&seq) {
+        assert!(
+            Instant::now() < deadline,
+            "frame {seq} never came on slot {s}"
+        );
+        pump.round(set, s).expect("round");
+    }
+}
+
+/// A set taken over (in this process, through the same transport) can
+/// still do everything a set does: its adopted socket receives, a new
+/// socket on another interface binds to the adopted UMEM (no libxdp:
+/// the vendored xsk-rs binds it itself), and the adopted socket can be
+/// removed and its queue bound again, which needs the anchor handed
+/// over with it.
+#[test]
+fn an_adopted_set_binds_removes_and_rebinds_sockets() {
+    require_root!();
+    let a = Netns::new("adopted-a");
+    let b = Netns::new("adopted-b");
+    veth(&a, "xa0", MAC_A_S, &b, "xb0", MAC_B_S);
+    veth(
+        &a,
+        "xa1",
+        "02:00:00:00:0a:02",
+        &b,
+        "xb1",
+        "02:00:00:00:0b:02",
+    );
+    on_thread(|| {
+        a.enter();
+        let p0 = XdpProgram::attach("xa0", Mode::Port, AttachFlags::Auto).expect("attach");
+        let p1 = XdpProgram::attach("xa1", Mode::Port, AttachFlags::Auto).expect("attach");
+        let small = XskConfig {
+            frames: 512,
+            rx_frames: 64,
+            ring: 128,
+            frame_headroom: 0,
+            jumbo_slots: 4,
+        };
+        let mut old = XskSet::new_shareable(small).expect("shareable");
+        let s0 = bind(&mut old, &p0);
+        let (h, fds) = old.export().expect("export");
+        let (x, y) = UnixStream::pair().unwrap();
+        handoff::send(&x, &h, &fds).expect("send");
+        drop(fds);
+        let (h, fds) = handoff::recv(&y).expect("recv");
+        let mut set = XskSet::adopt(h, fds).expect("adopt");
+        assert_eq!(set.ifname(s0), Some("xa0"));
+        set.register(s0, p0.registrar().unwrap())
+            .expect("registered again");
+        let peer = |ifname: &'static str, seq| {
+            std::thread::scope(|sc| {
+                sc.spawn(|| {
+                    b.enter();
+                    one_frame(ifname, seq);
+                });
+            })
+        };
+        peer("xb0", 1);
+        expect_frame(&mut set, s0, 1);
+        // A new socket, on the adopted UMEM.
+        let s1 = set
+            .bind_with(0, p1.registrar().unwrap())
+            .expect("bind on an adopted UMEM");
+        peer("xb1", 2);
+        expect_frame(&mut set, s1, 2);
+        // The adopted socket removed (unregistered) and its queue bound
+        // again.
+        set.remove(s0).expect("remove");
+        let s0 = bind(&mut set, &p0);
+        peer("xb0", 3);
+        expect_frame(&mut set, s0, 3);
+        set.remove(s0).unwrap();
+        set.remove(s1).unwrap();
+        assert_eq!(
+            set.pool_len() + set.slot_chunks().1,
+            set.chunks(),
+            "every chunk back"
+        );
+    });
 }
