@@ -37,11 +37,20 @@ pub enum Backing {
 const MOUNT_POINTS: [&str; 3] = ["/tmp", "/mnt", "/run"];
 
 /// A new, empty, unlinked file of `len` bytes for a UMEM, and what it
-/// is on.
-pub fn umem_file(len: u64) -> io::Result<(OwnedFd, Backing)> {
-    match huge_tmpfs_file(len) {
-        Ok(fd) => Ok((fd, Backing::HugeTmpfs)),
-        Err(_) => Ok((memfd(len)?, Backing::Memfd)),
+/// is on: `want`, or with `None` a huge-page tmpfs where the kernel
+/// lets us mount one, else a memfd.
+pub fn umem_file(len: u64, want: Option<Backing>) -> io::Result<(OwnedFd, Backing)> {
+    match want {
+        Some(Backing::Private) => Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "private memory is not in a file",
+        )),
+        Some(Backing::HugeTmpfs) => Ok((huge_tmpfs_file(len)?, Backing::HugeTmpfs)),
+        Some(Backing::Memfd) => Ok((memfd(len)?, Backing::Memfd)),
+        None => match huge_tmpfs_file(len) {
+            Ok(fd) => Ok((fd, Backing::HugeTmpfs)),
+            Err(_) => Ok((memfd(len)?, Backing::Memfd)),
+        },
     }
 }
 

@@ -424,12 +424,24 @@ impl XskSet {
     /// ([`Self::backing`] says which; [`Self::huge_page_bytes`] what the
     /// kernel gave).
     pub fn new_shareable(cfg: XskConfig) -> Result<Self, XskError> {
-        let file =
-            memory::umem_file(u64::from(cfg.frames) * CHUNK).map_err(|e| XskError::Setup {
+        Self::shareable_on(cfg, None)
+    }
+
+    /// Like [`Self::new_shareable`], on the backing asked for only (a
+    /// file: [`Backing::HugeTmpfs`] or [`Backing::Memfd`]), to compare
+    /// them.
+    pub fn new_shareable_on(cfg: XskConfig, backing: Backing) -> Result<Self, XskError> {
+        Self::shareable_on(cfg, Some(backing))
+    }
+
+    fn shareable_on(cfg: XskConfig, want: Option<Backing>) -> Result<Self, XskError> {
+        let file = memory::umem_file(u64::from(cfg.frames) * CHUNK, want).map_err(|e| {
+            XskError::Setup {
                 ifname: "(UMEM)".to_owned(),
                 what: "UMEM file",
                 reason: e.to_string(),
-            })?;
+            }
+        })?;
         Self::anchored_in(cfg, Some(file))
     }
 
