@@ -12,6 +12,7 @@
 //! these sockets, and xvsd sets everything up and runs the control
 //! thread.
 
+pub mod handoff;
 pub mod worker;
 pub mod xsk;
 

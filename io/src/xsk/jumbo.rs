@@ -68,6 +68,38 @@ impl Slots {
         }
     }
 
+    /// Slots restored from a handoff (`handoff.rs`, which checked the
+    /// numbers): `out[k]` descriptors of slot `k` on TX rings, the
+    /// slots in `held` in hand (a chain being received), every other
+    /// one free.
+    pub(crate) fn restore(first: usize, out: &[u8], held: &[usize]) -> Self {
+        let count = out.len();
+        let mut is_free: Vec<bool> = out.iter().map(|&o| o == 0).collect();
+        for &k in held {
+            is_free[k] = false;
+        }
+        // Capacity `count`, as `new` makes it: pushing never allocates.
+        let mut free = Vec::with_capacity(count);
+        free.extend((0..count as u32).rev().filter(|&k| is_free[k as usize]));
+        Self {
+            first,
+            count,
+            free,
+            is_free,
+            out: out.to_vec(),
+        }
+    }
+
+    /// Whether slot `k` is free.
+    pub(crate) fn is_free(&self, k: usize) -> bool {
+        self.is_free[k]
+    }
+
+    /// Descriptors of each slot on a TX ring (for a handoff).
+    pub(crate) fn out_counts(&self) -> &[u8] {
+        &self.out
+    }
+
     /// Chunks set aside for slots.
     pub(crate) fn chunks(&self) -> usize {
         self.count * SLOT_CHUNKS
@@ -153,6 +185,24 @@ pub(crate) struct Chain {
     head: u64,
     len: u64,
     bad: bool,
+}
+
+impl Chain {
+    /// Its state, for a handoff: (slot, head, length so far, bad).
+    pub(crate) fn parts(&self) -> (Option<usize>, u64, u64, bool) {
+        (self.slot, self.head, self.len, self.bad)
+    }
+
+    /// A chain taken over in a handoff (checked there: the slot is in
+    /// hand, `head` inside a chunk, `len` inside a slot).
+    pub(crate) fn from_parts(slot: Option<usize>, head: u64, len: u64, bad: bool) -> Self {
+        Self {
+            slot,
+            head,
+            len,
+            bad,
+        }
+    }
 }
 
 /// What one received descriptor of a chain led to.

@@ -50,13 +50,17 @@
 //! `rings.rs` the packet path's ring operations, `port.rs` the
 //! one-socket [`XskPort`].
 
+mod handoff;
 mod jumbo;
+mod memory;
 mod port;
 mod rings;
 mod stats;
 mod umem;
 
+pub use handoff::{ChainHandoff, Handoff, HandoffError, Refused, SocketHandoff, HANDOFF_VERSION};
 pub use jumbo::{JumboCounters, SLOT_BYTES, SLOT_CHUNKS};
+pub use memory::Backing;
 pub use port::XskPort;
 pub use stats::KernelCounters;
 pub use umem::{FrameMut, PoolLender, Region};
@@ -64,7 +68,7 @@ pub use umem::{FrameMut, PoolLender, Region};
 use std::fmt;
 use std::io;
 use std::num::NonZeroU32;
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 
 use xsk_rs::config::{BindFlags, FrameSize, LibxdpFlags, QueueSize, SocketConfig, UmemConfig};
 use xsk_rs::{CompQueue, FillQueue, FrameDesc, RxQueue, Socket, TxQueue, Umem};
@@ -134,6 +138,10 @@ pub enum XskError {
     /// (after an RCU grace period, from a work queue). Try again shortly.
     #[error("{ifname} queue {queue}: the queue is busy (a socket on it is still being released, or another one holds it)")]
     Busy { ifname: String, queue: u32 },
+    /// A set handed over from another process was refused, or this one
+    /// cannot be handed over.
+    #[error("handoff: {0}")]
+    Handoff(#[from] HandoffError),
 }
 
 impl XskError {
@@ -188,6 +196,23 @@ fn socket_config(ring: u32, sg: bool) -> Result<SocketConfig, String> {
         .build())
 }
 
+/// The xsk-rs UMEM configuration of `cfg`.
+fn umem_config(cfg: &XskConfig) -> Result<UmemConfig, XskError> {
+    let setup = |what: &'static str, reason: String| XskError::Setup {
+        ifname: "(UMEM)".to_owned(),
+        what,
+        reason,
+    };
+    let q = |n| QueueSize::new(n).map_err(|e| setup("ring size", e.to_string()));
+    UmemConfig::builder()
+        .frame_size(FrameSize::new(CHUNK as u32).map_err(|e| setup("chunk", e.to_string()))?)
+        .frame_headroom(cfg.frame_headroom)
+        .fill_queue_size(q(cfg.ring)?)
+        .comp_queue_size(q(cfg.ring)?)
+        .build()
+        .map_err(|e| setup("UMEM config", e.to_string()))
+}
+
 /// The errno under an xsk-rs error, if any.
 fn errno(e: &dyn std::error::Error) -> Option<i32> {
     e.source()
@@ -224,12 +249,12 @@ struct Sock {
     reg: Option<XskRegistrar>,
 }
 
-/// The rings of a UMEM's anchor socket, kept only to keep it bound.
+/// The rings of a UMEM's anchor socket, kept only to keep it bound;
+/// `None` in a set adopted from another process, whose anchor is the
+/// adopted UMEM's own fd (held by the UMEM) and whose rings are never
+/// used.
 struct Anchor {
-    _tx: TxQueue,
-    _rx: RxQueue,
-    _fq: FillQueue,
-    _cq: CompQueue,
+    _queues: Option<(TxQueue, RxQueue, FillQueue, CompQueue)>,
 }
 
 /// Where a new socket is registered.
@@ -277,6 +302,9 @@ pub struct XskSet {
     /// bind; until then, whether to ask for it).
     sg: bool,
     jumbo: JumboCounters,
+    /// What the frames live in (only a file-backed set can be
+    /// exported).
+    backing: Backing,
     /// Address of the UMEM's first byte, as an integer: only compared
     /// with pointers into chunks lent by [`XskSet::chunks_mut`] or
     /// turned into them there.
@@ -306,19 +334,18 @@ impl XskSet {
     /// A UMEM of `cfg.frames` chunks, all in the TX pool, with no socket
     /// yet.
     pub fn new(cfg: XskConfig) -> Result<Self, XskError> {
+        Self::new_in(cfg, None)
+    }
+
+    /// `new` with the frames in `file` (see `memory.rs`), or in private
+    /// memory.
+    fn new_in(cfg: XskConfig, file: Option<(OwnedFd, Backing)>) -> Result<Self, XskError> {
         let setup = |what: &'static str, reason: String| XskError::Setup {
             ifname: "(UMEM)".to_owned(),
             what,
             reason,
         };
-        let q = |n| QueueSize::new(n).map_err(|e| setup("ring size", e.to_string()));
-        let umem_cfg = UmemConfig::builder()
-            .frame_size(FrameSize::new(CHUNK as u32).map_err(|e| setup("chunk", e.to_string()))?)
-            .frame_headroom(cfg.frame_headroom)
-            .fill_queue_size(q(cfg.ring)?)
-            .comp_queue_size(q(cfg.ring)?)
-            .build()
-            .map_err(|e| setup("UMEM config", e.to_string()))?;
+        let umem_cfg = umem_config(&cfg)?;
         let frames = NonZeroU32::new(cfg.frames).ok_or_else(|| setup("UMEM", "0 frames".into()))?;
         if cfg.rx_frames > cfg.frames || cfg.rx_frames > cfg.ring {
             return Err(setup("rx frames", "more than frames or the ring".into()));
@@ -327,8 +354,11 @@ impl XskSet {
         // the vendored xsk-rs then backs the UMEM with transparent huge
         // pages where THP allows, so reading a frame is not a TLB miss
         // (vendor/README.md).
-        let (umem, descs) =
-            Umem::new(umem_cfg, frames, false).map_err(|e| setup("UMEM", e.to_string()))?;
+        let (backing, made) = match file {
+            None => (Backing::Private, Umem::new(umem_cfg, frames, false)),
+            Some((fd, backing)) => (backing, Umem::new_in_file(umem_cfg, frames, fd)),
+        };
+        let (umem, descs) = made.map_err(|e| setup("UMEM", with_source(&e)))?;
         let chunks: Vec<u64> = descs
             .iter()
             .map(|d| d.addr() as u64 / CHUNK * CHUNK)
@@ -362,6 +392,7 @@ impl XskSet {
             slots: jumbo::Slots::new(first_slot, cfg.jumbo_slots as usize),
             jumbo: JumboCounters::default(),
             sg: true,
+            backing,
             base: 0,
         };
         // Chunk 0 is ours (nothing was lent yet): its first byte is the
@@ -383,6 +414,38 @@ impl XskSet {
     /// own (needs `CAP_SYS_ADMIN`, as the rest of AF_XDP and BPF does);
     /// sockets bound later live in the caller's namespace as before.
     pub fn new_anchored(cfg: XskConfig) -> Result<Self, XskError> {
+        Self::anchored_in(cfg, None)
+    }
+
+    /// Like [`Self::new_anchored`], with the frames in a file another
+    /// process can map, so the set can be handed over
+    /// ([`Self::export`], [`Self::adopt`]): on a private tmpfs with huge
+    /// pages where the kernel allows the mount, else a memfd
+    /// ([`Self::backing`] says which; [`Self::huge_page_bytes`] what the
+    /// kernel gave).
+    pub fn new_shareable(cfg: XskConfig) -> Result<Self, XskError> {
+        Self::shareable_on(cfg, None)
+    }
+
+    /// Like [`Self::new_shareable`], on the backing asked for only (a
+    /// file: [`Backing::HugeTmpfs`] or [`Backing::Memfd`]), to compare
+    /// them.
+    pub fn new_shareable_on(cfg: XskConfig, backing: Backing) -> Result<Self, XskError> {
+        Self::shareable_on(cfg, Some(backing))
+    }
+
+    fn shareable_on(cfg: XskConfig, want: Option<Backing>) -> Result<Self, XskError> {
+        let file = memory::umem_file(u64::from(cfg.frames) * CHUNK, want).map_err(|e| {
+            XskError::Setup {
+                ifname: "(UMEM)".to_owned(),
+                what: "UMEM file",
+                reason: e.to_string(),
+            }
+        })?;
+        Self::anchored_in(cfg, Some(file))
+    }
+
+    fn anchored_in(cfg: XskConfig, file: Option<(OwnedFd, Backing)>) -> Result<Self, XskError> {
         let setup = |what: &'static str, reason: String| XskError::Setup {
             ifname: "(UMEM anchor)".to_owned(),
             what,
@@ -402,7 +465,7 @@ impl XskSet {
                 }
                 // The UMEM's fd is created here, so it belongs to the
                 // private namespace, and so does the anchor's bind.
-                let mut set = Self::new(cfg)?;
+                let mut set = Self::new_in(cfg, file)?;
                 set.anchor()?;
                 Ok(set)
             })
@@ -446,10 +509,7 @@ impl XskSet {
         let (fq, cq) =
             fqcq.ok_or_else(|| setup("rings", "the UMEM already had a socket".into()))?;
         self.anchor = Some(Anchor {
-            _tx: tx,
-            _rx: rx,
-            _fq: fq,
-            _cq: cq,
+            _queues: Some((tx, rx, fq, cq)),
         });
         Ok(())
     }
@@ -714,6 +774,17 @@ impl XskSet {
     /// hand nor on a TX ring).
     pub fn slot_chunks(&self) -> (usize, usize) {
         (self.slots.chunks(), self.slots.free_chunks())
+    }
+
+    /// What the UMEM's frames live in.
+    pub fn backing(&self) -> Backing {
+        self.backing
+    }
+
+    /// Bytes of the UMEM on huge pages, as `/proc/self/smaps` reports
+    /// them (reads the file: not for the packet path).
+    pub fn huge_page_bytes(&self) -> io::Result<u64> {
+        memory::huge_bytes(self.base, self.owned.len() * CHUNK as usize)
     }
 
     /// Whether the kernel runs socket `s` in zero-copy mode.

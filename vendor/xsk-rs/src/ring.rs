@@ -109,6 +109,13 @@ impl XskRingCons {
         self.0.get()
     }
 
+    /// xvs patch: a ring set up outside libxdp (mapped by
+    /// `socket::mapped`), which libxdp never holds a pointer to.
+    #[allow(clippy::arc_with_non_send_sync)]
+    pub(crate) fn from_raw(ring: xsk_ring_cons) -> Self {
+        Self(Arc::new(UnsafeCell::new(ring)))
+    }
+
     pub(crate) fn is_ring_null(&self) -> bool {
         // SAFETY: the ring is initialised and libxdp is not touching
         // it. Read through the pointer rather than through a
@@ -201,6 +208,12 @@ impl XskRingProd {
     /// See [`XskRingCons::as_ptr`].
     pub(crate) fn as_ptr(&self) -> *mut xsk_ring_prod {
         self.0.get()
+    }
+
+    /// xvs patch: see [`XskRingCons::from_raw`].
+    #[allow(clippy::arc_with_non_send_sync)]
+    pub(crate) fn from_raw(ring: xsk_ring_prod) -> Self {
+        Self(Arc::new(UnsafeCell::new(ring)))
     }
 
     pub(crate) fn is_ring_null(&self) -> bool {

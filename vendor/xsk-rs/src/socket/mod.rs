@@ -9,6 +9,9 @@ pub use rx_queue::RxQueue;
 mod tx_queue;
 pub use tx_queue::TxQueue;
 
+mod mapped;
+pub use mapped::RingSizes;
+
 use libxdp_sys::xsk_socket;
 use std::{
     error::Error,
@@ -91,7 +94,18 @@ unsafe impl Send for SocketInner {}
 #[derive(Debug)]
 pub struct Socket {
     fd: Fd,
-    _inner: Arc<Mutex<SocketInner>>,
+    _inner: Owner,
+}
+
+/// What deletes the socket when its last queue goes (held, never
+/// read).
+#[derive(Debug, Clone)]
+#[allow(dead_code)]
+enum Owner {
+    /// libxdp made it.
+    Libxdp(Arc<Mutex<SocketInner>>),
+    /// xvs patch: its rings were mapped here (`mapped.rs`).
+    Mapped(Arc<mapped::MappedSocket>),
 }
 
 impl Socket {
@@ -152,6 +166,15 @@ impl Socket {
         if_name: &Interface,
         queue_id: u32,
     ) -> Result<(TxQueue, RxQueue, Option<(FillQueue, CompQueue)>), SocketCreateError> {
+        if let Some(share) = umem.adopted_share() {
+            // xvs patch: libxdp never saw an adopted UMEM.
+            let (tx, rx, fq, cq) = Self::new_on_adopted(&config, umem, if_name, queue_id, share)
+                .map_err(|e| SocketCreateError {
+                    reason: "failed to create an AF_XDP socket sharing an adopted UMEM",
+                    err: Some(e),
+                })?;
+            return Ok((tx, rx, Some((fq, cq))));
+        }
         let mut socket_ptr = ptr::null_mut();
         let tx_q = XskRingProd::default();
         let rx_q = XskRingCons::default();
@@ -201,7 +224,7 @@ impl Socket {
 
         let socket = Socket {
             fd: Fd::new(fd),
-            _inner: Arc::new(Mutex::new(inner)),
+            _inner: Owner::Libxdp(Arc::new(Mutex::new(inner))),
         };
 
         let tx_q = if tx_q.is_ring_null() {

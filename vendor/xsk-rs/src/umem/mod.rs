@@ -18,6 +18,7 @@ use std::{
     error::Error,
     fmt, io,
     num::NonZeroU32,
+    os::fd::{AsFd, BorrowedFd, OwnedFd},
     ptr::{self, NonNull},
     sync::{Arc, Mutex, PoisonError},
 };
@@ -45,7 +46,12 @@ use crate::{
 /// dropped, whatever order the fields are written in.
 #[derive(Debug)]
 struct UmemInner {
-    ptr: NonNull<xsk_umem>,
+    /// `None` for a UMEM adopted from another process (xvs patch):
+    /// libxdp never saw it, and its sockets are made without libxdp.
+    ptr: Option<NonNull<xsk_umem>>,
+    /// The adopted UMEM's own socket (the one registered with
+    /// `XDP_UMEM_REG`), which later sockets name to share the UMEM.
+    adopted_fd: Option<OwnedFd>,
     saved_fq_and_cq: Option<(XskRingProd, XskRingCons)>,
     // Handles to the fill and comp rings libxdp kept hold of when
     // creating a socket. It stores those pointers on the context
@@ -79,7 +85,8 @@ impl UmemInner {
         mem: UmemRegion,
     ) -> Self {
         Self {
-            ptr,
+            ptr: Some(ptr),
+            adopted_fd: None,
             saved_fq_and_cq: Some(saved_fq_and_cq),
             ring_handles: Vec::new(),
             _mem: mem,
@@ -87,17 +94,21 @@ impl UmemInner {
     }
 
     fn as_mut_ptr(&self) -> *mut xsk_umem {
-        self.ptr.as_ptr()
+        self.ptr.map_or(ptr::null_mut(), NonNull::as_ptr)
     }
 }
 
 impl Drop for UmemInner {
     fn drop(&mut self) {
+        let Some(ptr) = self.ptr else {
+            // Adopted: nothing of libxdp's; the fd closes itself.
+            return;
+        };
         // SAFETY: unsafe constructor contract guarantees that the
         // UMEM has not been deleted already, and everything libxdp is
         // about to dereference is a field of this struct, so none of
         // it has been dropped yet.
-        let err = unsafe { libxdp_sys::xsk_umem__delete(self.as_mut_ptr()) };
+        let err = unsafe { libxdp_sys::xsk_umem__delete(ptr.as_ptr()) };
 
         if err != 0 {
             error!(
@@ -115,6 +126,12 @@ impl Drop for UmemInner {
 pub struct Umem {
     inner: Arc<Mutex<UmemInner>>,
     mem: UmemRegion,
+    /// xvs patch: the file the frames live in, when they live in one
+    /// ([`Umem::new_in_file`], [`Umem::adopt`]).
+    file: Option<Arc<OwnedFd>>,
+    /// Fill and completion ring sizes, for sockets made without
+    /// libxdp on an adopted UMEM.
+    ring_sizes: (u32, u32),
 }
 
 impl Umem {
@@ -140,6 +157,157 @@ impl Umem {
             }
         })?;
 
+        Self::register(config, frame_count, mem, None)
+    }
+
+    /// xvs patch: like [`Umem::new`], with the frames in `file` (a
+    /// memfd or a tmpfs file, at least as long as the UMEM; zeroed
+    /// here), mapped shared so that another process given a copy of
+    /// the fd ([`Umem::memory_fd`]) can [`adopt`](Umem::adopt) it.
+    pub fn new_in_file(
+        config: UmemConfig,
+        frame_count: NonZeroU32,
+        file: OwnedFd,
+    ) -> Result<(Self, Vec<FrameDesc>), UmemCreateError> {
+        let frame_layout = config.into();
+
+        let mem = UmemRegion::from_file(frame_count, frame_layout, file.as_fd(), true).map_err(
+            |e| UmemCreateError {
+                reason: "failed to map the UMEM's file",
+                err: Some(e),
+            },
+        )?;
+
+        Self::register(config, frame_count, mem, Some(Arc::new(file)))
+    }
+
+    /// xvs patch: a UMEM another process registered, taken over: its
+    /// frames mapped from `file` (what [`Umem::memory_fd`] gave there)
+    /// and its own socket `umem_socket` (the one libxdp registered it
+    /// on: [`Umem::fd`] there). Nothing is registered again; sockets
+    /// bound to it later share it through `umem_socket`, made without
+    /// libxdp, and existing ones are taken over with
+    /// [`Socket::adopt`](crate::Socket::adopt).
+    ///
+    /// `config` and `frame_count` must be those the UMEM was made with
+    /// (the caller checks what it was told; a `file` shorter than the
+    /// UMEM is refused here). The frames' contents are left alone.
+    pub fn adopt(
+        config: UmemConfig,
+        frame_count: NonZeroU32,
+        file: OwnedFd,
+        umem_socket: OwnedFd,
+    ) -> Result<(Self, Vec<FrameDesc>), UmemCreateError> {
+        let frame_layout: FrameLayout = config.into();
+        let len = frame_count.get() as u64 * frame_layout.frame_size() as u64;
+        let meta = std::fs::File::from(file.try_clone().map_err(|e| UmemCreateError {
+            reason: "failed to duplicate the UMEM's file",
+            err: Some(e),
+        })?)
+        .metadata()
+        .map_err(|e| UmemCreateError {
+            reason: "failed to stat the UMEM's file",
+            err: Some(e),
+        })?;
+        if !meta.is_file() || meta.len() < len {
+            return Err(UmemCreateError {
+                reason: "the UMEM's file is not a regular file as long as the UMEM",
+                err: None,
+            });
+        }
+
+        let mem = UmemRegion::from_file(frame_count, frame_layout, file.as_fd(), false).map_err(
+            |e| UmemCreateError {
+                reason: "failed to map the UMEM's file",
+                err: Some(e),
+            },
+        )?;
+
+        let inner = UmemInner {
+            ptr: None,
+            adopted_fd: Some(umem_socket),
+            saved_fq_and_cq: None,
+            ring_handles: Vec::new(),
+            _mem: mem.clone(),
+        };
+
+        let umem = Umem {
+            inner: Arc::new(Mutex::new(inner)),
+            mem,
+            file: Some(Arc::new(file)),
+            ring_sizes: (
+                config.fill_queue_size().get(),
+                config.comp_queue_size().get(),
+            ),
+        };
+
+        Ok((umem, Self::frame_descs(frame_count, frame_layout)))
+    }
+
+    /// xvs patch: the file the frames live in, if they do (to hand to
+    /// another process).
+    pub fn memory_fd(&self) -> Option<BorrowedFd<'_>> {
+        self.file.as_deref().map(AsFd::as_fd)
+    }
+
+    /// xvs patch: the UMEM's own socket: the one its registration
+    /// lives on and later sockets name to share it (libxdp's, or the
+    /// adopted one). Duplicate it to hand it on.
+    pub fn fd(&self) -> io::Result<OwnedFd> {
+        let inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(fd) = &inner.adopted_fd {
+            return fd.try_clone();
+        }
+        // SAFETY: the UMEM is alive (`inner` holds it) and the call
+        // only reads its fd.
+        let raw = unsafe { libxdp_sys::xsk_umem__fd(inner.as_mut_ptr()) };
+        if raw < 0 {
+            return Err(io::Error::from_raw_os_error(-raw));
+        }
+        // SAFETY: libxdp keeps the UMEM's fd open while the UMEM
+        // lives, which it does for this borrow; it is duplicated
+        // before the lock is let go.
+        unsafe { BorrowedFd::borrow_raw(raw) }.try_clone_to_owned()
+    }
+
+    /// xvs patch: whether this UMEM was adopted from another process
+    /// (its sockets are made without libxdp).
+    pub fn is_adopted(&self) -> bool {
+        self.inner
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .ptr
+            .is_none()
+    }
+
+    /// xvs patch: the adopted UMEM's socket and ring sizes, for a new
+    /// socket to share it (`None` if libxdp made it).
+    pub(crate) fn adopted_share(&self) -> Option<(io::Result<OwnedFd>, u32, u32)> {
+        let inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        let fd = inner.adopted_fd.as_ref()?.try_clone();
+        Some((fd, self.ring_sizes.0, self.ring_sizes.1))
+    }
+
+    fn frame_descs(frame_count: NonZeroU32, frame_layout: FrameLayout) -> Vec<FrameDesc> {
+        (0..frame_count.get() as usize)
+            .map(|i| {
+                FrameDesc::new(
+                    (i * frame_layout.frame_size())
+                        + frame_layout.xdp_headroom
+                        + frame_layout.frame_headroom,
+                )
+            })
+            .collect()
+    }
+
+    /// Registers `mem` with libxdp (creating the UMEM's socket).
+    fn register(
+        config: UmemConfig,
+        frame_count: NonZeroU32,
+        mem: UmemRegion,
+        file: Option<Arc<OwnedFd>>,
+    ) -> Result<(Self, Vec<FrameDesc>), UmemCreateError> {
+        let frame_layout: FrameLayout = config.into();
         let mut umem_ptr = ptr::null_mut();
         let fq = XskRingProd::default();
         let cq = XskRingCons::default();
@@ -188,24 +356,17 @@ impl Umem {
             return Err(UmemCreateError { reason, err: None });
         }
 
-        let frame_count = frame_count.get() as usize;
-
-        let mut frame_descs: Vec<FrameDesc> = Vec::with_capacity(frame_count);
-
-        for i in 0..frame_count {
-            let addr = (i * frame_layout.frame_size())
-                + frame_layout.xdp_headroom
-                + frame_layout.frame_headroom;
-
-            frame_descs.push(FrameDesc::new(addr));
-        }
-
         let umem = Umem {
             inner: Arc::new(Mutex::new(inner)),
             mem,
+            file,
+            ring_sizes: (
+                config.fill_queue_size().get(),
+                config.comp_queue_size().get(),
+            ),
         };
 
-        Ok((umem, frame_descs))
+        Ok((umem, Self::frame_descs(frame_count, frame_layout)))
     }
 
     /// The headroom and packet data segments of the `Umem` frame
@@ -348,6 +509,12 @@ impl Umem {
         F: FnOnce(*mut xsk_umem, &mut XskRingProd, &mut XskRingCons) -> i32,
     {
         let mut inner = self.inner.lock().unwrap();
+
+        if inner.ptr.is_none() {
+            // xvs patch: an adopted UMEM has no libxdp object to pass;
+            // `Socket::new` makes its sockets itself.
+            return Err(-libc::EOPNOTSUPP);
+        }
 
         // Handed over only when the UMEM has no saved pair, but
         // allocated either way so that the saved one can be borrowed

@@ -5,10 +5,11 @@ use std::{io, ptr::NonNull};
 #[cfg(not(test))]
 mod inner {
     use libc::{
-        MAP_ANONYMOUS, MAP_FAILED, MAP_HUGETLB, MAP_POPULATE, MAP_PRIVATE, MAP_SHARED,
-        PROT_READ, PROT_WRITE,
+        MAP_ANONYMOUS, MAP_FAILED, MAP_FIXED, MAP_HUGETLB, MAP_POPULATE, MAP_PRIVATE,
+        MAP_SHARED, PROT_READ, PROT_WRITE,
     };
     use log::error;
+    use std::os::fd::{AsRawFd, BorrowedFd};
     use std::ptr;
 
     use super::*;
@@ -51,6 +52,67 @@ mod inner {
             let addr =
                 NonNull::new(addr).expect("ptr non-null since we confirmed `mmap()` succeeded");
             Ok(Mmap { addr, len })
+        }
+
+        /// xvs patch: the region mapped from a file (a memfd, or a file
+        /// on a tmpfs mounted `huge=always`), shared, so that another
+        /// process given the fd maps the same memory: what lets a new
+        /// xvsd take a running one's UMEM over. 2 MiB aligned and advised
+        /// `MADV_HUGEPAGE` as [`Self::map_thp`] is, so a tmpfs that
+        /// allows huge pages backs it with them. `fresh`: the file is
+        /// new and may be zeroed to populate it; an adopted file holds
+        /// frames in flight and is only faulted in.
+        pub fn from_file(file: BorrowedFd<'_>, len: usize, fresh: bool) -> io::Result<Self> {
+            const HUGE: usize = 2 << 20;
+            const MADV_POPULATE_WRITE: libc::c_int = 23;
+            // Reserve an aligned range, then put the file over it.
+            let over = Self::map(len + HUGE, MAP_ANONYMOUS | MAP_PRIVATE)?;
+            let base = over.addr.as_ptr() as usize;
+            let start = (base + HUGE - 1) & !(HUGE - 1);
+            // SAFETY: `start..start + len` lies inside the reservation
+            // `over` owns and nothing else uses; MAP_FIXED replaces only
+            // that range. On failure `over` is dropped whole.
+            let addr = unsafe {
+                libc::mmap(
+                    start as *mut libc::c_void,
+                    len,
+                    PROT_READ | PROT_WRITE,
+                    MAP_SHARED | MAP_FIXED,
+                    file.as_raw_fd(),
+                    0,
+                )
+            };
+            if addr == MAP_FAILED {
+                return Err(io::Error::last_os_error());
+            }
+            std::mem::forget(over);
+            let page = 4096;
+            let end = (base + len + HUGE + page - 1) & !(page - 1);
+            let used_end = (start + len + page - 1) & !(page - 1);
+            // SAFETY: both ranges are parts of the reservation outside
+            // the file mapping, used by nothing; a failed trim only
+            // leaves unused address space mapped.
+            unsafe {
+                if start > base {
+                    libc::munmap(base as *mut libc::c_void, start - base);
+                }
+                if end > used_end {
+                    libc::munmap(used_end as *mut libc::c_void, end - used_end);
+                }
+            }
+            let addr = NonNull::new(start as *mut libc::c_void)
+                .expect("inside a successful mapping, so non-null");
+            let mmap = Mmap { addr, len };
+            // SAFETY: advice on the mapping just made; the fallback
+            // zeroing writes only a fresh file's memory, which nothing
+            // else has seen yet.
+            unsafe {
+                libc::madvise(addr.as_ptr(), len, libc::MADV_HUGEPAGE);
+                if libc::madvise(addr.as_ptr(), len, MADV_POPULATE_WRITE) != 0 && fresh {
+                    ptr::write_bytes(addr.as_ptr() as *mut u8, 0, len);
+                }
+            }
+            Ok(mmap)
         }
 
         fn map_thp(len: usize) -> io::Result<Self> {
@@ -153,6 +215,15 @@ mod inner {
     impl Mmap {
         pub fn new(len: usize, _use_huge_pages: bool) -> io::Result<Self> {
             Ok(Self(VecParts::new(vec![0; len])))
+        }
+
+        /// Files are not mapped in unit tests.
+        pub fn from_file(
+            _file: std::os::fd::BorrowedFd<'_>,
+            _len: usize,
+            _fresh: bool,
+        ) -> io::Result<Self> {
+            Err(io::Error::from(io::ErrorKind::Unsupported))
         }
 
         /// Returns a pointer to the start of the mmap'd region.

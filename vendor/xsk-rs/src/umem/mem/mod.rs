@@ -55,6 +55,26 @@ impl UmemRegion {
         })
     }
 
+    /// xvs patch: the region mapped from `file` (see
+    /// [`Mmap::from_file`]), for a UMEM another process can map too.
+    pub(super) fn from_file(
+        frame_count: NonZeroU32,
+        frame_layout: FrameLayout,
+        file: std::os::fd::BorrowedFd<'_>,
+        fresh: bool,
+    ) -> io::Result<Self> {
+        let len = (frame_count.get() as usize) * frame_layout.frame_size();
+
+        let mmap = Mmap::from_file(file, len, fresh)?;
+
+        Ok(Self {
+            layout: frame_layout,
+            addr: mmap.addr(),
+            len,
+            _mmap: Arc::new(Mutex::new(mmap)),
+        })
+    }
+
     /// The size of the underlying memory region.
     #[inline]
     pub fn len(&self) -> usize {
