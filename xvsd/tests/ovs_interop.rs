@@ -47,9 +47,11 @@ const UX_MAC: &str = "02:00:00:00:01:01";
 const UO_MAC: &str = "02:00:00:00:01:02";
 const VM_MTU: &str = "1400";
 /// Mbit/s each iperf3 direction must exceed: far below what the path does
-/// (hundreds of Mbit/s in a debug build), far above a path that loses
-/// or corrupts most segments.
-const MIN_MBPS: f64 = 50.0;
+/// (hundreds of Mbit/s in a debug build on a quiet machine; 42 was seen
+/// with a CI run, two builds and a benchmark sharing the two cores), far
+/// above a path that loses or corrupts most segments (a few Mbit/s).
+/// Speed is the benchmarks' to judge, not this test's.
+const MIN_MBPS: f64 = 10.0;
 
 /// Two cores, shared: one iperf3 at a time measures the path, not the
 /// other tests.
