@@ -284,6 +284,75 @@ impl XdpProgram {
         Self::load(ifname, mode, None, &[])
     }
 
+    /// Loads the xvs object for `ifname` as [`Self::load_unattached`]
+    /// does, but leaves the xvs program attached there in place: that of
+    /// the running daemon this process is taking over, which forwards
+    /// until [`Self::replace_running`] swaps this one in.
+    pub fn load_for_takeover(ifname: &str, mode: Mode) -> Result<Self, Error> {
+        Self::load_with(ifname, mode, None, &[], false)
+    }
+
+    /// Attaches this program (loaded by [`Self::load_for_takeover`]) in
+    /// place of the xvs program attached to its interface, in that
+    /// program's mode, in one step: the kernel swaps the two, so no frame
+    /// meets the interface without a program. With no program there, it
+    /// attaches as `flags` ask; another program than xvs's is refused
+    /// ([`Error::Foreign`]).
+    pub fn replace_running(&mut self, flags: AttachFlags) -> Result<(), Error> {
+        let prog = self.own_program()?;
+        let xdp = Xdp::new(prog.as_fd());
+        let opts = xdp
+            .query(self.ifindex, XdpFlags::NONE)
+            .map_err(|source| Error::Query {
+                ifname: self.ifname.clone(),
+                source,
+            })?;
+        let running = [
+            (opts.drv_prog_id, AttachMode::Native),
+            (opts.skb_prog_id, AttachMode::Generic),
+        ]
+        .into_iter()
+        .find(|(id, _)| *id != 0);
+        let Some((id, mode)) = running else {
+            let (attached, refused) =
+                attach_with(&xdp, &self.ifname, self.ifindex, self.mode.program(), flags)?;
+            self.attached = attached;
+            self.native_refused = refused;
+            return Ok(());
+        };
+        let name = libbpf_rs::query::ProgInfoIter::default()
+            .find(|p| p.id == id)
+            .map(|p| p.name.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if name != PROG_PORT && name != PROG_UPLINK {
+            return Err(Error::Foreign {
+                ifname: self.ifname.clone(),
+                name,
+                id,
+            });
+        }
+        // Without UPDATE_IF_NOEXIST the kernel replaces the program of
+        // that mode under RCU: the old one runs until the new one does.
+        xdp.attach(self.ifindex, mode.flags())
+            .map_err(|e| Error::Attach {
+                ifname: self.ifname.clone(),
+                program: self.mode.program(),
+                native: if mode == AttachMode::Native {
+                    format!("replacing program {id}: {e}")
+                } else {
+                    "not tried".into()
+                },
+                generic: if mode == AttachMode::Generic {
+                    format!("replacing program {id}: {e}")
+                } else {
+                    "not tried".into()
+                },
+            })?;
+        self.attached = mode;
+        self.replaced = Some(id);
+        Ok(())
+    }
+
     /// [`Self::load_unattached`], its maps named in `shared` being those
     /// maps (`reuse_fd`): for the uplink of a daemon running the fast
     /// path, whose TC program (`tc::TcFlows::uplink_maps`) then uses the
@@ -302,6 +371,16 @@ impl XdpProgram {
         mode: Mode,
         flags: Option<AttachFlags>,
         shared: &[(&'static str, BorrowedFd<'_>)],
+    ) -> Result<Self, Error> {
+        Self::load_with(ifname, mode, flags, shared, true)
+    }
+
+    fn load_with(
+        ifname: &str,
+        mode: Mode,
+        flags: Option<AttachFlags>,
+        shared: &[(&'static str, BorrowedFd<'_>)],
+        remove_stale_prog: bool,
     ) -> Result<Self, Error> {
         let ifindex = ifindex(ifname)?;
         let name = || ifname.to_string();
@@ -375,7 +454,11 @@ impl XdpProgram {
                     what: program,
                 })?;
             let xdp = Xdp::new(prog.as_fd());
-            let replaced = remove_stale(&xdp, ifname, ifindex)?;
+            let replaced = if remove_stale_prog {
+                remove_stale(&xdp, ifname, ifindex)?
+            } else {
+                None
+            };
             let attached = match flags {
                 Some(flags) => attach_with(&xdp, ifname, ifindex, program, flags)?,
                 None => (AttachMode::Unattached, None),
@@ -481,18 +564,22 @@ impl XdpProgram {
             .is_ok_and(|id| id == self.prog_id)
     }
 
-    fn detach(&self) -> Result<(), Error> {
-        if self.attached == AttachMode::Unattached {
-            return Ok(());
-        }
-        let prog = self
-            .object
+    /// This object's program for its mode.
+    fn own_program(&self) -> Result<libbpf_rs::Program<'_>, Error> {
+        self.object
             .progs()
             .find(|p| p.name() == OsStr::new(self.mode.program()))
             .ok_or(Error::Missing {
                 ifname: self.ifname.clone(),
                 what: self.mode.program(),
-            })?;
+            })
+    }
+
+    fn detach(&self) -> Result<(), Error> {
+        if self.attached == AttachMode::Unattached {
+            return Ok(());
+        }
+        let prog = self.own_program()?;
         let xdp = Xdp::new(prog.as_fd());
         let flags = self.attached.flags();
         let current = xdp

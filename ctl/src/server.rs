@@ -662,6 +662,7 @@ fn handle_line(line: &[u8], shared: &Shared, tx: &Sender<Call>) -> Response {
                 daemon_version: shared.options.daemon_version.clone(),
                 protocol_version: PROTOCOL_VERSION,
                 methods: Method::NAMES.iter().map(|s| s.to_string()).collect(),
+                pid: Some(std::process::id()),
             },
         );
     }

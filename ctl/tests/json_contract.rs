@@ -98,6 +98,10 @@ fn requests() -> BTreeMap<&'static str, Value> {
             frame: "02000000000102000000000208060001".into(),
         }),
         Method::MirrorList,
+        Method::Takeover(TakeoverParams {
+            path: "/run/xvs/xvsd.sock.takeover-4242".into(),
+        }),
+        Method::Restart,
     ];
     methods
         .iter()
@@ -117,8 +121,17 @@ fn rows() -> BTreeMap<&'static str, Value> {
             daemon_version: "0.1.0".into(),
             protocol_version: PROTOCOL_VERSION,
             methods: vec!["hello".into()],
+            pid: Some(4241),
         }),
     );
+    r.insert(
+        "TakeoverResult",
+        v(TakeoverResult {
+            from_pid: 4241,
+            to_pid: 4242,
+        }),
+    );
+    r.insert("RestartResult", v(RestartResult { pid: 4242 }));
     r.insert(
         "TransactResult",
         v(TransactResult {

@@ -275,6 +275,9 @@ pub struct Xvsd {
     ns: String,
     args: Vec<String>,
     env: Vec<(String, String)>,
+    /// A daemon this one handed over to (`xvsctl restart`): not our
+    /// child, stopped and killed with it.
+    successor: Option<u32>,
 }
 
 impl Xvsd {
@@ -333,9 +336,50 @@ impl Xvsd {
                 .iter()
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
                 .collect(),
+            successor: None,
         };
         d.spawn();
         d
+    }
+
+    /// Waits at most `within` for the daemon (our child) to exit; its
+    /// status, or `None` if it still runs.
+    pub fn wait_exit(&mut self, within: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + within;
+        loop {
+            let c = self.child.as_mut()?;
+            if let Ok(Some(s)) = c.try_wait() {
+                self.child = None;
+                return Some(s);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// From now on this is the daemon `pid`, which took over from ours
+    /// (not our child: its exit status is not ours to read).
+    pub fn follow(&mut self, pid: u32) {
+        self.successor = Some(pid);
+    }
+
+    /// Stops the daemon [`Self::follow`] named with SIGTERM (SIGKILL
+    /// after 10 s); whether it exited by itself, and the log.
+    pub fn stop_successor(mut self) -> (bool, String) {
+        let Some(pid) = self.successor.take() else {
+            return (false, self.log());
+        };
+        // SAFETY: kill has no memory-safety preconditions.
+        unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+        let gone = wait_gone(pid, Duration::from_secs(10));
+        if !gone {
+            // SAFETY: as above.
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+            wait_gone(pid, Duration::from_secs(5));
+        }
+        (gone, self.log())
     }
 
     fn spawn(&mut self) {
@@ -392,6 +436,11 @@ impl Xvsd {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
+        }
+        if let Some(pid) = self.successor.take() {
+            // SAFETY: kill has no memory-safety preconditions.
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+            wait_gone(pid, Duration::from_secs(5));
         }
     }
 
@@ -509,6 +558,28 @@ impl Drop for Xvsd {
         if !std::thread::panicking() {
             let _ = std::fs::remove_file(&self.log);
         }
+    }
+}
+
+/// Waits at most `within` until process `pid` is gone (another's child:
+/// its zombie is reaped by init).
+fn wait_gone(pid: u32, within: Duration) -> bool {
+    let deadline = Instant::now() + within;
+    let path = format!("/proc/{pid}/stat");
+    loop {
+        // A zombie still has a stat file: its state letter is Z.
+        let alive = std::fs::read_to_string(&path).is_ok_and(|s| {
+            s.rsplit(')')
+                .next()
+                .is_some_and(|r| !r.trim_start().starts_with('Z'))
+        });
+        if !alive {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 

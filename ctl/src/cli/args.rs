@@ -595,6 +595,14 @@ pub enum Verb {
     },
     /// Show the mirrors and what each copied.
     MirrorList,
+    /// Restart xvsd without dropping a frame: it starts its binary again
+    /// (an upgraded one, after a package upgrade), which takes over its
+    /// AF_XDP sockets and traffic; waits until the new one answers.
+    Restart {
+        /// Seconds to wait for the new daemon.
+        #[arg(long, default_value_t = 60)]
+        wait: u64,
+    },
     /// Show the whole configuration as a tree.
     Show,
     /// Show port, tunnel and uplink counters (rx/tx, drops by reason, MACs

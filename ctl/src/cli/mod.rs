@@ -235,6 +235,9 @@ fn single(opts: &Opts, verb: Verb, io: &mut Io<'_>) -> i32 {
             };
             return capture::run(&opts.socket, opts.timeout, &ask, io.out, io.err);
         }
+        Verb::Restart { wait } => {
+            return restart(&opts.socket, opts.timeout, Duration::from_secs(*wait), io);
+        }
         Verb::Trace { spec, .. } => {
             // A spec that is neither hex nor a match is the user's to fix,
             // before any call.
@@ -461,4 +464,47 @@ mod tests {
         let same = os(&["add-flow", "br0", "--may-exist"]);
         assert_eq!(ovs_style_flags(&same), same);
     }
+}
+
+/// `xvsctl restart`: the daemon starts its binary again, which takes its
+/// sockets over; then waits (at most `wait`) until the control socket
+/// answers from the new process.
+fn restart(socket: &std::path::Path, timeout: Duration, wait: Duration, io: &mut Io) -> i32 {
+    use crate::client::Client;
+    use crate::protocol::{Method, RestartResult};
+    let asked = Client::connect(socket, timeout).and_then(|mut c| {
+        let old = c.hello()?.pid;
+        let r: RestartResult = c.call_as(&Method::Restart)?;
+        Ok((old, r.pid))
+    });
+    let (old, new) = match asked {
+        Ok(p) => p,
+        Err(e) => {
+            let _ = writeln!(io.err, "xvsctl: restart: {e}");
+            return e.exit_code();
+        }
+    };
+    let started = std::time::Instant::now();
+    while started.elapsed() < wait {
+        std::thread::sleep(Duration::from_millis(100));
+        let pid = Client::connect(socket, timeout)
+            .and_then(|mut c| c.hello())
+            .ok()
+            .and_then(|h| h.pid);
+        if pid == Some(new) {
+            let _ = writeln!(
+                io.out,
+                "xvsd {new} took over from {} in {:.1} s",
+                old.map_or("the old daemon".to_string(), |p| p.to_string()),
+                started.elapsed().as_secs_f64()
+            );
+            return 0;
+        }
+    }
+    let _ = writeln!(
+        io.err,
+        "xvsctl: restart: the new xvsd ({new}) did not answer within {wait:?}: see its log; \
+         the old one forwards unless it said otherwise"
+    );
+    1
 }

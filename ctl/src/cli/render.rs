@@ -201,6 +201,14 @@ pub fn render(method: &Method, v: Value) -> Result<String, String> {
             )
         }
         Method::Trace(_) => super::trace::render(&de(v)?),
+        Method::Takeover(_) => {
+            let r: crate::protocol::TakeoverResult = de(v)?;
+            format!("xvsd {} took over from {}\n", r.to_pid, r.from_pid)
+        }
+        Method::Restart => {
+            let r: crate::protocol::RestartResult = de(v)?;
+            format!("xvsd {} started: it takes over\n", r.pid)
+        }
         // `xvsctl capture` writes pcapng itself; a bare call shows JSON.
         Method::CaptureStart(_) | Method::CaptureRead(_) | Method::CaptureStop(_) => {
             serde_json::to_string_pretty(&v).map_err(|e| e.to_string())? + "\n"

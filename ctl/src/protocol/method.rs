@@ -65,6 +65,14 @@ pub struct TraceParams {
     pub frame: String,
 }
 
+/// `takeover`: a new xvsd listening at `path` (a Unix socket) takes this
+/// daemon's sockets over; this daemon answers once it has, then exits.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TakeoverParams {
+    pub path: String,
+}
+
 /// Which frames of a port a capture takes.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -130,6 +138,8 @@ pub struct StatsParams {
 /// | `capture_read` | [`CaptureParams`] | [`CaptureBatch`](super::CaptureBatch), the frames since the last read |
 /// | `capture_stop` | [`CaptureParams`] | [`CaptureBatch`](super::CaptureBatch), the last frames |
 /// | `mirror_list` | none | `[MirrorRow]` |
+/// | `takeover` | [`TakeoverParams`] | [`TakeoverResult`](super::TakeoverResult), once the new daemon took over |
+/// | `restart` | none | [`RestartResult`](super::RestartResult): the new daemon started, taking over |
 /// | `lookup_misses` | none | `[MissRow]`, the misses of bridges with the external provider since the last call (at most 4096, oldest dropped first) |
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Method {
@@ -151,6 +161,8 @@ pub enum Method {
     CaptureRead(CaptureParams),
     CaptureStop(CaptureParams),
     MirrorList,
+    Takeover(TakeoverParams),
+    Restart,
 }
 
 impl Method {
@@ -174,6 +186,8 @@ impl Method {
         "capture_read",
         "capture_stop",
         "mirror_list",
+        "takeover",
+        "restart",
     ];
 
     pub fn name(&self) -> &'static str {
@@ -196,6 +210,8 @@ impl Method {
             Method::CaptureRead(_) => "capture_read",
             Method::CaptureStop(_) => "capture_stop",
             Method::MirrorList => "mirror_list",
+            Method::Takeover(_) => "takeover",
+            Method::Restart => "restart",
         }
     }
 
@@ -211,6 +227,7 @@ impl Method {
             Method::Trace(p) => serde_json::to_value(p),
             Method::CaptureStart(p) => serde_json::to_value(p),
             Method::CaptureRead(p) | Method::CaptureStop(p) => serde_json::to_value(p),
+            Method::Takeover(p) => serde_json::to_value(p),
             _ => return None,
         };
         // These types have string keys only: serialization cannot fail.
@@ -246,6 +263,8 @@ impl Method {
             "tunnel_ports" => none(Method::TunnelPorts),
             "lookup_misses" => none(Method::LookupMisses),
             "mirror_list" => none(Method::MirrorList),
+            "restart" => none(Method::Restart),
+            "takeover" => typed_params(method, params, false).map(Method::Takeover),
             "transact" => transact_params(params).map(Method::Transact),
             "fdb_show" => typed_params(method, params, true).map(Method::FdbShow),
             "dump_flows" => typed_params(method, params, true).map(Method::DumpFlows),

@@ -20,6 +20,24 @@ pub struct HelloResult {
     pub protocol_version: u32,
     /// The methods this daemon answers.
     pub methods: Vec<String>,
+    /// The daemon's process id (`xvsctl restart` watches it change).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<u32>,
+}
+
+/// `takeover`: the daemon that handed its sockets over (this one, about
+/// to exit) and the one that took them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TakeoverResult {
+    pub from_pid: u32,
+    pub to_pid: u32,
+}
+
+/// `restart`: the new daemon started (the same binary path and arguments,
+/// with `--takeover`); it takes over within seconds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RestartResult {
+    pub pid: u32,
 }
 
 /// `transact`: how many commands were applied, and whether the config

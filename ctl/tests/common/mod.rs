@@ -135,6 +135,10 @@ fn answer(call: xvs_ctl::server::Call, config: &mut Config, commits: &AtomicU64)
         Method::TunnelPorts => call.respond(Ok(view::tunnel_port_rows(config))),
         Method::ArpShow(p) => call.respond(view::addr_rows(config, p.bridge.as_deref())),
         Method::LookupMisses => call.respond(Ok(Vec::<xvs_ctl::protocol::MissRow>::new())),
+        Method::Takeover(_) | Method::Restart => call.fail(RpcError::new(
+            xvs_ctl::protocol::codes::REJECTED,
+            "the fake daemon does not restart",
+        )),
         Method::MirrorList => call.respond(Ok(config
             .mirrors
             .iter()

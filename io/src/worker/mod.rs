@@ -217,7 +217,9 @@ fn chunk_of(addr: u64) -> u64 {
 impl Worker {
     /// A worker over the sockets of `set`, described by `ports` (one per
     /// socket, in socket order); the first socket of each port number is
-    /// the one it transmits by.
+    /// the one it transmits by. With no `ports`, the set's sockets are
+    /// served once claimed ([`Worker::adopt_socket`]: a set adopted from
+    /// a running daemon).
     pub fn new(
         id: usize,
         set: XskSet,
@@ -226,9 +228,14 @@ impl Worker {
         learn_tx: Option<Sender<LearnEvent>>,
     ) -> Worker {
         assert!(
-            ports.iter().enumerate().all(|(i, p)| p.sock == i) && ports.len() == set.slots(),
+            ports.is_empty()
+                || ports.iter().enumerate().all(|(i, p)| p.sock == i) && ports.len() == set.slots(),
             "one WorkerPort per socket, in order"
         );
+        let mut ports: Vec<Option<WorkerPort>> = ports.into_iter().map(Some).collect();
+        if ports.is_empty() {
+            ports.resize_with(set.slots(), || None);
+        }
         let store = Store {
             chunks: Vec::with_capacity(BATCH),
             spare: Vec::new(),
@@ -239,7 +246,7 @@ impl Worker {
         };
         let mut w = Worker {
             set,
-            ports: ports.into_iter().map(Some).collect(),
+            ports,
             vhost: Vec::new(),
             cmds: None,
             lost: None,

@@ -189,6 +189,39 @@ impl Worker {
         Ok(s)
     }
 
+    /// Takes over socket `s` of the set this worker was built with, one
+    /// adopted from a running daemon (xvsd's upgrade, `XskSet::adopt`):
+    /// bound, receiving, its rings as the old owner left them. It becomes
+    /// port `no`'s, part of binding `key`, registered in `role`'s XSKMAP
+    /// (the new program's, not yet attached: the old one still sends
+    /// frames to the same socket); what [`Self::add_socket`] does once it
+    /// has bound one. `sockets` is as in [`WorkerCmd::Add`].
+    pub fn adopt_socket(
+        &mut self,
+        s: usize,
+        no: PortNo,
+        key: u64,
+        role: SocketRole,
+        sockets: usize,
+    ) -> Result<(), XskError> {
+        let queue = self.set.queue(s).ok_or(XskError::NoSocket(s))?;
+        let kind = role.kind();
+        match role {
+            SocketRole::Ordinary(reg) | SocketRole::Demux(reg) => self.set.register(s, reg)?,
+            SocketRole::TxOnly { .. } => {}
+        }
+        if self.ports.len() <= s {
+            self.ports.resize_with(s + 1, || None);
+        }
+        let mut p = WorkerPort::new(no, queue, s, 0).with_kind(kind);
+        p.pending.reserve_exact(self.set.ring_size());
+        p.key = key;
+        self.ports[s] = Some(p);
+        self.expect = sockets;
+        self.rebalance();
+        Ok(())
+    }
+
     /// Closes every socket of port `no`; frames still queued for it are
     /// dropped (the snapshot no longer names the port by then).
     pub fn remove_port(&mut self, no: PortNo) -> Result<(), XskError> {

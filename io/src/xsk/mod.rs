@@ -745,6 +745,11 @@ impl XskSet {
             .map(|k| k.ifname.as_str())
     }
 
+    /// The queue socket `s` is bound to.
+    pub fn queue(&self, s: usize) -> Option<u32> {
+        self.socks.get(s).and_then(Option::as_ref).map(|k| k.queue)
+    }
+
     /// Socket `s`'s file descriptor, to wait for frames with poll(2).
     pub fn fd(&self, s: usize) -> BorrowedFd<'_> {
         // SAFETY: the fd belongs to the socket's rx queue, open for as

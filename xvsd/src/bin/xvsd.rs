@@ -4,7 +4,8 @@
 //! NOTIFY_SOCKET set (systemd's Type=notify) xvsd says when it is ready,
 //! reloading and stopping.
 //!
-//! Exit codes: 0 after a clean shutdown (SIGINT/SIGTERM), 1 when the
+//! Exit codes: 0 after a clean shutdown (SIGINT/SIGTERM) or a handover
+//! to a new daemon (`--takeover`, `xvsctl restart`), 1 when the
 //! config is invalid or an interface, XDP program or socket cannot be set
 //! up, or a worker fails.
 
@@ -111,6 +112,12 @@ struct Args {
     /// corrupt); the next committed change overwrites it.
     #[arg(long)]
     start_empty: bool,
+    /// Take over the xvsd running on --socket: its AF_XDP sockets, UMEMs
+    /// and traffic, with the config it persisted in --state, dropping no
+    /// frame; it exits once this one forwards (what `xvsctl restart`
+    /// starts). --workers must be the running daemon's.
+    #[arg(long, conflicts_with_all = ["no_socket", "start_empty", "check"])]
+    takeover: bool,
 }
 
 fn main() -> ExitCode {
@@ -146,6 +153,11 @@ fn main() -> ExitCode {
 
 fn run(args: Args) -> Result<(), String> {
     let config = match &args.config {
+        // The running daemon's config is what it persisted; the file is
+        // for reloads.
+        Some(_) if args.takeover => xvsd::state::load(&args.state)
+            .map_err(|e| e.to_string())?
+            .unwrap_or_default(),
         Some(path) => Config::load(path).map_err(|e| e.to_string())?,
         None if args.start_empty => Config::default(),
         None => match xvsd::state::load(&args.state).map_err(|e| e.to_string())? {
@@ -191,11 +203,13 @@ fn run(args: Args) -> Result<(), String> {
         signal_hook::flag::register(sig, Arc::clone(flag))
             .map_err(|e| format!("installing the signal handler: {e}"))?;
     }
-    let from_file = args.config.is_some();
+    let from_file = args.config.is_some() && !args.takeover;
     // A config file is the operator's word: an interface it names must be
     // there (a typo fails now). The persisted state is the daemon's own:
     // an interface gone across the restart waits, reported missing.
-    let started = if from_file {
+    let started = if args.takeover {
+        Daemon::take_over(config, &opts, &args.socket)
+    } else if from_file {
         Daemon::start(config, &opts)
     } else {
         Daemon::restore(config, &opts)
@@ -222,10 +236,27 @@ fn run(args: Args) -> Result<(), String> {
         daemon.serve_metrics(addr).map_err(|e| e.to_string())?;
     }
     info!("xvsd running");
-    notify(&[NotifyState::Ready, NotifyState::Status("forwarding")]);
+    if args.takeover {
+        // Started by the daemon it took over: systemd is to follow this
+        // process now (the unit's NotifyAccess=all lets it say so).
+        notify(&[
+            NotifyState::MainPid(std::process::id()),
+            NotifyState::Ready,
+            NotifyState::Status("forwarding (took over)"),
+        ]);
+    } else {
+        notify(&[NotifyState::Ready, NotifyState::Status("forwarding")]);
+    }
     let result = loop {
         match daemon.run(&stop, &reload) {
             Ok(Wake::Stop) => break Ok(()),
+            Ok(Wake::HandedOver) => {
+                // Nothing to shut down: the sockets and programs are the
+                // new daemon's.
+                daemon.log_counters();
+                info!("handed over to the new daemon: exiting");
+                return Ok(());
+            }
             Ok(Wake::Reload) => {
                 notify(&[NotifyState::Reloading]);
                 let status = match reload_config(&mut daemon, &args) {

@@ -56,7 +56,7 @@ impl Daemon {
         let planned = made.and_then(|()| plan(config, &self.opts));
         let (plan, absent) =
             planned.inspect_err(|_| tap_made.iter().for_each(|n| tap::remove(n)))?;
-        self.planned = sockets_per_worker(&plan, self.workers.len());
+        self.planned = sockets_per_worker(&plan, self.opts.workers);
         if self.fastpath.is_some() {
             // Each worker's socket on the miss pair.
             for n in &mut self.planned {
@@ -200,6 +200,9 @@ impl Daemon {
         // With the fast path no interface gets an XDP program, which
         // would take GSO away from a veth's peer, but the TC executor.
         let prog = match &self.fastpath {
+            // Taking over: the running daemon's program forwards until
+            // this one replaces it (`takeover.rs`).
+            None if self.takeover.is_some() => XdpProgram::load_for_takeover(&i.name, i.mode)?,
             Some(_) if i.mode == Mode::Port => XdpProgram::load_unattached(&i.name, i.mode)?,
             // The uplink's object shares its VTEPs, tunnel ports, snoop
             // ring and counters with the TC program that serves it.
@@ -261,6 +264,22 @@ impl Daemon {
                 groups: BTreeMap::new(),
             },
         );
+        if let Some(pending) = &mut self.takeover {
+            // Claimed from the running daemon's sets, not bound.
+            for q in 0..i.queues {
+                pending.push(super::takeover::Pending {
+                    iface: i.name.clone(),
+                    no: i.no,
+                    queue: q,
+                    key,
+                    worker: q as usize % self.opts.workers,
+                });
+            }
+            if snoop.is_some() {
+                self.snoop = snoop;
+            }
+            return Ok(());
+        }
         for q in 0..i.queues {
             let w = q as usize % self.workers.len();
             let answer = match self.links.fault.step("bind") {

@@ -69,6 +69,7 @@ mod links;
 mod mcast;
 mod plan;
 mod rpc;
+mod takeover;
 mod tap;
 mod vhost;
 mod view;
@@ -152,6 +153,8 @@ pub enum DaemonError {
     Worker { id: usize, reason: String },
     #[error("the fast path: {0}")]
     FastPath(#[from] FastPathError),
+    #[error("takeover: {0}")]
+    Takeover(String),
 }
 
 /// One running worker thread.
@@ -206,8 +209,10 @@ pub struct Daemon {
     missing: BTreeMap<String, links::Wanted>,
     /// The next [`Attached::key`].
     next_key: u64,
-    /// Sockets the workers closed because they failed.
+    /// Sockets the workers closed because they failed, and where the
+    /// workers say so.
     lost: Receiver<SocketLost>,
+    lost_tx: Sender<SocketLost>,
     /// Link changes; followed by looking interfaces up again.
     links: links::Links,
     snoop: Option<SnoopPoller>,
@@ -251,6 +256,21 @@ pub struct Daemon {
     /// The capture running (`xvsctl capture`), and the last one's id.
     capture: Option<capture::Capture>,
     next_capture: u64,
+    /// Taking over a running daemon (`takeover.rs`): the sockets its
+    /// config needs, to be claimed from the handed-over sets.
+    takeover: Option<Vec<takeover::Pending>>,
+    /// This daemon handed its sockets over: it exits without touching
+    /// them or the programs.
+    handed_over: bool,
+    /// Why it must stop although the handoff did not complete.
+    handoff_lost: Option<String>,
+}
+
+/// What a worker's [`WorkerThread`] keeps besides the thread.
+struct WorkerParts {
+    report: Arc<Mutex<WorkerReport>>,
+    cmds: Sender<WorkerCmd>,
+    tap: Arc<xvs_io::worker::Tap>,
 }
 
 /// The invalidation socket: UDP [`invalidate::PORT`] on every address
@@ -278,6 +298,9 @@ pub enum Wake {
     Stop,
     /// `reload` was set (SIGHUP): the config file is to be read again.
     Reload,
+    /// The sockets went to a new daemon (`takeover`): exit now, touching
+    /// nothing.
+    HandedOver,
 }
 
 impl Daemon {
@@ -327,6 +350,12 @@ impl Daemon {
 
     /// Starts the workers with no port, the kernel's underlay loaded.
     pub fn start_empty(opts: &Options) -> Result<Daemon, DaemonError> {
+        Self::start_with(opts, false)
+    }
+
+    /// [`Self::start_empty`]; `deferred`: no worker yet (a takeover's,
+    /// whose workers come with the running daemon's sets).
+    fn start_with(opts: &Options, deferred: bool) -> Result<Daemon, DaemonError> {
         if opts.workers == 0 {
             return Err(DaemonError::Options("--workers must be at least 1".into()));
         }
@@ -376,63 +405,15 @@ impl Daemon {
         let stop_workers = Arc::new(AtomicBool::new(false));
         let (lost_tx, lost) = crossbeam_channel::bounded(1024);
         let links = links::Links::new()?;
-        let core_ids = core_affinity::get_core_ids().unwrap_or_default();
         let fastpath = fastpath::start(opts)?;
-        let mut workers = Vec::new();
-        let mut cores = Vec::new();
-        for id in 0..opts.workers {
-            let set = XskSet::new_anchored(xsk_cfg)?;
-            let core = match &opts.cores {
+        let core_ids = core_affinity::get_core_ids().unwrap_or_default();
+        let cores = (0..opts.workers)
+            .map(|id| match &opts.cores {
                 Some(c) => Some(c[id]),
                 None if !core_ids.is_empty() => Some(core_ids[id % core_ids.len()].id),
                 None => None,
-            };
-            cores.push(core);
-            let report = Arc::new(Mutex::new(WorkerReport {
-                id,
-                ..Default::default()
-            }));
-            let (cmds, cmd_rx) = crossbeam_channel::bounded(64);
-            let upcalls = ctl.upcall_sender();
-            let tap = Arc::new(xvs_io::worker::Tap::default());
-            let worker = Worker::new(id, set, Vec::new(), ctl.handle(), Some(ctl.learn_sender()))
-                .with_upcalls(upcalls)
-                .with_mode(opts.poll)
-                .with_epoch(epoch)
-                .with_report(Arc::clone(&report))
-                .with_tap(Arc::clone(&tap))
-                .with_commands(cmd_rx)
-                .with_lost(lost_tx.clone());
-            let worker = match &fastpath {
-                Some(fp) => worker.with_offers(fp.offer_sender()),
-                None => worker,
-            };
-            let stop = Arc::clone(&stop_workers);
-            let thread = std::thread::Builder::new()
-                .name(format!("xvs-worker-{id}"))
-                .spawn(move || {
-                    if let Some(core) = core {
-                        if !core_affinity::set_for_current(core_affinity::CoreId { id: core }) {
-                            warn!(worker = id, core, "could not pin the worker");
-                        }
-                    }
-                    info!(worker = id, core = ?core, "worker running");
-                    let mut worker = worker;
-                    worker.run(&stop)?;
-                    Ok(worker.into_set())
-                })
-                .map_err(|e| DaemonError::Worker {
-                    id,
-                    reason: format!("spawning the thread: {e}"),
-                })?;
-            workers.push(WorkerThread {
-                id,
-                thread: Some(thread),
-                report,
-                cmds,
-                tap,
-            });
-        }
+            })
+            .collect();
         let mut d = Daemon {
             ctl,
             opts: opts.clone(),
@@ -440,12 +421,13 @@ impl Daemon {
             missing: BTreeMap::new(),
             next_key: 1,
             lost,
+            lost_tx,
             links,
             snoop: None,
             monitor,
             neigh,
             snoop_refused_logged: 0,
-            workers,
+            workers: Vec::new(),
             stop_workers,
             epoch,
             planned: Vec::new(),
@@ -456,14 +438,93 @@ impl Daemon {
             state: None,
             wake: Arc::new(eventfd()?),
             lookup_misses: std::collections::VecDeque::new(),
-            invalidate: invalidate_socket(),
+            invalidate: None,
             fastpath,
             vhost: BTreeMap::new(),
             capture: None,
             next_capture: 0,
+            takeover: None,
+            handed_over: false,
+            handoff_lost: None,
         };
+        if deferred {
+            // The sets, the invalidation port and the workers come with the
+            // running daemon's handoff (`takeover.rs`).
+            d.takeover = Some(Vec::new());
+            return Ok(d);
+        }
+        d.invalidate = invalidate_socket();
+        for id in 0..opts.workers {
+            // In a file another process can map: what lets `xvsctl
+            // restart` hand the sets over (`takeover.rs`).
+            let set = XskSet::new_shareable(xsk_cfg)?;
+            let (worker, parts) = d.new_worker(id, set);
+            d.spawn_worker(worker, parts)?;
+        }
         d.bind_miss_pair()?;
         Ok(d)
+    }
+
+    /// Worker `id` over `set`, not yet running, and what its thread
+    /// entry keeps.
+    fn new_worker(&mut self, id: usize, set: XskSet) -> (Worker, WorkerParts) {
+        let report = Arc::new(Mutex::new(WorkerReport {
+            id,
+            ..Default::default()
+        }));
+        let (cmds, cmd_rx) = crossbeam_channel::bounded(64);
+        let tap = Arc::new(xvs_io::worker::Tap::default());
+        let worker = Worker::new(
+            id,
+            set,
+            Vec::new(),
+            self.ctl.handle(),
+            Some(self.ctl.learn_sender()),
+        )
+        .with_upcalls(self.ctl.upcall_sender())
+        .with_mode(self.opts.poll)
+        .with_epoch(self.epoch)
+        .with_report(Arc::clone(&report))
+        .with_tap(Arc::clone(&tap))
+        .with_commands(cmd_rx)
+        .with_lost(self.lost_tx.clone());
+        let worker = match &self.fastpath {
+            Some(fp) => worker.with_offers(fp.offer_sender()),
+            None => worker,
+        };
+        (worker, WorkerParts { report, cmds, tap })
+    }
+
+    /// Runs `worker` on a thread of its own, pinned to its core.
+    fn spawn_worker(&mut self, worker: Worker, parts: WorkerParts) -> Result<(), DaemonError> {
+        let id = self.workers.len();
+        let core = self.cores.get(id).copied().flatten();
+        let stop = Arc::clone(&self.stop_workers);
+        let thread = std::thread::Builder::new()
+            .name(format!("xvs-worker-{id}"))
+            .spawn(move || {
+                if let Some(core) = core {
+                    if !core_affinity::set_for_current(core_affinity::CoreId { id: core }) {
+                        warn!(worker = id, core, "could not pin the worker");
+                    }
+                }
+                info!(worker = id, core = ?core, "worker running");
+                let mut worker = worker;
+                worker.run(&stop)?;
+                Ok(worker.into_set())
+            })
+            .map_err(|e| DaemonError::Worker {
+                id,
+                reason: format!("spawning the thread: {e}"),
+            })?;
+        self.workers.push(WorkerThread {
+            id,
+            thread: Some(thread),
+            report: parts.report,
+            cmds: parts.cmds,
+            tap: parts.tap,
+        });
+        Ok(())
     }
 
     /// Sleeps until a snooped frame, a kernel notification or a control
@@ -533,6 +594,13 @@ impl Daemon {
                 return Ok(Wake::Reload);
             }
             self.step(&mut snooped, &mut last_tick)?;
+            if self.handed_over {
+                self.leave_programs();
+                return match self.handoff_lost.take() {
+                    Some(why) => Err(DaemonError::Takeover(why)),
+                    None => Ok(Wake::HandedOver),
+                };
+            }
         }
     }
 

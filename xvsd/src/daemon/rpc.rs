@@ -14,9 +14,9 @@ use std::sync::Arc;
 
 use xvs_ctl::command;
 use xvs_ctl::protocol::{
-    AclRow, FastPathRow, FdbKind, FdbRow, FlowRow, Method, MirrorRow, MissRow, PortKindName,
-    RouteRow, RpcError, StatsParams, StatsRow, TraceOutput, TraceParams, TraceResult,
-    TransactResult, UmemRow, WorkerPortStats, WorkerStatsRow,
+    codes, AclRow, FastPathRow, FdbKind, FdbRow, FlowRow, Method, MirrorRow, MissRow, PortKindName,
+    RestartResult, RouteRow, RpcError, StatsParams, StatsRow, TakeoverResult, TraceOutput,
+    TraceParams, TraceResult, TransactResult, UmemRow, WorkerPortStats, WorkerStatsRow,
 };
 use xvs_ctl::server::Call;
 use xvs_ctl::view;
@@ -185,6 +185,23 @@ impl Daemon {
             Method::MirrorList => {
                 let rows = self.mirror_rows();
                 call.respond(Ok(rows))
+            }
+            Method::Takeover(p) => {
+                let r = self
+                    .hand_over(Path::new(&p.path))
+                    .map(|to| TakeoverResult {
+                        from_pid: std::process::id(),
+                        to_pid: to,
+                    })
+                    .map_err(|e| RpcError::new(codes::REJECTED, format!("takeover: {e}")));
+                call.respond(r)
+            }
+            Method::Restart => {
+                let r = self
+                    .restart()
+                    .map(|pid| RestartResult { pid })
+                    .map_err(|e| RpcError::new(codes::REJECTED, format!("restart: {e}")));
+                call.respond(r)
             }
             // The server answers `hello` itself; answer it anyway.
             Method::Hello => call.fail(RpcError::internal("hello is answered by the server")),
