@@ -340,15 +340,22 @@ fn an_xsk_set_taken_over_by_another_process_loses_no_frame() {
             }
             let last_poll = now_ns();
             let in_tx = set.kernel_chunks() - set.in_fill(s);
-            let (handoff, fds) = set.export().expect("export");
+            let (handoff, fds, retired) = set.export().expect("export");
+            let exported = now_ns();
             handoff::send(&conn, &handoff, &fds).expect("send the handoff");
+            let sent = now_ns();
+            // The old owner's mappings and fds go now, while the new
+            // owner forwards.
+            drop(retired);
             drop(fds);
             println!(
-                "old owner: {} frames, exported with {} chunks on TX/completion rings, {} pooled, {} reclaimed",
+                "old owner: {} frames, exported with {} chunks on TX/completion rings, {} pooled, {} reclaimed; export took {:.3} ms, sending {:.3} ms",
                 pump.got.len(),
                 in_tx,
                 handoff.pool.len(),
-                handoff.reclaimed
+                handoff.reclaimed,
+                (exported - last_poll) as f64 / 1e6,
+                (sent - exported) as f64 / 1e6,
             );
             let (report, _): (Report, _) = handoff::recv(&conn).expect("the new owner's report");
             let retries = sender.join().expect("sender");
@@ -503,7 +510,8 @@ fn an_adopted_set_binds_removes_and_rebinds_sockets() {
         };
         let mut old = XskSet::new_shareable(small).expect("shareable");
         let s0 = bind(&mut old, &p0);
-        let (h, fds) = old.export().expect("export");
+        let (h, fds, retired) = old.export().expect("export");
+        drop(retired);
         let (x, y) = UnixStream::pair().unwrap();
         handoff::send(&x, &h, &fds).expect("send");
         drop(fds);
