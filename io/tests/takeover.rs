@@ -339,6 +339,7 @@ fn an_xsk_set_taken_over_by_another_process_loses_no_frame() {
                 assert!(Instant::now() < deadline, "the stream stopped");
             }
             let last_poll = now_ns();
+            let drops_before = drops(&set, s);
             let in_tx = set.kernel_chunks() - set.in_fill(s);
             let (handoff, fds, retired) = set.export().expect("export");
             let exported = now_ns();
@@ -349,8 +350,9 @@ fn an_xsk_set_taken_over_by_another_process_loses_no_frame() {
             drop(retired);
             drop(fds);
             println!(
-                "old owner: {} frames, exported with {} chunks on TX/completion rings, {} pooled, {} reclaimed; export took {:.3} ms, sending {:.3} ms",
+                "old owner: {} frames, kernel drops before the export {:?}, exported with {} chunks on TX/completion rings, {} pooled, {} reclaimed; export took {:.3} ms, sending {:.3} ms",
                 pump.got.len(),
+                drops_before,
                 in_tx,
                 handoff.pool.len(),
                 handoff.reclaimed,
