@@ -537,6 +537,20 @@ fn an_adopted_set_binds_removes_and_rebinds_sockets() {
             frame_headroom: 0,
             jumbo_slots: 4,
         };
+        // A set in private memory cannot be handed over: refused, and
+        // given back whole.
+        let mut private = XskSet::new_anchored(small).expect("private");
+        let sp = bind(&mut private, &p0);
+        let refused = private.export().expect_err("private memory");
+        assert!(
+            matches!(refused.error, XskError::Handoff(HandoffError::NotShareable)),
+            "{:?}",
+            refused.error
+        );
+        let mut private = refused.set;
+        assert!(private.is_bound(sp));
+        private.remove(sp).expect("still a working set");
+        drop(private);
         let mut old = XskSet::new_shareable(small).expect("shareable");
         let s0 = bind(&mut old, &p0);
         let (h, fds, retired) = old.export().expect("export");
