@@ -5,7 +5,10 @@
 //! process (this test binary run again, as `takeover_child`), which
 //! adopts it and goes on; the first one's mappings are gone by then.
 //! Every frame sent must be received exactly once by one of the two,
-//! every one echoed, and no chunk may leak.
+//! every one echoed, and no chunk may leak. Beside it, in one process:
+//! an adopted set binds, removes and binds sockets again; a handoff that
+//! lies about its rings is refused; a multi-buffer frame half received
+//! at the handoff is finished by the new owner.
 //!
 //! Needs root (namespaces, BPF, AF_XDP), as `afxdp.rs` does. The rate
 //! and count are `XVS_TAKEOVER_PPS` (default 100,000 frames/s) and
@@ -26,7 +29,7 @@ use common::{require_root, MAC_A, MAC_A_S, MAC_B, MAC_B_S};
 use serde::{Deserialize, Serialize};
 use xvs_bpf::{AttachFlags, Mode, XdpProgram};
 use xvs_io::handoff;
-use xvs_io::xsk::{Backing, Handoff, HandoffError, XskConfig, XskError, XskSet};
+use xvs_io::xsk::{Backing, Handoff, HandoffError, XskConfig, XskError, XskSet, CHUNK};
 use xvs_tests::{ip_out, on_thread, veth, Netns};
 
 const ETHERTYPE: [u8; 2] = [0x88, 0xb5];
@@ -553,6 +556,17 @@ fn an_adopted_set_binds_removes_and_rebinds_sockets() {
         drop(private);
         let mut old = XskSet::new_shareable(small).expect("shareable");
         let s0 = bind(&mut old, &p0);
+        let state = |set: &XskSet, s| {
+            (
+                set.pool_len(),
+                set.kernel_chunks(),
+                set.slot_chunks(),
+                set.in_fill(s),
+                set.multi_buffer(s),
+                set.ifname(s).map(str::to_owned),
+            )
+        };
+        let before = state(&old, s0);
         let (h, fds, retired) = old.export().expect("export");
         drop(retired);
         let (x, y) = UnixStream::pair().unwrap();
@@ -571,7 +585,8 @@ fn an_adopted_set_binds_removes_and_rebinds_sockets() {
             other => panic!("a lie about the ring size was not refused: {other:?}"),
         }
         let mut set = XskSet::adopt(h, fds).expect("adopt");
-        assert_eq!(set.ifname(s0), Some("xa0"));
+        assert_eq!(state(&set, s0), before, "the same chunk ownership");
+        println!("adopted: (pool, kernel, slots, in fill, multi-buffer, interface) {before:?}");
         set.register(s0, p0.registrar().unwrap())
             .expect("registered again");
         let peer = |ifname: &'static str, seq| {
@@ -603,5 +618,129 @@ fn an_adopted_set_binds_removes_and_rebinds_sockets() {
             set.chunks(),
             "every chunk back"
         );
+    });
+}
+
+/// Sends one `frame` out of `ifname` (in the calling thread's
+/// namespace).
+fn send_raw(ifname: &str, frame: &[u8]) {
+    // SAFETY: plain socket creation; checked.
+    let raw = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
+    assert!(raw >= 0, "AF_PACKET: {}", std::io::Error::last_os_error());
+    // SAFETY: just created, owned by nothing else.
+    let sock = unsafe { OwnedFd::from_raw_fd(raw) };
+    let name = std::ffi::CString::new(ifname).unwrap();
+    // SAFETY: NUL-terminated name.
+    let ifindex = unsafe { libc::if_nametoindex(name.as_ptr()) };
+    // SAFETY: all-zero is a valid sockaddr_ll.
+    let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+    sll.sll_family = libc::AF_PACKET as u16;
+    sll.sll_ifindex = ifindex as i32;
+    sll.sll_halen = 6;
+    // SAFETY: `frame` and `sll` are valid for reads of the sizes passed.
+    let rc = unsafe {
+        libc::sendto(
+            sock.as_raw_fd(),
+            frame.as_ptr().cast(),
+            frame.len(),
+            0,
+            (&raw const sll).cast(),
+            std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(
+        rc,
+        frame.len() as isize,
+        "sendto: {}",
+        std::io::Error::last_os_error()
+    );
+}
+
+/// A multi-buffer frame half received when the set is handed over is
+/// finished by the new owner: the first of its descriptors consumed by
+/// the old owner (its bytes copied into a jumbo slot), the rest by the
+/// new one, which goes on filling the same slot from the handed-over
+/// chain state. The frame comes out whole, byte for byte.
+#[test]
+fn a_frame_half_received_is_finished_by_the_new_owner() {
+    require_root!();
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let a = Netns::new("chain-a");
+    let b = Netns::new("chain-b");
+    veth(&a, "xa0", MAC_A_S, &b, "xb0", MAC_B_S);
+    a.ip(&["link", "set", "xa0", "mtu", "9000"]);
+    b.ip(&["link", "set", "xb0", "mtu", "9000"]);
+    let mut frame = vec![0u8; 9000];
+    frame[..6].copy_from_slice(&MAC_A);
+    frame[6..12].copy_from_slice(&MAC_B);
+    frame[12..14].copy_from_slice(&ETHERTYPE);
+    for (i, x) in frame[14..].iter_mut().enumerate() {
+        *x = (i * 7 % 251) as u8;
+    }
+    on_thread(|| {
+        a.enter();
+        let prog = XdpProgram::attach("xa0", Mode::Port, AttachFlags::Auto).expect("attach");
+        let small = XskConfig {
+            frames: 512,
+            rx_frames: 64,
+            ring: 1024,
+            frame_headroom: 0,
+            jumbo_slots: 4,
+        };
+        let mut old = XskSet::new_shareable(small).expect("shareable");
+        let s = bind(&mut old, &prog);
+        if !old.multi_buffer(s) {
+            println!("SKIP: this kernel binds no multi-buffer (XDP_USE_SG) socket here");
+            return;
+        }
+        std::thread::scope(|sc| {
+            sc.spawn(|| {
+                b.enter();
+                send_raw("xb0", &frame);
+            });
+        });
+        // One descriptor at a time until the first is taken: a chain
+        // gives no frame until its last.
+        let mut out = Vec::new();
+        let full = old.in_fill(s);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while old.in_fill(s) == full {
+            assert!(Instant::now() < deadline, "the frame never came");
+            old.rx(s, &mut out, 1, 0).expect("rx");
+        }
+        assert!(out.is_empty(), "a 9000-byte frame in one descriptor?");
+        let (h, fds, retired) = old.export().expect("export");
+        drop(retired);
+        let chain = h.sockets[s].as_ref().and_then(|k| k.chain.clone());
+        assert!(
+            chain
+                .as_ref()
+                .is_some_and(|c| c.slot.is_some() && c.len > 0),
+            "the chain travels: {chain:?}"
+        );
+        let mut set = XskSet::adopt(h, fds).expect("adopt");
+        while out.is_empty() {
+            assert!(
+                Instant::now() < deadline,
+                "the rest of the frame never came"
+            );
+            set.rx(s, &mut out, 64, 0).expect("rx");
+        }
+        let (addr, len) = out[0];
+        assert!(set.is_slot(addr), "assembled in a jumbo slot");
+        assert_eq!(len as usize, frame.len());
+        let base = addr / CHUNK * CHUNK;
+        let mut slot = Vec::new();
+        set.chunks_mut(&[base], &mut slot)
+            .expect("the slot is ours");
+        let head = (addr - base) as usize;
+        assert!(
+            slot[0][head..head + len as usize] == *frame.as_slice(),
+            "byte for byte"
+        );
+        drop(slot);
+        assert_eq!(set.jumbo_counters().rx_chains, 1);
+        set.release(addr).expect("the slot freed");
+        println!("a chain of {} bytes finished by the new owner", len);
     });
 }
