@@ -14,7 +14,10 @@
 //! and count are `XVS_TAKEOVER_PPS` (default 100,000 frames/s) and
 //! `XVS_TAKEOVER_FRAMES` (default 150,000); the test prints the gap
 //! between the old owner's last poll and the new one's first, and the
-//! kernel's drop counters.
+//! kernel's drop counters. A rate above what the test's one-core echo
+//! loop keeps up with (about 200k frames/s in a release build on this
+//! 2-core VM) drops frames all along, in the handoff's window too, and
+//! fails: it measures nothing about the handoff.
 
 #[allow(dead_code)] // shared with the other AF_XDP tests; this one uses a few
 mod common;
@@ -270,12 +273,24 @@ fn stream_range(ifname: &str, seqs: std::ops::Range<u32>, pps: u64) -> u64 {
     retries
 }
 
-fn tx_packets(ns: &Netns, ifname: &str, field: &str) -> u64 {
+/// One of `ifname`'s counters: `dir` "rx" or "tx", `what` "packets" or
+/// "dropped".
+fn link_count(ns: &Netns, ifname: &str, dir: &str, what: &str) -> u64 {
     let out = ip_out(&["-n", &ns.name, "-j", "-s", "link", "show", ifname]);
     let v: serde_json::Value = serde_json::from_str(&out).expect("ip -j");
-    v[0]["stats64"][field]["packets"]
+    v[0]["stats64"][dir][what]
         .as_u64()
-        .unwrap_or_else(|| panic!("no {field} packets in {out}"))
+        .unwrap_or_else(|| panic!("no {dir} {what} in {out}"))
+}
+
+/// Echoes arrived at the sender's end, and echoes the veth could not
+/// hand to it (its receive backlog full: counted as the sending end's
+/// TX drops).
+fn echo_counts(a: &Netns, b: &Netns) -> (u64, u64) {
+    (
+        link_count(b, "xb0", "rx", "packets"),
+        link_count(a, "xa0", "tx", "dropped"),
+    )
 }
 
 /// Binds queue 0 of `prog`'s interface, retrying while the kernel still
@@ -332,7 +347,7 @@ fn an_xsk_set_taken_over_by_another_process_loses_no_frame() {
         .expect("spawn the new owner");
     let (conn, _) = listener.accept().expect("the new owner connects");
 
-    let echoed_before = tx_packets(&b, "xb0", "rx");
+    let echoed_before = echo_counts(&a, &b);
     let (parent_got, report, gap, before) = on_thread(|| {
         a.enter();
         pin(1);
@@ -459,9 +474,16 @@ fn an_xsk_set_taken_over_by_another_process_loses_no_frame() {
     let [pool, slots, kernel, chunks] = r.chunks;
     assert_eq!(pool + slots + kernel, chunks, "chunks leaked");
     assert_eq!(r.echo_refused, 0);
-    let echoed = tx_packets(&b, "xb0", "rx") - echoed_before;
+    // Every frame received goes back out; the peer's kernel, when the
+    // machine is too busy, drops some of them on its receive backlog
+    // (counted there), which is not the handoff's doing either.
+    let (packets, dropped) = echo_counts(&a, &b);
+    let (packets, dropped) = (packets - echoed_before.0, dropped - echoed_before.1);
+    if dropped > 0 {
+        println!("NOTE: the peer dropped {dropped} echoes on its receive backlog");
+    }
     assert_eq!(
-        echoed,
+        packets + dropped,
         u64::from(count) - lost,
         "every frame received echoed back"
     );
