@@ -128,6 +128,31 @@ pub fn recv<T: DeserializeOwned>(sock: &UnixStream) -> Result<(T, Vec<OwnedFd>),
     Ok((serde_json::from_slice(&json)?, fds))
 }
 
+/// Cuts the fds of one exchange into consecutive groups of `counts`
+/// (each worker's [`Handoff::fds`](crate::xsk::Handoff::fds), in the
+/// order the message lists the handoffs): a sender concatenates every
+/// set's fds, the receiver takes them apart again. Refuses a total
+/// other than the fds there are.
+pub fn split_fds(
+    counts: impl IntoIterator<Item = usize>,
+    fds: Vec<OwnedFd>,
+) -> Result<Vec<Vec<OwnedFd>>, TransferError> {
+    let total = fds.len();
+    let mut fds = fds.into_iter();
+    let mut groups = Vec::new();
+    let mut want = 0usize;
+    for n in counts {
+        want = want.saturating_add(n);
+        groups.push(fds.by_ref().take(n).collect::<Vec<_>>());
+    }
+    if want != total {
+        return Err(TransferError::Protocol(format!(
+            "{total} fds for groups of {want} in all"
+        )));
+    }
+    Ok(groups)
+}
+
 /// Fills `data` from `sock`, appending the fds that came with its first
 /// byte to `fds`.
 fn recv_with_fds(
@@ -194,6 +219,22 @@ mod tests {
             std::fs::File::from(fd).read_exact(&mut buf).unwrap();
             assert_eq!(u32::from_le_bytes(buf), i as u32);
         }
+    }
+
+    #[test]
+    fn fds_are_cut_into_their_groups_in_order() {
+        let fds: Vec<OwnedFd> = (0..5)
+            .map(|_| std::fs::File::open("/dev/null").unwrap().into())
+            .collect();
+        let raw: Vec<i32> = fds.iter().map(AsRawFd::as_raw_fd).collect();
+        let groups = split_fds([2, 0, 3], fds).unwrap();
+        let got: Vec<Vec<i32>> = groups
+            .iter()
+            .map(|g| g.iter().map(AsRawFd::as_raw_fd).collect())
+            .collect();
+        assert_eq!(got, [raw[..2].to_vec(), vec![], raw[2..].to_vec()]);
+        let fds: Vec<OwnedFd> = vec![std::fs::File::open("/dev/null").unwrap().into()];
+        assert!(split_fds([2], fds).is_err());
     }
 
     #[test]

@@ -20,10 +20,16 @@
 //! is checked to lie in the UMEM and to be listed once, the pool and
 //! the kernel's chunks must account for every chunk, the jumbo slots'
 //! states must agree with the chunks lent from them, every fd must be
-//! of the right kind; a refusal is a typed [`HandoffError`], never a
-//! panic. What the handoff cannot prove is that a socket fd shares this
-//! UMEM (the kernel reports it only through sock_diag); that is taken
-//! on the exporter's word.
+//! of the right kind, a ring must be no larger than stated, and every
+//! chunk the four rings of a socket show must be one the handoff gives
+//! that socket; a refusal is a typed [`HandoffError`], never a panic.
+//! What cannot be checked: chunks the kernel took off a ring and holds
+//! in flight (a zero-copy driver's), a ring smaller than a page's worth
+//! of entries being larger within that page, and that a socket fd
+//! shares this UMEM (the kernel reports it only through sock_diag,
+//! `CONFIG_XDP_SOCKETS_DIAG`, which this kernel lacks; a socket of
+//! another UMEM would most likely show chunks the handoff does not give
+//! it). Those are taken on the exporter's word.
 //!
 //! Frames the exporter held (received, not yet sent or filled again)
 //! cannot be handed over as frames: their chunks go back to the pool
@@ -131,6 +137,15 @@ pub enum HandoffError {
     Slot { slot: usize, reason: String },
     #[error("socket in slot {slot}: {reason}")]
     Socket { slot: usize, reason: String },
+    /// A ring of the socket holds a chunk the handoff does not say the
+    /// kernel holds for that socket: the handoff and the kernel
+    /// disagree, and userspace could write a buffer the kernel fills.
+    #[error("socket in slot {slot}: its {ring} ring holds {addr:#x}, which the handoff does not give it")]
+    RingDisagrees {
+        slot: usize,
+        ring: &'static str,
+        addr: u64,
+    },
     #[error("{got} file descriptors, expected {want}")]
     FdCount { want: usize, got: usize },
     #[error("file descriptor {index} ({what}): {reason}")]
@@ -141,6 +156,19 @@ pub enum HandoffError {
     },
     #[error("the set's frames are in private memory: only a set made by XskSet::new_shareable can be handed over")]
     NotShareable,
+}
+
+/// What is left of a set after [`XskSet::export`]: its mappings and
+/// this process's fds of its sockets, reachable by nothing, only to be
+/// dropped. Dropping it (unmapping, closing, libxdp's bookkeeping) takes
+/// a few hundred microseconds that need not be in the gap: drop it once
+/// the handoff is on its way.
+pub struct Retired(#[allow(dead_code)] XskSet);
+
+impl std::fmt::Debug for Retired {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Retired")
+    }
 }
 
 /// A set [`XskSet::export`] could not hand over, given back untouched.
@@ -347,11 +375,12 @@ fn check_xdp_socket(fd: BorrowedFd<'_>, index: usize, what: &'static str) -> Res
 impl XskSet {
     /// Hands the set over: stops using it and returns what another
     /// process needs to [`adopt`](Self::adopt) it, the [`Handoff`] and
-    /// its fds (see there). The kernel objects live on in those fds;
-    /// this process's mappings of them go with the set. Only a set made
-    /// by [`Self::new_shareable`] can be handed over; any other, or one
-    /// whose fds cannot be duplicated, is given back in [`Refused`].
-    pub fn export(mut self) -> Result<(Handoff, Vec<OwnedFd>), Box<Refused>> {
+    /// its fds (see there), and the rest of it as [`Retired`], to drop
+    /// once they are sent (the kernel objects live on in the fds). Only
+    /// a set made by [`Self::new_shareable`] can be handed over; any
+    /// other, or one whose fds cannot be duplicated, is given back in
+    /// [`Refused`].
+    pub fn export(mut self) -> Result<(Handoff, Vec<OwnedFd>, Retired), Box<Refused>> {
         let fds = match self.export_fds() {
             Ok(fds) => fds,
             Err(error) => return Err(Box::new(Refused { error, set: self })),
@@ -421,9 +450,7 @@ impl XskSet {
             jumbo: [j.rx_chains, j.tx_chains, j.no_slot, j.bad_chain],
             reclaimed,
         };
-        // `self` goes here: its rings and the UMEM are unmapped and its
-        // fds closed; the sockets and the UMEM live on in `fds`.
-        Ok((handoff, fds))
+        Ok((handoff, fds, Retired(self)))
     }
 
     /// The fds to hand over, duplicated: the UMEM's file, its own
@@ -519,6 +546,29 @@ impl XskSet {
                     slot: s,
                     reason: format!("mapping its rings: {e}"),
                 })?;
+            let (mut tx, mut rx, mut fq, mut cq) = (tx, rx, fq, cq);
+            // What the rings show must be the kernel's and this
+            // socket's by the handoff's account (chunks the kernel took
+            // off a ring and holds in flight cannot be seen; those it
+            // shows can): a chunk the handoff put in the pool while a
+            // ring holds it would be written by both sides.
+            let mut shown: Vec<(&'static str, u64)> = Vec::new();
+            fq.pending_addrs(|a| shown.push(("fill", a)));
+            rx.pending_addrs(|a| shown.push(("rx", a)));
+            tx.pending_addrs(|a| shown.push(("TX", a)));
+            cq.pending_addrs(|a| shown.push(("completion", a)));
+            let theirs = |a: u64| {
+                let i = (a / CHUNK) as usize;
+                i < plan.owned.len() && !plan.owned[i] && usize::from(plan.lent_to[i]) == s
+            };
+            if let Some(&(ring, addr)) = shown.iter().find(|(_, a)| !theirs(*a)) {
+                return Err(HandoffError::RingDisagrees {
+                    slot: s,
+                    ring,
+                    addr,
+                }
+                .into());
+            }
             let chain = sh
                 .chain
                 .as_ref()

@@ -369,6 +369,23 @@ mod tests {
     }
 
     #[test]
+    fn restored_slots_are_free_unless_on_a_ring_or_a_chains() {
+        // Slot 0 on a TX ring as 2 descriptors, slot 2 a chain's.
+        let mut s = Slots::restore(12, &[2, 0, 0, 0], &[2]);
+        assert_eq!(s.free_chunks(), 2 * SLOT_CHUNKS);
+        assert!(!s.in_hand(0) && s.in_hand(2) && !s.is_free(2));
+        assert!(!s.put(0), "on a ring: not freed by hand");
+        assert!(!s.completed(0) && s.completed(0), "free with its last");
+        assert!(s.put(2));
+        assert_eq!(s.free_chunks(), 4 * SLOT_CHUNKS);
+        // Every slot comes out of the free list once.
+        let mut taken: Vec<_> = std::iter::from_fn(|| s.take()).collect();
+        taken.sort_unstable();
+        assert_eq!(taken, [0, 1, 2, 3]);
+        assert_eq!(s.out_counts(), [0, 0, 0, 0]);
+    }
+
+    #[test]
     fn a_chain_is_assembled_into_a_slot_behind_the_same_headroom() {
         let mut m = Mem::new(16, 2);
         m.bytes[(CHUNK + HEAD) as usize..(2 * CHUNK) as usize].fill(1);

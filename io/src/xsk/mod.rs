@@ -58,7 +58,9 @@ mod rings;
 mod stats;
 mod umem;
 
-pub use handoff::{ChainHandoff, Handoff, HandoffError, Refused, SocketHandoff, HANDOFF_VERSION};
+pub use handoff::{
+    ChainHandoff, Handoff, HandoffError, Refused, Retired, SocketHandoff, HANDOFF_VERSION,
+};
 pub use jumbo::{JumboCounters, SLOT_BYTES, SLOT_CHUNKS};
 pub use memory::Backing;
 pub use port::XskPort;

@@ -71,6 +71,49 @@ pub(crate) unsafe fn cons_nb_avail_exact(ring: *mut xsk_ring_cons) -> u32 {
     n
 }
 
+/// xvs patch: calls `f` with the address of every entry between the
+/// ring's shared consumer and producer positions (the entries one side
+/// has published and the other not yet taken), for checking a ring
+/// taken over from another process against what it was said to hold.
+/// `entry` is the entry size: 8 (fill, completion: the entry is the
+/// address) or 16 (rx, TX: an `xdp_desc`, whose first field is the
+/// address).
+///
+/// # Safety
+///
+/// `producer`, `consumer` and `ring` must be those of an initialised
+/// ring of `size` entries (a power of two) that stays mapped for the
+/// call.
+pub(crate) unsafe fn pending_addrs(
+    producer: *const u32,
+    consumer: *const u32,
+    ring: *const libc::c_void,
+    size: u32,
+    entry: usize,
+    mut f: impl FnMut(u64),
+) {
+    // The other side moves its own position concurrently: read each
+    // once, as the atomics they are, with acquire so that the entries
+    // published before a producer position are seen.
+    let load = |p: *const u32| {
+        // SAFETY: the caller's contract: a live, aligned position word
+        // of the ring, only ever accessed atomically.
+        unsafe {
+            (*(p as *const std::sync::atomic::AtomicU32)).load(std::sync::atomic::Ordering::Acquire)
+        }
+    };
+    let (cons, prod) = (load(consumer), load(producer));
+    let n = prod.wrapping_sub(cons).min(size);
+    for i in 0..n {
+        let idx = (cons.wrapping_add(i) & (size - 1)) as usize;
+        // SAFETY: `idx` is below `size`, so the entry lies in the ring;
+        // its first eight bytes are the address in every ring kind.
+        let addr =
+            unsafe { std::ptr::read_volatile(ring.cast::<u8>().add(idx * entry).cast::<u64>()) };
+        f(addr);
+    }
+}
+
 /// A consumer ring.
 ///
 /// The ring is reachable only as a raw pointer, through [`as_ptr`]:

@@ -207,6 +207,34 @@ fn map_ring(
     }
     let base = NonNull::new(addr).ok_or_else(|| io::Error::from(io::ErrorKind::Other))?;
     maps.push((base, len));
+    // The kernel refuses a mapping longer than the ring's memory (its
+    // length rounded up to pages), so the map above showed the ring
+    // holds at least `size` entries; a map one page longer must fail,
+    // or the ring is larger than we were told and our mask would put
+    // entries where the kernel does not look. (A ring of fewer entries
+    // than a page holds can still be larger within its last page: 256
+    // rx/TX or 512 fill/completion entries and below.)
+    let page = 4096;
+    let more = len.div_ceil(page) * page + page;
+    // SAFETY: as above: a fresh shared mapping the kernel places.
+    let probe = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            more,
+            libc::PROT_READ,
+            libc::MAP_SHARED,
+            fd.as_raw_fd(),
+            pgoff as libc::off_t,
+        )
+    };
+    if probe != libc::MAP_FAILED {
+        // SAFETY: the probe mapping just made, used by nothing.
+        unsafe { libc::munmap(probe, more) };
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("the ring holds more than the {size} entries it was said to"),
+        ));
+    }
     let at = |o: u64| addr.cast::<u8>().wrapping_add(o as usize);
     Ok(Ring {
         producer: at(off.producer).cast(),

@@ -20,6 +20,19 @@ pub struct TxQueue {
 }
 
 impl TxQueue {
+    /// xvs patch: calls `f` with the UMEM address of every entry
+    /// published on this ring and not yet taken by the other side (read
+    /// from the shared positions), to check a ring taken over from
+    /// another process ([`Socket::adopt`](crate::Socket::adopt)) against
+    /// what it was said to hold. Takes nothing off the ring.
+    pub fn pending_addrs(&mut self, f: impl FnMut(u64)) {
+        let r = self.ring.as_ptr();
+        // SAFETY: the ring is initialised and mapped while `self`
+        // lives, and `&mut self` excludes any other access from this
+        // process; its fields are copied out, not borrowed.
+        unsafe { ring::pending_addrs((*r).producer, (*r).consumer, (*r).ring, (*r).size, 16, f) }
+    }
+
     pub(super) fn new(ring: XskRingProd, socket: Socket) -> Self {
         Self { ring, socket }
     }
