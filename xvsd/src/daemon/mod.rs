@@ -458,6 +458,7 @@ impl Daemon {
             // In a file another process can map: what lets `xvsctl
             // restart` hand the sets over (`takeover.rs`).
             let set = XskSet::new_shareable(xsk_cfg)?;
+            info!(worker = id, backing = ?set.backing(), "UMEM (a file a new daemon can take over)");
             let (worker, parts) = d.new_worker(id, set);
             d.spawn_worker(worker, parts)?;
         }

@@ -285,12 +285,14 @@ impl Daemon {
         let mut handoffs = Vec::new();
         let mut fds = Vec::new();
         let mut counts = Vec::new();
+        let mut retired = Vec::new();
         for set in sets {
             match set.export() {
-                Ok((h, f)) => {
+                Ok((h, f, r)) => {
                     counts.push(f.len());
                     handoffs.push(h);
                     fds.extend(f);
+                    retired.push(r);
                 }
                 Err(refused) => {
                     // This one, and those already exported, back to work.
@@ -309,6 +311,9 @@ impl Daemon {
         let exported = started.elapsed();
         let sent = handoff::send(&conn, &offer, &fds);
         let sent_at = started.elapsed();
+        // The old mappings go once the new owner has the sets, not in the
+        // gap.
+        drop(retired);
         let answer = sent.map_err(|e| e.to_string()).and_then(|()| {
             conn.set_read_timeout(Some(ANSWER_WAIT))
                 .map_err(|e| e.to_string())?;
