@@ -177,6 +177,12 @@ impl Worker {
             SocketRole::Ordinary(reg) | SocketRole::Demux(reg) => self.set.bind_with(queue, reg)?,
             SocketRole::TxOnly { ifname } => self.set.bind_tx_only(&ifname, queue)?,
         };
+        self.serve(s, no, queue, kind);
+        Ok(s)
+    }
+
+    /// Serves bound socket `s` as port `no`'s on `queue`.
+    fn serve(&mut self, s: usize, no: PortNo, queue: u32, kind: SocketKind) -> &mut WorkerPort {
         if self.ports.len() <= s {
             self.ports.resize_with(s + 1, || None);
         }
@@ -186,7 +192,7 @@ impl Worker {
         p.pending.reserve_exact(self.set.ring_size());
         self.ports[s] = Some(p);
         self.rebalance();
-        Ok(s)
+        self.port(s)
     }
 
     /// Takes over socket `s` of the set this worker was built with, one
@@ -210,15 +216,8 @@ impl Worker {
             SocketRole::Ordinary(reg) | SocketRole::Demux(reg) => self.set.register(s, reg)?,
             SocketRole::TxOnly { .. } => {}
         }
-        if self.ports.len() <= s {
-            self.ports.resize_with(s + 1, || None);
-        }
-        let mut p = WorkerPort::new(no, queue, s, 0).with_kind(kind);
-        p.pending.reserve_exact(self.set.ring_size());
-        p.key = key;
-        self.ports[s] = Some(p);
         self.expect = sockets;
-        self.rebalance();
+        self.serve(s, no, queue, kind).key = key;
         Ok(())
     }
 

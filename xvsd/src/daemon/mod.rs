@@ -36,7 +36,9 @@
 //! the running one or nothing changed; `links.rs` interfaces that come
 //! and go; `rpc.rs` the control socket's calls and `view.rs` their rows
 //! from live tables; `host.rs` what a config may not ask of this host;
-//! `mcast.rs` multicast group membership.
+//! `mcast.rs` multicast group membership; `workers.rs` a worker built
+//! and started on its thread; `takeover.rs` the upgrade that drops
+//! nothing.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
@@ -54,7 +56,7 @@ use xvs_dataplane::control::kernel::{KernelNeigh, NeighLookup};
 use xvs_dataplane::control::Control;
 use xvs_dataplane::pipeline::PortCounters;
 use xvs_dataplane::stats::DropCounters;
-use xvs_io::worker::{PollMode, SocketLost, Worker, WorkerCmd, WorkerReport};
+use xvs_io::worker::{PollMode, SocketLost, WorkerCmd, WorkerReport};
 use xvs_io::xsk::{XskConfig, XskError, XskSet};
 use xvs_types::PortNo;
 
@@ -73,6 +75,7 @@ mod takeover;
 mod tap;
 mod vhost;
 mod view;
+mod workers;
 
 use plan::common_header_len;
 pub use plan::{aligned_headroom, extra_headroom, interface_mac, queue_count};
@@ -266,13 +269,6 @@ pub struct Daemon {
     handoff_lost: Option<String>,
 }
 
-/// What a worker's [`WorkerThread`] keeps besides the thread.
-struct WorkerParts {
-    report: Arc<Mutex<WorkerReport>>,
-    cmds: Sender<WorkerCmd>,
-    tap: Arc<xvs_io::worker::Tap>,
-}
-
 /// The invalidation socket: UDP [`invalidate::PORT`] on every address
 /// (dual-stack where the kernel allows), non-blocking.
 fn invalidate_socket() -> Option<std::net::UdpSocket> {
@@ -464,68 +460,6 @@ impl Daemon {
         }
         d.bind_miss_pair()?;
         Ok(d)
-    }
-
-    /// Worker `id` over `set`, not yet running, and what its thread
-    /// entry keeps.
-    fn new_worker(&mut self, id: usize, set: XskSet) -> (Worker, WorkerParts) {
-        let report = Arc::new(Mutex::new(WorkerReport {
-            id,
-            ..Default::default()
-        }));
-        let (cmds, cmd_rx) = crossbeam_channel::bounded(64);
-        let tap = Arc::new(xvs_io::worker::Tap::default());
-        let worker = Worker::new(
-            id,
-            set,
-            Vec::new(),
-            self.ctl.handle(),
-            Some(self.ctl.learn_sender()),
-        )
-        .with_upcalls(self.ctl.upcall_sender())
-        .with_mode(self.opts.poll)
-        .with_epoch(self.epoch)
-        .with_report(Arc::clone(&report))
-        .with_tap(Arc::clone(&tap))
-        .with_commands(cmd_rx)
-        .with_lost(self.lost_tx.clone());
-        let worker = match &self.fastpath {
-            Some(fp) => worker.with_offers(fp.offer_sender()),
-            None => worker,
-        };
-        (worker, WorkerParts { report, cmds, tap })
-    }
-
-    /// Runs `worker` on a thread of its own, pinned to its core.
-    fn spawn_worker(&mut self, worker: Worker, parts: WorkerParts) -> Result<(), DaemonError> {
-        let id = self.workers.len();
-        let core = self.cores.get(id).copied().flatten();
-        let stop = Arc::clone(&self.stop_workers);
-        let thread = std::thread::Builder::new()
-            .name(format!("xvs-worker-{id}"))
-            .spawn(move || {
-                if let Some(core) = core {
-                    if !core_affinity::set_for_current(core_affinity::CoreId { id: core }) {
-                        warn!(worker = id, core, "could not pin the worker");
-                    }
-                }
-                info!(worker = id, core = ?core, "worker running");
-                let mut worker = worker;
-                worker.run(&stop)?;
-                Ok(worker.into_set())
-            })
-            .map_err(|e| DaemonError::Worker {
-                id,
-                reason: format!("spawning the thread: {e}"),
-            })?;
-        self.workers.push(WorkerThread {
-            id,
-            thread: Some(thread),
-            report: parts.report,
-            cmds: parts.cmds,
-            tap: parts.tap,
-        });
-        Ok(())
     }
 
     /// Sleeps until a snooped frame, a kernel notification or a control
